@@ -1,0 +1,90 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+type oneHot struct{ n int }
+
+func (o oneHot) Len() int                          { return o.n }
+func (o oneHot) Label(i int) int                   { return i % 2 }
+func (o oneHot) Nonzero(i int) ([]uint16, []uint8) { return []uint16{uint16(i % 3)}, []uint8{200} }
+
+// Sigmoid networks with a bounded learning rate do not blow up from finite
+// weights, so a NaN is planted (FromParams would refuse it) to check that a
+// non-finite state is reported rather than saved.
+func TestNonFiniteWeightsEndTraining(t *testing.T) {
+	n, err := New([]int{3, 4, 2}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.weights[0] = mat.DenseCopyOf(n.weights[0])
+	n.weights[0].Set(0, 0, math.NaN())
+	called := false
+	_, err = SGD(context.Background(), n, oneHot{10}, oneHot{10}, Params{Epochs: 2, BatchSize: 2, Eta: 1},
+		rand.New(rand.NewPCG(1, 1)), func(Epoch) error { called = true; return nil })
+	if !errors.Is(err, ErrNotFinite) {
+		t.Errorf("got %v, want ErrNotFinite", err)
+	}
+	if called {
+		t.Error("a non-finite epoch was reported as finished")
+	}
+}
+
+// TestSparseKernels compares the vector kernels with the plain Go loops for
+// every width class they handle (blocks of 32, 16 and 4 doubles).
+func TestSparseKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	for _, n := range []int{4, 8, 12, 16, 20, 28, 32, 36, 48, 52, 64, 100, 128, 132} {
+		rows := 50
+		w := make([]float64, rows*n)
+		for i := range w {
+			w[i] = rng.NormFloat64()
+		}
+		var idx []uint16
+		var val []uint8
+		for p := range rows {
+			if rng.IntN(2) == 0 {
+				idx = append(idx, uint16(p))
+				val = append(val, uint8(1+rng.IntN(255)))
+			}
+		}
+		src := make([]float64, n)
+		for i := range src {
+			src[i] = rng.NormFloat64()
+		}
+
+		want := append([]float64(nil), src...)
+		got := append([]float64(nil), src...)
+		gatherGeneric(want, w, idx, val, &scale)
+		gather(got, w, idx, val, &scale)
+		if d := maxAbsDiff(got, want); d > 1e-12 {
+			t.Errorf("gather n=%d: differs by %g", n, d)
+		}
+
+		wantW := append([]float64(nil), w...)
+		gotW := append([]float64(nil), w...)
+		scatterGeneric(wantW, src, idx, val, &scale, -0.3)
+		scatter(gotW, src, idx, val, &scale, -0.3)
+		if d := maxAbsDiff(gotW, wantW); d > 1e-12 {
+			t.Errorf("scatter n=%d: differs by %g", n, d)
+		}
+		if maxAbsDiff(gotW, w) == 0 {
+			t.Errorf("scatter n=%d changed nothing", n)
+		}
+	}
+}
+
+func maxAbsDiff(a, b []float64) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, math.Abs(a[i]-b[i]))
+	}
+	return d
+}

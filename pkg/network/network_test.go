@@ -1,0 +1,434 @@
+package network_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+)
+
+// examples is a small in-memory data set of 8-bit inputs.
+type examples struct {
+	pixels [][]uint8
+	labels []int
+}
+
+func (e *examples) Len() int        { return len(e.labels) }
+func (e *examples) Label(i int) int { return e.labels[i] }
+func (e *examples) Nonzero(i int) ([]uint16, []uint8) {
+	var idx []uint16
+	var val []uint8
+	for p, v := range e.pixels[i] {
+		if v != 0 {
+			idx = append(idx, uint16(p))
+			val = append(val, v)
+		}
+	}
+	return idx, val
+}
+
+func (e *examples) input(i int) []float64 {
+	x := make([]float64, len(e.pixels[i]))
+	for p, v := range e.pixels[i] {
+		x[p] = float64(v) / 255
+	}
+	return x
+}
+
+// randomExamples makes n examples of size inputs, about a third of them
+// zero, with labels below classes.
+func randomExamples(rng *rand.Rand, n, size, classes int) *examples {
+	e := &examples{}
+	for range n {
+		px := make([]uint8, size)
+		for p := range px {
+			if rng.IntN(3) > 0 {
+				px[p] = uint8(rng.IntN(256))
+			}
+		}
+		e.pixels = append(e.pixels, px)
+		e.labels = append(e.labels, rng.IntN(classes))
+	}
+	return e
+}
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+// reference is network.py's update_mini_batch, written example by example
+// with plain gonum matrices: the specification the fast code must match.
+type reference struct {
+	w []*mat.Dense
+	b []*mat.VecDense
+}
+
+func referenceOf(n *network.Network) *reference {
+	r := &reference{}
+	for l := range n.NumLayers() {
+		r.w = append(r.w, mat.DenseCopyOf(n.Weights(l)))
+		r.b = append(r.b, mat.VecDenseCopyOf(n.Biases(l)))
+	}
+	return r
+}
+
+// backprop returns the gradient of the quadratic cost for one example.
+func (r *reference) backprop(x []float64, y int) ([]*mat.Dense, []*mat.VecDense) {
+	acts := []*mat.VecDense{mat.NewVecDense(len(x), x)}
+	for l := range r.w {
+		rows, _ := r.w[l].Dims()
+		z := mat.NewVecDense(rows, nil)
+		z.MulVec(r.w[l], acts[l])
+		z.AddVec(z, r.b[l])
+		a := mat.NewVecDense(rows, nil)
+		for i := range rows {
+			a.SetVec(i, sigmoid(z.AtVec(i)))
+		}
+		acts = append(acts, a)
+	}
+	L := len(r.w)
+	nw := make([]*mat.Dense, L)
+	nb := make([]*mat.VecDense, L)
+	out := acts[L]
+	delta := mat.NewVecDense(out.Len(), nil)
+	for i := range out.Len() {
+		a, t := out.AtVec(i), 0.0
+		if i == y {
+			t = 1
+		}
+		delta.SetVec(i, (a-t)*a*(1-a))
+	}
+	for l := L - 1; l >= 0; l-- {
+		nb[l] = delta
+		g := &mat.Dense{}
+		g.Outer(1, delta, acts[l])
+		nw[l] = g
+		if l > 0 {
+			prev := mat.NewVecDense(acts[l].Len(), nil)
+			prev.MulVec(r.w[l].T(), delta)
+			for i := range prev.Len() {
+				a := acts[l].AtVec(i)
+				prev.SetVec(i, prev.AtVec(i)*a*(1-a))
+			}
+			delta = prev
+		}
+	}
+	return nw, nb
+}
+
+func (r *reference) update(data *examples, batch []int, eta float64) {
+	L := len(r.w)
+	sw := make([]*mat.Dense, L)
+	sb := make([]*mat.VecDense, L)
+	for l := range L {
+		sw[l] = mat.NewDense(r.w[l].RawMatrix().Rows, r.w[l].RawMatrix().Cols, nil)
+		sb[l] = mat.NewVecDense(r.b[l].Len(), nil)
+	}
+	for _, i := range batch {
+		gw, gb := r.backprop(data.input(i), data.Label(i))
+		for l := range L {
+			sw[l].Add(sw[l], gw[l])
+			sb[l].AddVec(sb[l], gb[l])
+		}
+	}
+	c := eta / float64(len(batch))
+	for l := range L {
+		r.w[l].Sub(r.w[l], scaled(c, sw[l]))
+		r.b[l].AddScaledVec(r.b[l], -c, sb[l])
+	}
+}
+
+func scaled(c float64, m *mat.Dense) *mat.Dense {
+	var s mat.Dense
+	s.Scale(c, m)
+	return &s
+}
+
+func maxDiff(t *testing.T, n *network.Network, r *reference) float64 {
+	t.Helper()
+	d := 0.0
+	for l := range n.NumLayers() {
+		var w mat.Dense
+		w.Sub(n.Weights(l), r.w[l])
+		d = max(d, mat.Norm(&w, math.Inf(1)))
+		var b mat.VecDense
+		b.SubVec(n.Biases(l), r.b[l])
+		d = max(d, mat.Norm(&b, math.Inf(1)))
+	}
+	return d
+}
+
+// TestEquivalence checks that one epoch of the batched, sparse trainer
+// equals network.py's per-example update_mini_batch applied to the same
+// mini-batches in the same order, including a smaller last batch.
+func TestEquivalence(t *testing.T) {
+	tests := []struct {
+		name      string
+		sizes     []int
+		n, batch  int
+		inputSize int
+	}{
+		{"one full batch", []int{784, 30, 10}, 10, 10, 784},
+		{"last batch smaller", []int{784, 30, 10}, 25, 10, 784},
+		{"batch of one", []int{784, 30, 10}, 4, 1, 784},
+		{"odd widths, three layers", []int{784, 17, 5, 10}, 12, 5, 784},
+		{"wide hidden layer", []int{784, 100, 10}, 10, 10, 784},
+		{"tiny", []int{3, 1, 2}, 6, 4, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 7))
+			data := randomExamples(rng, tc.n, tc.inputSize, tc.sizes[len(tc.sizes)-1])
+			net, err := network.New(tc.sizes, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const eta = 3.0
+			ref := referenceOf(net)
+			tr := network.NewTrainer(net, tc.batch, eta, rand.New(rand.NewPCG(1, 2)))
+			if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+				t.Fatal(err)
+			}
+			// The trainer shuffles a 0..n-1 permutation with its rng; do the same.
+			perm := make([]int, tc.n)
+			for i := range perm {
+				perm[i] = i
+			}
+			rand.New(rand.NewPCG(1, 2)).Shuffle(tc.n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+			for lo := 0; lo < tc.n; lo += tc.batch {
+				ref.update(data, perm[lo:min(lo+tc.batch, tc.n)], eta)
+			}
+			got := tr.Network()
+			if d := maxDiff(t, got, ref); d > 1e-9 {
+				t.Errorf("max |fast - reference| = %g, want <= 1e-9", d)
+			}
+			if d := maxDiff(t, net, referenceOf(got)); d == 0 {
+				t.Errorf("training left the weights unchanged, or modified the start network")
+			}
+		})
+	}
+}
+
+// TestGradient checks back-propagation against finite differences of the
+// quadratic cost C = Σ ½‖a(x) − y‖² over a tiny data set: one full-batch step
+// moves every parameter by −eta/n · ∂C/∂p.
+func TestGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	sizes := []int{5, 4, 3, 2}
+	data := randomExamples(rng, 6, sizes[0], 2)
+	net, err := network.New(sizes, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost := func(ws []*mat.Dense, bs []*mat.VecDense) float64 {
+		n, err := network.FromParams(sizes, ws, bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := 0.0
+		for i := range data.Len() {
+			out, err := n.FeedForward(data.input(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, a := range out {
+				y := 0.0
+				if j == data.Label(i) {
+					y = 1
+				}
+				c += 0.5 * (a - y) * (a - y)
+			}
+		}
+		return c
+	}
+	ref := referenceOf(net)
+	const eta = 0.5
+	tr := network.NewTrainer(net, data.Len(), eta, rng)
+	if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+		t.Fatal(err)
+	}
+	after := tr.Network()
+	const h = 1e-6
+	scale := float64(data.Len()) / eta
+	checked := 0
+	for l := range net.NumLayers() {
+		rows, cols := ref.w[l].Dims()
+		for i := range rows {
+			for j := range cols {
+				orig := ref.w[l].At(i, j)
+				ref.w[l].Set(i, j, orig+h)
+				up := cost(ref.w, ref.b)
+				ref.w[l].Set(i, j, orig-h)
+				down := cost(ref.w, ref.b)
+				ref.w[l].Set(i, j, orig)
+				numeric := (up - down) / (2 * h)
+				backprop := (orig - after.Weights(l).At(i, j)) * scale
+				if math.Abs(numeric-backprop) > 1e-6*max(1, math.Abs(numeric)) {
+					t.Errorf("layer %d w[%d][%d]: backprop %g, finite difference %g", l, i, j, backprop, numeric)
+				}
+				checked++
+			}
+			orig := ref.b[l].AtVec(i)
+			ref.b[l].SetVec(i, orig+h)
+			up := cost(ref.w, ref.b)
+			ref.b[l].SetVec(i, orig-h)
+			down := cost(ref.w, ref.b)
+			ref.b[l].SetVec(i, orig)
+			numeric := (up - down) / (2 * h)
+			backprop := (orig - after.Biases(l).AtVec(i)) * scale
+			if math.Abs(numeric-backprop) > 1e-6*max(1, math.Abs(numeric)) {
+				t.Errorf("layer %d b[%d]: backprop %g, finite difference %g", l, i, backprop, numeric)
+			}
+			checked++
+		}
+	}
+	if checked != 4*5+4+3*4+3+2*3+2 {
+		t.Errorf("checked %d parameters", checked)
+	}
+}
+
+func TestSameSeedSameRun(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	data := randomExamples(rng, 40, 784, 10)
+	run := func() *network.Network {
+		r := rand.New(rand.NewPCG(42, 42))
+		n, err := network.New([]int{784, 30, 10}, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := network.SGD(context.Background(), n, data, data, network.Params{Epochs: 2, BatchSize: 7, Eta: 3}, r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, b := run(), run()
+	if d := maxDiff(t, a, referenceOf(b)); d != 0 {
+		t.Errorf("two runs with the same seed differ by %g", d)
+	}
+	r := rand.New(rand.NewPCG(43, 43))
+	c, _ := network.New([]int{784, 30, 10}, r)
+	if d := maxDiff(t, a, referenceOf(c)); d == 0 {
+		t.Error("a different seed gave the same network")
+	}
+}
+
+func TestNewInitialisesFromStandardNormal(t *testing.T) {
+	n, err := network.New([]int{784, 100, 10}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := n.Weights(0).RawMatrix().Data
+	mean, sq := 0.0, 0.0
+	for _, v := range w {
+		mean += v
+		sq += v * v
+	}
+	mean /= float64(len(w))
+	std := math.Sqrt(sq/float64(len(w)) - mean*mean)
+	if math.Abs(mean) > 0.02 || math.Abs(std-1) > 0.02 {
+		t.Errorf("weights have mean %.4f, std %.4f; want N(0, 1)", mean, std)
+	}
+	if r, c := n.Weights(0).Dims(); r != 100 || c != 784 {
+		t.Errorf("first weights are %d×%d, want 100×784", r, c)
+	}
+	if r, c := n.Weights(1).Dims(); r != 10 || c != 100 {
+		t.Errorf("last weights are %d×%d, want 10×100", r, c)
+	}
+}
+
+func TestSGDCallbackAndCancel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	data := randomExamples(rng, 50, 784, 10)
+	n, _ := network.New([]int{784, 8, 10}, rng)
+
+	var epochs []network.Epoch
+	_, err := network.SGD(context.Background(), n, data, data, network.Params{Epochs: 3, BatchSize: 10, Eta: 1}, rng,
+		func(e network.Epoch) error { epochs = append(epochs, e); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(epochs) != 3 {
+		t.Fatalf("got %d callbacks, want 3", len(epochs))
+	}
+	for i, e := range epochs {
+		if e.Epoch != i+1 || e.Epochs != 3 || e.Total != 50 || e.Correct < 0 || e.Correct > 50 ||
+			e.Accuracy != float64(e.Correct)/50 || e.Seconds <= 0 || e.Network == nil {
+			t.Errorf("epoch %d: %+v", i+1, e)
+		}
+		if got := e.Network.Evaluate(data); got != e.Correct {
+			t.Errorf("epoch %d: snapshot classifies %d correctly, callback said %d", i+1, got, e.Correct)
+		}
+	}
+
+	stop := errors.New("stop")
+	_, err = network.SGD(context.Background(), n, data, data, network.Params{Epochs: 3, BatchSize: 10, Eta: 1}, rng,
+		func(e network.Epoch) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("callback error: got %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = network.SGD(ctx, n, data, data, network.Params{Epochs: 3, BatchSize: 10, Eta: 1}, rng, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v", err)
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	tests := []struct {
+		p  network.Params
+		ok bool
+	}{
+		{network.Params{Epochs: 1, BatchSize: 1, Eta: 0.1}, true},
+		{network.Params{Epochs: 0, BatchSize: 1, Eta: 0.1}, false},
+		{network.Params{Epochs: 1, BatchSize: 0, Eta: 0.1}, false},
+		{network.Params{Epochs: 1, BatchSize: 1, Eta: 0}, false},
+		{network.Params{Epochs: 1, BatchSize: 1, Eta: -1}, false},
+		{network.Params{Epochs: 1, BatchSize: 1, Eta: math.NaN()}, false},
+		{network.Params{Epochs: 1, BatchSize: 1, Eta: math.Inf(1)}, false},
+	}
+	for _, tc := range tests {
+		if err := tc.p.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: Validate() = %v, want ok=%v", tc.p, err, tc.ok)
+		}
+	}
+}
+
+func TestNewAndFromParamsReject(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, sizes := range [][]int{nil, {784}, {784, 0, 10}, {784, -3, 10}} {
+		if _, err := network.New(sizes, rng); err == nil {
+			t.Errorf("New(%v) succeeded", sizes)
+		}
+	}
+	good, _ := network.New([]int{4, 3, 2}, rng)
+	ws := []*mat.Dense{good.Weights(0), good.Weights(1)}
+	bs := []*mat.VecDense{good.Biases(0), good.Biases(1)}
+	nan := mat.DenseCopyOf(good.Weights(1))
+	nan.Set(0, 0, math.NaN())
+	tests := []struct {
+		name  string
+		sizes []int
+		ws    []*mat.Dense
+		bs    []*mat.VecDense
+	}{
+		{"wrong sizes", []int{4, 2, 2}, ws, bs},
+		{"missing layer", []int{4, 3, 2}, ws[:1], bs[:1]},
+		{"swapped", []int{4, 3, 2}, []*mat.Dense{ws[1], ws[0]}, bs},
+		{"nil", []int{4, 3, 2}, []*mat.Dense{ws[0], nil}, bs},
+		{"NaN", []int{4, 3, 2}, []*mat.Dense{ws[0], nan}, bs},
+	}
+	for _, tc := range tests {
+		if _, err := network.FromParams(tc.sizes, tc.ws, tc.bs); err == nil {
+			t.Errorf("%s: FromParams succeeded", tc.name)
+		}
+	}
+	if _, err := network.FromParams([]int{4, 3, 2}, ws, bs); err != nil {
+		t.Errorf("FromParams of a good network: %v", err)
+	}
+}

@@ -1,0 +1,218 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"gonum.org/v1/gonum/floats"
+)
+
+// Params are the hyper-parameters of stochastic gradient descent.
+type Params struct {
+	Epochs    int     // passes over the training data
+	BatchSize int     // examples per mini-batch (the last one may be smaller)
+	Eta       float64 // learning rate
+}
+
+// Validate reports whether p can be used to train.
+func (p Params) Validate() error {
+	switch {
+	case p.Epochs < 1:
+		return fmt.Errorf("network: epochs must be at least 1, got %d", p.Epochs)
+	case p.BatchSize < 1:
+		return fmt.Errorf("network: mini-batch size must be at least 1, got %d", p.BatchSize)
+	case !(p.Eta > 0) || !finite([]float64{p.Eta}):
+		return fmt.Errorf("network: learning rate must be a finite positive number, got %v", p.Eta)
+	}
+	return nil
+}
+
+// Epoch reports one finished epoch of SGD.
+type Epoch struct {
+	Epoch    int     // 1-based
+	Epochs   int     // total epochs of this run
+	Correct  int     // test examples classified correctly after this epoch
+	Total    int     // test examples
+	Accuracy float64 // Correct / Total
+	Seconds  float64 // time this epoch's training took, evaluation excluded
+	// Network is a snapshot of the weights after this epoch. It belongs to
+	// the receiver and is never modified.
+	Network *Network
+}
+
+// SGD trains a copy of start with mini-batch stochastic gradient descent,
+// network.py's way: every epoch shuffles the training examples, cuts them into
+// mini-batches and moves every weight by -eta/len(batch) times the summed
+// gradient of the quadratic cost; then it evaluates on test. start is not
+// modified.
+//
+// After every epoch onEpoch (if not nil) receives the epoch's figures and a
+// snapshot of the network; if it returns an error, training stops with that
+// error. Cancelling ctx stops training within one mini-batch and returns
+// ctx's error; the last snapshot handed to onEpoch is then the latest good
+// state. If the weights stop being finite numbers, SGD returns an error
+// wrapping ErrNotFinite.
+//
+// The shuffles come from rng: the same start, data, params and rng state give
+// the same run, bit for bit.
+func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rng *rand.Rand,
+	onEpoch func(Epoch) error) (*Network, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	t := NewTrainer(start, p.BatchSize, p.Eta, rng)
+	for e := 1; e <= p.Epochs; e++ {
+		secs, err := t.TrainEpoch(ctx, train)
+		if err != nil {
+			return nil, fmt.Errorf("epoch %d: %w", e, err)
+		}
+		if !t.k.finite() {
+			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, ErrNotFinite)
+		}
+		correct := t.Evaluate(test)
+		ep := Epoch{
+			Epoch: e, Epochs: p.Epochs, Correct: correct, Total: test.Len(),
+			Seconds: secs, Network: t.Network(),
+		}
+		if ep.Total > 0 {
+			ep.Accuracy = float64(correct) / float64(ep.Total)
+		}
+		if onEpoch != nil {
+			if err := onEpoch(ep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return t.Network(), nil
+}
+
+// Trainer runs SGD epoch by epoch on its own copy of a network. It is not
+// safe for concurrent use; Network hands out independent snapshots.
+type Trainer struct {
+	k     *kernel
+	batch int
+	eta   float64
+	rng   *rand.Rand
+
+	perm  []int32     // training order, reshuffled every epoch
+	acts  activations // one row per example of a mini-batch
+	delta activations // errors, same shape as acts
+	back  []float64   // scratch for one example's back-propagated error
+}
+
+// NewTrainer prepares to train a copy of n with the given mini-batch size
+// and learning rate, shuffling with rng. It panics if batch < 1 (use
+// Params.Validate on untrusted input).
+func NewTrainer(n *Network, batch int, eta float64, rng *rand.Rand) *Trainer {
+	if batch < 1 {
+		panic("network: NewTrainer with batch < 1")
+	}
+	k := newKernel(n)
+	widest := 0
+	for _, s := range k.sizes {
+		widest = max(widest, s)
+	}
+	return &Trainer{
+		k: k, batch: batch, eta: eta, rng: rng,
+		acts:  k.newActivations(batch),
+		delta: k.newActivations(batch),
+		back:  make([]float64, widest),
+	}
+}
+
+// Network returns a snapshot of the trainer's current weights.
+func (t *Trainer) Network() *Network { return t.k.network() }
+
+// TrainEpoch shuffles train and runs one pass of mini-batch updates over it,
+// returning the seconds it took. It checks ctx before every mini-batch; if ctx
+// is cancelled the weights are left mid-epoch and ctx's error is returned.
+func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, error) {
+	start := time.Now()
+	n := train.Len()
+	if len(t.perm) != n {
+		t.perm = make([]int32, n)
+		for i := range t.perm {
+			t.perm[i] = int32(i)
+		}
+	}
+	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	done := ctx.Done()
+	for lo := 0; lo < n; lo += t.batch {
+		select {
+		case <-done:
+			return time.Since(start).Seconds(), ctx.Err()
+		default:
+		}
+		t.step(train, t.perm[lo:min(lo+t.batch, n)])
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// step applies one mini-batch update. It allocates nothing.
+func (t *Trainer) step(data Examples, batch []int32) {
+	k := t.k
+	sizes := k.sizes
+	last := len(k.w) - 1
+	out := sizes[len(sizes)-1]
+
+	// Forward pass and output error (a - y) ⊙ σ'(z), with σ'(z) = a(1 - a).
+	for r, ex := range batch {
+		k.forward(data, int(ex), &t.acts, r)
+		a := t.acts.row(last, r, out)
+		d := t.delta.row(last, r, out)
+		y := data.Label(int(ex))
+		for i, ai := range a {
+			target := 0.0
+			if i == y {
+				target = 1
+			}
+			d[i] = (ai - target) * ai * (1 - ai)
+		}
+	}
+
+	// Back-propagate the errors with the weights as they were for the
+	// forward pass: δ(l-1) = (W(l)ᵀ δ(l)) ⊙ σ'(z(l-1)).
+	for l := last; l >= 1; l-- {
+		in, outW := sizes[l], sizes[l+1]
+		w := k.w[l]
+		back := t.back[:in]
+		for r := range batch {
+			clear(back)
+			d := t.delta.row(l, r, outW)
+			for i, di := range d {
+				floats.AddScaled(back, di, w[i*in:(i+1)*in])
+			}
+			a := t.acts.row(l-1, r, in)
+			dPrev := t.delta.row(l-1, r, in)
+			for i, ai := range a {
+				dPrev[i] = back[i] * ai * (1 - ai)
+			}
+		}
+	}
+
+	// Update: w -= eta/len(batch) · Σ δ aᵀ and b -= eta/len(batch) · Σ δ,
+	// applied example by example straight into the weights.
+	c := t.eta / float64(len(batch))
+	for l := last; l >= 1; l-- {
+		in, outW := sizes[l], sizes[l+1]
+		w, b := k.w[l], k.b[l]
+		for r := range batch {
+			d := t.delta.row(l, r, outW)
+			a := t.acts.row(l-1, r, in)
+			for i, di := range d {
+				floats.AddScaled(w[i*in:(i+1)*in], -c*di, a)
+			}
+			floats.AddScaled(b, -c, d)
+		}
+	}
+	// The first layer, padded: the padding of δ is 0, so the padding of the
+	// weights and biases stays 0.
+	for r, ex := range batch {
+		d := t.delta.row(0, r, k.h0)
+		idx, val := data.Nonzero(int(ex))
+		scatter(k.w[0], d, idx, val, &scale, -c)
+		floats.AddScaled(k.b[0], -c, d)
+	}
+}

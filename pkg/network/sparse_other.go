@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package network
+
+func gather(dst, w []float64, idx []uint16, val []uint8, table *[256]float64) {
+	gatherGeneric(dst, w, idx, val, table)
+}
+
+func scatter(w []float64, src []float64, idx []uint16, val []uint8, table *[256]float64, coef float64) {
+	scatterGeneric(w, src, idx, val, table, coef)
+}
