@@ -1,5 +1,7 @@
 package network
 
+//go:generate go run ./internal/asmgen
+
 import "golang.org/x/sys/cpu"
 
 var useAVX = cpu.X86.HasAVX2 && cpu.X86.HasFMA
