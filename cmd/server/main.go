@@ -1,0 +1,120 @@
+// Command server is the MNIST training service: the REST API, Socket.IO
+// progress events and the management page on one port.
+//
+//	go run ./cmd/server            # port 8000, models in ./models
+//	PORT=9000 MODELS_DIR=/data go run ./cmd/server
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mnist-go/nnserver/pkg/api"
+	"github.com/mnist-go/nnserver/pkg/live"
+	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/service"
+	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	started := time.Now()
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	// Load MNIST in the background: the server listens at once, and what
+	// needs the data waits for it.
+	data := sync.OnceValues(func() (*mnist.Dataset, error) {
+		t := time.Now()
+		var ds *mnist.Dataset
+		var err error
+		if cfg.MNISTDir != "" {
+			ds, err = mnist.LoadDir(cfg.MNISTDir)
+		} else {
+			ds, err = mnist.LoadEmbedded()
+		}
+		if err != nil {
+			log.Error("MNIST not loaded", "err", err)
+			return nil, err
+		}
+		log.Info("MNIST loaded", "seconds", time.Since(t).Seconds())
+		return ds, nil
+	})
+	go data()
+
+	st, err := store.Open(cfg.ModelsDir)
+	if err != nil {
+		return fmt.Errorf("models directory: %w", err)
+	}
+	io := live.New(log)
+	svc, err := service.New(service.Config{
+		Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.New(api.Options{Service: svc, SocketIO: io.Handler(), Static: web.Files, Logger: log}),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "models_dir", cfg.ModelsDir, "workers", cfg.Workers,
+		"startup_seconds", time.Since(started).Seconds())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+
+	// Shut down in order: jobs end (their last epoch is saved) and no new
+	// ones start; Socket.IO clients are let go, so no long-poll holds up
+	// Shutdown; then the HTTP server drains.
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := svc.Close(shutCtx); err != nil {
+		errs = append(errs, err)
+	}
+	io.Close()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

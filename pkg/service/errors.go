@@ -1,0 +1,69 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an Error; the HTTP layer maps each code to one status.
+type Code string
+
+// Error codes.
+const (
+	Invalid     Code = "invalid"     // the request is malformed or breaks a rule
+	NotFound    Code = "not_found"   // no such network or job
+	Conflict    Code = "conflict"    // the request conflicts with the current state (e.g. a limit)
+	Unavailable Code = "unavailable" // overloaded or shutting down; try again later
+	Storage     Code = "storage"     // the models directory could not be written
+	Internal    Code = "internal"    // a bug or an unexpected failure
+)
+
+// Error is an error with a code and a message meant for the client.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error // the cause, for logs; never shown to clients
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted client message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns err's code: that of the first *Error in its chain, or
+// Internal.
+func ErrorCode(err error) Code {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return Internal
+}
+
+// ErrorMessage returns the message to show a client for err; internal
+// details are hidden.
+func ErrorMessage(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// Messages the contract fixes word for word.
+const (
+	msgNetworkNotFound = "Network not found"
+	msgJobNotFound     = "Training job not found"
+)
+
+var (
+	errNetworkNotFound = &Error{Code: NotFound, Message: msgNetworkNotFound}
+	errJobNotFound     = &Error{Code: NotFound, Message: msgJobNotFound}
+)

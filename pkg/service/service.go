@@ -1,0 +1,427 @@
+// Package service is the training service behind the API: it holds the
+// networks (in memory and on disk), runs training jobs on a bounded pool of
+// workers, and finds examples a network gets right or wrong. It knows
+// nothing of HTTP or Socket.IO: progress leaves through the Events
+// interface, networks persist through the Store interface.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// Store persists networks. *store.Store implements it.
+type Store interface {
+	Save(m store.Meta, n *network.Network) error
+	Load(id string) (store.Meta, *network.Network, error)
+	List() ([]store.Entry, []error)
+	Delete(id string) (bool, error)
+}
+
+// Config wires a Service.
+type Config struct {
+	// Data returns the MNIST data set, blocking until it is loaded.
+	Data    func() (*mnist.Dataset, error)
+	Store   Store
+	Events  Events       // nil: events are dropped
+	Workers int          // training jobs run at once; 0: runtime.NumCPU()
+	Limits  Limits       // zero value: DefaultLimits()
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// Service holds networks and training jobs. It is safe for concurrent use.
+type Service struct {
+	data   func() (*mnist.Dataset, error)
+	store  Store
+	events Events
+	limits Limits
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by Close: stops every job
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // workers
+
+	mu    sync.Mutex // guards everything below, and Job's mutable fields
+	cond  *sync.Cond // signalled when the queue or busy changes, or on Close
+	nets  map[string]*entry
+	saved map[string]store.Entry // on disk, not loaded yet
+	jobs  map[string]*Job
+	queue []*Job          // pending jobs, oldest first
+	busy  map[string]bool // networks with a running job
+	done  bool            // Close was called
+}
+
+// entry is a network held in memory.
+type entry struct {
+	id      string
+	sizes   []int
+	created time.Time
+	state   atomic.Pointer[state] // replaced whole after every epoch
+	preds   atomic.Pointer[predictions]
+	ctx     context.Context // cancelled when the network is deleted
+	cancel  context.CancelFunc
+
+	saveMu  sync.Mutex // serialises writes and the deletion of its file
+	deleted bool       // guarded by saveMu: no more saves
+}
+
+// state is an immutable snapshot of a network and what is known of it.
+type state struct {
+	net      *network.Network
+	trained  bool
+	accuracy *float64
+	epochs   int // epochs trained in all
+	updated  time.Time
+}
+
+// New starts a service: it lists the networks saved in the store (a corrupt
+// file is logged and skipped) and starts the workers.
+func New(cfg Config) (*Service, error) {
+	if cfg.Data == nil || cfg.Store == nil {
+		return nil, errors.New("service: Config needs Data and Store")
+	}
+	if cfg.Events == nil {
+		cfg.Events = NopEvents{}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger,
+		ctx: ctx, cancel: cancel,
+		nets: map[string]*entry{}, saved: map[string]store.Entry{},
+		jobs: map[string]*Job{}, busy: map[string]bool{},
+	}
+	s.cond = sync.NewCond(&s.mu)
+	entries, errs := cfg.Store.List()
+	for _, err := range errs {
+		s.log.Warn("skipping unreadable saved network", "err", err)
+	}
+	for _, e := range entries {
+		s.saved[e.ID] = e
+	}
+	s.log.Info("saved networks found", "count", len(entries), "skipped", len(errs))
+	for range cfg.Workers {
+		s.wg.Go(s.worker)
+	}
+	return s, nil
+}
+
+// Limits returns the limits requests are held to.
+func (s *Service) Limits() Limits { return s.limits }
+
+// Close stops the service: pending jobs fail, running jobs are cancelled
+// (their last finished epoch is already saved), and Close waits for the
+// workers until ctx is done.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.done = true
+	pending := s.queue
+	s.queue = nil
+	for _, j := range pending {
+		s.finishLocked(j, errShuttingDown)
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	for _, j := range pending {
+		s.emitFailure(j, errShuttingDown)
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("service: workers still running: %w", ctx.Err())
+	}
+}
+
+var errShuttingDown = Errorf(Unavailable, "the server is shutting down")
+
+// Status is the answer to GET /api/status.
+type Status struct {
+	Status         string `json:"status"`
+	ActiveNetworks int    `json:"active_networks"`
+	TrainingJobs   int    `json:"training_jobs"`
+}
+
+// Status reports networks in memory and jobs pending or training.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Status{Status: "online", ActiveNetworks: len(s.nets), TrainingJobs: len(s.queue) + len(s.busy)}
+}
+
+// Created is the answer to creating a network.
+type Created struct {
+	NetworkID    string `json:"network_id"`
+	Architecture []int  `json:"architecture"`
+	Status       string `json:"status"` // "created"
+}
+
+// Create makes a network with N(0, 1) weights and saves it.
+func (s *Service) Create(arch Architecture) (Created, error) {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return Created{}, errShuttingDown
+	}
+	if n := len(s.nets) + len(s.saved); n >= s.limits.MaxNetworks {
+		s.mu.Unlock()
+		return Created{}, Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
+	}
+	s.mu.Unlock()
+
+	net, err := network.New(arch, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	if err != nil {
+		return Created{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
+	}
+	now := time.Now().UTC()
+	ctx, cancel := context.WithCancel(s.ctx)
+	e := &entry{id: uuid.NewString(), sizes: net.Sizes(), created: now, ctx: ctx, cancel: cancel}
+	st := &state{net: net, updated: now}
+	e.state.Store(st)
+	if err := s.save(e, st); err != nil {
+		cancel()
+		return Created{}, err
+	}
+	s.mu.Lock()
+	s.nets[e.id] = e
+	s.mu.Unlock()
+	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes)
+	return Created{NetworkID: e.id, Architecture: e.sizes, Status: "created"}, nil
+}
+
+// save writes st as e's file, unless e has been deleted.
+func (s *Service) save(e *entry, st *state) error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	if e.deleted {
+		return nil
+	}
+	m := store.Meta{
+		ID: e.id, Sizes: e.sizes, Trained: st.trained, Accuracy: st.accuracy,
+		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated,
+	}
+	if err := s.store.Save(m, st.net); err != nil {
+		return &Error{Code: Storage, Message: "could not save the network to the models directory", Err: err}
+	}
+	return nil
+}
+
+// NetworkInfo describes one network in the list.
+type NetworkInfo struct {
+	NetworkID     string   `json:"network_id"`
+	Architecture  []int    `json:"architecture"`
+	Trained       bool     `json:"trained"`
+	Accuracy      *float64 `json:"accuracy"`
+	Status        string   `json:"status"` // "in_memory" or "saved"
+	EpochsTrained int      `json:"epochs_trained"`
+	WeightsShape  [][2]int `json:"weights_shape,omitempty"`
+	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
+}
+
+// List returns every network once: those in memory first, then those only
+// on disk, each group oldest first.
+func (s *Service) List() []NetworkInfo {
+	s.mu.Lock()
+	mem := make([]*entry, 0, len(s.nets))
+	for _, e := range s.nets {
+		mem = append(mem, e)
+	}
+	disk := make([]store.Entry, 0, len(s.saved))
+	for _, e := range s.saved {
+		disk = append(disk, e)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(mem, func(a, b *entry) int {
+		return cmpTimeID(a.created, b.created, a.id, b.id)
+	})
+	slices.SortFunc(disk, func(a, b store.Entry) int {
+		return cmpTimeID(a.CreatedAt, b.CreatedAt, a.ID, b.ID)
+	})
+	out := make([]NetworkInfo, 0, len(mem)+len(disk))
+	for _, e := range mem {
+		st := e.state.Load()
+		out = append(out, NetworkInfo{
+			NetworkID: e.id, Architecture: e.sizes, Trained: st.trained, Accuracy: st.accuracy,
+			Status: "in_memory", EpochsTrained: st.epochs,
+		})
+	}
+	for _, e := range disk {
+		out = append(out, NetworkInfo{
+			NetworkID: e.ID, Architecture: e.Sizes, Trained: e.Trained, Accuracy: e.Accuracy,
+			Status: "saved", EpochsTrained: e.EpochsTrained,
+			WeightsShape: e.WeightShapes, BiasesShape: e.BiasShapes,
+		})
+	}
+	return out
+}
+
+func cmpTimeID(ta, tb time.Time, a, b string) int {
+	if c := ta.Compare(tb); c != 0 {
+		return c
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// lookup returns the in-memory entry of id, loading it from disk on first
+// use.
+func (s *Service) lookup(id string) (*entry, error) {
+	s.mu.Lock()
+	e, inMem := s.nets[id]
+	_, onDisk := s.saved[id]
+	s.mu.Unlock()
+	if inMem {
+		return e, nil
+	}
+	if !onDisk {
+		return nil, errNetworkNotFound
+	}
+	meta, net, err := s.store.Load(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNetworkNotFound
+	}
+	if err != nil {
+		return nil, &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.nets[id]; ok { // loaded meanwhile by another request
+		return e, nil
+	}
+	if _, ok := s.saved[id]; !ok { // deleted meanwhile
+		return nil, errNetworkNotFound
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	e = &entry{id: id, sizes: net.Sizes(), created: meta.CreatedAt, ctx: ctx, cancel: cancel}
+	e.state.Store(&state{net: net, trained: meta.Trained, accuracy: meta.Accuracy, epochs: meta.EpochsTrained, updated: meta.UpdatedAt})
+	delete(s.saved, id)
+	s.nets[id] = e
+	s.log.Info("network loaded from disk", "network_id", id)
+	return e, nil
+}
+
+// Deleted reports what deleting one network removed.
+type Deleted struct {
+	NetworkID         string `json:"network_id"`
+	DeletedFromMemory bool   `json:"deleted_from_memory"`
+	DeletedFromDisk   bool   `json:"deleted_from_disk"`
+}
+
+// Delete removes a network from memory and disk. Its pending and running
+// jobs fail.
+func (s *Service) Delete(id string) (Deleted, error) {
+	s.mu.Lock()
+	e, inMem := s.nets[id]
+	_, onDisk := s.saved[id]
+	if !inMem && !onDisk {
+		s.mu.Unlock()
+		return Deleted{}, errNetworkNotFound
+	}
+	delete(s.nets, id)
+	delete(s.saved, id)
+	var dropped []*Job
+	s.queue = slices.DeleteFunc(s.queue, func(j *Job) bool {
+		if j.NetworkID == id {
+			dropped = append(dropped, j)
+			return true
+		}
+		return false
+	})
+	for _, j := range dropped {
+		s.finishLocked(j, errNetworkDeleted)
+	}
+	s.mu.Unlock()
+	for _, j := range dropped {
+		s.emitFailure(j, errNetworkDeleted)
+	}
+
+	if inMem {
+		e.cancel() // a running job stops within one mini-batch
+		e.saveMu.Lock()
+		e.deleted = true
+		defer e.saveMu.Unlock()
+	}
+	fromDisk, err := s.store.Delete(id)
+	if err != nil {
+		return Deleted{}, &Error{Code: Storage, Message: "could not delete the network's file", Err: err}
+	}
+	s.log.Info("network deleted", "network_id", id, "from_memory", inMem, "from_disk", fromDisk)
+	return Deleted{NetworkID: id, DeletedFromMemory: inMem, DeletedFromDisk: fromDisk}, nil
+}
+
+var errNetworkDeleted = Errorf(Conflict, "the network was deleted")
+
+// DeletedAll reports what deleting every network removed.
+type DeletedAll struct {
+	DeletedCount      int    `json:"deleted_count"`
+	DeletedFromMemory int    `json:"deleted_from_memory"`
+	DeletedFromDisk   int    `json:"deleted_from_disk"`
+	Message           string `json:"message"`
+}
+
+// DeleteAll deletes every network.
+func (s *Service) DeleteAll() (DeletedAll, error) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.nets)+len(s.saved))
+	for id := range s.nets {
+		ids = append(ids, id)
+	}
+	for id := range s.saved {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	var out DeletedAll
+	var errs []error
+	for _, id := range ids {
+		d, err := s.Delete(id)
+		if ErrorCode(err) == NotFound { // deleted meanwhile by someone else
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.DeletedCount++
+		if d.DeletedFromMemory {
+			out.DeletedFromMemory++
+		}
+		if d.DeletedFromDisk {
+			out.DeletedFromDisk++
+		}
+	}
+	out.Message = fmt.Sprintf("Successfully deleted %d network(s)", out.DeletedCount)
+	if len(errs) > 0 {
+		return out, errs[0]
+	}
+	return out, nil
+}

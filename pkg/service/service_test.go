@@ -1,0 +1,572 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
+
+// memStore is an in-memory Store that can be told to fail.
+type memStore struct {
+	mu      sync.Mutex
+	files   map[string]saved
+	failing bool
+	saves   int
+}
+
+type saved struct {
+	meta store.Meta
+	net  *network.Network
+}
+
+func newMemStore() *memStore { return &memStore{files: map[string]saved{}} }
+
+func (m *memStore) Save(meta store.Meta, n *network.Network) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing {
+		return errors.New("disk full")
+	}
+	m.saves++
+	m.files[meta.ID] = saved{meta, n}
+	return nil
+}
+
+func (m *memStore) Load(id string) (store.Meta, *network.Network, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[id]
+	if !ok {
+		return store.Meta{}, nil, store.ErrNotFound
+	}
+	return f.meta, f.net, nil
+}
+
+func (m *memStore) List() ([]store.Entry, []error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Entry
+	for _, f := range m.files {
+		out = append(out, store.Entry{Meta: f.meta})
+	}
+	return out, nil
+}
+
+func (m *memStore) Delete(id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.files[id]
+	delete(m.files, id)
+	return ok, nil
+}
+
+func (m *memStore) get(id string) (saved, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[id]
+	return f, ok
+}
+
+// recorder is an Events that keeps every event, in order.
+type recorder struct {
+	mu     sync.Mutex
+	events []any
+	signal chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{signal: make(chan struct{}, 1000)} }
+
+func (r *recorder) add(e any) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	r.signal <- struct{}{}
+}
+
+func (r *recorder) TrainingUpdate(u Update)     { r.add(u) }
+func (r *recorder) TrainingComplete(c Complete) { r.add(c) }
+func (r *recorder) TrainingError(f Failure)     { r.add(f) }
+
+// forJob returns the events of one job.
+func (r *recorder) forJob(id string) []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []any
+	for _, e := range r.events {
+		switch e := e.(type) {
+		case Update:
+			if e.JobID == id {
+				out = append(out, e)
+			}
+		case Complete:
+			if e.JobID == id {
+				out = append(out, e)
+			}
+		case Failure:
+			if e.JobID == id {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// waitEnd waits until the job's last event (complete or error) arrives.
+func (r *recorder) waitEnd(t *testing.T, id string) []any {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		evs := r.forJob(id)
+		if n := len(evs); n > 0 {
+			switch evs[n-1].(type) {
+			case Complete, Failure:
+				return evs
+			}
+		}
+		select {
+		case <-r.signal:
+		case <-deadline:
+			t.Fatalf("job %s did not end; events so far: %v", id, evs)
+		}
+	}
+}
+
+type fixture struct {
+	svc    *Service
+	store  *memStore
+	events *recorder
+}
+
+func newFixture(t *testing.T, workers int, lim Limits, st *memStore, data func() (*mnist.Dataset, error)) *fixture {
+	t.Helper()
+	if st == nil {
+		st = newMemStore()
+	}
+	if data == nil {
+		data = loadMNIST
+	}
+	rec := newRecorder()
+	svc, err := New(Config{Data: data, Store: st, Events: rec, Workers: workers, Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return &fixture{svc: svc, store: st, events: rec}
+}
+
+func (f *fixture) create(t *testing.T, sizes ...int) string {
+	t.Helper()
+	if len(sizes) == 0 {
+		sizes = []int{784, 30, 10}
+	}
+	arch, err := f.svc.Limits().NewArchitecture(sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.Create(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.NetworkID
+}
+
+func (f *fixture) train(t *testing.T, id string, epochs int) string {
+	t.Helper()
+	p, err := f.svc.Limits().NewTrainParams(epochs, 10, 3.0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.svc.Train(id, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != "training_started" || out.NetworkID != id || uuid.Validate(out.JobID) != nil {
+		t.Fatalf("Train: %+v", out)
+	}
+	return out.JobID
+}
+
+func TestCreateListTrain(t *testing.T) {
+	f := newFixture(t, 2, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	if _, ok := f.store.get(id); !ok {
+		t.Fatal("a created network is not saved")
+	}
+	list := f.svc.List()
+	if len(list) != 1 || list[0].NetworkID != id || list[0].Trained || list[0].Accuracy != nil ||
+		list[0].Status != "in_memory" || !slices.Equal(list[0].Architecture, []int{784, 30, 10}) {
+		t.Fatalf("List after create: %+v", list)
+	}
+	if st := f.svc.Status(); st.ActiveNetworks != 1 || st.Status != "online" {
+		t.Errorf("Status: %+v", st)
+	}
+
+	job := f.train(t, id, 2)
+	evs := f.events.waitEnd(t, job)
+	if len(evs) != 3 {
+		t.Fatalf("got %d events, want 2 updates and 1 complete: %+v", len(evs), evs)
+	}
+	for i, want := range []float64{50, 100} {
+		u, ok := evs[i].(Update)
+		if !ok || u.Epoch != i+1 || u.TotalEpochs != 2 || u.Progress != want || u.Total != 10000 ||
+			u.Accuracy != float64(u.Correct)/10000 || u.ElapsedTime <= 0 || u.NetworkID != id {
+			t.Errorf("event %d: %+v", i, evs[i])
+		}
+	}
+	c, ok := evs[2].(Complete)
+	if !ok || c.Status != "completed" || c.Progress != 100 || c.Accuracy < 0.8 {
+		t.Errorf("complete: %+v", evs[2])
+	}
+
+	info, err := f.svc.Job(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Status != StatusCompleted || info.Progress != 100 || info.Epochs != 2 || info.Accuracy == nil ||
+		*info.Accuracy != c.Accuracy || info.Error != "" {
+		t.Errorf("Job: %+v", info)
+	}
+	list = f.svc.List()
+	if !list[0].Trained || list[0].Accuracy == nil || *list[0].Accuracy != c.Accuracy || list[0].EpochsTrained != 2 {
+		t.Errorf("List after training: %+v", list[0])
+	}
+	sv, _ := f.store.get(id)
+	if !sv.meta.Trained || sv.meta.EpochsTrained != 2 || *sv.meta.Accuracy != c.Accuracy {
+		t.Errorf("saved meta after training: %+v", sv.meta)
+	}
+	if got := sv.net.Evaluate(mustData(t).Test); float64(got)/10000 != c.Accuracy {
+		t.Errorf("saved network scores %d, the job reported %v", got, c.Accuracy)
+	}
+	if st := f.svc.Status(); st.TrainingJobs != 0 {
+		t.Errorf("Status after training: %+v", st)
+	}
+}
+
+func mustData(t *testing.T) *mnist.Dataset {
+	t.Helper()
+	ds, err := loadMNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// A second job for the same network waits for the first and continues from
+// its result.
+func TestJobsOfOneNetworkRunInTurn(t *testing.T) {
+	f := newFixture(t, 2, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	first := f.train(t, id, 2)
+	second := f.train(t, id, 1)
+	if info, _ := f.svc.Job(second); info.Status != StatusPending {
+		t.Errorf("second job is %q while the first runs, want pending", info.Status)
+	}
+	f.events.waitEnd(t, first)
+	f.events.waitEnd(t, second)
+	// Every event of the first job precedes every event of the second.
+	f.events.mu.Lock()
+	lastFirst, firstSecond := -1, -1
+	for i, e := range f.events.events {
+		switch e := e.(type) {
+		case Update:
+			if e.JobID == first {
+				lastFirst = i
+			} else if firstSecond < 0 {
+				firstSecond = i
+			}
+		case Complete:
+			if e.JobID == first {
+				lastFirst = i
+			}
+		}
+	}
+	f.events.mu.Unlock()
+	if firstSecond < lastFirst {
+		t.Errorf("the second job started (event %d) before the first ended (event %d)", firstSecond, lastFirst)
+	}
+	if l := f.svc.List(); l[0].EpochsTrained != 3 {
+		t.Errorf("epochs trained %d, want 3", l[0].EpochsTrained)
+	}
+}
+
+func TestDeleteCancelsJobs(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	running := f.train(t, id, 50)
+	pending := f.train(t, id, 1)
+	// Wait for the first epoch, so the job is surely running.
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+	d, err := f.svc.Delete(id)
+	if err != nil || !d.DeletedFromMemory || !d.DeletedFromDisk || d.NetworkID != id {
+		t.Fatalf("Delete: %+v, %v", d, err)
+	}
+	for _, job := range []string{running, pending} {
+		evs := f.events.waitEnd(t, job)
+		fail, ok := evs[len(evs)-1].(Failure)
+		if !ok || fail.Status != "failed" || !strings.Contains(fail.Error, "deleted") {
+			t.Errorf("job %s ended with %+v", job, evs[len(evs)-1])
+		}
+		info, _ := f.svc.Job(job)
+		if info.Status != StatusFailed || info.Error == "" {
+			t.Errorf("job %s: %+v", job, info)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := f.store.get(id); ok {
+		t.Error("the deleted network's file came back")
+	}
+	if _, err := f.svc.Delete(id); ErrorCode(err) != NotFound {
+		t.Errorf("second Delete: %v", err)
+	}
+	if _, err := f.svc.Train(id, DefaultTrainParams()); ErrorCode(err) != NotFound {
+		t.Errorf("Train after Delete: %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxNetworks = 2
+	lim.MaxQueuedJobs = 1
+	f := newFixture(t, 1, lim, nil, nil)
+	a := f.create(t)
+	f.create(t)
+	if _, err := f.svc.Create(DefaultArchitecture()); ErrorCode(err) != Conflict {
+		t.Errorf("third network: got %v, want a conflict", err)
+	}
+	f.train(t, a, 20) // runs
+	for len(f.events.forJob(f.svc.jobIDs()[0])) == 0 {
+		<-f.events.signal
+	}
+	f.train(t, a, 1) // waits
+	_, err := f.svc.Train(a, DefaultTrainParams())
+	if ErrorCode(err) != Unavailable || !errors.Is(err, ErrQueueFull) {
+		t.Errorf("queue full: got %v", err)
+	}
+}
+
+func (s *Service) jobIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id := range s.jobs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// constantNet always answers digit d.
+func constantNet(t *testing.T, d int) *network.Network {
+	t.Helper()
+	b := make([]float64, 10)
+	for i := range b {
+		b[i] = -10
+	}
+	b[d] = 10
+	n, err := network.FromParams([]int{784, 1, 10},
+		[]*mat.Dense{mat.NewDense(1, 784, nil), mat.NewDense(10, 1, nil)},
+		[]*mat.VecDense{mat.NewVecDense(1, nil), mat.NewVecDense(10, b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSavedNetworksAreUsable(t *testing.T) {
+	st := newMemStore()
+	id := uuid.NewString()
+	acc := 0.098
+	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0)}
+	f := newFixture(t, 1, DefaultLimits(), st, nil)
+
+	list := f.svc.List()
+	if len(list) != 1 || list[0].Status != "saved" || list[0].NetworkID != id || !list[0].Trained || list[0].EpochsTrained != 4 {
+		t.Fatalf("List: %+v", list)
+	}
+	if s := f.svc.Status(); s.ActiveNetworks != 0 {
+		t.Errorf("active networks %d before first use, want 0", s.ActiveNetworks)
+	}
+	ex, err := f.svc.Example(id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.PredictedDigit != 0 || ex.ActualDigit != 0 || mustData(t).Test.Label(ex.ExampleIndex) != 0 {
+		t.Errorf("successful example of an all-zeros network: %+v", ex)
+	}
+	ex, err = f.svc.Example(id, false)
+	if err != nil || ex.PredictedDigit != 0 || ex.ActualDigit == 0 {
+		t.Errorf("unsuccessful example: %+v, %v", ex, err)
+	}
+	if len(ex.NetworkOutput) != 10 || ex.NetworkOutput[0] < 0.99 || len(ex.OutputWeights) != 10 || len(ex.OutputWeights[0]) != 1 {
+		t.Errorf("outputs %v, weights %v", ex.NetworkOutput, ex.OutputWeights)
+	}
+	if ex.ImageData == "" {
+		t.Error("no image")
+	}
+	list = f.svc.List()
+	if len(list) != 1 || list[0].Status != "in_memory" {
+		t.Errorf("List after first use: %+v", list)
+	}
+	job := f.train(t, id, 1)
+	if _, ok := f.events.waitEnd(t, job)[1].(Complete); !ok {
+		t.Error("training a network loaded from disk did not complete")
+	}
+	if l := f.svc.List(); l[0].EpochsTrained != 5 {
+		t.Errorf("epochs trained %d, want 5", l[0].EpochsTrained)
+	}
+}
+
+func TestNoSuchExample(t *testing.T) {
+	ds := mustData(t)
+	one := &mnist.Dataset{Training: ds.Training, Validation: ds.Validation, Test: ds.Test.Slice(0, 1)} // a 7
+	st := newMemStore()
+	id := uuid.NewString()
+	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3)}
+	f := newFixture(t, 1, DefaultLimits(), st, func() (*mnist.Dataset, error) { return one, nil })
+	_, err := f.svc.Example(id, true)
+	if ErrorCode(err) != NotFound || ErrorMessage(err) != "No successful example found after multiple attempts" {
+		t.Errorf("got %v", err)
+	}
+	ex, err := f.svc.Example(id, false)
+	if err != nil || ex.ExampleIndex != 0 || ex.ActualDigit != 7 || ex.PredictedDigit != 3 {
+		t.Errorf("unsuccessful: %+v, %v", ex, err)
+	}
+	if _, err := f.svc.Example(uuid.NewString(), true); ErrorMessage(err) != "Network not found" {
+		t.Errorf("unknown network: %v", err)
+	}
+}
+
+func TestSaveFailureFailsLoudly(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	before, _ := f.store.get(id)
+	f.store.mu.Lock()
+	f.store.failing = true
+	f.store.mu.Unlock()
+	if _, err := f.svc.Create(DefaultArchitecture()); ErrorCode(err) != Storage {
+		t.Errorf("Create with a failing disk: %v", err)
+	}
+	job := f.train(t, id, 2)
+	evs := f.events.waitEnd(t, job)
+	fail, ok := evs[len(evs)-1].(Failure)
+	if !ok || !strings.Contains(fail.Error, "could not save") {
+		t.Errorf("ended with %+v", evs[len(evs)-1])
+	}
+	if after, _ := f.store.get(id); after.net != before.net {
+		t.Error("the saved network changed although saving failed")
+	}
+}
+
+func TestCloseFailsPendingJobs(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	a, b := f.create(t), f.create(t)
+	running := f.train(t, a, 100)
+	pending := f.train(t, b, 1)
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{running, pending} {
+		info, _ := f.svc.Job(job)
+		if info.Status != StatusFailed || !strings.Contains(info.Error, "shutting down") {
+			t.Errorf("job after Close: %+v", info)
+		}
+	}
+	if _, err := f.svc.Create(DefaultArchitecture()); ErrorCode(err) != Unavailable {
+		t.Errorf("Create after Close: %v", err)
+	}
+	if sv, _ := f.store.get(a); sv.meta.EpochsTrained < 1 {
+		t.Errorf("the running job's finished epochs were not saved: %+v", sv.meta)
+	}
+}
+
+func TestDeleteAll(t *testing.T) {
+	st := newMemStore()
+	onDisk := uuid.NewString()
+	st.files[onDisk] = saved{store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1)}
+	f := newFixture(t, 1, DefaultLimits(), st, nil)
+	f.create(t)
+	f.create(t)
+	out, err := f.svc.DeleteAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DeletedAll{DeletedCount: 3, DeletedFromMemory: 2, DeletedFromDisk: 3, Message: "Successfully deleted 3 network(s)"}
+	if out != want {
+		t.Errorf("DeleteAll: %+v, want %+v", out, want)
+	}
+	if len(f.svc.List()) != 0 || len(st.files) != 0 {
+		t.Error("networks left after DeleteAll")
+	}
+}
+
+func TestValidation(t *testing.T) {
+	l := DefaultLimits()
+	archs := []struct {
+		sizes []int
+		msg   string
+	}{
+		{[]int{784, 30, 10}, ""},
+		{[]int{784, 10}, ""},
+		{nil, "at least 2 layers"},
+		{[]int{784}, "at least 2 layers"},
+		{[]int{100, 10}, "must start with 784"},
+		{[]int{784, 30, 9}, "must end with 10"},
+		{[]int{784, 0, 10}, "layer_sizes[1] must be an integer between 1 and"},
+		{[]int{784, -5, 10}, "layer_sizes[1] must be an integer between 1 and"},
+		{[]int{784, 10000, 10}, "more than 5000000 weights"},
+		{[]int{784, 1, 1, 1, 1, 1, 1, 1, 1, 1, 10}, "at most 10 layers"},
+	}
+	for _, a := range archs {
+		_, err := l.NewArchitecture(a.sizes)
+		if a.msg == "" && err != nil || a.msg != "" && (err == nil || !strings.Contains(err.Error(), a.msg) || ErrorCode(err) != Invalid) {
+			t.Errorf("NewArchitecture(%v) = %v, want %q", a.sizes, err, a.msg)
+		}
+	}
+	params := []struct {
+		epochs, batch int
+		eta           float64
+		msg           string
+	}{
+		{5, 10, 3, ""},
+		{1000, 50000, 1000, ""},
+		{0, 10, 3, "epochs must be an integer between 1 and 1000"},
+		{1001, 10, 3, "epochs must be an integer between 1 and 1000"},
+		{5, 0, 3, "mini_batch_size must be an integer between 1 and 50000"},
+		{5, 50001, 3, "mini_batch_size must be an integer between 1 and 50000"},
+		{5, 10, 0, "learning_rate must be a number greater than 0 and at most 1000"},
+		{5, 10, -1, "learning_rate"},
+		{5, 10, 1000.5, "learning_rate"},
+	}
+	for _, p := range params {
+		_, err := l.NewTrainParams(p.epochs, p.batch, p.eta)
+		if p.msg == "" && err != nil || p.msg != "" && (err == nil || !strings.Contains(err.Error(), p.msg)) {
+			t.Errorf("NewTrainParams(%d, %d, %v) = %v, want %q", p.epochs, p.batch, p.eta, err, p.msg)
+		}
+	}
+}
+

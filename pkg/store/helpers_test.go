@@ -1,0 +1,275 @@
+package store
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden.npz and the FuzzLoad seed corpus")
+
+// fixtureID is the id of testdata/golden.npz and testdata/numpy.npz, and the
+// name FuzzLoad gives its input.
+const fixtureID = "6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f"
+
+func newNet(t testing.TB, sizes []int, seed uint64) *network.Network {
+	t.Helper()
+	n, err := network.New(sizes, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func newMeta(id string, sizes []int) Meta {
+	acc := 0.9123
+	created := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
+	return Meta{
+		ID:            id,
+		Sizes:         slices.Clone(sizes),
+		Trained:       true,
+		Accuracy:      &acc,
+		EpochsTrained: 3,
+		CreatedAt:     created,
+		UpdatedAt:     created.Add(90 * time.Minute),
+	}
+}
+
+// fixture is the small network of testdata/golden.npz.
+func fixture(t testing.TB) (Meta, *network.Network) {
+	sizes := []int{3, 2, 2}
+	return newMeta(fixtureID, sizes), newNet(t, sizes, 42)
+}
+
+func openStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// encode returns the bytes Save writes for m and n.
+func encode(t testing.TB, m Meta, n *network.Network) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := writeNPZ(&b, m, n); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// zipEntry is one member of an archive that tests build by hand.
+type zipEntry struct {
+	name   string
+	data   []byte
+	method uint16 // zip.Store unless set
+}
+
+func unzip(t testing.TB, b []byte) []zipEntry {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []zipEntry
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, zipEntry{name: f.Name, data: data})
+	}
+	return es
+}
+
+func rezip(t testing.TB, es []zipEntry) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, e := range es {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: e.method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// edit returns the fixture's archive with entry name replaced by data, or
+// removed if data is nil.
+func edit(t testing.TB, name string, data []byte) []byte {
+	t.Helper()
+	m, n := fixture(t)
+	var es []zipEntry
+	for _, e := range unzip(t, encode(t, m, n)) {
+		if e.name == name {
+			if data == nil {
+				continue
+			}
+			e.data = data
+		}
+		es = append(es, e)
+	}
+	return rezip(t, es)
+}
+
+// editMeta returns the fixture's archive with meta.json's key set to value,
+// or removed if value is nil.
+func editMeta(t testing.TB, key string, value any) []byte {
+	t.Helper()
+	m, n := fixture(t)
+	var meta map[string]any
+	for _, e := range unzip(t, encode(t, m, n)) {
+		if e.name == metaEntry {
+			if err := json.Unmarshal(e.data, &meta); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if value == nil {
+		delete(meta, key)
+	} else {
+		meta[key] = value
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edit(t, metaEntry, b)
+}
+
+// npy returns an NPY v1.0 file with the given header dict (padded and ended
+// with a newline) and data.
+func npy(header string, data []float64) []byte {
+	header += "\n"
+	b := []byte(npyMagic + "\x01\x00")
+	b = append(b, byte(len(header)), byte(len(header)>>8))
+	b = append(b, header...)
+	for _, x := range data {
+		b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+		putFloat(b[len(b)-8:], x)
+	}
+	return b
+}
+
+func putFloat(b []byte, x float64) {
+	u := math.Float64bits(x)
+	for i := range 8 {
+		b[i] = byte(u >> (8 * i))
+	}
+}
+
+// floats returns n distinct small values.
+func floats(n int) []float64 {
+	xs := make([]float64, n)
+	for i := range xs {
+		xs[i] = float64(i) / 4
+	}
+	return xs
+}
+
+func putFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dirNames lists the names in dir, to check what a test left behind.
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// sameNetwork fails t unless a and b have the same sizes and bit-identical
+// parameters.
+func sameNetwork(t testing.TB, a, b *network.Network) {
+	t.Helper()
+	if !slices.Equal(a.Sizes(), b.Sizes()) {
+		t.Fatalf("sizes %v, want %v", a.Sizes(), b.Sizes())
+	}
+	for l := range a.NumLayers() {
+		wa, wb := a.Weights(l), b.Weights(l)
+		r, c := wa.Dims()
+		for i := range r {
+			for j := range c {
+				if math.Float64bits(wa.At(i, j)) != math.Float64bits(wb.At(i, j)) {
+					t.Fatalf("layer %d weight (%d, %d) is %v, want %v", l, i, j, wa.At(i, j), wb.At(i, j))
+				}
+			}
+		}
+		ba, bb := a.Biases(l), b.Biases(l)
+		for i := range ba.Len() {
+			if math.Float64bits(ba.AtVec(i)) != math.Float64bits(bb.AtVec(i)) {
+				t.Fatalf("layer %d bias %d is %v, want %v", l, i, ba.AtVec(i), bb.AtVec(i))
+			}
+		}
+	}
+}
+
+// sameMeta fails t unless a and b describe the same thing; times are
+// compared as instants.
+func sameMeta(t testing.TB, got, want Meta) {
+	t.Helper()
+	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Trained != want.Trained ||
+		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
+		!got.UpdatedAt.Equal(want.UpdatedAt) || (got.Accuracy == nil) != (want.Accuracy == nil) ||
+		(got.Accuracy != nil && *got.Accuracy != *want.Accuracy) {
+		t.Fatalf("meta\n got %+v (accuracy %v)\nwant %+v (accuracy %v)", got, deref(got.Accuracy), want, deref(want.Accuracy))
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func newID() string { return uuid.NewString() }
+
+func fixturePath(name string) string { return filepath.Join("testdata", name) }

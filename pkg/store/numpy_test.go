@@ -1,0 +1,59 @@
+package store
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// numpyCheck loads an .npz with NumPy and checks that re-saving every array
+// with np.save gives exactly the bytes of our entry, header and data: NumPy
+// reads our files, and reads them as the arrays we meant.
+const numpyCheck = `
+import json, io, sys, zipfile
+import numpy as np
+
+path = sys.argv[1]
+raw = zipfile.ZipFile(path)
+with np.load(path) as z:
+    meta = json.loads(z["meta.json"])
+    sizes = meta["layer_sizes"]
+    for l in range(len(sizes) - 1):
+        for name, shape in (("w%d" % l, (sizes[l + 1], sizes[l])), ("b%d" % l, (sizes[l + 1],))):
+            a = z[name]
+            assert a.dtype == np.float64 and a.shape == shape, (name, a.dtype, a.shape)
+            buf = io.BytesIO()
+            np.save(buf, a)
+            assert buf.getvalue() == raw.read(name + ".npy"), name + ": np.save writes other bytes"
+print("ok", meta["id"], sizes)
+`
+
+// python returns a Python interpreter that has NumPy, or skips t.
+func python(t *testing.T) string {
+	// The python3 on PATH may be a virtual environment without NumPy while
+	// the system's has it.
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(py, "-c", "import numpy").Run() == nil {
+			return py
+		}
+	}
+	t.Skip("no python3 with numpy installed")
+	return ""
+}
+
+func TestNumPyReadsSavedFile(t *testing.T) {
+	py := python(t)
+	for _, sizes := range [][]int{{784, 30, 10}, {784, 17, 5, 10}, {1, 1}} {
+		dir := t.TempDir()
+		s := openStore(t, dir)
+		m := newMeta(newID(), sizes)
+		if err := s.Save(m, newNet(t, sizes, 5)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(py, "-c", numpyCheck, filepath.Join(dir, m.ID+".npz")).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "ok "+m.ID) {
+			t.Errorf("%v: NumPy: %v\n%s", sizes, err, out)
+		}
+	}
+}

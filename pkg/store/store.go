@@ -1,0 +1,328 @@
+// Package store saves networks as files in one directory and loads them
+// back, so that they survive a restart.
+//
+// Each network is one NumPy .npz archive named <id>.npz, which a data
+// scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's
+// weights, shape (sizes[l+1], sizes[l]), one row per neuron), b0.npy, b1.npy,
+// ... (layer l's biases, shape (sizes[l+1],)), all little-endian float64 in C
+// order, and meta.json, which records the id, the layer sizes, whether and how
+// far the network has been trained, and when. meta.json's fields:
+//
+//	format_version  1
+//	id              the network's id, the file's name without ".npz"
+//	layer_sizes     [784, 30, 10]
+//	trained         true once a training job has completed
+//	accuracy        test-set accuracy between 0 and 1, or null
+//	epochs_trained  epochs completed, over all training jobs
+//	created_at      RFC 3339 time, UTC
+//	updated_at      RFC 3339 time, UTC
+//
+// Files are written atomically, so a crash or a full disk never leaves a
+// half-written network behind, and every file read is treated as hostile:
+// its headers are checked against each other and against fixed limits
+// (MaxLayers, MaxParams) before anything is allocated.
+package store
+
+import (
+	"cmp"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+)
+
+// DefaultDir is the directory networks are kept in unless configured
+// otherwise ($MODELS_DIR).
+const DefaultDir = "models"
+
+// ErrNotFound reports that no network is saved under the id asked for.
+var ErrNotFound = errors.New("no saved network with that id")
+
+// ErrInvalidID reports an id that is not a UUID in canonical form
+// (lowercase, hyphenated, 36 characters). Only such ids become file names.
+var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
+
+// Meta describes a saved network; it is stored in the archive's meta.json.
+type Meta struct {
+	// ID is the network's id, a canonical lowercase UUID; the file is <ID>.npz.
+	ID string
+	// Sizes is the number of neurons in each layer, inputs first.
+	Sizes []int
+	// Trained is whether a training job has completed on the network.
+	Trained bool
+	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
+	Accuracy *float64
+	// EpochsTrained counts the epochs trained, over all jobs.
+	EpochsTrained int
+	// CreatedAt is when the network was created, UpdatedAt when it last
+	// changed. They are stored in UTC to the nanosecond.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// Entry describes one saved network, as List reports it.
+type Entry struct {
+	Meta
+	// WeightShapes holds [rows, cols] of each layer's weight matrix:
+	// [Sizes[l+1], Sizes[l]].
+	WeightShapes [][2]int
+	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
+	// kept biases as column vectors and reported them so.
+	BiasShapes [][2]int
+}
+
+// Store keeps networks in one directory. All access goes through an os.Root,
+// so no file outside that directory can be read or written, whatever a name
+// or a symbolic link in it says.
+//
+// A Store is safe for concurrent use. It needs no lock: each Save writes a
+// file of its own and renames it into place, and a rename is atomic, so a
+// concurrent Load or List sees the old file or the new one, never a mix. Of
+// two concurrent Saves of one id, the later rename wins.
+//
+// Only one Store should use a directory at a time: Open removes temporary
+// files it takes for leftovers of a crash.
+type Store struct {
+	dir  string
+	root *os.Root
+}
+
+const (
+	fileExt = ".npz"
+	// tempPrefix starts the names of files being written. The leading dot
+	// hides them from ls, and their names never match <uuid>.npz, so List
+	// ignores them.
+	tempPrefix = ".nnstore-tmp-"
+)
+
+// Open returns a Store keeping networks in dir, creating dir (mode 0755) if
+// it does not exist, and removes temporary files left behind by a Save that
+// was interrupted by a crash.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{dir: filepath.Clean(dir), root: root}
+	if err := s.removeTemps(); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *Store) removeTemps() error {
+	des, err := s.readDir()
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), tempPrefix) && de.Type().IsRegular() {
+			if err := s.root.Remove(de.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Dir returns the directory the Store keeps networks in.
+func (s *Store) Dir() string { return s.dir }
+
+// Close releases the directory. The Store must not be used afterwards.
+func (s *Store) Close() error { return s.root.Close() }
+
+// Save writes n with its description m to <m.ID>.npz, replacing any network
+// saved under that id. m.ID must be a canonical UUID and m.Sizes must equal
+// n.Sizes().
+//
+// Save is atomic: it writes a temporary file in the same directory, flushes
+// it to disk, renames it over the old file and flushes the directory. If it
+// fails (a read-only directory, a full disk), the previous file is left as it
+// was.
+func (s *Store) Save(m Meta, n *network.Network) error {
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("store: save: %w", err)
+	}
+	if n == nil {
+		return fmt.Errorf("store: save %s: nil network", m.ID)
+	}
+	if !slices.Equal(m.Sizes, n.Sizes()) {
+		return fmt.Errorf("store: save %s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
+	}
+
+	tmp := tempPrefix + m.ID + "-" + rand.Text()
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: save %s: %w", m.ID, err)
+	}
+	err = writeFile(f, m, n)
+	if err == nil {
+		err = s.root.Rename(tmp, fileName(m.ID))
+	}
+	if err != nil {
+		// Best effort: if this fails too, the next Open removes it.
+		s.root.Remove(tmp)
+		return fmt.Errorf("store: save %s: %w", m.ID, err)
+	}
+	if err := s.syncDir(); err != nil {
+		return fmt.Errorf("store: save %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Load reads the network saved under id. It returns an error wrapping
+// ErrInvalidID if id is not a canonical UUID, one wrapping ErrNotFound if no
+// such network is saved, and an error describing the problem if the file is
+// corrupt.
+func (s *Store) Load(id string) (Meta, *network.Network, error) {
+	if err := checkID(id); err != nil {
+		return Meta{}, nil, fmt.Errorf("store: load: %w", err)
+	}
+	a, err := openNPZ(s.root, fileName(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+	}
+	defer a.close()
+	m, err := a.meta(id)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+	}
+	ws, bs, err := a.layers(m, true)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+	}
+	n, err := network.FromParams(m.Sizes, ws, bs)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+	}
+	return m, n, nil
+}
+
+// List describes every network saved in the directory, ordered by CreatedAt,
+// then ID. It reads each file's meta.json and NPY headers, not its weights.
+//
+// Files whose names are not <canonical-uuid>.npz are ignored. A file that
+// is corrupt or unreadable is left out and reported by one of the returned
+// errors, which names it; the other files are still listed.
+func (s *Store) List() ([]Entry, []error) {
+	des, err := s.readDir()
+	if err != nil {
+		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+	}
+	var (
+		entries []Entry
+		errs    []error
+	)
+	for _, de := range des {
+		id, ok := strings.CutSuffix(de.Name(), fileExt)
+		if !ok || checkID(id) != nil {
+			continue
+		}
+		e, err := s.entry(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since we read the directory
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), err))
+			continue
+		}
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b Entry) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return entries, errs
+}
+
+func (s *Store) entry(id string) (Entry, error) {
+	a, err := openNPZ(s.root, fileName(id))
+	if err != nil {
+		return Entry{}, err
+	}
+	defer a.close()
+	m, err := a.meta(id)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, _, err := a.layers(m, false); err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Meta: m}
+	for l := 1; l < len(m.Sizes); l++ {
+		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
+		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
+	}
+	return e, nil
+}
+
+// Delete removes the network saved under id. It reports whether there was
+// one; deleting an id that is not saved is not an error.
+func (s *Store) Delete(id string) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, fmt.Errorf("store: delete: %w", err)
+	}
+	err := s.root.Remove(fileName(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if err := s.syncDir(); err != nil {
+		return true, fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// checkID accepts only the canonical form of a UUID. uuid.Parse alone also
+// takes upper case, braces and "urn:uuid:" prefixes; requiring the round trip
+// gives each network exactly one possible file name, built from nothing but
+// hex digits and hyphens.
+func checkID(id string) error {
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return fmt.Errorf("%w: %.40q", ErrInvalidID, id)
+	}
+	return nil
+}
+
+// fileName must only be called with an id that passed checkID.
+func fileName(id string) string { return id + fileExt }
+
+func (s *Store) readDir() ([]fs.DirEntry, error) {
+	d, err := s.root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+// syncDir flushes the directory itself, so that a rename or removal survives
+// a power failure, not only the file's contents.
+func (s *Store) syncDir() error {
+	d, err := s.root.Open(".")
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
