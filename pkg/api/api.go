@@ -58,6 +58,7 @@ func New(o Options) http.Handler {
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
 	a.GET("/training/:id", h.job)
+	a.GET("/openapi.json", serveOpenAPI)
 
 	static := http.FileServerFS(o.Static)
 	r.NoRoute(func(c *gin.Context) {
