@@ -17,6 +17,7 @@ import (
 // environment variable; the flag wins.
 type config struct {
 	Addr      string
+	DebugAddr string // pprof, off when empty
 	ModelsDir string
 	MNISTDir  string
 	Workers   int
@@ -46,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	mnistDir := fs.String("mnist-dir", env("MNIST_DIR", ""), "directory with the MNIST .gz files; empty: the copy built in (env MNIST_DIR)")
 	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(runtime.NumCPU())), "training jobs run at once (env MAX_CONCURRENT_JOBS)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	debugAddr := fs.String("debug-addr", env("DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	maxNets := fs.String("max-networks", env("MAX_NETWORKS", strconv.Itoa(lim.MaxNetworks)), "networks kept, in memory and on disk (env MAX_NETWORKS)")
 	maxQueue := fs.String("max-queued-jobs", env("MAX_QUEUED_JOBS", strconv.Itoa(lim.MaxQueuedJobs)), "training jobs waiting at most (env MAX_QUEUED_JOBS)")
 	maxParams := fs.String("max-params", env("MAX_PARAMS", strconv.Itoa(lim.MaxParams)), "weights and biases per network at most (env MAX_PARAMS)")
@@ -57,7 +59,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := config{
-		ModelsDir: *models, MNISTDir: *mnistDir, Limits: lim,
+		ModelsDir: *models, MNISTDir: *mnistDir, Limits: lim, DebugAddr: *debugAddr,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Above the 25 s ping interval, the longest a long-poll is held open.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -90,6 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	log.Info("serving", "addr", ln.Addr().String(), "models_dir", cfg.ModelsDir, "workers", cfg.Workers,
 		"startup_seconds", time.Since(started).Seconds())
 
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -117,4 +121,17 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves pprof (goroutine counts, heap, CPU profiles) on its own
+// address, meant to be loopback only: the load tests read it.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("debug server", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug server stopped", "err", err)
+	}
 }

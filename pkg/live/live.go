@@ -94,7 +94,10 @@ func (s *Server) broadcast(event string, payload any) {
 		s.log.Error("event not sent: payload does not encode", "event", event, "err", err)
 		return
 	}
+	at := time.Now()
 	if err := s.io.Sockets().Emit(event, payload); err != nil {
 		s.log.Error("event not sent", "event", event, "err", err)
+		return
 	}
+	s.log.Debug("event sent", "event", event, "payload", payload, "emitted_at", at)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"gonum.org/v1/gonum/floats"
@@ -88,6 +89,9 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	return t.Network(), nil
 }
 
+// yieldEvery is how long training runs before it yields the processor.
+const yieldEvery = time.Millisecond
+
 // Trainer runs SGD epoch by epoch on its own copy of a network. It is not
 // safe for concurrent use; Network hands out independent snapshots.
 type Trainer struct {
@@ -139,6 +143,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	}
 	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
 	done := ctx.Done()
+	lastYield := start
 	for lo := 0; lo < n; lo += t.batch {
 		select {
 		case <-done:
@@ -146,6 +151,13 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 		default:
 		}
 		t.step(train, t.perm[lo:min(lo+t.batch, n)])
+		// Let other goroutines in about every millisecond: with as many
+		// training jobs as cores, Go would otherwise preempt a job only
+		// after 10 ms, and that is how long a request could wait.
+		if now := time.Now(); now.Sub(lastYield) > yieldEvery {
+			runtime.Gosched()
+			lastYield = now
+		}
 	}
 	return time.Since(start).Seconds(), nil
 }
