@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -41,7 +41,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	lim := service.DefaultLimits()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	var usage strings.Builder
+	fs.SetOutput(&usage)
 	port := fs.String("port", env("PORT", "8000"), "HTTP port (env PORT)")
 	models := fs.String("models-dir", env("MODELS_DIR", "models"), "directory of saved networks (env MODELS_DIR)")
 	mnistDir := fs.String("mnist-dir", env("MNIST_DIR", ""), "directory with the MNIST .gz files; empty: the copy built in (env MNIST_DIR)")
@@ -52,7 +53,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxQueue := fs.String("max-queued-jobs", env("MAX_QUEUED_JOBS", strconv.Itoa(lim.MaxQueuedJobs)), "training jobs waiting at most (env MAX_QUEUED_JOBS)")
 	maxParams := fs.String("max-params", env("MAX_PARAMS", strconv.Itoa(lim.MaxParams)), "weights and biases per network at most (env MAX_PARAMS)")
 	maxEpochs := fs.String("max-epochs", env("MAX_EPOCHS", strconv.Itoa(lim.MaxEpochs)), "epochs per job at most (env MAX_EPOCHS)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return config{}, fmt.Errorf("%w\nUsage of server:\n%s", err, usage.String())
+	} else if err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {

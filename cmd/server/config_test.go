@@ -1,0 +1,80 @@
+package main
+
+import (
+	"log/slog"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mnist-go/nnserver/pkg/service"
+)
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := service.DefaultLimits()
+	if cfg.Addr != ":8000" || cfg.ModelsDir != "models" || cfg.MNISTDir != "" || cfg.DebugAddr != "" ||
+		cfg.Workers != runtime.NumCPU() || cfg.LogLevel != slog.LevelInfo || cfg.Limits != def {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	// A long-poll is held for up to the 25 s ping interval: the write
+	// timeout must outlast it, or polling clients are cut off.
+	if cfg.WriteTimeout <= 25*time.Second || cfg.ReadHeaderTimeout <= 0 || cfg.ReadTimeout <= 0 ||
+		cfg.IdleTimeout <= 0 || cfg.MaxHeaderBytes <= 0 || cfg.ShutdownTimeout <= 0 {
+		t.Errorf("timeouts: %+v", cfg)
+	}
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	env := envOf(map[string]string{
+		"PORT": "9000", "MODELS_DIR": "/data/models", "MAX_CONCURRENT_JOBS": "3", "LOG_LEVEL": "DEBUG",
+		"MNIST_DIR": "/mnist", "MAX_NETWORKS": "7", "MAX_QUEUED_JOBS": "8", "MAX_PARAMS": "1000", "MAX_EPOCHS": "9",
+		"DEBUG_ADDR": "127.0.0.1:6060",
+	})
+	cfg, err := parseConfig(nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9000" || cfg.ModelsDir != "/data/models" || cfg.Workers != 3 || cfg.LogLevel != slog.LevelDebug ||
+		cfg.MNISTDir != "/mnist" || cfg.Limits.MaxNetworks != 7 || cfg.Limits.MaxQueuedJobs != 8 ||
+		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.DebugAddr != "127.0.0.1:6060" {
+		t.Errorf("from env: %+v", cfg)
+	}
+	cfg, err = parseConfig([]string{"--port", "9100", "--models-dir", "m2", "--log-level", "warn"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9100" || cfg.ModelsDir != "m2" || cfg.LogLevel != slog.LevelWarn || cfg.Workers != 3 {
+		t.Errorf("flags over env: %+v", cfg)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"PORT": "http"}, "port must be an integer between 1 and 65535"},
+		{nil, map[string]string{"PORT": "70000"}, "port must be"},
+		{[]string{"--port", "0"}, nil, "port must be"},
+		{nil, map[string]string{"MAX_CONCURRENT_JOBS": "0"}, "max-concurrent-jobs must be"},
+		{nil, map[string]string{"MAX_NETWORKS": "-1"}, "max-networks must be"},
+		{nil, map[string]string{"LOG_LEVEL": "loud"}, `log level "loud"`},
+		{[]string{"--nope"}, nil, "flag provided but not defined"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tc := range tests {
+		_, err := parseConfig(tc.args, envOf(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
