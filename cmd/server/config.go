@@ -54,7 +54,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxParams := fs.String("max-params", env("MAX_PARAMS", strconv.Itoa(lim.MaxParams)), "weights and biases per network at most (env MAX_PARAMS)")
 	maxEpochs := fs.String("max-epochs", env("MAX_EPOCHS", strconv.Itoa(lim.MaxEpochs)), "epochs per job at most (env MAX_EPOCHS)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return config{}, fmt.Errorf("%w\nUsage of server:\n%s", err, usage.String())
+		return config{}, fmt.Errorf("%w\n%s", err, usage.String())
 	} else if err != nil {
 		return config{}, err
 	}

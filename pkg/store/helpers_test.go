@@ -122,6 +122,30 @@ func rezip(t testing.TB, es []zipEntry) []byte {
 	return b.Bytes()
 }
 
+// rezipNoCRC is rezip with stored entries whose CRC-32 is recorded as 0,
+// which archive/zip takes as "not recorded" and does not check. Fuzzing such
+// files reaches the parsing of meta.json and NPY headers, which a checksum
+// would otherwise guard against nearly every mutation.
+func rezipNoCRC(t testing.TB, es []zipEntry) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, e := range es {
+		size := uint64(len(e.data))
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: e.name, Method: zip.Store, CompressedSize64: size, UncompressedSize64: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 // edit returns the fixture's archive with entry name replaced by data, or
 // removed if data is nil.
 func edit(t testing.TB, name string, data []byte) []byte {

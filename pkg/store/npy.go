@@ -202,7 +202,7 @@ func parseNPYDict(h string) ([]int, error) {
 			break
 		}
 	}
-	if strings.TrimRight(p.s[p.i:], " \t\r\n\x00") != "" {
+	if strings.TrimRight(p.s[p.i:], " \t\r\n") != "" {
 		return nil, errors.New("trailing data after the dict")
 	}
 	if !strings.HasSuffix(h, "\n") {

@@ -148,9 +148,10 @@ func (s *Store) Close() error { return s.root.Close() }
 // n.Sizes().
 //
 // Save is atomic: it writes a temporary file in the same directory, flushes
-// it to disk, renames it over the old file and flushes the directory. If it
-// fails (a read-only directory, a full disk), the previous file is left as it
-// was.
+// it to disk, renames it over the old file and flushes the directory. If
+// writing fails (a read-only directory, a full disk), the previous file is
+// left as it was. Only an error from the final flush of the directory comes
+// after the new file is in place; it may then not survive a power failure.
 func (s *Store) Save(m Meta, n *network.Network) error {
 	if err := m.validate(); err != nil {
 		return fmt.Errorf("store: save: %w", err)

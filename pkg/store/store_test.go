@@ -74,6 +74,7 @@ func writeFuzzSeeds(t *testing.T) {
 	}
 	m, n := fixture(t)
 	seed("valid", encode(t, m, n))
+	seed("valid-no-crc", rezipNoCRC(t, unzip(t, encode(t, m, n))))
 	seed("valid-numpy", getFile(t, fixturePath("numpy.npz")))
 	for _, tc := range corruptCases(t) {
 		// Large seeds slow every fuzzing iteration that mutates them.
@@ -207,6 +208,7 @@ func TestReadsVariants(t *testing.T) {
 				e.data = append(npy(h, nil), e.data[10+hlen:]...)
 			}
 		})},
+		{"entries without CRC-32", rezipNoCRC(t, base)},
 		{"an extra entry", rezip(t, append(slices.Clone(base), zipEntry{name: "notes.txt", data: []byte("hi")}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,7 +256,7 @@ func corruptCases(t testing.TB) []corruptCase {
 		{"no meta.json", edit(t, "meta.json", nil), "meta.json is missing", false},
 		{"no b1.npy", edit(t, "b1.npy", nil), "b1.npy is missing", false},
 		{"meta sizes do not match npy shapes", editMeta(t, "layer_sizes", []int{3, 4, 2}), "shape [2 3] does not match", false},
-		{"meta id of another network", editMeta(t, "id", newID()), "does not match the file name", false},
+		{"meta id of another network", editMeta(t, "id", "0e2d9c4b-5a6f-4e3d-8c2b-1a0f9e8d7c6b"), "does not match the file name", false},
 		{"meta not JSON", edit(t, "meta.json", []byte("{")), "meta.json", false},
 		{"meta not an object", edit(t, "meta.json", []byte("[1, 2]")), "meta.json", false},
 		{"meta without trained", editMeta(t, "trained", nil), `key "trained" is missing`, false},
