@@ -29,14 +29,16 @@ type server struct {
 	store *store.Store
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T) *server { return newServerWith(t, service.DefaultLimits()) }
+
+func newServerWith(t *testing.T, lim service.Limits) *server {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := service.New(service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log})
+	svc, err := service.New(service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,5 +342,42 @@ func TestCORSAndStatic(t *testing.T) {
 	r := s.do(t, "GET", "/", "", "")
 	if r.status != 200 || !strings.Contains(r.body, "<title>MNIST</title>") {
 		t.Errorf("GET /: %d %s", r.status, r.body)
+	}
+}
+
+func TestLimitsAnswers(t *testing.T) {
+	lim := service.DefaultLimits()
+	lim.MaxNetworks, lim.MaxQueuedJobs = 2, 1
+	s := newServerWith(t, lim)
+	a := s.createNetwork(t)
+	b := s.createNetwork(t)
+	r := s.do(t, "POST", "/api/networks", "", "")
+	if r.status != 409 || !strings.Contains(r.body, "there are already 2 networks") {
+		t.Errorf("third network: %d %s", r.status, r.body)
+	}
+	// One job runs, one waits; the next finds the queue full.
+	r = s.do(t, "POST", "/api/networks/"+a+"/train", jsonCT, `{"epochs":100}`)
+	if r.status != 200 {
+		t.Fatalf("train: %d %s", r.status, r.body)
+	}
+	job := r.json(t)["job_id"].(string)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if info, _ := s.svc.Job(job); info.Status == service.StatusTraining {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first job never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r := s.do(t, "POST", "/api/networks/"+b+"/train", jsonCT, `{"epochs":1}`); r.status != 200 {
+		t.Fatalf("train: %d %s", r.status, r.body)
+	}
+	r2 := s.do(t, "POST", "/api/networks/"+a+"/train", jsonCT, `{"epochs":1}`)
+	if r2.status != 503 || r2.header.Get("Retry-After") == "" || !strings.Contains(r2.body, "too many training jobs") {
+		t.Errorf("queue full: %d %v %s", r2.status, r2.header, r2.body)
+	}
+	if r := s.do(t, "DELETE", "/api/networks", "", ""); r.status != 200 {
+		t.Errorf("delete all: %d %s", r.status, r.body)
 	}
 }

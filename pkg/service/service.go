@@ -55,14 +55,15 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers
 
-	mu    sync.Mutex // guards everything below, and Job's mutable fields
-	cond  *sync.Cond // signalled when the queue or busy changes, or on Close
-	nets  map[string]*entry
-	saved map[string]store.Entry // on disk, not loaded yet
-	jobs  map[string]*Job
-	queue []*Job          // pending jobs, oldest first
-	busy  map[string]bool // networks with a running job
-	done  bool            // Close was called
+	mu       sync.Mutex // guards everything below, and Job's mutable fields
+	cond     *sync.Cond // signalled when the queue or busy changes, or on Close
+	nets     map[string]*entry
+	saved    map[string]store.Entry // on disk, not loaded yet
+	jobs     map[string]*Job
+	queue    []*Job          // pending jobs, oldest first
+	busy     map[string]bool // networks with a running job
+	creating int             // networks being created, counted against MaxNetworks
+	done     bool            // Close was called
 }
 
 // entry is a network held in memory.
@@ -188,11 +189,17 @@ func (s *Service) Create(arch Architecture) (Created, error) {
 		s.mu.Unlock()
 		return Created{}, errShuttingDown
 	}
-	if n := len(s.nets) + len(s.saved); n >= s.limits.MaxNetworks {
+	if n := len(s.nets) + len(s.saved) + s.creating; n >= s.limits.MaxNetworks {
 		s.mu.Unlock()
 		return Created{}, Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
 	}
+	s.creating++ // holds a place under the limit while the network is made and saved
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.creating--
+		s.mu.Unlock()
+	}()
 
 	net, err := network.New(arch, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	if err != nil {
