@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/service"
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // config is the server's configuration. Every setting has a flag and an
@@ -84,7 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		{"max-concurrent-jobs", *workers, 256, &cfg.Workers},
 		{"max-networks", *maxNets, 1_000_000, &cfg.Limits.MaxNetworks},
 		{"max-queued-jobs", *maxQueue, 1_000_000, &cfg.Limits.MaxQueuedJobs},
-		{"max-params", *maxParams, 500_000_000, &cfg.Limits.MaxParams},
+		{"max-params", *maxParams, store.MaxParams, &cfg.Limits.MaxParams},
 		{"max-epochs", *maxEpochs, 1_000_000, &cfg.Limits.MaxEpochs},
 	} {
 		if *s.dst, err = positive(s.name, s.val, s.max); err != nil {
