@@ -182,6 +182,32 @@ func validID(s string) bool {
 	return err == nil && u.String() == s
 }
 
+// reply answers out as JSON, or err as an error.
+func (h *handlers) reply(c *gin.Context, out any, err error) {
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// pathID returns the id in the path, or answers 404 with notFound and
+// returns false if it is not a UUID: such an id names nothing here, and is
+// never used to build a file path.
+func pathID(c *gin.Context, notFound string) (string, bool) {
+	id := c.Param("id")
+	if !validID(id) {
+		writeError(c, http.StatusNotFound, notFound)
+		return "", false
+	}
+	return id, true
+}
+
+const (
+	networkNotFound = "Network not found"
+	jobNotFound     = "Training job not found"
+)
+
 func (h *handlers) status(c *gin.Context) { c.JSON(http.StatusOK, h.svc.Status()) }
 
 func (h *handlers) listNetworks(c *gin.Context) {
@@ -189,85 +215,47 @@ func (h *handlers) listNetworks(c *gin.Context) {
 }
 
 func (h *handlers) createNetwork(c *gin.Context) {
-	req, ok := decodeCreate(c, h.svc.Limits())
-	if !ok {
-		return
+	if arch, ok := decodeCreate(c, h.svc.Limits()); ok {
+		out, err := h.svc.Create(arch)
+		h.reply(c, out, err)
 	}
-	out, err := h.svc.Create(req)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
 }
 
 func (h *handlers) deleteNetwork(c *gin.Context) {
-	id := c.Param("id")
-	if !validID(id) {
-		writeError(c, http.StatusNotFound, "Network not found")
-		return
+	if id, ok := pathID(c, networkNotFound); ok {
+		out, err := h.svc.Delete(id)
+		h.reply(c, out, err)
 	}
-	out, err := h.svc.Delete(id)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
 }
 
 func (h *handlers) deleteAll(c *gin.Context) {
 	out, err := h.svc.DeleteAll()
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
+	h.reply(c, out, err)
 }
 
 func (h *handlers) train(c *gin.Context) {
-	id := c.Param("id")
-	if !validID(id) {
-		writeError(c, http.StatusNotFound, "Network not found")
-		return
-	}
-	p, ok := decodeTrain(c, h.svc.Limits())
+	id, ok := pathID(c, networkNotFound)
 	if !ok {
 		return
 	}
-	out, err := h.svc.Train(id, p)
-	if err != nil {
-		h.fail(c, err)
-		return
+	if p, ok := decodeTrain(c, h.svc.Limits()); ok {
+		out, err := h.svc.Train(id, p)
+		h.reply(c, out, err)
 	}
-	c.JSON(http.StatusOK, out)
 }
 
 func (h *handlers) job(c *gin.Context) {
-	id := c.Param("id")
-	if !validID(id) {
-		writeError(c, http.StatusNotFound, "Training job not found")
-		return
+	if id, ok := pathID(c, jobNotFound); ok {
+		out, err := h.svc.Job(id)
+		h.reply(c, out, err)
 	}
-	out, err := h.svc.Job(id)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
 }
 
 func (h *handlers) example(correct bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
-		if !validID(id) {
-			writeError(c, http.StatusNotFound, "Network not found")
-			return
+		if id, ok := pathID(c, networkNotFound); ok {
+			out, err := h.svc.Example(id, correct)
+			h.reply(c, out, err)
 		}
-		out, err := h.svc.Example(id, correct)
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, out)
 	}
 }
