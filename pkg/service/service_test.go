@@ -569,4 +569,3 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
-

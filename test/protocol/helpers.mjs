@@ -14,6 +14,13 @@ export const WAIT_MS = 30_000; // any single wait for the server
 export const QUIET_MS = 300; // how long to listen for unexpected extra events
 export const TEST_TIMEOUT_MS = 180_000;
 
+// Test-set accuracy every epoch must beat. Nielsen's network reaches ~0.9
+// after one epoch, but its N(0, 1) initialisation now and then saturates an
+// output neuron, and a run sits at ~0.73-0.8 for an epoch or two (about 1 run
+// in 20 with [784, 30, 10], measured with cmd/nntrain). 0.5 still tells
+// learning (~0.9) from none (~0.1) without making the suite flaky.
+export const MIN_ACCURACY = 0.5;
+
 // ---------------------------------------------------------------- HTTP
 
 /**
@@ -473,7 +480,7 @@ export async function connectClient(url, config = 'default', label) {
 // ---------------------------------------------------------------- events
 
 /** Checks one training_update payload against the contract. */
-export function checkUpdate(u, { jobId, networkId, epoch, totalEpochs, minAccuracy = 0.8 }) {
+export function checkUpdate(u, { jobId, networkId, epoch, totalEpochs, minAccuracy = MIN_ACCURACY }) {
   assert.ok(isObject(u), 'training_update payload must be an object');
   assert.equal(u.job_id, jobId, 'training_update.job_id');
   assert.equal(u.network_id, networkId, 'training_update.network_id');
