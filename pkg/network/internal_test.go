@@ -81,6 +81,37 @@ func TestSparseKernels(t *testing.T) {
 	}
 }
 
+// TestDenseKernels compares the dense vector kernels with the Go loops,
+// for widths with and without a remainder of 4.
+func TestDenseKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	norm := func(n int) []float64 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	for _, n := range []int{1, 3, 4, 5, 10, 16, 17, 30, 32, 33, 64, 100, 128, 131} {
+		for _, m := range []int{1, 2, 7, 10} {
+			stride := n + rng.IntN(3)
+			rows := norm((m-1)*stride + n)
+			coef := norm(m)
+			want, got := norm(n), make([]float64, n)
+			copy(got, want)
+			axpyRowsGeneric(want, rows, stride, coef)
+			axpyRows(got, rows, stride, coef)
+			if d := maxAbsDiff(got, want); d > 1e-12 {
+				t.Errorf("axpyRows n=%d m=%d: differs by %g", n, m, d)
+			}
+		}
+		x, y := norm(n), norm(n+2)
+		if d := math.Abs(dot(x, y) - dotGeneric(x, y[:n])); d > 1e-12 {
+			t.Errorf("dot n=%d: differs by %g", n, d)
+		}
+	}
+}
+
 func maxAbsDiff(a, b []float64) float64 {
 	d := 0.0
 	for i := range a {

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -130,7 +129,7 @@ func (k *kernel) forward(data Examples, ex int, acts *activations, r int) {
 		a := acts.row(l, r, out)
 		w, b := k.w[l], k.b[l]
 		for i := range a {
-			a[i] = b[i] + floats.Dot(w[i*in:(i+1)*in], prev)
+			a[i] = b[i] + dot(w[i*in:(i+1)*in], prev)
 		}
 		sigmoidInPlace(a)
 	}

@@ -104,6 +104,7 @@ type Trainer struct {
 	acts  activations // one row per example of a mini-batch
 	delta activations // errors, same shape as acts
 	back  []float64   // scratch for one example's back-propagated error
+	coef  []float64   // scratch: one neuron's scaled errors across a mini-batch
 }
 
 // NewTrainer prepares to train a copy of n with the given mini-batch size
@@ -123,6 +124,7 @@ func NewTrainer(n *Network, batch int, eta float64, rng *rand.Rand) *Trainer {
 		acts:  k.newActivations(batch),
 		delta: k.newActivations(batch),
 		back:  make([]float64, widest),
+		coef:  make([]float64, batch),
 	}
 }
 
@@ -192,10 +194,7 @@ func (t *Trainer) step(data Examples, batch []int32) {
 		back := t.back[:in]
 		for r := range batch {
 			clear(back)
-			d := t.delta.row(l, r, outW)
-			for i, di := range d {
-				floats.AddScaled(back, di, w[i*in:(i+1)*in])
-			}
+			axpyRows(back, w, in, t.delta.row(l, r, outW))
 			a := t.acts.row(l-1, r, in)
 			dPrev := t.delta.row(l-1, r, in)
 			for i, ai := range a {
@@ -205,18 +204,20 @@ func (t *Trainer) step(data Examples, batch []int32) {
 	}
 
 	// Update: w -= eta/len(batch) · Σ δ aᵀ and b -= eta/len(batch) · Σ δ,
-	// applied example by example straight into the weights.
+	// straight into the weights, one neuron's row at a time.
 	c := t.eta / float64(len(batch))
+	coef := t.coef[:len(batch)]
 	for l := last; l >= 1; l-- {
 		in, outW := sizes[l], sizes[l+1]
 		w, b := k.w[l], k.b[l]
-		for r := range batch {
-			d := t.delta.row(l, r, outW)
-			a := t.acts.row(l-1, r, in)
-			for i, di := range d {
-				floats.AddScaled(w[i*in:(i+1)*in], -c*di, a)
+		for i := range outW {
+			for r := range batch {
+				coef[r] = -c * t.delta.row(l, r, outW)[i]
 			}
-			floats.AddScaled(b, -c, d)
+			axpyRows(w[i*in:(i+1)*in], t.acts.a[l-1], t.acts.stride[l-1], coef)
+		}
+		for r := range batch {
+			floats.AddScaled(b, -c, t.delta.row(l, r, outW))
 		}
 	}
 	// The first layer, padded: the padding of δ is 0, so the padding of the

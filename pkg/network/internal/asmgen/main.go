@@ -1,4 +1,4 @@
-// Command asmgen writes sparse_amd64.s, the AVX2/FMA kernels of package
+// Command asmgen writes kernels_amd64.s, the AVX2/FMA kernels of package
 // network. Run it through go generate in pkg/network.
 //
 // Each kernel walks the columns of a row in blocks of 32, 16 and 4 doubles
@@ -39,7 +39,7 @@ func main() {
 	p("\tSHLQ $3, R12 // row stride in bytes")
 	p("\tXORQ R13, R13 // column")
 	for _, blk := range blocks {
-		block(p, "g"+blk.name, blk.regs, false)
+		block(p, "g"+blk.name, blk.regs, gather)
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -59,11 +59,68 @@ func main() {
 	p("\tSHLQ $3, R12")
 	p("\tXORQ R13, R13")
 	for _, blk := range blocks {
-		block(p, "s"+blk.name, blk.regs, true)
+		block(p, "s"+blk.name, blk.regs, scatter)
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
-	if err := os.WriteFile("sparse_amd64.s", []byte(b.String()), 0o644); err != nil {
+	p("")
+	p("// func axpyRowsAVX(dst *float64, n int, rows *float64, stride int, coef *float64, m int)")
+	p("// n is a multiple of 4 and m >= 1: dst[0:n] += coef[j] * rows[j*stride:][:n] for every j < m.")
+	p("TEXT ·axpyRowsAVX(SB), NOSPLIT, $0-48")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ n+8(FP), CX")
+	p("\tMOVQ rows+16(FP), SI")
+	p("\tMOVQ stride+24(FP), R12")
+	p("\tSHLQ $3, R12 // row stride in bytes")
+	p("\tMOVQ coef+32(FP), R8")
+	p("\tMOVQ m+40(FP), R10")
+	p("\tXORQ R13, R13")
+	for _, blk := range blocks {
+		block(p, "r"+blk.name, blk.regs, rows)
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func dotAVX(x, y *float64, n int) float64")
+	p("// n is a multiple of 4: the sum of x[i]*y[i] for i < n.")
+	p("TEXT ·dotAVX(SB), NOSPLIT, $0-32")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ y+8(FP), DI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVXORPD Y1, Y1, Y1")
+	p("\tVXORPD Y2, Y2, Y2")
+	p("\tVXORPD Y3, Y3, Y3")
+	p("\tVXORPD Y4, Y4, Y4")
+	p("\tXORQ AX, AX")
+	p("\tMOVQ CX, DX")
+	p("\tSUBQ $16, DX")
+	p("d16:")
+	p("\tCMPQ AX, DX")
+	p("\tJGT d4")
+	for i := range 4 {
+		p("\tVMOVUPD %d(SI)(AX*8), Y%d", 32*i, 5+i)
+		p("\tVFMADD231PD %d(DI)(AX*8), Y%d, Y%d", 32*i, 5+i, 1+i)
+	}
+	p("\tADDQ $16, AX")
+	p("\tJMP d16")
+	p("d4:")
+	p("\tCMPQ AX, CX")
+	p("\tJGE dsum")
+	p("\tVMOVUPD (SI)(AX*8), Y5")
+	p("\tVFMADD231PD (DI)(AX*8), Y5, Y1")
+	p("\tADDQ $4, AX")
+	p("\tJMP d4")
+	p("dsum:")
+	p("\tVADDPD Y2, Y1, Y1")
+	p("\tVADDPD Y4, Y3, Y3")
+	p("\tVADDPD Y3, Y1, Y1")
+	p("\tVEXTRACTF128 $1, Y1, X2")
+	p("\tVADDPD X2, X1, X1")
+	p("\tVHADDPD X1, X1, X1")
+	p("\tVZEROUPPER")
+	p("\tMOVSD X1, ret+24(FP)")
+	p("\tRET")
+	if err := os.WriteFile("kernels_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -72,7 +129,14 @@ func main() {
 // block emits the loop over column blocks of 4*regs doubles. DI holds the
 // vector kept in registers (dst for gather, src for scatter), SI the matrix,
 // R13 the current column.
-func block(p func(string, ...any), name string, regs int, scatter bool) {
+// The three kinds of kernel.
+const (
+	gather  = iota // DI: dst kept in registers; rows picked by idx, scaled by table[val]
+	scatter        // DI: src kept in registers; added into rows picked by idx
+	rows           // DI: dst kept in registers; m consecutive rows, scaled by coef[j]
+)
+
+func block(p func(string, ...any), name string, regs int, kind int) {
 	width := 4 * regs
 	p("%s:", name)
 	p("\tMOVQ CX, DX")
@@ -83,14 +147,21 @@ func block(p func(string, ...any), name string, regs int, scatter bool) {
 		p("\tVMOVUPD %d(DI)(R13*8), Y%d", 32*i, i+1)
 	}
 	p("\tXORQ AX, AX")
+	if kind == rows {
+		p("\tLEAQ (SI)(R13*8), BX // the first row, at the block")
+	}
 	p("%s_j:", name)
-	p("\tMOVWQZX (R8)(AX*2), DX")
-	p("\tIMULQ R12, DX")
-	p("\tLEAQ (SI)(DX*1), BX")
-	p("\tLEAQ (BX)(R13*8), BX // this input's row, at the block")
-	p("\tMOVBQZX (R9)(AX*1), DX")
-	p("\tVBROADCASTSD (R11)(DX*8), Y0")
-	if scatter {
+	if kind == rows {
+		p("\tVBROADCASTSD (R8)(AX*8), Y0")
+	} else {
+		p("\tMOVWQZX (R8)(AX*2), DX")
+		p("\tIMULQ R12, DX")
+		p("\tLEAQ (SI)(DX*1), BX")
+		p("\tLEAQ (BX)(R13*8), BX // this input's row, at the block")
+		p("\tMOVBQZX (R9)(AX*1), DX")
+		p("\tVBROADCASTSD (R11)(DX*8), Y0")
+	}
+	if kind == scatter {
 		p("\tVMULPD Y15, Y0, Y0")
 		for i := range regs {
 			t := 9 + i%4
@@ -103,10 +174,13 @@ func block(p func(string, ...any), name string, regs int, scatter bool) {
 			p("\tVFMADD231PD %d(BX), Y0, Y%d", 32*i, i+1)
 		}
 	}
+	if kind == rows {
+		p("\tADDQ R12, BX")
+	}
 	p("\tINCQ AX")
 	p("\tCMPQ AX, R10")
 	p("\tJLT %s_j", name)
-	if !scatter {
+	if kind != scatter {
 		for i := range regs {
 			p("\tVMOVUPD Y%d, %d(DI)(R13*8)", i+1, 32*i)
 		}

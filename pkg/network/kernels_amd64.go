@@ -29,3 +29,33 @@ func scatter(w []float64, src []float64, idx []uint16, val []uint8, table *[256]
 	val = val[:len(idx)]
 	scatterAVX(&w[0], len(src), &idx[0], &val[0], len(idx), table, coef, &src[0])
 }
+
+//go:noescape
+func axpyRowsAVX(dst *float64, n int, rows *float64, stride int, coef *float64, m int)
+
+//go:noescape
+func dotAVX(x, y *float64, n int) float64
+
+// axpyRows adds coef[j]·rows[j·stride:][:len(dst)] to dst for every j.
+func axpyRows(dst, rows []float64, stride int, coef []float64) {
+	n4 := len(dst) &^ 3
+	if !useAVX || n4 == 0 || len(coef) == 0 {
+		axpyRowsGeneric(dst, rows, stride, coef)
+		return
+	}
+	_ = rows[(len(coef)-1)*stride+len(dst)-1] // bounds check for the assembly
+	axpyRowsAVX(&dst[0], n4, &rows[0], stride, &coef[0], len(coef))
+	if n4 < len(dst) {
+		axpyRowsGeneric(dst[n4:], rows[n4:], stride, coef)
+	}
+}
+
+// dot returns Σ x[i]·y[i]; y must be at least as long as x.
+func dot(x, y []float64) float64 {
+	n4 := len(x) &^ 3
+	y = y[:len(x)]
+	if !useAVX || n4 == 0 {
+		return dotGeneric(x, y)
+	}
+	return dotAVX(&x[0], &y[0], n4) + dotGeneric(x[n4:], y[n4:])
+}

@@ -242,3 +242,148 @@ s4_j:
 s4_end:
 	VZEROUPPER
 	RET
+
+// func axpyRowsAVX(dst *float64, n int, rows *float64, stride int, coef *float64, m int)
+// n is a multiple of 4 and m >= 1: dst[0:n] += coef[j] * rows[j*stride:][:n] for every j < m.
+TEXT ·axpyRowsAVX(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ rows+16(FP), SI
+	MOVQ stride+24(FP), R12
+	SHLQ $3, R12 // row stride in bytes
+	MOVQ coef+32(FP), R8
+	MOVQ m+40(FP), R10
+	XORQ R13, R13
+r32:
+	MOVQ CX, DX
+	SUBQ R13, DX // columns left
+	CMPQ DX, $32
+	JLT r32_end
+	VMOVUPD 0(DI)(R13*8), Y1
+	VMOVUPD 32(DI)(R13*8), Y2
+	VMOVUPD 64(DI)(R13*8), Y3
+	VMOVUPD 96(DI)(R13*8), Y4
+	VMOVUPD 128(DI)(R13*8), Y5
+	VMOVUPD 160(DI)(R13*8), Y6
+	VMOVUPD 192(DI)(R13*8), Y7
+	VMOVUPD 224(DI)(R13*8), Y8
+	XORQ AX, AX
+	LEAQ (SI)(R13*8), BX // the first row, at the block
+r32_j:
+	VBROADCASTSD (R8)(AX*8), Y0
+	VFMADD231PD 0(BX), Y0, Y1
+	VFMADD231PD 32(BX), Y0, Y2
+	VFMADD231PD 64(BX), Y0, Y3
+	VFMADD231PD 96(BX), Y0, Y4
+	VFMADD231PD 128(BX), Y0, Y5
+	VFMADD231PD 160(BX), Y0, Y6
+	VFMADD231PD 192(BX), Y0, Y7
+	VFMADD231PD 224(BX), Y0, Y8
+	ADDQ R12, BX
+	INCQ AX
+	CMPQ AX, R10
+	JLT r32_j
+	VMOVUPD Y1, 0(DI)(R13*8)
+	VMOVUPD Y2, 32(DI)(R13*8)
+	VMOVUPD Y3, 64(DI)(R13*8)
+	VMOVUPD Y4, 96(DI)(R13*8)
+	VMOVUPD Y5, 128(DI)(R13*8)
+	VMOVUPD Y6, 160(DI)(R13*8)
+	VMOVUPD Y7, 192(DI)(R13*8)
+	VMOVUPD Y8, 224(DI)(R13*8)
+	ADDQ $32, R13
+	JMP r32
+r32_end:
+r16:
+	MOVQ CX, DX
+	SUBQ R13, DX // columns left
+	CMPQ DX, $16
+	JLT r16_end
+	VMOVUPD 0(DI)(R13*8), Y1
+	VMOVUPD 32(DI)(R13*8), Y2
+	VMOVUPD 64(DI)(R13*8), Y3
+	VMOVUPD 96(DI)(R13*8), Y4
+	XORQ AX, AX
+	LEAQ (SI)(R13*8), BX // the first row, at the block
+r16_j:
+	VBROADCASTSD (R8)(AX*8), Y0
+	VFMADD231PD 0(BX), Y0, Y1
+	VFMADD231PD 32(BX), Y0, Y2
+	VFMADD231PD 64(BX), Y0, Y3
+	VFMADD231PD 96(BX), Y0, Y4
+	ADDQ R12, BX
+	INCQ AX
+	CMPQ AX, R10
+	JLT r16_j
+	VMOVUPD Y1, 0(DI)(R13*8)
+	VMOVUPD Y2, 32(DI)(R13*8)
+	VMOVUPD Y3, 64(DI)(R13*8)
+	VMOVUPD Y4, 96(DI)(R13*8)
+	ADDQ $16, R13
+	JMP r16
+r16_end:
+r4:
+	MOVQ CX, DX
+	SUBQ R13, DX // columns left
+	CMPQ DX, $4
+	JLT r4_end
+	VMOVUPD 0(DI)(R13*8), Y1
+	XORQ AX, AX
+	LEAQ (SI)(R13*8), BX // the first row, at the block
+r4_j:
+	VBROADCASTSD (R8)(AX*8), Y0
+	VFMADD231PD 0(BX), Y0, Y1
+	ADDQ R12, BX
+	INCQ AX
+	CMPQ AX, R10
+	JLT r4_j
+	VMOVUPD Y1, 0(DI)(R13*8)
+	ADDQ $4, R13
+	JMP r4
+r4_end:
+	VZEROUPPER
+	RET
+
+// func dotAVX(x, y *float64, n int) float64
+// n is a multiple of 4: the sum of x[i]*y[i] for i < n.
+TEXT ·dotAVX(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	XORQ AX, AX
+	MOVQ CX, DX
+	SUBQ $16, DX
+d16:
+	CMPQ AX, DX
+	JGT d4
+	VMOVUPD 0(SI)(AX*8), Y5
+	VFMADD231PD 0(DI)(AX*8), Y5, Y1
+	VMOVUPD 32(SI)(AX*8), Y6
+	VFMADD231PD 32(DI)(AX*8), Y6, Y2
+	VMOVUPD 64(SI)(AX*8), Y7
+	VFMADD231PD 64(DI)(AX*8), Y7, Y3
+	VMOVUPD 96(SI)(AX*8), Y8
+	VFMADD231PD 96(DI)(AX*8), Y8, Y4
+	ADDQ $16, AX
+	JMP d16
+d4:
+	CMPQ AX, CX
+	JGE dsum
+	VMOVUPD (SI)(AX*8), Y5
+	VFMADD231PD (DI)(AX*8), Y5, Y1
+	ADDQ $4, AX
+	JMP d4
+dsum:
+	VADDPD Y2, Y1, Y1
+	VADDPD Y4, Y3, Y3
+	VADDPD Y3, Y1, Y1
+	VEXTRACTF128 $1, Y1, X2
+	VADDPD X2, X1, X1
+	VHADDPD X1, X1, X1
+	VZEROUPPER
+	MOVSD X1, ret+24(FP)
+	RET
