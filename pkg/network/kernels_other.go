@@ -10,6 +10,8 @@ func scatter(w []float64, src []float64, idx []uint16, val []uint8, table *[256]
 	scatterGeneric(w, src, idx, val, table, coef)
 }
 
-func axpyRows(dst, rows []float64, stride int, coef []float64) { axpyRowsGeneric(dst, rows, stride, coef) }
+func axpyRows(dst, rows []float64, stride int, coef []float64) {
+	axpyRowsGeneric(dst, rows, stride, coef)
+}
 
 func dot(x, y []float64) float64 { return dotGeneric(x, y[:len(x)]) }
