@@ -7,6 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   api,
+  assertSavedEpochState,
   connectClient,
   createNetwork,
   findOnce,
@@ -78,16 +79,18 @@ describe('crash safety', () => {
       const [first, second] = await sock.waitForEvents(jobId, { updates: 2, final: false });
       const delay = Math.round(fraction * (second.at - first.at));
       if (delay > 0) await sleep(delay);
-      const nUpdates = sock.jobEvents(jobId).length;
       const killed = await server.kill();
+      await sleep(200); // let events already sent arrive
       sock.close();
-      t.diagnostic(`cycle ${cycle + 1}: killed ${delay} ms after the 2nd update (${nUpdates} updates seen): ${JSON.stringify(killed)}`);
+      const updates = sock.jobEvents(jobId).map((e) => e.data);
+      t.diagnostic(`cycle ${cycle + 1}: killed ${delay} ms after the 2nd update (${updates.length} updates seen): ${JSON.stringify(killed)}`);
       assert.equal(killed.signal, 'SIGKILL', 'the server was still running when killed');
 
       server = await Server.start({ modelsDir, name: `server#${cycle + 2}` });
       servers.push(server);
       client = api(server.url);
       await checkModels(t, client, created);
+      assertSavedEpochState(findOnce(await listNetworks(client), networkId), updates, `cycle ${cycle + 1}`);
 
       // The crashed network trains on from where it was saved.
       sock = await connectClient(server.url, 'websocket', `cycle${cycle + 1}-after`);

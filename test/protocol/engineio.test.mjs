@@ -1,5 +1,5 @@
-// Scenario 2: Engine.IO handshake details seen on the wire, and CORS for the
-// REST API and the polling transport.
+// Scenario 2: Engine.IO handshake details seen on the wire, CORS for the
+// REST API and the polling transport, and the management page.
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -23,7 +23,7 @@ function tokens(value) {
     .filter(Boolean);
 }
 
-describe('Engine.IO and CORS', () => {
+describe('Engine.IO, CORS and the management page', () => {
   let server;
   let modelsDir;
   let client;
@@ -106,5 +106,12 @@ describe('Engine.IO and CORS', () => {
     const missing = await client.get(`/api/networks/${randomUUID()}/successful_example`, { headers: { Origin: ORIGIN } });
     expectError(missing, 404, 'Network not found');
     assertAllowsOrigin(missing, 'a 404 error');
+  });
+
+  it('GET / serves the management page', async () => {
+    const res = await client.get('/');
+    assert.equal(res.status, 200, show(res));
+    assert.match(String(res.headers['content-type']), /^text\/html\b/i, show(res));
+    assert.match(res.text, /<html/i, 'an HTML page');
   });
 });

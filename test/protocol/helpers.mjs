@@ -224,6 +224,22 @@ export function findOnce(list, id) {
   return hits[0];
 }
 
+/**
+ * Asserts that a listed network, after a restart, holds the state of one of
+ * the epochs whose training_update was seen (every epoch is saved right after
+ * its update is sent). Entries not loaded yet ("saved") may lack the accuracy.
+ */
+export function assertSavedEpochState(entry, updates, what) {
+  if (entry.status === 'saved' && (entry.accuracy === undefined || entry.accuracy === null)) return;
+  const seen = updates.map((u) => u.accuracy);
+  assert.equal(entry.trained, true, `${what}: trained after restart: ${JSON.stringify(entry)}`);
+  assert.ok(
+    seen.includes(entry.accuracy),
+    `${what}: accuracy after restart (${entry.accuracy}) must be that of a trained epoch ${JSON.stringify(seen)}: ` +
+      'epochs are saved as they end, so the trained state must not be lost',
+  );
+}
+
 /** GET /api/training/{job_id} → 200; checks types. Returns the body. */
 export async function getJob(client, jobId) {
   const body = expectJSON(await client.job(jobId), 200, `GET /api/training/${jobId}`);
@@ -495,8 +511,8 @@ export function checkUpdate(u, { jobId, networkId, epoch, totalEpochs, minAccura
   assertNumber(u.progress, 'training_update.progress', 0, 100);
   assert.ok(Math.abs(u.progress - (epoch / totalEpochs) * 100) < 1e-6, `training_update.progress must be epoch/total*100, got ${u.progress}`);
   assertInt(u.correct, 'training_update.correct', 0, 10000);
-  assert.equal(u.total, 10000, 'training_update.total');
   assertInt(u.total, 'training_update.total');
+  assert.equal(u.total, 10000, 'training_update.total');
   assert.ok(Math.abs(u.accuracy - u.correct / u.total) < 1e-9, `accuracy (${u.accuracy}) must be correct/total (${u.correct}/${u.total})`);
 }
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   api,
+  assertSavedEpochState,
   connectClient,
   createNetwork,
   findOnce,
@@ -110,6 +111,7 @@ describe('restart persistence', () => {
     assert.equal(stopped.timedOut, false, 'the server must exit within 5 s of SIGTERM, even while training');
     assert.equal(stopped.code, 0, `exit code after SIGTERM must be 0, got ${JSON.stringify(stopped)}`);
     sock.close();
+    const updates = sock.jobEvents(jobId).filter((e) => e.name === 'training_update').map((e) => e.data);
 
     const again = await Server.start({ modelsDir, name: 'server#4' });
     servers.push(again);
@@ -121,6 +123,7 @@ describe('restart persistence', () => {
       await getExample(client, n.network_id, 'successful');
     }
     findOnce(list, networkId);
+    assertSavedEpochState(findOnce(await listNetworks(client), networkId), updates, 'after SIGTERM mid-training');
     const stopped2 = await again.stop(5_000);
     assert.equal(stopped2.code, 0, `server#4 exit code: ${JSON.stringify(stopped2)}`);
   }));

@@ -42,6 +42,16 @@ describe('training errors', () => {
     const jobId = await startTraining(client, networkId, { epochs: 20, mini_batch_size: 10, learning_rate: 3.0 });
     await sock.waitForEvents(jobId, { updates: 1, final: false });
 
+    // While it trains, requests are answered at once and the job shows as running.
+    const t0 = Date.now();
+    const st = expectJSON(await client.status(), 200, 'status during training');
+    const ms = Date.now() - t0;
+    assert.ok(ms < 2000, `GET /api/status took ${ms} ms during training`);
+    assert.ok(st.training_jobs >= 1, `training_jobs during training: ${JSON.stringify(st)}`);
+    const running = await getJob(client, jobId);
+    assert.ok(['pending', 'training'].includes(running.status), `job status during training: ${JSON.stringify(running)}`);
+    assert.ok(running.progress > 0 && running.progress < 100, `job progress during training: ${JSON.stringify(running)}`);
+
     const del = expectJSON(await client.deleteNetwork(networkId), 200, 'DELETE during training');
     assert.equal(del.network_id, networkId);
     assert.equal(del.deleted_from_memory, true, `deleted_from_memory: ${JSON.stringify(del)}`);
@@ -73,7 +83,7 @@ describe('training errors', () => {
     assert.ok(!list.some((n) => n.network_id === networkId), `deleted network is listed again: ${JSON.stringify(list)}`);
     const files = await readdir(modelsDir);
     assert.ok(!files.some((f) => f.startsWith(networkId)), `a file of the deleted network is back in MODELS_DIR: ${JSON.stringify(files)}`);
-    const st = expectJSON(await client.status(), 200);
-    assert.equal(st.training_jobs, 0, `training_jobs after the failure: ${JSON.stringify(st)}`);
+    const idle = expectJSON(await client.status(), 200);
+    assert.equal(idle.training_jobs, 0, `training_jobs after the failure: ${JSON.stringify(idle)}`);
   }));
 });
