@@ -47,7 +47,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	port := fs.String("port", env("PORT", "8000"), "HTTP port (env PORT)")
 	models := fs.String("models-dir", env("MODELS_DIR", "models"), "directory of saved networks (env MODELS_DIR)")
 	mnistDir := fs.String("mnist-dir", env("MNIST_DIR", ""), "directory with the MNIST .gz files; empty: the copy built in (env MNIST_DIR)")
-	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(runtime.NumCPU())), "training jobs run at once (env MAX_CONCURRENT_JOBS)")
+	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))), "training jobs run at once; default: the CPUs this process may use (env MAX_CONCURRENT_JOBS)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	debugAddr := fs.String("debug-addr", env("DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	maxNets := fs.String("max-networks", env("MAX_NETWORKS", strconv.Itoa(lim.MaxNetworks)), "networks kept, in memory and on disk (env MAX_NETWORKS)")

@@ -21,7 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	def := service.DefaultLimits()
 	if cfg.Addr != ":8000" || cfg.ModelsDir != "models" || cfg.MNISTDir != "" || cfg.DebugAddr != "" ||
-		cfg.Workers != runtime.NumCPU() || cfg.LogLevel != slog.LevelInfo || cfg.Limits != def {
+		cfg.Workers != runtime.GOMAXPROCS(0) || cfg.LogLevel != slog.LevelInfo || cfg.Limits != def {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	// A long-poll is held for up to the 25 s ping interval: the write

@@ -129,7 +129,9 @@ func (s *Service) worker() {
 
 		s.mu.Lock()
 		delete(s.busy, j.NetworkID)
-		s.finishLocked(j, err)
+		if err != nil {
+			s.finishLocked(j, err)
+		}
 		s.cond.Broadcast()
 		s.mu.Unlock()
 		if err != nil {
@@ -226,6 +228,11 @@ func (s *Service) run(j *Job) error {
 		return errNetworkDeleted
 	}
 	log.Info("training completed", "accuracy", *last.accuracy, "seconds", time.Since(began).Seconds())
+	// Completed before the event goes out, so that a client asking on
+	// receipt of it reads "completed".
+	s.mu.Lock()
+	s.finishLocked(j, nil)
+	s.mu.Unlock()
 	s.events.TrainingComplete(Complete{
 		JobID: j.ID, NetworkID: j.NetworkID, Status: StatusCompleted, Accuracy: *last.accuracy, Progress: 100,
 	})

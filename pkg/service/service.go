@@ -38,7 +38,7 @@ type Config struct {
 	Data    func() (*mnist.Dataset, error)
 	Store   Store
 	Events  Events       // nil: events are dropped
-	Workers int          // training jobs run at once; 0: runtime.NumCPU()
+	Workers int          // training jobs run at once; 0: runtime.GOMAXPROCS(0)
 	Limits  Limits       // zero value: DefaultLimits()
 	Logger  *slog.Logger // nil: slog.Default()
 }
@@ -99,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Events = NopEvents{}
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.NumCPU()
+		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()

@@ -85,6 +85,8 @@ type recorder struct {
 	mu     sync.Mutex
 	events []any
 	signal chan struct{}
+	// onComplete, if set, runs as the complete event is delivered.
+	onComplete func(Complete)
 }
 
 func newRecorder() *recorder { return &recorder{signal: make(chan struct{}, 1000)} }
@@ -97,7 +99,12 @@ func (r *recorder) add(e any) {
 }
 
 func (r *recorder) TrainingUpdate(u Update)     { r.add(u) }
-func (r *recorder) TrainingComplete(c Complete) { r.add(c) }
+func (r *recorder) TrainingComplete(c Complete) {
+	if r.onComplete != nil {
+		r.onComplete(c)
+	}
+	r.add(c)
+}
 func (r *recorder) TrainingError(f Failure)     { r.add(f) }
 
 // forJob returns the events of one job.
@@ -220,8 +227,16 @@ func TestCreateListTrain(t *testing.T) {
 		t.Errorf("Status: %+v", st)
 	}
 
+	statusAtComplete := make(chan string, 1)
+	f.events.onComplete = func(c Complete) {
+		info, _ := f.svc.Job(c.JobID)
+		statusAtComplete <- info.Status
+	}
 	job := f.train(t, id, 2)
 	evs := f.events.waitEnd(t, job)
+	if st := <-statusAtComplete; st != StatusCompleted {
+		t.Errorf("job status %q when training_complete went out, want completed", st)
+	}
 	if len(evs) != 3 {
 		t.Fatalf("got %d events, want 2 updates and 1 complete: %+v", len(evs), evs)
 	}
@@ -466,8 +481,16 @@ func TestSaveFailureFailsLoudly(t *testing.T) {
 	if _, err := f.svc.Create(DefaultArchitecture()); ErrorCode(err) != Storage {
 		t.Errorf("Create with a failing disk: %v", err)
 	}
+	statusAtComplete := make(chan string, 1)
+	f.events.onComplete = func(c Complete) {
+		info, _ := f.svc.Job(c.JobID)
+		statusAtComplete <- info.Status
+	}
 	job := f.train(t, id, 2)
 	evs := f.events.waitEnd(t, job)
+	if st := <-statusAtComplete; st != StatusCompleted {
+		t.Errorf("job status %q when training_complete went out, want completed", st)
+	}
 	fail, ok := evs[len(evs)-1].(Failure)
 	if !ok || !strings.Contains(fail.Error, "could not save") {
 		t.Errorf("ended with %+v", evs[len(evs)-1])
