@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/mnist"
 )
 
 type oneHot struct{ n int }
@@ -118,4 +120,24 @@ func maxAbsDiff(a, b []float64) float64 {
 		d = max(d, math.Abs(a[i]-b[i]))
 	}
 	return d
+}
+
+// BenchmarkMiniBatch times one mini-batch update of [784,30,10] on MNIST:
+// it must not allocate.
+func BenchmarkMiniBatch(b *testing.B) {
+	ds, err := mnist.LoadEmbedded()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	n, _ := New([]int{784, 30, 10}, rng)
+	tr := NewTrainer(n, 10, 3.0, rng)
+	batch := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for j := range batch {
+			batch[j] = int32((i*10 + j) % ds.Training.Len())
+		}
+		tr.step(ds.Training, batch)
+	}
 }

@@ -98,14 +98,14 @@ func (r *recorder) add(e any) {
 	r.signal <- struct{}{}
 }
 
-func (r *recorder) TrainingUpdate(u Update)     { r.add(u) }
+func (r *recorder) TrainingUpdate(u Update) { r.add(u) }
 func (r *recorder) TrainingComplete(c Complete) {
 	if r.onComplete != nil {
 		r.onComplete(c)
 	}
 	r.add(c)
 }
-func (r *recorder) TrainingError(f Failure)     { r.add(f) }
+func (r *recorder) TrainingError(f Failure) { r.add(f) }
 
 // forJob returns the events of one job.
 func (r *recorder) forJob(id string) []any {

@@ -7,6 +7,7 @@
 //	go test ./test/load -run TestHTTPLoad -v -args -full
 //	go test ./test/load -run TestSocketLoad -v -args -full
 //	go test ./test/load -run TestFaults -v
+//	go test ./test/load -run TestSocketLoad -v -args -e2e30
 //
 // Figures are logged, not asserted: the machines are small and shared. What
 // is asserted is that nothing fails.
@@ -24,7 +25,10 @@ import (
 	"time"
 )
 
-var full = flag.Bool("full", false, "run the full-size load tests (200 HTTP clients, 1000 Socket.IO clients)")
+var (
+	full = flag.Bool("full", false, "run the full-size load tests (200 HTTP clients, 1000 Socket.IO clients)")
+	e2e  = flag.Bool("e2e30", false, "TestSocketLoad with one client and a 30-epoch job: the end-to-end time")
+)
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {

@@ -2,7 +2,8 @@
 // SERVER_URL, starts one EPOCHS-epoch job, and checks that every client
 // receives every event of it, in order. Prints one JSON summary on stdout:
 // the receive times (wall clock, ms since the epoch, sub-ms precision) of
-// each event at the first and the last client.
+// each event at the first and the last client, and the time from the
+// create request to training_complete.
 //
 //   SERVER_URL=http://127.0.0.1:8000 CLIENTS=1000 EPOCHS=3 node sockets.mjs
 import { io } from 'socket.io-client';
@@ -64,6 +65,7 @@ await new Promise((resolve, reject) => {
 }).catch((err) => fail(err.message));
 const connectedMs = now() - started;
 
+const createdAt = now();
 const { network_id: networkId } = await post('/api/networks', { layer_sizes: [784, 30, 10] });
 const job = await post(`/api/networks/${networkId}/train`, { epochs });
 jobId = job.job_id;
@@ -91,5 +93,6 @@ const events = want.map((key, k) => {
   return { key, first: Math.min(...times), last: Math.max(...times) };
 });
 for (const s of sockets) s.disconnect();
-console.log(JSON.stringify({ clients, connected_ms: connectedMs, in_order: inOrder, job_id: jobId, events, problems }));
+const totalMs = events[events.length - 1].first - createdAt; // create → training_complete
+console.log(JSON.stringify({ clients, connected_ms: connectedMs, total_ms: totalMs, in_order: inOrder, job_id: jobId, events, problems }));
 process.exit(0);

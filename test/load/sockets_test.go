@@ -49,9 +49,12 @@ func TestSocketLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	clients := 50
+	clients, epochs := 50, 3
 	if *full {
 		clients = 1000
+	}
+	if *e2e {
+		clients, epochs = 1, 30
 	}
 	s := startServer(t)
 	idleG, idleRSS := s.goroutines(t), s.rssMB(t)
@@ -70,13 +73,14 @@ func TestSocketLoad(t *testing.T) {
 			}
 		}
 	}()
-	out := nodeScript(t, s, "sockets.mjs", "CLIENTS="+strconv.Itoa(clients), "EPOCHS=3")
+	out := nodeScript(t, s, "sockets.mjs", "CLIENTS="+strconv.Itoa(clients), "EPOCHS="+strconv.Itoa(epochs))
 	close(stop)
 	<-sampled
 
 	var sum struct {
 		Clients     int     `json:"clients"`
 		ConnectedMs float64 `json:"connected_ms"`
+		TotalMs     float64 `json:"total_ms"`
 		InOrder     int     `json:"in_order"`
 		JobID       string  `json:"job_id"`
 		Events      []struct {
@@ -95,6 +99,7 @@ func TestSocketLoad(t *testing.T) {
 	emitted := s.emitTimes(sum.JobID)
 	t.Logf("%d clients connected in %.0f ms; idle before: %d goroutines, %.0f MB RSS; peak while connected: %.0f MB",
 		clients, sum.ConnectedMs, idleG, idleRSS, rssDuring)
+	t.Logf("create → %d epochs → training_complete at the first client: %.2f s", epochs, sum.TotalMs/1000)
 	for _, e := range sum.Events {
 		at, ok := emitted[e.Key]
 		if !ok {
