@@ -22,6 +22,7 @@ type config struct {
 	ModelsDir string
 	MNISTDir  string
 	Workers   int
+	CPUs      int // CPUs this process may use (GOMAXPROCS at start)
 	LogLevel  slog.Level
 	Limits    service.Limits
 
@@ -47,7 +48,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	port := fs.String("port", env("PORT", "8000"), "HTTP port (env PORT)")
 	models := fs.String("models-dir", env("MODELS_DIR", "models"), "directory of saved networks (env MODELS_DIR)")
 	mnistDir := fs.String("mnist-dir", env("MNIST_DIR", ""), "directory with the MNIST .gz files; empty: the copy built in (env MNIST_DIR)")
-	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))), "training jobs run at once; default: the CPUs this process may use (env MAX_CONCURRENT_JOBS)")
+	cpus := runtime.GOMAXPROCS(0)
+	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(cpus)), "training jobs run at once; default: the CPUs this process may use (env MAX_CONCURRENT_JOBS)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	debugAddr := fs.String("debug-addr", env("DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
 	maxNets := fs.String("max-networks", env("MAX_NETWORKS", strconv.Itoa(lim.MaxNetworks)), "networks kept, in memory and on disk (env MAX_NETWORKS)")
@@ -63,7 +65,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := config{
-		ModelsDir: *models, MNISTDir: *mnistDir, Limits: lim, DebugAddr: *debugAddr,
+		ModelsDir: *models, MNISTDir: *mnistDir, Limits: lim, DebugAddr: *debugAddr, CPUs: cpus,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Above the 25 s ping interval, the longest a long-poll is held open.

@@ -190,6 +190,26 @@ func (s *server) rssMB(t *testing.T) float64 {
 	return 0
 }
 
+// heapMB reads the server's live heap after a garbage collection.
+func (s *server) heapMB(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get(s.DebugURL + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			n, _ := strconv.Atoi(v)
+			return float64(n) / (1 << 20)
+		}
+	}
+	t.Fatal("no HeapAlloc in the heap profile")
+	return 0
+}
+
 // goroutines reads the server's goroutine count from pprof.
 func (s *server) goroutines(t *testing.T) int {
 	t.Helper()
