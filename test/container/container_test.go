@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +46,8 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/web"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
 // image is what the test learns from the Dockerfile.
@@ -485,34 +486,6 @@ func (c *container) runHealthcheck(t *testing.T, port int) (int, string) {
 	return 0, string(out)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // tempRoot makes a directory that the container user can reach: it is
 // removed at the end of the test.
 func tempRoot(t *testing.T) string {
@@ -547,7 +520,7 @@ func TestContainer(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatalf("go is not on PATH: %v", err)
 	}
-	root := moduleRoot(t)
+	root := testenv.ModuleRoot(t)
 	img := readImage(t, root)
 	uid, gid := img.uidGid(t)
 	if port, ok := img.envValue("PORT"); !ok || !img.exposed[port] {
@@ -594,7 +567,7 @@ func TestContainer(t *testing.T) {
 	}
 	img.layout(t, fsRoot, asRoot)
 	c := &container{
-		img: img, root: fsRoot, port: freePort(t),
+		img: img, root: fsRoot, port: testenv.FreePort(t),
 		client: &http.Client{Timeout: 120 * time.Second},
 	}
 	if asRoot {
@@ -668,7 +641,7 @@ func TestContainer(t *testing.T) {
 	if code, out := c.runHealthcheck(t, c.port); code != 0 {
 		t.Errorf("healthcheck against the server: exit %d, want 0: %s", code, out)
 	}
-	if code, out := c.runHealthcheck(t, freePort(t)); code != 1 {
+	if code, out := c.runHealthcheck(t, testenv.FreePort(t)); code != 1 {
 		t.Errorf("healthcheck against a closed port: exit %d, want 1: %s", code, out)
 	} else {
 		t.Logf("healthcheck against a closed port: exit 1: %s", strings.TrimSpace(out))

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,44 +17,36 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "nnserver-load-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "server")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/server")
-	cmd.Dir = moduleRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
 
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
-
-func freePort(t *testing.T) int {
+// buildServer builds the server once for all the tests of the package.
+func buildServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nnserver-load-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "server")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/server")
+		cmd.Dir = testenv.ModuleRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return binPath
 }
 
 // server is the real server binary, running on loopback.
@@ -69,11 +60,8 @@ type server struct {
 
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, debugPort := freePort(t), freePort(t)
+	bin := buildServer(t)
+	port, debugPort := testenv.FreePort(t), testenv.FreePort(t)
 	s := &server{
 		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		DebugURL: fmt.Sprintf("http://127.0.0.1:%d", debugPort),

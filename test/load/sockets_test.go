@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
 // nodeScript runs one of this folder's scripts against the server and
@@ -21,7 +23,7 @@ func nodeScript(t *testing.T, s *server, script string, env ...string) []byte {
 	if err != nil {
 		t.Fatalf("node is not on PATH: the Socket.IO load tests need Node.js 20+ (go test -short skips them)")
 	}
-	dir := filepath.Join(moduleRoot(), "test", "load")
+	dir := filepath.Join(testenv.ModuleRoot(t), "test", "load")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		cmd.Dir = dir

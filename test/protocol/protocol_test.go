@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
 // testFiles are the suites, in the order they run (one at a time: the
@@ -40,7 +42,7 @@ func TestProtocol(t *testing.T) {
 	node := lookPath(t, "node")
 	npm := lookPath(t, "npm")
 
-	root := moduleRoot(t)
+	root := testenv.ModuleRoot(t)
 	dir := filepath.Join(root, "test", "protocol")
 
 	ctx, cancel := context.WithTimeout(t.Context(), suiteTimeout)
@@ -66,25 +68,6 @@ func lookPath(t *testing.T, name string) string {
 		t.Fatalf("%s is not on PATH: the protocol suite needs Node.js 20+ and npm (or run go test -short to skip it): %v", name, err)
 	}
 	return p
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // run runs a command in dir with extra environment, streaming its output
