@@ -57,7 +57,8 @@ type Meta struct {
 	ID string
 	// Sizes is the number of neurons in each layer, inputs first.
 	Sizes []int
-	// Trained is whether a training job has completed on the network.
+	// Trained is whether the network has finished at least one epoch of
+	// training (it is saved after every epoch).
 	Trained bool
 	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
 	Accuracy *float64
