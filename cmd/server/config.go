@@ -55,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	maxNets := fs.String("max-networks", env("MAX_NETWORKS", strconv.Itoa(lim.MaxNetworks)), "networks kept, in memory and on disk (env MAX_NETWORKS)")
 	maxQueue := fs.String("max-queued-jobs", env("MAX_QUEUED_JOBS", strconv.Itoa(lim.MaxQueuedJobs)), "training jobs waiting at most (env MAX_QUEUED_JOBS)")
 	maxParams := fs.String("max-params", env("MAX_PARAMS", strconv.Itoa(lim.MaxParams)), "weights and biases per network at most (env MAX_PARAMS)")
+	maxMem := fs.String("max-params-in-memory", env("MAX_PARAMS_IN_MEMORY", strconv.Itoa(lim.MaxParamsInMemory)), "weights and biases held in memory; past it idle networks are unloaded (env MAX_PARAMS_IN_MEMORY)")
 	maxEpochs := fs.String("max-epochs", env("MAX_EPOCHS", strconv.Itoa(lim.MaxEpochs)), "epochs per job at most (env MAX_EPOCHS)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return config{}, fmt.Errorf("%w\n%s", err, usage.String())
@@ -89,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		{"max-queued-jobs", *maxQueue, 1_000_000, &cfg.Limits.MaxQueuedJobs},
 		{"max-params", *maxParams, store.MaxParams, &cfg.Limits.MaxParams},
 		{"max-epochs", *maxEpochs, 1_000_000, &cfg.Limits.MaxEpochs},
+		{"max-params-in-memory", *maxMem, 1 << 40, &cfg.Limits.MaxParamsInMemory},
 	} {
 		if *s.dst, err = positive(s.name, s.val, s.max); err != nil {
 			return config{}, err

@@ -35,7 +35,7 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigEnvAndFlags(t *testing.T) {
 	env := envOf(map[string]string{
 		"PORT": "9000", "MODELS_DIR": "/data/models", "MAX_CONCURRENT_JOBS": "3", "LOG_LEVEL": "DEBUG",
-		"MNIST_DIR": "/mnist", "MAX_NETWORKS": "7", "MAX_QUEUED_JOBS": "8", "MAX_PARAMS": "1000", "MAX_EPOCHS": "9",
+		"MNIST_DIR": "/mnist", "MAX_NETWORKS": "7", "MAX_QUEUED_JOBS": "8", "MAX_PARAMS": "1000", "MAX_EPOCHS": "9", "MAX_PARAMS_IN_MEMORY": "123456",
 		"DEBUG_ADDR": "127.0.0.1:6060",
 	})
 	cfg, err := parseConfig(nil, env)
@@ -44,7 +44,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}
 	if cfg.Addr != ":9000" || cfg.ModelsDir != "/data/models" || cfg.Workers != 3 || cfg.LogLevel != slog.LevelDebug ||
 		cfg.MNISTDir != "/mnist" || cfg.Limits.MaxNetworks != 7 || cfg.Limits.MaxQueuedJobs != 8 ||
-		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.DebugAddr != "127.0.0.1:6060" {
+		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.Limits.MaxParamsInMemory != 123456 || cfg.DebugAddr != "127.0.0.1:6060" {
 		t.Errorf("from env: %+v", cfg)
 	}
 	cfg, err = parseConfig([]string{"--port", "9100", "--models-dir", "m2", "--log-level", "warn"}, env)

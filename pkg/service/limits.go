@@ -16,19 +16,24 @@ type Limits struct {
 	MaxBatchSize    int     // mini-batch size
 	MaxLearningRate float64 // learning rate
 	MaxNetworks     int     // networks in memory and on disk together
-	MaxQueuedJobs   int     // jobs waiting for a worker
+	// MaxParamsInMemory bounds the weights and biases of the networks held in
+	// memory together; past it, the least recently used idle networks are
+	// unloaded (they stay on disk, listed as "saved", and load on next use).
+	MaxParamsInMemory int
+	MaxQueuedJobs     int // jobs waiting for a worker
 }
 
 // DefaultLimits returns the limits used unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxLayers:       10,
-		MaxParams:       5_000_000,
-		MaxEpochs:       1000,
-		MaxBatchSize:    mnist.TrainSize,
-		MaxLearningRate: 1000,
-		MaxNetworks:     100,
-		MaxQueuedJobs:   100,
+		MaxLayers:         10,
+		MaxParams:         5_000_000,
+		MaxEpochs:         1000,
+		MaxBatchSize:      mnist.TrainSize,
+		MaxLearningRate:   1000,
+		MaxNetworks:       100,
+		MaxParamsInMemory: 25_000_000, // 200 MB of float64
+		MaxQueuedJobs:     100,
 	}
 }
 
@@ -51,19 +56,25 @@ func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 	case sizes[len(sizes)-1] != mnist.Classes:
 		return nil, Errorf(Invalid, "layer_sizes must end with %d (one output per digit), got %d", mnist.Classes, sizes[len(sizes)-1])
 	}
-	params := 0
 	for i, s := range sizes {
 		if s < 1 || s > l.MaxParams {
 			return nil, Errorf(Invalid, "layer_sizes[%d] must be an integer between 1 and %d, got %d", i, l.MaxParams, s)
 		}
-		if i > 0 {
-			params += s * (sizes[i-1] + 1)
-			if params > l.MaxParams {
-				return nil, Errorf(Invalid, "layer_sizes %v would need more than %d weights and biases", sizes, l.MaxParams)
-			}
+		if i > 0 && paramCount(sizes[:i+1]) > l.MaxParams {
+			return nil, Errorf(Invalid, "layer_sizes %v would need more than %d weights and biases", sizes, l.MaxParams)
 		}
 	}
 	return Architecture(append([]int(nil), sizes...)), nil
+}
+
+// paramCount returns the weights and biases of a network of these sizes,
+// each at least 1.
+func paramCount(sizes []int) int {
+	n := 0
+	for i := 1; i < len(sizes); i++ {
+		n += sizes[i] * (sizes[i-1] + 1)
+	}
+	return n
 }
 
 // TrainParams are validated training hyper-parameters.

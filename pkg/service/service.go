@@ -78,6 +78,10 @@ type entry struct {
 
 	saveMu  sync.Mutex // serialises writes and the deletion of its file
 	deleted bool       // guarded by saveMu: no more saves
+
+	params   int          // weights and biases
+	lastUsed atomic.Int64 // unix nanoseconds of the last lookup, for unloading
+	unsaved  atomic.Bool  // the last save failed: the disk lags memory, keep it loaded
 }
 
 // state is an immutable snapshot of a network and what is known of it.
@@ -207,15 +211,13 @@ func (s *Service) Create(arch Architecture) (Created, error) {
 	}
 	now := time.Now().UTC()
 	ctx, cancel := context.WithCancel(s.ctx)
-	e := &entry{id: uuid.NewString(), sizes: net.Sizes(), created: now, ctx: ctx, cancel: cancel}
-	st := &state{net: net, updated: now}
-	e.state.Store(st)
-	if err := s.save(e, st); err != nil {
+	e := newEntry(uuid.NewString(), now, &state{net: net, updated: now}, ctx, cancel)
+	if err := s.save(e, e.state.Load()); err != nil {
 		cancel()
 		return Created{}, err
 	}
 	s.mu.Lock()
-	s.nets[e.id] = e
+	s.admitLocked(e)
 	s.mu.Unlock()
 	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes)
 	return Created{NetworkID: e.id, Architecture: e.sizes, Status: "created"}, nil
@@ -233,9 +235,86 @@ func (s *Service) save(e *entry, st *state) error {
 		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated,
 	}
 	if err := s.store.Save(m, st.net); err != nil {
+		e.unsaved.Store(true)
 		return &Error{Code: Storage, Message: "could not save the network to the models directory", Err: err}
 	}
+	e.unsaved.Store(false)
 	return nil
+}
+
+func newEntry(id string, created time.Time, st *state, ctx context.Context, cancel context.CancelFunc) *entry {
+	sizes := st.net.Sizes()
+	e := &entry{id: id, sizes: sizes, created: created, ctx: ctx, cancel: cancel, params: paramCount(sizes)}
+	e.state.Store(st)
+	e.lastUsed.Store(time.Now().UnixNano())
+	return e
+}
+
+// admitLocked puts e in memory, first unloading the least recently used
+// idle networks while the networks in memory would hold more than
+// MaxParamsInMemory parameters. An idle network has no job pending or
+// running and is saved as it stands, so unloading loses nothing: it is
+// listed as "saved" and loads again on its next use. If every network is
+// busy the limit is exceeded rather than a request refused.
+func (s *Service) admitLocked(e *entry) {
+	total := e.params
+	for _, o := range s.nets {
+		total += o.params
+	}
+	for total > s.limits.MaxParamsInMemory {
+		victim := s.idlestLocked()
+		if victim == nil {
+			break
+		}
+		st := victim.state.Load()
+		delete(s.nets, victim.id)
+		s.saved[victim.id] = store.Entry{
+			Meta: store.Meta{
+				ID: victim.id, Sizes: victim.sizes, Trained: st.trained, Accuracy: st.accuracy,
+				EpochsTrained: st.epochs, CreatedAt: victim.created, UpdatedAt: st.updated,
+			},
+			WeightShapes: weightShapes(victim.sizes), BiasShapes: biasShapes(victim.sizes),
+		}
+		victim.cancel()
+		total -= victim.params
+		s.log.Info("network unloaded from memory", "network_id", victim.id, "params", victim.params)
+	}
+	s.nets[e.id] = e
+}
+
+// idlestLocked returns the least recently used network that may be
+// unloaded, or nil.
+func (s *Service) idlestLocked() *entry {
+	queued := map[string]bool{}
+	for _, j := range s.queue {
+		queued[j.NetworkID] = true
+	}
+	var victim *entry
+	for id, e := range s.nets {
+		if s.busy[id] || queued[id] || e.unsaved.Load() {
+			continue
+		}
+		if victim == nil || e.lastUsed.Load() < victim.lastUsed.Load() {
+			victim = e
+		}
+	}
+	return victim
+}
+
+func weightShapes(sizes []int) [][2]int {
+	var out [][2]int
+	for i := 1; i < len(sizes); i++ {
+		out = append(out, [2]int{sizes[i], sizes[i-1]})
+	}
+	return out
+}
+
+func biasShapes(sizes []int) [][2]int {
+	var out [][2]int
+	for i := 1; i < len(sizes); i++ {
+		out = append(out, [2]int{sizes[i], 1})
+	}
+	return out
 }
 
 // NetworkInfo describes one network in the list.
@@ -308,6 +387,7 @@ func (s *Service) lookup(id string) (*entry, error) {
 	_, onDisk := s.saved[id]
 	s.mu.Unlock()
 	if inMem {
+		e.lastUsed.Store(time.Now().UnixNano())
 		return e, nil
 	}
 	if !onDisk {
@@ -329,10 +409,11 @@ func (s *Service) lookup(id string) (*entry, error) {
 		return nil, errNetworkNotFound
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	e = &entry{id: id, sizes: net.Sizes(), created: meta.CreatedAt, ctx: ctx, cancel: cancel}
-	e.state.Store(&state{net: net, trained: meta.Trained, accuracy: meta.Accuracy, epochs: meta.EpochsTrained, updated: meta.UpdatedAt})
+	e = newEntry(id, meta.CreatedAt,
+		&state{net: net, trained: meta.Trained, accuracy: meta.Accuracy, epochs: meta.EpochsTrained, updated: meta.UpdatedAt},
+		ctx, cancel)
 	delete(s.saved, id)
-	s.nets[id] = e
+	s.admitLocked(e)
 	s.log.Info("network loaded from disk", "network_id", id)
 	return e, nil
 }

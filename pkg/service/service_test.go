@@ -589,3 +589,48 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxParamsInMemory = 2 * 23860 // two [784,30,10] networks
+	f := newFixture(t, 1, lim, nil, nil)
+	status := func() map[string]string {
+		out := map[string]string{}
+		for _, n := range f.svc.List() {
+			out[n.NetworkID] = n.Status
+		}
+		return out
+	}
+	a := f.create(t)
+	job := f.train(t, a, 200) // busy: must stay in memory
+	for len(f.events.forJob(job)) == 0 {
+		<-f.events.signal
+	}
+	b := f.create(t)
+	c := f.create(t) // over the limit: b, idle, goes
+	if st := status(); st[a] != "in_memory" || st[b] != "saved" || st[c] != "in_memory" {
+		t.Fatalf("after creating c: %v", st)
+	}
+	for _, n := range f.svc.List() {
+		if n.NetworkID == b && (len(n.WeightsShape) != 2 || n.WeightsShape[0] != [2]int{30, 784} || n.BiasesShape[1] != [2]int{10, 1}) {
+			t.Errorf("unloaded network listed as %+v", n)
+		}
+	}
+	if f.svc.Status().ActiveNetworks != 2 {
+		t.Errorf("active networks %d, want 2", f.svc.Status().ActiveNetworks)
+	}
+	// Using b loads it back, and c, now the least recently used, goes.
+	if _, err := f.svc.Example(b, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st[a] != "in_memory" || st[b] != "in_memory" || st[c] != "saved" {
+		t.Fatalf("after using b: %v", st)
+	}
+	if _, err := f.svc.Delete(c); err != nil {
+		t.Errorf("deleting an unloaded network: %v", err)
+	}
+	if _, err := f.svc.Delete(a); err != nil {
+		t.Fatal(err)
+	}
+	f.events.waitEnd(t, job)
+}
