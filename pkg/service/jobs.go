@@ -24,7 +24,6 @@ type Job struct {
 	ID        string
 	NetworkID string
 	Params    TrainParams
-	Created   time.Time
 
 	status   string
 	epoch    int
@@ -85,7 +84,7 @@ func (s *Service) Train(networkID string, p TrainParams) (TrainStarted, error) {
 		return TrainStarted{}, &Error{Code: Unavailable, Message: "too many training jobs are waiting; try again later",
 			Err: ErrQueueFull}
 	}
-	j := &Job{ID: uuid.NewString(), NetworkID: networkID, Params: p, Created: time.Now(), status: StatusPending}
+	j := &Job{ID: uuid.NewString(), NetworkID: networkID, Params: p, status: StatusPending}
 	s.jobs[j.ID] = j
 	s.queue = append(s.queue, j)
 	s.cond.Broadcast()
