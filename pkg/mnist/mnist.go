@@ -66,6 +66,9 @@ type Set struct {
 // Len returns the number of images.
 func (s *Set) Len() int { return len(s.labels) }
 
+// Inputs returns the number of pixels of an image, 784.
+func (s *Set) Inputs() int { return Pixels }
+
 // Label returns the digit (0–9) shown by image i.
 func (s *Set) Label(i int) int { return int(s.labels[i]) }
 

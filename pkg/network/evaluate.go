@@ -8,20 +8,33 @@ import (
 // Evaluate returns how many examples of data the network classifies
 // correctly (its most active output neuron is the label), like network.py's
 // evaluate. The examples are split across GOMAXPROCS goroutines.
-func (n *Network) Evaluate(data Examples) int {
-	return newKernel(n).evaluate(data, nil)
+func (n *Network) Evaluate(data Examples) (int, error) {
+	k := newKernel(n)
+	if err := k.fits(data); err != nil {
+		return 0, err
+	}
+	return k.evaluate(data, nil), nil
 }
 
 // Classify returns the predicted class of every example of data.
-func (n *Network) Classify(data Examples) []int {
+func (n *Network) Classify(data Examples) ([]int, error) {
+	k := newKernel(n)
+	if err := k.fits(data); err != nil {
+		return nil, err
+	}
 	pred := make([]int, data.Len())
-	newKernel(n).evaluate(data, pred)
-	return pred
+	k.evaluate(data, pred)
+	return pred, nil
 }
 
 // Evaluate returns how many examples of data the trainer's current weights
 // classify correctly.
-func (t *Trainer) Evaluate(data Examples) int { return t.k.evaluate(data, nil) }
+func (t *Trainer) Evaluate(data Examples) (int, error) {
+	if err := t.k.fits(data); err != nil {
+		return 0, err
+	}
+	return t.k.evaluate(data, nil), nil
+}
 
 // evaluate counts the correctly classified examples of data, spreading them
 // over GOMAXPROCS goroutines. Those are scheduled on at most GOMAXPROCS

@@ -16,6 +16,7 @@ type oneHot struct{ n int }
 
 func (o oneHot) Len() int                          { return o.n }
 func (o oneHot) Label(i int) int                   { return i % 2 }
+func (o oneHot) Inputs() int                       { return 3 }
 func (o oneHot) Nonzero(i int) ([]uint16, []uint8) { return []uint16{uint16(i % 3)}, []uint8{200} }
 
 // Sigmoid networks with a bounded learning rate do not blow up from finite
@@ -139,5 +140,27 @@ func BenchmarkMiniBatch(b *testing.B) {
 			batch[j] = int32((i*10 + j) % ds.Training.Len())
 		}
 		tr.step(ds.Training, batch)
+	}
+}
+
+// Examples of another width must never reach the vector kernels, which
+// index rows by input.
+func TestRefusesExamplesOfAnotherWidth(t *testing.T) {
+	n, err := New([]int{4, 3, 2}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := oneHot{10} // 3 inputs
+	if _, err := n.Evaluate(data); err == nil {
+		t.Error("Evaluate accepted 3-input examples for a 4-input network")
+	}
+	if _, err := n.Classify(data); err == nil {
+		t.Error("Classify accepted them")
+	}
+	if _, err := NewTrainer(n, 2, 1, rand.New(rand.NewPCG(1, 1))).TrainEpoch(context.Background(), data); err == nil {
+		t.Error("TrainEpoch accepted them")
+	}
+	if _, err := SGD(context.Background(), n, data, data, Params{Epochs: 1, BatchSize: 2, Eta: 1}, rand.New(rand.NewPCG(1, 1)), nil); err == nil {
+		t.Error("SGD accepted them")
 	}
 }

@@ -1,6 +1,8 @@
 package network
 
 import (
+	"fmt"
+
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -8,6 +10,9 @@ import (
 // scaled to [0, 1] by /255 on the way in. *mnist.Set implements it.
 type Examples interface {
 	Len() int
+	// Inputs returns how many inputs every example has: every index
+	// Nonzero returns is below it. It must equal the network's input layer.
+	Inputs() int
 	// Label returns the class of example i, the index of the output neuron
 	// that should fire.
 	Label(i int) int
@@ -43,6 +48,16 @@ type kernel struct {
 }
 
 func pad4(n int) int { return (n + 3) &^ 3 }
+
+// fits reports whether data's examples have as many inputs as the network:
+// the vector kernels read and write rows by input index, so a mismatch must
+// never reach them.
+func (k *kernel) fits(data Examples) error {
+	if data.Inputs() != k.sizes[0] {
+		return fmt.Errorf("network: examples have %d inputs, the network %d", data.Inputs(), k.sizes[0])
+	}
+	return nil
+}
 
 func newKernel(n *Network) *kernel {
 	k := &kernel{sizes: n.Sizes(), h0: pad4(n.sizes[1])}

@@ -19,6 +19,7 @@ type examples struct {
 }
 
 func (e *examples) Len() int        { return len(e.labels) }
+func (e *examples) Inputs() int     { return len(e.pixels[0]) }
 func (e *examples) Label(i int) int { return e.labels[i] }
 func (e *examples) Nonzero(i int) ([]uint16, []uint8) {
 	var idx []uint16
@@ -359,7 +360,7 @@ func TestSGDCallbackAndCancel(t *testing.T) {
 			e.Accuracy != float64(e.Correct)/50 || e.Seconds <= 0 || e.Network == nil {
 			t.Errorf("epoch %d: %+v", i+1, e)
 		}
-		if got := e.Network.Evaluate(data); got != e.Correct {
+		if got, err := e.Network.Evaluate(data); err != nil || got != e.Correct {
 			t.Errorf("epoch %d: snapshot classifies %d correctly, callback said %d", i+1, got, e.Correct)
 		}
 	}

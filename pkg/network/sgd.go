@@ -64,6 +64,9 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		return nil, err
 	}
 	t := NewTrainer(start, p.BatchSize, p.Eta, rng)
+	if err := t.k.fits(test); err != nil {
+		return nil, err
+	}
 	for e := 1; e <= p.Epochs; e++ {
 		secs, err := t.TrainEpoch(ctx, train)
 		if err != nil {
@@ -72,7 +75,10 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		if !t.k.finite() {
 			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, ErrNotFinite)
 		}
-		correct := t.Evaluate(test)
+		correct, err := t.Evaluate(test)
+		if err != nil {
+			return nil, err
+		}
 		ep := Epoch{
 			Epoch: e, Epochs: p.Epochs, Correct: correct, Total: test.Len(),
 			Seconds: secs, Network: t.Network(),
@@ -135,6 +141,9 @@ func (t *Trainer) Network() *Network { return t.k.network() }
 // returning the seconds it took. It checks ctx before every mini-batch; if ctx
 // is cancelled the weights are left mid-epoch and ctx's error is returned.
 func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, error) {
+	if err := t.k.fits(train); err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	n := train.Len()
 	if len(t.perm) != n {

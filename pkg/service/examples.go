@@ -42,7 +42,10 @@ func (s *Service) Example(networkID string, correct bool) (Example, error) {
 		return Example{}, &Error{Code: Internal, Message: "the MNIST data set is not available", Err: err}
 	}
 	net := e.state.Load().net
-	pred := e.predictionsFor(net, ds.Test)
+	pred, err := e.predictionsFor(net, ds.Test)
+	if err != nil {
+		return Example{}, &Error{Code: Internal, Message: "could not run the network", Err: err}
+	}
 	test := ds.Test
 	wanted := func(i int) bool { return (pred[i] == test.Label(i)) == correct }
 
@@ -96,12 +99,21 @@ func (s *Service) Example(networkID string, correct bool) (Example, error) {
 }
 
 // predictionsFor returns net's predictions on test, computing them once per
-// snapshot.
-func (e *entry) predictionsFor(net *network.Network, test *mnist.Set) []int {
+// snapshot: concurrent requests wait for the one computation rather than
+// each classifying all 10,000 images.
+func (e *entry) predictionsFor(net *network.Network, test *mnist.Set) ([]int, error) {
 	if p := e.preds.Load(); p != nil && p.net == net {
-		return p.pred
+		return p.pred, nil
 	}
-	p := &predictions{net: net, pred: net.Classify(test)}
-	e.preds.Store(p)
-	return p.pred
+	e.predMu.Lock()
+	defer e.predMu.Unlock()
+	if p := e.preds.Load(); p != nil && p.net == net {
+		return p.pred, nil
+	}
+	pred, err := net.Classify(test)
+	if err != nil {
+		return nil, err
+	}
+	e.preds.Store(&predictions{net: net, pred: pred})
+	return pred, nil
 }

@@ -60,10 +60,11 @@ type Service struct {
 	nets     map[string]*entry
 	saved    map[string]store.Entry // on disk, not loaded yet
 	jobs     map[string]*Job
-	queue    []*Job          // pending jobs, oldest first
-	busy     map[string]bool // networks with a running job
-	creating int             // networks being created, counted against MaxNetworks
-	done     bool            // Close was called
+	loading  map[string]*loadCall // networks being read from disk
+	queue    []*Job               // pending jobs, oldest first
+	busy     map[string]bool      // networks with a running job
+	creating int                  // networks being created, counted against MaxNetworks
+	done     bool                 // Close was called
 }
 
 // entry is a network held in memory.
@@ -73,6 +74,7 @@ type entry struct {
 	created time.Time
 	state   atomic.Pointer[state] // replaced whole after every epoch
 	preds   atomic.Pointer[predictions]
+	predMu  sync.Mutex      // one computation of preds at a time
 	ctx     context.Context // cancelled when the network is deleted
 	cancel  context.CancelFunc
 
@@ -115,7 +117,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger,
 		ctx: ctx, cancel: cancel,
-		nets: map[string]*entry{}, saved: map[string]store.Entry{},
+		nets: map[string]*entry{}, saved: map[string]store.Entry{}, loading: map[string]*loadCall{},
 		jobs: map[string]*Job{}, busy: map[string]bool{},
 	}
 	s.cond = sync.NewCond(&s.mu)
@@ -123,10 +125,16 @@ func New(cfg Config) (*Service, error) {
 	for _, err := range errs {
 		s.log.Warn("skipping unreadable saved network", "err", err)
 	}
+	skipped := len(errs)
 	for _, e := range entries {
+		if err := fitsMNIST(e.Sizes); err != nil {
+			s.log.Warn("skipping saved network", "network_id", e.ID, "err", err)
+			skipped++
+			continue
+		}
 		s.saved[e.ID] = e
 	}
-	s.log.Info("saved networks found", "count", len(entries), "skipped", len(errs))
+	s.log.Info("saved networks found", "count", len(s.saved), "skipped", skipped)
 	for range cfg.Workers {
 		s.wg.Go(s.worker)
 	}
@@ -379,43 +387,73 @@ func cmpTimeID(ta, tb time.Time, a, b string) int {
 	return 0
 }
 
+// fitsMNIST checks that a saved network takes MNIST's 784 pixels and
+// answers its 10 digits: nothing else can be trained or asked here.
+func fitsMNIST(sizes []int) error {
+	if len(sizes) < 2 || sizes[0] != mnist.Pixels || sizes[len(sizes)-1] != mnist.Classes {
+		return fmt.Errorf("layer sizes %v do not take %d inputs and give %d outputs", sizes, mnist.Pixels, mnist.Classes)
+	}
+	return nil
+}
+
+// loadCall is one read of a saved network from disk, shared by every
+// request that needs the network meanwhile.
+type loadCall struct {
+	done chan struct{}
+	e    *entry
+	err  error
+}
+
 // lookup returns the in-memory entry of id, loading it from disk on first
-// use.
+// use. One load per network runs at a time, so concurrent requests neither
+// repeat the work nor admit an older copy over a newer one.
 func (s *Service) lookup(id string) (*entry, error) {
 	s.mu.Lock()
-	e, inMem := s.nets[id]
-	_, onDisk := s.saved[id]
-	s.mu.Unlock()
-	if inMem {
+	if e, ok := s.nets[id]; ok {
+		s.mu.Unlock()
 		e.lastUsed.Store(time.Now().UnixNano())
 		return e, nil
 	}
-	if !onDisk {
+	if c, ok := s.loading[id]; ok {
+		s.mu.Unlock()
+		<-c.done
+		return c.e, c.err
+	}
+	if _, ok := s.saved[id]; !ok {
+		s.mu.Unlock()
 		return nil, errNetworkNotFound
 	}
+	c := &loadCall{done: make(chan struct{})}
+	s.loading[id] = c
+	s.mu.Unlock()
+	defer close(c.done)
+
 	meta, net, err := s.store.Load(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNetworkNotFound
-	}
-	if err != nil {
-		return nil, &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
+	if err == nil {
+		err = fitsMNIST(net.Sizes())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.nets[id]; ok { // loaded meanwhile by another request
-		return e, nil
+	delete(s.loading, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.err = errNetworkNotFound
+	case err != nil:
+		c.err = &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
+	default:
+		if _, ok := s.saved[id]; !ok { // deleted meanwhile
+			c.err = errNetworkNotFound
+			break
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		c.e = newEntry(id, meta.CreatedAt,
+			&state{net: net, trained: meta.Trained, accuracy: meta.Accuracy, epochs: meta.EpochsTrained, updated: meta.UpdatedAt},
+			ctx, cancel)
+		delete(s.saved, id)
+		s.admitLocked(c.e)
+		s.log.Info("network loaded from disk", "network_id", id)
 	}
-	if _, ok := s.saved[id]; !ok { // deleted meanwhile
-		return nil, errNetworkNotFound
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	e = newEntry(id, meta.CreatedAt,
-		&state{net: net, trained: meta.Trained, accuracy: meta.Accuracy, epochs: meta.EpochsTrained, updated: meta.UpdatedAt},
-		ctx, cancel)
-	delete(s.saved, id)
-	s.admitLocked(e)
-	s.log.Info("network loaded from disk", "network_id", id)
-	return e, nil
+	return c.e, c.err
 }
 
 // Deleted reports what deleting one network removed.

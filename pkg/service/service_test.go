@@ -25,6 +25,7 @@ type memStore struct {
 	files   map[string]saved
 	failing bool
 	saves   int
+	loads   int
 }
 
 type saved struct {
@@ -48,6 +49,7 @@ func (m *memStore) Save(meta store.Meta, n *network.Network) error {
 func (m *memStore) Load(id string) (store.Meta, *network.Network, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.loads++
 	f, ok := m.files[id]
 	if !ok {
 		return store.Meta{}, nil, store.ErrNotFound
@@ -273,7 +275,7 @@ func TestCreateListTrain(t *testing.T) {
 	if !sv.meta.Trained || sv.meta.EpochsTrained != 2 || *sv.meta.Accuracy != c.Accuracy {
 		t.Errorf("saved meta after training: %+v", sv.meta)
 	}
-	if got := sv.net.Evaluate(mustData(t).Test); float64(got)/10000 != c.Accuracy {
+	if got, err := sv.net.Evaluate(mustData(t).Test); err != nil || float64(got)/10000 != c.Accuracy {
 		t.Errorf("saved network scores %d, the job reported %v", got, c.Accuracy)
 	}
 	if st := f.svc.Status(); st.TrainingJobs != 0 {
@@ -633,4 +635,41 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.events.waitEnd(t, job)
+}
+
+func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
+	st := newMemStore()
+	good, bad := uuid.NewString(), uuid.NewString()
+	st.files[good] = saved{store.Meta{ID: good, Sizes: []int{784, 1, 10}}, constantNet(t, 0)}
+	n, err := network.FromParams([]int{100, 10}, []*mat.Dense{mat.NewDense(10, 100, nil)}, []*mat.VecDense{mat.NewVecDense(10, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.files[bad] = saved{store.Meta{ID: bad, Sizes: []int{100, 10}}, n}
+	f := newFixture(t, 1, DefaultLimits(), st, nil)
+	if l := f.svc.List(); len(l) != 1 || l[0].NetworkID != good {
+		t.Errorf("listed %+v, want only the [784,1,10] network", l)
+	}
+	if _, err := f.svc.Train(bad, DefaultTrainParams()); ErrorCode(err) != NotFound {
+		t.Errorf("training the [100,10] network: %v", err)
+	}
+}
+
+func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
+	st := newMemStore()
+	id := uuid.NewString()
+	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 0)}
+	f := newFixture(t, 1, DefaultLimits(), st, nil)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := f.svc.Example(id, true); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st.loads != 1 {
+		t.Errorf("16 concurrent first uses read the file %d times, want 1", st.loads)
+	}
 }
