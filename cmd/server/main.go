@@ -76,7 +76,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		log.Info("MNIST loaded", "seconds", time.Since(t).Seconds())
 		return ds, nil
 	})
-	go data()
+	dataErr := make(chan error, 1)
+	go func() {
+		if _, err := data(); err != nil {
+			dataErr <- err
+		}
+	}()
 
 	st, err := store.Open(cfg.ModelsDir)
 	if err != nil {
@@ -110,9 +115,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// Without MNIST nothing can train or give examples: a bad MNIST_DIR
+	// stops the server rather than leave it answering "online".
+	var failed error
 	select {
 	case err := <-serveErr:
 		return err
+	case err := <-dataErr:
+		failed = fmt.Errorf("load MNIST: %w", err)
 	case <-ctx.Done():
 	}
 
@@ -126,11 +136,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err := svc.Close(shutCtx); err != nil {
 		errs = append(errs, err)
 	}
+	// Emits are written asynchronously: give the training_error events of
+	// the jobs just cancelled a moment to reach the clients.
+	time.Sleep(200 * time.Millisecond)
 	io.Close()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, failed)...); err != nil {
 		return err
 	}
 	log.Info("stopped")

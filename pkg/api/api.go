@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -64,7 +65,7 @@ func New(o Options) http.Handler {
 	r.NoRoute(func(c *gin.Context) {
 		p := c.Request.URL.Path
 		if strings.HasPrefix(p, "/api/") || p == "/api" || o.Static == nil ||
-			(c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) {
+			(c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) || !isStaticFile(o.Static, p) {
 			writeError(c, http.StatusNotFound, "Not found: "+c.Request.Method+" "+truncate(p, 200))
 			return
 		}
@@ -74,6 +75,18 @@ func New(o Options) http.Handler {
 		writeError(c, http.StatusMethodNotAllowed, "Method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
 	return r
+}
+
+// isStaticFile reports whether urlPath names a file of fsys, or is "/"
+// (the page): anything else gets a JSON 404, not a text page or a
+// directory listing.
+func isStaticFile(fsys fs.FS, urlPath string) bool {
+	name := strings.TrimPrefix(path.Clean(urlPath), "/")
+	if name == "" {
+		return true
+	}
+	info, err := fs.Stat(fsys, name)
+	return err == nil && !info.IsDir()
 }
 
 // corsExceptSocketIO allows every origin on everything but /socket.io/,

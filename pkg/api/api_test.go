@@ -220,7 +220,8 @@ func TestNotFound(t *testing.T) {
 		{"GET", "/api/" + strings.Repeat("a", 5000), 404, `"error":"Not found: GET /api/aaaa`},
 		{"POST", "/nope", 404, `"error"`},
 		{"PUT", "/api/status", 405, `"error":"Method PUT not allowed on /api/status"`},
-		{"GET", "/does-not-exist.js", 404, ``},
+		{"GET", "/does-not-exist.js", 404, `{"error":"Not found: GET /does-not-exist.js"}`},
+		{"GET", "/vendor/", 404, `{"error":"Not found: GET /vendor/"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path[:min(len(tc.path), 60)], func(t *testing.T) {

@@ -223,7 +223,9 @@ func (s *Service) run(j *Job) error {
 		}
 		return &Error{Code: Internal, Message: "training failed", Err: err}
 	}
-	if e.ctx.Err() != nil {
+	// Every epoch ran and was saved; only a deletion meanwhile (not a
+	// shutdown) undoes that.
+	if e.ctx.Err() != nil && s.ctx.Err() == nil {
 		return errNetworkDeleted
 	}
 	log.Info("training completed", "accuracy", *last.accuracy, "seconds", time.Since(began).Seconds())

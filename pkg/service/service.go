@@ -51,6 +51,11 @@ type Service struct {
 	limits Limits
 	log    *slog.Logger
 
+	// makers bounds the networks being made and saved at once: each may be
+	// MaxParams large, and they count against the memory limit only once
+	// made.
+	makers chan struct{}
+
 	ctx    context.Context // cancelled by Close: stops every job
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers
@@ -116,7 +121,7 @@ func New(cfg Config) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, makers: make(chan struct{}, 2),
 		nets: map[string]*entry{}, saved: map[string]store.Entry{}, loading: map[string]*loadCall{},
 		jobs: map[string]*Job{}, busy: map[string]bool{},
 	}
@@ -213,6 +218,8 @@ func (s *Service) Create(arch Architecture) (Created, error) {
 		s.mu.Unlock()
 	}()
 
+	s.makers <- struct{}{}
+	defer func() { <-s.makers }()
 	net, err := network.New(arch, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	if err != nil {
 		return Created{}, &Error{Code: Internal, Message: "could not create the network", Err: err}

@@ -11,7 +11,7 @@
 //	format_version  1
 //	id              the network's id, the file's name without ".npz"
 //	layer_sizes     [784, 30, 10]
-//	trained         true once a training job has completed
+//	trained         true once an epoch of training has finished
 //	accuracy        test-set accuracy between 0 and 1, or null
 //	epochs_trained  epochs completed, over all training jobs
 //	created_at      RFC 3339 time, UTC
