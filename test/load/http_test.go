@@ -15,6 +15,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -54,7 +55,7 @@ func TestHTTPLoad(t *testing.T) {
 	_, first := s.createAndTrain(t, 1)
 	s.waitJob(t, ctx, first)
 	// Two long jobs train throughout the load.
-	_, jobA := s.createAndTrain(t, 200)
+	training, jobA := s.createAndTrain(t, 200)
 	_, jobB := s.createAndTrain(t, 200)
 
 	// One client alone on /api/status: the latency a user sees while the
@@ -76,11 +77,13 @@ func TestHTTPLoad(t *testing.T) {
 	t.Logf("one client, /api/status while 2 jobs train: %d requests  p50 %.2f ms  p99 %.2f ms  max %.2f ms",
 		len(alone), ms(percentile(alone, 0.5)), ms(percentile(alone, 0.99)), ms(alone[len(alone)-1]))
 
+	// Examples of an idle network (predictions cached) and of a training
+	// one (a new snapshot every epoch, so predictions are recomputed).
 	paths := []string{
 		"/api/status",
 		"/api/networks",
 		"/api/networks/" + ex + "/successful_example",
-		"/api/networks/" + ex + "/unsuccessful_example",
+		"/api/networks/" + training + "/unsuccessful_example",
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
@@ -132,12 +135,21 @@ func TestHTTPLoad(t *testing.T) {
 	}
 	t.Logf("%d clients for %v while 2 jobs trained: %d requests, %.0f/s, server RSS %.0f MB",
 		clients, duration, total, float64(total)/duration.Seconds(), s.rssMB(t))
+	// The load did not disturb the jobs.
 	for _, job := range []string{jobA, jobB} {
 		resp, err := hc.Get(s.URL + "/api/training/" + job)
 		if err != nil {
 			t.Fatal(err)
 		}
+		var info struct {
+			Status string `json:"status"`
+			Epoch  int    `json:"epoch"`
+		}
+		json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
+		if info.Status != "training" || info.Epoch < 1 {
+			t.Errorf("job %s after the load: %+v, want still training with epochs done", job, info)
+		}
 	}
 	if errs := s.errorLogs(); len(errs) > 0 {
 		t.Errorf("server logged errors: %v", errs)
