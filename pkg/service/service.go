@@ -475,7 +475,7 @@ type Deleted struct {
 func (s *Service) Delete(id string) (Deleted, error) {
 	s.mu.Lock()
 	e, inMem := s.nets[id]
-	_, onDisk := s.saved[id]
+	savedEntry, onDisk := s.saved[id]
 	if !inMem && !onDisk {
 		s.mu.Unlock()
 		return Deleted{}, errNetworkNotFound
@@ -506,7 +506,19 @@ func (s *Service) Delete(id string) (Deleted, error) {
 	}
 	fromDisk, err := s.store.Delete(id)
 	if err != nil {
-		return Deleted{}, &Error{Code: Storage, Message: "could not delete the network's file", Err: err}
+		// The file is still there, so the network is too (a restart would
+		// bring it back): keep it, as it stands now.
+		s.mu.Lock()
+		if inMem {
+			ctx, cancel := context.WithCancel(s.ctx)
+			kept := newEntry(id, e.created, e.state.Load(), ctx, cancel)
+			kept.unsaved.Store(e.unsaved.Load())
+			s.admitLocked(kept)
+		} else {
+			s.saved[id] = savedEntry
+		}
+		s.mu.Unlock()
+		return Deleted{}, &Error{Code: Storage, Message: "could not delete the network's file; the network is kept", Err: err}
 	}
 	s.log.Info("network deleted", "network_id", id, "from_memory", inMem, "from_disk", fromDisk)
 	return Deleted{NetworkID: id, DeletedFromMemory: inMem, DeletedFromDisk: fromDisk}, nil

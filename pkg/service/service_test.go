@@ -23,7 +23,8 @@ var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 type memStore struct {
 	mu      sync.Mutex
 	files   map[string]saved
-	failing bool
+	failing bool // Save fails
+	noDel   bool // Delete fails
 	saves   int
 	loads   int
 }
@@ -70,6 +71,9 @@ func (m *memStore) List() ([]store.Entry, []error) {
 func (m *memStore) Delete(id string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.noDel {
+		return false, errors.New("read-only file system")
+	}
 	_, ok := m.files[id]
 	delete(m.files, id)
 	return ok, nil
@@ -671,5 +675,39 @@ func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
 	wg.Wait()
 	if st.loads != 1 {
 		t.Errorf("16 concurrent first uses read the file %d times, want 1", st.loads)
+	}
+}
+
+func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
+	st := newMemStore()
+	onDisk := uuid.NewString()
+	st.files[onDisk] = saved{store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1)}
+	f := newFixture(t, 1, DefaultLimits(), st, nil)
+	inMem := f.create(t)
+	st.mu.Lock()
+	st.noDel = true
+	st.mu.Unlock()
+	for _, id := range []string{inMem, onDisk} {
+		if _, err := f.svc.Delete(id); ErrorCode(err) != Storage {
+			t.Errorf("Delete with a failing disk: %v", err)
+		}
+	}
+	status := map[string]string{}
+	for _, n := range f.svc.List() {
+		status[n.NetworkID] = n.Status
+	}
+	if status[inMem] != "in_memory" || status[onDisk] != "saved" {
+		t.Fatalf("after failed deletes: %v", status)
+	}
+	if _, err := f.svc.Example(inMem, false); err != nil {
+		t.Errorf("the kept network does not work: %v", err)
+	}
+	st.mu.Lock()
+	st.noDel = false
+	st.mu.Unlock()
+	for _, id := range []string{inMem, onDisk} {
+		if d, err := f.svc.Delete(id); err != nil || !d.DeletedFromDisk {
+			t.Errorf("Delete once the disk works: %+v, %v", d, err)
+		}
 	}
 }
