@@ -32,7 +32,10 @@ type Options struct {
 }
 
 // New returns the HTTP handler of the whole server.
-func New(o Options) http.Handler {
+func New(o Options) http.Handler { return headAsGet(newEngine(o)) }
+
+// newEngine returns the router.
+func newEngine(o Options) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -75,6 +78,19 @@ func New(o Options) http.Handler {
 		writeError(c, http.StatusMethodNotAllowed, "Method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
 	return r
+}
+
+// headAsGet answers HEAD like GET without the body, as Flask did (uptime
+// monitors use it). net/http drops the body because the request it holds
+// is still a HEAD.
+func headAsGet(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // isStaticFile reports whether urlPath names a file of fsys, or is "/"

@@ -344,6 +344,11 @@ func TestCORSAndStatic(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "<title>MNIST</title>") {
 		t.Errorf("GET /: %d %s", r.status, r.body)
 	}
+	// HEAD answers like GET, without a body (net/http drops it on a real
+	// connection; the recorder keeps it, so only the status is checked).
+	if r := s.do(t, "HEAD", "/api/status", "", ""); r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Errorf("HEAD /api/status: %d %v", r.status, r.header)
+	}
 }
 
 func TestLimitsAnswers(t *testing.T) {

@@ -61,12 +61,7 @@ func routerForDoc(t *testing.T) *gin.Engine {
 		defer cancel()
 		svc.Close(ctx)
 	})
-	h := New(Options{Service: svc, Logger: log})
-	engine, ok := h.(*gin.Engine)
-	if !ok {
-		t.Fatalf("New returned %T, want *gin.Engine", h)
-	}
-	return engine
+	return newEngine(Options{Service: svc, Logger: log})
 }
 
 var (
