@@ -70,8 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 			ds, err = mnist.LoadEmbedded()
 		}
 		if err != nil {
-			log.Error("MNIST not loaded", "err", err)
-			return nil, err
+			return nil, err // stops the server, which reports it
 		}
 		log.Info("MNIST loaded", "seconds", time.Since(t).Seconds())
 		return ds, nil

@@ -6,6 +6,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,16 +247,20 @@ func (s *Service) save(e *entry, st *state) error {
 	if e.deleted {
 		return nil
 	}
-	m := store.Meta{
-		ID: e.id, Sizes: e.sizes, Trained: st.trained, Accuracy: st.accuracy,
-		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated,
-	}
-	if err := s.store.Save(m, st.net); err != nil {
+	if err := s.store.Save(e.meta(st), st.net); err != nil {
 		e.unsaved.Store(true)
 		return &Error{Code: Storage, Message: "could not save the network to the models directory", Err: err}
 	}
 	e.unsaved.Store(false)
 	return nil
+}
+
+// meta describes e in state st, as it is saved.
+func (e *entry) meta(st *state) store.Meta {
+	return store.Meta{
+		ID: e.id, Sizes: e.sizes, Trained: st.trained, Accuracy: st.accuracy,
+		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated,
+	}
 }
 
 func newEntry(id string, created time.Time, st *state, ctx context.Context, cancel context.CancelFunc) *entry {
@@ -283,13 +289,7 @@ func (s *Service) admitLocked(e *entry) {
 		}
 		st := victim.state.Load()
 		delete(s.nets, victim.id)
-		s.saved[victim.id] = store.Entry{
-			Meta: store.Meta{
-				ID: victim.id, Sizes: victim.sizes, Trained: st.trained, Accuracy: st.accuracy,
-				EpochsTrained: st.epochs, CreatedAt: victim.created, UpdatedAt: st.updated,
-			},
-			WeightShapes: weightShapes(victim.sizes), BiasShapes: biasShapes(victim.sizes),
-		}
+		s.saved[victim.id] = store.EntryOf(victim.meta(st))
 		victim.cancel()
 		total -= victim.params
 		s.log.Info("network unloaded from memory", "network_id", victim.id, "params", victim.params)
@@ -314,22 +314,6 @@ func (s *Service) idlestLocked() *entry {
 		}
 	}
 	return victim
-}
-
-func weightShapes(sizes []int) [][2]int {
-	var out [][2]int
-	for i := 1; i < len(sizes); i++ {
-		out = append(out, [2]int{sizes[i], sizes[i-1]})
-	}
-	return out
-}
-
-func biasShapes(sizes []int) [][2]int {
-	var out [][2]int
-	for i := 1; i < len(sizes); i++ {
-		out = append(out, [2]int{sizes[i], 1})
-	}
-	return out
 }
 
 // NetworkInfo describes one network in the list.
@@ -382,16 +366,7 @@ func (s *Service) List() []NetworkInfo {
 }
 
 func cmpTimeID(ta, tb time.Time, a, b string) int {
-	if c := ta.Compare(tb); c != 0 {
-		return c
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(ta.Compare(tb), strings.Compare(a, b))
 }
 
 // fitsMNIST checks that a saved network takes MNIST's 784 pixels and

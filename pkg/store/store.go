@@ -264,12 +264,17 @@ func (s *Store) entry(id string) (Entry, error) {
 	if _, _, err := a.layers(m, false); err != nil {
 		return Entry{}, err
 	}
+	return EntryOf(m), nil
+}
+
+// EntryOf returns the Entry that List reports for a network saved with m.
+func EntryOf(m Meta) Entry {
 	e := Entry{Meta: m}
 	for l := 1; l < len(m.Sizes); l++ {
 		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
 		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
 	}
-	return e, nil
+	return e
 }
 
 // Delete removes the network saved under id. It reports whether there was
