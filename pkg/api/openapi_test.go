@@ -300,18 +300,15 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := openAPIDoc(t)
 	schemas := oaResolve(doc, "#/components/schemas").(map[string]any)
 	for name, typ := range map[string]reflect.Type{
-		"Error":                 reflect.TypeFor[errorBody](),
-		"Status":                reflect.TypeFor[service.Status](),
-		"Created":               reflect.TypeFor[service.Created](),
-		"NetworkInfo":           reflect.TypeFor[service.NetworkInfo](),
-		"Deleted":               reflect.TypeFor[service.Deleted](),
-		"DeletedAll":            reflect.TypeFor[service.DeletedAll](),
-		"TrainStarted":          reflect.TypeFor[service.TrainStarted](),
-		"JobInfo":               reflect.TypeFor[service.JobInfo](),
-		"Example":               reflect.TypeFor[service.Example](),
-		"TrainingUpdateEvent":   reflect.TypeFor[service.Update](),
-		"TrainingCompleteEvent": reflect.TypeFor[service.Complete](),
-		"TrainingErrorEvent":    reflect.TypeFor[service.Failure](),
+		"Error":        reflect.TypeFor[errorBody](),
+		"Status":       reflect.TypeFor[service.Status](),
+		"Created":      reflect.TypeFor[service.Created](),
+		"NetworkInfo":  reflect.TypeFor[service.NetworkInfo](),
+		"Deleted":      reflect.TypeFor[service.Deleted](),
+		"DeletedAll":   reflect.TypeFor[service.DeletedAll](),
+		"TrainStarted": reflect.TypeFor[service.TrainStarted](),
+		"JobInfo":      reflect.TypeFor[service.JobInfo](),
+		"Example":      reflect.TypeFor[service.Example](),
 	} {
 		schema, ok := schemas[name].(map[string]any)
 		if !ok {

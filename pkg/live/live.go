@@ -6,6 +6,7 @@ package live
 import (
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -20,6 +21,7 @@ const (
 	EventUpdate   = "training_update"
 	EventComplete = "training_complete"
 	EventError    = "training_error"
+	EventProgress = "training_progress"
 )
 
 // The old server's heartbeat settings, which clients are tuned to.
@@ -78,14 +80,76 @@ func (s *Server) Close() {
 	}
 }
 
+// Event payloads as they go on the wire: the contract's field names, the
+// status strings, and times rounded to microseconds.
+type (
+	updateEvent struct {
+		JobID       string  `json:"job_id"`
+		NetworkID   string  `json:"network_id"`
+		Epoch       int     `json:"epoch"`
+		TotalEpochs int     `json:"total_epochs"`
+		Accuracy    float64 `json:"accuracy"`
+		ElapsedTime float64 `json:"elapsed_time"`
+		Progress    float64 `json:"progress"`
+		Correct     int     `json:"correct"`
+		Total       int     `json:"total"`
+	}
+	progressEvent struct {
+		JobID       string  `json:"job_id"`
+		NetworkID   string  `json:"network_id"`
+		Epoch       int     `json:"epoch"`
+		TotalEpochs int     `json:"total_epochs"`
+		Batch       int     `json:"batch"`
+		Batches     int     `json:"batches"`
+		Progress    float64 `json:"progress"`
+	}
+	completeEvent struct {
+		JobID     string  `json:"job_id"`
+		NetworkID string  `json:"network_id"`
+		Status    string  `json:"status"`
+		Accuracy  float64 `json:"accuracy"`
+		Progress  int     `json:"progress"`
+	}
+	errorEvent struct {
+		JobID     string `json:"job_id"`
+		NetworkID string `json:"network_id"`
+		Status    string `json:"status"`
+		Error     string `json:"error"`
+	}
+)
+
+// Microseconds rounds seconds to the microsecond: 0.406542 rather than
+// 0.40654210700000004.
+func Microseconds(seconds float64) float64 { return math.Round(seconds*1e6) / 1e6 }
+
 // TrainingUpdate broadcasts a training_update event.
-func (s *Server) TrainingUpdate(u service.Update) { s.broadcast(EventUpdate, u) }
+func (s *Server) TrainingUpdate(u service.Update) {
+	s.broadcast(EventUpdate, updateEvent{
+		JobID: u.JobID, NetworkID: u.NetworkID, Epoch: u.Epoch, TotalEpochs: u.TotalEpochs,
+		Accuracy: u.Accuracy, ElapsedTime: Microseconds(u.ElapsedTime), Progress: u.Progress,
+		Correct: u.Correct, Total: u.Total,
+	})
+}
+
+// TrainingProgress broadcasts a training_progress event.
+func (s *Server) TrainingProgress(p service.Progress) {
+	s.broadcast(EventProgress, progressEvent{
+		JobID: p.JobID, NetworkID: p.NetworkID, Epoch: p.Epoch, TotalEpochs: p.TotalEpochs,
+		Batch: p.Batch, Batches: p.Batches, Progress: p.Progress,
+	})
+}
 
 // TrainingComplete broadcasts a training_complete event.
-func (s *Server) TrainingComplete(c service.Complete) { s.broadcast(EventComplete, c) }
+func (s *Server) TrainingComplete(c service.Complete) {
+	s.broadcast(EventComplete, completeEvent{
+		JobID: c.JobID, NetworkID: c.NetworkID, Status: string(service.StatusCompleted), Accuracy: c.Accuracy, Progress: 100,
+	})
+}
 
 // TrainingError broadcasts a training_error event.
-func (s *Server) TrainingError(f service.Failure) { s.broadcast(EventError, f) }
+func (s *Server) TrainingError(f service.Failure) {
+	s.broadcast(EventError, errorEvent{JobID: f.JobID, NetworkID: f.NetworkID, Status: string(f.Status), Error: f.Error})
+}
 
 func (s *Server) broadcast(event string, payload any) {
 	// A payload that cannot be encoded (a NaN, say) would go out as a bare

@@ -88,8 +88,8 @@ func TestBroadcast(t *testing.T) {
 	// A NaN cannot be encoded: nothing may go out, or socket.io-client
 	// would choke on a bare packet.
 	s.TrainingUpdate(service.Update{JobID: "j", Accuracy: math.NaN()})
-	s.TrainingComplete(service.Complete{JobID: "j", NetworkID: "n", Status: "completed", Accuracy: 0.9, Progress: 100})
-	s.TrainingError(service.Failure{JobID: "k", NetworkID: "n", Status: "failed", Error: "boom"})
+	s.TrainingComplete(service.Complete{JobID: "j", NetworkID: "n", Accuracy: 0.9})
+	s.TrainingError(service.Failure{JobID: "k", NetworkID: "n", Status: service.StatusFailed, Error: "boom"})
 
 	for _, c := range []*client{a, b} {
 		name, p := c.event()

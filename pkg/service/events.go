@@ -4,46 +4,62 @@ package service
 // implements it by broadcasting each call as the event of the same name;
 // tests plug in a recorder. Calls come from job goroutines, one job's calls
 // in order; implementations must not block for long.
+//
+// The values are domain values: the wire shapes (JSON field names, the
+// status strings, rounding) belong to the implementation.
 type Events interface {
 	TrainingUpdate(Update)
+	TrainingProgress(Progress)
 	TrainingComplete(Complete)
 	TrainingError(Failure)
 }
 
-// Update is the training_update event, sent after every epoch.
+// Update reports a finished epoch (training_update).
 type Update struct {
-	JobID       string  `json:"job_id"`
-	NetworkID   string  `json:"network_id"`
-	Epoch       int     `json:"epoch"`
-	TotalEpochs int     `json:"total_epochs"`
-	Accuracy    float64 `json:"accuracy"`
-	ElapsedTime float64 `json:"elapsed_time"`
-	Progress    float64 `json:"progress"`
-	Correct     int     `json:"correct"`
-	Total       int     `json:"total"`
+	JobID       string
+	NetworkID   string
+	Epoch       int // 1-based, within the job
+	TotalEpochs int
+	Accuracy    float64 // Correct / Total
+	ElapsedTime float64 // seconds this epoch's training took, evaluation excluded
+	Progress    float64 // 0–100 over the whole job
+	Correct     int
+	Total       int
 }
 
-// Complete is the training_complete event, sent once after the last epoch
-// has been saved.
+// Progress reports progress inside an epoch (training_progress). It is sent
+// at most a few times a second, and only for epochs that take long.
+type Progress struct {
+	JobID       string
+	NetworkID   string
+	Epoch       int // the epoch under way, 1-based
+	TotalEpochs int
+	Batch       int // mini-batches of this epoch done
+	Batches     int // mini-batches in an epoch
+	Progress    float64
+}
+
+// Complete reports a job whose every epoch ran and was saved
+// (training_complete).
 type Complete struct {
-	JobID     string  `json:"job_id"`
-	NetworkID string  `json:"network_id"`
-	Status    string  `json:"status"` // "completed"
-	Accuracy  float64 `json:"accuracy"`
-	Progress  float64 `json:"progress"` // 100
+	JobID     string
+	NetworkID string
+	Accuracy  float64
 }
 
-// Failure is the training_error event, sent once when a job fails.
+// Failure reports a job that ended without completing (training_error):
+// Status is StatusFailed or StatusCancelled.
 type Failure struct {
-	JobID     string `json:"job_id"`
-	NetworkID string `json:"network_id"`
-	Status    string `json:"status"` // "failed"
-	Error     string `json:"error"`
+	JobID     string
+	NetworkID string
+	Status    JobStatus
+	Error     string
 }
 
 // NopEvents discards all events.
 type NopEvents struct{}
 
 func (NopEvents) TrainingUpdate(Update)     {}
+func (NopEvents) TrainingProgress(Progress) {}
 func (NopEvents) TrainingComplete(Complete) {}
 func (NopEvents) TrainingError(Failure)     {}

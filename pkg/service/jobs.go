@@ -10,12 +10,17 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-// Job statuses.
+// JobStatus is where a job is in its life.
+type JobStatus string
+
+// Job statuses. A job is pending, then training, then ends completed,
+// failed or cancelled.
 const (
-	StatusPending   = "pending"
-	StatusTraining  = "training"
-	StatusCompleted = "completed"
-	StatusFailed    = "failed"
+	StatusPending   JobStatus = "pending"
+	StatusTraining  JobStatus = "training"
+	StatusCompleted JobStatus = "completed"
+	StatusFailed    JobStatus = "failed"
+	StatusCancelled JobStatus = "cancelled"
 )
 
 // Job is one training request. Its mutable fields are guarded by the
@@ -25,7 +30,7 @@ type Job struct {
 	NetworkID string
 	Params    TrainParams
 
-	status   string
+	status   JobStatus
 	epoch    int
 	accuracy *float64
 	elapsed  float64 // training seconds so far, evaluation excluded
@@ -34,18 +39,18 @@ type Job struct {
 
 // JobInfo is the answer to GET /api/training/{job_id}.
 type JobInfo struct {
-	JobID        string   `json:"job_id"`
-	NetworkID    string   `json:"network_id"`
-	Status       string   `json:"status"`
-	Progress     float64  `json:"progress"`
-	Epochs       int      `json:"epochs"`
-	Epoch        int      `json:"epoch"`
-	TotalEpochs  int      `json:"total_epochs"`
-	MiniBatch    int      `json:"mini_batch_size"`
-	LearningRate float64  `json:"learning_rate"`
-	ElapsedTime  float64  `json:"elapsed_time"`
-	Accuracy     *float64 `json:"accuracy,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	JobID        string    `json:"job_id"`
+	NetworkID    string    `json:"network_id"`
+	Status       JobStatus `json:"status"`
+	Progress     float64   `json:"progress"`
+	Epochs       int       `json:"epochs"`
+	Epoch        int       `json:"epoch"`
+	TotalEpochs  int       `json:"total_epochs"`
+	MiniBatch    int       `json:"mini_batch_size"`
+	LearningRate float64   `json:"learning_rate"`
+	ElapsedTime  float64   `json:"elapsed_time"`
+	Accuracy     *float64  `json:"accuracy,omitempty"`
+	Error        string    `json:"error,omitempty"`
 }
 
 func (j *Job) infoLocked() JobInfo {
@@ -234,8 +239,6 @@ func (s *Service) run(j *Job) error {
 	s.mu.Lock()
 	s.finishLocked(j, nil)
 	s.mu.Unlock()
-	s.events.TrainingComplete(Complete{
-		JobID: j.ID, NetworkID: j.NetworkID, Status: StatusCompleted, Accuracy: *last.accuracy, Progress: 100,
-	})
+	s.events.TrainingComplete(Complete{JobID: j.ID, NetworkID: j.NetworkID, Accuracy: *last.accuracy})
 	return nil
 }
