@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,14 +16,15 @@ import (
 // config is the server's configuration. Every setting has a flag and an
 // environment variable; the flag wins.
 type config struct {
-	Addr      string
-	DebugAddr string // pprof, off when empty
-	ModelsDir string
-	MNISTDir  string
-	Workers   int
-	CPUs      int // CPUs this process may use (GOMAXPROCS at start)
-	LogLevel  slog.Level
-	Limits    service.Limits
+	Addr           string
+	DebugAddr      string // pprof, off when empty
+	ModelsDir      string
+	MNISTDir       string
+	Workers        int
+	CPUs           int // CPUs this process may use (GOMAXPROCS at start)
+	LogLevel       slog.Level
+	Limits         service.Limits
+	TrustedProxies []string
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -34,29 +34,73 @@ type config struct {
 	ShutdownTimeout   time.Duration
 }
 
+// setting is one flag and the environment variable that sets its default.
+type setting struct {
+	flag, env string
+	min, max  int64 // for integers; both 0: no bounds
+}
+
 func parseConfig(args []string, getenv func(string) string) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
 	lim := service.DefaultLimits()
+	cpus := runtime.GOMAXPROCS(0)
+	cfg := config{
+		Limits: lim, CPUs: cpus,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Above the 25 s ping interval, the longest a long-poll is held open.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var usage strings.Builder
 	fs.SetOutput(&usage)
-	port := fs.String("port", env("PORT", "8000"), "HTTP port (env PORT)")
-	models := fs.String("models-dir", env("MODELS_DIR", "models"), "directory of saved networks (env MODELS_DIR)")
-	mnistDir := fs.String("mnist-dir", env("MNIST_DIR", ""), "directory with the MNIST .gz files; empty: the copy built in (env MNIST_DIR)")
-	cpus := runtime.GOMAXPROCS(0)
-	workers := fs.String("max-concurrent-jobs", env("MAX_CONCURRENT_JOBS", strconv.Itoa(cpus)), "training jobs run at once; default: the CPUs this process may use (env MAX_CONCURRENT_JOBS)")
-	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
-	debugAddr := fs.String("debug-addr", env("DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty (env DEBUG_ADDR)")
-	maxNets := fs.String("max-networks", env("MAX_NETWORKS", strconv.Itoa(lim.MaxNetworks)), "networks kept, in memory and on disk (env MAX_NETWORKS)")
-	maxQueue := fs.String("max-queued-jobs", env("MAX_QUEUED_JOBS", strconv.Itoa(lim.MaxQueuedJobs)), "training jobs waiting at most (env MAX_QUEUED_JOBS)")
-	maxParams := fs.String("max-params", env("MAX_PARAMS", strconv.Itoa(lim.MaxParams)), "weights and biases per network at most (env MAX_PARAMS)")
-	maxMem := fs.String("max-params-in-memory", env("MAX_PARAMS_IN_MEMORY", strconv.Itoa(lim.MaxParamsInMemory)), "weights and biases held in memory; past it idle networks are unloaded (env MAX_PARAMS_IN_MEMORY)")
-	maxEpochs := fs.String("max-epochs", env("MAX_EPOCHS", strconv.Itoa(lim.MaxEpochs)), "epochs per job at most (env MAX_EPOCHS)")
+	var (
+		settings []setting
+		port     int
+		level    string
+		proxies  string
+		scratch  int
+	)
+	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
+		fs.IntVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{name, env, min, max})
+	}
+	strVar := func(dst *string, name, env, def, help string) {
+		fs.StringVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{flag: name, env: env})
+	}
+	durVar := func(dst *time.Duration, name, env string, def time.Duration, help string) {
+		fs.DurationVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{flag: name, env: env})
+	}
+	intVar(&port, "port", "PORT", 8000, 1, 65535, "HTTP port, all interfaces")
+	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", store.DefaultDir, "directory of saved networks")
+	strVar(&cfg.MNISTDir, "mnist-dir", "MNIST_DIR", "", "directory with the four MNIST .gz files; empty: the copy built in")
+	intVar(&cfg.Workers, "max-concurrent-jobs", "MAX_CONCURRENT_JOBS", cpus, 1, 256, "training jobs run at once; default: the CPUs this process may use")
+	strVar(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	strVar(&cfg.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty")
+	strVar(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed in logs; empty: none")
+	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
+	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
+	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, store.MaxParams, "weights and biases per network at most")
+	intVar(&cfg.Limits.MaxParamsInMemory, "max-params-in-memory", "MAX_PARAMS_IN_MEMORY", lim.MaxParamsInMemory, 1, 1<<40, "weights and biases held in memory; past it idle networks are unloaded")
+	intVar(&cfg.Limits.MaxEpochs, "max-epochs", "MAX_EPOCHS", lim.MaxEpochs, 1, 1_000_000, "epochs per job at most")
+	intVar(&scratch, "job-scratch-mb", "JOB_SCRATCH_MB", lim.JobScratchBytes>>20, 1, 1<<20, "MiB of scratch memory per training job; larger mini-batches run in chunks")
+	intVar(&cfg.Limits.MaxFinishedJobs, "max-finished-jobs", "MAX_FINISHED_JOBS", lim.MaxFinishedJobs, 1, 10_000_000, "finished jobs remembered at most")
+	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
+	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
+	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
+
+	// The environment sets defaults, through the flags' own parsers, so
+	// that a bad value is reported the same way from either.
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" {
+			if err := fs.Set(s.flag, strings.TrimSpace(v)); err != nil {
+				return config{}, fmt.Errorf("%s=%q is not a valid value for -%s: %w", s.env, v, s.flag, err)
+			}
+		}
+	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return config{}, fmt.Errorf("%w\n%s", err, usage.String())
 	} else if err != nil {
@@ -65,47 +109,27 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := config{
-		ModelsDir: *models, MNISTDir: *mnistDir, Limits: lim, DebugAddr: *debugAddr, CPUs: cpus,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Above the 25 s ping interval, the longest a long-poll is held open.
-		WriteTimeout:    60 * time.Second,
-		IdleTimeout:     120 * time.Second,
-		MaxHeaderBytes:  64 << 10,
-		ShutdownTimeout: 5 * time.Second,
-	}
-	p, err := positive("port", *port, 65535)
-	if err != nil {
-		return config{}, err
-	}
-	cfg.Addr = ":" + strconv.Itoa(p)
-	for _, s := range []struct {
-		name, val string
-		max       int
-		dst       *int
-	}{
-		{"max-concurrent-jobs", *workers, 256, &cfg.Workers},
-		{"max-networks", *maxNets, 1_000_000, &cfg.Limits.MaxNetworks},
-		{"max-queued-jobs", *maxQueue, 1_000_000, &cfg.Limits.MaxQueuedJobs},
-		{"max-params", *maxParams, store.MaxParams, &cfg.Limits.MaxParams},
-		{"max-epochs", *maxEpochs, 1_000_000, &cfg.Limits.MaxEpochs},
-		{"max-params-in-memory", *maxMem, 1 << 40, &cfg.Limits.MaxParamsInMemory},
-	} {
-		if *s.dst, err = positive(s.name, s.val, s.max); err != nil {
-			return config{}, err
+	for _, s := range settings {
+		if s.min == 0 && s.max == 0 {
+			continue
+		}
+		v := fs.Lookup(s.flag).Value.(flag.Getter).Get().(int)
+		if int64(v) < s.min || int64(v) > s.max {
+			return config{}, fmt.Errorf("%s must be an integer between %d and %d, got %d (flag -%s, env %s)", s.flag, s.min, s.max, v, s.flag, s.env)
 		}
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(*level))); err != nil {
-		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", *level)
+	if cfg.Limits.JobRetention <= 0 || cfg.ShutdownTimeout <= 0 {
+		return config{}, errors.New("job-retention and shutdown-timeout must be positive durations such as 24h or 10s")
+	}
+	cfg.Addr = fmt.Sprintf(":%d", port)
+	cfg.Limits.JobScratchBytes = scratch << 20
+	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
+		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+		}
 	}
 	return cfg, nil
-}
-
-func positive(name, s string, limit int) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < 1 || n > limit {
-		return 0, fmt.Errorf("%s must be an integer between 1 and %d, got %q", name, limit, s)
-	}
-	return n, nil
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +39,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	env := envOf(map[string]string{
 		"PORT": "9000", "MODELS_DIR": "/data/models", "MAX_CONCURRENT_JOBS": "3", "LOG_LEVEL": "DEBUG",
 		"MNIST_DIR": "/mnist", "MAX_NETWORKS": "7", "MAX_QUEUED_JOBS": "8", "MAX_PARAMS": "1000", "MAX_EPOCHS": "9", "MAX_PARAMS_IN_MEMORY": "123456",
-		"DEBUG_ADDR": "127.0.0.1:6060",
+		"DEBUG_ADDR": "127.0.0.1:6060", "JOB_SCRATCH_MB": "8", "MAX_FINISHED_JOBS": "50", "JOB_RETENTION": "90m",
+		"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16", "MAX_ANALYSES": "3", "SHUTDOWN_TIMEOUT": "3s",
 	})
 	cfg, err := parseConfig(nil, env)
 	if err != nil {
@@ -44,7 +48,10 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}
 	if cfg.Addr != ":9000" || cfg.ModelsDir != "/data/models" || cfg.Workers != 3 || cfg.LogLevel != slog.LevelDebug ||
 		cfg.MNISTDir != "/mnist" || cfg.Limits.MaxNetworks != 7 || cfg.Limits.MaxQueuedJobs != 8 ||
-		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.Limits.MaxParamsInMemory != 123456 || cfg.DebugAddr != "127.0.0.1:6060" {
+		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.Limits.MaxParamsInMemory != 123456 || cfg.DebugAddr != "127.0.0.1:6060" ||
+		cfg.Limits.JobScratchBytes != 8<<20 || cfg.Limits.MaxFinishedJobs != 50 || cfg.Limits.JobRetention != 90*time.Minute ||
+		!slices.Equal(cfg.TrustedProxies, []string{"10.0.0.1", "192.168.0.0/16"}) || cfg.Limits.MaxAnalyses != 3 ||
+		cfg.ShutdownTimeout != 3*time.Second {
 		t.Errorf("from env: %+v", cfg)
 	}
 	cfg, err = parseConfig([]string{"--port", "9100", "--models-dir", "m2", "--log-level", "warn"}, env)
@@ -62,7 +69,12 @@ func TestConfigRejects(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{nil, map[string]string{"PORT": "http"}, "port must be an integer between 1 and 65535"},
+		{nil, map[string]string{"PORT": "http"}, `PORT="http" is not a valid value for -port`},
+		{nil, map[string]string{"PORT": "70000"}, "port must be an integer between 1 and 65535, got 70000"},
+		{nil, map[string]string{"JOB_RETENTION": "a day"}, `JOB_RETENTION="a day" is not a valid value for -job-retention`},
+		{nil, map[string]string{"JOB_RETENTION": "-1h"}, "positive durations"},
+		{nil, map[string]string{"JOB_SCRATCH_MB": "0"}, "job-scratch-mb must be an integer between 1"},
+		{nil, map[string]string{"TRUSTED_PROXIES": ""}, ""},
 		{nil, map[string]string{"PORT": "70000"}, "port must be"},
 		{[]string{"--port", "0"}, nil, "port must be"},
 		{nil, map[string]string{"MAX_CONCURRENT_JOBS": "0"}, "max-concurrent-jobs must be"},
@@ -73,8 +85,28 @@ func TestConfigRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		_, err := parseConfig(tc.args, envOf(tc.env))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%v %v: %v", tc.args, tc.env, err)
+			}
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestHelp: --help lists every setting with its type and exits 0 (main
+// prints the usage and returns for flag.ErrHelp).
+func TestHelp(t *testing.T) {
+	_, err := parseConfig([]string{"--help"}, envOf(nil))
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-port int", "-job-retention duration", "-models-dir string", "(env MAX_PARAMS)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, err)
 		}
 	}
 }

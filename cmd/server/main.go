@@ -87,14 +87,20 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return fmt.Errorf("models directory: %w", err)
 	}
 	io := live.New(log)
-	svc, err := service.New(service.Config{
+	svc, err := service.New(ctx, service.Config{
 		Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	handler, err := api.New(api.Options{
+		Service: svc, SocketIO: io.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
+	})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           api.New(api.Options{Service: svc, SocketIO: io.Handler(), Static: web.Files, Logger: log}),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,

@@ -1,10 +1,12 @@
 // Package api is the REST API on Gin: it validates requests, calls the
-// service and writes JSON. Every error a client can cause is answered as
-// {"error": "..."} with a 4xx status.
+// service and writes JSON. It owns the wire format: the JSON shapes
+// (wire.go), statuses, headers and encodings. Every error a client can
+// cause is answered as {"error": "..."} with a 4xx status (503 when the
+// server is overloaded).
 package api
 
 import (
-	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -20,7 +22,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// MaxBodyBytes caps request bodies.
+// MaxBodyBytes caps JSON request bodies.
 const MaxBodyBytes = 1 << 20
 
 // Options configure the router.
@@ -29,19 +31,35 @@ type Options struct {
 	SocketIO http.Handler // mounted at /socket.io/; nil: none
 	Static   fs.FS        // the management page and its files, served at /
 	Logger   *slog.Logger
+	// TrustedProxies are the addresses or CIDRs of the reverse proxies
+	// whose X-Forwarded-For names the client in logs. Empty: the header is
+	// ignored and the peer address is logged.
+	TrustedProxies []string
 }
 
 // New returns the HTTP handler of the whole server.
-func New(o Options) http.Handler { return headAsGet(newEngine(o)) }
+func New(o Options) (http.Handler, error) {
+	r, err := newEngine(o)
+	if err != nil {
+		return nil, err
+	}
+	return headAsGet(r), nil
+}
 
 // newEngine returns the router.
-func newEngine(o Options) *gin.Engine {
+func newEngine(o Options) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	h := &handlers{svc: o.Service, log: o.Logger}
+	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache()}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -62,6 +80,7 @@ func newEngine(o Options) *gin.Engine {
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
 	a.GET("/training/:id", h.job)
+	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)
 
 	static := http.FileServerFS(o.Static)
@@ -77,7 +96,7 @@ func newEngine(o Options) *gin.Engine {
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, http.StatusMethodNotAllowed, "Method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
-	return r
+	return r, nil
 }
 
 // headAsGet answers HEAD like GET without the body, as Flask did (uptime
@@ -113,7 +132,7 @@ func corsExceptSocketIO() gin.HandlerFunc {
 		AllowAllOrigins: true,
 		AllowMethods:    []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
 		AllowHeaders:    []string{"Origin", "Content-Type", "Accept", "Authorization", "X-Requested-With"},
-		ExposeHeaders:   []string{"Retry-After"},
+		ExposeHeaders:   []string{"Retry-After", "Content-Disposition"},
 		MaxAge:          12 * time.Hour,
 	})
 	return func(ctx *gin.Context) {
@@ -126,29 +145,26 @@ func corsExceptSocketIO() gin.HandlerFunc {
 }
 
 type handlers struct {
-	svc *service.Service
-	log *slog.Logger
-}
-
-// errorBody is every error response.
-type errorBody struct {
-	Error string `json:"error"`
+	svc     *service.Service
+	log     *slog.Logger
+	logs    *logLimiter
+	weights *weightsCache
 }
 
 func writeError(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, errorBody{Error: msg})
 }
 
-// fail answers a service error with the status its code maps to. Internal
-// errors are logged here, once, and their details are not shown.
+// fail answers a service error with the status its code maps to, and a
+// Retry-After header when the service suggests one. Server faults are
+// logged here, once, with their cause, which the client never sees.
 func (h *handlers) fail(c *gin.Context, err error) {
-	code := service.ErrorCode(err)
-	status := statusOf(code)
-	if status >= 500 {
-		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+	status := statusOf(service.ErrorCode(err))
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		h.log.Error("request failed", "method", c.Request.Method, "path", truncate(c.Request.URL.Path, 200), "err", err)
 	}
-	if errors.Is(err, service.ErrQueueFull) {
-		c.Header("Retry-After", strconv.Itoa(int(service.RetryAfter.Seconds())))
+	if d := service.RetryAfter(err); d > 0 {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(d)))
 	}
 	writeError(c, status, service.ErrorMessage(err))
 }
@@ -177,24 +193,37 @@ func (h *handlers) recover(c *gin.Context) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			h.log.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", v)
+			h.log.Error("panic serving request", "method", c.Request.Method, "path", truncate(c.Request.URL.Path, 200), "panic", v)
 			writeError(c, http.StatusInternalServerError, "internal error")
 		}
 	}()
 	c.Next()
 }
 
+// logRequests writes one line per request at INFO (Socket.IO's long-polls
+// at DEBUG), at most 20 a second per route and status class: the rest are
+// counted and the count goes with the next line written.
 func (h *handlers) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	level := slog.LevelInfo
 	if strings.HasPrefix(c.Request.URL.Path, "/socket.io/") {
-		level = slog.LevelDebug // long-polls, one every ping interval per client
+		if h.log.Enabled(c.Request.Context(), slog.LevelDebug) {
+			h.log.Debug("http request", "method", c.Request.Method, "path", "/socket.io/", "status", c.Writer.Status())
+		}
+		return
 	}
-	h.log.Log(c.Request.Context(), level, "http request",
-		"method", c.Request.Method, "path", truncate(c.Request.URL.Path, 200),
-		"status", c.Writer.Status(), "duration_ms", float64(time.Since(start).Microseconds())/1000,
-		"remote", c.ClientIP())
+	status := c.Writer.Status()
+	ok, suppressed := h.logs.allow(c.FullPath()+" "+strconv.Itoa(status/100), start)
+	if !ok {
+		return
+	}
+	attrs := []any{"method", c.Request.Method, "path", truncate(c.Request.URL.Path, 200),
+		"status", status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+		"remote", c.ClientIP()}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed_before", suppressed)
+	}
+	h.log.Info("http request", attrs...)
 }
 
 func truncate(s string, n int) string {
@@ -232,59 +261,92 @@ func pathID(c *gin.Context, notFound string) (string, bool) {
 	return id, true
 }
 
-const (
-	networkNotFound = "Network not found"
-	jobNotFound     = "Training job not found"
-)
-
-func (h *handlers) status(c *gin.Context) { c.JSON(http.StatusOK, h.svc.Status()) }
+func (h *handlers) status(c *gin.Context) {
+	st := h.svc.Status()
+	c.JSON(http.StatusOK, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs})
+}
 
 func (h *handlers) listNetworks(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"networks": h.svc.List()})
+	nets := h.svc.List()
+	out := listBody{Networks: make([]networkBody, len(nets))}
+	for i, n := range nets {
+		out.Networks[i] = networkOf(n)
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 func (h *handlers) createNetwork(c *gin.Context) {
-	if arch, ok := decodeCreate(c, h.svc.Limits()); ok {
-		out, err := h.svc.Create(arch)
-		h.reply(c, out, err)
+	p, ok := decodeCreate(c, h.svc.Limits())
+	if !ok {
+		return
 	}
+	n, err := h.svc.Create(p)
+	h.reply(c, createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: "created"}, err)
 }
 
 func (h *handlers) deleteNetwork(c *gin.Context) {
-	if id, ok := pathID(c, networkNotFound); ok {
-		out, err := h.svc.Delete(id)
-		h.reply(c, out, err)
+	if id, ok := pathID(c, service.MsgNetworkNotFound); ok {
+		d, err := h.svc.Delete(id)
+		h.reply(c, deletedBody{NetworkID: d.NetworkID, DeletedFromMemory: d.FromMemory, DeletedFromDisk: d.FromDisk}, err)
 	}
 }
 
 func (h *handlers) deleteAll(c *gin.Context) {
-	out, err := h.svc.DeleteAll()
-	h.reply(c, out, err)
+	all, err := h.svc.DeleteAll()
+	out := deletedAllBody{DeletedCount: len(all.Deleted)}
+	for _, d := range all.Deleted {
+		if d.FromMemory {
+			out.DeletedFromMemory++
+		}
+		if d.FromDisk {
+			out.DeletedFromDisk++
+		}
+	}
+	out.Message = fmt.Sprintf("Successfully deleted %d network(s)", out.DeletedCount)
+	if err == nil {
+		c.JSON(http.StatusOK, out)
+		return
+	}
+	// Some were kept: say which, and what was deleted all the same.
+	out.Error = fmt.Sprintf("%d network(s) could not be deleted and are kept; %d deleted", len(all.Failed), out.DeletedCount)
+	for _, f := range all.Failed {
+		out.NotDeleted = append(out.NotDeleted, notDeleted{NetworkID: f.NetworkID, Error: service.ErrorMessage(f.Err)})
+	}
+	c.AbortWithStatusJSON(statusOf(service.ErrorCode(err)), out)
 }
 
 func (h *handlers) train(c *gin.Context) {
-	id, ok := pathID(c, networkNotFound)
+	id, ok := pathID(c, service.MsgNetworkNotFound)
 	if !ok {
 		return
 	}
 	if p, ok := decodeTrain(c, h.svc.Limits()); ok {
-		out, err := h.svc.Train(id, p)
-		h.reply(c, out, err)
+		j, err := h.svc.Train(id, p)
+		h.reply(c, trainStartedBody{JobID: j.ID, NetworkID: j.NetworkID, Status: "training_started"}, err)
 	}
 }
 
 func (h *handlers) job(c *gin.Context) {
-	if id, ok := pathID(c, jobNotFound); ok {
-		out, err := h.svc.Job(id)
-		h.reply(c, out, err)
+	if id, ok := pathID(c, service.MsgJobNotFound); ok {
+		j, err := h.svc.Job(id)
+		h.reply(c, jobOf(j), err)
 	}
 }
 
-func (h *handlers) example(correct bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if id, ok := pathID(c, networkNotFound); ok {
-			out, err := h.svc.Example(id, correct)
-			h.reply(c, out, err)
-		}
+func (h *handlers) cancel(c *gin.Context) {
+	id, ok := pathID(c, service.MsgJobNotFound)
+	if !ok {
+		return
 	}
+	j, err := h.svc.Cancel(id)
+	if service.ErrorCode(err) == service.Conflict {
+		// A finished job: say what it became, as the error and as a field.
+		c.AbortWithStatusJSON(http.StatusConflict, struct {
+			Error  string `json:"error"`
+			JobID  string `json:"job_id"`
+			Status string `json:"status"`
+		}{service.ErrorMessage(err), j.ID, string(j.Status)})
+		return
+	}
+	h.reply(c, cancelledBody{JobID: j.ID, NetworkID: j.NetworkID, Status: string(j.Status)}, err)
 }

@@ -38,7 +38,7 @@ func newServerWith(t *testing.T, lim service.Limits) *server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := service.New(service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log, Limits: lim})
+	svc, err := service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,11 @@ func newServerWith(t *testing.T, lim service.Limits) *server {
 		svc.Close(ctx)
 	})
 	static := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>MNIST</title>")}}
-	return &server{h: api.New(api.Options{Service: svc, Static: static, Logger: log}), svc: svc, store: st}
+	h, err := api.New(api.Options{Service: svc, Static: static, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &server{h: h, svc: svc, store: st}
 }
 
 type response struct {

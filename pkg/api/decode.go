@@ -90,40 +90,53 @@ func asFloat(v any) (float64, bool) {
 	return f, true
 }
 
-func decodeCreate(c *gin.Context, l service.Limits) (service.Architecture, bool) {
+func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool) {
+	p := service.DefaultCreateParams()
 	obj, ok := readObject(c)
 	if !ok {
-		return nil, false
+		return p, false
 	}
-	raw, present := obj[service.FieldLayerSizes]
-	if !present {
-		return service.DefaultArchitecture(), true
-	}
-	list, isList := raw.([]any)
-	if !isList {
-		return nil, invalid(c, l.FieldError(service.FieldLayerSizes))
-	}
-	sizes := make([]int, len(list))
-	for i, v := range list {
-		n, isInt := asInt(v)
-		if !isInt {
-			return nil, invalid(c, l.FieldError(service.FieldLayerSizes))
+	if raw, present := obj[service.FieldLayerSizes]; present {
+		list, isList := raw.([]any)
+		if !isList {
+			return p, invalid(c, l.FieldError(service.FieldLayerSizes))
 		}
-		sizes[i] = n
+		sizes := make([]int, len(list))
+		for i, v := range list {
+			n, isInt := asInt(v)
+			if !isInt {
+				return p, invalid(c, l.FieldError(service.FieldLayerSizes))
+			}
+			sizes[i] = n
+		}
+		arch, err := l.NewArchitecture(sizes)
+		if err != nil {
+			return p, invalid(c, err)
+		}
+		p.Arch = arch
 	}
-	arch, err := l.NewArchitecture(sizes)
-	if err != nil {
-		return nil, invalid(c, err)
+	if v, present := obj[service.FieldInit]; present {
+		s, isStr := v.(string)
+		if !isStr {
+			return p, invalid(c, l.FieldError(service.FieldInit))
+		}
+		p.Init = service.Init(s)
 	}
-	return arch, true
+	if !decodeSeed(c, l, obj, &p.Seed) {
+		return p, false
+	}
+	if err := l.ValidateCreate(p); err != nil {
+		return p, invalid(c, err)
+	}
+	return p, true
 }
 
 func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
+	p := service.DefaultTrainParams()
 	obj, ok := readObject(c)
 	if !ok {
-		return service.TrainParams{}, false
+		return p, false
 	}
-	p := service.DefaultTrainParams()
 	for _, f := range []struct {
 		name string
 		dst  *int
@@ -136,18 +149,47 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 			*f.dst = n
 		}
 	}
-	if v, present := obj[service.FieldLearningRate]; present {
-		f, isNum := asFloat(v)
-		if !isNum {
-			return p, invalid(c, l.FieldError(service.FieldLearningRate))
+	for _, f := range []struct {
+		name string
+		dst  *float64
+	}{{service.FieldLearningRate, &p.LearningRate}, {service.FieldLambda, &p.Lambda}} {
+		if v, present := obj[f.name]; present {
+			x, isNum := asFloat(v)
+			if !isNum {
+				return p, invalid(c, l.FieldError(f.name))
+			}
+			*f.dst = x
 		}
-		p.LearningRate = f
 	}
-	p, err := l.NewTrainParams(p.Epochs, p.MiniBatch, p.LearningRate)
-	if err != nil {
+	if v, present := obj[service.FieldCost]; present {
+		s, isStr := v.(string)
+		if !isStr {
+			return p, invalid(c, l.FieldError(service.FieldCost))
+		}
+		p.Cost = service.Cost(s)
+	}
+	if !decodeSeed(c, l, obj, &p.Seed) {
+		return p, false
+	}
+	if err := l.ValidateTrain(p); err != nil {
 		return p, invalid(c, err)
 	}
 	return p, true
+}
+
+// decodeSeed reads the optional "seed": a whole number from 0 to MaxSeed.
+func decodeSeed(c *gin.Context, l service.Limits, obj map[string]any, dst **uint64) bool {
+	v, present := obj[service.FieldSeed]
+	if !present {
+		return true
+	}
+	n, isInt := asInt(v)
+	if !isInt || n < 0 || n > service.MaxSeed {
+		return invalid(c, l.FieldError(service.FieldSeed))
+	}
+	seed := uint64(n)
+	*dst = &seed
+	return true
 }
 
 // invalid answers 400 with err's message and returns false.

@@ -48,12 +48,13 @@ func FuzzDecodeCreate(f *testing.F) {
 	lim := service.DefaultLimits()
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		c, w := fuzzContext(body, contentType)
-		arch, ok := decodeCreate(c, lim)
+		p, ok := decodeCreate(c, lim)
 		if !ok {
 			checkRejection(t, w)
 			return
 		}
-		if _, err := lim.NewArchitecture(arch); err != nil {
+		arch := p.Arch
+		if _, err := lim.NewArchitecture(arch); err != nil || lim.ValidateCreate(p) != nil {
 			t.Fatalf("accepted %v, which the limits refuse: %v", arch, err)
 		}
 		if arch[0] != mnist.Pixels || arch[len(arch)-1] != mnist.Classes {
@@ -78,7 +79,7 @@ func FuzzDecodeTrain(f *testing.F) {
 			checkRejection(t, w)
 			return
 		}
-		if _, err := lim.NewTrainParams(p.Epochs, p.MiniBatch, p.LearningRate); err != nil {
+		if err := lim.ValidateTrain(p); err != nil {
 			t.Fatalf("accepted %+v, which the limits refuse: %v", p, err)
 		}
 	})

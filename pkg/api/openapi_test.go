@@ -47,7 +47,7 @@ func routerForDoc(t *testing.T) *gin.Engine {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := service.New(service.Config{
+	svc, err := service.New(context.Background(), service.Config{
 		Data:    func() (*mnist.Dataset, error) { return nil, errors.New("no data in this test") },
 		Store:   st,
 		Workers: 1,
@@ -61,7 +61,11 @@ func routerForDoc(t *testing.T) *gin.Engine {
 		defer cancel()
 		svc.Close(ctx)
 	})
-	return newEngine(Options{Service: svc, Logger: log})
+	r, err := newEngine(Options{Service: svc, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 var (
@@ -301,14 +305,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	schemas := oaResolve(doc, "#/components/schemas").(map[string]any)
 	for name, typ := range map[string]reflect.Type{
 		"Error":        reflect.TypeFor[errorBody](),
-		"Status":       reflect.TypeFor[service.Status](),
-		"Created":      reflect.TypeFor[service.Created](),
-		"NetworkInfo":  reflect.TypeFor[service.NetworkInfo](),
-		"Deleted":      reflect.TypeFor[service.Deleted](),
-		"DeletedAll":   reflect.TypeFor[service.DeletedAll](),
-		"TrainStarted": reflect.TypeFor[service.TrainStarted](),
-		"JobInfo":      reflect.TypeFor[service.JobInfo](),
-		"Example":      reflect.TypeFor[service.Example](),
+		"Status":       reflect.TypeFor[statusBody](),
+		"Created":      reflect.TypeFor[createdBody](),
+		"NetworkInfo":  reflect.TypeFor[networkBody](),
+		"Deleted":      reflect.TypeFor[deletedBody](),
+		"DeletedAll":   reflect.TypeFor[deletedAllBody](),
+		"TrainStarted": reflect.TypeFor[trainStartedBody](),
+		"JobInfo":      reflect.TypeFor[jobBody](),
 	} {
 		schema, ok := schemas[name].(map[string]any)
 		if !ok {
@@ -423,8 +426,11 @@ func oaCheckType(t *testing.T, where string, p map[string]any, typ reflect.Type)
 		want = "string"
 	case reflect.Bool:
 		want = "boolean"
-	case reflect.Int, reflect.Int64, reflect.Int32:
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint64:
 		want = "integer"
+	case reflect.Struct:
+		oaCheckStruct(t, where, p, typ)
+		return
 	case reflect.Float64, reflect.Float32:
 		want = "number"
 	case reflect.Slice, reflect.Array:

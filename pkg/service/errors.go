@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error; the HTTP layer maps each code to one status.
@@ -22,7 +23,10 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	Err     error // the cause, for logs; never shown to clients
+	// RetryAfter, for Unavailable errors, is how long the client is asked
+	// to wait before trying again; 0 when there is no good guess.
+	RetryAfter time.Duration
+	Err        error // the cause, for logs; never shown to clients
 }
 
 func (e *Error) Error() string {
@@ -57,13 +61,27 @@ func ErrorMessage(err error) string {
 	return "internal error"
 }
 
+// RetryAfter returns how long a client should wait before retrying after
+// err, or 0.
+func RetryAfter(err error) time.Duration {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.RetryAfter
+	}
+	return 0
+}
+
 // Messages the contract fixes word for word.
 const (
-	msgNetworkNotFound = "Network not found"
-	msgJobNotFound     = "Training job not found"
+	MsgNetworkNotFound = "Network not found"
+	MsgJobNotFound     = "Training job not found"
+	MsgCancelled       = "Training cancelled"
 )
 
 var (
-	errNetworkNotFound = &Error{Code: NotFound, Message: msgNetworkNotFound}
-	errJobNotFound     = &Error{Code: NotFound, Message: msgJobNotFound}
+	errNetworkNotFound = &Error{Code: NotFound, Message: MsgNetworkNotFound}
+	errJobNotFound     = &Error{Code: NotFound, Message: MsgJobNotFound}
+	errShuttingDown    = &Error{Code: Unavailable, Message: "the server is shutting down", RetryAfter: 10 * time.Second}
+	errNetworkDeleted  = Errorf(Conflict, "the network was deleted")
+	errCancelled       = Errorf(Conflict, MsgCancelled)
+	errNoData          = Errorf(Internal, "the MNIST data set is not available")
 )

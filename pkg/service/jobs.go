@@ -1,13 +1,11 @@
 package service
 
 import (
-	"errors"
-	"math/rand/v2"
+	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // JobStatus is where a job is in its life.
@@ -23,222 +21,261 @@ const (
 	StatusCancelled JobStatus = "cancelled"
 )
 
+// Finished reports whether a job in this status has ended.
+func (s JobStatus) Finished() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
 // Job is one training request. Its mutable fields are guarded by the
 // service's mutex.
 type Job struct {
 	ID        string
 	NetworkID string
-	Params    TrainParams
+	Params    TrainParams // Seed is always set: the one given or the one drawn
 
 	status   JobStatus
 	epoch    int
 	accuracy *float64
 	elapsed  float64 // training seconds so far, evaluation excluded
 	err      string
+	history  []epochRecord
+	finished time.Time
+	// cancel stops the job while it runs, with the reason as the cause.
+	cancel context.CancelCauseFunc
 }
 
-// JobInfo is the answer to GET /api/training/{job_id}.
+// epochRecord is one finished epoch of a job, kept small: a job's history
+// lives as long as the job.
+type epochRecord struct {
+	correct, total int32
+	elapsed        float64
+}
+
+// EpochResult is one finished epoch of a job.
+type EpochResult struct {
+	Epoch       int // 1-based, within the job
+	Correct     int
+	Total       int
+	Accuracy    float64
+	ElapsedTime float64 // seconds of training, evaluation excluded
+}
+
+// JobInfo describes a job.
 type JobInfo struct {
-	JobID        string    `json:"job_id"`
-	NetworkID    string    `json:"network_id"`
-	Status       JobStatus `json:"status"`
-	Progress     float64   `json:"progress"`
-	Epochs       int       `json:"epochs"`
-	Epoch        int       `json:"epoch"`
-	TotalEpochs  int       `json:"total_epochs"`
-	MiniBatch    int       `json:"mini_batch_size"`
-	LearningRate float64   `json:"learning_rate"`
-	ElapsedTime  float64   `json:"elapsed_time"`
-	Accuracy     *float64  `json:"accuracy,omitempty"`
-	Error        string    `json:"error,omitempty"`
+	ID          string
+	NetworkID   string
+	Status      JobStatus
+	Params      TrainParams
+	Epoch       int     // epochs finished
+	Progress    float64 // 0–100
+	ElapsedTime float64 // training seconds so far
+	Accuracy    *float64
+	Error       string // why it failed or was cancelled
+	History     []EpochResult
 }
 
 func (j *Job) infoLocked() JobInfo {
+	h := make([]EpochResult, len(j.history))
+	for i, r := range j.history {
+		h[i] = EpochResult{Epoch: i + 1, Correct: int(r.correct), Total: int(r.total),
+			Accuracy: float64(r.correct) / float64(r.total), ElapsedTime: r.elapsed}
+	}
 	return JobInfo{
-		JobID: j.ID, NetworkID: j.NetworkID, Status: j.status,
-		Progress: progress(j.epoch, j.Params.Epochs), Epochs: j.Params.Epochs,
-		Epoch: j.epoch, TotalEpochs: j.Params.Epochs,
-		MiniBatch: j.Params.MiniBatch, LearningRate: j.Params.LearningRate,
-		ElapsedTime: j.elapsed, Accuracy: j.accuracy, Error: j.err,
+		ID: j.ID, NetworkID: j.NetworkID, Status: j.status, Params: j.Params,
+		Epoch: j.epoch, Progress: progress(j.epoch, j.Params.Epochs), ElapsedTime: j.elapsed,
+		Accuracy: j.accuracy, Error: j.err, History: h,
 	}
 }
 
 func progress(epoch, total int) float64 { return float64(epoch) / float64(total) * 100 }
 
-// TrainStarted is the answer to a train request.
-type TrainStarted struct {
-	JobID     string `json:"job_id"`
-	NetworkID string `json:"network_id"`
-	Status    string `json:"status"` // "training_started"
+// jobTable holds every job the service remembers: pending ones in a FIFO
+// queue, running ones by network, finished ones in the order they ended
+// until the retention limits forget them. It is guarded by the service's
+// mutex.
+type jobTable struct {
+	byID     map[string]*Job
+	queue    []*Job          // pending, oldest first
+	running  map[string]*Job // by network id
+	finished []*Job          // oldest first
+}
+
+func newJobTable() jobTable {
+	return jobTable{byID: map[string]*Job{}, running: map[string]*Job{}}
+}
+
+// active counts the jobs pending or training.
+func (t *jobTable) active() int { return len(t.queue) + len(t.running) }
+
+// uses reports whether a job is pending or running on the network.
+func (t *jobTable) uses(networkID string) bool {
+	if t.running[networkID] != nil {
+		return true
+	}
+	return slices.ContainsFunc(t.queue, func(j *Job) bool { return j.NetworkID == networkID })
+}
+
+// next removes and returns the oldest pending job whose network is not
+// training, or nil.
+func (t *jobTable) next() *Job {
+	for i, j := range t.queue {
+		if t.running[j.NetworkID] == nil {
+			t.queue = slices.Delete(t.queue, i, i+1)
+			return j
+		}
+	}
+	return nil
+}
+
+func (t *jobTable) takeQueue() []*Job {
+	q := t.queue
+	t.queue = nil
+	return q
+}
+
+func (t *jobTable) dropQueued(networkID string) []*Job {
+	var dropped []*Job
+	t.queue = slices.DeleteFunc(t.queue, func(j *Job) bool {
+		if j.NetworkID == networkID {
+			dropped = append(dropped, j)
+			return true
+		}
+		return false
+	})
+	return dropped
+}
+
+// finish records a job's end, unless it has ended already (a cancel and the
+// job's own end can race: the first wins). It reports whether it did.
+func (t *jobTable) finish(j *Job, status JobStatus, cause error, now time.Time, lim Limits) bool {
+	if j.status.Finished() {
+		return false
+	}
+	j.status = status
+	if cause != nil {
+		j.err = ErrorMessage(cause)
+	}
+	j.finished = now
+	j.cancel = nil
+	if t.running[j.NetworkID] == j {
+		delete(t.running, j.NetworkID)
+	}
+	t.finished = append(t.finished, j)
+	t.forget(now, lim)
+	return true
+}
+
+// forget drops the finished jobs past the retention limits, oldest first.
+func (t *jobTable) forget(now time.Time, lim Limits) {
+	n := 0
+	for n < len(t.finished) &&
+		(len(t.finished)-n > lim.MaxFinishedJobs || now.Sub(t.finished[n].finished) > lim.JobRetention) {
+		delete(t.byID, t.finished[n].ID)
+		t.finished[n] = nil
+		n++
+	}
+	if n > 0 {
+		t.finished = t.finished[n:]
+	}
 }
 
 // Train queues a training job for a network and returns at once. Jobs of
 // the same network run one after another, each continuing from the last.
-func (s *Service) Train(networkID string, p TrainParams) (TrainStarted, error) {
+func (s *Service) Train(networkID string, p TrainParams) (JobInfo, error) {
+	if err := s.limits.ValidateTrain(p); err != nil {
+		return JobInfo{}, err
+	}
+	seed := drawSeed(p.Seed)
+	p.Seed = &seed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
-		return TrainStarted{}, errShuttingDown
+		return JobInfo{}, errShuttingDown
 	}
 	_, inMem := s.nets[networkID]
 	_, onDisk := s.saved[networkID]
 	if !inMem && !onDisk {
-		return TrainStarted{}, errNetworkNotFound
+		return JobInfo{}, errNetworkNotFound
 	}
-	if len(s.queue) >= s.limits.MaxQueuedJobs {
-		return TrainStarted{}, &Error{Code: Unavailable, Message: "too many training jobs are waiting; try again later",
-			Err: ErrQueueFull}
+	if len(s.jobs.queue) >= s.limits.MaxQueuedJobs {
+		return JobInfo{}, ErrQueueFull
 	}
 	j := &Job{ID: uuid.NewString(), NetworkID: networkID, Params: p, status: StatusPending}
-	s.jobs[j.ID] = j
-	s.queue = append(s.queue, j)
+	s.jobs.byID[j.ID] = j
+	s.jobs.queue = append(s.jobs.queue, j)
 	s.cond.Broadcast()
-	s.log.Info("training queued", "job_id", j.ID, "network_id", networkID, "params", p.String())
-	return TrainStarted{JobID: j.ID, NetworkID: networkID, Status: "training_started"}, nil
+	s.log.Debug("training queued", "job_id", j.ID, "network_id", networkID, "params", p.String())
+	return j.infoLocked(), nil
 }
 
-// ErrQueueFull is the cause of the error Train returns when MaxQueuedJobs
-// jobs are waiting.
-var ErrQueueFull = errors.New("job queue full")
-
-// RetryAfter is how long clients are asked to wait when the queue is full.
-const RetryAfter = 10 * time.Second
+// ErrQueueFull is the error Train returns when MaxQueuedJobs jobs are
+// waiting.
+var ErrQueueFull = &Error{Code: Unavailable, Message: "too many training jobs are waiting; try again later",
+	RetryAfter: 10 * time.Second}
 
 // Job returns a job's state.
 func (s *Service) Job(id string) (JobInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j, ok := s.jobs[id]
+	s.jobs.forget(s.now(), s.limits)
+	j, ok := s.jobs.byID[id]
 	if !ok {
 		return JobInfo{}, errJobNotFound
 	}
 	return j.infoLocked(), nil
 }
 
-// worker runs queued jobs until Close, taking the oldest job whose network
-// is not already training.
-func (s *Service) worker() {
-	for {
-		s.mu.Lock()
-		j := s.nextLocked()
-		if j == nil {
-			s.mu.Unlock()
-			return
-		}
-		j.status = StatusTraining
-		s.busy[j.NetworkID] = true
-		s.mu.Unlock()
-
-		err := s.run(j)
-
-		s.mu.Lock()
-		delete(s.busy, j.NetworkID)
-		if err != nil {
-			s.finishLocked(j, err)
-		}
-		s.cond.Broadcast()
-		s.mu.Unlock()
-		if err != nil {
-			s.emitFailure(j, err)
-		}
-	}
-}
-
-// nextLocked waits for a runnable job and removes it from the queue; nil
-// after Close.
-func (s *Service) nextLocked() *Job {
-	for {
-		if s.done {
-			return nil
-		}
-		for i, j := range s.queue {
-			if !s.busy[j.NetworkID] {
-				s.queue = append(s.queue[:i], s.queue[i+1:]...)
-				return j
-			}
-		}
-		s.cond.Wait()
-	}
-}
-
-// finishLocked records a job's end: failed with err, or completed.
-func (s *Service) finishLocked(j *Job, err error) {
-	if err != nil {
-		j.status = StatusFailed
-		j.err = ErrorMessage(err)
-		return
-	}
-	j.status = StatusCompleted
-}
-
-func (s *Service) emitFailure(j *Job, err error) {
-	log := s.log.With("job_id", j.ID, "network_id", j.NetworkID)
-	if ErrorCode(err) == Internal || ErrorCode(err) == Storage {
-		log.Error("training failed", "err", err)
-	} else {
-		log.Info("training failed", "err", err)
-	}
-	s.events.TrainingError(Failure{JobID: j.ID, NetworkID: j.NetworkID, Status: StatusFailed, Error: ErrorMessage(err)})
-}
-
-// run trains one job, publishing and saving a snapshot after every epoch.
-func (s *Service) run(j *Job) error {
-	ds, err := s.data()
-	if err != nil {
-		return &Error{Code: Internal, Message: "the MNIST data set is not available", Err: err}
-	}
-	e, err := s.lookup(j.NetworkID)
-	if err != nil {
-		return err
-	}
-	start := e.state.Load()
-	log := s.log.With("job_id", j.ID, "network_id", j.NetworkID)
-	log.Info("training started", "params", j.Params.String(), "from_epoch", start.epochs)
-	began := time.Now()
-	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	var last *state
-	_, err = network.SGD(e.ctx, start.net, ds.Training, ds.Test, j.Params.network(), rng, func(ep network.Epoch) error {
-		acc := ep.Accuracy
-		st := &state{net: ep.Network, trained: true, accuracy: &acc, epochs: start.epochs + ep.Epoch, updated: time.Now().UTC()}
-		e.state.Store(st)
-		last = st
-		s.mu.Lock()
-		j.epoch, j.accuracy = ep.Epoch, &acc
-		j.elapsed += ep.Seconds
-		s.mu.Unlock()
-		s.events.TrainingUpdate(Update{
-			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs,
-			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(ep.Epoch, ep.Epochs),
-			Correct: ep.Correct, Total: ep.Total,
-		})
-		log.Debug("epoch done", "epoch", ep.Epoch, "accuracy", acc, "seconds", ep.Seconds)
-		return s.save(e, st)
-	})
-	if err != nil {
-		switch {
-		case e.ctx.Err() != nil && s.ctx.Err() == nil:
-			return errNetworkDeleted
-		case s.ctx.Err() != nil:
-			return errShuttingDown
-		case errors.Is(err, network.ErrNotFinite):
-			return &Error{Code: Invalid, Message: "training diverged (weights became NaN or infinite); the network keeps its last good state — try a smaller learning_rate", Err: err}
-		}
-		if _, ok := errors.AsType[*Error](err); ok {
-			return err
-		}
-		return &Error{Code: Internal, Message: "training failed", Err: err}
-	}
-	// Every epoch ran and was saved; only a deletion meanwhile (not a
-	// shutdown) undoes that.
-	if e.ctx.Err() != nil && s.ctx.Err() == nil {
-		return errNetworkDeleted
-	}
-	log.Info("training completed", "accuracy", *last.accuracy, "seconds", time.Since(began).Seconds())
-	// Completed before the event goes out, so that a client asking on
-	// receipt of it reads "completed".
+// Cancel ends a job: a pending one leaves the queue at once, a running one
+// stops at the next mini-batch boundary (the network keeps its last
+// finished epoch). The job ends cancelled and one training_error goes out.
+// Cancelling a finished job is a Conflict naming its status.
+func (s *Service) Cancel(id string) (JobInfo, error) {
 	s.mu.Lock()
-	s.finishLocked(j, nil)
+	s.jobs.forget(s.now(), s.limits)
+	j, ok := s.jobs.byID[id]
+	if !ok {
+		s.mu.Unlock()
+		return JobInfo{}, errJobNotFound
+	}
+	if j.status.Finished() {
+		info := j.infoLocked()
+		s.mu.Unlock()
+		return info, Errorf(Conflict, "the job has already ended: it is %s", info.Status)
+	}
+	pending := j.status == StatusPending
+	if pending {
+		s.jobs.queue = slices.DeleteFunc(s.jobs.queue, func(q *Job) bool { return q == j })
+		s.cond.Broadcast()
+	} else if j.cancel != nil {
+		j.cancel(errCancelled)
+	}
+	// The worker of a running job sends its training_error when it stops,
+	// after any training_update it was sending: events of a job stay in
+	// order.
+	s.jobs.finish(j, StatusCancelled, errCancelled, s.now(), s.limits)
+	info := j.infoLocked()
 	s.mu.Unlock()
-	s.events.TrainingComplete(Complete{JobID: j.ID, NetworkID: j.NetworkID, Accuracy: *last.accuracy})
-	return nil
+	if pending {
+		s.emitFailure(j, errCancelled)
+	}
+	s.log.Info("training cancelled", "job_id", j.ID, "network_id", j.NetworkID, "was", map[bool]string{true: "pending", false: "training"}[pending])
+	return info, nil
+}
+
+// emitFailure sends a job's training_error, with the status it ended in.
+func (s *Service) emitFailure(j *Job, cause error) {
+	s.mu.Lock()
+	status := j.status
+	s.mu.Unlock()
+	if !status.Finished() {
+		status = StatusFailed
+	}
+	log := s.log.With("job_id", j.ID, "network_id", j.NetworkID)
+	switch ErrorCode(cause) {
+	case Internal, Storage:
+		log.Error("training failed", "err", cause)
+	default:
+		log.Info("training ended", "status", status, "reason", ErrorMessage(cause))
+	}
+	s.events.TrainingError(Failure{JobID: j.ID, NetworkID: j.NetworkID, Status: status, Error: ErrorMessage(cause)})
 }

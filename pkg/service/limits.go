@@ -3,24 +3,40 @@ package service
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-// Limits protect the machine from requests that would exhaust it.
+// Limits protect the machine from requests that would exhaust it. Each
+// bounds something a client controls; docs/LIMITS.md says what each costs.
 type Limits struct {
 	MaxLayers       int     // layers, inputs and outputs included
 	MaxParams       int     // weights and biases of one network
+	MaxOutputFanIn  int     // neurons of the layer before the output: bounds output_weights in examples
 	MaxEpochs       int     // epochs of one training job
 	MaxBatchSize    int     // mini-batch size
 	MaxLearningRate float64 // learning rate
+	MaxLambda       float64 // L2 regularisation
 	MaxNetworks     int     // networks in memory and on disk together
 	// MaxParamsInMemory bounds the weights and biases of the networks held in
 	// memory together; past it, the least recently used idle networks are
 	// unloaded (they stay on disk, listed as "saved", and load on next use).
 	MaxParamsInMemory int
 	MaxQueuedJobs     int // jobs waiting for a worker
+	// JobScratchBytes bounds the scratch memory of one training job's
+	// mini-batch; larger mini-batches are processed in chunks (same maths).
+	JobScratchBytes int
+	// MaxFinishedJobs and JobRetention bound the finished jobs kept for
+	// GET /api/training/{id}: a finished job is forgotten JobRetention after
+	// it ended, or sooner once MaxFinishedJobs jobs have finished after it.
+	MaxFinishedJobs int
+	JobRetention    time.Duration
+	// MaxAnalyses bounds the examples and evaluations computed at once for
+	// network versions not seen yet (each classifies the 10,000 test
+	// images); past it, requests get 503 with Retry-After.
+	MaxAnalyses int
 }
 
 // DefaultLimits returns the limits used unless configured otherwise.
@@ -28,12 +44,18 @@ func DefaultLimits() Limits {
 	return Limits{
 		MaxLayers:         10,
 		MaxParams:         5_000_000,
+		MaxOutputFanIn:    20_000,
 		MaxEpochs:         1000,
 		MaxBatchSize:      mnist.TrainSize,
 		MaxLearningRate:   1000,
+		MaxLambda:         1000,
 		MaxNetworks:       100,
 		MaxParamsInMemory: 25_000_000, // 200 MB of float64
 		MaxQueuedJobs:     100,
+		JobScratchBytes:   32 << 20,
+		MaxFinishedJobs:   10_000,
+		JobRetention:      24 * time.Hour,
+		MaxAnalyses:       2,
 	}
 }
 
@@ -44,7 +66,8 @@ type Architecture []int
 // DefaultArchitecture is used when a create request names none.
 func DefaultArchitecture() Architecture { return Architecture{784, 30, 10} }
 
-// NewArchitecture validates layer sizes against l.
+// NewArchitecture validates layer sizes against l. It is the one place
+// layer sizes are checked for requests and for files read back alike.
 func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 	switch {
 	case len(sizes) < 2:
@@ -64,11 +87,15 @@ func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 			return nil, Errorf(Invalid, "layer_sizes %v would need more than %d weights and biases", sizes, l.MaxParams)
 		}
 	}
+	if fanIn := sizes[len(sizes)-2]; fanIn > l.MaxOutputFanIn {
+		return nil, Errorf(Invalid, "layer_sizes[%d] feeds the output layer and may have at most %d neurons, got %d",
+			len(sizes)-2, l.MaxOutputFanIn, fanIn)
+	}
 	return Architecture(append([]int(nil), sizes...)), nil
 }
 
 // paramCount returns the weights and biases of a network of these sizes,
-// each at least 1.
+// each at least 1 and at most MaxParams, so the sum cannot overflow.
 func paramCount(sizes []int) int {
 	n := 0
 	for i := 1; i < len(sizes); i++ {
@@ -77,16 +104,49 @@ func paramCount(sizes []int) int {
 	return n
 }
 
+// Init names how a new network's weights are drawn.
+type Init string
+
+// Initialisations.
+const (
+	InitNormal Init = "normal" // N(0, 1), as network.py
+	InitScaled Init = "scaled" // weights N(0, 1/n_in), biases N(0, 1), as network2.py
+)
+
+// Cost names the cost function a job minimises.
+type Cost string
+
+// Costs.
+const (
+	CostQuadratic    Cost = "quadratic"     // as network.py
+	CostCrossEntropy Cost = "cross_entropy" // as network2.py
+)
+
+// CreateParams are validated options for a new network.
+type CreateParams struct {
+	Arch Architecture
+	Init Init
+	Seed *uint64 // nil: drawn at random (and reported)
+}
+
+// DefaultCreateParams are used for fields a create request leaves out.
+func DefaultCreateParams() CreateParams {
+	return CreateParams{Arch: DefaultArchitecture(), Init: InitNormal}
+}
+
 // TrainParams are validated training hyper-parameters.
 type TrainParams struct {
 	Epochs       int
 	MiniBatch    int
 	LearningRate float64
+	Cost         Cost
+	Lambda       float64
+	Seed         *uint64 // nil: drawn at random (and reported)
 }
 
 // DefaultTrainParams are used for fields a train request leaves out.
 func DefaultTrainParams() TrainParams {
-	return TrainParams{Epochs: 5, MiniBatch: 10, LearningRate: 3.0}
+	return TrainParams{Epochs: 5, MiniBatch: 10, LearningRate: 3.0, Cost: CostQuadratic}
 }
 
 // Request fields with rules of their own.
@@ -95,6 +155,10 @@ const (
 	FieldEpochs       = "epochs"
 	FieldMiniBatch    = "mini_batch_size"
 	FieldLearningRate = "learning_rate"
+	FieldInit         = "init"
+	FieldCost         = "cost"
+	FieldLambda       = "lambda"
+	FieldSeed         = "seed"
 )
 
 // FieldError returns the error for a request field that breaks its rule,
@@ -110,28 +174,59 @@ func (l Limits) FieldError(field string) *Error {
 		return Errorf(Invalid, "learning_rate must be a number greater than 0 and at most %g", l.MaxLearningRate)
 	case FieldLayerSizes:
 		return Errorf(Invalid, "layer_sizes must be a list of integers such as [784, 30, 10]")
+	case FieldInit:
+		return Errorf(Invalid, "init must be %q or %q", InitNormal, InitScaled)
+	case FieldCost:
+		return Errorf(Invalid, "cost must be %q or %q", CostQuadratic, CostCrossEntropy)
+	case FieldLambda:
+		return Errorf(Invalid, "lambda must be a number between 0 and %g", l.MaxLambda)
+	case FieldSeed:
+		return Errorf(Invalid, "seed must be an integer between 0 and %d", MaxSeed)
 	}
 	return Errorf(Invalid, "%s is not valid", field)
 }
 
-// NewTrainParams validates hyper-parameters against l.
-func (l Limits) NewTrainParams(epochs, miniBatch int, eta float64) (TrainParams, error) {
-	if epochs < 1 || epochs > l.MaxEpochs {
-		return TrainParams{}, l.FieldError(FieldEpochs)
+// MaxSeed is the largest seed accepted: JSON numbers are exact integers up
+// to 2^53 in JavaScript, so a seed a browser shows is the seed it sends.
+const MaxSeed = 1<<53 - 1
+
+// Validate checks p against l.
+func (l Limits) ValidateTrain(p TrainParams) error {
+	switch {
+	case p.Epochs < 1 || p.Epochs > l.MaxEpochs:
+		return l.FieldError(FieldEpochs)
+	case p.MiniBatch < 1 || p.MiniBatch > l.MaxBatchSize:
+		return l.FieldError(FieldMiniBatch)
+	case math.IsNaN(p.LearningRate) || p.LearningRate <= 0 || p.LearningRate > l.MaxLearningRate:
+		return l.FieldError(FieldLearningRate)
+	case p.Cost != CostQuadratic && p.Cost != CostCrossEntropy:
+		return l.FieldError(FieldCost)
+	case math.IsNaN(p.Lambda) || p.Lambda < 0 || p.Lambda > l.MaxLambda:
+		return l.FieldError(FieldLambda)
+	case p.Seed != nil && *p.Seed > MaxSeed:
+		return l.FieldError(FieldSeed)
 	}
-	if miniBatch < 1 || miniBatch > l.MaxBatchSize {
-		return TrainParams{}, l.FieldError(FieldMiniBatch)
-	}
-	if math.IsNaN(eta) || eta <= 0 || eta > l.MaxLearningRate {
-		return TrainParams{}, l.FieldError(FieldLearningRate)
-	}
-	return TrainParams{Epochs: epochs, MiniBatch: miniBatch, LearningRate: eta}, nil
+	return nil
 }
 
-func (p TrainParams) network() network.Params {
+// ValidateCreate checks p against l; p.Arch must come from NewArchitecture.
+func (l Limits) ValidateCreate(p CreateParams) error {
+	switch {
+	case p.Init != InitNormal && p.Init != InitScaled:
+		return l.FieldError(FieldInit)
+	case p.Seed != nil && *p.Seed > MaxSeed:
+		return l.FieldError(FieldSeed)
+	case len(p.Arch) == 0:
+		return l.FieldError(FieldLayerSizes)
+	}
+	return nil
+}
+
+func (p TrainParams) network(scratch int) network.Params {
 	return network.Params{Epochs: p.Epochs, BatchSize: p.MiniBatch, Eta: p.LearningRate}
 }
 
 func (p TrainParams) String() string {
-	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g", p.Epochs, p.MiniBatch, p.LearningRate)
+	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g cost=%s lambda=%g",
+		p.Epochs, p.MiniBatch, p.LearningRate, p.Cost, p.Lambda)
 }

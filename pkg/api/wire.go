@@ -1,0 +1,153 @@
+package api
+
+import (
+	"math"
+	"time"
+
+	"github.com/mnist-go/nnserver/pkg/service"
+)
+
+// The JSON bodies of the contract. Field names, types and fixed strings
+// here are load-bearing: docs/PROTOCOL.md lists them and existing clients
+// read them.
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+type statusBody struct {
+	Status         string `json:"status"` // "online"
+	ActiveNetworks int    `json:"active_networks"`
+	TrainingJobs   int    `json:"training_jobs"`
+}
+
+type createdBody struct {
+	NetworkID    string `json:"network_id"`
+	Architecture []int  `json:"architecture"`
+	Status       string `json:"status"` // "created"
+}
+
+type networkBody struct {
+	NetworkID     string   `json:"network_id"`
+	Architecture  []int    `json:"architecture"`
+	Trained       bool     `json:"trained"`
+	Accuracy      *float64 `json:"accuracy"`
+	Status        string   `json:"status"` // "in_memory" or "saved"
+	EpochsTrained int      `json:"epochs_trained"`
+	WeightsShape  [][2]int `json:"weights_shape,omitempty"`
+	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
+}
+
+type listBody struct {
+	Networks []networkBody `json:"networks"`
+}
+
+type deletedBody struct {
+	NetworkID         string `json:"network_id"`
+	DeletedFromMemory bool   `json:"deleted_from_memory"`
+	DeletedFromDisk   bool   `json:"deleted_from_disk"`
+}
+
+type deletedAllBody struct {
+	Error             string       `json:"error,omitempty"` // when some networks could not be deleted
+	DeletedCount      int          `json:"deleted_count"`
+	DeletedFromMemory int          `json:"deleted_from_memory"`
+	DeletedFromDisk   int          `json:"deleted_from_disk"`
+	Message           string       `json:"message"`
+	NotDeleted        []notDeleted `json:"not_deleted,omitempty"`
+}
+
+type notDeleted struct {
+	NetworkID string `json:"network_id"`
+	Error     string `json:"error"`
+}
+
+type trainStartedBody struct {
+	JobID     string `json:"job_id"`
+	NetworkID string `json:"network_id"`
+	Status    string `json:"status"` // "training_started"
+}
+
+type jobBody struct {
+	JobID        string      `json:"job_id"`
+	NetworkID    string      `json:"network_id"`
+	Status       string      `json:"status"`
+	Progress     float64     `json:"progress"`
+	Epochs       int         `json:"epochs"`
+	Epoch        int         `json:"epoch"`
+	TotalEpochs  int         `json:"total_epochs"`
+	MiniBatch    int         `json:"mini_batch_size"`
+	LearningRate float64     `json:"learning_rate"`
+	Cost         string      `json:"cost"`
+	Lambda       float64     `json:"lambda"`
+	Seed         uint64      `json:"seed"`
+	ElapsedTime  float64     `json:"elapsed_time"`
+	Accuracy     *float64    `json:"accuracy,omitempty"`
+	Error        string      `json:"error,omitempty"`
+	History      []epochBody `json:"history"`
+}
+
+type epochBody struct {
+	Epoch       int     `json:"epoch"`
+	Accuracy    float64 `json:"accuracy"`
+	Correct     int     `json:"correct"`
+	ElapsedTime float64 `json:"elapsed_time"`
+}
+
+type cancelledBody struct {
+	JobID     string `json:"job_id"`
+	NetworkID string `json:"network_id"`
+	Status    string `json:"status"`
+}
+
+// exampleHead is an example without output_weights, which is encoded once
+// per network version and appended (see examples.go).
+type exampleHead struct {
+	NetworkID      string    `json:"network_id"`
+	ExampleIndex   int       `json:"example_index"`
+	PredictedDigit int       `json:"predicted_digit"`
+	ActualDigit    int       `json:"actual_digit"`
+	ImageData      string    `json:"image_data"` // base64 PNG, no data: prefix
+	NetworkOutput  []float64 `json:"network_output"`
+}
+
+func networkOf(n service.NetworkInfo) networkBody {
+	b := networkBody{
+		NetworkID: n.ID, Architecture: n.Sizes, Trained: n.Trained, Accuracy: n.Accuracy,
+		Status: "in_memory", EpochsTrained: n.EpochsTrained,
+	}
+	if !n.Loaded {
+		// As the Python service listed networks it had only on disk.
+		b.Status = "saved"
+		for l := 1; l < len(n.Sizes); l++ {
+			b.WeightsShape = append(b.WeightsShape, [2]int{n.Sizes[l], n.Sizes[l-1]})
+			b.BiasesShape = append(b.BiasesShape, [2]int{n.Sizes[l], 1})
+		}
+	}
+	return b
+}
+
+func jobOf(j service.JobInfo) jobBody {
+	b := jobBody{
+		JobID: j.ID, NetworkID: j.NetworkID, Status: string(j.Status), Progress: j.Progress,
+		Epochs: j.Params.Epochs, Epoch: j.Epoch, TotalEpochs: j.Params.Epochs,
+		MiniBatch: j.Params.MiniBatch, LearningRate: j.Params.LearningRate,
+		Cost: string(j.Params.Cost), Lambda: j.Params.Lambda,
+		ElapsedTime: seconds(j.ElapsedTime), Accuracy: j.Accuracy, Error: j.Error,
+		History: make([]epochBody, len(j.History)),
+	}
+	if j.Params.Seed != nil {
+		b.Seed = *j.Params.Seed
+	}
+	for i, e := range j.History {
+		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: seconds(e.ElapsedTime)}
+	}
+	return b
+}
+
+// seconds rounds a duration in seconds to the microsecond, so that JSON
+// shows 0.406542 rather than 0.40654210700000004.
+func seconds(s float64) float64 { return math.Round(s*1e6) / 1e6 }
+
+// retryAfterSeconds is the Retry-After header for a duration, at least 1.
+func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }

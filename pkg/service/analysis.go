@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/mnist"
+)
+
+// analysis is what one snapshot of a network makes of the 10,000 test
+// images, computed once per snapshot and shared by every request about it.
+type analysis struct {
+	version uint64
+	pred    []uint8 // predicted digit of every test image
+}
+
+// analysisCache holds an entry's latest analysis and the computation of a
+// newer one under way, so concurrent requests about a new snapshot wait for
+// one computation rather than each classifying 10,000 images.
+type analysisCache struct {
+	mu     sync.Mutex
+	latest *analysis
+	flight *analysisFlight
+}
+
+type analysisFlight struct {
+	version uint64
+	done    chan struct{}
+	a       *analysis
+	err     error
+}
+
+// analysisBlock is how many test images are classified between checks that
+// the request is still wanted.
+const analysisBlock = 1000
+
+// errBusy answers a request for a new analysis while MaxAnalyses run.
+var errBusy = &Error{Code: Unavailable, Message: "the server is busy analysing other networks; try again shortly",
+	RetryAfter: 2 * time.Second}
+
+// analysisOf returns the analysis of snapshot st of e. A new one is computed
+// by the first request that asks, while at most MaxAnalyses run in the
+// whole service; it stops if that request's ctx ends, and a request still
+// waiting then takes over.
+func (s *Service) analysisOf(ctx context.Context, e *entry, st *state, test *mnist.Set) (*analysis, error) {
+	c := &e.analysis
+	for {
+		c.mu.Lock()
+		if a := c.latest; a != nil && a.version == st.version {
+			c.mu.Unlock()
+			return a, nil
+		}
+		if f := c.flight; f != nil && f.version == st.version {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.err == nil || !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+				return f.a, f.err
+			}
+			continue // its client left; if ours is still here, we compute
+		}
+		select {
+		case s.analyses <- struct{}{}:
+		default:
+			c.mu.Unlock()
+			return nil, errBusy
+		}
+		f := &analysisFlight{version: st.version, done: make(chan struct{})}
+		c.flight = f
+		c.mu.Unlock()
+
+		f.a, f.err = analyse(ctx, st, test)
+		<-s.analyses
+		c.mu.Lock()
+		if f.err == nil && (c.latest == nil || c.latest.version < f.a.version) {
+			c.latest = f.a
+		}
+		c.flight = nil
+		c.mu.Unlock()
+		close(f.done)
+		return f.a, f.err
+	}
+}
+
+// analyse classifies the test set with st's network, a block at a time,
+// stopping when ctx ends.
+func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error) {
+	a := &analysis{version: st.version, pred: make([]uint8, test.Len())}
+	for lo := 0; lo < test.Len(); lo += analysisBlock {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+analysisBlock, test.Len())
+		pred, err := st.net.Classify(test.Slice(lo, hi))
+		if err != nil {
+			return nil, &Error{Code: Internal, Message: "could not run the network", Err: err}
+		}
+		for i, p := range pred {
+			a.pred[lo+i] = uint8(p)
+		}
+	}
+	return a, nil
+}
+
+// Example is a test image with what a network made of it.
+type Example struct {
+	NetworkID string
+	// Version identifies the snapshot of the network that answered: two
+	// examples with the same NetworkID and Version share OutputWeights.
+	Version        uint64
+	Index          int // into the 10,000 test images
+	PredictedDigit int
+	ActualDigit    int
+	Pixels         []uint8    // the 28×28 image, row by row, 0 background
+	OutputWeights  *mat.Dense // the output layer's weights, one row per digit; shared, read-only
+	NetworkOutput  []float64  // the output layer's activations
+}
+
+// probes is how many random test images are tried before scanning them all.
+const probes = 64
+
+// Example picks a random test image that the network classifies correctly
+// (correct) or incorrectly (!correct), as it stands after its last finished
+// epoch.
+func (s *Service) Example(ctx context.Context, networkID string, correct bool) (Example, error) {
+	e, err := s.lookup(networkID)
+	if err != nil {
+		return Example{}, err
+	}
+	ds, err := s.dataset()
+	if err != nil {
+		return Example{}, err
+	}
+	st := e.state.Load()
+	a, err := s.analysisOf(ctx, e, st, ds.Test)
+	if err != nil {
+		return Example{}, err
+	}
+	test := ds.Test
+	wanted := func(i int) bool { return (int(a.pred[i]) == test.Label(i)) == correct }
+
+	idx := -1
+	for range probes {
+		if i := rand.IntN(len(a.pred)); wanted(i) {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		var matches []int
+		for i := range a.pred {
+			if wanted(i) {
+				matches = append(matches, i)
+			}
+		}
+		if len(matches) == 0 {
+			kind := "successful"
+			if !correct {
+				kind = "unsuccessful"
+			}
+			return Example{}, Errorf(NotFound, "No %s example found after multiple attempts", kind)
+		}
+		idx = matches[rand.IntN(len(matches))]
+	}
+
+	pixels := test.Image(idx, nil)
+	out, err := st.net.FeedForward(scalePixels(pixels))
+	if err != nil {
+		return Example{}, &Error{Code: Internal, Message: "could not run the network", Err: err}
+	}
+	return Example{
+		NetworkID: networkID, Version: st.version, Index: idx, PredictedDigit: int(a.pred[idx]),
+		ActualDigit: test.Label(idx), Pixels: pixels, NetworkOutput: out,
+		OutputWeights: st.net.Weights(st.net.NumLayers() - 1),
+	}, nil
+}
+
+// scalePixels maps 8-bit intensities to the network's inputs in [0, 1].
+func scalePixels(pixels []uint8) []float64 {
+	x := make([]float64, len(pixels))
+	for i, v := range pixels {
+		x[i] = float64(v) / 255
+	}
+	return x
+}

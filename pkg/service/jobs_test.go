@@ -1,0 +1,222 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a settable Now for tests of retention.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestFinishedJobsAreForgotten: a finished job is readable until
+// JobRetention has passed or MaxFinishedJobs newer jobs have finished, then
+// it is a 404 like any unknown job; pending and running jobs are never
+// dropped, however many finish around them.
+func TestFinishedJobsAreForgotten(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxFinishedJobs = 3
+	lim.JobRetention = time.Hour
+	lim.MaxQueuedJobs = 1000
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := newMemStore()
+	rec := newRecorder()
+	svc, err := New(context.Background(), Config{Data: loadMNIST, Store: st, Events: rec, Workers: 1, Limits: lim, Now: clk.Now, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	f := &fixture{svc: svc, store: st, events: rec}
+
+	a, b := f.create(t), f.create(t)
+	running := f.train(t, a, 1000)
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+	pending := f.train(t, a, 1) // waits behind the running job
+	// Five jobs of b end at once (cancelled while pending): only the last
+	// three are remembered.
+	var ended []string
+	for range 5 {
+		j := f.train(t, b, 1)
+		if _, err := f.svc.Cancel(j); err != nil {
+			t.Fatal(err)
+		}
+		ended = append(ended, j)
+	}
+	for i, j := range ended {
+		_, err := f.svc.Job(j)
+		if forgotten := i < 2; forgotten != (ErrorCode(err) == NotFound) {
+			t.Errorf("job %d of 5: %v (want forgotten=%v)", i+1, err, forgotten)
+		}
+	}
+	for _, j := range []string{running, pending} {
+		if info, err := f.svc.Job(j); err != nil || info.Status.Finished() {
+			t.Errorf("an active job was dropped: %+v, %v", info, err)
+		}
+	}
+	clk.advance(59 * time.Minute)
+	if _, err := f.svc.Job(ended[4]); err != nil {
+		t.Errorf("after 59 minutes: %v", err)
+	}
+	clk.advance(2 * time.Minute)
+	for _, j := range ended[2:] {
+		if _, err := f.svc.Job(j); ErrorCode(err) != NotFound || ErrorMessage(err) != MsgJobNotFound {
+			t.Errorf("after 61 minutes: %v, want %q", err, MsgJobNotFound)
+		}
+	}
+	if info, err := f.svc.Job(running); err != nil || info.Status != StatusTraining {
+		t.Errorf("the running job after 61 minutes: %+v, %v", info, err)
+	}
+	if _, err := f.svc.Cancel(running); err != nil {
+		t.Fatal(err)
+	}
+	f.events.waitEnd(t, running)
+}
+
+func TestCancel(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	running := f.train(t, id, 1000)
+	pending := f.train(t, id, 1)
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+
+	info, err := f.svc.Cancel(pending)
+	if err != nil || info.Status != StatusCancelled {
+		t.Fatalf("cancel pending: %+v, %v", info, err)
+	}
+	evs := f.events.waitEnd(t, pending)
+	if fail, ok := evs[0].(Failure); len(evs) != 1 || !ok || fail.Status != StatusCancelled || fail.Error != MsgCancelled {
+		t.Errorf("pending job's events: %+v", evs)
+	}
+
+	info, err = f.svc.Cancel(running)
+	if err != nil || info.Status != StatusCancelled {
+		t.Fatalf("cancel running: %+v, %v", info, err)
+	}
+	evs = f.events.waitEnd(t, running)
+	last, ok := evs[len(evs)-1].(Failure)
+	if !ok || last.Status != StatusCancelled || last.Error != MsgCancelled {
+		t.Errorf("running job ended with %+v", evs[len(evs)-1])
+	}
+	updates := 0
+	for _, e := range evs {
+		if _, ok := e.(Update); ok {
+			updates++
+		}
+	}
+	// The network keeps the epochs that finished, every one saved; no
+	// half-epoch.
+	saved, _ := f.store.get(id)
+	if saved.meta.EpochsTrained != updates {
+		t.Errorf("saved %d epochs, the job reported %d", saved.meta.EpochsTrained, updates)
+	}
+	if info, _ := f.svc.Job(running); info.Status != StatusCancelled || info.Epoch != updates {
+		t.Errorf("job after cancel: %+v", info)
+	}
+
+	// Finished jobs cannot be cancelled; unknown ones are not found.
+	if info, err := f.svc.Cancel(running); ErrorCode(err) != Conflict || info.Status != StatusCancelled ||
+		!strings.Contains(ErrorMessage(err), "cancelled") {
+		t.Errorf("cancel twice: %+v, %v", info, err)
+	}
+	if _, err := f.svc.Cancel("9b2c6f1e-4a7d-4c3e-8f5a-1d2e3f4a5b6c"); ErrorCode(err) != NotFound {
+		t.Errorf("cancel unknown: %v", err)
+	}
+	// The network trains on.
+	job := f.train(t, id, 1)
+	if _, ok := f.events.waitEnd(t, job)[1].(Complete); !ok {
+		t.Error("the network did not train after a cancel")
+	}
+}
+
+// TestFailedDeleteLeavesJobsAlone: when the file cannot be removed, the
+// network is kept and so are its jobs, running and pending.
+func TestFailedDeleteLeavesJobsAlone(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	running := f.train(t, id, 3)
+	pending := f.train(t, id, 1)
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+	f.store.mu.Lock()
+	f.store.noDel = true
+	f.store.mu.Unlock()
+	if _, err := f.svc.Delete(id); ErrorCode(err) != Storage {
+		t.Fatalf("Delete with a read-only directory: %v", err)
+	}
+	for _, j := range []string{running, pending} {
+		evs := f.events.waitEnd(t, j)
+		if _, ok := evs[len(evs)-1].(Complete); !ok {
+			t.Errorf("job %s ended with %+v after a failed delete", j, evs[len(evs)-1])
+		}
+	}
+	if l := f.svc.List(); len(l) != 1 || l[0].EpochsTrained != 4 {
+		t.Errorf("after the failed delete: %+v", l)
+	}
+}
+
+func TestDeleteAllReportsFailures(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	a, b := f.create(t), f.create(t)
+	f.store.mu.Lock()
+	f.store.noDelID = b
+	f.store.mu.Unlock()
+	out, err := f.svc.DeleteAll()
+	if ErrorCode(err) != Storage || len(out.Deleted) != 1 || out.Deleted[0].NetworkID != a ||
+		len(out.Failed) != 1 || out.Failed[0].NetworkID != b || ErrorCode(out.Failed[0].Err) != Storage {
+		t.Fatalf("DeleteAll: %+v, %v", out, err)
+	}
+	if l := f.svc.List(); len(l) != 1 || l[0].ID != b {
+		t.Errorf("left: %+v", l)
+	}
+}
+
+// TestAnalysesAreBounded: a new network version needs its 10,000 test
+// images classified; with MaxAnalyses of them under way, another is refused
+// at once with a hint to retry, and a request whose client has gone stops.
+func TestAnalysesAreBounded(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxAnalyses = 1
+	f := newFixture(t, 1, lim, nil, nil)
+	id := f.create(t)
+	f.svc.analyses <- struct{}{} // one analysis under way elsewhere
+	_, err := f.svc.Example(context.Background(), id, true)
+	if ErrorCode(err) != Unavailable || RetryAfter(err) <= 0 {
+		t.Fatalf("with the analyses busy: %v (retry after %v)", err, RetryAfter(err))
+	}
+	<-f.svc.analyses
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.svc.Example(gone, id, true); !errors.Is(err, context.Canceled) {
+		t.Errorf("for a client that left: %v", err)
+	}
+	if len(f.svc.analyses) != 0 {
+		t.Error("an abandoned analysis kept its slot")
+	}
+	if _, err := f.svc.Example(context.Background(), id, true); err != nil {
+		t.Errorf("afterwards: %v", err)
+	}
+}

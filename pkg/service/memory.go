@@ -1,0 +1,47 @@
+package service
+
+import "github.com/mnist-go/nnserver/pkg/store"
+
+// errUnloaded is the cause given to an unloaded entry's context. Nothing
+// runs on an idle entry, so nobody sees it.
+var errUnloaded = Errorf(Internal, "the network was unloaded from memory")
+
+// admitLocked puts e in memory, first unloading the least recently used
+// idle networks while the networks in memory would hold more than
+// MaxParamsInMemory parameters. An idle network has no job pending or
+// running and is saved as it stands, so unloading loses nothing: it is
+// listed as "saved" and loads again on its next use. If every network is
+// busy the limit is exceeded rather than a request refused.
+func (s *Service) admitLocked(e *entry) {
+	total := e.params
+	for _, o := range s.nets {
+		total += o.params
+	}
+	for total > s.limits.MaxParamsInMemory {
+		victim := s.idlestLocked()
+		if victim == nil {
+			break
+		}
+		delete(s.nets, victim.id)
+		s.saved[victim.id] = store.EntryOf(victim.meta(victim.state.Load()))
+		victim.cancel(errUnloaded)
+		total -= victim.params
+		s.log.Info("network unloaded from memory", "network_id", victim.id, "params", victim.params)
+	}
+	s.nets[e.id] = e
+}
+
+// idlestLocked returns the least recently used network that may be
+// unloaded, or nil.
+func (s *Service) idlestLocked() *entry {
+	var victim *entry
+	for id, e := range s.nets {
+		if s.jobs.uses(id) || e.unsaved.Load() {
+			continue
+		}
+		if victim == nil || e.lastUsed.Load() < victim.lastUsed.Load() {
+			victim = e
+		}
+	}
+	return victim
+}
