@@ -279,4 +279,3 @@ func TestElapsedTimeIsRounded(t *testing.T) {
 		t.Errorf("history %v", h)
 	}
 }
-
