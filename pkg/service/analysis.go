@@ -15,8 +15,8 @@ import (
 // analysis is what one snapshot of a network makes of the 10,000 test
 // images, computed once per snapshot and shared by every request about it.
 type analysis struct {
-	version uint64
-	pred    []uint8 // predicted digit of every test image
+	st   *state
+	pred []uint8 // predicted digit of every test image
 }
 
 // analysisCache holds an entry's latest analysis and the computation of a
@@ -25,14 +25,12 @@ type analysis struct {
 type analysisCache struct {
 	mu     sync.Mutex
 	latest *analysis
-	flight *analysisFlight
+	flight *analysisFlight // at most one per network at a time
 }
 
 type analysisFlight struct {
-	version uint64
-	done    chan struct{}
-	a       *analysis
-	err     error
+	done chan struct{}
+	err  error
 }
 
 // analysisBlock is how many test images are classified between checks that
@@ -43,29 +41,30 @@ const analysisBlock = 1000
 var errBusy = &Error{Code: Unavailable, Message: "the server is busy analysing other networks; try again shortly",
 	RetryAfter: 2 * time.Second}
 
-// analysisOf returns the analysis of snapshot st of e. A new one is computed
-// by the first request that asks, while at most MaxAnalyses run in the
-// whole service; it stops if that request's ctx ends, and a request still
-// waiting then takes over.
-func (s *Service) analysisOf(ctx context.Context, e *entry, st *state, test *mnist.Set) (*analysis, error) {
+// analysisOf returns the analysis of e's current snapshot. A new one is
+// computed by the first request that asks, one per network at a time and
+// at most MaxAnalyses in the whole service; it stops if that request's ctx
+// ends, and a request still waiting then takes over.
+func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*analysis, error) {
 	c := &e.analysis
 	for {
+		st := e.state.Load()
 		c.mu.Lock()
-		if a := c.latest; a != nil && a.version == st.version {
+		if a := c.latest; a != nil && a.st == st {
 			c.mu.Unlock()
 			return a, nil
 		}
-		if f := c.flight; f != nil && f.version == st.version {
+		if f := c.flight; f != nil {
 			c.mu.Unlock()
 			select {
 			case <-f.done:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			if f.err == nil || !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
-				return f.a, f.err
+			if f.err != nil && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+				return nil, f.err
 			}
-			continue // its client left; if ours is still here, we compute
+			continue // done (for this snapshot or an older one), or its client left
 		}
 		select {
 		case s.analyses <- struct{}{}:
@@ -73,27 +72,28 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, st *state, test *mni
 			c.mu.Unlock()
 			return nil, errBusy
 		}
-		f := &analysisFlight{version: st.version, done: make(chan struct{})}
+		f := &analysisFlight{done: make(chan struct{})}
 		c.flight = f
 		c.mu.Unlock()
 
-		f.a, f.err = analyse(ctx, st, test)
+		a, err := analyse(ctx, st, test)
 		<-s.analyses
 		c.mu.Lock()
-		if f.err == nil && (c.latest == nil || c.latest.version < f.a.version) {
-			c.latest = f.a
+		if err == nil {
+			c.latest = a
 		}
+		f.err = err
 		c.flight = nil
 		c.mu.Unlock()
 		close(f.done)
-		return f.a, f.err
+		return a, err
 	}
 }
 
 // analyse classifies the test set with st's network, a block at a time,
 // stopping when ctx ends.
 func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error) {
-	a := &analysis{version: st.version, pred: make([]uint8, test.Len())}
+	a := &analysis{st: st, pred: make([]uint8, test.Len())}
 	for lo := 0; lo < test.Len(); lo += analysisBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -139,11 +139,11 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 	if err != nil {
 		return Example{}, err
 	}
-	st := e.state.Load()
-	a, err := s.analysisOf(ctx, e, st, ds.Test)
+	a, err := s.analysisOf(ctx, e, ds.Test)
 	if err != nil {
 		return Example{}, err
 	}
+	st := a.st
 	test := ds.Test
 	wanted := func(i int) bool { return (int(a.pred[i]) == test.Label(i)) == correct }
 

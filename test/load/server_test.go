@@ -56,6 +56,10 @@ type server struct {
 	cmd      *exec.Cmd
 	mu       sync.Mutex
 	logs     []map[string]any
+	// mnist is closed when the server logs that MNIST is loaded: it loads
+	// in the background after the server starts listening.
+	mnist     chan struct{}
+	mnistOnce sync.Once
 }
 
 func startServer(t *testing.T, env ...string) *server {
@@ -65,6 +69,7 @@ func startServer(t *testing.T, env ...string) *server {
 	s := &server{
 		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		DebugURL: fmt.Sprintf("http://127.0.0.1:%d", debugPort),
+		mnist:    make(chan struct{}),
 	}
 	s.cmd = exec.Command(bin)
 	s.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "MODELS_DIR="+t.TempDir(),
@@ -116,11 +121,24 @@ func (s *server) collect(r io.Reader) {
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
 			continue
 		}
+		if m["msg"] == "MNIST loaded" {
+			s.mnistOnce.Do(func() { close(s.mnist) })
+		}
 		if m["level"] == "ERROR" || m["level"] == "WARN" || m["msg"] == "event sent" {
 			s.mu.Lock()
 			s.logs = append(s.logs, m)
 			s.mu.Unlock()
 		}
+	}
+}
+
+// waitMNIST waits until the server has loaded MNIST.
+func (s *server) waitMNIST(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.mnist:
+	case <-time.After(60 * time.Second): // a guard against a hang, not a wait
+		t.Fatal("the server did not log \"MNIST loaded\" within 60 s")
 	}
 }
 

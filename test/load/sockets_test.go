@@ -59,7 +59,7 @@ func TestSocketLoad(t *testing.T) {
 		clients, epochs = 1, 30
 	}
 	s := startServer(t)
-	time.Sleep(time.Second) // MNIST loads in the background after start
+	s.waitMNIST(t) // idle means with the data loaded
 	idleG, idleRSS, idleHeap := s.goroutines(t), s.rssMB(t), s.heapMB(t)
 
 	var rssDuring float64
