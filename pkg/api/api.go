@@ -35,6 +35,16 @@ type Options struct {
 	// whose X-Forwarded-For names the client in logs. Empty: the header is
 	// ignored and the peer address is logged.
 	TrustedProxies []string
+	// Metrics, if not nil, is served at GET /metrics.
+	Metrics http.Handler
+	// Requests, if not nil, is told of every request answered.
+	Requests RequestObserver
+}
+
+// RequestObserver is told of every request answered, for metrics. route is
+// the route's pattern ("/api/networks/:id/train"), "" when none matched.
+type RequestObserver interface {
+	ObserveRequest(method, route string, status int, d time.Duration)
 }
 
 // New returns the HTTP handler of the whole server.
@@ -59,7 +69,8 @@ func newEngine(o Options) (*gin.Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache()}
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache(),
+		requests: o.Requests}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -82,6 +93,9 @@ func newEngine(o Options) (*gin.Engine, error) {
 	a.GET("/training/:id", h.job)
 	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)
+	if o.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(o.Metrics))
+	}
 
 	static := http.FileServerFS(o.Static)
 	r.NoRoute(func(c *gin.Context) {
@@ -145,10 +159,11 @@ func corsExceptSocketIO() gin.HandlerFunc {
 }
 
 type handlers struct {
-	svc     *service.Service
-	log     *slog.Logger
-	logs    *logLimiter
-	weights *weightsCache
+	svc      *service.Service
+	log      *slog.Logger
+	logs     *logLimiter
+	weights  *weightsCache
+	requests RequestObserver // nil: none
 }
 
 func writeError(c *gin.Context, status int, msg string) {
@@ -206,6 +221,9 @@ func (h *handlers) recover(c *gin.Context) {
 func (h *handlers) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	if h.requests != nil {
+		h.requests.ObserveRequest(c.Request.Method, c.FullPath(), c.Writer.Status(), time.Since(start))
+	}
 	if strings.HasPrefix(c.Request.URL.Path, "/socket.io/") {
 		if h.log.Enabled(c.Request.Context(), slog.LevelDebug) {
 			h.log.Debug("http request", "method", c.Request.Method, "path", "/socket.io/", "status", c.Writer.Status())

@@ -159,6 +159,7 @@ func (s *Service) save(e *entry, st *state) error {
 	}
 	if err := s.store.Save(e.meta(st), st.net); err != nil {
 		e.unsaved.Store(true)
+		s.obs.ModelSaveFailed()
 		return &Error{Code: Storage, Message: "could not save the network to the models directory",
 			Err: fmt.Errorf("save network %s: %w", e.id, err)}
 	}
@@ -340,9 +341,8 @@ func (s *Service) Delete(id string) (Deleted, error) {
 // them; the caller sends their training_error once it has let go of s.mu.
 func (s *Service) dropQueuedLocked(id string) []*Job {
 	dropped := s.jobs.dropQueued(id)
-	now := s.now()
 	for _, j := range dropped {
-		s.jobs.finish(j, StatusFailed, errNetworkDeleted, now, s.limits)
+		s.finishLocked(j, StatusFailed, errNetworkDeleted)
 	}
 	return dropped
 }

@@ -46,6 +46,8 @@ type Config struct {
 	// Now returns the current time; nil: time.Now. Tests move it to check
 	// the retention of finished jobs.
 	Now func() time.Time
+	// Observer is told about jobs, epochs and failed saves; nil: nobody.
+	Observer Observer
 }
 
 // Service holds networks and training jobs. It is safe for concurrent use.
@@ -56,6 +58,7 @@ type Service struct {
 	limits Limits
 	log    *slog.Logger
 	now    func() time.Time
+	obs    Observer
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -102,9 +105,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
-		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
+		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, saved: map[string]store.Entry{}, loading: map[string]*loadCall{},
@@ -157,9 +163,8 @@ func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true
 	pending := s.jobs.takeQueue()
-	now := s.now()
 	for _, j := range pending {
-		s.jobs.finish(j, StatusFailed, errShuttingDown, now, s.limits)
+		s.finishLocked(j, StatusFailed, errShuttingDown)
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()

@@ -20,6 +20,7 @@ func (s *Service) worker() {
 			return
 		}
 		j.status = StatusTraining
+		j.started = s.now()
 		s.jobs.running[j.NetworkID] = j
 		s.mu.Unlock()
 
@@ -32,7 +33,7 @@ func (s *Service) worker() {
 			if errors.Is(err, errCancelled) {
 				status = StatusCancelled
 			}
-			s.jobs.finish(j, status, err, s.now(), s.limits)
+			s.finishLocked(j, status, err)
 			ended = true
 		} else if j.status == StatusCancelled {
 			// Cancelled after its last epoch was saved: the network has
@@ -122,6 +123,7 @@ func (s *Service) run(j *Job) error {
 		j.elapsed += ep.Seconds
 		j.history = append(j.history, epochRecord{correct: int32(ep.Correct), total: int32(ep.Total), elapsed: ep.Seconds})
 		s.mu.Unlock()
+		s.obs.EpochTrained(ep.Seconds)
 		s.events.TrainingUpdate(Update{
 			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs,
 			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(ep.Epoch, ep.Epochs),
@@ -147,7 +149,7 @@ func (s *Service) run(j *Job) error {
 	// Completed before the event goes out, so that a client asking on
 	// receipt of it reads "completed"; unless a cancel came first.
 	s.mu.Lock()
-	completed := s.jobs.finish(j, StatusCompleted, nil, s.now(), s.limits)
+	completed := s.finishLocked(j, StatusCompleted, nil)
 	s.mu.Unlock()
 	if !completed {
 		return nil // the worker sends the cancellation
