@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,17 +15,6 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-// Limits on what Save writes and Load reads. They bound the memory a file
-// can make Load allocate, whatever its header claims.
-const (
-	// MaxLayers is the most layers (inputs and output included) a saved
-	// network may have.
-	MaxLayers = 64
-	// MaxParams is the most weights and biases, all layers together, a saved
-	// network may have: 400 MB of float64.
-	MaxParams = 50_000_000
-)
-
 const (
 	// formatVersion is meta.json's format_version. Raise it when the layout
 	// changes in a way old readers would misread.
@@ -35,9 +23,6 @@ const (
 	// maxMetaSize bounds meta.json; ours is a few hundred bytes even for
 	// MaxLayers layers.
 	maxMetaSize = 64 << 10
-	// maxFileSize bounds the archive: the parameters, plus room for every
-	// entry's NPY and zip headers and meta.json.
-	maxFileSize = MaxParams*8 + 4<<20
 	// bufSize is the I/O buffer for writing and reading parameters.
 	bufSize = 64 << 10
 )
@@ -64,12 +49,12 @@ var metaKeys = []string{"format_version", "id", "layer_sizes", "trained", "accur
 	"epochs_trained", "created_at", "updated_at"}
 
 // validate checks what both Save and Load require of a Meta, so that Save
-// never writes a file Load would refuse.
-func (m *Meta) validate() error {
+// never writes a file Load would refuse. lim must be resolved.
+func (m *Meta) validate(lim Limits) error {
 	if err := checkID(m.ID); err != nil {
 		return err
 	}
-	if err := checkSizes(m.Sizes); err != nil {
+	if err := checkSizes(m.Sizes, lim); err != nil {
 		return err
 	}
 	if a := m.Accuracy; a != nil && !(*a >= 0 && *a <= 1) {
@@ -77,27 +62,6 @@ func (m *Meta) validate() error {
 	}
 	if m.EpochsTrained < 0 {
 		return fmt.Errorf("epochs_trained %d is negative", m.EpochsTrained)
-	}
-	return nil
-}
-
-// checkSizes enforces MaxLayers and MaxParams without overflowing: each size
-// is bounded before any product is taken.
-func checkSizes(sizes []int) error {
-	if len(sizes) < 2 || len(sizes) > MaxLayers {
-		return fmt.Errorf("%d layers, want 2 to %d", len(sizes), MaxLayers)
-	}
-	for i, s := range sizes {
-		if s < 1 || s > MaxParams {
-			return fmt.Errorf("layer %d has %d neurons, want 1 to %d", i, s, MaxParams)
-		}
-	}
-	params := 0
-	for l := 1; l < len(sizes); l++ {
-		params += sizes[l] * (sizes[l-1] + 1)
-		if params > MaxParams {
-			return fmt.Errorf("layer sizes %v need more than %d parameters", sizes, MaxParams)
-		}
 	}
 	return nil
 }
@@ -163,87 +127,46 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	return zw.Close()
 }
 
-// npz is an open, not yet trusted .npz archive.
-type npz struct {
-	f       *os.File
-	size    int64
-	entries map[string]*zip.File
+// maxFileSize bounds an archive holding a network within lim: the
+// parameters, plus room for every entry's NPY and zip headers and meta.json.
+func maxFileSize(lim Limits) int64 {
+	return 8*int64(lim.MaxParams) + 4<<20
 }
 
-// openNPZ opens the archive name in root and reads its zip directory. Only
-// the directory is read, so this is cheap whatever the file's size.
-func openNPZ(root *os.Root, name string) (*npz, error) {
-	f, err := root.Open(name)
+// npyMaxPreamble bounds an NPY entry's preamble: magic, version, header
+// length and header.
+const npyMaxPreamble = len(npyMagic) + 2 + 4 + npyMaxHeader
+
+// decoder reads an archive of ours, checking it against lim.
+type decoder struct {
+	a   *archive
+	lim Limits // resolved
+}
+
+func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
+	lim, err := lim.resolve()
 	if err != nil {
 		return nil, err
 	}
-	a, err := readDirectory(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return a, nil
-}
-
-func readDirectory(f *os.File) (*npz, error) {
-	fi, err := f.Stat()
+	a, err := openArchive(r, size, maxFileSize(lim))
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("file of %d bytes is larger than any network we save (%d)", fi.Size(), maxFileSize)
-	}
-	zr, err := zip.NewReader(f, fi.Size())
-	if err != nil {
-		return nil, fmt.Errorf("not a readable zip archive: %w", err)
-	}
-	a := &npz{f: f, size: fi.Size(), entries: make(map[string]*zip.File, len(zr.File))}
-	for _, e := range zr.File {
-		if _, dup := a.entries[e.Name]; dup {
-			return nil, fmt.Errorf("entry %q appears twice", e.Name)
-		}
-		a.entries[e.Name] = e
-	}
-	return a, nil
-}
-
-func (a *npz) close() error { return a.f.Close() }
-
-// entry opens the named entry after checking that its recorded sizes are
-// consistent with the archive, so a lying directory cannot promise more data
-// than the file holds.
-func (a *npz) entry(name string) (*zip.File, io.ReadCloser, error) {
-	e, ok := a.entries[name]
-	if !ok {
-		return nil, nil, fmt.Errorf("entry %s is missing", name)
-	}
-	if e.CompressedSize64 > uint64(a.size) ||
-		(e.Method == zip.Store && e.CompressedSize64 != e.UncompressedSize64) {
-		return nil, nil, fmt.Errorf("entry %s: sizes in the zip directory are inconsistent", name)
-	}
-	rc, err := e.Open()
-	if err != nil {
-		return nil, nil, fmt.Errorf("entry %s: %w", name, err)
-	}
-	return e, rc, nil
+	return &decoder{a: a, lim: lim}, nil
 }
 
 // meta reads and checks meta.json. id is the id the file name carries;
 // meta.json must agree with it.
-func (a *npz) meta(id string) (Meta, error) {
-	e, rc, err := a.entry(metaEntry)
+func (d *decoder) meta(id string) (Meta, error) {
+	er, err := d.a.open(metaEntry, maxMetaSize)
 	if err != nil {
 		return Meta{}, err
 	}
-	defer rc.Close()
-	if e.UncompressedSize64 > maxMetaSize {
-		return Meta{}, fmt.Errorf("%s is %d bytes, more than %d", metaEntry, e.UncompressedSize64, maxMetaSize)
+	defer er.Close()
+	raw, err := io.ReadAll(er)
+	if err == nil {
+		err = er.verify()
 	}
-	// Reading to EOF makes archive/zip verify the size and CRC-32.
-	raw, err := io.ReadAll(io.LimitReader(rc, maxMetaSize+1))
 	if err != nil {
 		return Meta{}, fmt.Errorf("reading %s: %w", metaEntry, err)
 	}
@@ -276,57 +199,55 @@ func (a *npz) meta(id string) (Meta, error) {
 		CreatedAt:     mf.CreatedAt,
 		UpdatedAt:     mf.UpdatedAt,
 	}
-	if err := m.validate(); err != nil {
+	if err := m.validate(d.lim); err != nil {
 		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
 	}
 	return m, nil
 }
 
-// array checks that entry name is an NPY array of the given shape whose size
-// is exactly what that shape needs. With load set it then reads the values,
+// array checks that entry name is an NPY array of the given shape (whose
+// element count lim has bounded) and that the zip directory records exactly
+// the size that shape needs. With load set it then reads the values,
 // allocating only once the checks have passed; otherwise it reads no more
 // than the NPY header.
-func (a *npz) array(name string, shape []int, load bool, buf []byte) ([]float64, error) {
-	e, rc, err := a.entry(name)
+func (d *decoder) array(name string, shape []int, load bool, buf []byte) ([]float64, error) {
+	count := 1
+	for _, n := range shape {
+		count *= n // bounded by lim.MaxParams: shape comes from checked sizes
+	}
+	// Nothing is inflated past what the shape allows: the header, then the
+	// values. The exact size is checked once the header's length is known.
+	er, err := d.a.open(name, uint64(npyMaxPreamble)+8*uint64(count))
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	got, hdrLen, err := readNPYHeader(rc)
+	defer er.Close()
+	got, hdrLen, err := readNPYHeader(er)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if !slices.Equal(got, shape) {
 		return nil, fmt.Errorf("%s: shape %v does not match the layer sizes in %s, want %v", name, got, metaEntry, shape)
 	}
-	count := 1
-	for _, d := range shape {
-		count *= d // bounded by MaxParams: shape comes from checked sizes
-	}
-	if want := uint64(hdrLen) + 8*uint64(count); e.UncompressedSize64 != want {
-		return nil, fmt.Errorf("%s: %d bytes, want %d for shape %v", name, e.UncompressedSize64, want, shape)
+	if want := uint64(hdrLen) + 8*uint64(count); er.size != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d for shape %v", name, er.size, want, shape)
 	}
 	if !load {
 		return nil, nil
 	}
 	data := make([]float64, count)
-	if err := readFloats(rc, data, buf); err != nil {
+	if err := readFloats(er, data, buf); err != nil {
 		return nil, fmt.Errorf("%s: reading data: %w", name, err)
 	}
-	// The sizes matched, so this read hits EOF, where archive/zip checks the
-	// CRC-32 of the whole entry.
-	if _, err := io.ReadFull(rc, buf[:1]); err != io.EOF {
-		if err == nil {
-			err = errors.New("data longer than its shape")
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := er.verify(); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
 
 // layers checks every w<l>.npy and b<l>.npy against m.Sizes and, with load
 // set, returns their contents.
-func (a *npz) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
+func (d *decoder) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
 	var (
 		ws  []*mat.Dense
 		bs  []*mat.VecDense
@@ -337,11 +258,11 @@ func (a *npz) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
 	}
 	for l := 1; l < len(m.Sizes); l++ {
 		rows, cols := m.Sizes[l], m.Sizes[l-1]
-		w, err := a.array(weightEntry(l-1), []int{rows, cols}, load, buf)
+		w, err := d.array(weightEntry(l-1), []int{rows, cols}, load, buf)
 		if err != nil {
 			return nil, nil, err
 		}
-		b, err := a.array(biasEntry(l-1), []int{rows}, load, buf)
+		b, err := d.array(biasEntry(l-1), []int{rows}, load, buf)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -15,7 +15,7 @@ func FuzzLoad(f *testing.F) {
 	// time, and a directory per input would make each run several times
 	// slower.
 	dir := f.TempDir()
-	s, err := Open(dir)
+	s, err := Open(dir, DefaultLimits())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func fixture(t testing.TB) (Meta, *network.Network) {
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir)
+	s, err := Open(dir, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,10 @@
 //
 // Files are written atomically, so a crash or a full disk never leaves a
 // half-written network behind, and every file read is treated as hostile:
-// its headers are checked against each other and against fixed limits
-// (MaxLayers, MaxParams) before anything is allocated.
+// its headers are checked against each other and against the operator's
+// Limits before anything is allocated or inflated, no entry is read past the
+// size the zip directory records for it, and every entry's CRC-32 is
+// checked.
 package store
 
 import (
@@ -94,6 +96,7 @@ type Entry struct {
 type Store struct {
 	dir  string
 	root *os.Root
+	lim  Limits // resolved
 }
 
 const (
@@ -106,8 +109,13 @@ const (
 
 // Open returns a Store keeping networks in dir, creating dir (mode 0755) if
 // it does not exist, and removes temporary files left behind by a Save that
-// was interrupted by a crash.
-func Open(dir string) (*Store, error) {
+// was interrupted by a crash. The Store saves and reads only networks within
+// lim (see Limits: a zero field means the default).
+func Open(dir string, lim Limits) (*Store, error) {
+	lim, err := lim.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -115,7 +123,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{dir: filepath.Clean(dir), root: root}
+	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim}
 	if err := s.removeTemps(); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
@@ -138,6 +146,9 @@ func (s *Store) removeTemps() error {
 	return nil
 }
 
+// Limits returns the limits the Store holds networks to, defaults filled in.
+func (s *Store) Limits() Limits { return s.lim }
+
 // Dir returns the directory the Store keeps networks in.
 func (s *Store) Dir() string { return s.dir }
 
@@ -154,7 +165,7 @@ func (s *Store) Close() error { return s.root.Close() }
 // left as it was. Only an error from the final flush of the directory comes
 // after the new file is in place; it may then not survive a power failure.
 func (s *Store) Save(m Meta, n *network.Network) error {
-	if err := m.validate(); err != nil {
+	if err := m.validate(s.lim); err != nil {
 		return fmt.Errorf("store: save: %w", err)
 	}
 	if n == nil {
@@ -192,19 +203,19 @@ func (s *Store) Load(id string) (Meta, *network.Network, error) {
 	if err := checkID(id); err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load: %w", err)
 	}
-	a, err := openNPZ(s.root, fileName(id))
+	f, d, err := s.open(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
-	defer a.close()
-	m, err := a.meta(id)
+	defer f.Close()
+	m, err := d.meta(id)
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
-	ws, bs, err := a.layers(m, true)
+	ws, bs, err := d.layers(m, true)
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
@@ -213,6 +224,28 @@ func (s *Store) Load(id string) (Meta, *network.Network, error) {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
 	return m, n, nil
+}
+
+// open opens <id>.npz and reads its zip directory. Only the directory is
+// read, so this is cheap whatever the file's size.
+func (s *Store) open(id string) (*os.File, *decoder, error) {
+	f, err := s.root.Open(fileName(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	var d *decoder
+	if err == nil {
+		d, err = newDecoder(f, fi.Size(), s.lim)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, d, nil
 }
 
 // List describes every network saved in the directory, ordered by CreatedAt,
@@ -252,16 +285,16 @@ func (s *Store) List() ([]Entry, []error) {
 }
 
 func (s *Store) entry(id string) (Entry, error) {
-	a, err := openNPZ(s.root, fileName(id))
+	f, d, err := s.open(id)
 	if err != nil {
 		return Entry{}, err
 	}
-	defer a.close()
-	m, err := a.meta(id)
+	defer f.Close()
+	m, err := d.meta(id)
 	if err != nil {
 		return Entry{}, err
 	}
-	if _, _, err := a.layers(m, false); err != nil {
+	if _, _, err := d.layers(m, false); err != nil {
 		return Entry{}, err
 	}
 	return EntryOf(m), nil
