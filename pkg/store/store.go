@@ -229,18 +229,11 @@ func (s *Store) Load(id string) (Meta, *network.Network, error) {
 // open opens <id>.npz and reads its zip directory. Only the directory is
 // read, so this is cheap whatever the file's size.
 func (s *Store) open(id string) (*os.File, *decoder, error) {
-	f, err := s.root.Open(fileName(id))
+	f, size, err := s.openRegular(fileName(id))
 	if err != nil {
 		return nil, nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
-	}
-	var d *decoder
-	if err == nil {
-		d, err = newDecoder(f, fi.Size(), s.lim)
-	}
+	d, err := newDecoder(f, size, s.lim)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -248,12 +241,49 @@ func (s *Store) open(id string) (*os.File, *decoder, error) {
 	return f, d, nil
 }
 
+// openRegular opens name for reading without ever blocking (see openFlags)
+// and returns it with its size if it is a regular file. The check is made
+// on the opened descriptor, not on the name, so the file cannot be swapped
+// for another between the check and the reads.
+func (s *Store) openRegular(name string) (*os.File, int64, error) {
+	f, err := s.root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func notRegular(mode fs.FileMode) error {
+	what := "not a regular file"
+	switch mode.Type() {
+	case fs.ModeDir:
+		what = "a directory"
+	case fs.ModeNamedPipe:
+		what = "a named pipe (FIFO)"
+	case fs.ModeSocket:
+		what = "a socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		what = "a device"
+	}
+	return fmt.Errorf("%s, not a regular file: not read", what)
+}
+
 // List describes every network saved in the directory, ordered by CreatedAt,
 // then ID. It reads each file's meta.json and NPY headers, not its weights.
 //
 // Files whose names are not <canonical-uuid>.npz are ignored. A file that
-// is corrupt or unreadable is left out and reported by one of the returned
-// errors, which names it; the other files are still listed.
+// is corrupt or unreadable, or is not a regular file (a directory, a FIFO, a
+// device: such files are never opened, or read), is left out and reported
+// by one of the returned errors, which names it; the other files are still
+// listed.
 func (s *Store) List() ([]Entry, []error) {
 	des, err := s.readDir()
 	if err != nil {
@@ -266,6 +296,12 @@ func (s *Store) List() ([]Entry, []error) {
 	for _, de := range des {
 		id, ok := strings.CutSuffix(de.Name(), fileExt)
 		if !ok || checkID(id) != nil {
+			continue
+		}
+		// Symbolic links are opened: Root keeps them inside the directory, and
+		// openRegular checks what they lead to.
+		if t := de.Type(); t != 0 && t != fs.ModeSymlink {
+			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), notRegular(t)))
 			continue
 		}
 		e, err := s.entry(id)
