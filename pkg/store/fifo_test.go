@@ -89,8 +89,8 @@ func TestNonRegularFiles(t *testing.T) {
 	}
 	for _, id := range ids {
 		returnsPromptly(t, "Delete", func() {
-			if ok, err := s.Delete(id); !ok || err != nil {
-				t.Errorf("Delete %s: %v, %v; want true, nil", id, ok, err)
+			if got, err := s.Delete(id); got != DeleteRemoved || err != nil {
+				t.Errorf("Delete %s: %v, %v; want removed, nil", id, got, err)
 			}
 		})
 	}

@@ -97,6 +97,9 @@ type Store struct {
 	dir  string
 	root *os.Root
 	lim  Limits // resolved
+	// flush flushes an open directory to disk: (*os.File).Sync, unless a
+	// test of this package makes it fail.
+	flush func(*os.File) error
 }
 
 const (
@@ -123,7 +126,7 @@ func Open(dir string, lim Limits) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim}
+	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim, flush: (*os.File).Sync}
 	if err := s.removeTemps(); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
@@ -346,23 +349,63 @@ func EntryOf(m Meta) Entry {
 	return e
 }
 
-// Delete removes the network saved under id. It reports whether there was
-// one; deleting an id that is not saved is not an error.
-func (s *Store) Delete(id string) (bool, error) {
+// DeleteResult says what Delete did to the file of a network.
+type DeleteResult int
+
+const (
+	// DeleteFailed: the file, if there is one, is still there; Delete's
+	// error says why. It is the zero value, so a caller that ignores the
+	// result errs on the side of the network still existing.
+	DeleteFailed DeleteResult = iota
+	// DeleteNotFound: no network was saved under the id; nothing was done.
+	// The error is nil.
+	DeleteNotFound
+	// DeleteRemoved: the file was removed and the removal flushed to disk.
+	// The error is nil.
+	DeleteRemoved
+	// DeleteRemovedNotFlushed: the file was removed, so Load and List no
+	// longer find it, but flushing the directory failed, so a power failure
+	// may bring it back. The error describes the failed flush.
+	DeleteRemovedNotFlushed
+)
+
+// Gone reports whether no file is left under the id: the network is
+// deleted, although after DeleteRemovedNotFlushed not durably.
+func (r DeleteResult) Gone() bool { return r != DeleteFailed }
+
+func (r DeleteResult) String() string {
+	switch r {
+	case DeleteFailed:
+		return "failed"
+	case DeleteNotFound:
+		return "not found"
+	case DeleteRemoved:
+		return "removed"
+	case DeleteRemovedNotFlushed:
+		return "removed, not flushed"
+	}
+	return fmt.Sprintf("DeleteResult(%d)", int(r))
+}
+
+// Delete removes the network saved under id and says what it did: see
+// DeleteResult. Deleting an id under which nothing is saved is not an
+// error. An invalid id gives DeleteFailed and an error wrapping
+// ErrInvalidID.
+func (s *Store) Delete(id string) (DeleteResult, error) {
 	if err := checkID(id); err != nil {
-		return false, fmt.Errorf("store: delete: %w", err)
+		return DeleteFailed, fmt.Errorf("store: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return DeleteNotFound, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: delete %s: %w", id, err)
+		return DeleteFailed, fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return true, fmt.Errorf("store: delete %s: %w", id, err)
+		return DeleteRemovedNotFlushed, fmt.Errorf("store: delete %s: removed, but not flushed to disk: %w", id, err)
 	}
-	return true, nil
+	return DeleteRemoved, nil
 }
 
 // checkID accepts only the canonical form of a UUID. uuid.Parse alone also
@@ -396,7 +439,7 @@ func (s *Store) syncDir() error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = s.flush(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

@@ -526,8 +526,8 @@ func TestSaveFailureKeepsPreviousFile(t *testing.T) {
 			t.Fatal("Save succeeded")
 		}
 		check(t, s, m, before)
-		if ok, err := s.Delete(m.ID); ok || err == nil {
-			t.Errorf("Delete: %v, %v; want an error", ok, err)
+		if got, err := s.Delete(m.ID); got != DeleteFailed || err == nil {
+			t.Errorf("Delete: %v, %v; want failed and an error", got, err)
 		}
 	})
 }
@@ -551,20 +551,83 @@ func TestSaveReplaces(t *testing.T) {
 	sameNetwork(t, gn, n2)
 }
 
+var errInjected = errors.New("injected flush failure")
+
 func TestDelete(t *testing.T) {
-	s := openStore(t, t.TempDir())
+	for _, tc := range []struct {
+		name string
+		// setup prepares s and returns the id to delete.
+		setup      func(t *testing.T, s *Store) string
+		want       DeleteResult
+		wantErr    string // empty: no error
+		stillThere bool   // the file is there after Delete
+	}{
+		{"saved", func(t *testing.T, s *Store) string {
+			return saveFixture(t, s)
+		}, DeleteRemoved, "", false},
+		{"not saved", func(t *testing.T, s *Store) string {
+			return newID()
+		}, DeleteNotFound, "", false},
+		{"deleted twice", func(t *testing.T, s *Store) string {
+			id := saveFixture(t, s)
+			if got, err := s.Delete(id); got != DeleteRemoved || err != nil {
+				t.Fatalf("first Delete: %v, %v", got, err)
+			}
+			return id
+		}, DeleteNotFound, "", false},
+		{"removed, the flush fails", func(t *testing.T, s *Store) string {
+			id := saveFixture(t, s)
+			s.flush = func(*os.File) error { return errInjected }
+			return id
+		}, DeleteRemovedNotFlushed, "removed, but not flushed to disk: injected flush failure", false},
+		{"not removable", func(t *testing.T, s *Store) string {
+			// A directory that is not empty cannot be removed, even by root.
+			id := newID()
+			if err := os.MkdirAll(filepath.Join(s.Dir(), id+".npz", "x"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}, DeleteFailed, "directory not empty", true},
+		{"invalid id", func(t *testing.T, s *Store) string {
+			return "../" + newID()
+		}, DeleteFailed, "not a canonical lowercase UUID", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			id := tc.setup(t, s)
+			got, err := s.Delete(id)
+			if got != tc.want {
+				t.Errorf("Delete: %v, want %v", got, tc.want)
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("Delete: error %v, want %q", err, tc.wantErr)
+			}
+			_, statErr := os.Lstat(filepath.Join(s.Dir(), id+".npz"))
+			there := statErr == nil
+			if there != tc.stillThere {
+				t.Errorf("after Delete the file is there: %v, want %v", there, tc.stillThere)
+			}
+			if got.Gone() && there {
+				t.Errorf("Delete says %v, Gone, but the file is there", got)
+			}
+			if !tc.stillThere {
+				if _, _, err := s.Load(id); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidID) {
+					t.Errorf("Load after Delete: %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+}
+
+// saveFixture saves the fixture network under a new id and returns the id.
+func saveFixture(t *testing.T, s *Store) string {
+	t.Helper()
 	m, n := fixture(t)
+	m.ID = newID()
 	if err := s.Save(m, n); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []bool{true, false} {
-		if ok, err := s.Delete(m.ID); ok != want || err != nil {
-			t.Errorf("Delete #%d: %v, %v; want %v, nil", i+1, ok, err, want)
-		}
-	}
-	if _, _, err := s.Load(m.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
-	}
+	return m.ID
 }
 
 func TestOpen(t *testing.T) {
@@ -623,8 +686,8 @@ func TestConcurrent(t *testing.T) {
 					errs <- errors.Join(lerrs...)
 				}
 				if r%2 == 0 {
-					if ok, err := s.Delete(m.ID); !ok || err != nil {
-						errs <- fmt.Errorf("Delete %s: %v, %v", m.ID, ok, err)
+					if got, err := s.Delete(m.ID); got != DeleteRemoved || err != nil {
+						errs <- fmt.Errorf("Delete %s: %v, %v", m.ID, got, err)
 					}
 				}
 			}
