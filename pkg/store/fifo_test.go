@@ -57,12 +57,12 @@ func TestNonRegularFiles(t *testing.T) {
 	m, n := fixture(t)
 	m.ID = newID()
 	s := openStore(t, dir)
-	if err := s.Save(m, n); err != nil {
+	if err := s.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
 	}
 
 	returnsPromptly(t, "List", func() {
-		es, errs := s.List()
+		es, errs := s.List(t.Context())
 		if len(es) != 1 || es[0].ID != m.ID {
 			t.Errorf("List: %v, want only the regular file", es)
 		}
@@ -81,7 +81,7 @@ func TestNonRegularFiles(t *testing.T) {
 	})
 	for _, id := range ids {
 		returnsPromptly(t, "Load", func() {
-			_, _, err := s.Load(id)
+			_, _, err := s.Load(t.Context(), id)
 			if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), wantErr[id]) {
 				t.Errorf("Load %s: %v, want an error containing %q", id, err, wantErr[id])
 			}
@@ -89,7 +89,7 @@ func TestNonRegularFiles(t *testing.T) {
 	}
 	for _, id := range ids {
 		returnsPromptly(t, "Delete", func() {
-			if got, err := s.Delete(id); got != DeleteRemoved || err != nil {
+			if got, err := s.Delete(t.Context(), id); got != DeleteRemoved || err != nil {
 				t.Errorf("Delete %s: %v, %v; want removed, nil", id, got, err)
 			}
 		})

@@ -2,11 +2,9 @@ package store
 
 import (
 	"archive/zip"
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -66,9 +64,46 @@ func (m *Meta) validate(lim Limits) error {
 	return nil
 }
 
-// writeNPZ writes m and n as an .npz archive: meta.json, then w0.npy, b0.npy,
-// w1.npy, b1.npy, ... Entries are stored uncompressed, as np.savez does:
-// trained weights hardly compress, and stored entries load fastest.
+// Encode writes n and its description m as an .npz archive: meta.json,
+// then w0.npy, b0.npy, w1.npy, b1.npy, ... (see the package documentation).
+// Every backend stores these bytes as they are.
+//
+// Entries are stored uncompressed, as np.savez does: trained weights hardly
+// compress, and stored entries load fastest.
+//
+// m must be valid (a canonical UUID, sizes within the format's caps MaxLayers
+// and MaxParams, ...) and m.Sizes must equal n.Sizes(); Encode checks this
+// before writing anything, and refuses non-finite parameters as it meets
+// them. A store also checks its own Limits.
+func Encode(w io.Writer, m Meta, n *network.Network) error {
+	if err := checkEncodable(m, n, formatLimits); err != nil {
+		return fmt.Errorf("store: encode: %w", err)
+	}
+	if err := writeNPZ(w, m, n); err != nil {
+		return fmt.Errorf("store: encode %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// formatLimits are the format's caps as Limits.
+var formatLimits = Limits{MaxLayers: MaxLayers, MaxParams: MaxParams}
+
+// checkEncodable checks m and n against lim (resolved) before anything is
+// written.
+func checkEncodable(m Meta, n *network.Network, lim Limits) error {
+	if err := m.validate(lim); err != nil {
+		return err
+	}
+	if n == nil {
+		return fmt.Errorf("%s: nil network", m.ID)
+	}
+	if !slices.Equal(m.Sizes, n.Sizes()) {
+		return fmt.Errorf("%s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
+	}
+	return nil
+}
+
+// writeNPZ writes the archive of m and n, which checkEncodable has accepted.
 func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	zw := zip.NewWriter(w)
 	create := func(name string) (io.Writer, error) {
@@ -137,6 +172,71 @@ func maxFileSize(lim Limits) int64 {
 // length and header.
 const npyMaxPreamble = len(npyMagic) + 2 + 4 + npyMaxHeader
 
+// Decode reads a network and its description from the size bytes of r, an
+// archive Encode wrote (or NumPy, following the same layout). Every byte is
+// treated as hostile: the layer sizes meta.json declares are checked against
+// lim (a zero field means the default) before any array is read, no entry is
+// read past the size the zip directory records for it, and every entry's
+// CRC-32 is checked. An error wrapping ErrTooLarge means the network or file
+// is beyond lim; any other error, that the bytes are not a valid network.
+func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, error) {
+	m, n, err := decode(r, size, lim, "")
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: decode: %w", err)
+	}
+	return m, n, nil
+}
+
+// DecodeEntry is Decode for listing: it reads meta.json and checks the NPY
+// headers of every array against it, but reads no parameters, so it is
+// cheap whatever the network's size. A file it accepts may still fail
+// Decode, if its parameters are damaged or not finite.
+func DecodeEntry(r io.ReaderAt, size int64, lim Limits) (Entry, error) {
+	e, err := decodeEntry(r, size, lim, "")
+	if err != nil {
+		return Entry{}, fmt.Errorf("store: decode: %w", err)
+	}
+	return e, nil
+}
+
+// decode is Decode; if wantID is not empty, meta.json must name that id.
+func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, *network.Network, error) {
+	d, err := newDecoder(r, size, lim)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	m, err := d.meta(wantID)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	ws, bs, err := d.layers(m, true)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	n, err := network.FromParams(m.Sizes, ws, bs)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	return m, n, nil
+}
+
+// decodeEntry is DecodeEntry; if wantID is not empty, meta.json must name
+// that id.
+func decodeEntry(r io.ReaderAt, size int64, lim Limits, wantID string) (Entry, error) {
+	d, err := newDecoder(r, size, lim)
+	if err != nil {
+		return Entry{}, err
+	}
+	m, err := d.meta(wantID)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, _, err := d.layers(m, false); err != nil {
+		return Entry{}, err
+	}
+	return EntryOf(m), nil
+}
+
 // decoder reads an archive of ours, checking it against lim.
 type decoder struct {
 	a   *archive
@@ -155,9 +255,9 @@ func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
 	return &decoder{a: a, lim: lim}, nil
 }
 
-// meta reads and checks meta.json. id is the id the file name carries;
-// meta.json must agree with it.
-func (d *decoder) meta(id string) (Meta, error) {
+// meta reads and checks meta.json. If wantID is not empty (the id a file
+// name carries), meta.json must agree with it.
+func (d *decoder) meta(wantID string) (Meta, error) {
 	er, err := d.a.open(metaEntry, maxMetaSize)
 	if err != nil {
 		return Meta{}, err
@@ -187,7 +287,7 @@ func (d *decoder) meta(id string) (Meta, error) {
 	if mf.FormatVersion != formatVersion {
 		return Meta{}, fmt.Errorf("%s: format_version %d, want %d", metaEntry, mf.FormatVersion, formatVersion)
 	}
-	if mf.ID != id {
+	if wantID != "" && mf.ID != wantID {
 		return Meta{}, fmt.Errorf("%s: id %.40q does not match the file name", metaEntry, mf.ID)
 	}
 	m := Meta{
@@ -272,21 +372,4 @@ func (d *decoder) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, erro
 		}
 	}
 	return ws, bs, nil
-}
-
-// writeFile writes m and n to f as an .npz archive, flushes it to stable
-// storage and closes f.
-func writeFile(f *os.File, m Meta, n *network.Network) error {
-	bw := bufio.NewWriterSize(f, bufSize)
-	err := writeNPZ(bw, m, n)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

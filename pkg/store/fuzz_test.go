@@ -26,8 +26,8 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m, n, loadErr := s.Load(fixtureID)
-		es, errs := s.List()
+		m, n, loadErr := s.Load(t.Context(), fixtureID)
+		es, errs := s.List(t.Context())
 		if len(es)+len(errs) != 1 {
 			t.Fatalf("List: %d entries and %d errors, want one of either", len(es), len(errs))
 		}

@@ -68,7 +68,7 @@ func openStore(t testing.TB, dir string) *Store {
 func encode(t testing.TB, m Meta, n *network.Network) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := writeNPZ(&b, m, n); err != nil {
+	if err := Encode(&b, m, n); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,12 +201,12 @@ func TestSaveLimits(t *testing.T) {
 			}
 			defer s.Close()
 			m := newMeta(newID(), tc.sizes)
-			err = s.Save(m, newNet(t, tc.sizes, 1))
+			err = s.Save(t.Context(), m, newNet(t, tc.sizes, 1))
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := s.Load(m.ID); err != nil {
+				if _, _, err := s.Load(t.Context(), m.ID); err != nil {
 					t.Errorf("Load of what Save wrote: %v", err)
 				}
 				return
@@ -261,11 +263,11 @@ func TestReadLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			_, _, err = s.Load(fixtureID)
+			_, _, err = s.Load(t.Context(), fixtureID)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrTooLarge) != tc.tooBig {
 				t.Errorf("Load: %v, want an error containing %q (wrapping ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
 			}
-			es, errs := s.List()
+			es, errs := s.List(t.Context())
 			if tc.listOK {
 				if len(es) != 1 || len(errs) != 0 {
 					t.Errorf("List: %d entries, errors %v; want the file listed", len(es), errs)
@@ -296,7 +298,7 @@ func TestZipBombCost(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			start := time.Now()
-			_, _, err := s.Load(fixtureID)
+			_, _, err := s.Load(t.Context(), fixtureID)
 			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
 			if err == nil {
@@ -320,8 +322,39 @@ func BenchmarkRefuseZipBomb(b *testing.B) {
 	s := openStore(b, dir)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := s.Load(fixtureID); err == nil {
+		if _, _, err := s.Load(b.Context(), fixtureID); err == nil {
 			b.Fatal("Load succeeded")
 		}
+	}
+}
+
+// TestCodecLimits checks that the codec holds bytes to the limits it is
+// given, and Encode only to the format's caps: a store with raised limits
+// writes networks a default one refuses to read.
+func TestCodecLimits(t *testing.T) {
+	sizes := slices.Repeat([]int{2}, DefaultMaxLayers+1)
+	m := newMeta(newID(), sizes)
+	n := newNet(t, sizes, 4)
+	b := encode(t, m, n)
+	r := bytes.NewReader(b)
+	if _, err := DecodeEntry(r, r.Size(), DefaultLimits()); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "11 layers, more than the limit of 10 (MaxLayers)") {
+		t.Errorf("DecodeEntry with the default limits: %v, want ErrTooLarge naming MaxLayers", err)
+	}
+	if _, _, err := Decode(r, r.Size(), Limits{}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Decode with zero (default) limits: %v, want ErrTooLarge", err)
+	}
+	gm, gn, err := Decode(r, r.Size(), Limits{MaxLayers: 11})
+	if err != nil {
+		t.Fatalf("Decode with MaxLayers 11: %v", err)
+	}
+	sameMeta(t, gm, m)
+	sameNetwork(t, gn, n)
+	if _, _, err := Decode(r, r.Size(), Limits{MaxLayers: MaxLayers + 1}); err == nil || !strings.Contains(err.Error(), "MaxLayers 65") {
+		t.Errorf("Decode with limits beyond the format's: %v, want an error", err)
+	}
+
+	m.Sizes = slices.Repeat([]int{1}, MaxLayers+1)
+	if err := Encode(io.Discard, m, newNet(t, m.Sizes, 1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Encode beyond the format's MaxLayers: %v, want ErrTooLarge", err)
 	}
 }

@@ -48,7 +48,7 @@ func TestNumPyReadsSavedFile(t *testing.T) {
 		dir := t.TempDir()
 		s := openStore(t, dir)
 		m := newMeta(newID(), sizes)
-		if err := s.Save(m, newNet(t, sizes, 5)); err != nil {
+		if err := s.Save(t.Context(), m, newNet(t, sizes, 5)); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(py, "-c", numpyCheck, filepath.Join(dir, m.ID+".npz")).CombinedOutput()

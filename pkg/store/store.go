@@ -1,8 +1,14 @@
-// Package store saves networks as files in one directory and loads them
-// back, so that they survive a restart.
+// Package store saves networks so that they survive a restart, and loads
+// them back.
 //
-// Each network is one NumPy .npz archive named <id>.npz, which a data
-// scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's
+// The file format is independent of where the bytes are kept: Encode writes
+// a network as an archive, and Decode and DecodeEntry read one from any
+// io.ReaderAt. Store keeps the
+// archives as files in one directory; other backends keep the same bytes
+// elsewhere, and package storetest holds the contract they all meet.
+//
+// Each network is one NumPy .npz archive (a Store names it <id>.npz), which
+// a data scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's
 // weights, shape (sizes[l+1], sizes[l]), one row per neuron), b0.npy, b1.npy,
 // ... (layer l's biases, shape (sizes[l+1],)), all little-endian float64 in C
 // order, and meta.json, which records the id, the layer sizes, whether and how
@@ -26,10 +32,13 @@
 package store
 
 import (
+	"bufio"
 	"cmp"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -159,23 +168,24 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Close() error { return s.root.Close() }
 
 // Save writes n with its description m to <m.ID>.npz, replacing any network
-// saved under that id. m.ID must be a canonical UUID and m.Sizes must equal
-// n.Sizes().
+// saved under that id. m.ID must be a canonical UUID, m.Sizes must equal
+// n.Sizes() and be within the Store's limits (else the error wraps
+// ErrTooLarge).
 //
 // Save is atomic: it writes a temporary file in the same directory, flushes
 // it to disk, renames it over the old file and flushes the directory. If
 // writing fails (a read-only directory, a full disk), the previous file is
 // left as it was. Only an error from the final flush of the directory comes
 // after the new file is in place; it may then not survive a power failure.
-func (s *Store) Save(m Meta, n *network.Network) error {
-	if err := m.validate(s.lim); err != nil {
+//
+// Save checks ctx before it starts, not while it writes: a started Save
+// runs to the end, so that a cancelled caller never leaves half its work.
+func (s *Store) Save(ctx context.Context, m Meta, n *network.Network) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: save %.40q: %w", m.ID, err)
+	}
+	if err := checkEncodable(m, n, s.lim); err != nil {
 		return fmt.Errorf("store: save: %w", err)
-	}
-	if n == nil {
-		return fmt.Errorf("store: save %s: nil network", m.ID)
-	}
-	if !slices.Equal(m.Sizes, n.Sizes()) {
-		return fmt.Errorf("store: save %s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
 	}
 
 	tmp := tempPrefix + m.ID + "-" + rand.Text()
@@ -198,15 +208,33 @@ func (s *Store) Save(m Meta, n *network.Network) error {
 	return nil
 }
 
+// writeFile writes m and n to f as an .npz archive, flushes it to stable
+// storage and closes f.
+func writeFile(f *os.File, m Meta, n *network.Network) error {
+	bw := bufio.NewWriterSize(f, bufSize)
+	err := writeNPZ(bw, m, n)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Load reads the network saved under id. It returns an error wrapping
 // ErrInvalidID if id is not a canonical UUID, one wrapping ErrNotFound if no
-// such network is saved, and an error describing the problem if the file is
-// corrupt.
-func (s *Store) Load(id string) (Meta, *network.Network, error) {
-	if err := checkID(id); err != nil {
+// such network is saved, one wrapping ErrTooLarge if the file is beyond the
+// Store's limits, and an error describing the problem if the file is
+// corrupt. See Decode for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (Meta, *network.Network, error) {
+	if err := s.begin(ctx, id); err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load: %w", err)
 	}
-	f, d, err := s.open(id)
+	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
 	}
@@ -214,34 +242,53 @@ func (s *Store) Load(id string) (Meta, *network.Network, error) {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
 	defer f.Close()
-	m, err := d.meta(id)
-	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
-	}
-	ws, bs, err := d.layers(m, true)
-	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
-	}
-	n, err := network.FromParams(m.Sizes, ws, bs)
+	m, n, err := decode(f, size, s.lim, id)
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
 	return m, n, nil
 }
 
-// open opens <id>.npz and reads its zip directory. Only the directory is
-// read, so this is cheap whatever the file's size.
-func (s *Store) open(id string) (*os.File, *decoder, error) {
+// Open returns the bytes saved under id, exactly as Save wrote them (an
+// .npz archive), and their length, for a download. The file is checked as
+// List checks it (meta.json and every header, not the parameters) before it
+// is handed out. The reader also implements io.ReaderAt and io.Seeker, and
+// reads the file as it was when opened, even if a Save replaces it
+// meanwhile. The caller must close it.
+//
+// Errors are as Load's.
+func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	if err := s.begin(ctx, id); err != nil {
+		return nil, 0, fmt.Errorf("store: open: %w", err)
+	}
 	f, size, err := s.openRegular(fileName(id))
-	if err != nil {
-		return nil, nil, err
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("store: open %s: %w", id, ErrNotFound)
 	}
-	d, err := newDecoder(f, size, s.lim)
 	if err != nil {
+		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+	}
+	if _, err := decodeEntry(f, size, s.lim, id); err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
 	}
-	return f, d, nil
+	return &fileReader{SectionReader: io.NewSectionReader(f, 0, size), f: f}, size, nil
+}
+
+// fileReader reads an opened file from its start, to its size when opened.
+type fileReader struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (r *fileReader) Close() error { return r.f.Close() }
+
+// begin checks what every call checks first: ctx, then id.
+func (s *Store) begin(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%.40q: %w", id, err)
+	}
+	return checkID(id)
 }
 
 // openRegular opens name for reading without ever blocking (see openFlags)
@@ -287,7 +334,13 @@ func notRegular(mode fs.FileMode) error {
 // device: such files are never opened, or read), is left out and reported
 // by one of the returned errors, which names it; the other files are still
 // listed.
-func (s *Store) List() ([]Entry, []error) {
+//
+// If ctx is done before List has read every file, List returns no entries
+// and ctx's error: a partial list would look like a list of fewer networks.
+func (s *Store) List(ctx context.Context) ([]Entry, []error) {
+	if err := ctx.Err(); err != nil {
+		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+	}
 	des, err := s.readDir()
 	if err != nil {
 		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
@@ -300,6 +353,9 @@ func (s *Store) List() ([]Entry, []error) {
 		id, ok := strings.CutSuffix(de.Name(), fileExt)
 		if !ok || checkID(id) != nil {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
 		}
 		// Symbolic links are opened: Root keeps them inside the directory, and
 		// openRegular checks what they lead to.
@@ -324,19 +380,12 @@ func (s *Store) List() ([]Entry, []error) {
 }
 
 func (s *Store) entry(id string) (Entry, error) {
-	f, d, err := s.open(id)
+	f, size, err := s.openRegular(fileName(id))
 	if err != nil {
 		return Entry{}, err
 	}
 	defer f.Close()
-	m, err := d.meta(id)
-	if err != nil {
-		return Entry{}, err
-	}
-	if _, _, err := d.layers(m, false); err != nil {
-		return Entry{}, err
-	}
-	return EntryOf(m), nil
+	return decodeEntry(f, size, s.lim, id)
 }
 
 // EntryOf returns the Entry that List reports for a network saved with m.
@@ -390,9 +439,9 @@ func (r DeleteResult) String() string {
 // Delete removes the network saved under id and says what it did: see
 // DeleteResult. Deleting an id under which nothing is saved is not an
 // error. An invalid id gives DeleteFailed and an error wrapping
-// ErrInvalidID.
-func (s *Store) Delete(id string) (DeleteResult, error) {
-	if err := checkID(id); err != nil {
+// ErrInvalidID; so does a done ctx, with ctx's error.
+func (s *Store) Delete(ctx context.Context, id string) (DeleteResult, error) {
+	if err := s.begin(ctx, id); err != nil {
 		return DeleteFailed, fmt.Errorf("store: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
