@@ -52,6 +52,11 @@ func (m *Meta) validate(lim Limits) error {
 	if err := checkID(m.ID); err != nil {
 		return err
 	}
+	return m.validateContent(lim)
+}
+
+// validateContent is validate without the id, which an import ignores.
+func (m *Meta) validateContent(lim Limits) error {
 	if err := checkSizes(m.Sizes, lim); err != nil {
 		return err
 	}
@@ -168,10 +173,6 @@ func maxFileSize(lim Limits) int64 {
 	return 8*int64(lim.MaxParams) + 4<<20
 }
 
-// npyMaxPreamble bounds an NPY entry's preamble: magic, version, header
-// length and header.
-const npyMaxPreamble = len(npyMagic) + 2 + 4 + npyMaxHeader
-
 // Decode reads a network and its description from the size bytes of r, an
 // archive Encode wrote (or NumPy, following the same layout). Every byte is
 // treated as hostile: the layer sizes meta.json declares are checked against
@@ -241,6 +242,9 @@ func decodeEntry(r io.ReaderAt, size int64, lim Limits, wantID string) (Entry, e
 type decoder struct {
 	a   *archive
 	lim Limits // resolved
+	// ignoreID is set by Import: meta.json's id is neither checked nor
+	// returned, as the importer assigns a new one.
+	ignoreID bool
 }
 
 func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
@@ -290,6 +294,9 @@ func (d *decoder) meta(wantID string) (Meta, error) {
 	if wantID != "" && mf.ID != wantID {
 		return Meta{}, fmt.Errorf("%s: id %.40q does not match the file name", metaEntry, mf.ID)
 	}
+	if d.ignoreID {
+		mf.ID = ""
+	}
 	m := Meta{
 		ID:            mf.ID,
 		Sizes:         mf.LayerSizes,
@@ -299,7 +306,11 @@ func (d *decoder) meta(wantID string) (Meta, error) {
 		CreatedAt:     mf.CreatedAt,
 		UpdatedAt:     mf.UpdatedAt,
 	}
-	if err := m.validate(d.lim); err != nil {
+	validate := m.validate
+	if d.ignoreID {
+		validate = m.validateContent
+	}
+	if err := validate(d.lim); err != nil {
 		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
 	}
 	return m, nil
@@ -322,14 +333,17 @@ func (d *decoder) array(name string, shape []int, load bool, buf []byte) ([]floa
 		return nil, err
 	}
 	defer er.Close()
-	got, hdrLen, err := readNPYHeader(er)
+	hdr, err := readNPYHeader(er)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !slices.Equal(got, shape) {
-		return nil, fmt.Errorf("%s: shape %v does not match the layer sizes in %s, want %v", name, got, metaEntry, shape)
+	if hdr.dtype != npyFloat64 {
+		return nil, fmt.Errorf("%s: dtype %q, want %q (little-endian float64)", name, hdr.dtype, npyFloat64)
 	}
-	if want := uint64(hdrLen) + 8*uint64(count); er.size != want {
+	if !slices.Equal(hdr.shape, shape) {
+		return nil, fmt.Errorf("%s: shape %v does not match the layer sizes in %s, want %v", name, hdr.shape, metaEntry, shape)
+	}
+	if want := uint64(hdr.size) + 8*uint64(count); er.size != want {
 		return nil, fmt.Errorf("%s: %d bytes, want %d for shape %v", name, er.size, want, shape)
 	}
 	if !load {

@@ -2,10 +2,11 @@
 // them back.
 //
 // The file format is independent of where the bytes are kept: Encode writes
-// a network as an archive, and Decode and DecodeEntry read one from any
-// io.ReaderAt. Store keeps the
-// archives as files in one directory; other backends keep the same bytes
-// elsewhere, and package storetest holds the contract they all meet.
+// a network as an archive, Decode and DecodeEntry read one from any
+// io.ReaderAt, and Import reads networks made elsewhere (ours, or Michael
+// Nielsen's network.py's saved with NumPy). Store keeps the archives as
+// files in one directory; other backends keep the same bytes elsewhere, and
+// package storetest holds the contract they all meet.
 //
 // Each network is one NumPy .npz archive (a Store names it <id>.npz), which
 // a data scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's

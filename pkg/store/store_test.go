@@ -60,27 +60,56 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// writeFuzzSeeds writes valid and corrupt files as FuzzLoad's seed corpus.
+// writeFuzzSeeds writes valid and corrupt files as the seed corpora of
+// FuzzLoad and FuzzImport.
 func writeFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzLoad")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	seed := func(name string, b []byte) {
-		putFile(t, filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b))
+	corpus := func(target string) func(name string, b []byte, trueCRCs bool) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return func(name string, b []byte, trueCRCs bool) {
+			// Large seeds slow every fuzzing iteration that mutates them.
+			if len(b) > 8<<10 {
+				return
+			}
+			name = strings.NewReplacer(" ", "-", "'", "", ",", "").Replace(name)
+			if trueCRCs {
+				name += "-true-CRCs"
+			}
+			putFile(t, filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\nbool(%v)\n", b, trueCRCs))
+		}
 	}
 	m, n := fixture(t)
-	seed("valid", encode(t, m, n))
-	seed("valid-no-crc", rezipNoCRC(t, unzip(t, encode(t, m, n))))
-	seed("valid-numpy", getFile(t, fixturePath("numpy.npz")))
+	valid := encode(t, m, n)
+	numpyFile := getFile(t, fixturePath("numpy.npz"))
+
+	seed := corpus("FuzzLoad")
+	for _, trueCRCs := range []bool{false, true} {
+		seed("valid", valid, trueCRCs)
+		seed("valid-numpy", numpyFile, trueCRCs)
+	}
 	for _, tc := range corruptCases(t) {
-		// Large seeds slow every fuzzing iteration that mutates them.
-		if len(tc.data) <= 8<<10 {
-			seed(strings.ReplaceAll(tc.name, " ", "-"), tc.data)
+		seed(tc.name, tc.data, false)
+	}
+
+	seed = corpus("FuzzImport")
+	for _, trueCRCs := range []bool{false, true} {
+		seed("ours", valid, trueCRCs)
+		seed("ours-numpy", numpyFile, trueCRCs)
+		des, err := os.ReadDir(fixturePath("import"))
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, de := range des {
+			seed("numpy-"+de.Name(), getFile(t, fixturePath(filepath.Join("import", de.Name()))), trueCRCs)
+		}
+	}
+	for _, tc := range importCases(t) {
+		seed(tc.name, tc.data, false)
 	}
 }
 
