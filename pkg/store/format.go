@@ -13,10 +13,79 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
+// Meta describes a saved network; it is stored in the archive's meta.json
+// and, for History, history.json.
+type Meta struct {
+	// ID is the network's id, a canonical lowercase UUID; a Store names the
+	// file <ID>.npz.
+	ID string
+	// Sizes is the number of neurons in each layer, inputs first.
+	Sizes []int
+	// Init is how the network's weights were first drawn: InitNormal or
+	// InitScaled, or "" if unknown (a network imported from elsewhere).
+	// Files of format version 1 read as InitNormal, the only way networks
+	// were made then.
+	Init string
+	// Seed is the seed the network was created with; nil if unknown (files
+	// of format version 1, imported networks).
+	Seed *uint64
+	// Trained is whether the network has finished at least one epoch of
+	// training (it is saved after every epoch).
+	Trained bool
+	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
+	Accuracy *float64
+	// EpochsTrained counts the epochs trained, over all jobs.
+	EpochsTrained int
+	// History records every epoch the network trained, oldest first, across
+	// jobs: at most MaxHistory records, epochs increasing and at most
+	// EpochsTrained. Epochs trained before format version 2 have no record:
+	// version 1 files read with an empty history. List does not read the
+	// history: its entries' History is nil.
+	History []EpochRecord
+	// CreatedAt is when the network was created, UpdatedAt when it last
+	// changed. They are stored in UTC to the nanosecond.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// The ways a network's weights are first drawn (Meta.Init).
+const (
+	// InitNormal draws weights and biases from N(0, 1), as network.py does.
+	InitNormal = "normal"
+	// InitScaled draws weights from N(0, 1/n_in) and biases from N(0, 1),
+	// as network2.py does.
+	InitScaled = "scaled"
+)
+
+// Entry describes one saved network, as List reports it.
+type Entry struct {
+	// Meta is the network's description, without History (nil).
+	Meta
+	// WeightShapes holds [rows, cols] of each layer's weight matrix:
+	// [Sizes[l+1], Sizes[l]].
+	WeightShapes [][2]int
+	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
+	// kept biases as column vectors and reported them so.
+	BiasShapes [][2]int
+}
+
+// EntryOf returns the Entry that List reports for a network saved with m:
+// m without its History, and the shapes of its arrays.
+func EntryOf(m Meta) Entry {
+	m.History = nil
+	e := Entry{Meta: m}
+	for l := 1; l < len(m.Sizes); l++ {
+		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
+		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
+	}
+	return e
+}
+
 const (
 	// formatVersion is meta.json's format_version. Raise it when the layout
-	// changes in a way old readers would misread.
-	formatVersion = 1
+	// changes in a way old readers would misread. Version 2 added init,
+	// seed, history_records and history.json; version 1 files are still
+	// read.
+	formatVersion = 2
 	metaEntry     = "meta.json"
 	// maxMetaSize bounds meta.json; ours is a few hundred bytes even for
 	// MaxLayers layers.
@@ -31,20 +100,26 @@ func biasEntry(l int) string   { return fmt.Sprintf("b%d.npy", l) }
 // metaFile is meta.json. Times are written in UTC with nanoseconds
 // (RFC 3339), so a round trip preserves the instant exactly.
 type metaFile struct {
-	FormatVersion int       `json:"format_version"`
-	ID            string    `json:"id"`
-	LayerSizes    []int     `json:"layer_sizes"`
-	Trained       bool      `json:"trained"`
-	Accuracy      *float64  `json:"accuracy"`
-	EpochsTrained int       `json:"epochs_trained"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	FormatVersion  int       `json:"format_version"`
+	ID             string    `json:"id"`
+	LayerSizes     []int     `json:"layer_sizes"`
+	Init           string    `json:"init"`
+	Seed           *uint64   `json:"seed"`
+	Trained        bool      `json:"trained"`
+	Accuracy       *float64  `json:"accuracy"`
+	EpochsTrained  int       `json:"epochs_trained"`
+	HistoryRecords int       `json:"history_records"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// metaKeys are the keys meta.json must have: a missing one would silently
-// decode as a zero value.
-var metaKeys = []string{"format_version", "id", "layer_sizes", "trained", "accuracy",
-	"epochs_trained", "created_at", "updated_at"}
+// metaKeys are the keys meta.json must have in each format version: a
+// missing one would silently decode as a zero value.
+var metaKeys = map[int][]string{
+	1: {"format_version", "id", "layer_sizes", "trained", "accuracy", "epochs_trained", "created_at", "updated_at"},
+	2: {"format_version", "id", "layer_sizes", "init", "seed", "trained", "accuracy", "epochs_trained",
+		"history_records", "created_at", "updated_at"},
+}
 
 // validate checks what both Save and Load require of a Meta, so that Save
 // never writes a file Load would refuse. lim must be resolved.
@@ -66,7 +141,10 @@ func (m *Meta) validateContent(lim Limits) error {
 	if m.EpochsTrained < 0 {
 		return fmt.Errorf("epochs_trained %d is negative", m.EpochsTrained)
 	}
-	return nil
+	if m.Init != "" && m.Init != InitNormal && m.Init != InitScaled {
+		return fmt.Errorf("init %.40q, want %q, %q or none", m.Init, InitNormal, InitScaled)
+	}
+	return validateHistory(m.History, m.EpochsTrained)
 }
 
 // Encode writes n and its description m as an .npz archive: meta.json,
@@ -116,31 +194,44 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	}
 
 	meta, err := json.MarshalIndent(metaFile{
-		FormatVersion: formatVersion,
-		ID:            m.ID,
-		LayerSizes:    m.Sizes,
-		Trained:       m.Trained,
-		Accuracy:      m.Accuracy,
-		EpochsTrained: m.EpochsTrained,
-		CreatedAt:     m.CreatedAt.UTC(),
-		UpdatedAt:     m.UpdatedAt.UTC(),
+		FormatVersion:  formatVersion,
+		ID:             m.ID,
+		LayerSizes:     m.Sizes,
+		Init:           m.Init,
+		Seed:           m.Seed,
+		Trained:        m.Trained,
+		Accuracy:       m.Accuracy,
+		EpochsTrained:  m.EpochsTrained,
+		HistoryRecords: len(m.History),
+		CreatedAt:      m.CreatedAt.UTC(),
+		UpdatedAt:      m.UpdatedAt.UTC(),
 	}, "", "  ")
 	if err != nil {
 		return err
 	}
-	ew, err := create(metaEntry)
+	history, err := encodeHistory(m.History)
 	if err != nil {
 		return err
 	}
-	if _, err := ew.Write(append(meta, '\n')); err != nil {
-		return err
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{metaEntry, append(meta, '\n')}, {historyEntry, history}} {
+		ew, err := create(e.name)
+		if err != nil {
+			return err
+		}
+		if _, err := ew.Write(e.data); err != nil {
+			return err
+		}
 	}
 
 	buf := make([]byte, bufSize)
 	for l := range n.NumLayers() {
 		wl := n.Weights(l)
 		rows, cols := wl.Dims()
-		if ew, err = create(weightEntry(l)); err != nil {
+		ew, err := create(weightEntry(l))
+		if err != nil {
 			return err
 		}
 		if _, err := ew.Write(npyHeader([]int{rows, cols})); err != nil {
@@ -168,9 +259,10 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 }
 
 // maxFileSize bounds an archive holding a network within lim: the
-// parameters, plus room for every entry's NPY and zip headers and meta.json.
+// parameters, plus room for every entry's NPY and zip headers, meta.json,
+// and history.json of MaxHistory records.
 func maxFileSize(lim Limits) int64 {
-	return 8*int64(lim.MaxParams) + 4<<20
+	return 8*int64(lim.MaxParams) + 4<<20 + int64(maxHistoryJSON(MaxHistory))
 }
 
 // Decode reads a network and its description from the size bytes of r, an
@@ -206,7 +298,7 @@ func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, *networ
 	if err != nil {
 		return Meta{}, nil, err
 	}
-	m, err := d.meta(wantID)
+	m, err := d.meta(wantID, true)
 	if err != nil {
 		return Meta{}, nil, err
 	}
@@ -228,7 +320,7 @@ func decodeEntry(r io.ReaderAt, size int64, lim Limits, wantID string) (Entry, e
 	if err != nil {
 		return Entry{}, err
 	}
-	m, err := d.meta(wantID)
+	m, err := d.meta(wantID, false)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -259,12 +351,46 @@ func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
 	return &decoder{a: a, lim: lim}, nil
 }
 
-// meta reads and checks meta.json. If wantID is not empty (the id a file
-// name carries), meta.json must agree with it.
-func (d *decoder) meta(wantID string) (Meta, error) {
-	er, err := d.a.open(metaEntry, maxMetaSize)
+// meta reads and checks meta.json and, with load set, history.json. If
+// wantID is not empty (the id a file name carries), meta.json must agree
+// with it. Without load, history.json is only checked to be there and of a
+// size its declared records allow, and the Meta's History is nil.
+func (d *decoder) meta(wantID string, load bool) (Meta, error) {
+	m, version, records, err := d.metaJSON(wantID)
 	if err != nil {
 		return Meta{}, err
+	}
+	if version == 1 {
+		return m, nil
+	}
+	er, err := d.a.open(historyEntry, maxHistoryJSON(records))
+	if err != nil {
+		return Meta{}, err
+	}
+	defer er.Close()
+	if !load {
+		return m, nil
+	}
+	h, err := decodeHistory(er, records)
+	if err == nil {
+		err = er.verify()
+	}
+	if err == nil {
+		err = validateHistory(h, m.EpochsTrained)
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", historyEntry, err)
+	}
+	m.History = h
+	return m, nil
+}
+
+// metaJSON reads and checks meta.json, and returns the format version and
+// the number of records meta.json says history.json holds.
+func (d *decoder) metaJSON(wantID string) (m Meta, version, records int, err error) {
+	er, err := d.a.open(metaEntry, maxMetaSize)
+	if err != nil {
+		return Meta{}, 0, 0, err
 	}
 	defer er.Close()
 	raw, err := io.ReadAll(er)
@@ -272,34 +398,50 @@ func (d *decoder) meta(wantID string) (Meta, error) {
 		err = er.verify()
 	}
 	if err != nil {
-		return Meta{}, fmt.Errorf("reading %s: %w", metaEntry, err)
+		return Meta{}, 0, 0, fmt.Errorf("reading %s: %w", metaEntry, err)
 	}
+	m, version, records, err = d.parseMeta(raw, wantID)
+	if err != nil {
+		return Meta{}, 0, 0, fmt.Errorf("%s: %w", metaEntry, err)
+	}
+	return m, version, records, nil
+}
 
+func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records int, err error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &keys); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+		return Meta{}, 0, 0, err
 	}
-	for _, k := range metaKeys {
+	if err := json.Unmarshal(keys["format_version"], &version); err != nil || metaKeys[version] == nil {
+		return Meta{}, 0, 0, fmt.Errorf("format_version %.20s, want 1 or %d", keys["format_version"], formatVersion)
+	}
+	for _, k := range metaKeys[version] {
 		if _, ok := keys[k]; !ok {
-			return Meta{}, fmt.Errorf("%s: key %q is missing", metaEntry, k)
+			return Meta{}, 0, 0, fmt.Errorf("key %q is missing", k)
 		}
 	}
 	var mf metaFile
 	if err := json.Unmarshal(raw, &mf); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+		return Meta{}, 0, 0, err
 	}
-	if mf.FormatVersion != formatVersion {
-		return Meta{}, fmt.Errorf("%s: format_version %d, want %d", metaEntry, mf.FormatVersion, formatVersion)
+	if version == 1 {
+		// Keys of later versions mean nothing in a version 1 file.
+		mf.Init, mf.Seed, mf.HistoryRecords = InitNormal, nil, 0
 	}
 	if wantID != "" && mf.ID != wantID {
-		return Meta{}, fmt.Errorf("%s: id %.40q does not match the file name", metaEntry, mf.ID)
+		return Meta{}, 0, 0, fmt.Errorf("id %.40q does not match the file name", mf.ID)
 	}
 	if d.ignoreID {
 		mf.ID = ""
 	}
-	m := Meta{
+	if mf.HistoryRecords < 0 || mf.HistoryRecords > MaxHistory {
+		return Meta{}, 0, 0, fmt.Errorf("%w: history_records %d, want 0 to %d (MaxHistory)", ErrTooLarge, mf.HistoryRecords, MaxHistory)
+	}
+	m = Meta{
 		ID:            mf.ID,
 		Sizes:         mf.LayerSizes,
+		Init:          mf.Init,
+		Seed:          mf.Seed,
 		Trained:       mf.Trained,
 		Accuracy:      mf.Accuracy,
 		EpochsTrained: mf.EpochsTrained,
@@ -311,9 +453,9 @@ func (d *decoder) meta(wantID string) (Meta, error) {
 		validate = m.validateContent
 	}
 	if err := validate(d.lim); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+		return Meta{}, 0, 0, err
 	}
-	return m, nil
+	return m, version, mf.HistoryRecords, nil
 }
 
 // array checks that entry name is an NPY array of the given shape (whose

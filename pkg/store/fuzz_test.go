@@ -98,7 +98,7 @@ func FuzzLoad(f *testing.F) {
 		if len(es) != 1 {
 			t.Fatalf("Load accepted the file, List reported %v", errs)
 		}
-		sameMeta(t, es[0].Meta, m)
+		sameMeta(t, es[0].Meta, EntryOf(m).Meta)
 	})
 }
 

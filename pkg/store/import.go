@@ -76,7 +76,7 @@ func importNPZ(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 	}
 	if _, ok := a.entries[metaEntry]; ok {
 		d := &decoder{a: a, lim: lim, ignoreID: true}
-		m, err := d.meta("")
+		m, err := d.meta("", true)
 		if err != nil {
 			return Imported{}, err
 		}

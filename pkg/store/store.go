@@ -9,20 +9,32 @@
 // package storetest holds the contract they all meet.
 //
 // Each network is one NumPy .npz archive (a Store names it <id>.npz), which
-// a data scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's
-// weights, shape (sizes[l+1], sizes[l]), one row per neuron), b0.npy, b1.npy,
-// ... (layer l's biases, shape (sizes[l+1],)), all little-endian float64 in C
-// order, and meta.json, which records the id, the layer sizes, whether and how
-// far the network has been trained, and when. meta.json's fields:
+// a data scientist can open with np.load (docs/PYTHON.md shows how). Its
+// entries, in this order:
 //
-//	format_version  1
-//	id              the network's id, the file's name without ".npz"
-//	layer_sizes     [784, 30, 10]
-//	trained         true once an epoch of training has finished
-//	accuracy        test-set accuracy between 0 and 1, or null
-//	epochs_trained  epochs completed, over all training jobs
-//	created_at      RFC 3339 time, UTC
-//	updated_at      RFC 3339 time, UTC
+//	meta.json     the description (below)
+//	history.json  a JSON array of every epoch trained (EpochRecord), one a line
+//	w0.npy ...    layer l's weights, shape (sizes[l+1], sizes[l]): one row per neuron
+//	b0.npy ...    layer l's biases, shape (sizes[l+1],)
+//
+// The arrays are NPY files of little-endian float64 ('<f8') in C order,
+// stored uncompressed as np.savez writes them (Decode also reads deflated
+// entries, as np.savez_compressed writes them). np.load ignores the .json
+// entries' not being arrays and returns their bytes. meta.json's fields:
+//
+//	format_version   2 (version 1 files, without init, seed, history_records
+//	                 and history.json, are still read)
+//	id               the network's id, the file's name without ".npz"
+//	layer_sizes      [784, 30, 10]
+//	init             "normal", "scaled" or "" (unknown)
+//	seed             the seed the network was made with (an exact integer up
+//	                 to 2^64-1), or null
+//	trained          true once an epoch of training has finished
+//	accuracy         test-set accuracy between 0 and 1, or null
+//	epochs_trained   epochs completed, over all training jobs
+//	history_records  the records in history.json, at most MaxHistory
+//	created_at       RFC 3339 time, UTC, to the nanosecond
+//	updated_at       RFC 3339 time, UTC, to the nanosecond
 //
 // Files are written atomically, so a crash or a full disk never leaves a
 // half-written network behind, and every file read is treated as hostile:
@@ -45,7 +57,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -62,35 +73,6 @@ var ErrNotFound = errors.New("no saved network with that id")
 // ErrInvalidID reports an id that is not a UUID in canonical form
 // (lowercase, hyphenated, 36 characters). Only such ids become file names.
 var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
-
-// Meta describes a saved network; it is stored in the archive's meta.json.
-type Meta struct {
-	// ID is the network's id, a canonical lowercase UUID; the file is <ID>.npz.
-	ID string
-	// Sizes is the number of neurons in each layer, inputs first.
-	Sizes []int
-	// Trained is whether the network has finished at least one epoch of
-	// training (it is saved after every epoch).
-	Trained bool
-	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
-	Accuracy *float64
-	// EpochsTrained counts the epochs trained, over all jobs.
-	EpochsTrained int
-	// CreatedAt is when the network was created, UpdatedAt when it last
-	// changed. They are stored in UTC to the nanosecond.
-	CreatedAt, UpdatedAt time.Time
-}
-
-// Entry describes one saved network, as List reports it.
-type Entry struct {
-	Meta
-	// WeightShapes holds [rows, cols] of each layer's weight matrix:
-	// [Sizes[l+1], Sizes[l]].
-	WeightShapes [][2]int
-	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
-	// kept biases as column vectors and reported them so.
-	BiasShapes [][2]int
-}
 
 // Store keeps networks in one directory. All access goes through an os.Root,
 // so no file outside that directory can be read or written, whatever a name
@@ -387,16 +369,6 @@ func (s *Store) entry(id string) (Entry, error) {
 	}
 	defer f.Close()
 	return decodeEntry(f, size, s.lim, id)
-}
-
-// EntryOf returns the Entry that List reports for a network saved with m.
-func EntryOf(m Meta) Entry {
-	e := Entry{Meta: m}
-	for l := 1; l < len(m.Sizes); l++ {
-		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
-		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
-	}
-	return e
 }
 
 // DeleteResult says what Delete did to the file of a network.

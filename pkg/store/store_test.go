@@ -19,14 +19,20 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	untrained := newMeta(newID(), []int{784, 30, 10})
-	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained = false, nil, 0
+	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained, untrained.History = false, nil, 0, nil
+	unknown := newMeta(newID(), []int{784, 30, 10})
+	unknown.Init, unknown.Seed = "", nil
+	scaled := newMeta(newID(), []int{784, 30, 10})
+	scaled.Init = InitScaled
 	for _, tc := range []struct {
 		name string
 		meta Meta
 	}{
 		{"784-30-10", newMeta(newID(), []int{784, 30, 10})},
 		{"784-17-5-10", newMeta(newID(), []int{784, 17, 5, 10})},
-		{"untrained, no accuracy", untrained},
+		{"untrained, no accuracy, no history", untrained},
+		{"unknown init and seed", unknown},
+		{"scaled init", scaled},
 		{"smallest", newMeta(newID(), []int{1, 1})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,18 +52,50 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // TestGolden pins the file format: a change to what Save writes shows up as
-// a diff of testdata/golden.npz. Run with -update to accept it (and to
-// regenerate the FuzzLoad seeds).
+// a diff of testdata/golden_v2.npz. Run with -update to accept it (and to
+// regenerate the fuzz seeds).
 func TestGolden(t *testing.T) {
 	m, n := fixture(t)
 	got := encode(t, m, n)
 	if *update {
-		putFile(t, fixturePath("golden.npz"), got)
+		putFile(t, fixturePath("golden_v2.npz"), got)
 		writeFuzzSeeds(t)
 	}
-	if want := getFile(t, fixturePath("golden.npz")); !bytes.Equal(got, want) {
-		t.Fatalf("Save wrote %d bytes that differ from testdata/golden.npz (%d bytes); run go test -update if the change is intended", len(got), len(want))
+	if want := getFile(t, fixturePath("golden_v2.npz")); !bytes.Equal(got, want) {
+		t.Fatalf("Save wrote %d bytes that differ from testdata/golden_v2.npz (%d bytes); run go test -update if the change is intended", len(got), len(want))
 	}
+}
+
+// TestGoldenV1 loads testdata/golden_v1.npz, the fixture as format version
+// 1 wrote it (before init, seed and the history): it reads as made with
+// InitNormal, of unknown seed, with an empty history.
+func TestGoldenV1(t *testing.T) {
+	dir := t.TempDir()
+	putFile(t, filepath.Join(dir, fixtureID+".npz"), getFile(t, fixturePath("golden_v1.npz")))
+	s := openStore(t, dir)
+	want, n := fixture(t)
+	want.Seed, want.History = nil, nil
+	m, got, err := s.Load(t.Context(), fixtureID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMeta(t, m, want)
+	sameNetwork(t, got, n)
+	es, errs := s.List(t.Context())
+	if len(es) != 1 || len(errs) != 0 {
+		t.Fatalf("List: %v, %v", es, errs)
+	}
+	sameMeta(t, es[0].Meta, want)
+
+	// Saved again, it becomes a version 2 file with the same contents.
+	if err := s.Save(t.Context(), m, got); err != nil {
+		t.Fatal(err)
+	}
+	m2, _, err := s.Load(t.Context(), fixtureID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMeta(t, m2, want)
 }
 
 // writeFuzzSeeds writes valid and corrupt files as the seed corpora of
@@ -127,7 +165,7 @@ func TestNPYLayout(t *testing.T) {
 	for _, e := range es {
 		names = append(names, e.name)
 	}
-	if want := []string{"meta.json", "w0.npy", "b0.npy", "w1.npy", "b1.npy"}; !slices.Equal(names, want) {
+	if want := []string{"meta.json", "history.json", "w0.npy", "b0.npy", "w1.npy", "b1.npy"}; !slices.Equal(names, want) {
 		t.Fatalf("entries %v, want %v", names, want)
 	}
 	for _, tc := range []struct {
@@ -288,7 +326,28 @@ func corruptCases(t testing.TB) []corruptCase {
 		{"meta not JSON", edit(t, "meta.json", []byte("{")), "meta.json", false},
 		{"meta not an object", edit(t, "meta.json", []byte("[1, 2]")), "meta.json", false},
 		{"meta without trained", editMeta(t, "trained", nil), `key "trained" is missing`, false},
-		{"meta of format version 2", editMeta(t, "format_version", 2), "format_version 2", false},
+		{"meta of format version 3", editMeta(t, "format_version", 3), "format_version 3, want 1 or 2", false},
+		{"meta without format version", editMeta(t, "format_version", nil), "format_version , want 1 or 2", false},
+		{"meta of version 2 without init", editMeta(t, "init", nil), `key "init" is missing`, false},
+		{"meta of version 2 without seed", editMeta(t, "seed", nil), `key "seed" is missing`, false},
+		{"meta of version 2 without history records", editMeta(t, "history_records", nil), `key "history_records" is missing`, false},
+		{"meta init unknown", editMeta(t, "init", "xavier"), `init "xavier"`, false},
+		{"meta negative seed", editMeta(t, "seed", -1), "seed", false},
+		{"meta history records over MaxHistory", editMeta(t, "history_records", MaxHistory+1), "history_records 100001, want 0 to 100000 (MaxHistory)", false},
+		{"no history.json", edit(t, "history.json", nil), "entry history.json is missing", false},
+		{"history.json larger than its records need", edit(t, "history.json", slices.Repeat([]byte(" "), int(maxHistoryJSON(3))+1)), "entry history.json holds 1559 bytes, more than the 1558", false},
+		{"history not JSON", edit(t, "history.json", []byte("[{")), "history.json: record 0", true},
+		{"history not an array", edit(t, "history.json", []byte(`{"epoch": 1}`)), "history.json: not a JSON array", true},
+		{"history of fewer records than declared", editHistory(t, func(h []map[string]any) []map[string]any { return h[:2] }), "2 records, meta.json declares 3", true},
+		{"history of more records than declared", editHistory(t, func(h []map[string]any) []map[string]any { return append(h, h[2]) }), "more than the 3 records meta.json declares", true},
+		{"history record without a key", editHistory(t, func(h []map[string]any) []map[string]any { delete(h[1], "lambda"); return h }), `record 1: key "lambda" is missing`, true},
+		{"history epochs out of order", editHistory(t, func(h []map[string]any) []map[string]any { h[1]["epoch"] = 1; return h }), "epoch 1 does not follow epoch 1", true},
+		{"history epoch beyond epochs trained", editHistory(t, func(h []map[string]any) []map[string]any { h[2]["epoch"] = 4; return h }), "epoch 4, but the network has trained 3", true},
+		{"history accuracy NaN", editHistory(t, func(h []map[string]any) []map[string]any { h[0]["accuracy"] = "NaN"; return h }), "record 0", true},
+		{"history more correct than total", editHistory(t, func(h []map[string]any) []map[string]any { h[0]["correct"] = 10001; return h }), "10001 correct of 10000", true},
+		{"history job id with a quote", editHistory(t, func(h []map[string]any) []map[string]any { h[0]["job_id"] = `a"b`; return h }), "job_id", true},
+		{"history bad time", editHistory(t, func(h []map[string]any) []map[string]any { h[0]["finished_at"] = "noon"; return h }), "record 0", true},
+		{"history with data after the array", edit(t, "history.json", []byte("[] []")), "data after the array", true},
 		{"meta sizes over the format cap", editMeta(t, "layer_sizes", []int{784, 100000, 10}), "MaxParams", false},
 		{"meta sizes of 65 layers", editMeta(t, "layer_sizes", slices.Repeat([]int{1}, 65)), "65 layers, more than the limit of 10 (MaxLayers)", false},
 		{"meta sizes with an empty layer", editMeta(t, "layer_sizes", []int{3, 0, 2}), "0 neurons", false},
@@ -433,7 +492,7 @@ func TestList(t *testing.T) {
 		if e.ID != late2.ID {
 			continue
 		}
-		sameMeta(t, e.Meta, late2)
+		sameMeta(t, e.Meta, EntryOf(late2).Meta)
 		if ws, bs := [][2]int{{4, 5}, {3, 4}, {2, 3}}, [][2]int{{4, 1}, {3, 1}, {2, 1}}; !slices.Equal(e.WeightShapes, ws) || !slices.Equal(e.BiasShapes, bs) {
 			t.Errorf("shapes %v, %v; want %v, %v", e.WeightShapes, e.BiasShapes, ws, bs)
 		}
@@ -542,6 +601,11 @@ func TestSaveFailureKeepsPreviousFile(t *testing.T) {
 		{"meta sizes changed", func(m *Meta) { m.Sizes = []int{3, 3, 2} }, []int{3, 2, 2}},
 		{"NaN accuracy", func(m *Meta) { m.Accuracy = &nan }, []int{3, 2, 2}},
 		{"negative epochs", func(m *Meta) { m.EpochsTrained = -1 }, []int{3, 2, 2}},
+		{"unknown init", func(m *Meta) { m.Init = "Normal" }, []int{3, 2, 2}},
+		{"history beyond epochs trained", func(m *Meta) { m.EpochsTrained = 2 }, []int{3, 2, 2}},
+		{"history out of order", func(m *Meta) { m.History[0], m.History[1] = m.History[1], m.History[0] }, []int{3, 2, 2}},
+		{"history job id too long", func(m *Meta) { m.History[0].JobID = strings.Repeat("j", 65) }, []int{3, 2, 2}},
+		{"history time beyond year 9999", func(m *Meta) { m.History[0].FinishedAt = m.History[0].FinishedAt.AddDate(10000, 0, 0) }, []int{3, 2, 2}},
 		{"too many layers", func(m *Meta) { m.Sizes = slices.Repeat([]int{1}, MaxLayers+1) }, slices.Repeat([]int{1}, MaxLayers+1)},
 		{"time beyond year 9999", func(m *Meta) { m.UpdatedAt = m.UpdatedAt.AddDate(10000, 0, 0) }, []int{3, 2, 2}},
 	} {

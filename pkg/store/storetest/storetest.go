@@ -100,12 +100,25 @@ func net(t *testing.T, sizes []int, seed uint64) *network.Network {
 // at created.
 func meta(sizes []int, created time.Time) store.Meta {
 	acc := 0.8765
+	seed := uint64(1<<64 - 3) // beyond 2^53: must survive exactly
+	job := uuid.NewString()
+	var history []store.EpochRecord
+	for e := 1; e <= 2; e++ {
+		history = append(history, store.EpochRecord{
+			Epoch: e, JobID: job, Accuracy: 0.8 + float64(e)/100, Correct: 8000 + 100*e, Total: 10000,
+			ElapsedTime: 0.5 * float64(e), LearningRate: 0.5, MiniBatchSize: 32, Cost: "cross_entropy",
+			Lambda: 5, Seed: uint64(e) << 60, FinishedAt: created.Add(time.Duration(e) * time.Second),
+		})
+	}
 	return store.Meta{
 		ID:            uuid.NewString(),
 		Sizes:         slices.Clone(sizes),
+		Init:          store.InitScaled,
+		Seed:          &seed,
 		Trained:       true,
 		Accuracy:      &acc,
 		EpochsTrained: 2,
+		History:       history,
 		CreatedAt:     created,
 		UpdatedAt:     created.Add(time.Minute + 123456789),
 	}
@@ -150,13 +163,24 @@ func diffNetwork(got, want *network.Network) error {
 // as instants.
 func sameMeta(t *testing.T, got, want store.Meta) {
 	t.Helper()
-	eqAcc := (got.Accuracy == nil) == (want.Accuracy == nil) &&
-		(got.Accuracy == nil || *got.Accuracy == *want.Accuracy)
-	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Trained != want.Trained ||
+	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Init != want.Init ||
+		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
 		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.UpdatedAt.Equal(want.UpdatedAt) || !eqAcc {
+		!got.UpdatedAt.Equal(want.UpdatedAt) || !samePtr(got.Accuracy, want.Accuracy) ||
+		!slices.EqualFunc(got.History, want.History, sameRecord) {
 		t.Fatalf("meta\n got %+v\nwant %+v", got, want)
 	}
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// sameRecord compares records, their times as instants.
+func sameRecord(a, b store.EpochRecord) bool {
+	at, bt := a.FinishedAt, b.FinishedAt
+	a.FinishedAt, b.FinishedAt = time.Time{}, time.Time{}
+	return a == b && at.Equal(bt)
 }
 
 func ids(es []store.Entry) []string {
@@ -170,11 +194,14 @@ func ids(es []store.Entry) []string {
 func testRoundTrip(t *testing.T, s Backend) {
 	ctx := t.Context()
 	untrained := meta([]int{784, 30, 10}, epoch)
-	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained = false, nil, 0
+	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained, untrained.History = false, nil, 0, nil
+	imported := meta([]int{784, 30, 10}, epoch)
+	imported.Init, imported.Seed = "", nil
 	for i, m := range []store.Meta{
 		meta([]int{784, 30, 10}, epoch),
 		meta([]int{784, 17, 5, 10}, epoch),
 		untrained,
+		imported,
 		meta([]int{1, 1}, epoch),
 		meta(slices.Repeat([]int{2}, store.DefaultMaxLayers), epoch), // at the layer limit
 	} {
@@ -251,7 +278,8 @@ func testList(t *testing.T, s Backend) {
 		if e.ID != late2.ID {
 			continue
 		}
-		sameMeta(t, e.Meta, late2)
+		// List leaves the history out.
+		sameMeta(t, e.Meta, store.EntryOf(late2).Meta)
 		ws, bs := [][2]int{{4, 5}, {3, 4}, {2, 3}}, [][2]int{{4, 1}, {3, 1}, {2, 1}}
 		if !slices.Equal(e.WeightShapes, ws) || !slices.Equal(e.BiasShapes, bs) {
 			t.Errorf("shapes %v, %v; want %v, %v", e.WeightShapes, e.BiasShapes, ws, bs)
@@ -265,6 +293,9 @@ func testOverwrite(t *testing.T, s Backend) {
 	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); err != nil {
 		t.Fatal(err)
 	}
+	next := m.History[1]
+	next.Epoch++
+	m.History = append(m.History, next)
 	m.EpochsTrained++
 	m.UpdatedAt = m.UpdatedAt.Add(time.Hour)
 	n2 := net(t, m.Sizes, 2)
