@@ -148,7 +148,8 @@ func (m *Meta) validateContent(lim Limits) error {
 }
 
 // Encode writes n and its description m as an .npz archive: meta.json,
-// then w0.npy, b0.npy, w1.npy, b1.npy, ... (see the package documentation).
+// history.json, then w0.npy, b0.npy, w1.npy, b1.npy, ... (see the package
+// documentation).
 // Every backend stores these bytes as they are.
 //
 // Entries are stored uncompressed, as np.savez does: trained weights hardly

@@ -19,8 +19,8 @@
 //
 // The arrays are NPY files of little-endian float64 ('<f8') in C order,
 // stored uncompressed as np.savez writes them (Decode also reads deflated
-// entries, as np.savez_compressed writes them). np.load ignores the .json
-// entries' not being arrays and returns their bytes. meta.json's fields:
+// entries, as np.savez_compressed writes them). The .json entries are not
+// arrays: np.load returns their bytes. meta.json's fields:
 //
 //	format_version   2 (version 1 files, without init, seed, history_records
 //	                 and history.json, are still read)
@@ -83,8 +83,8 @@ var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
 // concurrent Load or List sees the old file or the new one, never a mix. Of
 // two concurrent Saves of one id, the later rename wins.
 //
-// Only one Store should use a directory at a time: Open removes temporary
-// files it takes for leftovers of a crash.
+// Only one Store should use a directory at a time: the function Open removes
+// temporary files it takes for leftovers of a crash.
 type Store struct {
 	dir  string
 	root *os.Root

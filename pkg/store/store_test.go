@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -851,6 +852,74 @@ func TestConcurrent(t *testing.T) {
 	for _, name := range dirNames(t, s.Dir()) {
 		if strings.HasPrefix(name, tempPrefix) {
 			t.Errorf("temporary file %s left behind", name)
+		}
+	}
+}
+
+// TestOpenDownload checks what Open hands out for a download: the file's
+// bytes as they were when opened, even if a Save replaces the file while it
+// is read, through a reader that can also seek and read at offsets.
+func TestOpenDownload(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	m, n := fixture(t)
+	if err := s.Save(t.Context(), m, n); err != nil {
+		t.Fatal(err)
+	}
+	before := getFile(t, filepath.Join(s.Dir(), m.ID+".npz"))
+	rc, size, err := s.Open(t.Context(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if size != int64(len(before)) {
+		t.Errorf("size %d, want %d", size, len(before))
+	}
+	m.EpochsTrained++
+	m.History = append(m.History, m.History[2])
+	m.History[3].Epoch = 4
+	if err := s.Save(t.Context(), m, newNet(t, m.Sizes, 77)); err != nil {
+		t.Fatal(err)
+	}
+	rs, ok := rc.(io.ReadSeeker)
+	if !ok {
+		t.Fatalf("%T is not an io.ReadSeeker", rc)
+	}
+	if _, err := rs.Seek(10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, before) {
+		t.Error("Open read other bytes than the file's when opened")
+	}
+	if ra, ok := rc.(io.ReaderAt); !ok {
+		t.Errorf("%T is not an io.ReaderAt", rc)
+	} else if _, _, err := Decode(ra, size, DefaultLimits()); err != nil {
+		t.Errorf("Decode through the reader: %v", err)
+	}
+}
+
+// BenchmarkList lists a directory of 100 networks of 784-30-10, each with
+// a history of 30 epochs, as the service does at start-up.
+func BenchmarkList(b *testing.B) {
+	s := openStore(b, b.TempDir())
+	n := newNet(b, []int{784, 30, 10}, 1)
+	for range 100 {
+		m := newMeta(newID(), []int{784, 30, 10})
+		m.EpochsTrained, m.History = 30, history(30, m.CreatedAt)
+		if err := s.Save(b.Context(), m, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if es, errs := s.List(b.Context()); len(es) != 100 || len(errs) != 0 {
+			b.Fatalf("List: %d entries, errors %v", len(es), errs)
 		}
 	}
 }
