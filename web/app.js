@@ -618,6 +618,7 @@ function onEvent(type, data) {
     if (isActive(job)) {
       if (isNum(data.progress)) job.progress = Math.max(job.progress, data.progress);
       job.status = "training";
+      job.batch = null; // until the next epoch reports its batches
     }
     // The list's figures follow the epochs as they come.
     const n = findNetwork(job.networkId);

@@ -44,6 +44,7 @@ export function watch(page, name) {
   const seen = [];
   const allowed = [];
   let closing = false;
+  let navigating = false;
   const isAllowed = (url, status) =>
     allowed.some((a) => a.url.test(url) && (a.status === undefined || a.status === status));
   page.on('console', (msg) => {
@@ -58,7 +59,7 @@ export function watch(page, name) {
     const failure = req.failure()?.errorText ?? '';
     // Long-polls cut by closing the page, and downloads (which Chromium
     // reports as aborted navigations), are not failures.
-    if (closing || (failure === 'net::ERR_ABORTED' && /\/socket\.io\//.test(req.url()))) return;
+    if (closing || navigating || (failure === 'net::ERR_ABORTED' && /\/socket\.io\//.test(req.url()))) return;
     if (failure === 'net::ERR_ABORTED' && /\/download$/.test(req.url())) return;
     if (isAllowed(req.url())) return;
     seen.push({ kind: 'request failed', text: `${req.method()} ${req.url()}: ${failure}`, url: req.url() });
@@ -79,6 +80,15 @@ export function watch(page, name) {
     },
     closing() {
       closing = true;
+    },
+    /** Runs a navigation (reload), which may abort the old page's requests. */
+    async navigate(fn) {
+      navigating = true;
+      try {
+        return await fn();
+      } finally {
+        navigating = false;
+      }
     },
   };
 }

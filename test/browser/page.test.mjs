@@ -385,7 +385,7 @@ describe('management page', { concurrency: false }, () => {
     }, long);
 
     // A reload finds the job again (localStorage) and draws its epochs at once.
-    await page.reload();
+    await w.navigate(() => page.reload());
     await page.waitForSelector('body[data-ready]');
     assert.equal(await page.getAttribute('#network-rows tr.selected', 'data-id'), long);
     const atOnce = await points(page, '#chart');
