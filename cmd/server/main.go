@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		}
 	}()
 
-	st, err := store.Open(cfg.ModelsDir)
+	st, err := store.Open(cfg.ModelsDir, store.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams})
 	if err != nil {
 		return fmt.Errorf("models directory: %w", err)
 	}

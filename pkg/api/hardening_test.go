@@ -44,7 +44,7 @@ func (s *syncBuffer) lines(substr string) []string {
 // buffer.
 func newLoggedServer(t *testing.T, lim service.Limits, proxies []string) (*server, *syncBuffer) {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestExampleResponse(t *testing.T) {
 	if err := dec.Decode(&ex); err != nil {
 		t.Fatalf("example is not the contract's JSON: %v", err)
 	}
-	_, net, err := s.store.Load(id)
+	_, net, err := s.store.Load(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

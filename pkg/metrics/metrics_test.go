@@ -80,7 +80,7 @@ next:
 }
 
 func TestCountersMoveAfterAJob(t *testing.T) {
-	st, err := store.Open(t.TempDir())
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

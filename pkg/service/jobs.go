@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // JobStatus is where a job is in its life.
@@ -206,10 +208,25 @@ func (s *Service) Train(networkID string, p TrainParams) (JobInfo, error) {
 	if s.done {
 		return JobInfo{}, errShuttingDown
 	}
-	_, inMem := s.nets[networkID]
-	_, onDisk := s.saved[networkID]
-	if !inMem && !onDisk {
+	epochs := 0
+	if e, ok := s.nets[networkID]; ok {
+		epochs = e.state.Load().epochs
+	} else if m, ok := s.saved[networkID]; ok {
+		epochs = m.EpochsTrained
+	} else {
 		return JobInfo{}, errNetworkNotFound
+	}
+	for _, q := range s.jobs.queue {
+		if q.NetworkID == networkID {
+			epochs += q.Params.Epochs
+		}
+	}
+	if r := s.jobs.running[networkID]; r != nil {
+		epochs += r.Params.Epochs - r.epoch
+	}
+	if epochs+p.Epochs > store.MaxHistory {
+		return JobInfo{}, Errorf(Conflict, "a network trains at most %d epochs in its life; this one has %d trained or queued",
+			store.MaxHistory, epochs)
 	}
 	if len(s.jobs.queue) >= s.limits.MaxQueuedJobs {
 		return JobInfo{}, ErrQueueFull

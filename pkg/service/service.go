@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -26,12 +27,18 @@ import (
 	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// Store persists networks. *store.Store implements it.
+// Store persists networks. *store.Store implements it (a directory); in
+// scaled mode an object store does too. Every implementation passes
+// pkg/store/storetest.
 type Store interface {
-	Save(m store.Meta, n *network.Network) error
-	Load(id string) (store.Meta, *network.Network, error)
-	List() ([]store.Entry, []error)
-	Delete(id string) (bool, error)
+	Save(ctx context.Context, m store.Meta, n *network.Network) error
+	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
+	List(ctx context.Context) ([]store.Entry, []error)
+	// Delete removes a network's model. DeleteFailed (with an error) means
+	// it is still there.
+	Delete(ctx context.Context, id string) (store.DeleteResult, error)
+	// Open returns the stored bytes of a network's model and their size.
+	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
 }
 
 // Config wires a Service.
@@ -124,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	listed := make(chan listing, 1)
 	go func() {
-		entries, errs := cfg.Store.List()
+		entries, errs := cfg.Store.List(ctx)
 		listed <- listing{entries, errs}
 	}()
 	var l listing

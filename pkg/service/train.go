@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // worker runs queued jobs until Close, taking the oldest job whose network
@@ -105,8 +106,15 @@ func (s *Service) run(j *Job) error {
 	var last *state
 	onEpoch := func(ep network.Epoch) error {
 		acc := ep.Accuracy
+		now := s.now().UTC()
+		prev := e.state.Load()
 		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
-			epochs: start.epochs + ep.Epoch, updated: s.now().UTC()}
+			epochs: start.epochs + ep.Epoch, updated: now,
+			history: append(prev.history, store.EpochRecord{
+				Epoch: start.epochs + ep.Epoch, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
+				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
+				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
+			})}
 		// Saved first: what clients are told and what memory holds is
 		// never ahead of the disk.
 		if err := s.save(e, st); err != nil {
