@@ -428,6 +428,23 @@ describe('management page', { concurrency: false }, () => {
     await row(page, first).click();
     await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 3);
 
+    // Drawing with a finger: touch events become pointer events, and the
+    // pad keeps the page from scrolling under the finger (touch-action: none).
+    await page.locator('#pad').scrollIntoViewIfNeeded();
+    const box = await page.locator('#pad').boundingBox();
+    const scrollY = await page.evaluate(() => window.scrollY);
+    const at = (fx, fy) => ({ x: box.x + box.width * fx, y: box.y + box.height * fy });
+    const cdp = await page.context().newCDPSession(page);
+    const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/predict`));
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [at(0.5, 0.15)] });
+    for (let i = 1; i <= 10; i++) {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [at(0.5, 0.15 + 0.07 * i)] });
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    assert.equal((await predicted).status(), 200);
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    assert.equal(await page.evaluate(() => window.scrollY), scrollY, 'drawing does not scroll the page');
+
     // A long error toast.
     w.allow(/\/api\/networks\/import$/, 400);
     const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#import-button')]);
