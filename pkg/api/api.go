@@ -70,7 +70,7 @@ func newEngine(o Options) (*gin.Engine, error) {
 		o.Logger = slog.Default()
 	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache(),
-		requests: o.Requests}
+		requests: o.Requests, imports: make(chan struct{}, maxImports)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -90,6 +90,9 @@ func newEngine(o Options) (*gin.Engine, error) {
 	a.POST("/networks/:id/train", h.train)
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
+	a.GET("/networks/:id/history", h.history)
+	a.GET("/networks/:id/download", h.download)
+	a.POST("/networks/import", h.importNetwork)
 	a.GET("/training/:id", h.job)
 	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)
@@ -164,6 +167,7 @@ type handlers struct {
 	logs     *logLimiter
 	weights  *weightsCache
 	requests RequestObserver // nil: none
+	imports  chan struct{}   // bounds the imports read at once
 }
 
 func writeError(c *gin.Context, status int, msg string) {
@@ -299,7 +303,7 @@ func (h *handlers) createNetwork(c *gin.Context) {
 		return
 	}
 	n, err := h.svc.Create(p)
-	h.reply(c, createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: "created"}, err)
+	h.reply(c, createdOf(n, "created"), err)
 }
 
 func (h *handlers) deleteNetwork(c *gin.Context) {
