@@ -320,7 +320,7 @@ function renderNetworks() {
       },
     },
       h("td", { class: "mono" }, shortId(id)),
-      h("td", { class: "arch" }, archText(n), h("span", { class: "status-inline" }, statusCell())),
+      h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
       h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
         title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
       h("td", { class: "num acc" }, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy)),
@@ -920,6 +920,11 @@ function renderHistory() {
       })),
     };
   });
+  const n = findNetwork(id);
+  const origin = n && [typeof n.init === "string" && `${n.init === "scaled" ? "N(0, 1/√n)" : n.init === "normal" ? "N(0, 1)" : n.init} initial weights`,
+    isNum(n.seed) && `seed ${n.seed}`].filter(Boolean).join(", ");
+  $("history-origin").hidden = !origin;
+  $("history-origin").textContent = origin ? `Created with ${origin}.` : "";
   drawChart($("history-chart"), {
     series,
     xMax: Math.max(1, ...epochs.map((e) => e.epoch)),

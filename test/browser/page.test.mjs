@@ -330,7 +330,7 @@ describe('management page', { concurrency: false }, () => {
     await page.waitForFunction((n) => document.querySelectorAll('#network-rows tr').length === n, before + 1);
     await page.waitForSelector(`#network-rows tr.selected[data-id="${imported}"]`);
     assert.match(await page.textContent('#toast'), /Imported downloaded\.npz/);
-    assert.equal(await row(page, imported).locator('.arch').textContent(), '784 → 30 → 10');
+    assert.equal(await row(page, imported).locator('.arch-text').textContent(), '784 → 30 → 10');
     assert.equal(await row(page, imported).locator('.acc').textContent(), await row(page, first).locator('.acc').textContent());
 
     // A file that is not a model: the server's 400, shown to the user.
