@@ -32,7 +32,7 @@ type Network struct {
 // weights and biases drawn from a standard normal distribution N(0, 1) using
 // rng, as network.py does. The same rng state gives the same network.
 func New(sizes []int, rng *rand.Rand) (*Network, error) {
-	if err := checkSizes(sizes); err != nil {
+	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err
 	}
 	n := &Network{sizes: append([]int(nil), sizes...)}
@@ -58,7 +58,7 @@ func New(sizes []int, rng *rand.Rand) (*Network, error) {
 // orientation New uses. The matrices are copied. It fails if any shape does
 // not match sizes or any value is not finite.
 func FromParams(sizes []int, weights []*mat.Dense, biases []*mat.VecDense) (*Network, error) {
-	if err := checkSizes(sizes); err != nil {
+	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err
 	}
 	if len(weights) != len(sizes)-1 || len(biases) != len(sizes)-1 {
@@ -91,18 +91,6 @@ func FromParams(sizes []int, weights []*mat.Dense, biases []*mat.VecDense) (*Net
 // ErrNotFinite reports a weight or bias that is NaN or infinite: training has
 // diverged, or stored parameters are corrupt.
 var ErrNotFinite = errors.New("weights or biases are not finite numbers")
-
-func checkSizes(sizes []int) error {
-	if len(sizes) < 2 {
-		return fmt.Errorf("network: need at least 2 layers, got %d", len(sizes))
-	}
-	for i, s := range sizes {
-		if s < 1 {
-			return fmt.Errorf("network: layer %d has %d neurons, want at least 1", i, s)
-		}
-	}
-	return nil
-}
 
 func finite(xs []float64) bool {
 	for _, x := range xs {
