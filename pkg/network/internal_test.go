@@ -42,7 +42,9 @@ func TestNonFiniteWeightsEndTraining(t *testing.T) {
 
 // TestSparseKernels compares the vector kernels with the plain Go loops for
 // every width class they handle (blocks of 32, 16 and 4 doubles).
-func TestSparseKernels(t *testing.T) {
+func TestSparseKernels(t *testing.T) { ForEachKernel(t, testSparseKernels) }
+
+func testSparseKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	for _, n := range []int{4, 8, 12, 16, 20, 28, 32, 36, 48, 52, 64, 100, 128, 132} {
 		rows := 50
@@ -86,7 +88,9 @@ func TestSparseKernels(t *testing.T) {
 
 // TestDenseKernels compares the dense vector kernels with the Go loops,
 // for widths with and without a remainder of 4.
-func TestDenseKernels(t *testing.T) {
+func TestDenseKernels(t *testing.T) { ForEachKernel(t, testDenseKernels) }
+
+func testDenseKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
 	norm := func(n int) []float64 {
 		x := make([]float64, n)

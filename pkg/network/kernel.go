@@ -17,7 +17,9 @@ type Examples interface {
 	// that should fire.
 	Label(i int) int
 	// Nonzero returns the positions and intensities of example i's non-zero
-	// inputs. All other inputs are zero.
+	// inputs, positions strictly ascending and as many intensities as
+	// positions. All other inputs are zero. (The vector kernels rely on the
+	// order: they check only the last position against the weights.)
 	Nonzero(i int) (idx []uint16, val []uint8)
 }
 
