@@ -1,5 +1,9 @@
 package network
 
+// The directive lives in a file every architecture builds, so that go
+// generate writes the same kernels_amd64.s on any machine.
+//go:generate go run ./internal/asmgen
+
 // The loops that dominate training. Over an example's non-zero inputs:
 //
 //	gather:  dst += Σ_j table[val[j]] · w[idx[j]·n : idx[j]·n+n]

@@ -1,7 +1,5 @@
 package network
 
-//go:generate go run ./internal/asmgen
-
 import "golang.org/x/sys/cpu"
 
 // hasAVX reports whether this machine can run the assembly kernels; useAVX

@@ -45,3 +45,32 @@ func TestLearnsMNIST(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnsWithEitherKernels trains one epoch of [784,30,10] with the
+// assembly kernels and with the Go loops: both must learn (the equivalence
+// tests check the maths on small data; this checks a whole epoch of MNIST
+// on the Go loops, which machines without AVX2 run).
+func TestLearnsWithEitherKernels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains on all of MNIST")
+	}
+	ds := dataset(t)
+	network.ForEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 3))
+		net, err := network.New([]int{784, 30, 10}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc float64
+		_, err = network.SGD(context.Background(), net, ds.Training, ds.Test,
+			network.Params{Epochs: 1, BatchSize: 10, Eta: 3.0}, rng,
+			func(e network.Epoch) error { acc = e.Accuracy; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Seed 3 gives 90.8% (see TestLearnsMNIST).
+		if acc < 0.85 {
+			t.Errorf("%.2f%% after one epoch, want >= 85%%", 100*acc)
+		}
+	})
+}

@@ -164,8 +164,11 @@ func maxDiff(t *testing.T, n *network.Network, r *reference) float64 {
 
 // TestEquivalence checks that one epoch of the batched, sparse trainer
 // equals network.py's per-example update_mini_batch applied to the same
-// mini-batches in the same order, including a smaller last batch.
-func TestEquivalence(t *testing.T) {
+// mini-batches in the same order, including a smaller last batch, with the
+// assembly kernels and with the Go loops.
+func TestEquivalence(t *testing.T) { network.ForEachKernel(t, testEquivalence) }
+
+func testEquivalence(t *testing.T) {
 	tests := []struct {
 		name      string
 		sizes     []int
