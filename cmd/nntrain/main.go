@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			time.Since(start).Seconds(), opt.layers, opt.params.Epochs, opt.params.BatchSize, opt.params.Eta, opt.seed)
 	}
 	rng := rand.New(rand.NewPCG(opt.seed, opt.seed))
-	net, err := network.New(opt.layers, rng)
+	net, err := network.New(opt.layers, network.InitNormal, rng)
 	if err != nil {
 		return err
 	}

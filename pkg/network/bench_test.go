@@ -24,7 +24,7 @@ func dataset(tb testing.TB) *mnist.Dataset {
 func benchmarkEpoch(b *testing.B, sizes []int) {
 	ds := dataset(b)
 	rng := rand.New(rand.NewPCG(1, 1))
-	net, err := network.New(sizes, rng)
+	net, err := network.New(sizes, network.InitNormal, rng)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func BenchmarkEpoch784x128x64x10(b *testing.B) { benchmarkEpoch(b, []int{784, 12
 // BenchmarkEvaluate times classifying the 10,000 test images with [784,30,10].
 func BenchmarkEvaluate(b *testing.B) {
 	ds := dataset(b)
-	net, err := network.New([]int{784, 30, 10}, rand.New(rand.NewPCG(1, 1)))
+	net, err := network.New([]int{784, 30, 10}, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		b.Fatal(err)
 	}

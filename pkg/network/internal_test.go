@@ -23,7 +23,7 @@ func (o oneHot) Nonzero(i int) ([]uint16, []uint8) { return []uint16{uint16(i % 
 // weights, so a NaN is planted (FromParams would refuse it) to check that a
 // non-finite state is reported rather than saved.
 func TestNonFiniteWeightsEndTraining(t *testing.T) {
-	n, err := New([]int{3, 4, 2}, rand.New(rand.NewPCG(1, 1)))
+	n, err := New([]int{3, 4, 2}, InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func BenchmarkMiniBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
-	n, _ := New([]int{784, 30, 10}, rng)
+	n, _ := New([]int{784, 30, 10}, InitNormal, rng)
 	tr := NewTrainer(n, 10, 3.0, rng)
 	batch := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 	b.ReportAllocs()
@@ -150,7 +150,7 @@ func BenchmarkMiniBatch(b *testing.B) {
 // Examples of another width must never reach the vector kernels, which
 // index rows by input.
 func TestRefusesExamplesOfAnotherWidth(t *testing.T) {
-	n, err := New([]int{4, 3, 2}, rand.New(rand.NewPCG(1, 1)))
+	n, err := New([]int{4, 3, 2}, InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

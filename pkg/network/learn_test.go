@@ -25,7 +25,7 @@ func TestLearnsMNIST(t *testing.T) {
 	ds := dataset(t)
 	for _, seed := range []uint64{1, 2, 3, 6, 9} {
 		rng := rand.New(rand.NewPCG(seed, seed))
-		net, err := network.New([]int{784, 30, 10}, rng)
+		net, err := network.New([]int{784, 30, 10}, network.InitNormal, rng)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestLearnsWithEitherKernels(t *testing.T) {
 	ds := dataset(t)
 	network.ForEachKernel(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 3))
-		net, err := network.New([]int{784, 30, 10}, rng)
+		net, err := network.New([]int{784, 30, 10}, network.InitNormal, rng)
 		if err != nil {
 			t.Fatal(err)
 		}

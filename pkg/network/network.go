@@ -29,14 +29,18 @@ type Network struct {
 }
 
 // New returns a network with the given layer sizes (inputs first), its
-// weights and biases drawn from a standard normal distribution N(0, 1) using
-// rng, as network.py does. The same rng state gives the same network.
-func New(sizes []int, rng *rand.Rand) (*Network, error) {
+// weights and biases drawn with rng as init says. As network.py does, it
+// draws all biases first, then all weights, layer by layer, so the same rng
+// state gives the same network; with InitNormal, the network New(sizes, rng)
+// gave before Init existed.
+func New(sizes []int, init Init, rng *rand.Rand) (*Network, error) {
 	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err
 	}
+	if !init.valid() {
+		return nil, fmt.Errorf("network: unknown initialisation %d", int(init))
+	}
 	n := &Network{sizes: append([]int(nil), sizes...)}
-	// network.py draws all biases first, then all weights.
 	for l := 1; l < len(sizes); l++ {
 		b := make([]float64, sizes[l])
 		for i := range b {
@@ -45,9 +49,14 @@ func New(sizes []int, rng *rand.Rand) (*Network, error) {
 		n.biases = append(n.biases, mat.NewVecDense(sizes[l], b))
 	}
 	for l := 1; l < len(sizes); l++ {
+		// Dividing by exactly 1 keeps InitNormal's draws bit for bit.
+		div := 1.0
+		if init == InitScaled {
+			div = math.Sqrt(float64(sizes[l-1]))
+		}
 		w := make([]float64, sizes[l]*sizes[l-1])
 		for i := range w {
-			w[i] = rng.NormFloat64()
+			w[i] = rng.NormFloat64() / div
 		}
 		n.weights = append(n.weights, mat.NewDense(sizes[l], sizes[l-1], w))
 	}
