@@ -127,23 +127,39 @@ func maxAbsDiff(a, b []float64) float64 {
 	return d
 }
 
-// BenchmarkMiniBatch times one mini-batch update of [784,30,10] on MNIST:
-// it must not allocate.
+// stepCases are network.py's and network2.py's training.
+var stepCases = []struct {
+	name string
+	p    Params
+}{
+	{"quadratic", Params{BatchSize: 10, Eta: 3.0}},
+	{"cross-entropy+L2", Params{BatchSize: 10, Eta: 0.5, Cost: CrossEntropy, Lambda: 5}},
+}
+
+// BenchmarkMiniBatch times one mini-batch update of [784,30,10] on MNIST. It
+// must not allocate (TestTrainingAllocatesNothing checks).
 func BenchmarkMiniBatch(b *testing.B) {
 	ds, err := mnist.LoadEmbedded()
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	n, _ := New([]int{784, 30, 10}, InitNormal, rng)
-	tr := NewTrainer(n, 10, 3.0, rng)
-	batch := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		for j := range batch {
-			batch[j] = int32((i*10 + j) % ds.Training.Len())
-		}
-		tr.step(ds.Training, batch)
+	for _, tc := range stepCases {
+		b.Run(tc.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			n, _ := New([]int{784, 30, 10}, InitNormal, rng)
+			tr, err := NewTrainer(n, tc.p, rng)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]int32, tc.p.BatchSize)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				for j := range batch {
+					batch[j] = int32((i*len(batch) + j) % ds.Training.Len())
+				}
+				tr.step(ds.Training, batch)
+			}
+		})
 	}
 }
 
@@ -161,7 +177,11 @@ func TestRefusesExamplesOfAnotherWidth(t *testing.T) {
 	if _, err := n.Classify(data); err == nil {
 		t.Error("Classify accepted them")
 	}
-	if _, err := NewTrainer(n, 2, 1, rand.New(rand.NewPCG(1, 1))).TrainEpoch(context.Background(), data); err == nil {
+	tr, err := NewTrainer(n, Params{BatchSize: 2, Eta: 1}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.TrainEpoch(context.Background(), data); err == nil {
 		t.Error("TrainEpoch accepted them")
 	}
 	if _, err := SGD(context.Background(), n, data, data, Params{Epochs: 1, BatchSize: 2, Eta: 1}, rand.New(rand.NewPCG(1, 1)), nil); err == nil {

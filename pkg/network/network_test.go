@@ -3,6 +3,7 @@ package network_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -16,22 +17,29 @@ import (
 type examples struct {
 	pixels [][]uint8
 	labels []int
+	idx    [][]uint16 // the non-zero pixels of each image, made by add
+	val    [][]uint8
 }
 
-func (e *examples) Len() int        { return len(e.labels) }
-func (e *examples) Inputs() int     { return len(e.pixels[0]) }
-func (e *examples) Label(i int) int { return e.labels[i] }
-func (e *examples) Nonzero(i int) ([]uint16, []uint8) {
+func (e *examples) add(px []uint8, label int) {
 	var idx []uint16
 	var val []uint8
-	for p, v := range e.pixels[i] {
+	for p, v := range px {
 		if v != 0 {
 			idx = append(idx, uint16(p))
 			val = append(val, v)
 		}
 	}
-	return idx, val
+	e.pixels = append(e.pixels, px)
+	e.labels = append(e.labels, label)
+	e.idx = append(e.idx, idx)
+	e.val = append(e.val, val)
 }
+
+func (e *examples) Len() int                          { return len(e.labels) }
+func (e *examples) Inputs() int                       { return len(e.pixels[0]) }
+func (e *examples) Label(i int) int                   { return e.labels[i] }
+func (e *examples) Nonzero(i int) ([]uint16, []uint8) { return e.idx[i], e.val[i] }
 
 func (e *examples) input(i int) []float64 {
 	x := make([]float64, len(e.pixels[i]))
@@ -52,19 +60,21 @@ func randomExamples(rng *rand.Rand, n, size, classes int) *examples {
 				px[p] = uint8(rng.IntN(256))
 			}
 		}
-		e.pixels = append(e.pixels, px)
-		e.labels = append(e.labels, rng.IntN(classes))
+		e.add(px, rng.IntN(classes))
 	}
 	return e
 }
 
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
-// reference is network.py's update_mini_batch, written example by example
-// with plain gonum matrices: the specification the fast code must match.
+// reference is network.py's update_mini_batch (network2.py's, with a cost
+// and λ), written example by example with plain gonum matrices: the
+// specification the fast code must match.
 type reference struct {
-	w []*mat.Dense
-	b []*mat.VecDense
+	w      []*mat.Dense
+	b      []*mat.VecDense
+	cost   network.Cost
+	lambda float64
 }
 
 func referenceOf(n *network.Network) *reference {
@@ -76,7 +86,7 @@ func referenceOf(n *network.Network) *reference {
 	return r
 }
 
-// backprop returns the gradient of the quadratic cost for one example.
+// backprop returns the gradient of r.cost for one example.
 func (r *reference) backprop(x []float64, y int) ([]*mat.Dense, []*mat.VecDense) {
 	acts := []*mat.VecDense{mat.NewVecDense(len(x), x)}
 	for l := range r.w {
@@ -100,7 +110,14 @@ func (r *reference) backprop(x []float64, y int) ([]*mat.Dense, []*mat.VecDense)
 		if i == y {
 			t = 1
 		}
-		delta.SetVec(i, (a-t)*a*(1-a))
+		switch r.cost {
+		case network.Quadratic:
+			delta.SetVec(i, (a-t)*a*(1-a))
+		case network.CrossEntropy:
+			delta.SetVec(i, a-t)
+		default:
+			panic("reference: unknown cost")
+		}
 	}
 	for l := L - 1; l >= 0; l-- {
 		nb[l] = delta
@@ -120,7 +137,8 @@ func (r *reference) backprop(x []float64, y int) ([]*mat.Dense, []*mat.VecDense)
 	return nw, nb
 }
 
-func (r *reference) update(data *examples, batch []int, eta float64) {
+// update applies one mini-batch out of n training examples.
+func (r *reference) update(data *examples, batch []int, eta float64, n int) {
 	L := len(r.w)
 	sw := make([]*mat.Dense, L)
 	sb := make([]*mat.VecDense, L)
@@ -136,7 +154,9 @@ func (r *reference) update(data *examples, batch []int, eta float64) {
 		}
 	}
 	c := eta / float64(len(batch))
+	decay := 1 - eta*r.lambda/float64(n)
 	for l := range L {
+		r.w[l].Scale(decay, r.w[l])
 		r.w[l].Sub(r.w[l], scaled(c, sw[l]))
 		r.b[l].AddScaledVec(r.b[l], -c, sb[l])
 	}
@@ -162,25 +182,55 @@ func maxDiff(t *testing.T, n *network.Network, r *reference) float64 {
 	return d
 }
 
+// newTrainer is NewTrainer for parameters the test knows are valid.
+func newTrainer(t testing.TB, n *network.Network, p network.Params, rng *rand.Rand) *network.Trainer {
+	t.Helper()
+	tr, err := network.NewTrainer(n, p, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 // TestEquivalence checks that one epoch of the batched, sparse trainer
-// equals network.py's per-example update_mini_batch applied to the same
-// mini-batches in the same order, including a smaller last batch, with the
-// assembly kernels and with the Go loops.
+// equals the per-example reference applied to the same mini-batches in the
+// same order, including a smaller last batch, for both costs, with and
+// without L2 regularisation, with the assembly kernels and with the Go
+// loops.
 func TestEquivalence(t *testing.T) { network.ForEachKernel(t, testEquivalence) }
 
 func testEquivalence(t *testing.T) {
+	const (
+		ce = network.CrossEntropy
+		q  = network.Quadratic
+	)
 	tests := []struct {
 		name      string
 		sizes     []int
 		n, batch  int
 		inputSize int
+		cost      network.Cost
+		eta       float64
+		lambda    float64
 	}{
-		{"one full batch", []int{784, 30, 10}, 10, 10, 784},
-		{"last batch smaller", []int{784, 30, 10}, 25, 10, 784},
-		{"batch of one", []int{784, 30, 10}, 4, 1, 784},
-		{"odd widths, three layers", []int{784, 17, 5, 10}, 12, 5, 784},
-		{"wide hidden layer", []int{784, 100, 10}, 10, 10, 784},
-		{"tiny", []int{3, 1, 2}, 6, 4, 3},
+		{"one full batch", []int{784, 30, 10}, 10, 10, 784, q, 3, 0},
+		{"last batch smaller", []int{784, 30, 10}, 25, 10, 784, q, 3, 0},
+		{"batch of one", []int{784, 30, 10}, 4, 1, 784, q, 3, 0},
+		{"odd widths, three layers", []int{784, 17, 5, 10}, 12, 5, 784, q, 3, 0},
+		{"wide hidden layer", []int{784, 100, 10}, 10, 10, 784, q, 3, 0},
+		{"tiny", []int{3, 1, 2}, 6, 4, 3, q, 3, 0},
+		{"cross-entropy", []int{784, 30, 10}, 25, 10, 784, ce, 0.5, 0},
+		{"cross-entropy, batch of one", []int{784, 30, 10}, 4, 1, 784, ce, 0.5, 0},
+		{"quadratic, L2", []int{784, 30, 10}, 25, 10, 784, q, 3, 5},
+		{"cross-entropy, L2, three layers", []int{784, 17, 5, 10}, 12, 5, 784, ce, 0.5, 5},
+		{"cross-entropy, L2, tiny", []int{3, 1, 2}, 6, 4, 3, ce, 0.5, 1},
+		// Weights shrink by 0.1 per mini-batch: the kernel's weight scale
+		// passes its minimum at the fourth and is folded into the weights.
+		{"L2 folding the weight scale", []int{784, 17, 5, 10}, 25, 5, 784, ce, 3, 7.5},
+		// η·λ/n = 1 and 2: each mini-batch zeroes or negates the weights
+		// before its step.
+		{"L2 shrink factor 0", []int{784, 17, 5, 10}, 25, 5, 784, ce, 0.5, 50},
+		{"L2 shrink factor -1", []int{784, 17, 5, 10}, 25, 5, 784, q, 0.5, 100},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,9 +240,10 @@ func testEquivalence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const eta = 3.0
 			ref := referenceOf(net)
-			tr := network.NewTrainer(net, tc.batch, eta, rand.New(rand.NewPCG(1, 2)))
+			ref.cost, ref.lambda = tc.cost, tc.lambda
+			p := network.Params{BatchSize: tc.batch, Eta: tc.eta, Cost: tc.cost, Lambda: tc.lambda}
+			tr := newTrainer(t, net, p, rand.New(rand.NewPCG(1, 2)))
 			if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +254,7 @@ func testEquivalence(t *testing.T) {
 			}
 			rand.New(rand.NewPCG(1, 2)).Shuffle(tc.n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
 			for lo := 0; lo < tc.n; lo += tc.batch {
-				ref.update(data, perm[lo:min(lo+tc.batch, tc.n)], eta)
+				ref.update(data, perm[lo:min(lo+tc.batch, tc.n)], tc.eta, tc.n)
 			}
 			got := tr.Network()
 			if d := maxDiff(t, got, ref); d > 1e-9 {
@@ -216,10 +267,28 @@ func testEquivalence(t *testing.T) {
 	}
 }
 
-// TestGradient checks back-propagation against finite differences of the
-// quadratic cost C = Σ ½‖a(x) − y‖² over a tiny data set: one full-batch step
-// moves every parameter by −eta/n · ∂C/∂p.
+// TestGradient checks back-propagation against finite differences of
+// C = Σ_x C_x + λ/2·Σw², n times network2.py's regularised cost, for each
+// cost C_x, with and without λ, over a tiny data set: one full-batch step
+// moves every parameter p by −eta/n · ∂C/∂p.
 func TestGradient(t *testing.T) {
+	tests := []struct {
+		cost   network.Cost
+		lambda float64
+	}{
+		{network.Quadratic, 0},
+		{network.CrossEntropy, 0},
+		{network.Quadratic, 0.7},
+		{network.CrossEntropy, 0.7},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%v λ=%v", tc.cost, tc.lambda), func(t *testing.T) {
+			testGradient(t, tc.cost, tc.lambda)
+		})
+	}
+}
+
+func testGradient(t *testing.T, cost network.Cost, lambda float64) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{5, 4, 3, 2}
 	data := randomExamples(rng, 6, sizes[0], 2)
@@ -227,7 +296,7 @@ func TestGradient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cost := func(ws []*mat.Dense, bs []*mat.VecDense) float64 {
+	costOf := func(ws []*mat.Dense, bs []*mat.VecDense) float64 {
 		n, err := network.FromParams(sizes, ws, bs)
 		if err != nil {
 			t.Fatal(err)
@@ -243,55 +312,68 @@ func TestGradient(t *testing.T) {
 				if j == data.Label(i) {
 					y = 1
 				}
-				c += 0.5 * (a - y) * (a - y)
+				switch cost {
+				case network.Quadratic:
+					c += 0.5 * (a - y) * (a - y)
+				case network.CrossEntropy:
+					c -= y*math.Log(a) + (1-y)*math.Log(1-a)
+				}
 			}
+		}
+		for _, w := range ws {
+			c += lambda / 2 * mat.Sum(squares(w))
 		}
 		return c
 	}
 	ref := referenceOf(net)
 	const eta = 0.5
-	tr := network.NewTrainer(net, data.Len(), eta, rng)
+	tr := newTrainer(t, net, network.Params{BatchSize: data.Len(), Eta: eta, Cost: cost, Lambda: lambda}, rng)
 	if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
 		t.Fatal(err)
 	}
 	after := tr.Network()
 	const h = 1e-6
 	scale := float64(data.Len()) / eta
+	check := func(what string, get func() float64, set func(float64), stepped float64) {
+		t.Helper()
+		orig := get()
+		set(orig + h)
+		up := costOf(ref.w, ref.b)
+		set(orig - h)
+		down := costOf(ref.w, ref.b)
+		set(orig)
+		numeric := (up - down) / (2 * h)
+		backprop := (orig - stepped) * scale
+		if math.Abs(numeric-backprop) > 1e-6*max(1, math.Abs(numeric)) {
+			t.Errorf("%s: backprop %g, finite difference %g", what, backprop, numeric)
+		}
+	}
 	checked := 0
 	for l := range net.NumLayers() {
 		rows, cols := ref.w[l].Dims()
 		for i := range rows {
 			for j := range cols {
-				orig := ref.w[l].At(i, j)
-				ref.w[l].Set(i, j, orig+h)
-				up := cost(ref.w, ref.b)
-				ref.w[l].Set(i, j, orig-h)
-				down := cost(ref.w, ref.b)
-				ref.w[l].Set(i, j, orig)
-				numeric := (up - down) / (2 * h)
-				backprop := (orig - after.Weights(l).At(i, j)) * scale
-				if math.Abs(numeric-backprop) > 1e-6*max(1, math.Abs(numeric)) {
-					t.Errorf("layer %d w[%d][%d]: backprop %g, finite difference %g", l, i, j, backprop, numeric)
-				}
+				check(fmt.Sprintf("layer %d w[%d][%d]", l, i, j),
+					func() float64 { return ref.w[l].At(i, j) }, func(v float64) { ref.w[l].Set(i, j, v) },
+					after.Weights(l).At(i, j))
 				checked++
 			}
-			orig := ref.b[l].AtVec(i)
-			ref.b[l].SetVec(i, orig+h)
-			up := cost(ref.w, ref.b)
-			ref.b[l].SetVec(i, orig-h)
-			down := cost(ref.w, ref.b)
-			ref.b[l].SetVec(i, orig)
-			numeric := (up - down) / (2 * h)
-			backprop := (orig - after.Biases(l).AtVec(i)) * scale
-			if math.Abs(numeric-backprop) > 1e-6*max(1, math.Abs(numeric)) {
-				t.Errorf("layer %d b[%d]: backprop %g, finite difference %g", l, i, backprop, numeric)
-			}
+			check(fmt.Sprintf("layer %d b[%d]", l, i),
+				func() float64 { return ref.b[l].AtVec(i) }, func(v float64) { ref.b[l].SetVec(i, v) },
+				after.Biases(l).AtVec(i))
 			checked++
 		}
 	}
 	if checked != 4*5+4+3*4+3+2*3+2 {
 		t.Errorf("checked %d parameters", checked)
 	}
+}
+
+// squares returns the matrix of the squares of w's elements.
+func squares(w *mat.Dense) *mat.Dense {
+	var sq mat.Dense
+	sq.MulElem(w, w)
+	return &sq
 }
 
 func TestSameSeedSameRun(t *testing.T) {
@@ -476,21 +558,77 @@ func TestSGDCallbackAndCancel(t *testing.T) {
 }
 
 func TestParamsValidate(t *testing.T) {
+	ok := network.Params{Epochs: 1, BatchSize: 1, Eta: 0.1}
+	with := func(f func(p *network.Params)) network.Params {
+		p := ok
+		f(&p)
+		return p
+	}
 	tests := []struct {
-		p  network.Params
-		ok bool
+		name string
+		p    network.Params
+		ok   bool
 	}{
-		{network.Params{Epochs: 1, BatchSize: 1, Eta: 0.1}, true},
-		{network.Params{Epochs: 0, BatchSize: 1, Eta: 0.1}, false},
-		{network.Params{Epochs: 1, BatchSize: 0, Eta: 0.1}, false},
-		{network.Params{Epochs: 1, BatchSize: 1, Eta: 0}, false},
-		{network.Params{Epochs: 1, BatchSize: 1, Eta: -1}, false},
-		{network.Params{Epochs: 1, BatchSize: 1, Eta: math.NaN()}, false},
-		{network.Params{Epochs: 1, BatchSize: 1, Eta: math.Inf(1)}, false},
+		{"minimal", ok, true},
+		{"no epochs", with(func(p *network.Params) { p.Epochs = 0 }), false},
+		{"no batch", with(func(p *network.Params) { p.BatchSize = 0 }), false},
+		{"zero eta", with(func(p *network.Params) { p.Eta = 0 }), false},
+		{"negative eta", with(func(p *network.Params) { p.Eta = -1 }), false},
+		{"NaN eta", with(func(p *network.Params) { p.Eta = math.NaN() }), false},
+		{"infinite eta", with(func(p *network.Params) { p.Eta = math.Inf(1) }), false},
+		{"cross-entropy", with(func(p *network.Params) { p.Cost = network.CrossEntropy }), true},
+		{"unknown cost", with(func(p *network.Params) { p.Cost = 2 }), false},
+		{"negative cost", with(func(p *network.Params) { p.Cost = -1 }), false},
+		{"lambda", with(func(p *network.Params) { p.Lambda = 5 }), true},
+		{"max lambda", with(func(p *network.Params) { p.Lambda = network.MaxLambda }), true},
+		{"lambda too large", with(func(p *network.Params) { p.Lambda = math.Nextafter(network.MaxLambda, 2000) }), false},
+		{"negative lambda", with(func(p *network.Params) { p.Lambda = -0.1 }), false},
+		{"NaN lambda", with(func(p *network.Params) { p.Lambda = math.NaN() }), false},
+		{"infinite lambda", with(func(p *network.Params) { p.Lambda = math.Inf(1) }), false},
+	}
+	net, err := network.New([]int{3, 2}, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
-		if err := tc.p.Validate(); (err == nil) != tc.ok {
-			t.Errorf("%+v: Validate() = %v, want ok=%v", tc.p, err, tc.ok)
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.p.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+			// A Trainer runs epoch by epoch: it checks all but Epochs.
+			_, err := network.NewTrainer(net, tc.p, rand.New(rand.NewPCG(1, 1)))
+			if (err == nil) != (tc.ok || tc.p.Epochs == 0) {
+				t.Errorf("NewTrainer: %v", err)
+			}
+		})
+	}
+}
+
+func TestCostNames(t *testing.T) {
+	tests := []struct {
+		cost network.Cost
+		name string
+	}{{network.Quadratic, "quadratic"}, {network.CrossEntropy, "cross-entropy"}}
+	for _, tc := range tests {
+		if got := tc.cost.String(); got != tc.name {
+			t.Errorf("String() = %q, want %q", got, tc.name)
+		}
+		if got, err := network.ParseCost(tc.name); err != nil || got != tc.cost {
+			t.Errorf("ParseCost(%q) = %v, %v", tc.name, got, err)
+		}
+		var back network.Cost
+		if text, err := tc.cost.MarshalText(); err != nil || back.UnmarshalText(text) != nil || back != tc.cost {
+			t.Errorf("%v does not survive MarshalText and UnmarshalText", tc.cost)
+		}
+	}
+	for _, bad := range []string{"", "Quadratic", "crossentropy", "log-likelihood"} {
+		if _, err := network.ParseCost(bad); err == nil {
+			t.Errorf("ParseCost(%q) succeeded", bad)
+		}
+	}
+	for _, bad := range []network.Cost{-1, 2} {
+		if _, err := bad.MarshalText(); err == nil {
+			t.Errorf("%v.MarshalText() succeeded", bad)
 		}
 	}
 }
@@ -526,5 +664,36 @@ func TestNewAndFromParamsReject(t *testing.T) {
 	}
 	if _, err := network.FromParams([]int{4, 3, 2}, ws, bs); err != nil {
 		t.Errorf("FromParams of a good network: %v", err)
+	}
+}
+
+// TestTrainingAllocatesNothing: after its first epoch, which makes the
+// shuffle order, a Trainer allocates nothing, whatever its options.
+func TestTrainingAllocatesNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		p    network.Params
+	}{
+		{"quadratic", network.Params{BatchSize: 10, Eta: 3.0}},
+		{"cross-entropy+L2", network.Params{BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 5}},
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	data := randomExamples(rng, 55, 784, 10)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			net, err := network.New([]int{784, 30, 10}, network.InitNormal, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := newTrainer(t, net, tc.p, rng)
+			allocs := testing.AllocsPerRun(10, func() {
+				if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per epoch, want 0", allocs)
+			}
+		})
 	}
 }
