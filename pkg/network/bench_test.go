@@ -56,6 +56,37 @@ func BenchmarkEpoch784x100x10(b *testing.B)    { benchmarkEpoch(b, []int{784, 10
 func BenchmarkEpoch784x100x10L2(b *testing.B)  { benchmarkEpoch(b, []int{784, 100, 10}, nielsen2) }
 func BenchmarkEpoch784x128x64x10(b *testing.B) { benchmarkEpoch(b, []int{784, 128, 64, 10}, nielsen1) }
 
+// BenchmarkBigBatch times an epoch of [784,100,10] that is one mini-batch
+// of 50,000 examples, trainer included so that B/op shows its memory: with
+// 1 MiB of scratch, worked through in chunks of 593 examples, and without a
+// bound (88 MB of scratch).
+func BenchmarkBigBatch(b *testing.B) {
+	ds := dataset(b)
+	sizes := []int{784, 100, 10}
+	net, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name    string
+		scratch int
+	}{{"chunked-1MiB", 1 << 20}, {"unbounded", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := network.Params{BatchSize: ds.Training.Len(), Eta: 3, ScratchBytes: bc.scratch}
+			b.ReportAllocs()
+			for b.Loop() {
+				tr, err := network.NewTrainer(net, p, rand.New(rand.NewPCG(1, 1)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tr.TrainEpoch(context.Background(), ds.Training); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkEvaluate times classifying the 10,000 test images with [784,30,10].
 func BenchmarkEvaluate(b *testing.B) {
 	ds := dataset(b)

@@ -24,3 +24,7 @@ func ForEachKernel(t *testing.T, f func(t *testing.T)) {
 		})
 	}
 }
+
+// BytesPerRow is the scratch bytes one example of a mini-batch takes, for
+// tests to set Params.ScratchBytes to a number of rows.
+func BytesPerRow(sizes []int) int { return bytesPerRow(sizes) }

@@ -157,7 +157,7 @@ func BenchmarkMiniBatch(b *testing.B) {
 				for j := range batch {
 					batch[j] = int32((i*len(batch) + j) % ds.Training.Len())
 				}
-				tr.step(ds.Training, batch)
+				tr.step(ds.Training, batch, nil)
 			}
 		})
 	}

@@ -51,10 +51,9 @@ var scale = func() (t [256]float64) {
 // regularising, so the default path multiplies by 1 and is unchanged.
 type kernel struct {
 	sizes []int
-	h0    int         // padded width of the first hidden layer
-	w     [][]float64 // w[0]: sizes[0]×h0 (transposed, padded); w[l>0]: sizes[l+1]×sizes[l]
-	b     [][]float64 // b[0]: h0 (padded); b[l>0]: sizes[l+1]
-	ws    float64     // the weights are ws·w; see minWeightScale
+	h0    int // padded width of the first hidden layer
+	params
+	ws float64 // the weights are ws·w; see minWeightScale
 
 	// table maps an intensity to its input value times ws, for the sparse
 	// kernels: &scale while ws is 1, else &scaled.
@@ -68,6 +67,29 @@ type kernel struct {
 // is a pass over the weights every 28 epochs; a shrink factor at or below 0
 // (η·λ ≥ n, legal if silly) folds every mini-batch.
 const minWeightScale = 1.0 / 1024
+
+// params are weights and biases (or their gradient) in the kernel's layout.
+type params struct {
+	w [][]float64 // w[0]: sizes[0]×h0 (transposed, padded); w[l>0]: sizes[l+1]×sizes[l]
+	b [][]float64 // b[0]: h0 (padded); b[l>0]: sizes[l+1]
+}
+
+// newParams returns zero weights and biases shaped like k's.
+func (k *kernel) newParams() *params {
+	p := &params{}
+	for l := range k.w {
+		p.w = append(p.w, make([]float64, len(k.w[l])))
+		p.b = append(p.b, make([]float64, len(k.b[l])))
+	}
+	return p
+}
+
+func (p *params) clear() {
+	for l := range p.w {
+		clear(p.w[l])
+		clear(p.b[l])
+	}
+}
 
 func pad4(n int) int { return (n + 3) &^ 3 }
 

@@ -585,6 +585,8 @@ func TestParamsValidate(t *testing.T) {
 		{"negative lambda", with(func(p *network.Params) { p.Lambda = -0.1 }), false},
 		{"NaN lambda", with(func(p *network.Params) { p.Lambda = math.NaN() }), false},
 		{"infinite lambda", with(func(p *network.Params) { p.Lambda = math.Inf(1) }), false},
+		{"scratch bound", with(func(p *network.Params) { p.ScratchBytes = 1 }), true},
+		{"negative scratch bound", with(func(p *network.Params) { p.ScratchBytes = -1 }), false},
 	}
 	net, err := network.New([]int{3, 2}, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
@@ -676,6 +678,7 @@ func TestTrainingAllocatesNothing(t *testing.T) {
 	}{
 		{"quadratic", network.Params{BatchSize: 10, Eta: 3.0}},
 		{"cross-entropy+L2", network.Params{BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 5}},
+		{"chunked", network.Params{BatchSize: 20, Eta: 3, ScratchBytes: 3 * network.BytesPerRow([]int{784, 30, 10})}},
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	data := randomExamples(rng, 55, 784, 10)
