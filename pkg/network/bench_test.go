@@ -50,10 +50,16 @@ var (
 	nielsen2 = network.Params{BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 5}
 )
 
-func BenchmarkEpoch784x30x10(b *testing.B)     { benchmarkEpoch(b, []int{784, 30, 10}, nielsen1) }
-func BenchmarkEpoch784x30x10L2(b *testing.B)   { benchmarkEpoch(b, []int{784, 30, 10}, nielsen2) }
-func BenchmarkEpoch784x100x10(b *testing.B)    { benchmarkEpoch(b, []int{784, 100, 10}, nielsen1) }
-func BenchmarkEpoch784x100x10L2(b *testing.B)  { benchmarkEpoch(b, []int{784, 100, 10}, nielsen2) }
+func BenchmarkEpoch784x30x10(b *testing.B)    { benchmarkEpoch(b, []int{784, 30, 10}, nielsen1) }
+func BenchmarkEpoch784x30x10L2(b *testing.B)  { benchmarkEpoch(b, []int{784, 30, 10}, nielsen2) }
+func BenchmarkEpoch784x100x10(b *testing.B)   { benchmarkEpoch(b, []int{784, 100, 10}, nielsen1) }
+func BenchmarkEpoch784x100x10L2(b *testing.B) { benchmarkEpoch(b, []int{784, 100, 10}, nielsen2) }
+func BenchmarkEpoch784x30x10OnBatch(b *testing.B) {
+	p := nielsen1
+	calls := 0
+	p.OnBatch = func(int, int) { calls++ }
+	benchmarkEpoch(b, []int{784, 30, 10}, p)
+}
 func BenchmarkEpoch784x128x64x10(b *testing.B) { benchmarkEpoch(b, []int{784, 128, 64, 10}, nielsen1) }
 
 // BenchmarkBigBatch times an epoch of [784,100,10] that is one mini-batch

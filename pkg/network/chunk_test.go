@@ -170,7 +170,9 @@ func TestCancelBetweenChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := network.Params{BatchSize: 60, Eta: 3, ScratchBytes: rows * network.BytesPerRow(sizes)}
+	batches := 0
+	p := network.Params{BatchSize: 60, Eta: 3, ScratchBytes: rows * network.BytesPerRow(sizes),
+		OnBatch: func(int, int) { batches++ }}
 	tr := newTrainer(t, net, p, rng)
 	if _, err := tr.TrainEpoch(ctx, data); !errors.Is(err, context.Canceled) {
 		t.Fatalf("TrainEpoch: %v, want context.Canceled", err)
@@ -180,6 +182,9 @@ func TestCancelBetweenChunks(t *testing.T) {
 	}
 	if d := maxDiff(t, tr.Network(), referenceOf(net)); d != 0 {
 		t.Errorf("a cancelled mini-batch changed the weights by up to %g", d)
+	}
+	if batches != 0 {
+		t.Errorf("OnBatch reported %d mini-batches done, want 0", batches)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -679,6 +680,7 @@ func TestTrainingAllocatesNothing(t *testing.T) {
 		{"quadratic", network.Params{BatchSize: 10, Eta: 3.0}},
 		{"cross-entropy+L2", network.Params{BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 5}},
 		{"chunked", network.Params{BatchSize: 20, Eta: 3, ScratchBytes: 3 * network.BytesPerRow([]int{784, 30, 10})}},
+		{"progress", network.Params{BatchSize: 10, Eta: 3, OnBatch: func(int, int) {}}},
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	data := randomExamples(rng, 55, 784, 10)
@@ -696,6 +698,73 @@ func TestTrainingAllocatesNothing(t *testing.T) {
 			})
 			if allocs != 0 {
 				t.Errorf("%v allocations per epoch, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestOnBatch: every epoch reports its mini-batches 1 to batches in order,
+// each after it is applied, whether the mini-batches fit the scratch or
+// are chunked.
+func TestOnBatch(t *testing.T) {
+	sizes := []int{784, 8, 10}
+	tests := []struct {
+		name         string
+		n, batch     int
+		scratchRows  int
+		wantPerEpoch int
+	}{
+		{"last batch smaller", 25, 10, 0, 3},
+		{"exact batches", 30, 10, 0, 3},
+		{"one batch", 7, 10, 0, 1},
+		{"batches of one", 5, 1, 0, 5},
+		{"chunked", 25, 10, 3, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(6, 6))
+			data := randomExamples(rng, tc.n, sizes[0], 10)
+			net, err := network.New(sizes, network.InitNormal, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type call struct{ batch, batches int }
+			var calls []call
+			var trainer *network.Trainer
+			var last *network.Network
+			p := network.Params{Epochs: 2, BatchSize: tc.batch, Eta: 1, ScratchBytes: tc.scratchRows * network.BytesPerRow(sizes),
+				OnBatch: func(b, bs int) { calls = append(calls, call{b, bs}) }}
+			// Through SGD, and through a Trainer to see the weights move
+			// before each call.
+			if _, err := network.SGD(context.Background(), net, data, data, p, rng, nil); err != nil {
+				t.Fatal(err)
+			}
+			var want []call
+			for range 2 {
+				for b := 1; b <= tc.wantPerEpoch; b++ {
+					want = append(want, call{b, tc.wantPerEpoch})
+				}
+			}
+			if !slices.Equal(calls, want) {
+				t.Errorf("SGD: calls %v, want %v", calls, want)
+			}
+
+			calls = nil
+			p.OnBatch = func(b, bs int) {
+				now := trainer.Network()
+				if d := maxDiff(t, now, referenceOf(last)); d == 0 {
+					t.Errorf("mini-batch %d of %d reported before it changed the weights", b, bs)
+				}
+				last = now
+				calls = append(calls, call{b, bs})
+			}
+			trainer = newTrainer(t, net, p, rng)
+			last = net
+			if _, err := trainer.TrainEpoch(context.Background(), data); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(calls, want[:tc.wantPerEpoch]) {
+				t.Errorf("TrainEpoch: calls %v, want %v", calls, want[:tc.wantPerEpoch])
 			}
 		})
 	}

@@ -40,6 +40,12 @@ type Params struct {
 	// bound: scratch for a whole mini-batch, updated in place.
 	// TrainerBytes tells the memory a Trainer holds.
 	ScratchBytes int
+
+	// OnBatch, if not nil, is called on the training goroutine after every
+	// mini-batch with the number of mini-batches done in this epoch (1 to
+	// batches) and the epoch's total. Training waits for it, so it should
+	// be quick: a counter, a rate-limited message.
+	OnBatch func(batch, batches int)
 }
 
 // MaxLambda is the largest L2 regularisation parameter Params accepts.
@@ -285,9 +291,16 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	done := ctx.Done()
 	t.lastYield = start
 	batch := t.p.BatchSize
-	for lo := 0; lo < n; lo += batch {
+	batches := n / batch
+	if n%batch != 0 {
+		batches++
+	}
+	for b, lo := 1, 0; lo < n; b, lo = b+1, lo+batch {
 		if !t.pause(done) || !t.step(train, t.perm[lo:min(lo+batch, n)], done) {
 			return time.Since(start).Seconds(), ctx.Err()
+		}
+		if t.p.OnBatch != nil {
+			t.p.OnBatch(b, batches)
 		}
 	}
 	return time.Since(start).Seconds(), nil
