@@ -223,11 +223,16 @@ func (k *kernel) forward(data Examples, ex int, acts *activations, r int) {
 	}
 }
 
-// classify returns the index of the most active output neuron for example ex,
-// using row r of acts as scratch space.
-func (k *kernel) classify(data Examples, ex int, acts *activations, r int) int {
-	k.forward(data, ex, acts, r)
-	out := acts.row(len(k.w)-1, r, k.sizes[len(k.sizes)-1])
+// output computes example ex's activations in row 0 of acts and returns its
+// output layer's.
+func (k *kernel) output(data Examples, ex int, acts *activations) []float64 {
+	k.forward(data, ex, acts, 0)
+	return acts.row(len(k.w)-1, 0, k.sizes[len(k.sizes)-1])
+}
+
+// argmax returns the index of the largest of out, the first if tied: the
+// most active output neuron, the predicted class.
+func argmax(out []float64) int {
 	best := 0
 	for i, v := range out {
 		if v > out[best] {

@@ -769,3 +769,72 @@ func TestOnBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputs compares Outputs, computed in parallel, with FeedForward, one
+// example at a time, and its argmax with Classify; enough examples that
+// every worker gets some.
+func TestOutputs(t *testing.T) {
+	tests := []struct {
+		name  string
+		sizes []int
+		n     int
+	}{
+		{"one example", []int{784, 30, 10}, 1},
+		{"several workers", []int{784, 30, 10}, 1200},
+		{"three layers, odd widths", []int{784, 17, 5, 10}, 50},
+		{"tiny", []int{3, 1, 2}, 7},
+		{"no examples", []int{784, 30, 10}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(10, 10))
+			outputs := tc.sizes[len(tc.sizes)-1]
+			data := &examples{}
+			if tc.n > 0 {
+				data = randomExamples(rng, tc.n, tc.sizes[0], outputs)
+			} else {
+				data.pixels = [][]uint8{make([]uint8, tc.sizes[0])} // Inputs() reads the first
+			}
+			net, err := network.New(tc.sizes, network.InitScaled, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := net.Outputs(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != data.Len()*outputs {
+				t.Fatalf("%d outputs, want %d", len(got), data.Len()*outputs)
+			}
+			pred, err := net.Classify(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range data.Len() {
+				want, err := net.FeedForward(data.input(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				row := got[i*outputs : (i+1)*outputs]
+				if d := maxAbsDiff(row, want); d > 1e-12 {
+					t.Errorf("example %d: outputs %v, FeedForward %v", i, row, want)
+				}
+				if best := slices.Index(row, slices.Max(row)); best != pred[i] {
+					t.Errorf("example %d: most active output %d, Classify says %d", i, best, pred[i])
+				}
+			}
+		})
+	}
+	net, _ := network.New([]int{4, 3, 2}, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
+	if _, err := net.Outputs(randomExamples(rand.New(rand.NewPCG(1, 1)), 3, 3, 2)); err == nil {
+		t.Error("Outputs accepted 3-input examples for a 4-input network")
+	}
+}
+
+func maxAbsDiff(a, b []float64) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, math.Abs(a[i]-b[i]))
+	}
+	return d
+}
