@@ -63,8 +63,10 @@ type kernel struct {
 
 // minWeightScale is the least ws is let fall to before it is folded into the
 // weights (w *= ws, ws = 1): the stored weights grow as 1/ws, and must stay
-// far from overflow. With Nielsen's λ = 5, η = 0.5 and 50,000 examples that
-// is a pass over the weights every 28 epochs; a shrink factor at or below 0
+// far from overflow. With Nielsen's λ = 5, η = 0.5, 50,000 examples and
+// mini-batches of 10 that is a pass over the weights every 28 epochs (where
+// shrinking the weights themselves would be one every mini-batch: 5,000 an
+// epoch); a shrink factor at or below 0
 // (η·λ ≥ n, legal if silly) folds every mini-batch.
 const minWeightScale = 1.0 / 1024
 

@@ -1,8 +1,9 @@
 // Package network is the numeric core of the service: fully connected
 // feed-forward networks of sigmoid neurons, trained with mini-batch stochastic
 // gradient descent on the quadratic cost, exactly as in Michael Nielsen's
-// network.py, but batched, allocation-free in the hot loop and sparse in the
-// first layer.
+// network.py, or optionally with network2.py's scaled initialisation,
+// cross-entropy cost and L2 regularisation; batched, allocation-free in the
+// hot loop, sparse in the first layer, and in bounded memory if asked.
 //
 // It knows nothing of HTTP, files or logging: it trains and evaluates, and
 // reports each epoch through a callback.
@@ -31,8 +32,9 @@ type Network struct {
 // New returns a network with the given layer sizes (inputs first), its
 // weights and biases drawn with rng as init says. As network.py does, it
 // draws all biases first, then all weights, layer by layer, so the same rng
-// state gives the same network; with InitNormal, the network New(sizes, rng)
-// gave before Init existed.
+// state gives the same network (and InitScaled the same draws as
+// InitNormal, the weights divided by √inputs). The sizes are checked by
+// CheckSizes without limits: callers apply their own.
 func New(sizes []int, init Init, rng *rand.Rand) (*Network, error) {
 	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err

@@ -100,8 +100,8 @@ type Epoch struct {
 // snapshot of the network; if it returns an error, training stops with that
 // error. Cancelling ctx stops training within one mini-batch (or one chunk
 // of one, see Params.ScratchBytes) and returns ctx's error; the last
-// snapshot handed to onEpoch is then the latest good state. If the weights stop being finite numbers, SGD returns an error
-// wrapping ErrNotFinite.
+// snapshot handed to onEpoch is then the latest good state. If the weights
+// stop being finite numbers, SGD returns an error wrapping ErrNotFinite.
 //
 // The shuffles come from rng: the same start, data, params and rng state give
 // the same run, bit for bit.
