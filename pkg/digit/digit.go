@@ -24,6 +24,7 @@ import (
 	"image"
 	"image/png"
 	"math"
+	"sync"
 )
 
 // Geometry of a network input.
@@ -126,8 +127,20 @@ func PNG(x []float64) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(1024)
-	if err := png.Encode(&buf, img); err != nil { // cannot fail on a bytes.Buffer
+	if err := pngEncoder.Encode(&buf, img); err != nil { // cannot fail on a bytes.Buffer
 		return nil, fmt.Errorf("digit: encoding PNG: %w", err)
 	}
 	return buf.Bytes(), nil
 }
+
+// pngEncoder reuses its compressors (about 800 KB each) across calls.
+var pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &encoderBuffers{}}
+
+type encoderBuffers struct{ pool sync.Pool }
+
+func (p *encoderBuffers) Get() *png.EncoderBuffer {
+	b, _ := p.pool.Get().(*png.EncoderBuffer)
+	return b // nil at first: the encoder makes one
+}
+
+func (p *encoderBuffers) Put(b *png.EncoderBuffer) { p.pool.Put(b) }

@@ -130,7 +130,7 @@ func checkInput(t *testing.T, x []float64) {
 	if top != 1 {
 		t.Errorf("strongest pixel is %v, want 1", top)
 	}
-	if cx, cy := sx/sum, sy/sum; math.Abs(cx-14) > 0.5 || math.Abs(cy-14) > 0.5 {
+	if cx, cy := sx/sum, sy/sum; math.Abs(cx-14) > 0.5+1e-9 || math.Abs(cy-14) > 0.5+1e-9 {
 		t.Errorf("centre of mass at (%.2f, %.2f), want (14, 14) ± 0.5", cx, cy)
 	}
 	if w, h := x1-x0+1, y1-y0+1; max(w, h) != 20 {
