@@ -13,7 +13,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,6 +361,19 @@ func TestPreprocessOtherImages(t *testing.T) {
 		}
 	}
 
+	// An *image.RGBA is premultiplied: colours above their alpha are not
+	// valid, but are no reason to panic.
+	bad := image.NewRGBA(image.Rect(0, 0, 10, 10))
+	for i := range bad.Pix {
+		bad.Pix[i] = 0xff
+		if i%4 == 3 {
+			bad.Pix[i] = uint8(i)
+		}
+	}
+	if _, err := digit.Preprocess(bad); err != nil {
+		checkRefusal(t, err)
+	}
+
 	_, err = digit.Preprocess(image.NewGray(image.Rect(0, 0, 5000, 1)))
 	wantError(t, err, digit.ErrTooLarge, "image is 5000×1 pixels, more than 4096×4096")
 	_, err = digit.Preprocess(image.NewGray(image.Rectangle{}))
@@ -384,7 +396,7 @@ func mustDecode(t *testing.T, data []byte) image.Image {
 	return img
 }
 
-// TestConcurrent runs FromImage from several goroutines, for the race
+// TestConcurrent runs FromImage and PNG from several goroutines, for the race
 // detector, and checks they agree.
 func TestConcurrent(t *testing.T) {
 	data := [][]byte{
@@ -392,9 +404,13 @@ func TestConcurrent(t *testing.T) {
 		encodeJPEG(t, picture(200, 200, white, black, scaled(ell, 2)...), 75),
 	}
 	want := make([][]float64, len(data))
+	wantPNG := make([][]byte, len(data))
 	for i, d := range data {
 		var err error
 		if want[i], err = digit.FromImage(d); err != nil {
+			t.Fatal(err)
+		}
+		if wantPNG[i], err = digit.PNG(want[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -408,10 +424,12 @@ func TestConcurrent(t *testing.T) {
 					t.Errorf("goroutine %d: %v, or a different input", g, err)
 					return
 				}
+				if b, err := digit.PNG(x); err != nil || !bytes.Equal(b, wantPNG[i]) {
+					t.Errorf("goroutine %d: PNG: %v, or a different PNG", g, err)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
 }
-
-var _ = strings.Contains

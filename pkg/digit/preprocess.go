@@ -231,7 +231,9 @@ func background(read spanFunc, b image.Rectangle) (bg uint8, ok bool) {
 			ring++
 			if a[k] >= 0x80 {
 				opaque++
-				hist[(uint32(l[k])*0xff+uint32(a[k])/2)/uint32(a[k])]++
+				// Unpremultiplied; min, for an *image.RGBA whose colours
+				// exceed their alpha (decoders never make one).
+				hist[min((uint32(l[k])*0xff+uint32(a[k])/2)/uint32(a[k]), 0xff)]++
 			}
 		}
 	}
