@@ -69,7 +69,7 @@ func newEngine(o Options) (*gin.Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache(),
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
 		requests: o.Requests, imports: make(chan struct{}, maxImports)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
@@ -90,7 +90,10 @@ func newEngine(o Options) (*gin.Engine, error) {
 	a.POST("/networks/:id/train", h.train)
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
+	a.POST("/networks/:id/predict", h.predict)
 	a.GET("/networks/:id/history", h.history)
+	a.GET("/networks/:id/evaluation", h.evaluation)
+	a.GET("/networks/:id/evaluation/examples", h.confusion)
 	a.GET("/networks/:id/download", h.download)
 	a.POST("/networks/import", h.importNetwork)
 	a.GET("/training/:id", h.job)
@@ -165,7 +168,7 @@ type handlers struct {
 	svc      *service.Service
 	log      *slog.Logger
 	logs     *logLimiter
-	weights  *weightsCache
+	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	imports  chan struct{}   // bounds the imports read at once
 }
