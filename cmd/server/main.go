@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("models directory: %w", err)
 	}
-	io := live.New(log)
+	io := live.New(live.Options{Logger: log})
 	svc, err := service.New(service.Config{
 		Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log,
 	})
