@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("models directory: %w", err)
 	}
-	io := live.New(log)
+	io := live.New(live.Options{Logger: log})
 	var (
 		svc *service.Service
 		m   *metrics.Metrics
@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		m = metrics.New(metrics.Sources{
 			Service:       func() service.Gauges { return svc.Gauges() }, // scraped once svc is set
 			SocketClients: io.Clients,
+			EventsEmitted: io.Emitted,
 		})
 		svcCfg.Observer = m
 		apiOpts.Metrics, apiOpts.Requests = m.Handler(), m
@@ -152,9 +153,11 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err := svc.Close(shutCtx); err != nil {
 		errs = append(errs, err)
 	}
-	// Emits are written asynchronously: give the training_error events of
-	// the jobs just cancelled a moment to reach the clients.
-	time.Sleep(200 * time.Millisecond)
+	// Emits are written asynchronously: the training_error events of the
+	// jobs just stopped reach the clients before their sockets close.
+	if err := io.Flush(shutCtx); err != nil {
+		log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
+	}
 	io.Close()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))

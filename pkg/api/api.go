@@ -28,7 +28,7 @@ const MaxBodyBytes = 1 << 20
 // Options configure the router.
 type Options struct {
 	Service  *service.Service
-	SocketIO http.Handler // mounted at /socket.io/; nil: none
+	SocketIO http.Handler // mounted at /socket.io/ for every method; nil: none
 	Static   fs.FS        // the management page and its files, served at /
 	Logger   *slog.Logger
 	// TrustedProxies are the addresses or CIDRs of the reverse proxies
@@ -75,10 +75,9 @@ func newEngine(o Options) (*gin.Engine, error) {
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
 	if o.SocketIO != nil {
-		sio := gin.WrapH(o.SocketIO)
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
-			r.Handle(m, "/socket.io/*any", sio)
-		}
+		// Every method: the handler answers those Engine.IO does not use
+		// with 400 and an Engine.IO error body, as the protocol does.
+		r.Any("/socket.io/*any", gin.WrapH(o.SocketIO))
 	}
 
 	a := r.Group("/api")

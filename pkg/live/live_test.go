@@ -74,7 +74,7 @@ func (c *client) event() (string, map[string]any) {
 }
 
 func TestBroadcast(t *testing.T) {
-	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	defer s.Close()
