@@ -25,6 +25,7 @@ type config struct {
 	LogLevel       slog.Level
 	Limits         service.Limits
 	TrustedProxies []string
+	Metrics        bool // serve /metrics
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -60,6 +61,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		port     int
 		level    string
 		proxies  string
+		metrics  string
 		scratch  int
 	)
 	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
@@ -81,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	strVar(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	strVar(&cfg.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty")
 	strVar(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed in logs; empty: none")
+	strVar(&metrics, "metrics", "METRICS", "on", "serve Prometheus metrics at /metrics: on or off")
 	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
 	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
 	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, store.MaxParams, "weights and biases per network at most")
@@ -125,6 +128,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	cfg.Limits.JobScratchBytes = scratch << 20
 	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	switch strings.ToLower(metrics) {
+	case "on", "true", "1":
+		cfg.Metrics = true
+	case "off", "false", "0":
+	default:
+		return config{}, fmt.Errorf("metrics %q: want on or off", metrics)
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/live"
+	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
@@ -82,20 +83,30 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		}
 	}()
 
-	st, err := store.Open(cfg.ModelsDir)
+	st, err := store.Open(cfg.ModelsDir, store.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams})
 	if err != nil {
 		return fmt.Errorf("models directory: %w", err)
 	}
 	io := live.New(log)
-	svc, err := service.New(ctx, service.Config{
-		Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log,
-	})
-	if err != nil {
+	var (
+		svc *service.Service
+		m   *metrics.Metrics
+	)
+	svcCfg := service.Config{Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log}
+	apiOpts := api.Options{SocketIO: io.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
+	if cfg.Metrics {
+		m = metrics.New(metrics.Sources{
+			Service:       func() service.Gauges { return svc.Gauges() }, // scraped once svc is set
+			SocketClients: io.Clients,
+		})
+		svcCfg.Observer = m
+		apiOpts.Metrics, apiOpts.Requests = m.Handler(), m
+	}
+	if svc, err = service.New(ctx, svcCfg); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{
-		Service: svc, SocketIO: io.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
-	})
+	apiOpts.Service = svc
+	handler, err := api.New(apiOpts)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,16 @@ type Options struct {
 	// whose X-Forwarded-For names the client in logs. Empty: the header is
 	// ignored and the peer address is logged.
 	TrustedProxies []string
+	// Metrics, if not nil, is served at GET /metrics.
+	Metrics http.Handler
+	// Requests, if not nil, is told of every request answered.
+	Requests RequestObserver
+}
+
+// RequestObserver is told of every request answered, for metrics. route is
+// the route's pattern ("/api/networks/:id/train"), "" when none matched.
+type RequestObserver interface {
+	ObserveRequest(method, route string, status int, d time.Duration)
 }
 
 // New returns the HTTP handler of the whole server.
@@ -59,7 +69,8 @@ func newEngine(o Options) (*gin.Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache()}
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
+		requests: o.Requests, imports: make(chan struct{}, maxImports)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -79,9 +90,18 @@ func newEngine(o Options) (*gin.Engine, error) {
 	a.POST("/networks/:id/train", h.train)
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
+	a.POST("/networks/:id/predict", h.predict)
+	a.GET("/networks/:id/history", h.history)
+	a.GET("/networks/:id/evaluation", h.evaluation)
+	a.GET("/networks/:id/evaluation/examples", h.confusion)
+	a.GET("/networks/:id/download", h.download)
+	a.POST("/networks/import", h.importNetwork)
 	a.GET("/training/:id", h.job)
 	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)
+	if o.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(o.Metrics))
+	}
 
 	static := http.FileServerFS(o.Static)
 	r.NoRoute(func(c *gin.Context) {
@@ -145,10 +165,12 @@ func corsExceptSocketIO() gin.HandlerFunc {
 }
 
 type handlers struct {
-	svc     *service.Service
-	log     *slog.Logger
-	logs    *logLimiter
-	weights *weightsCache
+	svc      *service.Service
+	log      *slog.Logger
+	logs     *logLimiter
+	cache    *versionCache   // answers encoded once per network version
+	requests RequestObserver // nil: none
+	imports  chan struct{}   // bounds the imports read at once
 }
 
 func writeError(c *gin.Context, status int, msg string) {
@@ -206,6 +228,9 @@ func (h *handlers) recover(c *gin.Context) {
 func (h *handlers) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	if h.requests != nil {
+		h.requests.ObserveRequest(c.Request.Method, c.FullPath(), c.Writer.Status(), time.Since(start))
+	}
 	if strings.HasPrefix(c.Request.URL.Path, "/socket.io/") {
 		if h.log.Enabled(c.Request.Context(), slog.LevelDebug) {
 			h.log.Debug("http request", "method", c.Request.Method, "path", "/socket.io/", "status", c.Writer.Status())
@@ -281,7 +306,7 @@ func (h *handlers) createNetwork(c *gin.Context) {
 		return
 	}
 	n, err := h.svc.Create(p)
-	h.reply(c, createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: "created"}, err)
+	h.reply(c, createdOf(n, "created"), err)
 }
 
 func (h *handlers) deleteNetwork(c *gin.Context) {

@@ -33,7 +33,7 @@ func newServer(t *testing.T) *server { return newServerWith(t, service.DefaultLi
 
 func newServerWith(t *testing.T, lim service.Limits) *server {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func (s *syncBuffer) lines(substr string) []string {
 // buffer.
 func newLoggedServer(t *testing.T, lim service.Limits, proxies []string) (*server, *syncBuffer) {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestLogFloodIsBounded(t *testing.T) {
 	s.do(t, "POST", "/api/networks/"+a+"/train", jsonCT, `{"epochs":1000}`)
 	// Wait until the first job runs and the second waits: then the queue
 	// is full.
-	for deadline := time.Now().Add(30 * time.Second); s.svc.Status().TrainingJobs < 1 || queued(s) != 0; {
+	for deadline := time.Now().Add(30 * time.Second); s.svc.Gauges().JobsRunning != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("the first job never started")
 		}
@@ -138,9 +138,6 @@ func TestLogFloodIsBounded(t *testing.T) {
 	s.do(t, "DELETE", "/api/networks", "", "")
 }
 
-// queued counts jobs waiting beyond the running ones.
-func queued(s *server) int { return s.svc.Status().TrainingJobs - 1 }
-
 // TestExampleResponse: examples are the contract's JSON, their
 // output_weights the network's output layer exactly, shared between
 // concurrent requests; a network whose output layer would make examples
@@ -174,7 +171,7 @@ func TestExampleResponse(t *testing.T) {
 	if err := dec.Decode(&ex); err != nil {
 		t.Fatalf("example is not the contract's JSON: %v", err)
 	}
-	_, net, err := s.store.Load(id)
+	_, net, err := s.store.Load(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func openAPIDoc(t *testing.T) map[string]any {
 // routerForDoc builds the real router on a service that needs no data.
 func routerForDoc(t *testing.T) *gin.Engine {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

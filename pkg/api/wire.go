@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/service"
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // The JSON bodies of the contract. Field names, types and fixed strings
@@ -22,9 +23,11 @@ type statusBody struct {
 }
 
 type createdBody struct {
-	NetworkID    string `json:"network_id"`
-	Architecture []int  `json:"architecture"`
-	Status       string `json:"status"` // "created"
+	NetworkID    string  `json:"network_id"`
+	Architecture []int   `json:"architecture"`
+	Status       string  `json:"status"` // "created" (or "imported")
+	Init         *string `json:"init"`   // null when unknown (imported)
+	Seed         *uint64 `json:"seed"`   // null when unknown
 }
 
 type networkBody struct {
@@ -34,6 +37,8 @@ type networkBody struct {
 	Accuracy      *float64 `json:"accuracy"`
 	Status        string   `json:"status"` // "in_memory" or "saved"
 	EpochsTrained int      `json:"epochs_trained"`
+	Init          *string  `json:"init"` // null when unknown
+	Seed          *uint64  `json:"seed"` // null when unknown
 	WeightsShape  [][2]int `json:"weights_shape,omitempty"`
 	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
 }
@@ -114,7 +119,7 @@ type exampleHead struct {
 func networkOf(n service.NetworkInfo) networkBody {
 	b := networkBody{
 		NetworkID: n.ID, Architecture: n.Sizes, Trained: n.Trained, Accuracy: n.Accuracy,
-		Status: "in_memory", EpochsTrained: n.EpochsTrained,
+		Status: "in_memory", EpochsTrained: n.EpochsTrained, Init: initOf(n.Init), Seed: n.Seed,
 	}
 	if !n.Loaded {
 		// As the Python service listed networks it had only on disk.
@@ -151,3 +156,46 @@ func seconds(s float64) float64 { return math.Round(s*1e6) / 1e6 }
 
 // retryAfterSeconds is the Retry-After header for a duration, at least 1.
 func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
+
+func initOf(i service.Init) *string {
+	if i == "" {
+		return nil
+	}
+	s := string(i)
+	return &s
+}
+
+func createdOf(n service.NetworkInfo, status string) createdBody {
+	return createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: status, Init: initOf(n.Init), Seed: n.Seed}
+}
+
+type historyBody struct {
+	NetworkID string             `json:"network_id"`
+	Epochs    []historyEpochBody `json:"epochs"`
+}
+
+type historyEpochBody struct {
+	Epoch         int     `json:"epoch"` // counted from the network's creation
+	JobID         string  `json:"job_id"`
+	Accuracy      float64 `json:"accuracy"`
+	Correct       int     `json:"correct"`
+	ElapsedTime   float64 `json:"elapsed_time"`
+	LearningRate  float64 `json:"learning_rate"`
+	MiniBatchSize int     `json:"mini_batch_size"`
+	Cost          string  `json:"cost"`
+	Lambda        float64 `json:"lambda"`
+	Seed          uint64  `json:"seed"`
+	FinishedAt    string  `json:"finished_at"` // RFC 3339
+}
+
+func historyOf(id string, recs []store.EpochRecord) historyBody {
+	b := historyBody{NetworkID: id, Epochs: make([]historyEpochBody, len(recs))}
+	for i, r := range recs {
+		b.Epochs[i] = historyEpochBody{
+			Epoch: r.Epoch, JobID: r.JobID, Accuracy: r.Accuracy, Correct: r.Correct, ElapsedTime: seconds(r.ElapsedTime),
+			LearningRate: r.LearningRate, MiniBatchSize: r.MiniBatchSize, Cost: r.Cost, Lambda: r.Lambda, Seed: r.Seed,
+			FinishedAt: r.FinishedAt.UTC().Format(time.RFC3339Nano),
+		}
+	}
+	return b
+}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // JobStatus is where a job is in its life.
@@ -39,6 +41,7 @@ type Job struct {
 	elapsed  float64 // training seconds so far, evaluation excluded
 	err      string
 	history  []epochRecord
+	started  time.Time
 	finished time.Time
 	// cancel stops the job while it runs, with the reason as the cause.
 	cancel context.CancelCauseFunc
@@ -147,6 +150,19 @@ func (t *jobTable) dropQueued(networkID string) []*Job {
 
 // finish records a job's end, unless it has ended already (a cancel and the
 // job's own end can race: the first wins). It reports whether it did.
+func (s *Service) finishLocked(j *Job, status JobStatus, cause error) bool {
+	now := s.now()
+	if !s.jobs.finish(j, status, cause, now, s.limits) {
+		return false
+	}
+	secs := 0.0
+	if !j.started.IsZero() {
+		secs = now.Sub(j.started).Seconds()
+	}
+	s.obs.JobFinished(status, secs)
+	return true
+}
+
 func (t *jobTable) finish(j *Job, status JobStatus, cause error, now time.Time, lim Limits) bool {
 	if j.status.Finished() {
 		return false
@@ -192,10 +208,25 @@ func (s *Service) Train(networkID string, p TrainParams) (JobInfo, error) {
 	if s.done {
 		return JobInfo{}, errShuttingDown
 	}
-	_, inMem := s.nets[networkID]
-	_, onDisk := s.saved[networkID]
-	if !inMem && !onDisk {
+	epochs := 0
+	if e, ok := s.nets[networkID]; ok {
+		epochs = e.state.Load().epochs
+	} else if m, ok := s.saved[networkID]; ok {
+		epochs = m.EpochsTrained
+	} else {
 		return JobInfo{}, errNetworkNotFound
+	}
+	for _, q := range s.jobs.queue {
+		if q.NetworkID == networkID {
+			epochs += q.Params.Epochs
+		}
+	}
+	if r := s.jobs.running[networkID]; r != nil {
+		epochs += r.Params.Epochs - r.epoch
+	}
+	if epochs+p.Epochs > store.MaxHistory {
+		return JobInfo{}, Errorf(Conflict, "a network trains at most %d epochs in its life; this one has %d trained or queued",
+			store.MaxHistory, epochs)
 	}
 	if len(s.jobs.queue) >= s.limits.MaxQueuedJobs {
 		return JobInfo{}, ErrQueueFull
@@ -252,7 +283,7 @@ func (s *Service) Cancel(id string) (JobInfo, error) {
 	// The worker of a running job sends its training_error when it stops,
 	// after any training_update it was sending: events of a job stay in
 	// order.
-	s.jobs.finish(j, StatusCancelled, errCancelled, s.now(), s.limits)
+	s.finishLocked(j, StatusCancelled, errCancelled)
 	info := j.infoLocked()
 	s.mu.Unlock()
 	if pending {

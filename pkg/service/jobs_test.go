@@ -37,7 +37,7 @@ func TestFinishedJobsAreForgotten(t *testing.T) {
 	lim.JobRetention = time.Hour
 	lim.MaxQueuedJobs = 1000
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st := newMemStore()
+	st := newFaultyStore(t)
 	rec := newRecorder()
 	svc, err := New(context.Background(), Config{Data: loadMNIST, Store: st, Events: rec, Workers: 1, Limits: lim, Now: clk.Now, Logger: testLogger(t)})
 	if err != nil {

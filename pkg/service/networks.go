@@ -23,9 +23,9 @@ type entry struct {
 	id      string
 	sizes   []int
 	created time.Time
-	init    Init
-	seed    uint64
-	params  int // weights and biases
+	init    Init    // "" when unknown (imported)
+	seed    *uint64 // nil when unknown (saved by an older version, or imported)
+	params  int     // weights and biases
 
 	state atomic.Pointer[state] // replaced whole after every epoch
 
@@ -51,6 +51,10 @@ type state struct {
 	accuracy *float64
 	epochs   int // epochs trained in all
 	updated  time.Time
+	// history is every epoch the network trained. Snapshots share its
+	// backing array: the one job training the network appends, and each
+	// snapshot sees only its own length.
+	history []store.EpochRecord
 }
 
 // versionCounter hands out snapshot versions.
@@ -62,6 +66,8 @@ func (v *versionCounter) next() uint64 { return v.n.Add(1) }
 type NetworkInfo struct {
 	ID            string
 	Sizes         []int
+	Init          Init    // "" when unknown
+	Seed          *uint64 // the seed it was created with; nil when unknown
 	Trained       bool
 	Accuracy      *float64 // test-set accuracy after the last epoch; nil before any
 	EpochsTrained int
@@ -94,12 +100,12 @@ func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
 	s.makers <- struct{}{}
 	defer func() { <-s.makers }()
 	seed := drawSeed(p.Seed)
-	net, err := network.New(p.Arch, newRand(seed))
+	net, err := network.New(p.Arch, p.Init.network(), newRand(seed))
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
 	now := s.now().UTC()
-	e := s.newEntry(uuid.NewString(), now, p.Init, seed, &state{net: net, version: s.versions.next(), updated: now})
+	e := s.newEntry(uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
 	if err := s.save(e, e.state.Load()); err != nil {
 		e.cancel(errNetworkDeleted)
 		return NetworkInfo{}, err
@@ -125,9 +131,9 @@ func newRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-func (s *Service) newEntry(id string, created time.Time, init Init, seed uint64, st *state) *entry {
+func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64, st *state) *entry {
 	sizes := st.net.Sizes()
-	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: paramCount(sizes)}
+	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: network.ParamCount(sizes)}
 	e.ctx, e.cancel = context.WithCancelCause(s.ctx)
 	e.state.Store(st)
 	e.lastUsed.Store(time.Now().UnixNano())
@@ -137,15 +143,15 @@ func (s *Service) newEntry(id string, created time.Time, init Init, seed uint64,
 func (e *entry) info() NetworkInfo {
 	st := e.state.Load()
 	return NetworkInfo{
-		ID: e.id, Sizes: e.sizes, Trained: st.trained, Accuracy: st.accuracy, EpochsTrained: st.epochs,
-		Loaded: true, CreatedAt: e.created,
+		ID: e.id, Sizes: e.sizes, Init: e.init, Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
+		EpochsTrained: st.epochs, Loaded: true, CreatedAt: e.created,
 	}
 }
 
 func infoOfSaved(m store.Entry) NetworkInfo {
 	return NetworkInfo{
-		ID: m.ID, Sizes: m.Sizes, Trained: m.Trained, Accuracy: m.Accuracy, EpochsTrained: m.EpochsTrained,
-		CreatedAt: m.CreatedAt,
+		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
+		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt,
 	}
 }
 
@@ -157,8 +163,11 @@ func (s *Service) save(e *entry, st *state) error {
 	if e.deleted {
 		return errNetworkDeleted
 	}
-	if err := s.store.Save(e.meta(st), st.net); err != nil {
+	// Not cancellable: a finished epoch is saved even while the server
+	// shuts down.
+	if err := s.store.Save(context.Background(), e.meta(st), st.net); err != nil {
 		e.unsaved.Store(true)
+		s.obs.ModelSaveFailed()
 		return &Error{Code: Storage, Message: "could not save the network to the models directory",
 			Err: fmt.Errorf("save network %s: %w", e.id, err)}
 	}
@@ -169,8 +178,8 @@ func (s *Service) save(e *entry, st *state) error {
 // meta describes e in state st, as it is saved.
 func (e *entry) meta(st *state) store.Meta {
 	return store.Meta{
-		ID: e.id, Sizes: e.sizes, Trained: st.trained, Accuracy: st.accuracy,
-		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated,
+		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
+		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
 	}
 }
 
@@ -240,7 +249,7 @@ func (s *Service) lookup(id string) (*entry, error) {
 	s.mu.Unlock()
 	defer close(c.done)
 
-	meta, net, err := s.store.Load(id)
+	meta, net, err := s.store.Load(context.Background(), id)
 	if err == nil {
 		_, err = s.limits.NewArchitecture(net.Sizes())
 	}
@@ -257,9 +266,9 @@ func (s *Service) lookup(id string) (*entry, error) {
 			c.err = errNetworkNotFound
 			break
 		}
-		c.e = s.newEntry(id, meta.CreatedAt, InitNormal, 0,
+		c.e = s.newEntry(id, meta.CreatedAt, Init(meta.Init), meta.Seed,
 			&state{net: net, version: s.versions.next(), trained: meta.Trained, accuracy: meta.Accuracy,
-				epochs: meta.EpochsTrained, updated: meta.UpdatedAt})
+				epochs: meta.EpochsTrained, updated: meta.UpdatedAt, history: meta.History})
 		delete(s.saved, id)
 		s.admitLocked(c.e)
 		s.log.Info("network loaded from disk", "network_id", id)
@@ -308,19 +317,22 @@ func (s *Service) Delete(id string) (Deleted, error) {
 	if inMem {
 		e.saveMu.Lock()
 	}
-	fromDisk, err := s.store.Delete(id)
+	res, err := s.store.Delete(context.Background(), id)
 	if inMem {
-		e.deleted = err == nil
+		e.deleted = res.Gone()
 		e.saveMu.Unlock()
 	}
 
 	s.mu.Lock()
 	delete(s.deleting, id)
 	close(gone)
-	if err != nil {
+	if !res.Gone() {
 		s.mu.Unlock()
 		return Deleted{}, &Error{Code: Storage, Message: "could not delete the network's file; the network is kept",
 			Err: fmt.Errorf("delete network %s: %w", id, err)}
+	}
+	if err != nil { // removed, but the removal may not survive a power cut
+		s.log.Warn("network file removed but not flushed", "network_id", id, "err", err)
 	}
 	delete(s.nets, id) // e, unless it was unloaded meanwhile
 	delete(s.saved, id)
@@ -332,6 +344,7 @@ func (s *Service) Delete(id string) (Deleted, error) {
 	if inMem {
 		e.cancel(errNetworkDeleted) // a running job stops within one chunk
 	}
+	fromDisk := res != store.DeleteNotFound
 	s.log.Info("network deleted", "network_id", id, "from_memory", inMem, "from_disk", fromDisk)
 	return Deleted{NetworkID: id, FromMemory: inMem, FromDisk: fromDisk}, nil
 }
@@ -340,9 +353,8 @@ func (s *Service) Delete(id string) (Deleted, error) {
 // them; the caller sends their training_error once it has let go of s.mu.
 func (s *Service) dropQueuedLocked(id string) []*Job {
 	dropped := s.jobs.dropQueued(id)
-	now := s.now()
 	for _, j := range dropped {
-		s.jobs.finish(j, StatusFailed, errNetworkDeleted, now, s.limits)
+		s.finishLocked(j, StatusFailed, errNetworkDeleted)
 	}
 	return dropped
 }

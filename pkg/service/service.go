@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -26,12 +27,18 @@ import (
 	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// Store persists networks. *store.Store implements it.
+// Store persists networks. *store.Store implements it (a directory); in
+// scaled mode an object store does too. Every implementation passes
+// pkg/store/storetest.
 type Store interface {
-	Save(m store.Meta, n *network.Network) error
-	Load(id string) (store.Meta, *network.Network, error)
-	List() ([]store.Entry, []error)
-	Delete(id string) (bool, error)
+	Save(ctx context.Context, m store.Meta, n *network.Network) error
+	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
+	List(ctx context.Context) ([]store.Entry, []error)
+	// Delete removes a network's model. DeleteFailed (with an error) means
+	// it is still there.
+	Delete(ctx context.Context, id string) (store.DeleteResult, error)
+	// Open returns the stored bytes of a network's model and their size.
+	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
 }
 
 // Config wires a Service.
@@ -46,6 +53,8 @@ type Config struct {
 	// Now returns the current time; nil: time.Now. Tests move it to check
 	// the retention of finished jobs.
 	Now func() time.Time
+	// Observer is told about jobs, epochs and failed saves; nil: nobody.
+	Observer Observer
 }
 
 // Service holds networks and training jobs. It is safe for concurrent use.
@@ -56,6 +65,7 @@ type Service struct {
 	limits Limits
 	log    *slog.Logger
 	now    func() time.Time
+	obs    Observer
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -102,9 +112,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
-		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
+		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, saved: map[string]store.Entry{}, loading: map[string]*loadCall{},
@@ -118,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	listed := make(chan listing, 1)
 	go func() {
-		entries, errs := cfg.Store.List()
+		entries, errs := cfg.Store.List(ctx)
 		listed <- listing{entries, errs}
 	}()
 	var l listing
@@ -157,9 +170,8 @@ func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true
 	pending := s.jobs.takeQueue()
-	now := s.now()
 	for _, j := range pending {
-		s.jobs.finish(j, StatusFailed, errShuttingDown, now, s.limits)
+		s.finishLocked(j, StatusFailed, errShuttingDown)
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()

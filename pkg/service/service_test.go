@@ -20,72 +20,86 @@ import (
 
 var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 
-// memStore is an in-memory Store that can be told to fail.
-type memStore struct {
+// faultyStore is the real directory store, in a temporary directory, that
+// can be told to fail, and counts what it is asked to do.
+type faultyStore struct {
+	*store.Store
 	mu      sync.Mutex
-	files   map[string]saved
 	failing bool   // Save fails
 	noDel   bool   // Delete fails
 	noDelID string // Delete of this id fails
-	saves   int
 	loads   int
 }
 
+func newFaultyStore(t *testing.T) *faultyStore {
+	t.Helper()
+	// The store accepts the [100,10] network some tests plant, which the
+	// service must refuse itself.
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &faultyStore{Store: st}
+}
+
+func (m *faultyStore) Save(ctx context.Context, meta store.Meta, n *network.Network) error {
+	m.mu.Lock()
+	failing := m.failing
+	m.mu.Unlock()
+	if failing {
+		return errors.New("disk full")
+	}
+	return m.Store.Save(ctx, meta, n)
+}
+
+func (m *faultyStore) Load(ctx context.Context, id string) (store.Meta, *network.Network, error) {
+	m.mu.Lock()
+	m.loads++
+	m.mu.Unlock()
+	return m.Store.Load(ctx, id)
+}
+
+func (m *faultyStore) Delete(ctx context.Context, id string) (store.DeleteResult, error) {
+	m.mu.Lock()
+	fail := m.noDel || id == m.noDelID
+	m.mu.Unlock()
+	if fail {
+		return store.DeleteFailed, errors.New("read-only file system")
+	}
+	return m.Store.Delete(ctx, id)
+}
+
+// put saves a network directly, as an earlier run of the server would have.
+func (m *faultyStore) put(t *testing.T, meta store.Meta, n *network.Network) {
+	t.Helper()
+	if meta.CreatedAt.IsZero() {
+		meta.CreatedAt = time.Now()
+		meta.UpdatedAt = meta.CreatedAt
+	}
+	if err := m.Store.Save(context.Background(), meta, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// saved is a network as the store holds it.
 type saved struct {
 	meta store.Meta
 	net  *network.Network
 }
 
-func newMemStore() *memStore { return &memStore{files: map[string]saved{}} }
-
-func (m *memStore) Save(meta store.Meta, n *network.Network) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing {
-		return errors.New("disk full")
-	}
-	m.saves++
-	m.files[meta.ID] = saved{meta, n}
-	return nil
+func (m *faultyStore) get(id string) (saved, bool) {
+	meta, n, err := m.Store.Load(context.Background(), id)
+	return saved{meta, n}, err == nil
 }
 
-func (m *memStore) Load(id string) (store.Meta, *network.Network, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.loads++
-	f, ok := m.files[id]
-	if !ok {
-		return store.Meta{}, nil, store.ErrNotFound
+// count returns how many networks are saved.
+func (m *faultyStore) count(t *testing.T) int {
+	t.Helper()
+	entries, errs := m.Store.List(context.Background())
+	if len(errs) > 0 {
+		t.Fatal(errs)
 	}
-	return f.meta, f.net, nil
-}
-
-func (m *memStore) List() ([]store.Entry, []error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Entry
-	for _, f := range m.files {
-		out = append(out, store.Entry{Meta: f.meta})
-	}
-	return out, nil
-}
-
-func (m *memStore) Delete(id string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.noDel || id == m.noDelID {
-		return false, errors.New("read-only file system")
-	}
-	_, ok := m.files[id]
-	delete(m.files, id)
-	return ok, nil
-}
-
-func (m *memStore) get(id string) (saved, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f, ok := m.files[id]
-	return f, ok
+	return len(entries)
 }
 
 // recorder is an Events that keeps every event, in order.
@@ -162,14 +176,14 @@ func (r *recorder) waitEnd(t *testing.T, id string) []any {
 
 type fixture struct {
 	svc    *Service
-	store  *memStore
+	store  *faultyStore
 	events *recorder
 }
 
-func newFixture(t *testing.T, workers int, lim Limits, st *memStore, data func() (*mnist.Dataset, error)) *fixture {
+func newFixture(t *testing.T, workers int, lim Limits, st *faultyStore, data func() (*mnist.Dataset, error)) *fixture {
 	t.Helper()
 	if st == nil {
-		st = newMemStore()
+		st = newFaultyStore(t)
 	}
 	if data == nil {
 		data = loadMNIST
@@ -424,10 +438,10 @@ func constantNet(t *testing.T, d int) *network.Network {
 }
 
 func TestSavedNetworksAreUsable(t *testing.T) {
-	st := newMemStore()
+	st := newFaultyStore(t)
 	id := uuid.NewString()
 	acc := 0.098
-	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0)}
+	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 
 	list := f.svc.List()
@@ -470,9 +484,9 @@ func TestSavedNetworksAreUsable(t *testing.T) {
 func TestNoSuchExample(t *testing.T) {
 	ds := mustData(t)
 	one := &mnist.Dataset{Training: ds.Training, Validation: ds.Validation, Test: ds.Test.Slice(0, 1)} // a 7
-	st := newMemStore()
+	st := newFaultyStore(t)
 	id := uuid.NewString()
-	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3)}
+	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3))
 	f := newFixture(t, 1, DefaultLimits(), st, func() (*mnist.Dataset, error) { return one, nil })
 	_, err := f.svc.Example(context.Background(), id, true)
 	if ErrorCode(err) != NotFound || ErrorMessage(err) != "No successful example found after multiple attempts" {
@@ -503,7 +517,7 @@ func TestSaveFailureFailsLoudly(t *testing.T) {
 	if !ok || !strings.Contains(fail.Error, "could not save") {
 		t.Errorf("ended with %+v", evs[len(evs)-1])
 	}
-	if after, _ := f.store.get(id); after.net != before.net {
+	if after, _ := f.store.get(id); !mat.Equal(after.net.Weights(0), before.net.Weights(0)) || after.meta.UpdatedAt != before.meta.UpdatedAt {
 		t.Error("the saved network changed although saving failed")
 	}
 }
@@ -536,9 +550,9 @@ func TestCloseFailsPendingJobs(t *testing.T) {
 }
 
 func TestDeleteAll(t *testing.T) {
-	st := newMemStore()
+	st := newFaultyStore(t)
 	onDisk := uuid.NewString()
-	st.files[onDisk] = saved{store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1)}
+	st.put(t, store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	f.create(t)
 	f.create(t)
@@ -558,7 +572,7 @@ func TestDeleteAll(t *testing.T) {
 	if len(out.Deleted) != 3 || mem != 2 || disk != 3 || len(out.Failed) != 0 {
 		t.Errorf("DeleteAll: %+v", out)
 	}
-	if len(f.svc.List()) != 0 || len(st.files) != 0 {
+	if len(f.svc.List()) != 0 || st.count(t) != 0 {
 		t.Error("networks left after DeleteAll")
 	}
 }
@@ -655,14 +669,14 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 }
 
 func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
-	st := newMemStore()
+	st := newFaultyStore(t)
 	good, bad := uuid.NewString(), uuid.NewString()
-	st.files[good] = saved{store.Meta{ID: good, Sizes: []int{784, 1, 10}}, constantNet(t, 0)}
+	st.put(t, store.Meta{ID: good, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
 	n, err := network.FromParams([]int{100, 10}, []*mat.Dense{mat.NewDense(10, 100, nil)}, []*mat.VecDense{mat.NewVecDense(10, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.files[bad] = saved{store.Meta{ID: bad, Sizes: []int{100, 10}}, n}
+	st.put(t, store.Meta{ID: bad, Sizes: []int{100, 10}}, n)
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	if l := f.svc.List(); len(l) != 1 || l[0].ID != good {
 		t.Errorf("listed %+v, want only the [784,1,10] network", l)
@@ -673,9 +687,9 @@ func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
 }
 
 func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
-	st := newMemStore()
+	st := newFaultyStore(t)
 	id := uuid.NewString()
-	st.files[id] = saved{store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 0)}
+	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	var wg sync.WaitGroup
 	for range 16 {
@@ -692,9 +706,9 @@ func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
 }
 
 func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
-	st := newMemStore()
+	st := newFaultyStore(t)
 	onDisk := uuid.NewString()
-	st.files[onDisk] = saved{store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1)}
+	st.put(t, store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	inMem := f.create(t)
 	st.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // worker runs queued jobs until Close, taking the oldest job whose network
@@ -20,6 +21,7 @@ func (s *Service) worker() {
 			return
 		}
 		j.status = StatusTraining
+		j.started = s.now()
 		s.jobs.running[j.NetworkID] = j
 		s.mu.Unlock()
 
@@ -32,7 +34,7 @@ func (s *Service) worker() {
 			if errors.Is(err, errCancelled) {
 				status = StatusCancelled
 			}
-			s.jobs.finish(j, status, err, s.now(), s.limits)
+			s.finishLocked(j, status, err)
 			ended = true
 		} else if j.status == StatusCancelled {
 			// Cancelled after its last epoch was saved: the network has
@@ -104,8 +106,15 @@ func (s *Service) run(j *Job) error {
 	var last *state
 	onEpoch := func(ep network.Epoch) error {
 		acc := ep.Accuracy
+		now := s.now().UTC()
+		prev := e.state.Load()
 		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
-			epochs: start.epochs + ep.Epoch, updated: s.now().UTC()}
+			epochs: start.epochs + ep.Epoch, updated: now,
+			history: append(prev.history, store.EpochRecord{
+				Epoch: start.epochs + ep.Epoch, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
+				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
+				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
+			})}
 		// Saved first: what clients are told and what memory holds is
 		// never ahead of the disk.
 		if err := s.save(e, st); err != nil {
@@ -122,6 +131,7 @@ func (s *Service) run(j *Job) error {
 		j.elapsed += ep.Seconds
 		j.history = append(j.history, epochRecord{correct: int32(ep.Correct), total: int32(ep.Total), elapsed: ep.Seconds})
 		s.mu.Unlock()
+		s.obs.EpochTrained(ep.Seconds)
 		s.events.TrainingUpdate(Update{
 			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs,
 			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(ep.Epoch, ep.Epochs),
@@ -130,7 +140,29 @@ func (s *Service) run(j *Job) error {
 		log.Debug("epoch done", "epoch", ep.Epoch, "accuracy", acc, "seconds", ep.Seconds)
 		return nil
 	}
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, j.Params.network(s.limits.JobScratchBytes),
+	// Progress inside an epoch: OnBatch runs on this goroutine after every
+	// mini-batch, as onEpoch does after every epoch, so they share these
+	// variables without a lock.
+	done, epochStart, lastProgress := 0, time.Now(), time.Time{}
+	onBatch := func(batch, batches int) {
+		now := time.Now()
+		if now.Sub(epochStart) < progressAfter || now.Sub(lastProgress) < progressEvery {
+			return
+		}
+		lastProgress = now
+		s.events.TrainingProgress(Progress{
+			JobID: j.ID, NetworkID: j.NetworkID, Epoch: done + 1, TotalEpochs: j.Params.Epochs,
+			Batch: batch, Batches: batches,
+			Progress: (float64(done) + float64(batch)/float64(batches)) / float64(j.Params.Epochs) * 100,
+		})
+	}
+	trainEpoch := onEpoch
+	onEpoch = func(ep network.Epoch) error {
+		err := trainEpoch(ep)
+		done, epochStart = ep.Epoch, time.Now()
+		return err
+	}
+	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, j.Params.network(s.limits.JobScratchBytes, onBatch),
 		newRand(*j.Params.Seed), onEpoch)
 	if err != nil {
 		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
@@ -147,7 +179,7 @@ func (s *Service) run(j *Job) error {
 	// Completed before the event goes out, so that a client asking on
 	// receipt of it reads "completed"; unless a cancel came first.
 	s.mu.Lock()
-	completed := s.jobs.finish(j, StatusCompleted, nil, s.now(), s.limits)
+	completed := s.finishLocked(j, StatusCompleted, nil)
 	s.mu.Unlock()
 	if !completed {
 		return nil // the worker sends the cancellation

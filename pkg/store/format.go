@@ -2,12 +2,9 @@ package store
 
 import (
 	"archive/zip"
-	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -16,28 +13,83 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-// Limits on what Save writes and Load reads. They bound the memory a file
-// can make Load allocate, whatever its header claims.
+// Meta describes a saved network; it is stored in the archive's meta.json
+// and, for History, history.json.
+type Meta struct {
+	// ID is the network's id, a canonical lowercase UUID; a Store names the
+	// file <ID>.npz.
+	ID string
+	// Sizes is the number of neurons in each layer, inputs first.
+	Sizes []int
+	// Init is how the network's weights were first drawn: InitNormal or
+	// InitScaled, or "" if unknown (a network imported from elsewhere).
+	// Files of format version 1 read as InitNormal, the only way networks
+	// were made then.
+	Init string
+	// Seed is the seed the network was created with; nil if unknown (files
+	// of format version 1, imported networks).
+	Seed *uint64
+	// Trained is whether the network has finished at least one epoch of
+	// training (it is saved after every epoch).
+	Trained bool
+	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
+	Accuracy *float64
+	// EpochsTrained counts the epochs trained, over all jobs.
+	EpochsTrained int
+	// History records every epoch the network trained, oldest first, across
+	// jobs: at most MaxHistory records, epochs increasing and at most
+	// EpochsTrained. Epochs trained before format version 2 have no record:
+	// version 1 files read with an empty history. List does not read the
+	// history: its entries' History is nil.
+	History []EpochRecord
+	// CreatedAt is when the network was created, UpdatedAt when it last
+	// changed. They are stored in UTC to the nanosecond.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// The ways a network's weights are first drawn (Meta.Init).
 const (
-	// MaxLayers is the most layers (inputs and output included) a saved
-	// network may have.
-	MaxLayers = 64
-	// MaxParams is the most weights and biases, all layers together, a saved
-	// network may have: 400 MB of float64.
-	MaxParams = 50_000_000
+	// InitNormal draws weights and biases from N(0, 1), as network.py does.
+	InitNormal = "normal"
+	// InitScaled draws weights from N(0, 1/n_in) and biases from N(0, 1),
+	// as network2.py does.
+	InitScaled = "scaled"
 )
+
+// Entry describes one saved network, as List reports it.
+type Entry struct {
+	// Meta is the network's description, without History (nil).
+	Meta
+	// WeightShapes holds [rows, cols] of each layer's weight matrix:
+	// [Sizes[l+1], Sizes[l]].
+	WeightShapes [][2]int
+	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
+	// kept biases as column vectors and reported them so.
+	BiasShapes [][2]int
+}
+
+// EntryOf returns the Entry that List reports for a network saved with m:
+// m without its History, and the shapes of its arrays.
+func EntryOf(m Meta) Entry {
+	m.History = nil
+	e := Entry{Meta: m}
+	for l := 1; l < len(m.Sizes); l++ {
+		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
+		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
+	}
+	return e
+}
 
 const (
 	// formatVersion is meta.json's format_version. Raise it when the layout
-	// changes in a way old readers would misread.
-	formatVersion = 1
+	// changes in a way old readers would misread. Version 2 added init,
+	// seed, history_records and history.json; version 1 files are still
+	// read.
+	formatVersion = 2
 	metaEntry     = "meta.json"
 	// maxMetaSize bounds meta.json; ours is a few hundred bytes even for
 	// MaxLayers layers.
 	maxMetaSize = 64 << 10
-	// maxFileSize bounds the archive: the parameters, plus room for every
-	// entry's NPY and zip headers and meta.json.
-	maxFileSize = MaxParams*8 + 4<<20
 	// bufSize is the I/O buffer for writing and reading parameters.
 	bufSize = 64 << 10
 )
@@ -48,28 +100,39 @@ func biasEntry(l int) string   { return fmt.Sprintf("b%d.npy", l) }
 // metaFile is meta.json. Times are written in UTC with nanoseconds
 // (RFC 3339), so a round trip preserves the instant exactly.
 type metaFile struct {
-	FormatVersion int       `json:"format_version"`
-	ID            string    `json:"id"`
-	LayerSizes    []int     `json:"layer_sizes"`
-	Trained       bool      `json:"trained"`
-	Accuracy      *float64  `json:"accuracy"`
-	EpochsTrained int       `json:"epochs_trained"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	FormatVersion  int       `json:"format_version"`
+	ID             string    `json:"id"`
+	LayerSizes     []int     `json:"layer_sizes"`
+	Init           string    `json:"init"`
+	Seed           *uint64   `json:"seed"`
+	Trained        bool      `json:"trained"`
+	Accuracy       *float64  `json:"accuracy"`
+	EpochsTrained  int       `json:"epochs_trained"`
+	HistoryRecords int       `json:"history_records"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// metaKeys are the keys meta.json must have: a missing one would silently
-// decode as a zero value.
-var metaKeys = []string{"format_version", "id", "layer_sizes", "trained", "accuracy",
-	"epochs_trained", "created_at", "updated_at"}
+// metaKeys are the keys meta.json must have in each format version: a
+// missing one would silently decode as a zero value.
+var metaKeys = map[int][]string{
+	1: {"format_version", "id", "layer_sizes", "trained", "accuracy", "epochs_trained", "created_at", "updated_at"},
+	2: {"format_version", "id", "layer_sizes", "init", "seed", "trained", "accuracy", "epochs_trained",
+		"history_records", "created_at", "updated_at"},
+}
 
 // validate checks what both Save and Load require of a Meta, so that Save
-// never writes a file Load would refuse.
-func (m *Meta) validate() error {
+// never writes a file Load would refuse. lim must be resolved.
+func (m *Meta) validate(lim Limits) error {
 	if err := checkID(m.ID); err != nil {
 		return err
 	}
-	if err := checkSizes(m.Sizes); err != nil {
+	return m.validateContent(lim)
+}
+
+// validateContent is validate without the id, which an import ignores.
+func (m *Meta) validateContent(lim Limits) error {
+	if err := checkSizes(m.Sizes, lim); err != nil {
 		return err
 	}
 	if a := m.Accuracy; a != nil && !(*a >= 0 && *a <= 1) {
@@ -78,33 +141,53 @@ func (m *Meta) validate() error {
 	if m.EpochsTrained < 0 {
 		return fmt.Errorf("epochs_trained %d is negative", m.EpochsTrained)
 	}
+	if m.Init != "" && m.Init != InitNormal && m.Init != InitScaled {
+		return fmt.Errorf("init %.40q, want %q, %q or none", m.Init, InitNormal, InitScaled)
+	}
+	return validateHistory(m.History, m.EpochsTrained)
+}
+
+// Encode writes n and its description m as an .npz archive: meta.json,
+// history.json, then w0.npy, b0.npy, w1.npy, b1.npy, ... (see the package
+// documentation).
+// Every backend stores these bytes as they are.
+//
+// Entries are stored uncompressed, as np.savez does: trained weights hardly
+// compress, and stored entries load fastest.
+//
+// m must be valid (a canonical UUID, sizes within the format's caps MaxLayers
+// and MaxParams, ...) and m.Sizes must equal n.Sizes(); Encode checks this
+// before writing anything, and refuses non-finite parameters as it meets
+// them. A store also checks its own Limits.
+func Encode(w io.Writer, m Meta, n *network.Network) error {
+	if err := checkEncodable(m, n, formatLimits); err != nil {
+		return fmt.Errorf("store: encode: %w", err)
+	}
+	if err := writeNPZ(w, m, n); err != nil {
+		return fmt.Errorf("store: encode %s: %w", m.ID, err)
+	}
 	return nil
 }
 
-// checkSizes enforces MaxLayers and MaxParams without overflowing: each size
-// is bounded before any product is taken.
-func checkSizes(sizes []int) error {
-	if len(sizes) < 2 || len(sizes) > MaxLayers {
-		return fmt.Errorf("%d layers, want 2 to %d", len(sizes), MaxLayers)
+// formatLimits are the format's caps as Limits.
+var formatLimits = Limits{MaxLayers: MaxLayers, MaxParams: MaxParams}
+
+// checkEncodable checks m and n against lim (resolved) before anything is
+// written.
+func checkEncodable(m Meta, n *network.Network, lim Limits) error {
+	if err := m.validate(lim); err != nil {
+		return err
 	}
-	for i, s := range sizes {
-		if s < 1 || s > MaxParams {
-			return fmt.Errorf("layer %d has %d neurons, want 1 to %d", i, s, MaxParams)
-		}
+	if n == nil {
+		return fmt.Errorf("%s: nil network", m.ID)
 	}
-	params := 0
-	for l := 1; l < len(sizes); l++ {
-		params += sizes[l] * (sizes[l-1] + 1)
-		if params > MaxParams {
-			return fmt.Errorf("layer sizes %v need more than %d parameters", sizes, MaxParams)
-		}
+	if !slices.Equal(m.Sizes, n.Sizes()) {
+		return fmt.Errorf("%s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
 	}
 	return nil
 }
 
-// writeNPZ writes m and n as an .npz archive: meta.json, then w0.npy, b0.npy,
-// w1.npy, b1.npy, ... Entries are stored uncompressed, as np.savez does:
-// trained weights hardly compress, and stored entries load fastest.
+// writeNPZ writes the archive of m and n, which checkEncodable has accepted.
 func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	zw := zip.NewWriter(w)
 	create := func(name string) (io.Writer, error) {
@@ -112,31 +195,44 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	}
 
 	meta, err := json.MarshalIndent(metaFile{
-		FormatVersion: formatVersion,
-		ID:            m.ID,
-		LayerSizes:    m.Sizes,
-		Trained:       m.Trained,
-		Accuracy:      m.Accuracy,
-		EpochsTrained: m.EpochsTrained,
-		CreatedAt:     m.CreatedAt.UTC(),
-		UpdatedAt:     m.UpdatedAt.UTC(),
+		FormatVersion:  formatVersion,
+		ID:             m.ID,
+		LayerSizes:     m.Sizes,
+		Init:           m.Init,
+		Seed:           m.Seed,
+		Trained:        m.Trained,
+		Accuracy:       m.Accuracy,
+		EpochsTrained:  m.EpochsTrained,
+		HistoryRecords: len(m.History),
+		CreatedAt:      m.CreatedAt.UTC(),
+		UpdatedAt:      m.UpdatedAt.UTC(),
 	}, "", "  ")
 	if err != nil {
 		return err
 	}
-	ew, err := create(metaEntry)
+	history, err := encodeHistory(m.History)
 	if err != nil {
 		return err
 	}
-	if _, err := ew.Write(append(meta, '\n')); err != nil {
-		return err
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{metaEntry, append(meta, '\n')}, {historyEntry, history}} {
+		ew, err := create(e.name)
+		if err != nil {
+			return err
+		}
+		if _, err := ew.Write(e.data); err != nil {
+			return err
+		}
 	}
 
 	buf := make([]byte, bufSize)
 	for l := range n.NumLayers() {
 		wl := n.Weights(l)
 		rows, cols := wl.Dims()
-		if ew, err = create(weightEntry(l)); err != nil {
+		ew, err := create(weightEntry(l))
+		if err != nil {
 			return err
 		}
 		if _, err := ew.Write(npyHeader([]int{rows, cols})); err != nil {
@@ -163,170 +259,252 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	return zw.Close()
 }
 
-// npz is an open, not yet trusted .npz archive.
-type npz struct {
-	f       *os.File
-	size    int64
-	entries map[string]*zip.File
+// maxFileSize bounds an archive holding a network within lim: the
+// parameters, plus room for every entry's NPY and zip headers, meta.json,
+// and history.json of MaxHistory records.
+func maxFileSize(lim Limits) int64 {
+	return 8*int64(lim.MaxParams) + 4<<20 + int64(maxHistoryJSON(MaxHistory))
 }
 
-// openNPZ opens the archive name in root and reads its zip directory. Only
-// the directory is read, so this is cheap whatever the file's size.
-func openNPZ(root *os.Root, name string) (*npz, error) {
-	f, err := root.Open(name)
+// Decode reads a network and its description from the size bytes of r, an
+// archive Encode wrote (or NumPy, following the same layout). Every byte is
+// treated as hostile: the layer sizes meta.json declares are checked against
+// lim (a zero field means the default) before any array is read, no entry is
+// read past the size the zip directory records for it, and every entry's
+// CRC-32 is checked. An error wrapping ErrTooLarge means the network or file
+// is beyond lim; any other error, that the bytes are not a valid network.
+func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, error) {
+	m, n, err := decode(r, size, lim, "")
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("store: decode: %w", err)
+	}
+	return m, n, nil
+}
+
+// DecodeEntry is Decode for listing: it reads meta.json and checks the NPY
+// headers of every array against it, but reads no parameters, so it is
+// cheap whatever the network's size. A file it accepts may still fail
+// Decode, if its parameters are damaged or not finite.
+func DecodeEntry(r io.ReaderAt, size int64, lim Limits) (Entry, error) {
+	e, err := decodeEntry(r, size, lim, "")
+	if err != nil {
+		return Entry{}, fmt.Errorf("store: decode: %w", err)
+	}
+	return e, nil
+}
+
+// decode is Decode; if wantID is not empty, meta.json must name that id.
+func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, *network.Network, error) {
+	d, err := newDecoder(r, size, lim)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	m, err := d.meta(wantID, true)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	ws, bs, err := d.layers(m, true)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	n, err := network.FromParams(m.Sizes, ws, bs)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	return m, n, nil
+}
+
+// decodeEntry is DecodeEntry; if wantID is not empty, meta.json must name
+// that id.
+func decodeEntry(r io.ReaderAt, size int64, lim Limits, wantID string) (Entry, error) {
+	d, err := newDecoder(r, size, lim)
+	if err != nil {
+		return Entry{}, err
+	}
+	m, err := d.meta(wantID, false)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, _, err := d.layers(m, false); err != nil {
+		return Entry{}, err
+	}
+	return EntryOf(m), nil
+}
+
+// decoder reads an archive of ours, checking it against lim.
+type decoder struct {
+	a   *archive
+	lim Limits // resolved
+	// ignoreID is set by Import: meta.json's id is neither checked nor
+	// returned, as the importer assigns a new one.
+	ignoreID bool
+}
+
+func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
+	lim, err := lim.resolve()
 	if err != nil {
 		return nil, err
 	}
-	a, err := readDirectory(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return a, nil
-}
-
-func readDirectory(f *os.File) (*npz, error) {
-	fi, err := f.Stat()
+	a, err := openArchive(r, size, maxFileSize(lim))
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("file of %d bytes is larger than any network we save (%d)", fi.Size(), maxFileSize)
-	}
-	zr, err := zip.NewReader(f, fi.Size())
-	if err != nil {
-		return nil, fmt.Errorf("not a readable zip archive: %w", err)
-	}
-	a := &npz{f: f, size: fi.Size(), entries: make(map[string]*zip.File, len(zr.File))}
-	for _, e := range zr.File {
-		if _, dup := a.entries[e.Name]; dup {
-			return nil, fmt.Errorf("entry %q appears twice", e.Name)
-		}
-		a.entries[e.Name] = e
-	}
-	return a, nil
+	return &decoder{a: a, lim: lim}, nil
 }
 
-func (a *npz) close() error { return a.f.Close() }
-
-// entry opens the named entry after checking that its recorded sizes are
-// consistent with the archive, so a lying directory cannot promise more data
-// than the file holds.
-func (a *npz) entry(name string) (*zip.File, io.ReadCloser, error) {
-	e, ok := a.entries[name]
-	if !ok {
-		return nil, nil, fmt.Errorf("entry %s is missing", name)
-	}
-	if e.CompressedSize64 > uint64(a.size) ||
-		(e.Method == zip.Store && e.CompressedSize64 != e.UncompressedSize64) {
-		return nil, nil, fmt.Errorf("entry %s: sizes in the zip directory are inconsistent", name)
-	}
-	rc, err := e.Open()
-	if err != nil {
-		return nil, nil, fmt.Errorf("entry %s: %w", name, err)
-	}
-	return e, rc, nil
-}
-
-// meta reads and checks meta.json. id is the id the file name carries;
-// meta.json must agree with it.
-func (a *npz) meta(id string) (Meta, error) {
-	e, rc, err := a.entry(metaEntry)
+// meta reads and checks meta.json and, with load set, history.json. If
+// wantID is not empty (the id a file name carries), meta.json must agree
+// with it. Without load, history.json is only checked to be there and of a
+// size its declared records allow, and the Meta's History is nil.
+func (d *decoder) meta(wantID string, load bool) (Meta, error) {
+	m, version, records, err := d.metaJSON(wantID)
 	if err != nil {
 		return Meta{}, err
 	}
-	defer rc.Close()
-	if e.UncompressedSize64 > maxMetaSize {
-		return Meta{}, fmt.Errorf("%s is %d bytes, more than %d", metaEntry, e.UncompressedSize64, maxMetaSize)
+	if version == 1 {
+		return m, nil
 	}
-	// Reading to EOF makes archive/zip verify the size and CRC-32.
-	raw, err := io.ReadAll(io.LimitReader(rc, maxMetaSize+1))
+	er, err := d.a.open(historyEntry, maxHistoryJSON(records))
 	if err != nil {
-		return Meta{}, fmt.Errorf("reading %s: %w", metaEntry, err)
+		return Meta{}, err
 	}
+	defer er.Close()
+	if !load {
+		return m, nil
+	}
+	h, err := decodeHistory(er, records)
+	if err == nil {
+		err = er.verify()
+	}
+	if err == nil {
+		err = validateHistory(h, m.EpochsTrained)
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", historyEntry, err)
+	}
+	m.History = h
+	return m, nil
+}
 
+// metaJSON reads and checks meta.json, and returns the format version and
+// the number of records meta.json says history.json holds.
+func (d *decoder) metaJSON(wantID string) (m Meta, version, records int, err error) {
+	er, err := d.a.open(metaEntry, maxMetaSize)
+	if err != nil {
+		return Meta{}, 0, 0, err
+	}
+	defer er.Close()
+	raw, err := io.ReadAll(er)
+	if err == nil {
+		err = er.verify()
+	}
+	if err != nil {
+		return Meta{}, 0, 0, fmt.Errorf("reading %s: %w", metaEntry, err)
+	}
+	m, version, records, err = d.parseMeta(raw, wantID)
+	if err != nil {
+		return Meta{}, 0, 0, fmt.Errorf("%s: %w", metaEntry, err)
+	}
+	return m, version, records, nil
+}
+
+func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records int, err error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &keys); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+		return Meta{}, 0, 0, err
 	}
-	for _, k := range metaKeys {
+	if err := json.Unmarshal(keys["format_version"], &version); err != nil || metaKeys[version] == nil {
+		return Meta{}, 0, 0, fmt.Errorf("format_version %.20s, want 1 or %d", keys["format_version"], formatVersion)
+	}
+	for _, k := range metaKeys[version] {
 		if _, ok := keys[k]; !ok {
-			return Meta{}, fmt.Errorf("%s: key %q is missing", metaEntry, k)
+			return Meta{}, 0, 0, fmt.Errorf("key %q is missing", k)
 		}
 	}
 	var mf metaFile
 	if err := json.Unmarshal(raw, &mf); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+		return Meta{}, 0, 0, err
 	}
-	if mf.FormatVersion != formatVersion {
-		return Meta{}, fmt.Errorf("%s: format_version %d, want %d", metaEntry, mf.FormatVersion, formatVersion)
+	if version == 1 {
+		// Keys of later versions mean nothing in a version 1 file.
+		mf.Init, mf.Seed, mf.HistoryRecords = InitNormal, nil, 0
 	}
-	if mf.ID != id {
-		return Meta{}, fmt.Errorf("%s: id %.40q does not match the file name", metaEntry, mf.ID)
+	if wantID != "" && mf.ID != wantID {
+		return Meta{}, 0, 0, fmt.Errorf("id %.40q does not match the file name", mf.ID)
 	}
-	m := Meta{
+	if d.ignoreID {
+		mf.ID = ""
+	}
+	if mf.HistoryRecords < 0 || mf.HistoryRecords > MaxHistory {
+		return Meta{}, 0, 0, fmt.Errorf("%w: history_records %d, want 0 to %d (MaxHistory)", ErrTooLarge, mf.HistoryRecords, MaxHistory)
+	}
+	m = Meta{
 		ID:            mf.ID,
 		Sizes:         mf.LayerSizes,
+		Init:          mf.Init,
+		Seed:          mf.Seed,
 		Trained:       mf.Trained,
 		Accuracy:      mf.Accuracy,
 		EpochsTrained: mf.EpochsTrained,
 		CreatedAt:     mf.CreatedAt,
 		UpdatedAt:     mf.UpdatedAt,
 	}
-	if err := m.validate(); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", metaEntry, err)
+	validate := m.validate
+	if d.ignoreID {
+		validate = m.validateContent
 	}
-	return m, nil
+	if err := validate(d.lim); err != nil {
+		return Meta{}, 0, 0, err
+	}
+	return m, version, mf.HistoryRecords, nil
 }
 
-// array checks that entry name is an NPY array of the given shape whose size
-// is exactly what that shape needs. With load set it then reads the values,
+// array checks that entry name is an NPY array of the given shape (whose
+// element count lim has bounded) and that the zip directory records exactly
+// the size that shape needs. With load set it then reads the values,
 // allocating only once the checks have passed; otherwise it reads no more
 // than the NPY header.
-func (a *npz) array(name string, shape []int, load bool, buf []byte) ([]float64, error) {
-	e, rc, err := a.entry(name)
+func (d *decoder) array(name string, shape []int, load bool, buf []byte) ([]float64, error) {
+	count := 1
+	for _, n := range shape {
+		count *= n // bounded by lim.MaxParams: shape comes from checked sizes
+	}
+	// Nothing is inflated past what the shape allows: the header, then the
+	// values. The exact size is checked once the header's length is known.
+	er, err := d.a.open(name, uint64(npyMaxPreamble)+8*uint64(count))
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	got, hdrLen, err := readNPYHeader(rc)
+	defer er.Close()
+	hdr, err := readNPYHeader(er)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !slices.Equal(got, shape) {
-		return nil, fmt.Errorf("%s: shape %v does not match the layer sizes in %s, want %v", name, got, metaEntry, shape)
+	if hdr.dtype != npyFloat64 {
+		return nil, fmt.Errorf("%s: dtype %q, want %q (little-endian float64)", name, hdr.dtype, npyFloat64)
 	}
-	count := 1
-	for _, d := range shape {
-		count *= d // bounded by MaxParams: shape comes from checked sizes
+	if !slices.Equal(hdr.shape, shape) {
+		return nil, fmt.Errorf("%s: shape %v does not match the layer sizes in %s, want %v", name, hdr.shape, metaEntry, shape)
 	}
-	if want := uint64(hdrLen) + 8*uint64(count); e.UncompressedSize64 != want {
-		return nil, fmt.Errorf("%s: %d bytes, want %d for shape %v", name, e.UncompressedSize64, want, shape)
+	if want := uint64(hdr.size) + 8*uint64(count); er.size != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d for shape %v", name, er.size, want, shape)
 	}
 	if !load {
 		return nil, nil
 	}
 	data := make([]float64, count)
-	if err := readFloats(rc, data, buf); err != nil {
+	if err := readFloats(er, data, buf); err != nil {
 		return nil, fmt.Errorf("%s: reading data: %w", name, err)
 	}
-	// The sizes matched, so this read hits EOF, where archive/zip checks the
-	// CRC-32 of the whole entry.
-	if _, err := io.ReadFull(rc, buf[:1]); err != io.EOF {
-		if err == nil {
-			err = errors.New("data longer than its shape")
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := er.verify(); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
 
 // layers checks every w<l>.npy and b<l>.npy against m.Sizes and, with load
 // set, returns their contents.
-func (a *npz) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
+func (d *decoder) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
 	var (
 		ws  []*mat.Dense
 		bs  []*mat.VecDense
@@ -337,11 +515,11 @@ func (a *npz) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
 	}
 	for l := 1; l < len(m.Sizes); l++ {
 		rows, cols := m.Sizes[l], m.Sizes[l-1]
-		w, err := a.array(weightEntry(l-1), []int{rows, cols}, load, buf)
+		w, err := d.array(weightEntry(l-1), []int{rows, cols}, load, buf)
 		if err != nil {
 			return nil, nil, err
 		}
-		b, err := a.array(biasEntry(l-1), []int{rows}, load, buf)
+		b, err := d.array(biasEntry(l-1), []int{rows}, load, buf)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -351,21 +529,4 @@ func (a *npz) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, error) {
 		}
 	}
 	return ws, bs, nil
-}
-
-// writeFile writes m and n to f as an .npz archive, flushes it to stable
-// storage and closes f.
-func writeFile(f *os.File, m Meta, n *network.Network) error {
-	bw := bufio.NewWriterSize(f, bufSize)
-	err := writeNPZ(bw, m, n)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

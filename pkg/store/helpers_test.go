@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -19,15 +20,15 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/golden.npz and the FuzzLoad seed corpus")
+var update = flag.Bool("update", false, "rewrite testdata/golden_v2.npz and the fuzz seed corpora")
 
-// fixtureID is the id of testdata/golden.npz and testdata/numpy.npz, and the
-// name FuzzLoad gives its input.
+// fixtureID is the id of testdata/golden_v*.npz and testdata/numpy.npz, and
+// the name FuzzLoad gives its input.
 const fixtureID = "6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f"
 
 func newNet(t testing.TB, sizes []int, seed uint64) *network.Network {
 	t.Helper()
-	n, err := network.New(sizes, rand.New(rand.NewPCG(seed, 1)))
+	n, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,19 +37,40 @@ func newNet(t testing.TB, sizes []int, seed uint64) *network.Network {
 
 func newMeta(id string, sizes []int) Meta {
 	acc := 0.9123
+	seed := uint64(1<<63 + 12345) // above 2^53: JSON readers must keep it exact
 	created := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	return Meta{
 		ID:            id,
 		Sizes:         slices.Clone(sizes),
+		Init:          InitNormal,
+		Seed:          &seed,
 		Trained:       true,
 		Accuracy:      &acc,
 		EpochsTrained: 3,
+		History:       history(3, created),
 		CreatedAt:     created,
 		UpdatedAt:     created.Add(90 * time.Minute),
 	}
 }
 
-// fixture is the small network of testdata/golden.npz.
+// history returns n epoch records, epochs 1 to n, of two jobs, the first
+// finishing after start.
+func history(n int, start time.Time) []EpochRecord {
+	h := make([]EpochRecord, n)
+	for i := range h {
+		job := i / 2
+		h[i] = EpochRecord{
+			Epoch: i + 1, JobID: fmt.Sprintf("9b2f64e1-0c1d-4e5f-8a7b-%012d", job),
+			Accuracy: float64(9000+i%1000) / 10000, Correct: 9000 + i%1000, Total: 10000,
+			ElapsedTime: 1.25 + float64(i)/8, LearningRate: 3, MiniBatchSize: 10,
+			Cost: "quadratic", Lambda: float64(job) / 10, Seed: 7 + uint64(job),
+			FinishedAt: start.Add(time.Duration(i+1) * time.Minute).In(time.FixedZone("CEST", 2*3600)),
+		}
+	}
+	return h
+}
+
+// fixture is the small network of testdata/golden_v2.npz.
 func fixture(t testing.TB) (Meta, *network.Network) {
 	sizes := []int{3, 2, 2}
 	return newMeta(fixtureID, sizes), newNet(t, sizes, 42)
@@ -56,7 +78,7 @@ func fixture(t testing.TB) (Meta, *network.Network) {
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir)
+	s, err := Open(dir, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +90,7 @@ func openStore(t testing.TB, dir string) *Store {
 func encode(t testing.TB, m Meta, n *network.Network) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := writeNPZ(&b, m, n); err != nil {
+	if err := Encode(&b, m, n); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -172,9 +194,7 @@ func editMeta(t testing.TB, key string, value any) []byte {
 	var meta map[string]any
 	for _, e := range unzip(t, encode(t, m, n)) {
 		if e.name == metaEntry {
-			if err := json.Unmarshal(e.data, &meta); err != nil {
-				t.Fatal(err)
-			}
+			meta = unmarshalNumbers[map[string]any](t, e.data)
 		}
 	}
 	if value == nil {
@@ -187,6 +207,37 @@ func editMeta(t testing.TB, key string, value any) []byte {
 		t.Fatal(err)
 	}
 	return edit(t, metaEntry, b)
+}
+
+// unmarshalNumbers decodes JSON keeping numbers as json.Number: a float64
+// would round the seeds, which exceed 2^53.
+func unmarshalNumbers[T any](t testing.TB, b []byte) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// editHistory returns the fixture's archive with history.json's records
+// (as JSON objects) replaced by what f makes of them.
+func editHistory(t testing.TB, f func([]map[string]any) []map[string]any) []byte {
+	t.Helper()
+	m, n := fixture(t)
+	var h []map[string]any
+	for _, e := range unzip(t, encode(t, m, n)) {
+		if e.name == historyEntry {
+			h = unmarshalNumbers[[]map[string]any](t, e.data)
+		}
+	}
+	b, err := json.Marshal(f(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edit(t, historyEntry, b)
 }
 
 // npy returns an NPY v1.0 file with the given header dict (padded and ended
@@ -279,15 +330,27 @@ func sameNetwork(t testing.TB, a, b *network.Network) {
 // compared as instants.
 func sameMeta(t testing.TB, got, want Meta) {
 	t.Helper()
-	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Trained != want.Trained ||
+	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Init != want.Init ||
+		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
 		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.UpdatedAt.Equal(want.UpdatedAt) || (got.Accuracy == nil) != (want.Accuracy == nil) ||
-		(got.Accuracy != nil && *got.Accuracy != *want.Accuracy) {
-		t.Fatalf("meta\n got %+v (accuracy %v)\nwant %+v (accuracy %v)", got, deref(got.Accuracy), want, deref(want.Accuracy))
+		!got.UpdatedAt.Equal(want.UpdatedAt) || !samePtr(got.Accuracy, want.Accuracy) ||
+		!slices.EqualFunc(got.History, want.History, sameRecord) {
+		t.Fatalf("meta\n got %+v (accuracy %v, seed %v)\nwant %+v (accuracy %v, seed %v)",
+			got, deref(got.Accuracy), deref(got.Seed), want, deref(want.Accuracy), deref(want.Seed))
 	}
 }
 
-func deref(p *float64) any {
+func samePtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func sameRecord(a, b EpochRecord) bool {
+	at, bt := a.FinishedAt, b.FinishedAt
+	a.FinishedAt, b.FinishedAt = time.Time{}, time.Time{}
+	return a == b && at.Equal(bt)
+}
+
+func deref[T any](p *T) any {
 	if p == nil {
 		return nil
 	}

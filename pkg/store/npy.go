@@ -29,7 +29,11 @@ const (
 	// npyMaxHeader bounds the header we are willing to read. Ours are 128
 	// bytes; a few KiB leaves room for any honest writer.
 	npyMaxHeader = 4096
-	npyDtype     = "<f8"
+	// npyMaxPreamble bounds an NPY entry's preamble: magic, version, header
+	// length and header.
+	npyMaxPreamble = len(npyMagic) + 2 + 4 + npyMaxHeader
+	npyFloat64     = "<f8" // the dtype we write, and all our format reads
+	npyFloat32     = "<f4" // also read by Import
 )
 
 // npyHeader returns the complete NPY version 1.0 preamble (magic, version,
@@ -37,7 +41,7 @@ const (
 // of the given shape, exactly as NumPy 1.24+ writes it.
 func npyHeader(shape []int) []byte {
 	var b strings.Builder
-	b.WriteString("{'descr': '" + npyDtype + "', 'fortran_order': False, 'shape': (")
+	b.WriteString("{'descr': '" + npyFloat64 + "', 'fortran_order': False, 'shape': (")
 	for i, d := range shape {
 		if i > 0 {
 			b.WriteString(" ")
@@ -83,16 +87,48 @@ func writeFloats(w io.Writer, xs []float64, buf []byte) error {
 	return nil
 }
 
-// readNPYHeader reads an NPY preamble from r and returns the array's shape
-// and the preamble's length in bytes. It accepts only what we can decode
-// without conversion: format version 1.0 or 2.0, dtype '<f8', C order.
-func readNPYHeader(r io.Reader) (shape []int, size int, err error) {
+// npyArray describes an NPY array from its preamble.
+type npyArray struct {
+	shape []int
+	dtype string // '<f8' or '<f4'
+	size  int    // bytes of the preamble: magic, version, length, header
+}
+
+// itemSize returns the bytes of one value.
+func (a npyArray) itemSize() int {
+	if a.dtype == npyFloat32 {
+		return 4
+	}
+	return 8
+}
+
+// count returns the values the shape holds. The shape's dimensions must
+// have been bounded (by checked layer sizes) so that the product cannot
+// overflow.
+func (a npyArray) count() int {
+	n := 1
+	for _, d := range a.shape {
+		n *= d
+	}
+	return n
+}
+
+// readNPYHeader reads an NPY preamble from r. It accepts only what we can
+// decode: format version 1.0 or 2.0, C order, dtype '<f8' or '<f4' (the
+// caller says which it takes). It reads no more than the preamble, which is
+// at most npyMaxPreamble bytes.
+func readNPYHeader(r io.Reader) (npyArray, error) {
+	shape, size, dtype, err := readNPYPreamble(r)
+	return npyArray{shape: shape, dtype: dtype, size: size}, err
+}
+
+func readNPYPreamble(r io.Reader) (shape []int, size int, dtype string, err error) {
 	var pre [len(npyMagic) + 2]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return nil, 0, fmt.Errorf("reading NPY magic: %w", noEOF(err))
+		return nil, 0, "", fmt.Errorf("reading NPY magic: %w", noEOF(err))
 	}
 	if string(pre[:len(npyMagic)]) != npyMagic {
-		return nil, 0, errors.New("not an NPY file (bad magic)")
+		return nil, 0, "", errors.New("not an NPY file (bad magic)")
 	}
 	major, minor := pre[len(npyMagic)], pre[len(npyMagic)+1]
 	var hlen int
@@ -100,39 +136,39 @@ func readNPYHeader(r io.Reader) (shape []int, size int, err error) {
 	case major == 1 && minor == 0:
 		var l [2]byte
 		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return nil, 0, fmt.Errorf("reading NPY header length: %w", noEOF(err))
+			return nil, 0, "", fmt.Errorf("reading NPY header length: %w", noEOF(err))
 		}
 		hlen = int(binary.LittleEndian.Uint16(l[:]))
 	case major == 2 && minor == 0:
 		var l [4]byte
 		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return nil, 0, fmt.Errorf("reading NPY header length: %w", noEOF(err))
+			return nil, 0, "", fmt.Errorf("reading NPY header length: %w", noEOF(err))
 		}
 		// Compare before converting so a huge value cannot wrap on 32-bit int.
 		n := binary.LittleEndian.Uint32(l[:])
 		if n > npyMaxHeader {
-			return nil, 0, fmt.Errorf("NPY header of %d bytes is too long", n)
+			return nil, 0, "", fmt.Errorf("NPY header of %d bytes is too long", n)
 		}
 		hlen = int(n)
 	default:
-		return nil, 0, fmt.Errorf("unsupported NPY format version %d.%d", major, minor)
+		return nil, 0, "", fmt.Errorf("unsupported NPY format version %d.%d", major, minor)
 	}
 	if hlen > npyMaxHeader {
-		return nil, 0, fmt.Errorf("NPY header of %d bytes is too long", hlen)
+		return nil, 0, "", fmt.Errorf("NPY header of %d bytes is too long", hlen)
 	}
 	h := make([]byte, hlen)
 	if _, err := io.ReadFull(r, h); err != nil {
-		return nil, 0, fmt.Errorf("reading NPY header: %w", noEOF(err))
+		return nil, 0, "", fmt.Errorf("reading NPY header: %w", noEOF(err))
 	}
-	shape, err = parseNPYDict(string(h))
+	shape, dtype, err = parseNPYDict(string(h))
 	if err != nil {
-		return nil, 0, fmt.Errorf("NPY header %.80q: %w", h, err)
+		return nil, 0, "", fmt.Errorf("NPY header %.80q: %w", h, err)
 	}
 	size = len(pre) + 2 + hlen
 	if major == 2 {
 		size += 2
 	}
-	return shape, size, nil
+	return shape, size, dtype, nil
 }
 
 // noEOF turns a clean EOF into an unexpected one: wherever we read, more
@@ -150,12 +186,13 @@ func noEOF(err error) error {
 //
 // followed by spaces and a newline. It is a strict parser for the subset of
 // Python NumPy writes, not a Python evaluator: it never allocates more than
-// the header's own length.
-func parseNPYDict(h string) ([]int, error) {
+// the header's own length. It returns the shape and the dtype, '<f8' or
+// '<f4'.
+func parseNPYDict(h string) ([]int, string, error) {
 	p := &dictParser{s: h}
 	p.space()
 	if !p.eat('{') {
-		return nil, errors.New("header is not a dict")
+		return nil, "", errors.New("header is not a dict")
 	}
 	var (
 		descr, order string
@@ -169,15 +206,15 @@ func parseNPYDict(h string) ([]int, error) {
 		}
 		key, err := p.str()
 		if err != nil {
-			return nil, fmt.Errorf("key: %w", err)
+			return nil, "", fmt.Errorf("key: %w", err)
 		}
 		if seen[key] {
-			return nil, fmt.Errorf("key %q repeated", key)
+			return nil, "", fmt.Errorf("key %q repeated", key)
 		}
 		seen[key] = true
 		p.space()
 		if !p.eat(':') {
-			return nil, fmt.Errorf("missing ':' after key %q", key)
+			return nil, "", fmt.Errorf("missing ':' after key %q", key)
 		}
 		p.space()
 		switch key {
@@ -188,40 +225,40 @@ func parseNPYDict(h string) ([]int, error) {
 		case "shape":
 			shape, err = p.tuple()
 		default:
-			return nil, fmt.Errorf("unexpected key %q", key)
+			return nil, "", fmt.Errorf("unexpected key %q", key)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, "", fmt.Errorf("%s: %w", key, err)
 		}
 		p.space()
 		if !p.eat(',') {
 			p.space()
 			if !p.eat('}') {
-				return nil, errors.New("expected ',' or '}'")
+				return nil, "", errors.New("expected ',' or '}'")
 			}
 			break
 		}
 	}
 	if strings.TrimRight(p.s[p.i:], " \t\r\n") != "" {
-		return nil, errors.New("trailing data after the dict")
+		return nil, "", errors.New("trailing data after the dict")
 	}
 	if !strings.HasSuffix(h, "\n") {
-		return nil, errors.New("header does not end with a newline")
+		return nil, "", errors.New("header does not end with a newline")
 	}
 	if !seen["descr"] || !seen["fortran_order"] || !seen["shape"] {
-		return nil, errors.New("header lacks descr, fortran_order or shape")
+		return nil, "", errors.New("header lacks descr, fortran_order or shape")
 	}
-	if descr != npyDtype {
-		return nil, fmt.Errorf("dtype %q, want %q (little-endian float64)", descr, npyDtype)
+	if descr != npyFloat64 && descr != npyFloat32 {
+		return nil, "", fmt.Errorf("dtype %q, want %q or %q (little-endian float64 or float32)", descr, npyFloat64, npyFloat32)
 	}
 	switch order {
 	case "False":
 	case "True":
-		return nil, errors.New("Fortran-order arrays are not supported")
+		return nil, "", errors.New("Fortran-order arrays are not supported")
 	default:
-		return nil, fmt.Errorf("fortran_order is %q, want False", order)
+		return nil, "", fmt.Errorf("fortran_order is %q, want False", order)
 	}
-	return shape, nil
+	return shape, descr, nil
 }
 
 type dictParser struct {
@@ -343,6 +380,23 @@ func readFloats(r io.Reader, dst []float64, buf []byte) error {
 		}
 		for i := range dst[:n] {
 			dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*i:]))
+		}
+		dst = dst[n:]
+	}
+	return nil
+}
+
+// readFloats32 reads exactly len(dst) little-endian float32 values from r
+// into dst, converting them to float64 (exactly: every float32 is a
+// float64), using buf (a multiple of 4 bytes long) as scratch space.
+func readFloats32(r io.Reader, dst []float64, buf []byte) error {
+	for len(dst) > 0 {
+		n := min(len(dst), len(buf)/4)
+		if _, err := io.ReadFull(r, buf[:4*n]); err != nil {
+			return noEOF(err)
+		}
+		for i := range dst[:n] {
+			dst[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
 		}
 		dst = dst[n:]
 	}

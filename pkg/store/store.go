@@ -1,39 +1,62 @@
-// Package store saves networks as files in one directory and loads them
-// back, so that they survive a restart.
+// Package store saves networks so that they survive a restart, and loads
+// them back.
 //
-// Each network is one NumPy .npz archive named <id>.npz, which a data
-// scientist can open with np.load: it holds w0.npy, w1.npy, ... (layer l's
-// weights, shape (sizes[l+1], sizes[l]), one row per neuron), b0.npy, b1.npy,
-// ... (layer l's biases, shape (sizes[l+1],)), all little-endian float64 in C
-// order, and meta.json, which records the id, the layer sizes, whether and how
-// far the network has been trained, and when. meta.json's fields:
+// The file format is independent of where the bytes are kept: Encode writes
+// a network as an archive, Decode and DecodeEntry read one from any
+// io.ReaderAt, and Import reads networks made elsewhere (ours, or Michael
+// Nielsen's network.py's saved with NumPy). Store keeps the archives as
+// files in one directory; other backends keep the same bytes elsewhere, and
+// package storetest holds the contract they all meet.
 //
-//	format_version  1
-//	id              the network's id, the file's name without ".npz"
-//	layer_sizes     [784, 30, 10]
-//	trained         true once an epoch of training has finished
-//	accuracy        test-set accuracy between 0 and 1, or null
-//	epochs_trained  epochs completed, over all training jobs
-//	created_at      RFC 3339 time, UTC
-//	updated_at      RFC 3339 time, UTC
+// Each network is one NumPy .npz archive (a Store names it <id>.npz), which
+// a data scientist can open with np.load (docs/PYTHON.md shows how). Its
+// entries, in this order:
+//
+//	meta.json     the description (below)
+//	history.json  a JSON array of every epoch trained (EpochRecord), one a line
+//	w0.npy ...    layer l's weights, shape (sizes[l+1], sizes[l]): one row per neuron
+//	b0.npy ...    layer l's biases, shape (sizes[l+1],)
+//
+// The arrays are NPY files of little-endian float64 ('<f8') in C order,
+// stored uncompressed as np.savez writes them (Decode also reads deflated
+// entries, as np.savez_compressed writes them). The .json entries are not
+// arrays: np.load returns their bytes. meta.json's fields:
+//
+//	format_version   2 (version 1 files, without init, seed, history_records
+//	                 and history.json, are still read)
+//	id               the network's id, the file's name without ".npz"
+//	layer_sizes      [784, 30, 10]
+//	init             "normal", "scaled" or "" (unknown)
+//	seed             the seed the network was made with (an exact integer up
+//	                 to 2^64-1), or null
+//	trained          true once an epoch of training has finished
+//	accuracy         test-set accuracy between 0 and 1, or null
+//	epochs_trained   epochs completed, over all training jobs
+//	history_records  the records in history.json, at most MaxHistory
+//	created_at       RFC 3339 time, UTC, to the nanosecond
+//	updated_at       RFC 3339 time, UTC, to the nanosecond
 //
 // Files are written atomically, so a crash or a full disk never leaves a
 // half-written network behind, and every file read is treated as hostile:
-// its headers are checked against each other and against fixed limits
-// (MaxLayers, MaxParams) before anything is allocated.
+// its headers are checked against each other and against the operator's
+// Limits before anything is allocated or inflated, no entry is read past the
+// size the zip directory records for it, and every entry's CRC-32 is
+// checked.
 package store
 
 import (
+	"bufio"
 	"cmp"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -51,35 +74,6 @@ var ErrNotFound = errors.New("no saved network with that id")
 // (lowercase, hyphenated, 36 characters). Only such ids become file names.
 var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
 
-// Meta describes a saved network; it is stored in the archive's meta.json.
-type Meta struct {
-	// ID is the network's id, a canonical lowercase UUID; the file is <ID>.npz.
-	ID string
-	// Sizes is the number of neurons in each layer, inputs first.
-	Sizes []int
-	// Trained is whether the network has finished at least one epoch of
-	// training (it is saved after every epoch).
-	Trained bool
-	// Accuracy is the test-set accuracy (0 to 1), nil until evaluated.
-	Accuracy *float64
-	// EpochsTrained counts the epochs trained, over all jobs.
-	EpochsTrained int
-	// CreatedAt is when the network was created, UpdatedAt when it last
-	// changed. They are stored in UTC to the nanosecond.
-	CreatedAt, UpdatedAt time.Time
-}
-
-// Entry describes one saved network, as List reports it.
-type Entry struct {
-	Meta
-	// WeightShapes holds [rows, cols] of each layer's weight matrix:
-	// [Sizes[l+1], Sizes[l]].
-	WeightShapes [][2]int
-	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
-	// kept biases as column vectors and reported them so.
-	BiasShapes [][2]int
-}
-
 // Store keeps networks in one directory. All access goes through an os.Root,
 // so no file outside that directory can be read or written, whatever a name
 // or a symbolic link in it says.
@@ -89,11 +83,15 @@ type Entry struct {
 // concurrent Load or List sees the old file or the new one, never a mix. Of
 // two concurrent Saves of one id, the later rename wins.
 //
-// Only one Store should use a directory at a time: Open removes temporary
-// files it takes for leftovers of a crash.
+// Only one Store should use a directory at a time: the function Open removes
+// temporary files it takes for leftovers of a crash.
 type Store struct {
 	dir  string
 	root *os.Root
+	lim  Limits // resolved
+	// flush flushes an open directory to disk: (*os.File).Sync, unless a
+	// test of this package makes it fail.
+	flush func(*os.File) error
 }
 
 const (
@@ -106,8 +104,13 @@ const (
 
 // Open returns a Store keeping networks in dir, creating dir (mode 0755) if
 // it does not exist, and removes temporary files left behind by a Save that
-// was interrupted by a crash.
-func Open(dir string) (*Store, error) {
+// was interrupted by a crash. The Store saves and reads only networks within
+// lim (see Limits: a zero field means the default).
+func Open(dir string, lim Limits) (*Store, error) {
+	lim, err := lim.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -115,7 +118,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{dir: filepath.Clean(dir), root: root}
+	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim, flush: (*os.File).Sync}
 	if err := s.removeTemps(); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
@@ -138,6 +141,9 @@ func (s *Store) removeTemps() error {
 	return nil
 }
 
+// Limits returns the limits the Store holds networks to, defaults filled in.
+func (s *Store) Limits() Limits { return s.lim }
+
 // Dir returns the directory the Store keeps networks in.
 func (s *Store) Dir() string { return s.dir }
 
@@ -145,23 +151,24 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Close() error { return s.root.Close() }
 
 // Save writes n with its description m to <m.ID>.npz, replacing any network
-// saved under that id. m.ID must be a canonical UUID and m.Sizes must equal
-// n.Sizes().
+// saved under that id. m.ID must be a canonical UUID, m.Sizes must equal
+// n.Sizes() and be within the Store's limits (else the error wraps
+// ErrTooLarge).
 //
 // Save is atomic: it writes a temporary file in the same directory, flushes
 // it to disk, renames it over the old file and flushes the directory. If
 // writing fails (a read-only directory, a full disk), the previous file is
 // left as it was. Only an error from the final flush of the directory comes
 // after the new file is in place; it may then not survive a power failure.
-func (s *Store) Save(m Meta, n *network.Network) error {
-	if err := m.validate(); err != nil {
+//
+// Save checks ctx before it starts, not while it writes: a started Save
+// runs to the end, so that a cancelled caller never leaves half its work.
+func (s *Store) Save(ctx context.Context, m Meta, n *network.Network) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: save %.40q: %w", m.ID, err)
+	}
+	if err := checkEncodable(m, n, s.lim); err != nil {
 		return fmt.Errorf("store: save: %w", err)
-	}
-	if n == nil {
-		return fmt.Errorf("store: save %s: nil network", m.ID)
-	}
-	if !slices.Equal(m.Sizes, n.Sizes()) {
-		return fmt.Errorf("store: save %s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
 	}
 
 	tmp := tempPrefix + m.ID + "-" + rand.Text()
@@ -184,44 +191,139 @@ func (s *Store) Save(m Meta, n *network.Network) error {
 	return nil
 }
 
+// writeFile writes m and n to f as an .npz archive, flushes it to stable
+// storage and closes f.
+func writeFile(f *os.File, m Meta, n *network.Network) error {
+	bw := bufio.NewWriterSize(f, bufSize)
+	err := writeNPZ(bw, m, n)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Load reads the network saved under id. It returns an error wrapping
 // ErrInvalidID if id is not a canonical UUID, one wrapping ErrNotFound if no
-// such network is saved, and an error describing the problem if the file is
-// corrupt.
-func (s *Store) Load(id string) (Meta, *network.Network, error) {
-	if err := checkID(id); err != nil {
+// such network is saved, one wrapping ErrTooLarge if the file is beyond the
+// Store's limits, and an error describing the problem if the file is
+// corrupt. See Decode for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (Meta, *network.Network, error) {
+	if err := s.begin(ctx, id); err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load: %w", err)
 	}
-	a, err := openNPZ(s.root, fileName(id))
+	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
-	defer a.close()
-	m, err := a.meta(id)
-	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
-	}
-	ws, bs, err := a.layers(m, true)
-	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
-	}
-	n, err := network.FromParams(m.Sizes, ws, bs)
+	defer f.Close()
+	m, n, err := decode(f, size, s.lim, id)
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
 	}
 	return m, n, nil
 }
 
+// Open returns the bytes saved under id, exactly as Save wrote them (an
+// .npz archive), and their length, for a download. The file is checked as
+// List checks it (meta.json and every header, not the parameters) before it
+// is handed out. The reader also implements io.ReaderAt and io.Seeker, and
+// reads the file as it was when opened, even if a Save replaces it
+// meanwhile. The caller must close it.
+//
+// Errors are as Load's.
+func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	if err := s.begin(ctx, id); err != nil {
+		return nil, 0, fmt.Errorf("store: open: %w", err)
+	}
+	f, size, err := s.openRegular(fileName(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("store: open %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+	}
+	if _, err := decodeEntry(f, size, s.lim, id); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+	}
+	return &fileReader{SectionReader: io.NewSectionReader(f, 0, size), f: f}, size, nil
+}
+
+// fileReader reads an opened file from its start, to its size when opened.
+type fileReader struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (r *fileReader) Close() error { return r.f.Close() }
+
+// begin checks what every call checks first: ctx, then id.
+func (s *Store) begin(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%.40q: %w", id, err)
+	}
+	return checkID(id)
+}
+
+// openRegular opens name for reading without ever blocking (see openFlags)
+// and returns it with its size if it is a regular file. The check is made
+// on the opened descriptor, not on the name, so the file cannot be swapped
+// for another between the check and the reads.
+func (s *Store) openRegular(name string) (*os.File, int64, error) {
+	f, err := s.root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func notRegular(mode fs.FileMode) error {
+	what := "not a regular file"
+	switch mode.Type() {
+	case fs.ModeDir:
+		what = "a directory"
+	case fs.ModeNamedPipe:
+		what = "a named pipe (FIFO)"
+	case fs.ModeSocket:
+		what = "a socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		what = "a device"
+	}
+	return fmt.Errorf("%s, not a regular file: not read", what)
+}
+
 // List describes every network saved in the directory, ordered by CreatedAt,
 // then ID. It reads each file's meta.json and NPY headers, not its weights.
 //
 // Files whose names are not <canonical-uuid>.npz are ignored. A file that
-// is corrupt or unreadable is left out and reported by one of the returned
-// errors, which names it; the other files are still listed.
-func (s *Store) List() ([]Entry, []error) {
+// is corrupt or unreadable, or is not a regular file (a directory, a FIFO, a
+// device: such files are never opened, or read), is left out and reported
+// by one of the returned errors, which names it; the other files are still
+// listed.
+//
+// If ctx is done before List has read every file, List returns no entries
+// and ctx's error: a partial list would look like a list of fewer networks.
+func (s *Store) List(ctx context.Context) ([]Entry, []error) {
+	if err := ctx.Err(); err != nil {
+		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+	}
 	des, err := s.readDir()
 	if err != nil {
 		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
@@ -233,6 +335,15 @@ func (s *Store) List() ([]Entry, []error) {
 	for _, de := range des {
 		id, ok := strings.CutSuffix(de.Name(), fileExt)
 		if !ok || checkID(id) != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+		}
+		// Symbolic links are opened: Root keeps them inside the directory, and
+		// openRegular checks what they lead to.
+		if t := de.Type(); t != 0 && t != fs.ModeSymlink {
+			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), notRegular(t)))
 			continue
 		}
 		e, err := s.entry(id)
@@ -252,48 +363,71 @@ func (s *Store) List() ([]Entry, []error) {
 }
 
 func (s *Store) entry(id string) (Entry, error) {
-	a, err := openNPZ(s.root, fileName(id))
+	f, size, err := s.openRegular(fileName(id))
 	if err != nil {
 		return Entry{}, err
 	}
-	defer a.close()
-	m, err := a.meta(id)
-	if err != nil {
-		return Entry{}, err
-	}
-	if _, _, err := a.layers(m, false); err != nil {
-		return Entry{}, err
-	}
-	return EntryOf(m), nil
+	defer f.Close()
+	return decodeEntry(f, size, s.lim, id)
 }
 
-// EntryOf returns the Entry that List reports for a network saved with m.
-func EntryOf(m Meta) Entry {
-	e := Entry{Meta: m}
-	for l := 1; l < len(m.Sizes); l++ {
-		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
-		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
+// DeleteResult says what Delete did to the file of a network.
+type DeleteResult int
+
+const (
+	// DeleteFailed: the file, if there is one, is still there; Delete's
+	// error says why. It is the zero value, so a caller that ignores the
+	// result errs on the side of the network still existing.
+	DeleteFailed DeleteResult = iota
+	// DeleteNotFound: no network was saved under the id; nothing was done.
+	// The error is nil.
+	DeleteNotFound
+	// DeleteRemoved: the file was removed and the removal flushed to disk.
+	// The error is nil.
+	DeleteRemoved
+	// DeleteRemovedNotFlushed: the file was removed, so Load and List no
+	// longer find it, but flushing the directory failed, so a power failure
+	// may bring it back. The error describes the failed flush.
+	DeleteRemovedNotFlushed
+)
+
+// Gone reports whether no file is left under the id: the network is
+// deleted, although after DeleteRemovedNotFlushed not durably.
+func (r DeleteResult) Gone() bool { return r != DeleteFailed }
+
+func (r DeleteResult) String() string {
+	switch r {
+	case DeleteFailed:
+		return "failed"
+	case DeleteNotFound:
+		return "not found"
+	case DeleteRemoved:
+		return "removed"
+	case DeleteRemovedNotFlushed:
+		return "removed, not flushed"
 	}
-	return e
+	return fmt.Sprintf("DeleteResult(%d)", int(r))
 }
 
-// Delete removes the network saved under id. It reports whether there was
-// one; deleting an id that is not saved is not an error.
-func (s *Store) Delete(id string) (bool, error) {
-	if err := checkID(id); err != nil {
-		return false, fmt.Errorf("store: delete: %w", err)
+// Delete removes the network saved under id and says what it did: see
+// DeleteResult. Deleting an id under which nothing is saved is not an
+// error. An invalid id gives DeleteFailed and an error wrapping
+// ErrInvalidID; so does a done ctx, with ctx's error.
+func (s *Store) Delete(ctx context.Context, id string) (DeleteResult, error) {
+	if err := s.begin(ctx, id); err != nil {
+		return DeleteFailed, fmt.Errorf("store: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return DeleteNotFound, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: delete %s: %w", id, err)
+		return DeleteFailed, fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return true, fmt.Errorf("store: delete %s: %w", id, err)
+		return DeleteRemovedNotFlushed, fmt.Errorf("store: delete %s: removed, but not flushed to disk: %w", id, err)
 	}
-	return true, nil
+	return DeleteRemoved, nil
 }
 
 // checkID accepts only the canonical form of a UUID. uuid.Parse alone also
@@ -327,7 +461,7 @@ func (s *Store) syncDir() error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = s.flush(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

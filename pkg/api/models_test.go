@@ -1,0 +1,243 @@
+package api_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"mime/multipart"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// waitJob polls a job until it ends (a deadline guards against a hang).
+func (s *server) waitJob(t *testing.T, job string) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info := s.do(t, "GET", "/api/training/"+job, "", "").json(t)
+		switch info["status"] {
+		case "completed", "failed", "cancelled":
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end: %v", job, info)
+		}
+	}
+}
+
+func (s *server) doBytes(t *testing.T, method, path, contentType string, body []byte) response {
+	t.Helper()
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	w := httptest.NewRecorder()
+	s.h.ServeHTTP(w, req)
+	return response{w.Code, w.Header(), w.Body.String()}
+}
+
+// TestHistoryDownloadImport: a trained network's history lists every
+// epoch; its download is the stored .npz; importing that file gives a new
+// network with the same accuracy, listed, trainable, giving examples.
+func TestHistoryDownloadImport(t *testing.T) {
+	s := newServer(t)
+	id := s.do(t, "POST", "/api/networks", jsonCT, `{"seed":11,"init":"scaled"}`).json(t)["network_id"].(string)
+	job1 := s.do(t, "POST", "/api/networks/"+id+"/train", jsonCT, `{"epochs":1,"seed":5}`).json(t)["job_id"].(string)
+	s.waitJob(t, job1)
+	job2 := s.do(t, "POST", "/api/networks/"+id+"/train", jsonCT, `{"epochs":2,"learning_rate":0.5,"mini_batch_size":20,"seed":6}`).json(t)["job_id"].(string)
+	info := s.waitJob(t, job2)
+
+	var hist struct {
+		NetworkID string `json:"network_id"`
+		Epochs    []struct {
+			Epoch         int     `json:"epoch"`
+			JobID         string  `json:"job_id"`
+			Accuracy      float64 `json:"accuracy"`
+			Correct       int     `json:"correct"`
+			ElapsedTime   float64 `json:"elapsed_time"`
+			LearningRate  float64 `json:"learning_rate"`
+			MiniBatchSize int     `json:"mini_batch_size"`
+			Cost          string  `json:"cost"`
+			Seed          uint64  `json:"seed"`
+			FinishedAt    string  `json:"finished_at"`
+		} `json:"epochs"`
+	}
+	r := s.do(t, "GET", "/api/networks/"+id+"/history", "", "")
+	if err := jsonUnmarshal(r.body, &hist); err != nil || r.status != 200 || hist.NetworkID != id || len(hist.Epochs) != 3 {
+		t.Fatalf("history: %d %s", r.status, r.body)
+	}
+	for i, e := range hist.Epochs {
+		wantJob, wantLR, wantBatch, wantSeed := job1, 3.0, 10, uint64(5)
+		if i > 0 {
+			wantJob, wantLR, wantBatch, wantSeed = job2, 0.5, 20, 6
+		}
+		_, err := time.Parse(time.RFC3339, e.FinishedAt)
+		if e.Epoch != i+1 || e.JobID != wantJob || e.LearningRate != wantLR || e.MiniBatchSize != wantBatch ||
+			e.Seed != wantSeed || e.Cost != "quadratic" || e.Accuracy != float64(e.Correct)/10000 || e.ElapsedTime <= 0 || err != nil {
+			t.Errorf("epoch %d: %+v", i+1, e)
+		}
+	}
+	if last := hist.Epochs[2].Accuracy; last != info["accuracy"] {
+		t.Errorf("history ends at %v, the job at %v", last, info["accuracy"])
+	}
+
+	r = s.do(t, "GET", "/api/networks/"+id+"/download", "", "")
+	if r.status != 200 || r.header.Get("Content-Type") != "application/octet-stream" ||
+		r.header.Get("Content-Disposition") != `attachment; filename="`+id+`.npz"` || !strings.HasPrefix(r.body, "PK") {
+		t.Fatalf("download: %d %v", r.status, r.header)
+	}
+	file := []byte(r.body)
+	meta, net, err := store.Decode(bytes.NewReader(file), int64(len(file)), store.DefaultLimits())
+	if err != nil || meta.ID != id || meta.Init != "scaled" || len(meta.History) != 3 {
+		t.Fatalf("the download does not decode as the network: %+v, %v", meta, err)
+	}
+
+	imported := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", file).json(t)
+	newID, _ := imported["network_id"].(string)
+	if imported["status"] != "imported" || newID == "" || newID == id || imported["init"] != "scaled" || imported["seed"] != 11.0 {
+		t.Fatalf("import: %v", imported)
+	}
+	list := s.do(t, "GET", "/api/networks", "", "").json(t)["networks"].([]any)
+	if len(list) != 2 {
+		t.Fatalf("listed %d networks after the import", len(list))
+	}
+	for _, raw := range list {
+		n := raw.(map[string]any)
+		if n["network_id"] == newID && (n["accuracy"] != info["accuracy"] || n["epochs_trained"] != 3.0) {
+			t.Errorf("imported network listed as %v, want accuracy %v", n, info["accuracy"])
+		}
+	}
+	if r := s.do(t, "GET", "/api/networks/"+newID+"/successful_example", "", ""); r.status != 200 {
+		t.Errorf("examples of the imported network: %d %s", r.status, r.body)
+	}
+	job3 := s.do(t, "POST", "/api/networks/"+newID+"/train", jsonCT, `{"epochs":1}`).json(t)["job_id"].(string)
+	if end := s.waitJob(t, job3); end["status"] != "completed" {
+		t.Errorf("training the imported network: %v", end)
+	}
+
+	// Nielsen's layout, as multipart: a network made elsewhere.
+	nielsen := nielsenNPZ(t, net)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "net.npz")
+	fw.Write(nielsen)
+	mw.Close()
+	r = s.doBytes(t, "POST", "/api/networks/import", mw.FormDataContentType(), body.Bytes())
+	m := r.json(t)
+	if r.status != 200 || m["status"] != "imported" || m["init"] != nil || m["seed"] != nil {
+		t.Fatalf("Nielsen import: %d %s", r.status, r.body)
+	}
+	for _, raw := range s.do(t, "GET", "/api/networks", "", "").json(t)["networks"].([]any) {
+		n := raw.(map[string]any)
+		if n["network_id"] == m["network_id"] && n["accuracy"] != info["accuracy"] {
+			t.Errorf("Nielsen import listed as %v, want accuracy %v", n, info["accuracy"])
+		}
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// nielsenNPZ writes n as network.py's users save it with NumPy:
+// weights_<l> (n_out, n_in) and biases_<l> (n_out, 1), float64.
+func nielsenNPZ(t *testing.T, n *network.Network) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	write := func(name string, shape string, vals []float64) {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dict := fmt.Sprintf("{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shape)
+		pad := 64 - (10+len(dict)+1)%64
+		dict += strings.Repeat(" ", pad%64) + "\n"
+		hdr := append([]byte("\x93NUMPY\x01\x00"), byte(len(dict)), byte(len(dict)>>8))
+		w.Write(append(hdr, dict...))
+		for _, v := range vals {
+			binary.Write(w, binary.LittleEndian, math.Float64bits(v))
+		}
+	}
+	for l := range n.NumLayers() {
+		wl := n.Weights(l)
+		rows, cols := wl.Dims()
+		var ws []float64
+		for r := range rows {
+			ws = append(ws, wl.RawRowView(r)...)
+		}
+		write(fmt.Sprintf("weights_%d.npy", l), fmt.Sprintf("(%d, %d)", rows, cols), ws)
+		write(fmt.Sprintf("biases_%d.npy", l), fmt.Sprintf("(%d, 1)", rows), n.Biases(l).RawVector().Data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestImportRefusals: every bad file is a 4xx naming the problem, and none
+// touches the models directory.
+func TestImportRefusals(t *testing.T) {
+	s := newServer(t)
+	testdata := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "store", "testdata", "import", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	small := nielsenNPZ(t, mustNet(t, []int{784, 3, 9}))
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+		want     string
+	}{
+		{"empty", "application/octet-stream", nil, 400, "empty"},
+		{"not a zip", "application/octet-stream", []byte("hello"), 400, "not a network this server can import"},
+		{"an .npy", "application/octet-stream", testdata("not_npz.npy"), 400, "not a network"},
+		{"NaN", "application/octet-stream", testdata("nan.npz"), 400, "not a network"},
+		{"wrong chain", "application/octet-stream", testdata("wrong_chain.npz"), 400, "not a network"},
+		{"zip bomb", "application/octet-stream", testdata("bomb.npz"), 400, "not a network"},
+		{"4-3-2, not MNIST", "application/octet-stream", testdata("nielsen.npz"), 400, "does not fit"},
+		{"9 outputs", "application/octet-stream", small, 400, "must end with 10"},
+		{"JSON", "application/json", []byte(`{}`), 415, "Content-Type must be"},
+		{"multipart without file", "multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n"), 400, "no field named file"},
+		{"too large", "application/octet-stream", make([]byte, store.MaxImportSize+1), 413, "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.doBytes(t, "POST", "/api/networks/import", tc.ct, tc.body)
+			if r.status != tc.status || !strings.Contains(r.body, tc.want) {
+				t.Errorf("%d %s, want %d with %q", r.status, r.body, tc.status, tc.want)
+			}
+		})
+	}
+	if des, err := os.ReadDir(s.store.Dir()); err != nil || len(des) != 0 {
+		t.Errorf("refused imports left files behind: %v %v", des, err)
+	}
+}
+
+// mustNet returns a network of these sizes with all weights zero.
+func mustNet(t *testing.T, sizes []int) *network.Network {
+	t.Helper()
+	var ws []*mat.Dense
+	var bs []*mat.VecDense
+	for l := 1; l < len(sizes); l++ {
+		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
+		bs = append(bs, mat.NewVecDense(sizes[l], nil))
+	}
+	n, err := network.FromParams(sizes, ws, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

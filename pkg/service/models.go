@@ -1,0 +1,104 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// History returns every epoch the network has trained, across jobs and
+// restarts, oldest first. The slice is shared: callers must not modify it.
+func (s *Service) History(id string) ([]store.EpochRecord, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.state.Load().history, nil
+}
+
+// Download returns the network's model file as stored (a NumPy .npz) and
+// its size. The reader sees one complete version of the file, whatever
+// saves happen meanwhile.
+func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	s.mu.Lock()
+	_, inMem := s.nets[id]
+	_, onDisk := s.saved[id]
+	s.mu.Unlock()
+	if !inMem && !onDisk {
+		return nil, 0, errNetworkNotFound
+	}
+	rc, size, err := s.store.Open(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, errNetworkNotFound // deleted meanwhile
+	}
+	if err != nil {
+		return nil, 0, &Error{Code: Internal, Message: "could not read the network's file", Err: fmt.Errorf("open network %s: %w", id, err)}
+	}
+	return rc, size, nil
+}
+
+// Import makes a new network from a model file made elsewhere: one of ours
+// (downloaded from this or another server) or Nielsen's layout saved by
+// NumPy. The file is checked like any input (784 inputs, 10 outputs, the
+// limits, finite values) before anything is written; its accuracy on the
+// test set is measured at once.
+func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
+	imp, err := store.Import(r, size, store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams})
+	if err != nil {
+		return NetworkInfo{}, &Error{Code: Invalid, Message: "not a network this server can import: " + err.Error(), Err: err}
+	}
+	if _, err := s.limits.NewArchitecture(imp.Network.Sizes()); err != nil {
+		return NetworkInfo{}, &Error{Code: Invalid, Message: "the imported network does not fit: " + ErrorMessage(err)}
+	}
+	ds, err := s.dataset()
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	correct, err := imp.Network.Evaluate(ds.Test)
+	if err != nil {
+		return NetworkInfo{}, &Error{Code: Internal, Message: "could not run the imported network", Err: err}
+	}
+	acc := float64(correct) / float64(ds.Test.Len())
+
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return NetworkInfo{}, errShuttingDown
+	}
+	if n := len(s.nets) + len(s.saved) + s.creating; n >= s.limits.MaxNetworks {
+		s.mu.Unlock()
+		return NetworkInfo{}, Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
+	}
+	s.creating++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.creating--
+		s.mu.Unlock()
+	}()
+
+	now := s.now().UTC()
+	st := &state{net: imp.Network, version: s.versions.next(), trained: true, accuracy: &acc, updated: now}
+	var init Init
+	var seed *uint64
+	if m := imp.Meta; m != nil { // ours: keep what it knows of its life
+		init, seed = Init(m.Init), m.Seed
+		st.epochs, st.history = m.EpochsTrained, m.History
+	}
+	e := s.newEntry(uuid.NewString(), now, init, seed, st)
+	if err := s.save(e, st); err != nil {
+		e.cancel(errNetworkDeleted)
+		return NetworkInfo{}, err
+	}
+	s.mu.Lock()
+	s.admitLocked(e)
+	s.mu.Unlock()
+	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
+	return e.info(), nil
+}
+

@@ -1,0 +1,21 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/store/storetest"
+)
+
+// TestContract runs the contract every model store meets on the directory
+// store.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		s, err := store.Open(t.TempDir(), store.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

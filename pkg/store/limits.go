@@ -1,0 +1,101 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The file format's absolute caps. No Limits may exceed them, so they bound
+// what any file can make a reader allocate, whatever the operator configured.
+const (
+	// MaxLayers is the most layers (inputs and output included) a saved
+	// network may have.
+	MaxLayers = 64
+	// MaxParams is the most weights and biases, all layers together, a saved
+	// network may have: 400 MB of float64.
+	MaxParams = 50_000_000
+)
+
+// Default limits: what the server accepts in requests unless configured
+// otherwise.
+const (
+	DefaultMaxLayers = 10
+	DefaultMaxParams = 5_000_000
+)
+
+// ErrTooLarge reports a network, or a file, larger than the limits allow. Every
+// refusal on size wraps it, so that a caller can tell "too large" from
+// "corrupt".
+var ErrTooLarge = errors.New("too large")
+
+// Limits are the operator's: the largest network the server accepts. A store
+// applies them to everything it writes and to every file it reads, from the
+// shapes a file declares, before allocating or inflating anything, so a file
+// can never make the server hold a network it would have refused to create.
+//
+// A zero field means the default (DefaultMaxLayers, DefaultMaxParams); no
+// field may exceed the format's caps (MaxLayers, MaxParams).
+type Limits struct {
+	// MaxLayers is the most layers, inputs and output included.
+	MaxLayers int
+	// MaxParams is the most weights and biases, all layers together.
+	MaxParams int
+}
+
+// DefaultLimits returns the limits used when none are configured.
+func DefaultLimits() Limits {
+	return Limits{MaxLayers: DefaultMaxLayers, MaxParams: DefaultMaxParams}
+}
+
+// resolve fills zero fields with the defaults and checks the result against
+// the format's caps.
+func (l Limits) resolve() (Limits, error) {
+	if l.MaxLayers == 0 {
+		l.MaxLayers = DefaultMaxLayers
+	}
+	if l.MaxParams == 0 {
+		l.MaxParams = DefaultMaxParams
+	}
+	if l.MaxLayers < 2 || l.MaxLayers > MaxLayers {
+		return Limits{}, fmt.Errorf("limits: MaxLayers %d, want 2 to %d", l.MaxLayers, MaxLayers)
+	}
+	if l.MaxParams < 1 || l.MaxParams > MaxParams {
+		return Limits{}, fmt.Errorf("limits: MaxParams %d, want 1 to %d", l.MaxParams, MaxParams)
+	}
+	return l, nil
+}
+
+// checkSizes checks layer sizes against lim (already resolved). Each size is
+// bounded before any product is taken, and the products are taken in int64,
+// so no value overflows, even where int has 32 bits.
+func checkSizes(sizes []int, lim Limits) error {
+	if len(sizes) < 2 {
+		return fmt.Errorf("%d layers, want at least 2", len(sizes))
+	}
+	if len(sizes) > lim.MaxLayers {
+		return fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", ErrTooLarge, len(sizes), lim.MaxLayers)
+	}
+	for i, s := range sizes {
+		if s < 1 {
+			return fmt.Errorf("layer %d has %d neurons, want at least 1", i, s)
+		}
+		if s > lim.MaxParams {
+			return fmt.Errorf("%w: layer %d has %d neurons, more than the limit of %d weights and biases (MaxParams)", ErrTooLarge, i, s, lim.MaxParams)
+		}
+	}
+	if p := paramCount(sizes); p > int64(lim.MaxParams) {
+		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)", ErrTooLarge, sizes, p, lim.MaxParams)
+	}
+	return nil
+}
+
+// paramCount returns the weights and biases of a network of these sizes. It
+// must only be given sizes of at most MaxLayers layers of 1 to MaxParams
+// neurons: the sum is then below 2^58.
+func paramCount(sizes []int) int64 {
+	var p int64
+	for l := 1; l < len(sizes); l++ {
+		p += int64(sizes[l]) * (int64(sizes[l-1]) + 1)
+	}
+	return p
+}

@@ -1,0 +1,360 @@
+package store
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// deflated returns a raw deflate stream of prefix followed by zeros zero
+// bytes. It is made of one compressed MiB of zeros repeated (each piece
+// ends on a sync flush, so pieces can be concatenated), so a stream that
+// inflates to hundreds of megabytes costs the test a millisecond.
+func deflated(t testing.TB, prefix []byte, zeros int64) []byte {
+	t.Helper()
+	piece := func(data []byte, final bool) []byte {
+		var b bytes.Buffer
+		w, err := flate.NewWriter(&b, flate.BestCompression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if final {
+			err = w.Close()
+		} else {
+			err = w.Flush()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	const mib = 1 << 20
+	out := piece(prefix, false)
+	zeroMiB := piece(make([]byte, mib), false)
+	for range zeros / mib {
+		out = append(out, zeroMiB...)
+	}
+	return append(out, piece(make([]byte, zeros%mib), true)...)
+}
+
+// rawEntry is an archive member whose zip directory fields are given, true
+// or not.
+type rawEntry struct {
+	name         string
+	method       uint16
+	data         []byte // as stored: compressed if method is zip.Deflate
+	uncompressed uint64
+	crc          uint32
+}
+
+// honest returns data as a stored entry with true sizes and CRC.
+func honest(name string, data []byte) rawEntry {
+	return rawEntry{name: name, method: zip.Store, data: data, uncompressed: uint64(len(data)), crc: crc32.ChecksumIEEE(data)}
+}
+
+func rawZip(t testing.TB, es []rawEntry) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, e := range es {
+		w, err := zw.CreateRaw(&zip.FileHeader{
+			Name: e.name, Method: e.method, CRC32: e.crc,
+			CompressedSize64: uint64(len(e.data)), UncompressedSize64: e.uncompressed,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// metaJSON returns the fixture's meta.json with layer_sizes set to sizes.
+func metaJSON(t testing.TB, sizes []int) []byte {
+	for _, e := range unzip(t, editMeta(t, "layer_sizes", sizes)) {
+		if e.name == metaEntry {
+			return e.data
+		}
+	}
+	t.Fatal("no meta.json")
+	return nil
+}
+
+// zipBomb is a 378 KB file declaring a network of 784-60000-10, 47.7M
+// parameters (under the format's cap, far over the default limit), whose
+// weights are deflated zeros that inflate to 376 MB, their true size.
+func zipBomb(t testing.TB) []byte {
+	sizes := []int{784, 60000, 10}
+	es := []rawEntry{honest(metaEntry, metaJSON(t, sizes))}
+	for l := 1; l < len(sizes); l++ {
+		for _, a := range []struct {
+			name  string
+			shape []int
+		}{{weightEntry(l - 1), []int{sizes[l], sizes[l-1]}}, {biasEntry(l - 1), []int{sizes[l]}}} {
+			h := npyHeader(a.shape)
+			n := int64(8)
+			for _, d := range a.shape {
+				n *= int64(d)
+			}
+			es = append(es, rawEntry{name: a.name, method: zip.Deflate, data: deflated(t, h, n), uncompressed: uint64(len(h)) + uint64(n)})
+		}
+	}
+	return rawZip(t, es)
+}
+
+// lyingW0 returns the fixture's archive with w0.npy replaced by a deflated
+// entry whose directory records the size and CRC-32 the shape (2, 3) needs,
+// size bytes and crc, but whose stream holds the header and then extra
+// zero bytes instead of the six values.
+func lyingW0(t testing.TB, size uint64, crcOf []byte, extra int64) []byte {
+	m, n := fixture(t)
+	var es []rawEntry
+	for _, e := range unzip(t, encode(t, m, n)) {
+		if e.name != "w0.npy" {
+			es = append(es, honest(e.name, e.data))
+			continue
+		}
+		h := npyHeader([]int{2, 3})
+		es = append(es, rawEntry{name: e.name, method: zip.Deflate, data: deflated(t, h, extra), uncompressed: size, crc: crc32.ChecksumIEEE(crcOf)})
+	}
+	return rawZip(t, es)
+}
+
+// manyEntries returns an archive of n empty entries.
+func manyEntries(t testing.TB, n int) []byte {
+	es := make([]zipEntry, n)
+	for i := range es {
+		es[i].name = fmt.Sprint(i)
+	}
+	return rezip(t, es)
+}
+
+func TestOpenLimits(t *testing.T) {
+	for _, tc := range []struct {
+		lim     Limits
+		want    Limits
+		wantErr string
+	}{
+		{Limits{}, DefaultLimits(), ""},
+		{Limits{MaxLayers: 3}, Limits{3, DefaultMaxParams}, ""},
+		{Limits{MaxParams: 7}, Limits{DefaultMaxLayers, 7}, ""},
+		{Limits{MaxLayers, MaxParams}, Limits{MaxLayers, MaxParams}, ""},
+		{Limits{MaxLayers: MaxLayers + 1}, Limits{}, "MaxLayers 65"},
+		{Limits{MaxLayers: 1}, Limits{}, "MaxLayers 1"},
+		{Limits{MaxParams: MaxParams + 1}, Limits{}, "MaxParams 50000001"},
+		{Limits{MaxParams: -1}, Limits{}, "MaxParams -1"},
+	} {
+		t.Run(fmt.Sprintf("%+v", tc.lim), func(t *testing.T) {
+			s, err := Open(t.TempDir(), tc.lim)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Open: %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Limits() != tc.want {
+				t.Errorf("Limits() = %+v, want %+v", s.Limits(), tc.want)
+			}
+		})
+	}
+}
+
+func TestSaveLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		lim     Limits
+		sizes   []int
+		wantErr string // empty: Save succeeds
+	}{
+		{"at MaxLayers", Limits{MaxLayers: 4}, []int{3, 2, 2, 2}, ""},
+		{"over MaxLayers", Limits{MaxLayers: 3}, []int{3, 2, 2, 2}, "4 layers, more than the limit of 3 (MaxLayers)"},
+		{"at MaxParams", Limits{MaxParams: 3*4 + 2*4}, []int{3, 3, 2}, ""},
+		{"over MaxParams", Limits{MaxParams: 3*4 + 2*4 - 1}, []int{3, 3, 2}, "need 20 weights and biases, more than the limit of 19 (MaxParams)"},
+		{"a layer over MaxParams", Limits{MaxParams: 10}, []int{11, 1}, "layer 0 has 11 neurons"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(t.TempDir(), tc.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			m := newMeta(newID(), tc.sizes)
+			err = s.Save(t.Context(), m, newNet(t, tc.sizes, 1))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := s.Load(t.Context(), m.ID); err != nil {
+					t.Errorf("Load of what Save wrote: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Save: %v, want ErrTooLarge containing %q", err, tc.wantErr)
+			}
+			if names := dirNames(t, s.Dir()); len(names) != 0 {
+				t.Errorf("Save left %v", names)
+			}
+		})
+	}
+}
+
+// TestReadLimits checks that Load and List refuse files beyond the store's
+// limits or the zip directory's own word, before allocating or inflating
+// what the file asks for.
+func TestReadLimits(t *testing.T) {
+	sixtyFour := []int{784, 6400, 10} // 5,088,010 parameters
+	for _, tc := range []struct {
+		name    string
+		lim     Limits
+		data    []byte
+		wantErr string
+		tooBig  bool // the error must wrap ErrTooLarge
+		listOK  bool // List reads only headers and does not notice
+	}{
+		{"over the operator's MaxParams, under the format's", Limits{}, editMeta(t, "layer_sizes", sixtyFour),
+			"need 5088010 weights and biases, more than the limit of 5000000 (MaxParams)", true, false},
+		// The same file, on a server that allows it, gets past the limit and
+		// fails on its (fixture's) arrays: the limit is the operator's.
+		{"under a raised MaxParams", Limits{MaxParams: 6_000_000}, editMeta(t, "layer_sizes", sixtyFour),
+			"does not match the layer sizes", false, false},
+		{"over the operator's MaxLayers", Limits{MaxLayers: 2}, editMeta(t, "layer_sizes", []int{3, 2, 2}),
+			"3 layers, more than the limit of 2 (MaxLayers)", true, false},
+		{"zip bomb of 47.7M parameters", Limits{}, zipBomb(t),
+			"need 47700010 weights and biases, more than the limit of 5000000 (MaxParams)", true, false},
+		{"lying directory: the stream inflates to 256 MB", Limits{}, lyingW0(t, 128+48, append(npyHeader([]int{2, 3}), make([]byte, 48)...), 256<<20),
+			"data longer than the 176 bytes the zip directory records", false, true},
+		{"lying directory: a huge size for a small shape", Limits{}, lyingW0(t, 1<<40, nil, 48),
+			"holds 1099511627776 bytes, more than the 4156", true, false},
+		{"lying directory: the stream ends early", Limits{}, lyingW0(t, 128+48, nil, 40),
+			"unexpected EOF", false, true},
+		{"lying directory: stored sizes differ", Limits{}, rawZip(t, []rawEntry{{name: metaEntry, method: zip.Store, data: []byte("{}"), uncompressed: 1}}),
+			"inconsistent", false, false},
+		{"a directory too large to read", Limits{}, manyEntries(t, 30_000), "zip directory is larger than", true, false},
+		{"too many entries", Limits{}, manyEntries(t, maxEntries+1), "1025 entries", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			putFile(t, filepath.Join(dir, fixtureID+".npz"), tc.data)
+			s, err := Open(dir, tc.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, _, err = s.Load(t.Context(), fixtureID)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrTooLarge) != tc.tooBig {
+				t.Errorf("Load: %v, want an error containing %q (wrapping ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
+			}
+			es, errs := s.List(t.Context())
+			if tc.listOK {
+				if len(es) != 1 || len(errs) != 0 {
+					t.Errorf("List: %d entries, errors %v; want the file listed", len(es), errs)
+				}
+				return
+			}
+			if len(es) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.wantErr) {
+				t.Errorf("List: %d entries, errors %v; want one error containing %q", len(es), errs, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestZipBombCost measures what refusing a zip bomb and a lying directory
+// costs: nowhere near what the file asks for.
+func TestZipBombCost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"zip bomb of 47.7M parameters", zipBomb(t)},
+		{"lying directory: the stream inflates to 256 MB", lyingW0(t, 128+48, nil, 256<<20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			putFile(t, filepath.Join(dir, fixtureID+".npz"), tc.data)
+			s := openStore(t, dir)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, _, err := s.Load(t.Context(), fixtureID)
+			elapsed := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d-byte file refused in %v, %d bytes allocated: %v", len(tc.data), elapsed, alloc, err)
+			// Reading the directory, meta.json and one NPY header, with a
+			// 64 KiB buffer and a flate decompressor, takes a few hundred
+			// KiB; the file asks for hundreds of MB.
+			if alloc > 8<<20 {
+				t.Errorf("refusing the file allocated %d bytes", alloc)
+			}
+		})
+	}
+}
+
+func BenchmarkRefuseZipBomb(b *testing.B) {
+	dir := b.TempDir()
+	putFile(b, filepath.Join(dir, fixtureID+".npz"), zipBomb(b))
+	s := openStore(b, dir)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.Load(b.Context(), fixtureID); err == nil {
+			b.Fatal("Load succeeded")
+		}
+	}
+}
+
+// TestCodecLimits checks that the codec holds bytes to the limits it is
+// given, and Encode only to the format's caps: a store with raised limits
+// writes networks a default one refuses to read.
+func TestCodecLimits(t *testing.T) {
+	sizes := slices.Repeat([]int{2}, DefaultMaxLayers+1)
+	m := newMeta(newID(), sizes)
+	n := newNet(t, sizes, 4)
+	b := encode(t, m, n)
+	r := bytes.NewReader(b)
+	if _, err := DecodeEntry(r, r.Size(), DefaultLimits()); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "11 layers, more than the limit of 10 (MaxLayers)") {
+		t.Errorf("DecodeEntry with the default limits: %v, want ErrTooLarge naming MaxLayers", err)
+	}
+	if _, _, err := Decode(r, r.Size(), Limits{}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Decode with zero (default) limits: %v, want ErrTooLarge", err)
+	}
+	gm, gn, err := Decode(r, r.Size(), Limits{MaxLayers: 11})
+	if err != nil {
+		t.Fatalf("Decode with MaxLayers 11: %v", err)
+	}
+	sameMeta(t, gm, m)
+	sameNetwork(t, gn, n)
+	if _, _, err := Decode(r, r.Size(), Limits{MaxLayers: MaxLayers + 1}); err == nil || !strings.Contains(err.Error(), "MaxLayers 65") {
+		t.Errorf("Decode with limits beyond the format's: %v, want an error", err)
+	}
+
+	m.Sizes = slices.Repeat([]int{1}, MaxLayers+1)
+	if err := Encode(io.Discard, m, newNet(t, m.Sizes, 1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Encode beyond the format's MaxLayers: %v, want ErrTooLarge", err)
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package store
+
+import "os"
+
+// openFlags opens a file for reading. Systems other than Unix have no FIFOs
+// in the file system to block on.
+const openFlags = os.O_RDONLY

@@ -1,0 +1,547 @@
+// Package storetest is a contract test suite for model stores: every
+// backend (the directory store, an S3-compatible one) runs Run, so that the
+// service can rely on the same behaviour from all of them.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// Backend is a model store as the service uses it. *store.Store implements
+// it.
+type Backend interface {
+	// Save stores n under m.ID, replacing what was stored there, atomically.
+	Save(ctx context.Context, m store.Meta, n *network.Network) error
+	// Load returns what Save stored; errors wrap store.ErrNotFound,
+	// store.ErrInvalidID or store.ErrTooLarge where those apply.
+	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
+	// List describes every stored network, ordered by CreatedAt then ID;
+	// each unreadable one is reported by an error instead.
+	List(ctx context.Context) ([]store.Entry, []error)
+	// Delete removes what is stored under id and says what it did.
+	Delete(ctx context.Context, id string) (store.DeleteResult, error)
+	// Open returns the stored bytes, exactly those store.Encode writes, and
+	// their length.
+	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
+}
+
+// Run tests the backend newStore returns against the contract. Each call of
+// newStore must return a new, empty store that uses store.DefaultLimits();
+// it should register its own cleanup with t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) Backend) {
+	tests := []struct {
+		name string
+		test func(t *testing.T, s Backend)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"OpenReturnsEncodedBytes", testOpen},
+		{"ListOrderAndShapes", testList},
+		{"Overwrite", testOverwrite},
+		{"Delete", testDelete},
+		{"NotFound", testNotFound},
+		{"InvalidIDs", testInvalidIDs},
+		{"Limits", testLimits},
+		{"CancelledContext", testCancelled},
+		{"ConcurrentSaveAndLoad", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.test(t, newStore(t))
+		})
+	}
+}
+
+// net returns a network of the given sizes with parameters drawn from a
+// generator seeded with seed: the same arguments give the same network. It
+// uses FromParams, so that the suite does not depend on how network.New
+// initialises.
+func net(t *testing.T, sizes []int, seed uint64) *network.Network {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	var ws []*mat.Dense
+	var bs []*mat.VecDense
+	for l := 1; l < len(sizes); l++ {
+		w := make([]float64, sizes[l]*sizes[l-1])
+		for i := range w {
+			w[i] = rng.NormFloat64()
+		}
+		b := make([]float64, sizes[l])
+		for i := range b {
+			b[i] = rng.NormFloat64()
+		}
+		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], w))
+		bs = append(bs, mat.NewVecDense(sizes[l], b))
+	}
+	n, err := network.FromParams(sizes, ws, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// meta returns a full description of a network of the given sizes, created
+// at created.
+func meta(sizes []int, created time.Time) store.Meta {
+	acc := 0.8765
+	seed := uint64(1<<64 - 3) // beyond 2^53: must survive exactly
+	job := uuid.NewString()
+	var history []store.EpochRecord
+	for e := 1; e <= 2; e++ {
+		history = append(history, store.EpochRecord{
+			Epoch: e, JobID: job, Accuracy: 0.8 + float64(e)/100, Correct: 8000 + 100*e, Total: 10000,
+			ElapsedTime: 0.5 * float64(e), LearningRate: 0.5, MiniBatchSize: 32, Cost: "cross_entropy",
+			Lambda: 5, Seed: uint64(e) << 60, FinishedAt: created.Add(time.Duration(e) * time.Second),
+		})
+	}
+	return store.Meta{
+		ID:            uuid.NewString(),
+		Sizes:         slices.Clone(sizes),
+		Init:          store.InitScaled,
+		Seed:          &seed,
+		Trained:       true,
+		Accuracy:      &acc,
+		EpochsTrained: 2,
+		History:       history,
+		CreatedAt:     created,
+		UpdatedAt:     created.Add(time.Minute + 123456789),
+	}
+}
+
+var epoch = time.Date(2024, 5, 1, 12, 0, 0, 987654321, time.UTC)
+
+// sameNetwork fails t unless got has want's sizes and bit-identical
+// parameters.
+func sameNetwork(t *testing.T, got, want *network.Network) {
+	t.Helper()
+	if err := diffNetwork(got, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func diffNetwork(got, want *network.Network) error {
+	if !slices.Equal(got.Sizes(), want.Sizes()) {
+		return fmt.Errorf("sizes %v, want %v", got.Sizes(), want.Sizes())
+	}
+	for l := range want.NumLayers() {
+		gw, ww := got.Weights(l), want.Weights(l)
+		r, c := ww.Dims()
+		for i := range r {
+			for j := range c {
+				if math.Float64bits(gw.At(i, j)) != math.Float64bits(ww.At(i, j)) {
+					return fmt.Errorf("layer %d weight (%d, %d) is %v, want %v", l, i, j, gw.At(i, j), ww.At(i, j))
+				}
+			}
+		}
+		gb, wb := got.Biases(l), want.Biases(l)
+		for i := range wb.Len() {
+			if math.Float64bits(gb.AtVec(i)) != math.Float64bits(wb.AtVec(i)) {
+				return fmt.Errorf("layer %d bias %d is %v, want %v", l, i, gb.AtVec(i), wb.AtVec(i))
+			}
+		}
+	}
+	return nil
+}
+
+// sameMeta fails t unless got describes what want does; times are compared
+// as instants.
+func sameMeta(t *testing.T, got, want store.Meta) {
+	t.Helper()
+	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Init != want.Init ||
+		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
+		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
+		!got.UpdatedAt.Equal(want.UpdatedAt) || !samePtr(got.Accuracy, want.Accuracy) ||
+		!slices.EqualFunc(got.History, want.History, sameRecord) {
+		t.Fatalf("meta\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// sameRecord compares records, their times as instants.
+func sameRecord(a, b store.EpochRecord) bool {
+	at, bt := a.FinishedAt, b.FinishedAt
+	a.FinishedAt, b.FinishedAt = time.Time{}, time.Time{}
+	return a == b && at.Equal(bt)
+}
+
+func ids(es []store.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func testRoundTrip(t *testing.T, s Backend) {
+	ctx := t.Context()
+	untrained := meta([]int{784, 30, 10}, epoch)
+	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained, untrained.History = false, nil, 0, nil
+	imported := meta([]int{784, 30, 10}, epoch)
+	imported.Init, imported.Seed = "", nil
+	for i, m := range []store.Meta{
+		meta([]int{784, 30, 10}, epoch),
+		meta([]int{784, 17, 5, 10}, epoch),
+		untrained,
+		imported,
+		meta([]int{1, 1}, epoch),
+		meta(slices.Repeat([]int{2}, store.DefaultMaxLayers), epoch), // at the layer limit
+	} {
+		n := net(t, m.Sizes, uint64(i))
+		if err := s.Save(ctx, m, n); err != nil {
+			t.Fatalf("Save %v: %v", m.Sizes, err)
+		}
+		gm, gn, err := s.Load(ctx, m.ID)
+		if err != nil {
+			t.Fatalf("Load %v: %v", m.Sizes, err)
+		}
+		sameMeta(t, gm, m)
+		sameNetwork(t, gn, n)
+	}
+}
+
+func testOpen(t *testing.T, s Backend) {
+	ctx := t.Context()
+	m := meta([]int{784, 16, 10}, epoch)
+	n := net(t, m.Sizes, 7)
+	if err := s.Save(ctx, m, n); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := store.Encode(&want, m, n); err != nil {
+		t.Fatal(err)
+	}
+	rc, size, err := s.Open(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != int64(len(got)) {
+		t.Errorf("Open says %d bytes, reads %d", size, len(got))
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("Open returns %d bytes that differ from store.Encode's %d", len(got), want.Len())
+	}
+	gm, gn, err := store.Decode(bytes.NewReader(got), int64(len(got)), store.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMeta(t, gm, m)
+	sameNetwork(t, gn, n)
+}
+
+func testList(t *testing.T, s Backend) {
+	ctx := t.Context()
+	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 0 {
+		t.Fatalf("List of an empty store: %v, %v", es, errs)
+	}
+	early := meta([]int{3, 2, 2}, epoch.Add(-time.Nanosecond))
+	late1, late2 := meta([]int{3, 2, 2}, epoch), meta([]int{5, 4, 3, 2}, epoch)
+	// Saved out of order, to check sorting by CreatedAt, then ID.
+	for i, m := range []store.Meta{late1, late2, early} {
+		if err := s.Save(ctx, m, net(t, m.Sizes, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, errs := s.List(ctx)
+	if len(errs) != 0 {
+		t.Fatalf("List: errors %v", errs)
+	}
+	if want := []string{early.ID, min(late1.ID, late2.ID), max(late1.ID, late2.ID)}; !slices.Equal(ids(es), want) {
+		t.Fatalf("List: ids %v, want %v", ids(es), want)
+	}
+	for _, e := range es {
+		if e.ID != late2.ID {
+			continue
+		}
+		// List leaves the history out.
+		sameMeta(t, e.Meta, store.EntryOf(late2).Meta)
+		ws, bs := [][2]int{{4, 5}, {3, 4}, {2, 3}}, [][2]int{{4, 1}, {3, 1}, {2, 1}}
+		if !slices.Equal(e.WeightShapes, ws) || !slices.Equal(e.BiasShapes, bs) {
+			t.Errorf("shapes %v, %v; want %v, %v", e.WeightShapes, e.BiasShapes, ws, bs)
+		}
+	}
+}
+
+func testOverwrite(t *testing.T, s Backend) {
+	ctx := t.Context()
+	m := meta([]int{6, 4, 2}, epoch)
+	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); err != nil {
+		t.Fatal(err)
+	}
+	next := m.History[1]
+	next.Epoch++
+	m.History = append(m.History, next)
+	m.EpochsTrained++
+	m.UpdatedAt = m.UpdatedAt.Add(time.Hour)
+	n2 := net(t, m.Sizes, 2)
+	if err := s.Save(ctx, m, n2); err != nil {
+		t.Fatal(err)
+	}
+	gm, gn, err := s.Load(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMeta(t, gm, m)
+	sameNetwork(t, gn, n2)
+	if es, errs := s.List(ctx); len(es) != 1 || len(errs) != 0 {
+		t.Errorf("List after an overwrite: %v, %v; want one entry", ids(es), errs)
+	}
+}
+
+func testDelete(t *testing.T, s Backend) {
+	ctx := t.Context()
+	m, other := meta([]int{3, 2, 2}, epoch), meta([]int{3, 2, 2}, epoch)
+	for _, m := range []store.Meta{m, other} {
+		if err := s.Save(ctx, m, net(t, m.Sizes, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []store.DeleteResult{store.DeleteRemoved, store.DeleteNotFound} {
+		got, err := s.Delete(ctx, m.ID)
+		if got != want || err != nil {
+			t.Errorf("Delete #%d: %v, %v; want %v, nil", i+1, got, err, want)
+		}
+		if !got.Gone() {
+			t.Errorf("Delete #%d: %v is not Gone", i+1, got)
+		}
+	}
+	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Open after Delete: %v, want ErrNotFound", err)
+	}
+	if es, errs := s.List(ctx); !slices.Equal(ids(es), []string{other.ID}) || len(errs) != 0 {
+		t.Errorf("List after Delete: %v, %v; want only the other network", ids(es), errs)
+	}
+	if _, _, err := s.Load(ctx, other.ID); err != nil {
+		t.Errorf("Load of the other network: %v", err)
+	}
+}
+
+func testNotFound(t *testing.T, s Backend) {
+	ctx := t.Context()
+	id := uuid.NewString()
+	if _, _, err := s.Load(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Load: %v, want ErrNotFound", err)
+	}
+	if rc, _, err := s.Open(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("Open: %v, want ErrNotFound", err)
+	}
+	if got, err := s.Delete(ctx, id); got != store.DeleteNotFound || err != nil {
+		t.Errorf("Delete: %v, %v; want not found, nil", got, err)
+	}
+}
+
+func testInvalidIDs(t *testing.T, s Backend) {
+	ctx := t.Context()
+	id := uuid.NewString()
+	for _, bad := range []string{
+		"", "ABC", "../" + id, id + "/x", strings.ToUpper(id), "{" + id + "}",
+		"urn:uuid:" + id, strings.ReplaceAll(id, "-", ""), id + "\x00", id + ".npz",
+	} {
+		t.Run(fmt.Sprintf("%.40q", bad), func(t *testing.T) {
+			m := meta([]int{3, 2, 2}, epoch)
+			m.ID = bad
+			if err := s.Save(ctx, m, net(t, m.Sizes, 1)); !errors.Is(err, store.ErrInvalidID) {
+				t.Errorf("Save: %v, want ErrInvalidID", err)
+			}
+			if _, _, err := s.Load(ctx, bad); !errors.Is(err, store.ErrInvalidID) {
+				t.Errorf("Load: %v, want ErrInvalidID", err)
+			}
+			if rc, _, err := s.Open(ctx, bad); !errors.Is(err, store.ErrInvalidID) {
+				if rc != nil {
+					rc.Close()
+				}
+				t.Errorf("Open: %v, want ErrInvalidID", err)
+			}
+			if got, err := s.Delete(ctx, bad); got != store.DeleteFailed || !errors.Is(err, store.ErrInvalidID) {
+				t.Errorf("Delete: %v, %v; want failed, ErrInvalidID", got, err)
+			}
+		})
+	}
+	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 0 {
+		t.Errorf("List: %v, %v; want nothing saved", ids(es), errs)
+	}
+}
+
+// testLimits saves networks just beyond store.DefaultLimits(). Networks
+// just within them are saved by testRoundTrip (layers) and here (params).
+func testLimits(t *testing.T, s Backend) {
+	ctx := t.Context()
+	for _, sizes := range [][]int{
+		slices.Repeat([]int{1}, store.DefaultMaxLayers+1),
+		{store.DefaultMaxParams, 1}, // one weight per input and a bias
+	} {
+		m := meta(sizes, epoch)
+		n := zeros(t, sizes)
+		if err := s.Save(ctx, m, n); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Save of %d layers, %d inputs: %v, want ErrTooLarge", len(sizes), sizes[0], err)
+		}
+		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Load of what Save refused: %v, want ErrNotFound", err)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	// Exactly at MaxParams: 40 MB of parameters, saved and loaded back.
+	sizes := []int{store.DefaultMaxParams - 1, 1}
+	m := meta(sizes, epoch)
+	n := zeros(t, sizes)
+	if err := s.Save(ctx, m, n); err != nil {
+		t.Fatalf("Save at MaxParams: %v", err)
+	}
+	if _, got, err := s.Load(ctx, m.ID); err != nil {
+		t.Errorf("Load at MaxParams: %v", err)
+	} else if !slices.Equal(got.Sizes(), sizes) {
+		t.Errorf("Load at MaxParams: sizes %v", got.Sizes())
+	}
+}
+
+// zeros returns a network of the given sizes whose parameters are all 0:
+// cheap to make at any size.
+func zeros(t *testing.T, sizes []int) *network.Network {
+	t.Helper()
+	var ws []*mat.Dense
+	var bs []*mat.VecDense
+	for l := 1; l < len(sizes); l++ {
+		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
+		bs = append(bs, mat.NewVecDense(sizes[l], nil))
+	}
+	n, err := network.FromParams(sizes, ws, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func testCancelled(t *testing.T, s Backend) {
+	saved := meta([]int{3, 2, 2}, epoch)
+	if err := s.Save(t.Context(), saved, net(t, saved.Sizes, 1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	m := meta([]int{3, 2, 2}, epoch)
+	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Save: %v, want context.Canceled", err)
+	}
+	if _, _, err := s.Load(ctx, saved.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Load: %v, want context.Canceled", err)
+	}
+	if rc, _, err := s.Open(ctx, saved.ID); !errors.Is(err, context.Canceled) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("Open: %v, want context.Canceled", err)
+	}
+	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+		t.Errorf("List: %v, %v; want no entries and context.Canceled", ids(es), errs)
+	}
+	if got, err := s.Delete(ctx, saved.ID); got != store.DeleteFailed || !errors.Is(err, context.Canceled) {
+		t.Errorf("Delete: %v, %v; want failed, context.Canceled", got, err)
+	}
+	// Nothing was done.
+	if es, errs := s.List(t.Context()); !slices.Equal(ids(es), []string{saved.ID}) || len(errs) != 0 {
+		t.Errorf("List afterwards: %v, %v; want only the network saved before", ids(es), errs)
+	}
+}
+
+// testConcurrent saves two versions of one network in turn while others
+// load and open it: every Load must see one version whole, never a mix or
+// a torn file.
+func testConcurrent(t *testing.T, s Backend) {
+	ctx := t.Context()
+	m := meta([]int{50, 20, 10}, epoch)
+	versions := []*network.Network{net(t, m.Sizes, 100), net(t, m.Sizes, 101)}
+	var encoded [2][]byte
+	for i, v := range versions {
+		var b bytes.Buffer
+		if err := store.Encode(&b, m, v); err != nil {
+			t.Fatal(err)
+		}
+		encoded[i] = b.Bytes()
+	}
+	if err := s.Save(ctx, m, versions[0]); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 20
+	errs := make(chan error, 8*rounds)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for r := range rounds {
+				if err := s.Save(ctx, m, versions[(w+r)%2]); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for range 2 {
+		wg.Go(func() {
+			for range rounds {
+				_, got, err := s.Load(ctx, m.ID)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if diffNetwork(got, versions[0]) != nil && diffNetwork(got, versions[1]) != nil {
+					errs <- errors.New("Load returned neither saved version whole")
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range rounds {
+			rc, _, err := s.Open(ctx, m.ID)
+			if err != nil {
+				errs <- err
+				continue
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				errs <- err
+			} else if !bytes.Equal(b, encoded[0]) && !bytes.Equal(b, encoded[1]) {
+				errs <- errors.New("Open returned neither saved version's bytes")
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if es, lerrs := s.List(ctx); len(es) != 1 || len(lerrs) != 0 {
+		t.Errorf("List afterwards: %v, %v; want the one network", ids(es), lerrs)
+	}
+}
