@@ -29,10 +29,10 @@ func dataset(tb testing.TB) *mnist.Dataset {
 }
 
 // newNetwork is this package's only call of network.New, whose signature may
-// change.
+// change. InitNormal draws from N(0, 1), as network.py does.
 func newNetwork(tb testing.TB, sizes []int, rng *rand.Rand) *network.Network {
 	tb.Helper()
-	net, err := network.New(sizes, rng)
+	net, err := network.New(sizes, network.InitNormal, rng)
 	if err != nil {
 		tb.Fatal(err)
 	}
