@@ -29,10 +29,10 @@ func dataset(tb testing.TB) *mnist.Dataset {
 }
 
 // newNetwork is this package's only call of network.New, whose signature may
-// change.
+// change. InitNormal draws from N(0, 1), as network.py does.
 func newNetwork(tb testing.TB, sizes []int, rng *rand.Rand) *network.Network {
 	tb.Helper()
-	net, err := network.New(sizes, rng)
+	net, err := network.New(sizes, network.InitNormal, rng)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,7 +41,8 @@ func newNetwork(tb testing.TB, sizes []int, rng *rand.Rand) *network.Network {
 
 // train trains a [784,30,10] network on MNIST's training set, seeded, as
 // network.py does (batch 10, eta 3.0), and returns it with its accuracy on
-// the whole test set.
+// the whole test set. Seed 3 is one of those whose first epoch is in the
+// common mode (about 91%; see pkg/network's TestLearnsMNIST).
 func train(tb testing.TB, epochs int) (*network.Network, float64) {
 	tb.Helper()
 	ds := dataset(tb)
