@@ -28,7 +28,7 @@ const MaxBodyBytes = 1 << 20
 // Options configure the router.
 type Options struct {
 	Service  *service.Service
-	SocketIO http.Handler // mounted at /socket.io/; nil: none
+	SocketIO http.Handler // mounted at /socket.io/ for every method; nil: none
 	Static   fs.FS        // the management page and its files, served at /
 	Logger   *slog.Logger
 	// TrustedProxies are the addresses or CIDRs of the reverse proxies
@@ -58,27 +58,33 @@ func New(o Options) (http.Handler, error) {
 
 // newEngine returns the router.
 func newEngine(o Options) (*gin.Engine, error) {
+	r, _, err := build(o)
+	return r, err
+}
+
+// build returns the router and its handlers.
+func build(o Options) (*gin.Engine, *handlers, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("trusted proxies: %w", err)
+		return nil, nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), weights: newWeightsCache(),
-		requests: o.Requests, imports: make(chan struct{}, maxImports)}
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
+		requests: o.Requests,
+		imports:  make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
 	if o.SocketIO != nil {
-		sio := gin.WrapH(o.SocketIO)
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
-			r.Handle(m, "/socket.io/*any", sio)
-		}
+		// Every method: the handler answers those Engine.IO does not use
+		// with 400 and an Engine.IO error body, as the protocol does.
+		r.Any("/socket.io/*any", gin.WrapH(o.SocketIO))
 	}
 
 	a := r.Group("/api")
@@ -90,7 +96,10 @@ func newEngine(o Options) (*gin.Engine, error) {
 	a.POST("/networks/:id/train", h.train)
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
+	a.POST("/networks/:id/predict", h.predict)
 	a.GET("/networks/:id/history", h.history)
+	a.GET("/networks/:id/evaluation", h.evaluation)
+	a.GET("/networks/:id/evaluation/examples", h.confusion)
 	a.GET("/networks/:id/download", h.download)
 	a.POST("/networks/import", h.importNetwork)
 	a.GET("/training/:id", h.job)
@@ -113,7 +122,7 @@ func newEngine(o Options) (*gin.Engine, error) {
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, http.StatusMethodNotAllowed, "Method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
-	return r, nil
+	return r, h, nil
 }
 
 // headAsGet answers HEAD like GET without the body, as Flask did (uptime
@@ -165,9 +174,10 @@ type handlers struct {
 	svc      *service.Service
 	log      *slog.Logger
 	logs     *logLimiter
-	weights  *weightsCache
+	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	imports  chan struct{}   // bounds the imports read at once
+	decodes  chan struct{}   // bounds the images decoded at once
 }
 
 func writeError(c *gin.Context, status int, msg string) {

@@ -192,8 +192,13 @@ func decodeSeed(c *gin.Context, l service.Limits, obj map[string]any, dst **uint
 	return true
 }
 
-// invalid answers 400 with err's message and returns false.
+// invalid answers 400 with err's message and returns false. err is a
+// *service.Error or an error whose message is meant for the client.
 func invalid(c *gin.Context, err error) bool {
-	writeError(c, http.StatusBadRequest, service.ErrorMessage(err))
+	msg := err.Error()
+	if _, ok := errors.AsType[*service.Error](err); ok {
+		msg = service.ErrorMessage(err)
+	}
+	writeError(c, http.StatusBadRequest, msg)
 	return false
 }

@@ -16,69 +16,72 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// An example's output_weights is the output layer's whole weight matrix:
-// up to 10 × MaxOutputFanIn numbers (about 24 bytes each in JSON, 4.8 MB
-// with the default limits). It is the same for every example of one network
-// version, so it is encoded once per version and kept in weightsCache;
-// every response writes those shared bytes instead of encoding its own copy,
-// and clients that read slowly hold references to them, not copies.
+// Some answers are the same for every request about one version of a
+// network, and can be large: an example's output_weights is the output
+// layer's whole weight matrix (up to 10 × MaxOutputFanIn numbers, about 24
+// bytes each in JSON: 4.8 MB with the default limits), an evaluation holds
+// twelve images. They are encoded once per version and kept in a
+// versionCache; every response writes those shared bytes instead of
+// encoding its own copy, and clients that read slowly hold references to
+// them, not copies.
 
-// weightsCacheBytes bounds the encoded matrices kept.
-const weightsCacheBytes = 64 << 20
+// versionCacheBytes bounds the encoded answers kept.
+const versionCacheBytes = 64 << 20
 
-type weightsKey struct {
+type versionKey struct {
+	kind      string
 	networkID string
 	version   uint64
 }
 
-// weightsCache is an LRU of encoded output_weights, bounded in bytes, with
-// one encoding per key at a time.
-type weightsCache struct {
+// versionCache is an LRU of encoded answers, bounded in bytes, with one
+// encoding per key at a time.
+type versionCache struct {
 	mu      sync.Mutex
-	entries map[weightsKey]*list.Element // of *weightsEntry
+	entries map[versionKey]*list.Element // of *versionEntry
 	order   list.List                    // most recently used first
 	bytes   int
 }
 
-type weightsEntry struct {
-	key  weightsKey
+type versionEntry struct {
+	key  versionKey
 	once sync.Once
-	json []byte
+	data []byte
 }
 
-func newWeightsCache() *weightsCache {
-	return &weightsCache{entries: map[weightsKey]*list.Element{}}
+func newVersionCache() *versionCache {
+	return &versionCache{entries: map[versionKey]*list.Element{}}
 }
 
-// get returns w encoded as a JSON array of rows, encoding it only if this
-// version of this network has not been encoded since it was last evicted.
-func (c *weightsCache) get(networkID string, version uint64, w *mat.Dense) []byte {
-	key := weightsKey{networkID, version}
+// get returns the answer of this kind for this version of the network,
+// calling encode only if it has not been encoded since it was last evicted.
+func (c *versionCache) get(kind, networkID string, version uint64, encode func() []byte) []byte {
+	key := versionKey{kind, networkID, version}
 	c.mu.Lock()
 	el, ok := c.entries[key]
 	if ok {
 		c.order.MoveToFront(el)
 	} else {
-		el = c.order.PushFront(&weightsEntry{key: key})
+		el = c.order.PushFront(&versionEntry{key: key})
 		c.entries[key] = el
 	}
-	e := el.Value.(*weightsEntry)
+	e := el.Value.(*versionEntry)
 	c.mu.Unlock()
 
 	e.once.Do(func() {
-		e.json = encodeRows(w)
+		e.data = encode()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.bytes += len(e.json)
-		for c.bytes > weightsCacheBytes && c.order.Len() > 1 {
+		c.bytes += len(e.data)
+		for c.bytes > versionCacheBytes && c.order.Len() > 1 {
 			old := c.order.Back()
-			oe := old.Value.(*weightsEntry)
+			oe := old.Value.(*versionEntry)
 			c.order.Remove(old)
 			delete(c.entries, oe.key)
-			c.bytes -= len(oe.json) // 0 if still encoding: it counts itself when done, then may be evicted
+			c.bytes -= len(oe.data) // 0 if still encoding: it counts itself when done, then may be evicted
 		}
 	})
-	return e.json
+	return e.data
 }
 
 // encodeRows writes a matrix as a JSON array of rows.
@@ -119,7 +122,7 @@ func (h *handlers) example(correct bool) gin.HandlerFunc {
 			h.fail(c, &service.Error{Code: service.Internal, Message: "could not encode the example", Err: err})
 			return
 		}
-		weights := h.weights.get(ex.NetworkID, ex.Version, ex.OutputWeights)
+		weights := h.cache.get("output_weights", ex.NetworkID, ex.Version, func() []byte { return encodeRows(ex.OutputWeights) })
 		head = bytes.TrimSuffix(head, []byte("}"))
 		const key = `,"output_weights":`
 		c.Header("Content-Type", "application/json; charset=utf-8")

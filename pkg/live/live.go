@@ -1,15 +1,25 @@
 // Package live is the Socket.IO side of the service: it accepts Socket.IO
 // clients (Engine.IO 4, long-polling and WebSocket) and broadcasts training
 // progress to all of them. *Server implements service.Events.
+//
+// Clients of the contract only ever send a connect ("40") and pongs ("3"),
+// so the server accepts little from them: small payloads, no binary
+// attachments, a bounded queue per session, a bounded number of sessions,
+// and a short time to join namespace "/" (see Options).
 package live
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -30,54 +40,291 @@ const (
 	PingTimeout  = 60 * time.Second
 )
 
-// Server is an embedded Socket.IO server.
-type Server struct {
-	io  *socket.Server
-	log *slog.Logger
+// Defaults of Options.
+const (
+	// DefaultMaxPayload caps one long-polling POST body and one WebSocket
+	// message, in bytes (Engine.IO's maxHttpBufferSize, announced to
+	// clients as maxPayload). Clients send a connect ("40", or "40" and a
+	// JSON auth object) and pongs ("3"); socket.io-client splits its
+	// polling batches to fit the announced maxPayload.
+	DefaultMaxPayload = 4 << 10
+
+	// DefaultMaxSessions caps concurrent Engine.IO sessions. A session
+	// costs about 11 KB and two goroutines (its timers) while idle; at
+	// the cap that is ~110 MB. Handshakes beyond it are answered 503.
+	DefaultMaxSessions = 10_000
+
+	// DefaultConnectTimeout is how long a session may stay without
+	// joining namespace "/". socket.io-client sends its connect right
+	// after the handshake.
+	DefaultConnectTimeout = 15 * time.Second
+
+	// DefaultMaxQueuedPackets caps the packets waiting in one session for
+	// its transport (a long-poll that has not come back, a WebSocket that
+	// is not being read). Events come a few times a second at most, so
+	// 256 is tens of seconds of them; a session that exceeds it is closed.
+	DefaultMaxQueuedPackets = 256
+
+	// RetryAfter is the Retry-After sent with 503 answers to handshakes
+	// beyond MaxSessions, and while the server closes.
+	RetryAfter = 5 * time.Second
+
+	// CloseTimeout bounds how long Close waits for WebSocket clients to
+	// answer its close frame, and then for the library to let go of the
+	// others.
+	CloseTimeout = 2 * time.Second
+)
+
+// Options configure a Server. A zero field takes its default.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+
+	// PingInterval and PingTimeout are the heartbeat announced in the
+	// handshake (default: the contract's PingInterval and PingTimeout).
+	PingInterval, PingTimeout time.Duration
+
+	// MaxPayload caps a polling POST body and a WebSocket message, in
+	// bytes (default DefaultMaxPayload). Larger POSTs are answered 413,
+	// larger WebSocket messages close the connection (1009).
+	MaxPayload int64
+
+	// MaxSessions caps concurrent Engine.IO sessions (default
+	// DefaultMaxSessions): handshakes beyond it get 503, a JSON body
+	// {"code":503,"message":...} and Retry-After.
+	MaxSessions int
+
+	// ConnectTimeout closes sessions that have not joined namespace "/"
+	// this long after their handshake (default DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+
+	// MaxQueuedPackets caps the packets queued in one session and not yet
+	// handed to its transport (default DefaultMaxQueuedPackets); the
+	// session is closed when it is exceeded.
+	MaxQueuedPackets int
 }
 
-// New returns a Socket.IO server with the contract's settings; mount its
-// Handler at /socket.io/.
-func New(log *slog.Logger) *Server {
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = PingInterval
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = PingTimeout
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MaxQueuedPackets <= 0 {
+		o.MaxQueuedPackets = DefaultMaxQueuedPackets
+	}
+	return o
+}
+
+// Server is an embedded Socket.IO server.
+type Server struct {
+	io      *socket.Server
+	engine  engine.BaseServer
+	eio     http.Handler // the Engine.IO handler we wrap
+	handler http.Handler
+	opts    Options
+	log     *slog.Logger
+
+	emitted     atomic.Uint64
+	emitMu      sync.Mutex  // one broadcast at a time, so that…
+	emitting    atomic.Bool // …packets queued while it is set are events
+	handshaking atomic.Int64
+	atCapacity  atomic.Bool
+	closing     atomic.Bool
+
+	wsConns sync.Map // transports.Transport → *types.WebSocketConn
+
+	mu       sync.Mutex
+	sessions map[string]*session // by Engine.IO sid
+	joined   map[string]bool     // sids whose client joined "/"
+	changed  chan struct{}       // closed and replaced on progress while waiters > 0
+	waiters  int                 // Flush and Close calls waiting on changed
+}
+
+// New returns a Socket.IO server with the contract's settings and the
+// bounds of o; mount its Handler at /socket.io/ for every method.
+func New(o Options) *Server {
+	o = o.withDefaults()
+	s := &Server{
+		opts:     o,
+		log:      o.Logger,
+		sessions: map[string]*session{},
+		joined:   map[string]bool{},
+		changed:  make(chan struct{}),
+	}
+
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false) // the page gets the client from web/vendor
-	opts.SetPingInterval(PingInterval)
-	opts.SetPingTimeout(PingTimeout)
-	opts.SetMaxHttpBufferSize(1 << 20)
-	// Engine.IO answers CORS for /socket.io/ itself, mirroring the origin
-	// as Flask-SocketIO did with cors_allowed_origins="*".
-	opts.SetCors(&types.Cors{Origin: true, Credentials: true})
-	io := socket.NewServer(nil, opts)
-	s := &Server{io: io, log: log}
-	io.On("connection", func(args ...any) {
+	opts.SetPingInterval(o.PingInterval)
+	opts.SetPingTimeout(o.PingTimeout)
+	opts.SetMaxHttpBufferSize(o.MaxPayload)
+	// Polling and WebSocket only (no WebTransport); the WebSocket builder
+	// remembers each connection so that sessions can be closed with a
+	// close frame.
+	opts.SetTransports(types.NewSet[engine.TransportCtor](engine.Polling, &wsBuilder{conns: &s.wsConns}))
+	// The contract: Access-Control-Allow-Origin: * and no credentials,
+	// preflights included (the library answers OPTIONS with 204).
+	opts.SetCors(&types.Cors{Origin: "*"})
+	// The library closes clients without a namespace after this, but
+	// with an orderly close that keeps a polling session up to 30 s more;
+	// our own timer (ConnectTimeout) closes them at once, first.
+	opts.SetConnectTimeout(2 * o.ConnectTimeout)
+	opts.SetParser(textOnlyParser{})
+
+	s.io = socket.NewServer(nil, opts)
+	s.eio = s.io.ServeHandler(nil) // creates the engine
+	s.engine = s.io.Engine()
+	s.handler = http.HandlerFunc(s.serveHTTP)
+
+	_ = s.engine.On("connection", func(args ...any) {
+		if conn, ok := args[0].(engine.Socket); ok {
+			s.track(conn)
+		}
+	})
+	s.io.On("connection", func(args ...any) {
 		c, ok := args[0].(*socket.Socket)
 		if !ok {
 			return
 		}
-		log.Debug("socket.io client connected", "sid", c.Id(), "transport", c.Conn().Transport().Name())
+		s.joinedNamespace(c.Conn().Id())
+		s.log.Debug("socket.io client connected", "sid", c.Id(), "transport", c.Conn().Transport().Name())
 		c.On("disconnect", func(args ...any) {
-			log.Debug("socket.io client disconnected", "sid", c.Id(), "reason", args)
+			s.log.Debug("socket.io client disconnected", "sid", c.Id(), "reason", args)
 		})
 	})
 	return s
 }
 
-// Handler serves the Socket.IO protocol (GET, POST and OPTIONS).
-func (s *Server) Handler() http.Handler { return s.io.ServeHandler(nil) }
+// Handler serves the Socket.IO protocol. Mount it at /socket.io/ for
+// every method: it answers the ones Engine.IO does not use with 400.
+func (s *Server) Handler() http.Handler { return s.handler }
 
-// Clients returns the number of connected clients.
+// Clients returns the number of clients connected to namespace "/".
 func (s *Server) Clients() int { return s.io.Sockets().Sockets().Len() }
 
-// Close disconnects every client. Call it before http.Server.Shutdown,
-// which would otherwise wait for open long-polls.
+// Sessions returns the number of Engine.IO sessions, joined to "/" or not
+// (what MaxSessions bounds).
+func (s *Server) Sessions() int { return int(s.engine.ClientsCount()) }
+
+// Emitted returns the number of events broadcast so far.
+func (s *Server) Emitted() uint64 { return s.emitted.Load() }
+
+// Flush returns once every event broadcast so far has been handed to the
+// transport of every client that is still connected: written to its
+// WebSocket, or taken by its pending long-poll. A polling client with no
+// long-poll pending takes it with its next one. It returns an error if ctx
+// ends first.
+func (s *Server) Flush(ctx context.Context) error {
+	s.wait(+1)
+	defer s.wait(-1)
+	for {
+		s.mu.Lock()
+		behind := 0
+		for _, p := range s.sessions {
+			if !p.flushed() {
+				behind++
+			}
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if behind == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("live: flush: %d clients have not taken every event: %w", behind, ctx.Err())
+		}
+	}
+}
+
+// Close disconnects every client: WebSocket clients get a close frame
+// (1001, going away) and are given CloseTimeout to answer it, pending
+// long-polls get a close packet. New handshakes are refused. Call it after
+// Flush and before http.Server.Shutdown, which would otherwise wait for
+// open long-polls.
 func (s *Server) Close() {
+	s.closing.Store(true)
+	deadline := time.Now().Add(CloseTimeout)
+
+	s.mu.Lock()
+	var framed []*session
+	for _, p := range s.sessions {
+		framed = append(framed, p)
+	}
+	s.mu.Unlock()
+	for i := 0; i < len(framed); {
+		if framed[i].sendCloseFrame(closeGoingAway, "server shutting down") {
+			i++
+			continue
+		}
+		framed[i] = framed[len(framed)-1]
+		framed = framed[:len(framed)-1]
+	}
+	// Wait for the answers: each one closes its session.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := s.waitClosed(ctx, framed); err != nil {
+		s.log.Debug("websocket clients did not answer the close frame in time", "err", err)
+	}
+
 	done := make(chan struct{})
 	s.io.Close(func(error) { close(done) })
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(time.Until(deadline) + CloseTimeout/2):
 		s.log.Warn("socket.io server did not close in time")
 	}
+}
+
+// waitClosed waits until every one of sessions is closed.
+func (s *Server) waitClosed(ctx context.Context, sessions []*session) error {
+	s.wait(+1)
+	defer s.wait(-1)
+	for {
+		s.mu.Lock()
+		open := 0
+		for _, p := range sessions {
+			if !p.closed {
+				open++
+			}
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%d sessions still open: %w", open, ctx.Err())
+		}
+	}
+}
+
+// wait counts a caller that waits on s.changed.
+func (s *Server) wait(n int) {
+	s.mu.Lock()
+	s.waiters += n
+	s.mu.Unlock()
+}
+
+// notifyLocked wakes every caller waiting on s.changed. Call with s.mu held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Event payloads as they go on the wire: the contract's field names, the
@@ -159,9 +406,17 @@ func (s *Server) broadcast(event string, payload any) {
 		return
 	}
 	at := time.Now()
-	if err := s.io.Sockets().Emit(event, payload); err != nil {
+	// The adapter writes to every client's session before Emit returns;
+	// the packets queued meanwhile are what Flush waits for.
+	s.emitMu.Lock()
+	s.emitting.Store(true)
+	err := s.io.Sockets().Emit(event, payload)
+	s.emitting.Store(false)
+	s.emitMu.Unlock()
+	if err != nil {
 		s.log.Error("event not sent", "event", event, "err", err)
 		return
 	}
+	s.emitted.Add(1)
 	s.log.Debug("event sent", "event", event, "payload", payload, "emitted_at", at)
 }

@@ -74,14 +74,12 @@ func (c *client) event() (string, map[string]any) {
 }
 
 func TestBroadcast(t *testing.T) {
-	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	defer s.Close()
 	a, b := dial(t, hs.URL), dial(t, hs.URL)
-	for s.Clients() != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "two clients connected", func() bool { return s.Clients() == 2 })
 
 	s.TrainingUpdate(service.Update{JobID: "j", NetworkID: "n", Epoch: 1, TotalEpochs: 2, Accuracy: 0.9,
 		ElapsedTime: 0.1, Progress: 50, Correct: 9000, Total: 10000})

@@ -21,14 +21,18 @@ func dataset(tb testing.TB) *mnist.Dataset {
 	return ds
 }
 
-func benchmarkEpoch(b *testing.B, sizes []int) {
+func benchmarkEpoch(b *testing.B, sizes []int, p network.Params) {
 	ds := dataset(b)
 	rng := rand.New(rand.NewPCG(1, 1))
-	net, err := network.New(sizes, rng)
+	net, err := network.New(sizes, network.InitNormal, rng)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr := network.NewTrainer(net, 10, 3.0, rng)
+	tr, err := network.NewTrainer(net, p, rng)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := tr.TrainEpoch(context.Background(), ds.Training); err != nil {
@@ -37,19 +41,66 @@ func benchmarkEpoch(b *testing.B, sizes []int) {
 	}
 }
 
-// BenchmarkEpoch* time the training part of one epoch (50,000 images,
-// mini-batches of 10, eta 3.0).
-func BenchmarkEpoch784x30x10(b *testing.B)     { benchmarkEpoch(b, []int{784, 30, 10}) }
-func BenchmarkEpoch784x100x10(b *testing.B)    { benchmarkEpoch(b, []int{784, 100, 10}) }
-func BenchmarkEpoch784x128x64x10(b *testing.B) { benchmarkEpoch(b, []int{784, 128, 64, 10}) }
+// The epoch benchmarks time the training part of one epoch (50,000 images,
+// mini-batches of 10): network.py's (quadratic cost, eta 3.0) and
+// network2.py's (cross-entropy, eta 0.5, λ 5), which must cost at most 5%
+// more.
+var (
+	nielsen1 = network.Params{BatchSize: 10, Eta: 3.0}
+	nielsen2 = network.Params{BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 5}
+)
+
+func BenchmarkEpoch784x30x10(b *testing.B)    { benchmarkEpoch(b, []int{784, 30, 10}, nielsen1) }
+func BenchmarkEpoch784x30x10L2(b *testing.B)  { benchmarkEpoch(b, []int{784, 30, 10}, nielsen2) }
+func BenchmarkEpoch784x100x10(b *testing.B)   { benchmarkEpoch(b, []int{784, 100, 10}, nielsen1) }
+func BenchmarkEpoch784x100x10L2(b *testing.B) { benchmarkEpoch(b, []int{784, 100, 10}, nielsen2) }
+func BenchmarkEpoch784x30x10OnBatch(b *testing.B) {
+	p := nielsen1
+	calls := 0
+	p.OnBatch = func(int, int) { calls++ }
+	benchmarkEpoch(b, []int{784, 30, 10}, p)
+}
+func BenchmarkEpoch784x128x64x10(b *testing.B) { benchmarkEpoch(b, []int{784, 128, 64, 10}, nielsen1) }
+
+// BenchmarkBigBatch times an epoch of [784,100,10] that is one mini-batch
+// of 50,000 examples, trainer included so that B/op shows its memory: with
+// 1 MiB of scratch, worked through in chunks of 593 examples, and without a
+// bound (88 MB of scratch).
+func BenchmarkBigBatch(b *testing.B) {
+	ds := dataset(b)
+	sizes := []int{784, 100, 10}
+	net, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name    string
+		scratch int
+	}{{"chunked-1MiB", 1 << 20}, {"unbounded", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := network.Params{BatchSize: ds.Training.Len(), Eta: 3, ScratchBytes: bc.scratch}
+			b.ReportAllocs()
+			for b.Loop() {
+				tr, err := network.NewTrainer(net, p, rand.New(rand.NewPCG(1, 1)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tr.TrainEpoch(context.Background(), ds.Training); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
 
 // BenchmarkEvaluate times classifying the 10,000 test images with [784,30,10].
 func BenchmarkEvaluate(b *testing.B) {
 	ds := dataset(b)
-	net, err := network.New([]int{784, 30, 10}, rand.New(rand.NewPCG(1, 1)))
+	net, err := network.New([]int{784, 30, 10}, network.InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ReportAllocs()
 	for b.Loop() {
 		net.Evaluate(ds.Test)
 	}

@@ -23,7 +23,7 @@ func (o oneHot) Nonzero(i int) ([]uint16, []uint8) { return []uint16{uint16(i % 
 // weights, so a NaN is planted (FromParams would refuse it) to check that a
 // non-finite state is reported rather than saved.
 func TestNonFiniteWeightsEndTraining(t *testing.T) {
-	n, err := New([]int{3, 4, 2}, rand.New(rand.NewPCG(1, 1)))
+	n, err := New([]int{3, 4, 2}, InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,9 @@ func TestNonFiniteWeightsEndTraining(t *testing.T) {
 
 // TestSparseKernels compares the vector kernels with the plain Go loops for
 // every width class they handle (blocks of 32, 16 and 4 doubles).
-func TestSparseKernels(t *testing.T) {
+func TestSparseKernels(t *testing.T) { ForEachKernel(t, testSparseKernels) }
+
+func testSparseKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	for _, n := range []int{4, 8, 12, 16, 20, 28, 32, 36, 48, 52, 64, 100, 128, 132} {
 		rows := 50
@@ -86,7 +88,9 @@ func TestSparseKernels(t *testing.T) {
 
 // TestDenseKernels compares the dense vector kernels with the Go loops,
 // for widths with and without a remainder of 4.
-func TestDenseKernels(t *testing.T) {
+func TestDenseKernels(t *testing.T) { ForEachKernel(t, testDenseKernels) }
+
+func testDenseKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
 	norm := func(n int) []float64 {
 		x := make([]float64, n)
@@ -123,30 +127,46 @@ func maxAbsDiff(a, b []float64) float64 {
 	return d
 }
 
-// BenchmarkMiniBatch times one mini-batch update of [784,30,10] on MNIST:
-// it must not allocate.
+// stepCases are network.py's and network2.py's training.
+var stepCases = []struct {
+	name string
+	p    Params
+}{
+	{"quadratic", Params{BatchSize: 10, Eta: 3.0}},
+	{"cross-entropy+L2", Params{BatchSize: 10, Eta: 0.5, Cost: CrossEntropy, Lambda: 5}},
+}
+
+// BenchmarkMiniBatch times one mini-batch update of [784,30,10] on MNIST. It
+// must not allocate (TestTrainingAllocatesNothing checks).
 func BenchmarkMiniBatch(b *testing.B) {
 	ds, err := mnist.LoadEmbedded()
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	n, _ := New([]int{784, 30, 10}, rng)
-	tr := NewTrainer(n, 10, 3.0, rng)
-	batch := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		for j := range batch {
-			batch[j] = int32((i*10 + j) % ds.Training.Len())
-		}
-		tr.step(ds.Training, batch)
+	for _, tc := range stepCases {
+		b.Run(tc.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			n, _ := New([]int{784, 30, 10}, InitNormal, rng)
+			tr, err := NewTrainer(n, tc.p, rng)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]int32, tc.p.BatchSize)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				for j := range batch {
+					batch[j] = int32((i*len(batch) + j) % ds.Training.Len())
+				}
+				tr.step(ds.Training, batch, nil)
+			}
+		})
 	}
 }
 
 // Examples of another width must never reach the vector kernels, which
 // index rows by input.
 func TestRefusesExamplesOfAnotherWidth(t *testing.T) {
-	n, err := New([]int{4, 3, 2}, rand.New(rand.NewPCG(1, 1)))
+	n, err := New([]int{4, 3, 2}, InitNormal, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +177,11 @@ func TestRefusesExamplesOfAnotherWidth(t *testing.T) {
 	if _, err := n.Classify(data); err == nil {
 		t.Error("Classify accepted them")
 	}
-	if _, err := NewTrainer(n, 2, 1, rand.New(rand.NewPCG(1, 1))).TrainEpoch(context.Background(), data); err == nil {
+	tr, err := NewTrainer(n, Params{BatchSize: 2, Eta: 1}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.TrainEpoch(context.Background(), data); err == nil {
 		t.Error("TrainEpoch accepted them")
 	}
 	if _, err := SGD(context.Background(), n, data, data, Params{Epochs: 1, BatchSize: 2, Eta: 1}, rand.New(rand.NewPCG(1, 1)), nil); err == nil {

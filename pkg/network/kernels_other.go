@@ -2,6 +2,12 @@
 
 package network
 
+// There are no assembly kernels for this architecture.
+var (
+	hasAVX = false
+	useAVX = false
+)
+
 func gather(dst, w []float64, idx []uint16, val []uint8, table *[256]float64) {
 	gatherGeneric(dst, w, idx, val, table)
 }
@@ -14,4 +20,4 @@ func axpyRows(dst, rows []float64, stride int, coef []float64) {
 	axpyRowsGeneric(dst, rows, stride, coef)
 }
 
-func dot(x, y []float64) float64 { return dotGeneric(x, y[:len(x)]) }
+func dot(x, y []float64) float64 { return dotGeneric(x, y) }

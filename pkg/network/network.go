@@ -1,8 +1,9 @@
 // Package network is the numeric core of the service: fully connected
 // feed-forward networks of sigmoid neurons, trained with mini-batch stochastic
 // gradient descent on the quadratic cost, exactly as in Michael Nielsen's
-// network.py, but batched, allocation-free in the hot loop and sparse in the
-// first layer.
+// network.py, or optionally with network2.py's scaled initialisation,
+// cross-entropy cost and L2 regularisation; batched, allocation-free in the
+// hot loop, sparse in the first layer, and in bounded memory if asked.
 //
 // It knows nothing of HTTP, files or logging: it trains and evaluates, and
 // reports each epoch through a callback.
@@ -29,14 +30,19 @@ type Network struct {
 }
 
 // New returns a network with the given layer sizes (inputs first), its
-// weights and biases drawn from a standard normal distribution N(0, 1) using
-// rng, as network.py does. The same rng state gives the same network.
-func New(sizes []int, rng *rand.Rand) (*Network, error) {
-	if err := checkSizes(sizes); err != nil {
+// weights and biases drawn with rng as init says. As network.py does, it
+// draws all biases first, then all weights, layer by layer, so the same rng
+// state gives the same network (and InitScaled the same draws as
+// InitNormal, the weights divided by √inputs). The sizes are checked by
+// CheckSizes without limits: callers apply their own.
+func New(sizes []int, init Init, rng *rand.Rand) (*Network, error) {
+	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err
 	}
+	if !init.valid() {
+		return nil, fmt.Errorf("network: unknown initialisation %d", int(init))
+	}
 	n := &Network{sizes: append([]int(nil), sizes...)}
-	// network.py draws all biases first, then all weights.
 	for l := 1; l < len(sizes); l++ {
 		b := make([]float64, sizes[l])
 		for i := range b {
@@ -45,9 +51,14 @@ func New(sizes []int, rng *rand.Rand) (*Network, error) {
 		n.biases = append(n.biases, mat.NewVecDense(sizes[l], b))
 	}
 	for l := 1; l < len(sizes); l++ {
+		// Dividing by exactly 1 keeps InitNormal's draws bit for bit.
+		div := 1.0
+		if init == InitScaled {
+			div = math.Sqrt(float64(sizes[l-1]))
+		}
 		w := make([]float64, sizes[l]*sizes[l-1])
 		for i := range w {
-			w[i] = rng.NormFloat64()
+			w[i] = rng.NormFloat64() / div
 		}
 		n.weights = append(n.weights, mat.NewDense(sizes[l], sizes[l-1], w))
 	}
@@ -58,7 +69,7 @@ func New(sizes []int, rng *rand.Rand) (*Network, error) {
 // orientation New uses. The matrices are copied. It fails if any shape does
 // not match sizes or any value is not finite.
 func FromParams(sizes []int, weights []*mat.Dense, biases []*mat.VecDense) (*Network, error) {
-	if err := checkSizes(sizes); err != nil {
+	if err := CheckSizes(sizes, 0, 0); err != nil {
 		return nil, err
 	}
 	if len(weights) != len(sizes)-1 || len(biases) != len(sizes)-1 {
@@ -91,18 +102,6 @@ func FromParams(sizes []int, weights []*mat.Dense, biases []*mat.VecDense) (*Net
 // ErrNotFinite reports a weight or bias that is NaN or infinite: training has
 // diverged, or stored parameters are corrupt.
 var ErrNotFinite = errors.New("weights or biases are not finite numbers")
-
-func checkSizes(sizes []int) error {
-	if len(sizes) < 2 {
-		return fmt.Errorf("network: need at least 2 layers, got %d", len(sizes))
-	}
-	for i, s := range sizes {
-		if s < 1 {
-			return fmt.Errorf("network: layer %d has %d neurons, want at least 1", i, s)
-		}
-	}
-	return nil
-}
 
 func finite(xs []float64) bool {
 	for _, x := range xs {

@@ -3,29 +3,76 @@ package network
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/floats"
 )
 
-// Params are the hyper-parameters of stochastic gradient descent.
+// Params are the hyper-parameters of stochastic gradient descent. The zero
+// values of the options after Eta give network.py's training.
 type Params struct {
 	Epochs    int     // passes over the training data
 	BatchSize int     // examples per mini-batch (the last one may be smaller)
 	Eta       float64 // learning rate
+
+	// Cost is the cost minimised: Quadratic (network.py's) or CrossEntropy
+	// (network2.py's).
+	Cost Cost
+	// Lambda is network2.py's L2 regularisation parameter λ (lmbda): every
+	// mini-batch of m examples updates the weights as
+	// w ← (1 − Eta·λ/n)·w − (Eta/m)·∇w, n the number of training examples;
+	// biases are not decayed. 0 turns it off; at most MaxLambda.
+	Lambda float64
+
+	// ScratchBytes bounds the trainer's scratch memory for a mini-batch's
+	// activations and errors, which otherwise grows with BatchSize times
+	// the neurons of the network (a wide layer and a large mini-batch ask
+	// for gigabytes). With a bound the trainer holds ScratchRows examples'
+	// worth and works through a larger mini-batch in chunks of that many,
+	// summing their gradient (computed, as always, with the weights as
+	// they were at the start of the mini-batch) into an accumulator the
+	// size of the weights and biases, then updating once: the same maths,
+	// equal to rounding. A cancel takes effect between chunks. 0 means no
+	// bound: scratch for a whole mini-batch, updated in place.
+	// TrainerBytes tells the memory a Trainer holds.
+	ScratchBytes int
+
+	// OnBatch, if not nil, is called on the training goroutine after every
+	// mini-batch with the number of mini-batches done in this epoch (1 to
+	// batches) and the epoch's total. Training waits for it, so it should
+	// be quick: a counter, a rate-limited message.
+	OnBatch func(batch, batches int)
 }
+
+// MaxLambda is the largest L2 regularisation parameter Params accepts.
+// network2.py's examples use 0.1 to 5 for 50,000 images.
+const MaxLambda = 1000
 
 // Validate reports whether p can be used to train.
 func (p Params) Validate() error {
-	switch {
-	case p.Epochs < 1:
+	if p.Epochs < 1 {
 		return fmt.Errorf("network: epochs must be at least 1, got %d", p.Epochs)
+	}
+	return p.validateStep()
+}
+
+// validateStep checks the fields a Trainer uses: all but Epochs.
+func (p Params) validateStep() error {
+	switch {
 	case p.BatchSize < 1:
 		return fmt.Errorf("network: mini-batch size must be at least 1, got %d", p.BatchSize)
 	case !(p.Eta > 0) || !finite([]float64{p.Eta}):
 		return fmt.Errorf("network: learning rate must be a finite positive number, got %v", p.Eta)
+	case !p.Cost.valid():
+		return fmt.Errorf("network: unknown cost %d", int(p.Cost))
+	case !(p.Lambda >= 0 && p.Lambda <= MaxLambda): // false for NaN too
+		return fmt.Errorf("network: L2 regularisation parameter must be a number from 0 to %d, got %v", MaxLambda, p.Lambda)
+	case p.ScratchBytes < 0:
+		return fmt.Errorf("network: scratch bound must not be negative, got %d", p.ScratchBytes)
 	}
 	return nil
 }
@@ -46,15 +93,15 @@ type Epoch struct {
 // SGD trains a copy of start with mini-batch stochastic gradient descent,
 // network.py's way: every epoch shuffles the training examples, cuts them into
 // mini-batches and moves every weight by -eta/len(batch) times the summed
-// gradient of the quadratic cost; then it evaluates on test. start is not
-// modified.
+// gradient of the cost (after shrinking it, if p.Lambda is set, as
+// network2.py does); then it evaluates on test. start is not modified.
 //
 // After every epoch onEpoch (if not nil) receives the epoch's figures and a
 // snapshot of the network; if it returns an error, training stops with that
-// error. Cancelling ctx stops training within one mini-batch and returns
-// ctx's error; the last snapshot handed to onEpoch is then the latest good
-// state. If the weights stop being finite numbers, SGD returns an error
-// wrapping ErrNotFinite.
+// error. Cancelling ctx stops training within one mini-batch (or one chunk
+// of one, see Params.ScratchBytes) and returns ctx's error; the last
+// snapshot handed to onEpoch is then the latest good state. If the weights
+// stop being finite numbers, SGD returns an error wrapping ErrNotFinite.
 //
 // The shuffles come from rng: the same start, data, params and rng state give
 // the same run, bit for bit.
@@ -63,7 +110,10 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	t := NewTrainer(start, p.BatchSize, p.Eta, rng)
+	t, err := NewTrainer(start, p, rng)
+	if err != nil {
+		return nil, err
+	}
 	if err := t.k.fits(test); err != nil {
 		return nil, err
 	}
@@ -95,51 +145,136 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	return t.Network(), nil
 }
 
-// yieldEvery is how long training runs before it yields the processor.
-const yieldEvery = time.Millisecond
-
 // Trainer runs SGD epoch by epoch on its own copy of a network. It is not
 // safe for concurrent use; Network hands out independent snapshots.
 type Trainer struct {
-	k     *kernel
-	batch int
-	eta   float64
-	rng   *rand.Rand
+	k    *kernel
+	p    Params
+	rng  *rand.Rand
+	rows int // examples the scratch holds: ScratchRows
 
 	perm  []int32     // training order, reshuffled every epoch
-	acts  activations // one row per example of a mini-batch
+	acts  activations // one row per example of a mini-batch (or chunk)
 	delta activations // errors, same shape as acts
 	back  []float64   // scratch for one example's back-propagated error
 	coef  []float64   // scratch: one neuron's scaled errors across a mini-batch
+	// grad sums the gradient of a mini-batch larger than rows, chunk by
+	// chunk, in the kernel's layout; nil if no mini-batch is.
+	grad *params
+
+	lastYield time.Time // see pause
 }
 
-// NewTrainer prepares to train a copy of n with the given mini-batch size
-// and learning rate, shuffling with rng. It panics if batch < 1 (use
-// Params.Validate on untrusted input).
-func NewTrainer(n *Network, batch int, eta float64, rng *rand.Rand) *Trainer {
-	if batch < 1 {
-		panic("network: NewTrainer with batch < 1")
+// NewTrainer prepares to train a copy of n with p's mini-batch size,
+// learning rate, cost, regularisation and scratch bound, shuffling with rng.
+// p.Epochs is not used: every TrainEpoch is one epoch. It fails if p is not
+// valid, or if the trainer would need more memory than an int can count.
+func NewTrainer(n *Network, p Params, rng *rand.Rand) (*Trainer, error) {
+	if err := p.validateStep(); err != nil {
+		return nil, err
+	}
+	if TrainerBytes(n.sizes, p) == math.MaxInt {
+		return nil, fmt.Errorf("network: a trainer of %v for mini-batches of %d would need more memory than can be addressed", n.sizes, p.BatchSize)
 	}
 	k := newKernel(n)
-	widest := 0
-	for _, s := range k.sizes {
-		widest = max(widest, s)
+	rows := ScratchRows(k.sizes, p)
+	t := &Trainer{
+		k: k, p: p, rng: rng, rows: rows,
+		acts:  k.newActivations(rows),
+		delta: k.newActivations(rows),
+		back:  make([]float64, slices.Max(k.sizes)),
+		coef:  make([]float64, rows),
 	}
-	return &Trainer{
-		k: k, batch: batch, eta: eta, rng: rng,
-		acts:  k.newActivations(batch),
-		delta: k.newActivations(batch),
-		back:  make([]float64, widest),
-		coef:  make([]float64, batch),
+	if p.BatchSize > rows {
+		t.grad = k.newParams()
 	}
+	return t, nil
+}
+
+// ScratchRows returns how many examples' activations and errors a Trainer
+// of a network of these sizes holds with p: p.BatchSize, or fewer if
+// p.ScratchBytes bounds them, but at least one. A mini-batch larger than
+// that is worked through in chunks. The sizes and p must be valid.
+func ScratchRows(sizes []int, p Params) int {
+	rows := p.BatchSize
+	if p.ScratchBytes > 0 && len(sizes) >= 2 {
+		rows = min(rows, p.ScratchBytes/bytesPerRow(sizes))
+	}
+	return max(rows, 1)
+}
+
+// TrainerBytes returns an upper estimate of the memory a Trainer of a
+// network of these sizes holds with p: its copy of the weights, its scratch
+// (ScratchRows examples), the gradient accumulator if p.BatchSize exceeds
+// that, and smaller buffers, each rounded up as the Go allocator does. To
+// it TrainEpoch adds 4 bytes per training example for the shuffle order on
+// its first call, and SGD every epoch a snapshot of the weights for its
+// callback (8 bytes per ParamCount, the receiver's to keep or drop).
+// The sizes and p must be valid; if the bytes do not fit an int the result
+// is math.MaxInt.
+func TrainerBytes(sizes []int, p Params) int {
+	if len(sizes) < 2 {
+		return 0
+	}
+	rows := ScratchRows(sizes, p)
+	h0 := pad4sat(sizes[1])
+	// The weights and biases, in the kernel's layout: one allocation each
+	// per layer.
+	params := addSat(allocBytes(mulSat(8, mulSat(sizes[0], h0))), allocBytes(mulSat(8, h0)))
+	for l := 2; l < len(sizes); l++ {
+		params = addSat(params, allocBytes(mulSat(8, mulSat(sizes[l], sizes[l-1]))))
+		params = addSat(params, allocBytes(mulSat(8, sizes[l])))
+	}
+	// Activations and errors: one allocation each per layer.
+	scratch := mulSat(2, allocBytes(mulSat(8, mulSat(rows, h0))))
+	for l := 2; l < len(sizes); l++ {
+		scratch = addSat(scratch, mulSat(2, allocBytes(mulSat(8, mulSat(rows, sizes[l])))))
+	}
+	total := addSat(params, scratch)
+	if p.BatchSize > rows {
+		total = addSat(total, params)
+	}
+	total = addSat(total, allocBytes(mulSat(8, rows)))              // coef
+	total = addSat(total, allocBytes(mulSat(8, slices.Max(sizes)))) // back
+	// The Trainer and kernel (with its 2 KiB intensity table), slice
+	// headers per layer, and newKernel's temporary matrix headers.
+	return addSat(total, 8<<10+mulSat(256, len(sizes)))
+}
+
+// bytesPerRow is the scratch one example of a mini-batch needs: its
+// activations and errors in every layer after the input (the first padded
+// to a multiple of 4), and its coefficient.
+func bytesPerRow(sizes []int) int {
+	n := pad4sat(sizes[1])
+	for _, s := range sizes[2:] {
+		n = addSat(n, s)
+	}
+	return addSat(mulSat(16, n), 8)
+}
+
+func pad4sat(n int) int { return addSat(n, 3) &^ 3 }
+
+// allocBytes bounds the memory the Go allocator takes for an object of b
+// bytes: small objects are rounded up to a size class (well within a
+// quarter more), large ones to whole 8 KiB pages.
+func allocBytes(b int) int {
+	if b <= 32<<10 {
+		return b + b/4 + 16
+	}
+	if b > math.MaxInt-(8<<10) {
+		return math.MaxInt
+	}
+	return (b + 8<<10 - 1) &^ (8<<10 - 1)
 }
 
 // Network returns a snapshot of the trainer's current weights.
 func (t *Trainer) Network() *Network { return t.k.network() }
 
 // TrainEpoch shuffles train and runs one pass of mini-batch updates over it,
-// returning the seconds it took. It checks ctx before every mini-batch; if ctx
-// is cancelled the weights are left mid-epoch and ctx's error is returned.
+// returning the seconds it took. It checks ctx before every mini-batch (and
+// every chunk of one, see Params.ScratchBytes); if ctx is cancelled the
+// weights are left as the last complete mini-batch left them, mid-epoch, and
+// ctx's error is returned.
 func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, error) {
 	if err := t.k.fits(train); err != nil {
 		return 0, err
@@ -154,33 +289,97 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	}
 	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
 	done := ctx.Done()
-	lastYield := start
-	for lo := 0; lo < n; lo += t.batch {
-		select {
-		case <-done:
+	t.lastYield = start
+	batch := t.p.BatchSize
+	batches := n / batch
+	if n%batch != 0 {
+		batches++
+	}
+	for b, lo := 1, 0; lo < n; b, lo = b+1, lo+batch {
+		if !t.pause(done) || !t.step(train, t.perm[lo:min(lo+batch, n)], done) {
 			return time.Since(start).Seconds(), ctx.Err()
-		default:
 		}
-		t.step(train, t.perm[lo:min(lo+t.batch, n)])
-		// Let other goroutines in about every millisecond: with as many
-		// training jobs as cores, Go would otherwise preempt a job only
-		// after 10 ms, and that is how long a request could wait.
-		if now := time.Now(); now.Sub(lastYield) > yieldEvery {
-			runtime.Gosched()
-			lastYield = now
+		if t.p.OnBatch != nil {
+			t.p.OnBatch(b, batches)
 		}
 	}
 	return time.Since(start).Seconds(), nil
 }
 
-// step applies one mini-batch update. It allocates nothing.
-func (t *Trainer) step(data Examples, batch []int32) {
+// yieldEvery is how long training runs before it yields the processor.
+const yieldEvery = time.Millisecond
+
+// pause is called between mini-batches and chunks: it reports false if done
+// is closed, and otherwise lets other goroutines in about every millisecond:
+// with as many training jobs as cores, Go would otherwise preempt a job only
+// after 10 ms, and that is how long a request could wait.
+func (t *Trainer) pause(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return false
+	default:
+	}
+	if now := time.Now(); now.Sub(t.lastYield) > yieldEvery {
+		runtime.Gosched()
+		t.lastYield = now
+	}
+	return true
+}
+
+// step applies one mini-batch update of data's examples batch, out of
+// data.Len() training examples. It allocates nothing. A mini-batch larger
+// than the scratch is worked through in chunks, checking done between them:
+// if it is closed, step reports false and leaves the weights as they were.
+func (t *Trainer) step(data Examples, batch []int32, done <-chan struct{}) bool {
+	k := t.k
+	c := t.p.Eta / float64(len(batch))
+	if len(batch) <= t.rows {
+		t.backprop(data, batch)
+		t.shrinkWeights(data.Len())
+		// Straight into the weights, which are stored divided by ws, and
+		// so is their step.
+		t.addGradient(k.params, data, batch, -c/k.ws, -c)
+		return true
+	}
+	g := t.grad
+	g.clear()
+	for lo := 0; lo < len(batch); lo += t.rows {
+		if lo > 0 && !t.pause(done) {
+			return false
+		}
+		chunk := batch[lo:min(lo+t.rows, len(batch))]
+		t.backprop(data, chunk)
+		t.addGradient(*g, data, chunk, -c, -c)
+	}
+	t.shrinkWeights(data.Len())
+	for l := range k.w {
+		floats.AddScaled(k.w[l], 1/k.ws, g.w[l])
+		floats.Add(k.b[l], g.b[l])
+	}
+	return true
+}
+
+// shrinkWeights applies L2 regularisation's w ← (1 − η·λ/n)·w, if any, for
+// n training examples. It changes ws, so it comes after the backward pass
+// and before the gradient step.
+func (t *Trainer) shrinkWeights(n int) {
+	if t.p.Lambda != 0 {
+		t.k.shrinkWeights(1 - t.p.Eta*t.p.Lambda/float64(n))
+	}
+}
+
+// backprop runs the forward and backward passes of the examples of batch
+// (at most t.rows), leaving their activations and errors in t.acts and
+// t.delta, row r for batch[r].
+func (t *Trainer) backprop(data Examples, batch []int32) {
 	k := t.k
 	sizes := k.sizes
 	last := len(k.w) - 1
 	out := sizes[len(sizes)-1]
 
-	// Forward pass and output error (a - y) ⊙ σ'(z), with σ'(z) = a(1 - a).
+	// Forward pass and output error: (a - y) ⊙ σ'(z) for the quadratic
+	// cost, with σ'(z) = a(1 - a); a - y for the cross-entropy.
+	crossEntropy := t.p.Cost == CrossEntropy
 	for r, ex := range batch {
 		k.forward(data, int(ex), &t.acts, r)
 		a := t.acts.row(last, r, out)
@@ -191,12 +390,17 @@ func (t *Trainer) step(data Examples, batch []int32) {
 			if i == y {
 				target = 1
 			}
-			d[i] = (ai - target) * ai * (1 - ai)
+			if crossEntropy {
+				d[i] = ai - target
+			} else {
+				d[i] = (ai - target) * ai * (1 - ai)
+			}
 		}
 	}
 
 	// Back-propagate the errors with the weights as they were for the
-	// forward pass: δ(l-1) = (W(l)ᵀ δ(l)) ⊙ σ'(z(l-1)).
+	// forward pass: δ(l-1) = (W(l)ᵀ δ(l)) ⊙ σ'(z(l-1)), W(l) = ws·w(l).
+	ws := k.ws
 	for l := last; l >= 1; l-- {
 		in, outW := sizes[l], sizes[l+1]
 		w := k.w[l]
@@ -207,34 +411,37 @@ func (t *Trainer) step(data Examples, batch []int32) {
 			a := t.acts.row(l-1, r, in)
 			dPrev := t.delta.row(l-1, r, in)
 			for i, ai := range a {
-				dPrev[i] = back[i] * ai * (1 - ai)
+				dPrev[i] = back[i] * ws * ai * (1 - ai)
 			}
 		}
 	}
+}
 
-	// Update: w -= eta/len(batch) · Σ δ aᵀ and b -= eta/len(batch) · Σ δ,
-	// straight into the weights, one neuron's row at a time.
-	c := t.eta / float64(len(batch))
+// addGradient adds cw·Σ δ aᵀ to dst's weights and cb·Σ δ to its biases,
+// summed over the examples of batch that backprop has just run, one
+// neuron's row at a time.
+func (t *Trainer) addGradient(dst params, data Examples, batch []int32, cw, cb float64) {
+	sizes := t.k.sizes
 	coef := t.coef[:len(batch)]
-	for l := last; l >= 1; l-- {
+	for l := len(dst.w) - 1; l >= 1; l-- {
 		in, outW := sizes[l], sizes[l+1]
-		w, b := k.w[l], k.b[l]
+		w, b := dst.w[l], dst.b[l]
 		for i := range outW {
 			for r := range batch {
-				coef[r] = -c * t.delta.row(l, r, outW)[i]
+				coef[r] = cw * t.delta.row(l, r, outW)[i]
 			}
 			axpyRows(w[i*in:(i+1)*in], t.acts.a[l-1], t.acts.stride[l-1], coef)
 		}
 		for r := range batch {
-			floats.AddScaled(b, -c, t.delta.row(l, r, outW))
+			floats.AddScaled(b, cb, t.delta.row(l, r, outW))
 		}
 	}
 	// The first layer, padded: the padding of δ is 0, so the padding of the
 	// weights and biases stays 0.
 	for r, ex := range batch {
-		d := t.delta.row(0, r, k.h0)
+		d := t.delta.row(0, r, t.k.h0)
 		idx, val := data.Nonzero(int(ex))
-		scatter(k.w[0], d, idx, val, &scale, -c)
-		floats.AddScaled(k.b[0], -c, d)
+		scatter(dst.w[0], d, idx, val, &scale, cw)
+		floats.AddScaled(dst.b[0], cb, d)
 	}
 }

@@ -16,7 +16,11 @@ import (
 // images, computed once per snapshot and shared by every request about it.
 type analysis struct {
 	st   *state
-	pred []uint8 // predicted digit of every test image
+	pred []uint8   // predicted digit of every test image
+	conf []float32 // its confidence: the top output over the sum of the outputs
+
+	evalOnce sync.Once
+	eval     Evaluation // derived from pred and conf on first use
 }
 
 // analysisCache holds an entry's latest analysis and the computation of a
@@ -90,24 +94,43 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 	}
 }
 
-// analyse classifies the test set with st's network, a block at a time,
+// analyse runs the test set through st's network, a block at a time,
 // stopping when ctx ends.
 func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error) {
-	a := &analysis{st: st, pred: make([]uint8, test.Len())}
-	for lo := 0; lo < test.Len(); lo += analysisBlock {
+	n := test.Len()
+	a := &analysis{st: st, pred: make([]uint8, n), conf: make([]float32, n)}
+	for lo := 0; lo < n; lo += analysisBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		hi := min(lo+analysisBlock, test.Len())
-		pred, err := st.net.Classify(test.Slice(lo, hi))
+		hi := min(lo+analysisBlock, n)
+		out, err := st.net.Outputs(test.Slice(lo, hi))
 		if err != nil {
 			return nil, &Error{Code: Internal, Message: "could not run the network", Err: err}
 		}
-		for i, p := range pred {
-			a.pred[lo+i] = uint8(p)
+		k := len(out) / (hi - lo)
+		for i := range hi - lo {
+			p, c := predict(out[i*k : (i+1)*k])
+			a.pred[lo+i], a.conf[lo+i] = uint8(p), float32(c)
 		}
 	}
 	return a, nil
+}
+
+// predict returns the most active output and its share of all the
+// outputs' activation (sigmoids are positive, so the sum is too).
+func predict(out []float64) (digit int, confidence float64) {
+	sum := 0.0
+	for i, v := range out {
+		sum += v
+		if v > out[digit] {
+			digit = i
+		}
+	}
+	if sum <= 0 {
+		return digit, 0
+	}
+	return digit, out[digit] / sum
 }
 
 // Example is a test image with what a network made of it.

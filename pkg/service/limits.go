@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -66,42 +67,38 @@ type Architecture []int
 // DefaultArchitecture is used when a create request names none.
 func DefaultArchitecture() Architecture { return Architecture{784, 30, 10} }
 
-// NewArchitecture validates layer sizes against l. It is the one place
-// layer sizes are checked for requests and for files read back alike.
+// NewArchitecture validates layer sizes against l: network.CheckSizes's
+// rules with the operator's limits, then what this service needs (MNIST's
+// 784 inputs and 10 outputs, and a bounded fan-in to the output layer). It
+// is the one check for requests and for files read back alike.
 func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
+	if err := network.CheckSizes(sizes, l.MaxLayers, l.MaxParams); err != nil {
+		se, ok := errors.AsType[*network.SizeError](err)
+		if !ok {
+			return nil, &Error{Code: Invalid, Message: "layer_sizes are invalid", Err: err}
+		}
+		switch se.Rule {
+		case network.TooFewLayers:
+			return nil, Errorf(Invalid, "layer_sizes must list at least 2 layers (784 inputs, 10 outputs), got %d", len(sizes))
+		case network.TooManyLayers:
+			return nil, Errorf(Invalid, "layer_sizes may list at most %d layers, got %d", se.Limit, len(sizes))
+		case network.BadLayerSize:
+			return nil, Errorf(Invalid, "layer_sizes[%d] must be an integer between 1 and %d, got %d", se.Layer, l.MaxParams, sizes[se.Layer])
+		default:
+			return nil, Errorf(Invalid, "layer_sizes %v would need more than %d weights and biases", sizes, l.MaxParams)
+		}
+	}
 	switch {
-	case len(sizes) < 2:
-		return nil, Errorf(Invalid, "layer_sizes must list at least 2 layers (784 inputs, 10 outputs), got %d", len(sizes))
-	case len(sizes) > l.MaxLayers:
-		return nil, Errorf(Invalid, "layer_sizes may list at most %d layers, got %d", l.MaxLayers, len(sizes))
 	case sizes[0] != mnist.Pixels:
 		return nil, Errorf(Invalid, "layer_sizes must start with %d (one input per MNIST pixel), got %d", mnist.Pixels, sizes[0])
 	case sizes[len(sizes)-1] != mnist.Classes:
 		return nil, Errorf(Invalid, "layer_sizes must end with %d (one output per digit), got %d", mnist.Classes, sizes[len(sizes)-1])
-	}
-	for i, s := range sizes {
-		if s < 1 || s > l.MaxParams {
-			return nil, Errorf(Invalid, "layer_sizes[%d] must be an integer between 1 and %d, got %d", i, l.MaxParams, s)
-		}
-		if i > 0 && paramCount(sizes[:i+1]) > l.MaxParams {
-			return nil, Errorf(Invalid, "layer_sizes %v would need more than %d weights and biases", sizes, l.MaxParams)
-		}
 	}
 	if fanIn := sizes[len(sizes)-2]; fanIn > l.MaxOutputFanIn {
 		return nil, Errorf(Invalid, "layer_sizes[%d] feeds the output layer and may have at most %d neurons, got %d",
 			len(sizes)-2, l.MaxOutputFanIn, fanIn)
 	}
 	return Architecture(append([]int(nil), sizes...)), nil
-}
-
-// paramCount returns the weights and biases of a network of these sizes,
-// each at least 1 and at most MaxParams, so the sum cannot overflow.
-func paramCount(sizes []int) int {
-	n := 0
-	for i := 1; i < len(sizes); i++ {
-		n += sizes[i] * (sizes[i-1] + 1)
-	}
-	return n
 }
 
 // Init names how a new network's weights are drawn.
@@ -222,8 +219,22 @@ func (l Limits) ValidateCreate(p CreateParams) error {
 	return nil
 }
 
-func (p TrainParams) network(scratch int) network.Params {
-	return network.Params{Epochs: p.Epochs, BatchSize: p.MiniBatch, Eta: p.LearningRate}
+// network returns the numeric core's parameters for p, with the scratch
+// memory bound and a callback after every mini-batch (nil: none).
+func (p TrainParams) network(scratch int, onBatch func(batch, batches int)) network.Params {
+	cost := network.Quadratic
+	if p.Cost == CostCrossEntropy {
+		cost = network.CrossEntropy
+	}
+	return network.Params{Epochs: p.Epochs, BatchSize: p.MiniBatch, Eta: p.LearningRate, Cost: cost, Lambda: p.Lambda,
+		ScratchBytes: scratch, OnBatch: onBatch}
+}
+
+func (i Init) network() network.Init {
+	if i == InitScaled {
+		return network.InitScaled
+	}
+	return network.InitNormal
 }
 
 func (p TrainParams) String() string {

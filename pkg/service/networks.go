@@ -100,7 +100,7 @@ func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
 	s.makers <- struct{}{}
 	defer func() { <-s.makers }()
 	seed := drawSeed(p.Seed)
-	net, err := network.New(p.Arch, newRand(seed))
+	net, err := network.New(p.Arch, p.Init.network(), newRand(seed))
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
@@ -133,7 +133,7 @@ func newRand(seed uint64) *rand.Rand {
 
 func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64, st *state) *entry {
 	sizes := st.net.Sizes()
-	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: paramCount(sizes)}
+	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: network.ParamCount(sizes)}
 	e.ctx, e.cancel = context.WithCancelCause(s.ctx)
 	e.state.Store(st)
 	e.lastUsed.Store(time.Now().UnixNano())

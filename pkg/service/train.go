@@ -140,7 +140,29 @@ func (s *Service) run(j *Job) error {
 		log.Debug("epoch done", "epoch", ep.Epoch, "accuracy", acc, "seconds", ep.Seconds)
 		return nil
 	}
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, j.Params.network(s.limits.JobScratchBytes),
+	// Progress inside an epoch: OnBatch runs on this goroutine after every
+	// mini-batch, as onEpoch does after every epoch, so they share these
+	// variables without a lock.
+	done, epochStart, lastProgress := 0, time.Now(), time.Time{}
+	onBatch := func(batch, batches int) {
+		now := time.Now()
+		if now.Sub(epochStart) < progressAfter || now.Sub(lastProgress) < progressEvery {
+			return
+		}
+		lastProgress = now
+		s.events.TrainingProgress(Progress{
+			JobID: j.ID, NetworkID: j.NetworkID, Epoch: done + 1, TotalEpochs: j.Params.Epochs,
+			Batch: batch, Batches: batches,
+			Progress: (float64(done) + float64(batch)/float64(batches)) / float64(j.Params.Epochs) * 100,
+		})
+	}
+	trainEpoch := onEpoch
+	onEpoch = func(ep network.Epoch) error {
+		err := trainEpoch(ep)
+		done, epochStart = ep.Epoch, time.Now()
+		return err
+	}
+	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, j.Params.network(s.limits.JobScratchBytes, onBatch),
 		newRand(*j.Params.Seed), onEpoch)
 	if err != nil {
 		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {

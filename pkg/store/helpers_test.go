@@ -28,7 +28,7 @@ const fixtureID = "6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f"
 
 func newNet(t testing.TB, sizes []int, seed uint64) *network.Network {
 	t.Helper()
-	n, err := network.New(sizes, rand.New(rand.NewPCG(seed, 1)))
+	n, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ var testFiles = []string{
 	"crash.test.mjs",
 	"errors.test.mjs",
 	"training-error.test.mjs",
+	"transport-edges.test.mjs",
 }
 
 const suiteTimeout = 8 * time.Minute

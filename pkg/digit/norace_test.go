@@ -1,0 +1,5 @@
+//go:build !race
+
+package digit_test
+
+const raceEnabled = false

@@ -1,0 +1,129 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A5: Flush returns once the events emitted so far are written to every
+// WebSocket and taken by every pending long-poll.
+func TestFlush(t *testing.T) {
+	s, base := start(t, Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush with no clients: %v", err)
+	}
+
+	ws := dial(t, base)
+	p := handshake(t, base)
+	p.join()
+	eventually(t, "both clients joined", func() bool { return s.Clients() == 2 })
+
+	// A long-poll is pending (or about to be: then it takes the event as
+	// it comes).
+	polled := make(chan string, 1)
+	go func() {
+		_, body := p.get()
+		polled <- body
+	}()
+	s.TrainingError(trainingFailure("boom"))
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	ws.ws.SetReadDeadline(time.Now().Add(waitLimit))
+	if name, payload := ws.event(); name != EventError || payload["error"] != "boom" {
+		t.Errorf("WebSocket client: %s %v", name, payload)
+	}
+	if body := <-polled; !strings.HasPrefix(body, `42["training_error",`) {
+		t.Errorf("polling client: %q", body)
+	}
+
+	// No long-poll pending: nothing can take the event until one comes.
+	s.TrainingError(trainingFailure("again"))
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if err := s.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with a polling client between polls: %v, want a deadline error", err)
+	}
+	if _, body := p.get(); !strings.Contains(body, `"again"`) {
+		t.Errorf("next poll: %q", body)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush after the poll: %v", err)
+	}
+	if name, _ := ws.event(); name != EventError {
+		t.Errorf("WebSocket client: %s", name)
+	}
+
+	// A client that leaves does not hold Flush up.
+	s.TrainingError(trainingFailure("last"))
+	p.post("1")
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush after the polling client left: %v", err)
+	}
+	if got := s.Emitted(); got != 3 {
+		t.Errorf("Emitted() = %d, want 3", got)
+	}
+}
+
+// A5: Close sends WebSocket clients a close frame (1001) and pending
+// long-polls a close packet.
+func TestCloseIsOrderly(t *testing.T) {
+	s, base := start(t, Options{})
+	ws := dial(t, base)
+	raw := dialRaw(t, base)
+	p := handshake(t, base)
+	p.join()
+	eventually(t, "clients joined", func() bool { return s.Clients() == 2 && s.tracked() == 3 })
+	polled := make(chan string, 1)
+	go func() {
+		_, body := p.get()
+		polled <- body
+	}()
+	eventually(t, "the long-poll is pending", func() bool { return s.polling(p.sid) })
+	// The close frame is answered by the client as it reads.
+	codes := make(chan int, 2)
+	go func() { codes <- ws.closeCode() }()
+	go func() { codes <- raw.closeCode() }()
+
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	for range 2 {
+		if code := <-codes; code != websocket.CloseGoingAway {
+			t.Errorf("WebSocket client: close code %d, want 1001", code)
+		}
+	}
+	if body := <-polled; body != "1" && body != "6\x1e1" {
+		t.Errorf("pending long-poll: %q, want a close packet", body)
+	}
+	<-closed
+	if n := s.Sessions(); n != 0 {
+		t.Errorf("%d sessions after Close", n)
+	}
+	status, _, _ := do(t, http.MethodGet, base+"/socket.io/?EIO=4&transport=polling", "", nil)
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("handshake after Close: %d, want 503", status)
+	}
+}
+
+// A6: Emitted counts the events broadcast, not the ones that could not be
+// encoded.
+func TestEmitted(t *testing.T) {
+	s, _ := start(t, Options{})
+	s.TrainingError(trainingFailure("x"))
+	s.TrainingComplete(trainingComplete())
+	s.TrainingUpdate(nanUpdate())
+	if got := s.Emitted(); got != 2 {
+		t.Errorf("Emitted() = %d, want 2", got)
+	}
+}
