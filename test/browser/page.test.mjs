@@ -304,6 +304,10 @@ describe('management page', { concurrency: false }, () => {
     await page.click('#eval-button');
     await evaluated;
     await page.waitForFunction(() => document.querySelector('#eval-msg').hidden);
+    if (await page.isVisible('#toast')) { // "Training … finished": dismissed by its button
+      await page.click('#toast-close');
+      assert.ok(await page.isHidden('#toast'));
+    }
     await shot(page, 'desktop');
     clean(w);
   });
@@ -352,7 +356,7 @@ describe('management page', { concurrency: false }, () => {
 
   test('a long job: progress inside epochs, the list follows, late joiners, cancel', async () => {
     const { page, w } = desk;
-    await page.fill('#layer-sizes', '784,300,10'); // epochs of over a second
+    await page.fill('#layer-sizes', '784,600,10'); // epochs of about 2 s: training_progress is sent after 1 s
     await page.selectOption('#init', 'scaled');
     await page.fill('#create-seed', '3');
     await page.click('#create-form button[type=submit]');
