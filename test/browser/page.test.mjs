@@ -282,28 +282,34 @@ describe('management page', { concurrency: false }, () => {
     assert.equal(await page.locator('#history-legend li').count(), 1);
 
     // A second job with other settings.
-    await page.fill('#epochs', '1');
+    await page.fill('#epochs', '2');
     await page.fill('#eta', '0.5');
     await page.selectOption('#cost', 'cross_entropy');
     await page.fill('#lambda', '1');
     await page.fill('#train-seed', '8');
     await page.click('#train-button');
     await jobStatus(page, 'completed');
-    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 3 &&
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4 &&
       document.querySelectorAll('#history-legend li').length === 2);
     const hist = await srv.api('GET', `/api/networks/${first}/history`);
-    assert.deepEqual(hist.epochs.map((e) => e.epoch), [1, 2, 3]);
+    assert.deepEqual(hist.epochs.map((e) => e.epoch), [1, 2, 3, 4]);
     const series = await page.$$eval('#history-chart .series', (gs) => gs.map((g) => ({
       cls: g.getAttribute('class'), marker: g.querySelector('.point').tagName, n: g.querySelectorAll('.point').length,
     })));
-    assert.deepEqual(series, [{ cls: 'series c0', marker: 'circle', n: 2 }, { cls: 'series c1', marker: 'rect', n: 1 }]);
-    assert.match(await page.textContent('#history-legend'), /Job 1.*epochs 1–2.*Job 2.*epoch 3.*cross-entropy, λ 1/);
+    assert.deepEqual(series, [{ cls: 'series c0', marker: 'circle', n: 2 }, { cls: 'series c1', marker: 'rect', n: 2 }]);
+    assert.match(await page.textContent('#history-legend'), /Job 1.*epochs 1–2.*Job 2.*epochs 3–4.*cross-entropy, λ 1/);
     // Re-evaluating was offered: the network changed.
     assert.match(await page.textContent('#eval-msg'), /out of date/);
     const evaluated = page.waitForResponse((r) => r.url().endsWith('/evaluation'));
     await page.click('#eval-button');
     await evaluated;
     await page.waitForFunction(() => document.querySelector('#eval-msg').hidden);
+    // For the screenshot: the digits of the most common confusion.
+    const worst = await page.$$eval('#cm .cm-cell.off', (els) => els.reduce((a, b) => (Number(b.textContent) > Number(a.textContent) ? b : a)).dataset);
+    const examples = page.waitForResponse((r) => r.url().includes('/evaluation/examples?'));
+    await page.click(`#cm .cm-cell[data-a="${worst.a}"][data-p="${worst.p}"]`);
+    await examples;
+    await page.waitForSelector('#cell-grid li img');
     if (await page.isVisible('#toast')) { // "Training … finished": dismissed by its button
       await page.click('#toast-close');
       assert.ok(await page.isHidden('#toast'));
@@ -430,7 +436,7 @@ describe('management page', { concurrency: false }, () => {
     await loaded(page);
     assert.ok(await rows(page).count() >= 3);
     await row(page, first).click();
-    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 3);
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4);
 
     // Drawing with a finger: touch events become pointer events, and the
     // pad keeps the page from scrolling under the finger (touch-action: none).
