@@ -15,7 +15,8 @@ import (
 	"github.com/mnist-go/nnserver/internal/pgtest"
 )
 
-func pgtestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// The tests share one Postgres server, each with databases of its own.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

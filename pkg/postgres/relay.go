@@ -223,7 +223,8 @@ func (r *Relay) prune() {
 }
 
 // Run delivers events to the local Events until ctx is done, then returns
-// nil. It starts after the last event published before it began listening
+// nil. Call it once per Relay, in a goroutine of its own, for as long as
+// the replica serves clients. It starts after the last event published before it began listening
 // (see Ready). It needs a connection of its own, opened with the pool's
 // settings but outside the pool: LISTEN belongs to a session. Connection
 // failures are logged and retried with backoff, forever.

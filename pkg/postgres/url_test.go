@@ -10,8 +10,6 @@ import (
 	"github.com/mnist-go/nnserver/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtestMain(m) }
-
 func TestParseURL(t *testing.T) {
 	for _, good := range []string{
 		"postgres://u:secret@db.example:5432/nn?sslmode=require",
