@@ -143,7 +143,7 @@ func TestContract(t *testing.T) {
 // seed.
 func model(t *testing.T, sizes []int, seed uint64) (store.Meta, *network.Network) {
 	t.Helper()
-	n, err := network.New(sizes, rand.New(rand.NewPCG(seed, 1)))
+	n, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
