@@ -1,6 +1,8 @@
 package api
 
 import (
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,7 +12,7 @@ import (
 // requests are refused at once with 503 and Retry-After, before their
 // bodies are read.
 func TestBusyAnswers(t *testing.T) {
-	r, h, err := build(Options{})
+	r, h, err := build(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
