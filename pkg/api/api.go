@@ -294,17 +294,17 @@ func pathID(c *gin.Context, notFound string) (string, bool) {
 }
 
 func (h *handlers) status(c *gin.Context) {
-	st := h.svc.Status()
-	c.JSON(http.StatusOK, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs})
+	st, err := h.svc.Status()
+	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs}, err)
 }
 
 func (h *handlers) listNetworks(c *gin.Context) {
-	nets := h.svc.List()
+	nets, err := h.svc.List()
 	out := listBody{Networks: make([]networkBody, len(nets))}
 	for i, n := range nets {
 		out.Networks[i] = networkOf(n)
 	}
-	c.JSON(http.StatusOK, out)
+	h.reply(c, out, err)
 }
 
 func (h *handlers) createNetwork(c *gin.Context) {

@@ -138,7 +138,7 @@ func TestCreateNetwork(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(s.svc.List())
+			before := s.count(t)
 			r := s.do(t, "POST", "/api/networks", tc.ct, tc.body)
 			if r.status != tc.status || !strings.Contains(r.body, tc.want) {
 				t.Fatalf("got %d %s, want %d with %q", r.status, r.body, tc.status, tc.want)
@@ -147,7 +147,7 @@ func TestCreateNetwork(t *testing.T) {
 				t.Errorf("Content-Type %q", ct)
 			}
 			m := r.json(t)
-			after := len(s.svc.List())
+			after := s.count(t)
 			if tc.status != 200 {
 				if len(m) != 1 || m["error"] == "" || after != before {
 					t.Errorf("error body %v; networks %d → %d", m, before, after)
@@ -390,4 +390,14 @@ func TestLimitsAnswers(t *testing.T) {
 	if r := s.do(t, "DELETE", "/api/networks", "", ""); r.status != 200 {
 		t.Errorf("delete all: %d %s", r.status, r.body)
 	}
+}
+
+// count returns how many networks the service lists.
+func (s *server) count(t *testing.T) int {
+	t.Helper()
+	l, err := s.svc.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l)
 }

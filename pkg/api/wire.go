@@ -138,7 +138,7 @@ func networkOf(n service.NetworkInfo) networkBody {
 
 func jobOf(j service.JobInfo) jobBody {
 	b := jobBody{
-		JobID: j.ID, NetworkID: j.NetworkID, Status: string(j.Status), Progress: j.Progress,
+		JobID: j.ID, NetworkID: j.NetworkID, Status: string(j.Status), Progress: j.Progress(),
 		Epochs: j.Params.Epochs, Epoch: j.Epoch, TotalEpochs: j.Params.Epochs,
 		MiniBatch: j.Params.MiniBatch, LearningRate: j.Params.LearningRate,
 		Cost: string(j.Params.Cost), Lambda: j.Params.Lambda,

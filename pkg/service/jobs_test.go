@@ -172,7 +172,7 @@ func TestFailedDeleteLeavesJobsAlone(t *testing.T) {
 			t.Errorf("job %s ended with %+v after a failed delete", j, evs[len(evs)-1])
 		}
 	}
-	if l := f.svc.List(); len(l) != 1 || l[0].EpochsTrained != 4 {
+	if l := f.list(t); len(l) != 1 || l[0].EpochsTrained != 4 {
 		t.Errorf("after the failed delete: %+v", l)
 	}
 }
@@ -188,7 +188,7 @@ func TestDeleteAllReportsFailures(t *testing.T) {
 		len(out.Failed) != 1 || out.Failed[0].NetworkID != b || ErrorCode(out.Failed[0].Err) != Storage {
 		t.Fatalf("DeleteAll: %+v, %v", out, err)
 	}
-	if l := f.svc.List(); len(l) != 1 || l[0].ID != b {
+	if l := f.list(t); len(l) != 1 || l[0].ID != b {
 		t.Errorf("left: %+v", l)
 	}
 }
@@ -235,7 +235,7 @@ func TestCurrentJobAndNetworkEpochs(t *testing.T) {
 	}
 	waiting := f.train(t, b, 1) // the only worker is busy
 	current := map[string]string{}
-	for _, n := range f.svc.List() {
+	for _, n := range f.list(t) {
 		current[n.ID] = n.CurrentJob
 	}
 	if current[a] != running || current[b] != waiting {
@@ -246,7 +246,7 @@ func TestCurrentJobAndNetworkEpochs(t *testing.T) {
 	}
 	f.svc.Cancel(running)
 	f.events.waitEnd(t, waiting)
-	for _, n := range f.svc.List() {
+	for _, n := range f.list(t) {
 		if n.CurrentJob != "" {
 			t.Errorf("network %s still has job %s", n.ID, n.CurrentJob)
 		}

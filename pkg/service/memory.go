@@ -1,17 +1,15 @@
 package service
 
-import "github.com/mnist-go/nnserver/pkg/store"
-
 // errUnloaded is the cause given to an unloaded entry's context. Nothing
 // runs on an idle entry, so nobody sees it.
 var errUnloaded = Errorf(Internal, "the network was unloaded from memory")
 
 // admitLocked puts e in memory, first unloading the least recently used
 // idle networks while the networks in memory would hold more than
-// MaxParamsInMemory parameters. An idle network has no job pending or
-// running and is saved as it stands, so unloading loses nothing: it is
-// listed as "saved" and loads again on its next use. If every network is
-// busy the limit is exceeded rather than a request refused.
+// MaxParamsInMemory parameters. An idle network has no job running here
+// and is saved as it stands, so unloading loses nothing: it is listed as
+// "saved" and loads again on its next use. If every network is busy the
+// limit is exceeded rather than a request refused.
 func (s *Service) admitLocked(e *entry) {
 	total := e.params
 	for _, o := range s.nets {
@@ -23,7 +21,6 @@ func (s *Service) admitLocked(e *entry) {
 			break
 		}
 		delete(s.nets, victim.id)
-		s.saved[victim.id] = store.EntryOf(victim.meta(victim.state.Load()))
 		victim.cancel(errUnloaded)
 		total -= victim.params
 		s.log.Info("network unloaded from memory", "network_id", victim.id, "params", victim.params)
@@ -36,7 +33,7 @@ func (s *Service) admitLocked(e *entry) {
 func (s *Service) idlestLocked() *entry {
 	var victim *entry
 	for id, e := range s.nets {
-		if s.jobs.uses(id) || e.unsaved.Load() {
+		if s.busy[id] > 0 || e.unsaved.Load() {
 			continue
 		}
 		if victim == nil || e.lastUsed.Load() < victim.lastUsed.Load() {

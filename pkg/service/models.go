@@ -26,12 +26,8 @@ func (s *Service) History(id string) ([]store.EpochRecord, error) {
 // its size. The reader sees one complete version of the file, whatever
 // saves happen meanwhile.
 func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64, error) {
-	s.mu.Lock()
-	_, inMem := s.nets[id]
-	_, onDisk := s.saved[id]
-	s.mu.Unlock()
-	if !inMem && !onDisk {
-		return nil, 0, errNetworkNotFound
+	if _, err := s.catalog.Get(ctx, id); err != nil {
+		return nil, 0, stateError(err)
 	}
 	rc, size, err := s.store.Open(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -67,23 +63,11 @@ func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 	}
 	acc := float64(correct) / float64(ds.Test.Len())
 
-	s.mu.Lock()
-	if s.done {
-		s.mu.Unlock()
-		return NetworkInfo{}, errShuttingDown
+	if err := s.roomForOne(); err != nil {
+		return NetworkInfo{}, err
 	}
-	if n := len(s.nets) + len(s.saved) + s.creating; n >= s.limits.MaxNetworks {
-		s.mu.Unlock()
-		return NetworkInfo{}, Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
-	}
-	s.creating++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.creating--
-		s.mu.Unlock()
-	}()
-
+	s.makers <- struct{}{}
+	defer func() { <-s.makers }()
 	now := s.now().UTC()
 	st := &state{net: imp.Network, version: s.versions.next(), trained: true, accuracy: &acc, updated: now}
 	var init Init
@@ -92,14 +76,10 @@ func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 		init, seed = Init(m.Init), m.Seed
 		st.epochs, st.history = m.EpochsTrained, m.History
 	}
-	e := s.newEntry(uuid.NewString(), now, init, seed, st)
-	if err := s.save(e, st); err != nil {
-		e.cancel(errNetworkDeleted)
+	e, err := s.add(uuid.NewString(), now, init, seed, st)
+	if err != nil {
 		return NetworkInfo{}, err
 	}
-	s.mu.Lock()
-	s.admitLocked(e)
-	s.mu.Unlock()
 	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
 	return e.info(), nil
 }

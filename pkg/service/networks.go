@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
+
 	"sync/atomic"
 	"time"
 
@@ -18,7 +18,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// entry is a network held in memory.
+// entry is a network loaded on this replica.
 type entry struct {
 	id      string
 	sizes   []int
@@ -28,14 +28,14 @@ type entry struct {
 	params  int     // weights and biases
 
 	state atomic.Pointer[state] // replaced whole after every epoch
+	// version is the catalog version of state: the copy is current while
+	// the catalog says no more.
+	version atomic.Int64
 
 	// ctx is cancelled, with the reason as its cause, when the network is
 	// deleted or unloaded: a running job stops within one chunk.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-
-	saveMu  sync.Mutex // serialises saves and the removal of its file
-	deleted bool       // guarded by saveMu: the file is gone, no more saves
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last lookup, for unloading
 	unsaved  atomic.Bool  // the last save failed: the disk lags memory, keep it loaded
@@ -71,11 +71,18 @@ type NetworkInfo struct {
 	Trained       bool
 	Accuracy      *float64 // test-set accuracy after the last epoch; nil before any
 	EpochsTrained int
-	Loaded        bool // held in memory (otherwise only saved)
+	Loaded        bool // held in memory on the replica answering
 	CreatedAt     time.Time
 	// CurrentJob is the job training the network, or else the first one
 	// waiting for it; "" when there is none.
 	CurrentJob string
+}
+
+func infoOf(r NetworkRecord) NetworkInfo {
+	return NetworkInfo{
+		ID: r.ID, Sizes: r.Sizes, Init: r.Init, Seed: r.Seed, Trained: r.Trained, Accuracy: r.Accuracy,
+		EpochsTrained: r.EpochsTrained, CreatedAt: r.CreatedAt,
+	}
 }
 
 // Create makes a network and saves it.
@@ -83,23 +90,9 @@ func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
 	if err := s.limits.ValidateCreate(p); err != nil {
 		return NetworkInfo{}, err
 	}
-	s.mu.Lock()
-	if s.done {
-		s.mu.Unlock()
-		return NetworkInfo{}, errShuttingDown
+	if err := s.roomForOne(); err != nil {
+		return NetworkInfo{}, err
 	}
-	if n := len(s.nets) + len(s.saved) + s.creating; n >= s.limits.MaxNetworks {
-		s.mu.Unlock()
-		return NetworkInfo{}, Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
-	}
-	s.creating++ // holds a place under the limit while the network is made and saved
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.creating--
-		s.mu.Unlock()
-	}()
-
 	s.makers <- struct{}{}
 	defer func() { <-s.makers }()
 	seed := drawSeed(p.Seed)
@@ -108,16 +101,67 @@ func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
 	now := s.now().UTC()
-	e := s.newEntry(uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
-	if err := s.save(e, e.state.Load()); err != nil {
-		e.cancel(errNetworkDeleted)
+	e, err := s.add(uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
+	if err != nil {
 		return NetworkInfo{}, err
 	}
+	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "init", p.Init, "seed", seed)
+	return e.info(), nil
+}
+
+// roomForOne refuses early, before any work, when MaxNetworks networks
+// exist; add checks again, atomically.
+func (s *Service) roomForOne() error {
+	if s.isDone() {
+		return errShuttingDown
+	}
+	recs, err := s.catalog.List(context.Background())
+	if err != nil {
+		return stateError(err)
+	}
+	if len(recs) >= s.limits.MaxNetworks {
+		return errTooMany(len(recs))
+	}
+	return nil
+}
+
+func errTooMany(n int) error {
+	return Errorf(Conflict, "there are already %d networks, the most this server keeps; delete some first", n)
+}
+
+func (s *Service) isDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// add saves a new network, records it in the catalog and loads it here.
+// If the catalog is full, the saved model is removed again.
+func (s *Service) add(id string, created time.Time, init Init, seed *uint64, st *state) (*entry, error) {
+	e := s.newEntry(id, created, init, seed, st)
+	ctx := context.Background()
+	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
+		e.cancel(errNetworkDeleted)
+		s.obs.ModelSaveFailed()
+		return nil, &Error{Code: Storage, Message: "could not save the network to the models directory",
+			Err: fmt.Errorf("save network %s: %w", id, err)}
+	}
+	rec := e.record(st, 1)
+	if err := s.catalog.Add(ctx, rec, s.limits.MaxNetworks); err != nil {
+		e.cancel(errNetworkDeleted)
+		if _, derr := s.store.Delete(ctx, id); derr != nil {
+			s.log.Warn("could not remove the model of a network refused by the catalog", "network_id", id, "err", derr)
+		}
+		if errors.Is(err, ErrCatalogFull) {
+			return nil, errTooMany(s.limits.MaxNetworks)
+		}
+		return nil, stateError(err)
+	}
+	e.version.Store(1)
 	s.mu.Lock()
 	s.admitLocked(e)
 	s.mu.Unlock()
-	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "init", p.Init, "seed", seed)
-	return e.info(), nil
+	return e, nil
 }
 
 // drawSeed returns the seed given, or a new one within MaxSeed.
@@ -144,38 +188,17 @@ func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64
 }
 
 func (e *entry) info() NetworkInfo {
-	st := e.state.Load()
-	return NetworkInfo{
+	i := infoOf(e.record(e.state.Load(), 0))
+	i.Loaded = true
+	return i
+}
+
+// record is the catalog record of e in state st.
+func (e *entry) record(st *state, version int64) NetworkRecord {
+	return NetworkRecord{
 		ID: e.id, Sizes: e.sizes, Init: e.init, Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
-		EpochsTrained: st.epochs, Loaded: true, CreatedAt: e.created,
+		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated, Version: version,
 	}
-}
-
-func infoOfSaved(m store.Entry) NetworkInfo {
-	return NetworkInfo{
-		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
-		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt,
-	}
-}
-
-// save writes st as e's file, unless e has been deleted. A failure marks e
-// unsaved, so that it is not unloaded while the disk lags.
-func (s *Service) save(e *entry, st *state) error {
-	e.saveMu.Lock()
-	defer e.saveMu.Unlock()
-	if e.deleted {
-		return errNetworkDeleted
-	}
-	// Not cancellable: a finished epoch is saved even while the server
-	// shuts down.
-	if err := s.store.Save(context.Background(), e.meta(st), st.net); err != nil {
-		e.unsaved.Store(true)
-		s.obs.ModelSaveFailed()
-		return &Error{Code: Storage, Message: "could not save the network to the models directory",
-			Err: fmt.Errorf("save network %s: %w", e.id, err)}
-	}
-	e.unsaved.Store(false)
-	return nil
 }
 
 // meta describes e in state st, as it is saved.
@@ -186,19 +209,63 @@ func (e *entry) meta(st *state) store.Meta {
 	}
 }
 
-// List returns every network once: those in memory first, then those only
-// on disk, each group oldest first.
-func (s *Service) List() []NetworkInfo {
+// save writes st as e's model and records it in the catalog, holding the
+// network's save lock: a deleted network is never written back. A failure
+// marks e unsaved, so that it is not unloaded while the store lags.
+func (s *Service) save(e *entry, st *state) error {
+	// Not cancellable: a finished epoch is saved even while the server
+	// shuts down.
+	ctx := context.Background()
+	unlock, err := s.catalog.LockSaves(ctx, e.id)
+	if err != nil {
+		return stateError(err)
+	}
+	defer unlock()
+	cur, err := s.catalog.Get(ctx, e.id)
+	if errors.Is(err, ErrUnknownNetwork) {
+		return errNetworkDeleted
+	}
+	if err != nil {
+		return stateError(err)
+	}
+	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
+		e.unsaved.Store(true)
+		s.obs.ModelSaveFailed()
+		return &Error{Code: Storage, Message: "could not save the network to the models directory",
+			Err: fmt.Errorf("save network %s: %w", e.id, err)}
+	}
+	e.unsaved.Store(false)
+	// Our copy is the newest before the catalog says so: a lookup between
+	// the two must not reload it from under the job.
+	e.version.Store(cur.Version + 1)
+	if err := s.catalog.Update(ctx, e.record(st, cur.Version+1)); err != nil {
+		return stateError(fmt.Errorf("record network %s: %w", e.id, err))
+	}
+	return nil
+}
+
+// List returns every network once: those loaded here first, then the
+// others, each group oldest first.
+func (s *Service) List() ([]NetworkInfo, error) {
+	ctx := context.Background()
+	recs, err := s.catalog.List(ctx)
+	if err != nil {
+		return nil, stateError(err)
+	}
+	active, err := s.queue.Active(ctx)
+	if err != nil {
+		return nil, stateError(err)
+	}
+	out := make([]NetworkInfo, len(recs))
 	s.mu.Lock()
-	out := make([]NetworkInfo, 0, len(s.nets)+len(s.saved))
-	for _, e := range s.nets {
-		out = append(out, e.info())
-	}
-	for _, m := range s.saved {
-		out = append(out, infoOfSaved(m))
-	}
-	for i := range out {
-		out[i].CurrentJob = s.jobs.current(out[i].ID)
+	for i, r := range recs {
+		if e := s.nets[r.ID]; e != nil && e.version.Load() >= r.Version {
+			out[i] = e.info()
+		} else {
+			out[i] = infoOf(r)
+			out[i].Loaded = e != nil
+		}
+		out[i].CurrentJob = active.Current[r.ID]
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b NetworkInfo) int {
@@ -210,10 +277,10 @@ func (s *Service) List() []NetworkInfo {
 		}
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	return out
+	return out, nil
 }
 
-// loadCall is one read of a saved network from disk, shared by every
+// loadCall is one read of a saved network from the store, shared by every
 // request that needs the network meanwhile.
 type loadCall struct {
 	done chan struct{}
@@ -221,34 +288,37 @@ type loadCall struct {
 	err  error
 }
 
-// lookup returns the in-memory entry of id, loading it from disk on first
-// use. One load per network runs at a time, so concurrent requests neither
-// repeat the work nor admit an older copy over a newer one. A load waits
-// for a deletion of the same network in progress.
+// lookup returns the entry of network id loaded here, current with the
+// catalog: it loads the network from the store on first use, and again if
+// another replica has saved a newer version. One load per network runs at a
+// time, so concurrent requests neither repeat the work nor keep an older
+// copy over a newer one.
 func (s *Service) lookup(id string) (*entry, error) {
+	rec, err := s.catalog.Get(context.Background(), id)
+	if err != nil {
+		if errors.Is(err, ErrUnknownNetwork) {
+			s.evict(id, errNetworkDeleted) // deleted through another replica
+		}
+		return nil, stateError(err)
+	}
 	s.mu.Lock()
 	for {
-		if e, ok := s.nets[id]; ok {
+		// A copy with a job running here is the newest: only that job saves.
+		if e, ok := s.nets[id]; ok && (e.version.Load() >= rec.Version || s.busy[id] > 0) {
 			s.mu.Unlock()
 			e.lastUsed.Store(time.Now().UnixNano())
 			return e, nil
 		}
-		if c, ok := s.loading[id]; ok {
-			s.mu.Unlock()
-			<-c.done
-			return c.e, c.err
-		}
-		d, ok := s.deleting[id]
+		c, ok := s.loading[id]
 		if !ok {
 			break
 		}
 		s.mu.Unlock()
-		<-d
+		<-c.done
+		if c.err != nil {
+			return nil, c.err
+		}
 		s.mu.Lock()
-	}
-	if _, ok := s.saved[id]; !ok {
-		s.mu.Unlock()
-		return nil, errNetworkNotFound
 	}
 	c := &loadCall{done: make(chan struct{})}
 	s.loading[id] = c
@@ -264,105 +334,84 @@ func (s *Service) lookup(id string) (*entry, error) {
 	delete(s.loading, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		c.err = errNetworkNotFound
+		c.err = errNetworkNotFound // deleted meanwhile
 	case err != nil:
 		c.err = &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
 	default:
-		if _, ok := s.saved[id]; !ok { // deleted meanwhile
-			c.err = errNetworkNotFound
-			break
-		}
 		c.e = s.newEntry(id, meta.CreatedAt, Init(meta.Init), meta.Seed,
 			&state{net: net, version: s.versions.next(), trained: meta.Trained, accuracy: meta.Accuracy,
 				epochs: meta.EpochsTrained, updated: meta.UpdatedAt, history: meta.History})
-		delete(s.saved, id)
+		c.e.version.Store(rec.Version)
+		if old := s.nets[id]; old != nil {
+			delete(s.nets, id)
+			old.cancel(errUnloaded)
+		}
 		s.admitLocked(c.e)
-		s.log.Info("network loaded from disk", "network_id", id)
+		s.log.Info("network loaded", "network_id", id, "version", rec.Version)
 	}
 	return c.e, c.err
+}
+
+// evict drops this replica's copy of a network, if it has one.
+func (s *Service) evict(id string, cause error) bool {
+	s.mu.Lock()
+	e := s.nets[id]
+	delete(s.nets, id)
+	s.mu.Unlock()
+	if e != nil {
+		e.cancel(cause)
+	}
+	return e != nil
 }
 
 // Deleted reports what deleting one network removed.
 type Deleted struct {
 	NetworkID  string
-	FromMemory bool
-	FromDisk   bool
+	FromMemory bool // it was loaded on this replica
+	FromDisk   bool // its model was in the store
 }
 
-// Delete removes a network's file, then the network from memory; its
-// pending and running jobs fail. If the file cannot be removed, nothing
-// else changes: the network and its jobs go on, and the error says so.
+// Delete removes a network's model, then the network from the catalog and
+// memory; its pending and running jobs fail. If the model cannot be
+// removed, nothing else changes: the network and its jobs go on, and the
+// error says so.
 func (s *Service) Delete(id string) (Deleted, error) {
-	s.mu.Lock()
-	for {
-		// Wait for a load (then the network is in memory, or gone) or
-		// another deletion (then it is gone, or kept) of the same network.
-		var wait chan struct{}
-		if c, ok := s.loading[id]; ok {
-			wait = c.done
-		} else if d, ok := s.deleting[id]; ok {
-			wait = d
-		} else {
-			break
-		}
-		s.mu.Unlock()
-		<-wait
-		s.mu.Lock()
+	ctx := context.Background()
+	if _, err := s.catalog.Get(ctx, id); err != nil {
+		return Deleted{}, stateError(err)
 	}
-	e, inMem := s.nets[id]
-	if _, onDisk := s.saved[id]; !inMem && !onDisk {
-		s.mu.Unlock()
-		return Deleted{}, errNetworkNotFound
+	// Holding the save lock while the model goes keeps a running job from
+	// writing it back: its next save waits, then finds the network gone.
+	unlock, err := s.catalog.LockSaves(ctx, id)
+	if err != nil {
+		return Deleted{}, stateError(err)
 	}
-	// While the file goes, loads wait (see lookup) and, holding saveMu, a
-	// running job cannot write the file back: its next save waits, then
-	// finds the network deleted.
-	gone := make(chan struct{})
-	s.deleting[id] = gone
-	s.mu.Unlock()
-	if inMem {
-		e.saveMu.Lock()
-	}
-	res, err := s.store.Delete(context.Background(), id)
-	if inMem {
-		e.deleted = res.Gone()
-		e.saveMu.Unlock()
-	}
-
-	s.mu.Lock()
-	delete(s.deleting, id)
-	close(gone)
+	res, err := s.store.Delete(ctx, id)
 	if !res.Gone() {
-		s.mu.Unlock()
+		unlock()
 		return Deleted{}, &Error{Code: Storage, Message: "could not delete the network's file; the network is kept",
 			Err: fmt.Errorf("delete network %s: %w", id, err)}
 	}
 	if err != nil { // removed, but the removal may not survive a power cut
 		s.log.Warn("network file removed but not flushed", "network_id", id, "err", err)
 	}
-	delete(s.nets, id) // e, unless it was unloaded meanwhile
-	delete(s.saved, id)
-	dropped := s.dropQueuedLocked(id)
-	s.mu.Unlock()
-	for _, j := range dropped {
-		s.emitFailure(j, errNetworkDeleted)
+	rerr := s.catalog.Remove(ctx, id)
+	unlock()
+	if rerr != nil {
+		return Deleted{}, stateError(rerr) // deleted meanwhile by someone else: not found
 	}
-	if inMem {
-		e.cancel(errNetworkDeleted) // a running job stops within one chunk
+	pending, err := s.queue.EndNetwork(ctx, id, StatusFailed, errNetworkDeleted)
+	if err != nil {
+		s.log.Error("network deleted, but its jobs could not be ended", "network_id", id, "err", err)
 	}
+	for _, j := range pending {
+		s.jobEnded(j)
+		s.emitFailure(j)
+	}
+	fromMemory := s.evict(id, errNetworkDeleted) // a job running here stops within one chunk
 	fromDisk := res != store.DeleteNotFound
-	s.log.Info("network deleted", "network_id", id, "from_memory", inMem, "from_disk", fromDisk)
-	return Deleted{NetworkID: id, FromMemory: inMem, FromDisk: fromDisk}, nil
-}
-
-// dropQueuedLocked fails the pending jobs of a deleted network and returns
-// them; the caller sends their training_error once it has let go of s.mu.
-func (s *Service) dropQueuedLocked(id string) []*Job {
-	dropped := s.jobs.dropQueued(id)
-	for _, j := range dropped {
-		s.finishLocked(j, StatusFailed, errNetworkDeleted)
-	}
-	return dropped
+	s.log.Info("network deleted", "network_id", id, "from_memory", fromMemory, "from_disk", fromDisk)
+	return Deleted{NetworkID: id, FromMemory: fromMemory, FromDisk: fromDisk}, nil
 }
 
 // DeletedAll reports what deleting every network did.
@@ -381,15 +430,14 @@ type DeleteFailure struct {
 // removed are kept and reported in Failed, each cause logged; the error is
 // that of the first failure, nil when there was none.
 func (s *Service) DeleteAll() (DeletedAll, error) {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.nets)+len(s.saved))
-	for id := range s.nets {
-		ids = append(ids, id)
+	recs, err := s.catalog.List(context.Background())
+	if err != nil {
+		return DeletedAll{}, stateError(err)
 	}
-	for id := range s.saved {
-		ids = append(ids, id)
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
 	}
-	s.mu.Unlock()
 	slices.Sort(ids)
 	var out DeletedAll
 	var first error

@@ -1,5 +1,7 @@
 package service
 
+import "context"
+
 // Observer is told what the service does, for metrics. Calls come from
 // job goroutines and must be quick. Config.Observer nil: nobody is told.
 type Observer interface {
@@ -26,12 +28,18 @@ type Gauges struct {
 	JobsRunning    int
 }
 
-// Gauges returns the current counts.
+// Gauges returns the current counts (zero counts the shared state cannot
+// give: metrics must not fail).
 func (s *Service) Gauges() Gauges {
+	ctx := context.Background()
+	var g Gauges
+	if a, err := s.queue.Active(ctx); err == nil {
+		g.JobsQueued, g.JobsRunning = a.Queued, a.Running
+	}
+	recs, _ := s.catalog.List(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Gauges{
-		NetworksLoaded: len(s.nets), NetworksSaved: len(s.saved),
-		JobsQueued: len(s.jobs.queue), JobsRunning: len(s.jobs.running),
-	}
+	g.NetworksLoaded = len(s.nets)
+	g.NetworksSaved = max(0, len(recs)-len(s.nets))
+	return g
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ type Config struct {
 	Data    func() (*mnist.Dataset, error)
 	Store   Store
 	Events  Events       // nil: events are dropped
-	Workers int          // training jobs run at once; 0: runtime.GOMAXPROCS(0)
+	Workers int          // training jobs run at once here; 0: runtime.GOMAXPROCS(0)
 	Limits  Limits       // zero value: DefaultLimits()
 	Logger  *slog.Logger // nil: slog.Default()
 	// Now returns the current time; nil: time.Now. Tests move it to check
@@ -55,17 +56,24 @@ type Config struct {
 	Now func() time.Time
 	// Observer is told about jobs, epochs and failed saves; nil: nobody.
 	Observer Observer
+	// Catalog and Queue hold what replicas share. Both nil: in memory, the
+	// catalog filled from the networks saved in Store (single mode). Both
+	// set: scaled mode (pkg/postgres).
+	Catalog Catalog
+	Queue   Queue
 }
 
 // Service holds networks and training jobs. It is safe for concurrent use.
 type Service struct {
-	data   func() (*mnist.Dataset, error)
-	store  Store
-	events Events
-	limits Limits
-	log    *slog.Logger
-	now    func() time.Time
-	obs    Observer
+	data    func() (*mnist.Dataset, error)
+	store   Store
+	events  Events
+	limits  Limits
+	log     *slog.Logger
+	now     func() time.Time
+	obs     Observer
+	catalog Catalog
+	queue   Queue
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -76,26 +84,24 @@ type Service struct {
 
 	ctx    context.Context // cancelled by Close, with errShuttingDown as its cause
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // workers
 
-	mu       sync.Mutex // guards everything below, and Job's mutable fields
-	cond     *sync.Cond // signalled when the queue or running jobs change, or on Close
-	nets     map[string]*entry
-	saved    map[string]store.Entry   // on disk, not loaded yet
-	loading  map[string]*loadCall     // networks being read from disk
-	deleting map[string]chan struct{} // saved networks whose file is being removed
-	creating int                      // networks being created, counted against MaxNetworks
-	jobs     jobTable
-	done     bool // Close was called
+	mu      sync.Mutex            // guards everything below
+	nets    map[string]*entry     // networks loaded on this replica
+	loading map[string]*loadCall  // networks being read from the store
+	busy    map[string]int        // networks with a job running on this replica
+	done    bool                  // Close was called
 }
 
-// New starts a service: it lists the networks saved in the store (a file
-// that cannot be read, or holds a network this server would not accept, is
-// logged and skipped) and starts the workers. If ctx ends while the store is
-// being listed, New returns ctx's error at once.
+// New starts a service. In single mode it lists the networks saved in the
+// store into its catalog (a file that cannot be read, or holds a network
+// this server would not accept, is logged and skipped); if ctx ends
+// meanwhile, New returns ctx's error at once. Then it starts the workers.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Data == nil || cfg.Store == nil {
 		return nil, errors.New("service: Config needs Data and Store")
+	}
+	if (cfg.Catalog == nil) != (cfg.Queue == nil) {
+		return nil, errors.New("service: Config needs both Catalog and Queue, or neither")
 	}
 	if cfg.Events == nil {
 		cfg.Events = NopEvents{}
@@ -115,16 +121,32 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.Catalog == nil {
+		cat, err := catalogFromStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Catalog, cfg.Queue = cat, NewMemoryQueue(cfg.Workers, cfg.Limits, cfg.Now)
+	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
-		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now, obs: cfg.Observer,
+		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
+		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
-		nets: map[string]*entry{}, saved: map[string]store.Entry{}, loading: map[string]*loadCall{},
-		deleting: map[string]chan struct{}{}, jobs: newJobTable(),
+		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
 	}
-	s.cond = sync.NewCond(&s.mu)
+	if err := s.queue.Start(s.runJob); err != nil {
+		cancel(err)
+		return nil, fmt.Errorf("service: starting the workers: %w", err)
+	}
+	return s, nil
+}
 
+// catalogFromStore returns an in-memory catalog of the networks saved in
+// the store, listing it in the background so that a signal (ctx) stops a
+// slow listing at once.
+func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 	type listing struct {
 		entries []store.Entry
 		errs    []error
@@ -138,68 +160,91 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	select {
 	case l = <-listed:
 	case <-ctx.Done():
-		cancel(ctx.Err())
 		return nil, fmt.Errorf("service: listing saved networks: %w", ctx.Err())
 	}
 	for _, err := range l.errs {
-		s.log.Warn("skipping unreadable saved network", "err", err)
+		cfg.Logger.Warn("skipping unreadable saved network", "err", err)
 	}
-	skipped := len(l.errs)
+	cat := NewMemoryCatalog()
+	skipped, count := len(l.errs), 0
 	for _, e := range l.entries {
-		if _, err := s.limits.NewArchitecture(e.Sizes); err != nil {
-			s.log.Warn("skipping saved network", "network_id", e.ID, "err", ErrorMessage(err))
+		if _, err := cfg.Limits.NewArchitecture(e.Sizes); err != nil {
+			cfg.Logger.Warn("skipping saved network", "network_id", e.ID, "err", ErrorMessage(err))
 			skipped++
 			continue
 		}
-		s.saved[e.ID] = e
+		// No limit: networks already saved are all kept.
+		if err := cat.Add(ctx, recordOf(e.Meta, 1), math.MaxInt); err != nil {
+			return nil, err
+		}
+		count++
 	}
-	s.log.Info("saved networks found", "count", len(s.saved), "skipped", skipped)
-	for range cfg.Workers {
-		s.wg.Go(s.worker)
+	cfg.Logger.Info("saved networks found", "count", count, "skipped", skipped)
+	return cat, nil
+}
+
+// recordOf is the catalog's record of a network saved with m.
+func recordOf(m store.Meta, version int64) NetworkRecord {
+	return NetworkRecord{
+		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
+		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,
 	}
-	return s, nil
 }
 
 // Limits returns the limits requests are held to.
 func (s *Service) Limits() Limits { return s.limits }
 
-// Close stops the service: pending jobs fail, running jobs stop within one
-// chunk of a mini-batch (their finished epochs are saved) and send their
-// training_error, and Close waits for the workers until ctx is done.
+// Close stops the service: no new job starts here, running jobs stop within
+// one chunk of a mini-batch (their finished epochs are saved), and Close
+// waits for them until ctx is done. In single mode pending and running jobs
+// fail, each with its training_error; in scaled mode they are left to the
+// other replicas, which resume them.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true
-	pending := s.jobs.takeQueue()
-	for _, j := range pending {
-		s.finishLocked(j, StatusFailed, errShuttingDown)
-	}
-	s.cond.Broadcast()
 	s.mu.Unlock()
-	for _, j := range pending {
-		s.emitFailure(j, errShuttingDown)
+	ended, err := s.queue.Stop(ctx)
+	for _, j := range ended {
+		s.jobEnded(j)
+		s.emitFailure(j)
 	}
 	s.cancel(errShuttingDown)
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("service: workers still running: %w", ctx.Err())
+	if err != nil {
+		return fmt.Errorf("service: workers still running: %w", err)
 	}
+	return nil
 }
 
 // Status is what GET /api/status reports.
 type Status struct {
-	ActiveNetworks int // networks held in memory
+	ActiveNetworks int // networks held in memory here
 	TrainingJobs   int // jobs pending or training
 }
 
 // Status reports networks in memory and jobs pending or training.
-func (s *Service) Status() Status {
+func (s *Service) Status() (Status, error) {
+	a, err := s.queue.Active(context.Background())
+	if err != nil {
+		return Status{}, stateError(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Status{ActiveNetworks: len(s.nets), TrainingJobs: s.jobs.active()}
+	return Status{ActiveNetworks: len(s.nets), TrainingJobs: a.Queued + a.Running}, nil
+}
+
+// stateError is the client's error for a failure of the Catalog or Queue:
+// their sentinels map to the contract's answers, anything else means the
+// shared state cannot be reached (scaled mode: Postgres is down).
+func stateError(err error) error {
+	switch {
+	case errors.Is(err, ErrUnknownNetwork):
+		return errNetworkNotFound
+	case errors.Is(err, ErrUnknownJob):
+		return errJobNotFound
+	case errors.As(err, new(*Error)):
+		return err
+	}
+	return &Error{Code: Unavailable, Message: "the database is unavailable; try again shortly", RetryAfter: 5 * time.Second, Err: err}
 }
 
 // data returns the data set or an Internal error.

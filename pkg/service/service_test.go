@@ -240,12 +240,12 @@ func TestCreateListTrain(t *testing.T) {
 	if _, ok := f.store.get(id); !ok {
 		t.Fatal("a created network is not saved")
 	}
-	list := f.svc.List()
+	list := f.list(t)
 	if len(list) != 1 || list[0].ID != id || list[0].Trained || list[0].Accuracy != nil ||
 		!list[0].Loaded || !slices.Equal(list[0].Sizes, []int{784, 30, 10}) {
 		t.Fatalf("List after create: %+v", list)
 	}
-	if st := f.svc.Status(); st.ActiveNetworks != 1 || false {
+	if st := f.status(t); st.ActiveNetworks != 1 || false {
 		t.Errorf("Status: %+v", st)
 	}
 
@@ -285,11 +285,11 @@ func TestCreateListTrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Status != StatusCompleted || info.Progress != 100 || info.Params.Epochs != 2 || info.Accuracy == nil ||
+	if info.Status != StatusCompleted || info.Progress() != 100 || info.Params.Epochs != 2 || info.Accuracy == nil ||
 		*info.Accuracy != c.Accuracy || info.Error != "" || len(info.History) != 2 || info.History[1].Accuracy != c.Accuracy {
 		t.Errorf("Job: %+v", info)
 	}
-	list = f.svc.List()
+	list = f.list(t)
 	if !list[0].Trained || list[0].Accuracy == nil || *list[0].Accuracy != c.Accuracy || list[0].EpochsTrained != 2 {
 		t.Errorf("List after training: %+v", list[0])
 	}
@@ -300,7 +300,7 @@ func TestCreateListTrain(t *testing.T) {
 	if got, err := sv.net.Evaluate(mustData(t).Test); err != nil || float64(got)/10000 != c.Accuracy {
 		t.Errorf("saved network scores %d, the job reported %v", got, c.Accuracy)
 	}
-	if st := f.svc.Status(); st.TrainingJobs != 0 {
+	if st := f.status(t); st.TrainingJobs != 0 {
 		t.Errorf("Status after training: %+v", st)
 	}
 }
@@ -347,7 +347,7 @@ func TestJobsOfOneNetworkRunInTurn(t *testing.T) {
 	if firstSecond < lastFirst {
 		t.Errorf("the second job started (event %d) before the first ended (event %d)", firstSecond, lastFirst)
 	}
-	if l := f.svc.List(); l[0].EpochsTrained != 3 {
+	if l := f.list(t); l[0].EpochsTrained != 3 {
 		t.Errorf("epochs trained %d, want 3", l[0].EpochsTrained)
 	}
 }
@@ -399,8 +399,8 @@ func TestLimits(t *testing.T) {
 	if _, err := f.svc.Create(DefaultCreateParams()); ErrorCode(err) != Conflict {
 		t.Errorf("third network: got %v, want a conflict", err)
 	}
-	f.train(t, a, 20) // runs
-	for len(f.events.forJob(f.svc.jobIDs()[0])) == 0 {
+	running := f.train(t, a, 20)
+	for len(f.events.forJob(running)) == 0 {
 		<-f.events.signal
 	}
 	f.train(t, a, 1) // waits
@@ -408,16 +408,6 @@ func TestLimits(t *testing.T) {
 	if ErrorCode(err) != Unavailable || !errors.Is(err, ErrQueueFull) {
 		t.Errorf("queue full: got %v", err)
 	}
-}
-
-func (s *Service) jobIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ids []string
-	for id := range s.jobs.byID {
-		ids = append(ids, id)
-	}
-	return ids
 }
 
 // constantNet always answers digit d.
@@ -444,11 +434,11 @@ func TestSavedNetworksAreUsable(t *testing.T) {
 	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 
-	list := f.svc.List()
+	list := f.list(t)
 	if len(list) != 1 || list[0].Loaded || list[0].ID != id || !list[0].Trained || list[0].EpochsTrained != 4 {
 		t.Fatalf("List: %+v", list)
 	}
-	if s := f.svc.Status(); s.ActiveNetworks != 0 {
+	if s := f.status(t); s.ActiveNetworks != 0 {
 		t.Errorf("active networks %d before first use, want 0", s.ActiveNetworks)
 	}
 	ex, err := f.svc.Example(context.Background(), id, true)
@@ -468,7 +458,7 @@ func TestSavedNetworksAreUsable(t *testing.T) {
 	if len(ex.Pixels) != 784 || !slices.Equal(ex.Pixels, mustData(t).Test.Image(ex.Index, nil)) {
 		t.Error("the example's pixels are not its test image")
 	}
-	list = f.svc.List()
+	list = f.list(t)
 	if len(list) != 1 || !list[0].Loaded {
 		t.Errorf("List after first use: %+v", list)
 	}
@@ -476,7 +466,7 @@ func TestSavedNetworksAreUsable(t *testing.T) {
 	if _, ok := f.events.waitEnd(t, job)[1].(Complete); !ok {
 		t.Error("training a network loaded from disk did not complete")
 	}
-	if l := f.svc.List(); l[0].EpochsTrained != 5 {
+	if l := f.list(t); l[0].EpochsTrained != 5 {
 		t.Errorf("epochs trained %d, want 5", l[0].EpochsTrained)
 	}
 }
@@ -572,7 +562,7 @@ func TestDeleteAll(t *testing.T) {
 	if len(out.Deleted) != 3 || mem != 2 || disk != 3 || len(out.Failed) != 0 {
 		t.Errorf("DeleteAll: %+v", out)
 	}
-	if len(f.svc.List()) != 0 || st.count(t) != 0 {
+	if len(f.list(t)) != 0 || st.count(t) != 0 {
 		t.Error("networks left after DeleteAll")
 	}
 }
@@ -629,7 +619,7 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 	f := newFixture(t, 1, lim, nil, nil)
 	status := func() map[string]string {
 		out := map[string]string{}
-		for _, n := range f.svc.List() {
+		for _, n := range f.list(t) {
 			out[n.ID] = statusOf(n)
 		}
 		return out
@@ -644,13 +634,13 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 	if st := status(); st[a] != "in_memory" || st[b] != "saved" || st[c] != "in_memory" {
 		t.Fatalf("after creating c: %v", st)
 	}
-	for _, n := range f.svc.List() {
+	for _, n := range f.list(t) {
 		if n.ID == b && !slices.Equal(n.Sizes, []int{784, 30, 10}) {
 			t.Errorf("unloaded network listed as %+v", n)
 		}
 	}
-	if f.svc.Status().ActiveNetworks != 2 {
-		t.Errorf("active networks %d, want 2", f.svc.Status().ActiveNetworks)
+	if f.status(t).ActiveNetworks != 2 {
+		t.Errorf("active networks %d, want 2", f.status(t).ActiveNetworks)
 	}
 	// Using b loads it back, and c, now the least recently used, goes.
 	if _, err := f.svc.Example(context.Background(), b, true); err != nil {
@@ -678,7 +668,7 @@ func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
 	}
 	st.put(t, store.Meta{ID: bad, Sizes: []int{100, 10}}, n)
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
-	if l := f.svc.List(); len(l) != 1 || l[0].ID != good {
+	if l := f.list(t); len(l) != 1 || l[0].ID != good {
 		t.Errorf("listed %+v, want only the [784,1,10] network", l)
 	}
 	if _, err := f.svc.Train(bad, DefaultTrainParams()); ErrorCode(err) != NotFound {
@@ -720,7 +710,7 @@ func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
 		}
 	}
 	status := map[string]string{}
-	for _, n := range f.svc.List() {
+	for _, n := range f.list(t) {
 		status[n.ID] = statusOf(n)
 	}
 	if status[inMem] != "in_memory" || status[onDisk] != "saved" {
@@ -749,4 +739,22 @@ func statusOf(n NetworkInfo) string {
 // testLogger writes to the test's output, shown only when it fails.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (f *fixture) list(t *testing.T) []NetworkInfo {
+	t.Helper()
+	l, err := f.svc.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (f *fixture) status(t *testing.T) Status {
+	t.Helper()
+	st, err := f.svc.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -10,62 +10,6 @@ import (
 	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// worker runs queued jobs until Close, taking the oldest job whose network
-// is not already training.
-func (s *Service) worker() {
-	for {
-		s.mu.Lock()
-		j := s.nextLocked()
-		if j == nil {
-			s.mu.Unlock()
-			return
-		}
-		j.status = StatusTraining
-		j.started = s.now()
-		s.jobs.running[j.NetworkID] = j
-		s.mu.Unlock()
-
-		err := s.run(j)
-
-		s.mu.Lock()
-		ended := false
-		if err != nil {
-			status := StatusFailed
-			if errors.Is(err, errCancelled) {
-				status = StatusCancelled
-			}
-			s.finishLocked(j, status, err)
-			ended = true
-		} else if j.status == StatusCancelled {
-			// Cancelled after its last epoch was saved: the network has
-			// every epoch, and the client asked for a training_error.
-			err, ended = errCancelled, true
-		}
-		if s.jobs.running[j.NetworkID] == j {
-			delete(s.jobs.running, j.NetworkID)
-		}
-		s.cond.Broadcast()
-		s.mu.Unlock()
-		if ended {
-			s.emitFailure(j, err)
-		}
-	}
-}
-
-// nextLocked waits for a runnable job and removes it from the queue; nil
-// after Close.
-func (s *Service) nextLocked() *Job {
-	for {
-		if s.done {
-			return nil
-		}
-		if j := s.jobs.next(); j != nil {
-			return j
-		}
-		s.cond.Wait()
-	}
-}
-
 // progressEvery and progressAfter shape training_progress: at most one
 // every progressEvery per job, and none until an epoch has run for
 // progressAfter (short epochs need no progress inside them).
@@ -74,10 +18,64 @@ const (
 	progressAfter = time.Second
 )
 
-// run trains one job, saving and publishing a snapshot after every epoch.
-// It returns nil once every epoch ran and training_complete went out, or
-// the reason the job ended early.
-func (s *Service) run(j *Job) error {
+// runJob is the Queue's Work: it trains job j's remaining epochs (all of
+// them, unless it is resumed after its replica died), saving and
+// publishing a snapshot after every epoch, and ends the job with its
+// event. It returns ErrHandOver, leaving the job as it is, when the queue
+// hands it to another replica.
+func (s *Service) runJob(qctx context.Context, j JobInfo) error {
+	err := s.train(qctx, j)
+	if errors.Is(context.Cause(qctx), ErrHandOver) {
+		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "epochs_done", j.Epoch)
+		return ErrHandOver
+	}
+	ctx := context.Background()
+	if err == nil {
+		done, ended, err := s.queue.End(ctx, j.ID, StatusCompleted, nil)
+		if err != nil {
+			s.log.Error("could not record a completed job", "job_id", j.ID, "err", err)
+			return err
+		}
+		if ended.Now {
+			s.jobEnded(done)
+			acc := 0.0
+			if done.Accuracy != nil {
+				acc = *done.Accuracy
+			}
+			s.log.Info("training completed", "job_id", j.ID, "network_id", j.NetworkID, "accuracy", acc)
+			s.events.TrainingComplete(Complete{JobID: j.ID, NetworkID: j.NetworkID, Accuracy: acc})
+			return nil
+		}
+		// Ended meanwhile (cancelled after its last epoch was saved): the
+		// network has every epoch, and the client asked for a
+		// training_error.
+		s.emitFailure(done)
+		return nil
+	}
+	// Ended by someone else (cancel, delete, shutdown), the job's record
+	// says how; otherwise it failed here, for err.
+	status := StatusFailed
+	if errors.Is(err, errCancelled) {
+		status = StatusCancelled
+	}
+	done, ended, endErr := s.queue.End(ctx, j.ID, status, err)
+	if endErr != nil {
+		s.log.Error("could not record a job's end", "job_id", j.ID, "err", endErr, "cause", err)
+		return endErr
+	}
+	if ended.Now {
+		s.jobEnded(done)
+		if c := ErrorCode(err); c == Internal || c == Storage {
+			s.log.Error("training failed", "job_id", j.ID, "network_id", j.NetworkID, "err", err)
+		}
+	}
+	s.emitFailure(done)
+	return nil
+}
+
+// train runs the epochs of j not yet done. It returns nil once every epoch
+// ran and was saved, or why it stopped.
+func (s *Service) train(qctx context.Context, j JobInfo) error {
 	ds, err := s.dataset()
 	if err != nil {
 		return err
@@ -89,61 +87,36 @@ func (s *Service) run(j *Job) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancelCause(e.ctx)
-	defer cancel(nil)
 	s.mu.Lock()
-	if j.status.Finished() { // cancelled while the network loaded
-		s.mu.Unlock()
-		return errCancelled
-	}
-	j.cancel = cancel
+	s.busy[j.NetworkID]++
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.busy[j.NetworkID]--; s.busy[j.NetworkID] == 0 {
+			delete(s.busy, j.NetworkID)
+		}
+		s.mu.Unlock()
+	}()
+	// The job stops when the queue says (cancel, shutdown, hand-over) or
+	// the network goes (deleted, here or elsewhere).
+	ctx, cancel := context.WithCancelCause(qctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(e.ctx, func() { cancel(context.Cause(e.ctx)) })
+	defer stop()
 
+	remaining := j.Params.Epochs - j.Epoch
+	if remaining <= 0 {
+		return nil // resumed after its last epoch was saved
+	}
 	start := e.state.Load()
 	log := s.log.With("job_id", j.ID, "network_id", j.NetworkID)
-	log.Info("training started", "params", j.Params.String(), "seed", *j.Params.Seed, "from_epoch", start.epochs)
-	began := time.Now()
-	var last *state
-	onEpoch := func(ep network.Epoch) error {
-		acc := ep.Accuracy
-		now := s.now().UTC()
-		prev := e.state.Load()
-		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
-			epochs: start.epochs + ep.Epoch, updated: now,
-			history: append(prev.history, store.EpochRecord{
-				Epoch: start.epochs + ep.Epoch, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
-				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
-				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
-			})}
-		// Saved first: what clients are told and what memory holds is
-		// never ahead of the disk.
-		if err := s.save(e, st); err != nil {
-			return err
-		}
-		e.state.Store(st)
-		last = st
-		s.mu.Lock()
-		if j.status.Finished() { // cancelled: no more events but its training_error
-			s.mu.Unlock()
-			return errCancelled
-		}
-		j.epoch, j.accuracy = ep.Epoch, &acc
-		j.elapsed += ep.Seconds
-		j.history = append(j.history, epochRecord{correct: int32(ep.Correct), total: int32(ep.Total), elapsed: ep.Seconds})
-		s.mu.Unlock()
-		s.obs.EpochTrained(ep.Seconds)
-		s.events.TrainingUpdate(Update{
-			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs, NetworkEpoch: st.epochs,
-			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(ep.Epoch, ep.Epochs),
-			Correct: ep.Correct, Total: ep.Total,
-		})
-		log.Debug("epoch done", "epoch", ep.Epoch, "accuracy", acc, "seconds", ep.Seconds)
-		return nil
-	}
+	log.Info("training started", "params", j.Params.String(), "seed", *j.Params.Seed, "from_epoch", start.epochs,
+		"epochs_done", j.Epoch)
+
 	// Progress inside an epoch: OnBatch runs on this goroutine after every
 	// mini-batch, as onEpoch does after every epoch, so they share these
 	// variables without a lock.
-	done, epochStart, lastProgress := 0, time.Now(), time.Time{}
+	done, epochStart, lastProgress := j.Epoch, time.Now(), time.Time{}
 	onBatch := func(batch, batches int) {
 		now := time.Now()
 		if now.Sub(epochStart) < progressAfter || now.Sub(lastProgress) < progressEvery {
@@ -156,35 +129,58 @@ func (s *Service) run(j *Job) error {
 			Progress: (float64(done) + float64(batch)/float64(batches)) / float64(j.Params.Epochs) * 100,
 		})
 	}
-	trainEpoch := onEpoch
-	onEpoch = func(ep network.Epoch) error {
-		err := trainEpoch(ep)
-		done, epochStart = ep.Epoch, time.Now()
-		return err
+	onEpoch := func(ep network.Epoch) error {
+		epoch := j.Epoch + ep.Epoch // within the job, counting epochs done before a resumption
+		acc := ep.Accuracy
+		now := s.now().UTC()
+		prev := e.state.Load()
+		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
+			epochs: prev.epochs + 1, updated: now,
+			history: append(prev.history, store.EpochRecord{
+				Epoch: prev.epochs + 1, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
+				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
+				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
+			})}
+		// Saved first: what clients are told and what memory holds is
+		// never ahead of the store.
+		if err := s.save(e, st); err != nil {
+			return err
+		}
+		e.state.Store(st)
+		err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
+			Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
+		})
+		if errors.Is(err, ErrJobEnded) {
+			return err // ended meanwhile: no more events but its training_error
+		}
+		if err != nil {
+			return stateError(err)
+		}
+		s.obs.EpochTrained(ep.Seconds)
+		s.events.TrainingUpdate(Update{
+			JobID: j.ID, NetworkID: j.NetworkID, Epoch: epoch, TotalEpochs: j.Params.Epochs, NetworkEpoch: st.epochs,
+			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(epoch, j.Params.Epochs),
+			Correct: ep.Correct, Total: ep.Total,
+		})
+		log.Debug("epoch done", "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
+		done, epochStart = epoch, time.Now()
+		return nil
 	}
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, j.Params.network(s.limits.JobScratchBytes, onBatch),
+	p := j.Params
+	p.Epochs = remaining
+	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, p.network(s.limits.JobScratchBytes, onBatch),
 		newRand(*j.Params.Seed), onEpoch)
-	if err != nil {
-		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
-			return cause // cancelled, deleted or shutting down
-		}
-		switch {
-		case errors.Is(err, network.ErrNotFinite):
-			return &Error{Code: Invalid, Message: "training diverged (weights became NaN or infinite); the network keeps its last good state — try a smaller learning_rate", Err: err}
-		case ErrorCode(err) != Internal:
-			return err // one of ours, from onEpoch
-		}
-		return &Error{Code: Internal, Message: "training failed", Err: fmt.Errorf("train network %s: %w", j.NetworkID, err)}
+	if err == nil {
+		return nil
 	}
-	// Completed before the event goes out, so that a client asking on
-	// receipt of it reads "completed"; unless a cancel came first.
-	s.mu.Lock()
-	completed := s.finishLocked(j, StatusCompleted, nil)
-	s.mu.Unlock()
-	if !completed {
-		return nil // the worker sends the cancellation
+	if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+		return cause // cancelled, deleted, shutting down or handed over
 	}
-	log.Info("training completed", "accuracy", *last.accuracy, "seconds", time.Since(began).Seconds())
-	s.events.TrainingComplete(Complete{JobID: j.ID, NetworkID: j.NetworkID, Accuracy: *last.accuracy})
-	return nil
+	switch {
+	case errors.Is(err, network.ErrNotFinite):
+		return &Error{Code: Invalid, Message: "training diverged (weights became NaN or infinite); the network keeps its last good state — try a smaller learning_rate", Err: err}
+	case ErrorCode(err) != Internal:
+		return err // one of ours, from onEpoch
+	}
+	return &Error{Code: Internal, Message: "training failed", Err: fmt.Errorf("train network %s: %w", j.NetworkID, err)}
 }
