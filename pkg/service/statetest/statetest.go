@@ -1,0 +1,545 @@
+// Package statetest is the contract every implementation of service.Catalog
+// and service.Queue passes: the in-memory ones of single mode and the
+// Postgres ones of scaled mode run the same table of behaviours, so the two
+// modes cannot drift apart.
+package statetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mnist-go/nnserver/pkg/service"
+)
+
+// waitLimit bounds every wait of the suite: a guard against hangs.
+const waitLimit = 30 * time.Second
+
+func record(id string, version int64) service.NetworkRecord {
+	acc := 0.9
+	seed := uint64(7)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return service.NetworkRecord{
+		ID: id, Sizes: []int{784, 30, 10}, Init: service.InitScaled, Seed: &seed, Trained: true, Accuracy: &acc,
+		EpochsTrained: 3, CreatedAt: now, UpdatedAt: now.Add(time.Minute), Version: version,
+	}
+}
+
+func sameRecord(a, b service.NetworkRecord) bool {
+	return a.ID == b.ID && slices.Equal(a.Sizes, b.Sizes) && a.Init == b.Init &&
+		(a.Seed == nil) == (b.Seed == nil) && (a.Seed == nil || *a.Seed == *b.Seed) &&
+		a.Trained == b.Trained && (a.Accuracy == nil) == (b.Accuracy == nil) &&
+		(a.Accuracy == nil || *a.Accuracy == *b.Accuracy) && a.EpochsTrained == b.EpochsTrained &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version
+}
+
+// RunCatalog runs the Catalog contract; newCatalog returns an empty one.
+func RunCatalog(t *testing.T, newCatalog func(t *testing.T) service.Catalog) {
+	ctx := context.Background()
+	t.Run("AddGetList", func(t *testing.T) {
+		c := newCatalog(t)
+		a, b := record(uuid.NewString(), 1), record(uuid.NewString(), 1)
+		b.Init, b.Seed, b.Accuracy, b.Trained, b.EpochsTrained = "", nil, nil, false, 0
+		for _, r := range []service.NetworkRecord{a, b} {
+			if err := c.Add(ctx, r, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.Sizes[1] = 99 // the catalog keeps its own copy
+		a.Sizes[1] = 30
+		for _, want := range []service.NetworkRecord{a, b} {
+			got, err := c.Get(ctx, want.ID)
+			if err != nil || !sameRecord(got, want) {
+				t.Errorf("Get(%s) = %+v, %v; want %+v", want.ID, got, err, want)
+			}
+		}
+		list, err := c.List(ctx)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("List: %v, %v", list, err)
+		}
+		if _, err := c.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownNetwork) {
+			t.Errorf("Get of an unknown id: %v", err)
+		}
+	})
+	t.Run("AddRespectsMax", func(t *testing.T) {
+		c := newCatalog(t)
+		const max = 5
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		added, full := 0, 0
+		for range 3 * max {
+			wg.Go(func() {
+				err := c.Add(ctx, record(uuid.NewString(), 1), max)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					added++
+				case errors.Is(err, service.ErrCatalogFull):
+					full++
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		list, _ := c.List(ctx)
+		if added != max || full != 2*max || len(list) != max {
+			t.Errorf("%d added, %d refused, %d listed; want %d, %d, %d", added, full, len(list), max, 2*max, max)
+		}
+	})
+	t.Run("UpdateNeedsTheNextVersion", func(t *testing.T) {
+		c := newCatalog(t)
+		r := record(uuid.NewString(), 1)
+		if err := c.Add(ctx, r, 10); err != nil {
+			t.Fatal(err)
+		}
+		r.Version, r.EpochsTrained = 2, 4
+		if err := c.Update(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get(ctx, r.ID); !sameRecord(got, r) {
+			t.Errorf("after Update: %+v", got)
+		}
+		for _, v := range []int64{2, 4, 1} {
+			stale := r
+			stale.Version = v
+			if err := c.Update(ctx, stale); !errors.Is(err, service.ErrVersionMoved) {
+				t.Errorf("Update to version %d after 2: %v", v, err)
+			}
+		}
+		if err := c.Remove(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		r.Version = 3
+		if err := c.Update(ctx, r); !errors.Is(err, service.ErrUnknownNetwork) {
+			t.Errorf("Update after Remove: %v", err)
+		}
+		if err := c.Remove(ctx, r.ID); !errors.Is(err, service.ErrUnknownNetwork) {
+			t.Errorf("Remove twice: %v", err)
+		}
+		if _, err := c.Get(ctx, r.ID); !errors.Is(err, service.ErrUnknownNetwork) {
+			t.Errorf("Get after Remove: %v", err)
+		}
+	})
+	t.Run("LockSavesIsExclusivePerNetwork", func(t *testing.T) {
+		c := newCatalog(t)
+		a, b := uuid.NewString(), uuid.NewString()
+		unlockA, err := c.LockSaves(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another network's lock is free.
+		unlockB, err := c.LockSaves(ctx, b)
+		if err != nil {
+			t.Fatalf("a second network's lock: %v", err)
+		}
+		unlockB()
+		// a's lock waits until it is released, or until ctx ends.
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if _, err := c.LockSaves(short, a); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a held lock was taken: %v", err)
+		}
+		got := make(chan func(), 1)
+		go func() {
+			u, err := c.LockSaves(ctx, a)
+			if err != nil {
+				t.Error(err)
+				u = func() {}
+			}
+			got <- u
+		}()
+		select {
+		case <-got:
+			t.Fatal("the lock was taken while held")
+		case <-time.After(50 * time.Millisecond): // the behaviour under test is that nothing happens
+		}
+		unlockA()
+		unlockA() // a second unlock is harmless
+		select {
+		case u := <-got:
+			u()
+		case <-time.After(waitLimit):
+			t.Fatal("the lock was not handed on when released")
+		}
+	})
+}
+
+// QueueOptions say how a Queue implementation behaves where the contract
+// leaves it a choice.
+type QueueOptions struct {
+	// HandsOver: Stop leaves pending jobs for other replicas and stops
+	// running ones with service.ErrHandOver (scaled mode). Otherwise Stop
+	// fails pending jobs and stops running ones as shutting down.
+	HandsOver bool
+}
+
+// NewQueue returns an empty queue with the given workers and limits,
+// measuring time with now.
+type NewQueue func(t *testing.T, workers int, lim service.Limits, now func() time.Time) service.Queue
+
+// worker is a Work that reports the jobs it runs and finishes them only
+// when told, the way the service does: it records epochs and ends the job.
+type worker struct {
+	q       service.Queue
+	mu      sync.Mutex
+	running map[string]bool // job id → running now
+	order   []string        // jobs in the order they started
+	maxPar  map[string]int  // network → most jobs of it running at once
+	release map[string]chan struct{}
+	started chan string
+	causes  map[string]error // job → the cause its ctx ended with
+}
+
+func newWorker(q service.Queue) *worker {
+	return &worker{q: q, running: map[string]bool{}, maxPar: map[string]int{}, release: map[string]chan struct{}{},
+		started: make(chan string, 100), causes: map[string]error{}}
+}
+
+func (w *worker) releaseCh(id string) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := w.release[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.release[id] = ch
+	}
+	return ch
+}
+
+func (w *worker) work(ctx context.Context, j service.JobInfo) error {
+	w.mu.Lock()
+	w.running[j.ID] = true
+	w.order = append(w.order, j.ID)
+	n := 0
+	for id := range w.running {
+		if info, _ := w.q.Get(context.Background(), id); info.NetworkID == j.NetworkID {
+			n++
+		}
+	}
+	w.maxPar[j.NetworkID] = max(w.maxPar[j.NetworkID], n)
+	w.mu.Unlock()
+	w.started <- j.ID
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, j.ID)
+		w.mu.Unlock()
+	}()
+	if j.Status != service.StatusTraining || j.StartedAt.IsZero() {
+		return fmt.Errorf("work got job %s as %s, started %v", j.ID, j.Status, j.StartedAt)
+	}
+	select {
+	case <-w.releaseCh(j.ID):
+		if err := w.q.Epoch(context.Background(), j.ID, service.EpochResult{Epoch: j.Epoch + 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}); err != nil {
+			return err
+		}
+		_, _, err := w.q.End(context.Background(), j.ID, service.StatusCompleted, nil)
+		return err
+	case <-ctx.Done():
+		cause := context.Cause(ctx)
+		w.mu.Lock()
+		w.causes[j.ID] = cause
+		w.mu.Unlock()
+		if errors.Is(cause, service.ErrHandOver) {
+			return service.ErrHandOver
+		}
+		_, _, err := w.q.End(context.Background(), j.ID, service.StatusFailed, cause)
+		return err
+	}
+}
+
+func (w *worker) waitStarted(t *testing.T, id string) {
+	t.Helper()
+	for {
+		select {
+		case got := <-w.started:
+			if got == id {
+				return
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("job %s did not start", id)
+		}
+	}
+}
+
+func waitStatus(t *testing.T, q service.Queue, id string, want service.JobStatus) service.JobInfo {
+	t.Helper()
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+		j, err := q.Get(context.Background(), id)
+		if err == nil && j.Status == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %+v, %v; want status %s", id, j, err, want)
+		}
+	}
+}
+
+func job(network string, epochs int) service.JobInfo {
+	seed := uint64(5)
+	return service.JobInfo{ID: uuid.NewString(), NetworkID: network, Status: service.StatusPending,
+		Params:    service.TrainParams{Epochs: epochs, MiniBatch: 10, LearningRate: 3, Cost: service.CostQuadratic, Seed: &seed},
+		CreatedAt: time.Now().UTC()}
+}
+
+// clock is a settable now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// RunQueue runs the Queue contract.
+func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
+	ctx := context.Background()
+	lim := service.DefaultLimits()
+	stop := func(t *testing.T, q service.Queue) {
+		t.Cleanup(func() {
+			c, cancel := context.WithTimeout(ctx, waitLimit)
+			defer cancel()
+			q.Stop(c)
+		})
+	}
+
+	t.Run("AddGetAndTheLimit", func(t *testing.T) {
+		q := newQueue(t, 1, lim, nil)
+		stop(t, q)
+		a := job(uuid.NewString(), 3)
+		if err := q.Add(ctx, a, 2); err != nil {
+			t.Fatal(err)
+		}
+		got, err := q.Get(ctx, a.ID)
+		if err != nil || got.ID != a.ID || got.NetworkID != a.NetworkID || got.Status != service.StatusPending ||
+			got.Params.Epochs != 3 || got.Params.Seed == nil || *got.Params.Seed != 5 || got.Epoch != 0 || len(got.History) != 0 {
+			t.Errorf("Get: %+v, %v", got, err)
+		}
+		if err := q.Add(ctx, job(a.NetworkID, 1), 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Add(ctx, job(a.NetworkID, 1), 2); !errors.Is(err, service.ErrQueueIsFull) {
+			t.Errorf("a third pending job with a limit of 2: %v", err)
+		}
+		if _, err := q.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownJob) {
+			t.Errorf("Get of an unknown job: %v", err)
+		}
+		a2, err := q.Active(ctx)
+		if err != nil || a2.Queued != 2 || a2.Running != 0 || a2.Current[a.NetworkID] != a.ID {
+			t.Errorf("Active: %+v, %v", a2, err)
+		}
+	})
+
+	t.Run("OneJobPerNetworkInOrder", func(t *testing.T) {
+		q := newQueue(t, 2, lim, nil)
+		stop(t, q)
+		w := newWorker(q)
+		netA, netB := uuid.NewString(), uuid.NewString()
+		a1, a2, b1 := job(netA, 1), job(netA, 1), job(netB, 1)
+		for _, j := range []service.JobInfo{a1, a2, b1} {
+			if err := q.Add(ctx, j, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.Start(w.work); err != nil {
+			t.Fatal(err)
+		}
+		// a1 and b1 run together on the two workers; a2 waits for a1.
+		w.waitStarted(t, a1.ID)
+		waitStatus(t, q, b1.ID, service.StatusTraining)
+		if j, _ := q.Get(ctx, a2.ID); j.Status != service.StatusPending {
+			t.Errorf("a2 is %s while a1 runs", j.Status)
+		}
+		act, _ := q.Active(ctx)
+		if act.Running != 2 || act.Queued != 1 || act.Current[netA] != a1.ID || act.Current[netB] != b1.ID {
+			t.Errorf("Active: %+v", act)
+		}
+		close(w.releaseCh(a1.ID))
+		done := waitStatus(t, q, a1.ID, service.StatusCompleted)
+		if done.Epoch != 1 || done.Accuracy == nil || *done.Accuracy != 0.9 || len(done.History) != 1 ||
+			done.History[0] != (service.EpochResult{Epoch: 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}) ||
+			done.ElapsedTime != 0.25 || done.FinishedAt.IsZero() || done.StartedAt.IsZero() {
+			t.Errorf("completed job: %+v", done)
+		}
+		w.waitStarted(t, a2.ID)
+		close(w.releaseCh(a2.ID))
+		close(w.releaseCh(b1.ID))
+		waitStatus(t, q, a2.ID, service.StatusCompleted)
+		waitStatus(t, q, b1.ID, service.StatusCompleted)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.maxPar[netA] != 1 {
+			t.Errorf("%d jobs of one network ran at once", w.maxPar[netA])
+		}
+		if ia, ib := slices.Index(w.order, a1.ID), slices.Index(w.order, a2.ID); ia < 0 || ib < ia {
+			t.Errorf("order %v: a2 before a1", w.order)
+		}
+	})
+
+	t.Run("End", func(t *testing.T) {
+		q := newQueue(t, 1, lim, nil)
+		stop(t, q)
+		w := newWorker(q)
+		net := uuid.NewString()
+		running, pending := job(net, 1), job(net, 1)
+		q.Add(ctx, running, 10)
+		q.Add(ctx, pending, 10)
+		q.Start(w.work)
+		w.waitStarted(t, running.ID)
+
+		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New("Training cancelled"))
+		if err != nil || !e.Now || !e.WasPending || j.Status != service.StatusCancelled || j.Error != "internal error" && j.Error != "Training cancelled" {
+			t.Errorf("End of a pending job: %+v %+v %v", j, e, err)
+		}
+		j, e, err = q.End(ctx, running.ID, service.StatusCancelled, service.Errorf(service.Conflict, "Training cancelled"))
+		if err != nil || !e.Now || e.WasPending || j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
+			t.Errorf("End of a running job: %+v %+v %v", j, e, err)
+		}
+		// The running job's Work stops; the job keeps the status it was
+		// ended with.
+		for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+			w.mu.Lock()
+			_, stopped := w.causes[running.ID]
+			w.mu.Unlock()
+			if stopped {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the running job's Work was not stopped")
+			}
+		}
+		if j, _ := q.Get(ctx, running.ID); j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
+			t.Errorf("after its Work stopped: %+v", j)
+		}
+		j, e, err = q.End(ctx, running.ID, service.StatusFailed, errors.New("x"))
+		if err != nil || e.Now || j.Status != service.StatusCancelled {
+			t.Errorf("End of an ended job: %+v %+v %v", j, e, err)
+		}
+		if _, _, err := q.End(ctx, uuid.NewString(), service.StatusCancelled, nil); !errors.Is(err, service.ErrUnknownJob) {
+			t.Errorf("End of an unknown job: %v", err)
+		}
+		if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); !errors.Is(err, service.ErrJobEnded) {
+			t.Errorf("Epoch of an ended job: %v", err)
+		}
+	})
+
+	t.Run("EndNetwork", func(t *testing.T) {
+		q := newQueue(t, 2, lim, nil)
+		stop(t, q)
+		w := newWorker(q)
+		gone, other := uuid.NewString(), uuid.NewString()
+		running, p1, p2, kept := job(gone, 1), job(gone, 1), job(gone, 1), job(other, 1)
+		for _, j := range []service.JobInfo{running, p1, p2, kept} {
+			q.Add(ctx, j, 10)
+		}
+		q.Start(w.work)
+		w.waitStarted(t, running.ID)
+		w.waitStarted(t, kept.ID)
+		deleted := service.Errorf(service.Conflict, "the network was deleted")
+		pending, err := q.EndNetwork(ctx, gone, service.StatusFailed, deleted)
+		if err != nil || len(pending) != 2 {
+			t.Fatalf("EndNetwork: %+v, %v", pending, err)
+		}
+		for _, j := range pending {
+			if (j.ID != p1.ID && j.ID != p2.ID) || j.Status != service.StatusFailed || j.Error != "the network was deleted" {
+				t.Errorf("ended pending job %+v", j)
+			}
+		}
+		waitStatus(t, q, running.ID, service.StatusFailed)
+		if j, _ := q.Get(ctx, kept.ID); j.Status != service.StatusTraining {
+			t.Errorf("another network's job: %+v", j)
+		}
+		close(w.releaseCh(kept.ID))
+		waitStatus(t, q, kept.ID, service.StatusCompleted)
+		act, _ := q.Active(ctx)
+		if act.Queued != 0 || act.Running != 0 || len(act.Current) != 0 {
+			t.Errorf("Active after everything ended: %+v", act)
+		}
+	})
+
+	t.Run("Retention", func(t *testing.T) {
+		clk := &clock{t: time.Now().UTC()}
+		l := lim
+		l.MaxFinishedJobs, l.JobRetention = 3, time.Hour
+		q := newQueue(t, 1, l, clk.now)
+		stop(t, q)
+		var ids []string
+		for range 5 {
+			j := job(uuid.NewString(), 1)
+			q.Add(ctx, j, 100)
+			if _, _, err := q.End(ctx, j.ID, service.StatusCancelled, nil); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+			clk.add(time.Second)
+		}
+		waiting := job(uuid.NewString(), 1)
+		q.Add(ctx, waiting, 100)
+		for i, id := range ids {
+			_, err := q.Get(ctx, id)
+			if forgotten := i < 2; forgotten != errors.Is(err, service.ErrUnknownJob) {
+				t.Errorf("finished job %d of 5: %v (want forgotten=%v)", i+1, err, forgotten)
+			}
+		}
+		clk.add(time.Hour)
+		for _, id := range ids[2:] {
+			if _, err := q.Get(ctx, id); !errors.Is(err, service.ErrUnknownJob) {
+				t.Errorf("an hour later: %v", err)
+			}
+		}
+		if j, err := q.Get(ctx, waiting.ID); err != nil || j.Status != service.StatusPending {
+			t.Errorf("a pending job was forgotten: %+v %v", j, err)
+		}
+	})
+
+	t.Run("Stop", func(t *testing.T) {
+		q := newQueue(t, 1, lim, nil)
+		w := newWorker(q)
+		net := uuid.NewString()
+		running, pending := job(net, 1), job(net, 1)
+		q.Add(ctx, running, 10)
+		q.Add(ctx, pending, 10)
+		q.Start(w.work)
+		w.waitStarted(t, running.ID)
+		c, cancel := context.WithTimeout(ctx, waitLimit)
+		defer cancel()
+		ended, err := q.Stop(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		cause := w.causes[running.ID]
+		w.mu.Unlock()
+		if opts.HandsOver {
+			if len(ended) != 0 || !errors.Is(cause, service.ErrHandOver) {
+				t.Errorf("Stop ended %+v; the running job's cause: %v; want none and a hand-over", ended, cause)
+			}
+			return
+		}
+		if len(ended) != 1 || ended[0].ID != pending.ID || ended[0].Status != service.StatusFailed {
+			t.Errorf("Stop ended %+v, want the pending job, failed", ended)
+		}
+		if j, _ := q.Get(ctx, running.ID); cause == nil || j.Status != service.StatusFailed || j.Error != service.ErrorMessage(cause) {
+			t.Errorf("the running job after Stop: %+v (cause %v)", j, cause)
+		}
+		if err := q.Add(ctx, job(net, 1), 10); err == nil {
+			t.Error("a job was added after Stop")
+		}
+	})
+}
