@@ -207,7 +207,6 @@ func (q *memQueue) worker(work Work) {
 		info := j.snapshot()
 		q.mu.Unlock()
 
-
 		work(ctx, info)
 
 		q.mu.Lock()

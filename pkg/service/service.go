@@ -85,11 +85,11 @@ type Service struct {
 	ctx    context.Context // cancelled by Close, with errShuttingDown as its cause
 	cancel context.CancelCauseFunc
 
-	mu      sync.Mutex            // guards everything below
-	nets    map[string]*entry     // networks loaded on this replica
-	loading map[string]*loadCall  // networks being read from the store
-	busy    map[string]int        // networks with a job running on this replica
-	done    bool                  // Close was called
+	mu      sync.Mutex           // guards everything below
+	nets    map[string]*entry    // networks loaded on this replica
+	loading map[string]*loadCall // networks being read from the store
+	busy    map[string]int       // networks with a job running on this replica
+	done    bool                 // Close was called
 }
 
 // New starts a service. In single mode it lists the networks saved in the
