@@ -40,6 +40,47 @@ CREATE TABLE nnserver_events (
 -- Pruning deletes by age.
 CREATE INDEX nnserver_events_created_at ON nnserver_events (created_at);
 `},
+	{2, "networks table of the catalog", `
+CREATE TABLE nnserver_networks (
+	id             uuid PRIMARY KEY,
+	sizes          int[] NOT NULL,
+	init           text NOT NULL,             -- '' when unknown (imported)
+	seed           bigint,                    -- a uint64's bits; NULL when unknown
+	trained        boolean NOT NULL,
+	accuracy       double precision,
+	epochs_trained int NOT NULL,
+	created_at     timestamptz NOT NULL,      -- microseconds: times are rounded on the way in
+	updated_at     timestamptz NOT NULL,
+	version        bigint NOT NULL            -- 1 when added, one more per save
+);
+`},
+	{3, "training jobs table of the queue", `
+CREATE TABLE nnserver_jobs (
+	id          uuid PRIMARY KEY,
+	-- The order of the queue. Adds take a lock around it, so seq values are
+	-- committed in order.
+	seq         bigserial NOT NULL UNIQUE,
+	-- The River job that runs it now; replaced when the job is taken over
+	-- from a replica that died.
+	river_id    bigint NOT NULL,
+	network_id  uuid NOT NULL,
+	params      jsonb NOT NULL,               -- epochs, mini_batch_size, learning_rate, cost, lambda, seed
+	status      text NOT NULL CHECK (status IN ('pending', 'training', 'completed', 'failed', 'cancelled')),
+	epoch       int NOT NULL DEFAULT 0,       -- epochs finished
+	accuracy    double precision,             -- after the last finished epoch
+	elapsed     double precision NOT NULL DEFAULT 0,
+	error       text NOT NULL DEFAULT '',
+	history     jsonb NOT NULL DEFAULT '[]',  -- one object per finished epoch
+	created_at  timestamptz NOT NULL,
+	started_at  timestamptz,
+	finished_at timestamptz,
+	CHECK ((finished_at IS NULL) = (status IN ('pending', 'training')))
+);
+-- The queue: unfinished jobs by network, in order.
+CREATE INDEX nnserver_jobs_unfinished ON nnserver_jobs (network_id, seq) WHERE finished_at IS NULL;
+-- Retention: finished jobs, most recent last.
+CREATE INDEX nnserver_jobs_finished ON nnserver_jobs (finished_at, seq) WHERE finished_at IS NOT NULL;
+`},
 }
 
 // migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"

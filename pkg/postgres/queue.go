@@ -1,0 +1,926 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mnist-go/nnserver/pkg/service"
+)
+
+// DefaultTakeoverAfter is QueueConfig.TakeoverAfter's default.
+const DefaultTakeoverAfter = 25 * time.Second
+
+// QueueConfig configures a Queue.
+type QueueConfig struct {
+	// Workers is how many jobs this replica trains at once. 0: none (an API
+	// replica): the Queue only records and schedules jobs, and Start runs
+	// nothing.
+	Workers int
+	// Limits gives MaxFinishedJobs and JobRetention, which bound the
+	// finished jobs kept (the same for every replica, like the in-memory
+	// queue's).
+	Limits service.Limits
+	// TakeoverAfter bounds how long a job whose replica died waits before
+	// another replica resumes it. A job is taken over once its training
+	// lock is free — at once when its replica's process dies (its
+	// connections close), after about 25 s of TCP keepalive when its
+	// machine or network vanished — and its River job has been running for
+	// TakeoverAfter; every worker replica checks every TakeoverAfter/2 (at
+	// most every 5 s). So a job resumes elsewhere within about TakeoverAfter
+	// (a long-running one: TakeoverAfter/2, or 5 s) plus a fetch, once its
+	// lock is free. 0: DefaultTakeoverAfter.
+	TakeoverAfter time.Duration
+	// Logger logs takeovers and failures; River's own lines go to it at
+	// Warn and above. nil: slog.Default().
+	Logger *slog.Logger
+	// Now measures the jobs' times and the retention. nil: time.Now.
+	Now func() time.Time
+}
+
+// Queue is the service.Queue of scaled mode. Jobs are rows of
+// nnserver_jobs, shared by every replica; River schedules them (a River job
+// per training job, in the "training" queue) and runs them on the replicas
+// with workers.
+//
+// # One job per network, in order
+//
+// River knows nothing of networks, so each run of a job first checks that
+// no older job of its network is unfinished, then takes its network's
+// training lock: a session advisory lock (trainLockClass, lockObjID) held,
+// for the whole run, by a connection of its own. Either failing, the River
+// job snoozes for a second (a snooze is not an attempt) and is tried again.
+// Adds are serialised, so the queue's order (seq) is the order of commit.
+//
+// # Ends, hand-overs and takeovers
+//
+// End records the end in the row first, then stops the job: through the
+// local Work's context when it runs on this replica, else through River
+// (Client.JobCancel, which cancels a pending River job and signals the
+// replica running one). A running Work also reads its row every few
+// seconds, on its lock connection, so that it stops even if River's signal
+// is lost, and hands over (service.ErrHandOver) if that connection fails:
+// its lock is then gone (Postgres restarted, or the network failed), and
+// the job may go on elsewhere. A Work that hands over leaves the job
+// training, with its finished epochs; its River job snoozes, and the next
+// run resumes from the row's epoch.
+//
+// A replica that dies leaves its River job "running" for ever (River
+// rescues stuck jobs only when they have a timeout, and training has
+// none): every replica with workers therefore looks, every
+// TakeoverAfter/2, for unfinished jobs whose River job has been running
+// for TakeoverAfter (or has ended) while their network's training lock is
+// free, and gives each a new River job (river_id) in a transaction that
+// holds that lock. A run whose River job is no longer its row's river_id
+// does nothing, and a run's Epoch checks it too: a replica that lost its
+// job to a takeover stops at its next epoch, handing over.
+//
+// Its times are kept to the microsecond, as Postgres keeps them.
+type Queue struct {
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+	cfg    QueueConfig
+	log    *slog.Logger
+	now    func() time.Time
+
+	// Tests shorten these.
+	pingEvery   time.Duration // a running job reads its row this often
+	pingTimeout time.Duration // and hands over if that takes longer
+	sweepEvery  time.Duration // takeovers are looked for this often
+	busySnooze  time.Duration // a job whose network is busy waits this long
+	pruneEvery  time.Duration // Add deletes forgotten jobs at most this often
+
+	mu          sync.Mutex
+	started     bool
+	stopping    bool
+	work        service.Work
+	running     map[string]*localRun // jobs running here, by id
+	lastPrune   time.Time
+	sweepCancel context.CancelFunc
+	sweepDone   chan struct{}
+}
+
+// localRun is a job running on this replica.
+type localRun struct {
+	ticket int64 // its River job
+	cancel context.CancelCauseFunc
+}
+
+// trainQueue is the River queue of training jobs.
+const trainQueue = "training"
+
+// maxAttempts bounds a River job's failed runs (a run fails when it cannot
+// record its job's end: Postgres is down). Snoozes are not attempts.
+const maxAttempts = 1000
+
+// queueAddLockKey serialises Queue.Add: "nnsrvjob".
+const queueAddLockKey int64 = 0x6e6e7372766a6f62
+
+// stmtTimeout bounds the statements a run makes on its own behalf.
+const stmtTimeout = 10 * time.Second
+
+// trainArgs are a River job's arguments: the job it runs.
+type trainArgs struct {
+	JobID string `json:"job_id"`
+}
+
+func (trainArgs) Kind() string { return "nnserver_train" }
+
+type trainWorker struct {
+	river.WorkerDefaults[trainArgs]
+	q *Queue
+}
+
+func (w *trainWorker) Work(ctx context.Context, job *river.Job[trainArgs]) error {
+	return w.q.runTicket(ctx, job.ID, job.Args.JobID)
+}
+
+// retryPolicy retries a failed run after 1, 2, 4, 8, then every 10
+// seconds: failures are outages, and the job should resume soon after.
+type retryPolicy struct{}
+
+func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	d := min(time.Second<<min(len(job.Errors), 4), 10*time.Second)
+	return time.Now().Add(d)
+}
+
+// NewQueue returns the Queue kept in pool's database (migrated with
+// Migrate). Workers run once Start is called.
+func NewQueue(ctx context.Context, pool *pgxpool.Pool, cfg QueueConfig) (*Queue, error) {
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("postgres: queue: %d workers", cfg.Workers)
+	}
+	if cfg.TakeoverAfter <= 0 {
+		cfg.TakeoverAfter = DefaultTakeoverAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if _, err := pool.Exec(ctx, "SELECT 1 FROM nnserver_jobs LIMIT 0"); err != nil {
+		return nil, fmt.Errorf("postgres: queue: the jobs table (was the database migrated?): %w", err)
+	}
+	q := &Queue{
+		pool: pool, cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		pingEvery: 2 * time.Second, pingTimeout: 5 * time.Second,
+		sweepEvery: min(max(cfg.TakeoverAfter/2, 100*time.Millisecond), 5*time.Second),
+		busySnooze: time.Second, pruneEvery: time.Minute,
+		running: map[string]*localRun{},
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &trainWorker{q: q})
+	rc := &river.Config{
+		// No timeout: training takes as long as it takes. River's rescuer
+		// therefore leaves running jobs alone; takeovers are ours.
+		JobTimeout:  -1,
+		Logger:      slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "river"),
+		MaxAttempts: maxAttempts,
+		RetryPolicy: retryPolicy{},
+		Workers:     workers,
+	}
+	if cfg.Workers > 0 {
+		rc.Queues = map[string]river.QueueConfig{trainQueue: {MaxWorkers: cfg.Workers}}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: queue: River: %w", err)
+	}
+	q.client = client
+	return q, nil
+}
+
+var _ service.Queue = (*Queue)(nil)
+
+// jobParams is a job's params column.
+type jobParams struct {
+	Epochs       int          `json:"epochs"`
+	MiniBatch    int          `json:"mini_batch_size"`
+	LearningRate float64      `json:"learning_rate"`
+	Cost         service.Cost `json:"cost"`
+	Lambda       float64      `json:"lambda"`
+	Seed         *uint64      `json:"seed,omitempty"` // jsonb keeps all 64 bits (numeric)
+}
+
+// epochJSON is an element of a job's history column.
+type epochJSON struct {
+	Epoch       int     `json:"epoch"`
+	Correct     int     `json:"correct"`
+	Total       int     `json:"total"`
+	Accuracy    float64 `json:"accuracy"`
+	ElapsedTime float64 `json:"elapsed_time"`
+}
+
+// jobColumns are what scanJob reads, from the table aliased j.
+const jobColumns = `j.id::text, j.network_id::text, j.params, j.status, j.epoch, j.accuracy, j.elapsed, j.error,
+	j.history, j.created_at, j.started_at, j.finished_at`
+
+// scanJob scans pre, then jobColumns.
+func scanJob(row pgx.Row, pre ...any) (service.JobInfo, error) {
+	var (
+		j                 service.JobInfo
+		params, hist      []byte
+		status            string
+		started, finished *time.Time
+		p                 jobParams
+		history           []epochJSON
+	)
+	dest := append(pre, &j.ID, &j.NetworkID, &params, &status, &j.Epoch, &j.Accuracy, &j.ElapsedTime, &j.Error,
+		&hist, &j.CreatedAt, &started, &finished)
+	if err := row.Scan(dest...); err != nil {
+		return service.JobInfo{}, err
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return service.JobInfo{}, fmt.Errorf("job %s: params: %w", j.ID, err)
+	}
+	if err := json.Unmarshal(hist, &history); err != nil {
+		return service.JobInfo{}, fmt.Errorf("job %s: history: %w", j.ID, err)
+	}
+	j.Params = service.TrainParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
+		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed}
+	j.Status = service.JobStatus(status)
+	j.History = make([]service.EpochResult, len(history))
+	for i, e := range history {
+		j.History[i] = service.EpochResult{Epoch: e.Epoch, Correct: e.Correct, Total: e.Total,
+			Accuracy: e.Accuracy, ElapsedTime: e.ElapsedTime}
+	}
+	j.CreatedAt = j.CreatedAt.UTC()
+	if started != nil {
+		j.StartedAt = started.UTC()
+	}
+	if finished != nil {
+		j.FinishedAt = finished.UTC()
+	}
+	return j, nil
+}
+
+// visible is the condition, on the table aliased j, for a job not yet
+// forgotten: unfinished, or finished no earlier than $2 and followed by
+// fewer than $3 finished jobs (ordered by end, then by seq).
+const visible = `(j.finished_at IS NULL OR (j.finished_at >= $2 AND (
+	SELECT count(*) FROM (SELECT FROM nnserver_jobs f
+		WHERE f.finished_at IS NOT NULL AND (f.finished_at, f.seq) > (j.finished_at, j.seq) LIMIT $3) newer
+	) < $3))`
+
+// retentionArgs are $2 and $3 of visible.
+func (q *Queue) retentionArgs() (time.Time, int) {
+	return q.now().Add(-q.cfg.Limits.JobRetention), max(q.cfg.Limits.MaxFinishedJobs, 0)
+}
+
+// Add records a pending job and its River job in one transaction, unless
+// maxQueued jobs are pending in the whole deployment: Adds take turns on an
+// advisory transaction lock, which also makes seq values commit in order.
+func (q *Queue) Add(ctx context.Context, j service.JobInfo, maxQueued int) error {
+	p := j.Params
+	params, err := json.Marshal(jobParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
+		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed})
+	if err != nil {
+		return fmt.Errorf("postgres: adding job %s: %w", j.ID, err)
+	}
+	created := j.CreatedAt
+	if created.IsZero() {
+		created = q.now()
+	}
+	err = pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", queueAddLockKey); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM nnserver_jobs WHERE finished_at IS NULL AND status = 'pending'").Scan(&n); err != nil {
+			return err
+		}
+		if n >= maxQueued {
+			return service.ErrQueueIsFull
+		}
+		res, err := q.client.InsertTx(ctx, tx, trainArgs{JobID: j.ID}, insertOpts())
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO nnserver_jobs (id, river_id, network_id, params, status, created_at)
+VALUES ($1, $2, $3, $4, 'pending', $5)`, j.ID, res.Job.ID, j.NetworkID, params, roundTime(created))
+		return err
+	})
+	if errors.Is(err, service.ErrQueueIsFull) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: adding job %s: %w", j.ID, err)
+	}
+	q.maybePrune()
+	return nil
+}
+
+func insertOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: trainQueue, MaxAttempts: maxAttempts}
+}
+
+// maybePrune deletes the finished jobs past the retention limits, at most
+// once every pruneEvery on this replica. Get hides them already; this
+// keeps the table small.
+func (q *Queue) maybePrune() {
+	q.mu.Lock()
+	due := time.Since(q.lastPrune) >= q.pruneEvery
+	if due {
+		q.lastPrune = time.Now()
+	}
+	q.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stmtTimeout)
+	defer cancel()
+	before, keep := q.retentionArgs()
+	_, err := q.pool.Exec(ctx, `DELETE FROM nnserver_jobs WHERE finished_at IS NOT NULL AND (finished_at < $1 OR
+	(finished_at, seq) <= (SELECT finished_at, seq FROM nnserver_jobs WHERE finished_at IS NOT NULL
+		ORDER BY finished_at DESC, seq DESC OFFSET $2 LIMIT 1))`, before, keep)
+	if err != nil {
+		q.log.Warn("job queue: deleting forgotten jobs", "err", err)
+	}
+}
+
+// Get returns a job not yet forgotten.
+func (q *Queue) Get(ctx context.Context, id string) (service.JobInfo, error) {
+	if !canonicalUUID(id) {
+		return service.JobInfo{}, service.ErrUnknownJob
+	}
+	before, keep := q.retentionArgs()
+	j, err := scanJob(q.pool.QueryRow(ctx, "SELECT "+jobColumns+" FROM nnserver_jobs j WHERE j.id = $1 AND "+visible,
+		id, before, keep))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return service.JobInfo{}, service.ErrUnknownJob
+	}
+	if err != nil {
+		return service.JobInfo{}, fmt.Errorf("postgres: reading job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// endSQL ends the unfinished jobs that $1 selects (a condition on the
+// table aliased p), with status $2, error $3, at $4, and returns each
+// one's prior status, river_id and seq, then jobColumns. Rows are locked before
+// they are read, so of concurrent ends exactly one changes a job.
+func endSQL(where string) string {
+	return `WITH prior AS (
+	SELECT p.id, p.status FROM nnserver_jobs p WHERE ` + where + ` AND p.finished_at IS NULL ORDER BY p.seq FOR UPDATE
+)
+UPDATE nnserver_jobs j SET status = $2, error = $3, finished_at = $4
+FROM prior WHERE j.id = prior.id AND prior.status IN ('pending', 'training')
+RETURNING prior.status, j.river_id, j.seq, ` + jobColumns
+}
+
+// End ends a job unless it has ended, in one statement; then it stops the
+// job's Work, here or on the replica running it, or takes its River job
+// out of the queue.
+func (q *Queue) End(ctx context.Context, id string, status service.JobStatus, cause error) (service.JobInfo, service.Ended, error) {
+	if !canonicalUUID(id) {
+		return service.JobInfo{}, service.Ended{}, service.ErrUnknownJob
+	}
+	var (
+		prior       string
+		ticket, seq int64
+	)
+	j, err := scanJob(q.pool.QueryRow(ctx, endSQL("p.id = $1"), id, string(status), message(cause), roundTime(q.now())),
+		&prior, &ticket, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Ended already, or unknown.
+		j, err := q.Get(ctx, id)
+		return j, service.Ended{}, err
+	}
+	if err != nil {
+		return service.JobInfo{}, service.Ended{}, fmt.Errorf("postgres: ending job %s: %w", id, err)
+	}
+	q.stopEnded(ctx, j.ID, ticket, cause)
+	return j, service.Ended{Now: true, WasPending: prior == string(service.StatusPending)}, nil
+}
+
+// message is a job's error column for cause.
+func message(cause error) string {
+	if cause == nil {
+		return ""
+	}
+	return service.ErrorMessage(cause)
+}
+
+// stopEnded stops a job that was just ended: its Work, if it runs here;
+// else its River job, wherever it is.
+func (q *Queue) stopEnded(ctx context.Context, id string, ticket int64, cause error) {
+	q.mu.Lock()
+	r := q.running[id]
+	q.mu.Unlock()
+	if r != nil && r.ticket == ticket {
+		r.cancel(cause)
+		return
+	}
+	if _, err := q.client.JobCancel(ctx, ticket); err != nil && !errors.Is(err, river.ErrNotFound) {
+		// A running Work notices within pingEvery anyway; a pending River
+		// job, once run, finds its job ended and does nothing.
+		q.log.Warn("job queue: could not cancel an ended job's River job", "job_id", id, "river_id", ticket, "err", err)
+	}
+}
+
+// EndNetwork ends every unfinished job of a network in one statement, and
+// returns those that were pending, oldest first.
+func (q *Queue) EndNetwork(ctx context.Context, networkID string, status service.JobStatus, cause error) ([]service.JobInfo, error) {
+	if !canonicalUUID(networkID) {
+		return nil, nil
+	}
+	rows, err := q.pool.Query(ctx, endSQL("p.network_id = $1"), networkID, string(status), message(cause), roundTime(q.now()))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ending the jobs of network %s: %w", networkID, err)
+	}
+	type ended struct {
+		j           service.JobInfo
+		prior       string
+		ticket, seq int64
+	}
+	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ended, error) {
+		var e ended
+		var err error
+		e.j, err = scanJob(row, &e.prior, &e.ticket, &e.seq)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ending the jobs of network %s: %w", networkID, err)
+	}
+	slices.SortFunc(all, func(a, b ended) int { return cmp.Compare(a.seq, b.seq) })
+	var pending []service.JobInfo
+	for _, e := range all {
+		q.stopEnded(ctx, e.j.ID, e.ticket, cause)
+		if e.prior == string(service.StatusPending) {
+			pending = append(pending, e.j)
+		}
+	}
+	return pending, nil
+}
+
+// Active counts the unfinished jobs, in one query.
+func (q *Queue) Active(ctx context.Context) (service.ActiveJobs, error) {
+	rows, err := q.pool.Query(ctx, "SELECT id::text, network_id::text, status FROM nnserver_jobs WHERE finished_at IS NULL ORDER BY seq")
+	if err != nil {
+		return service.ActiveJobs{}, fmt.Errorf("postgres: counting jobs: %w", err)
+	}
+	type job struct{ ID, Network, Status string }
+	jobs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[job])
+	if err != nil {
+		return service.ActiveJobs{}, fmt.Errorf("postgres: counting jobs: %w", err)
+	}
+	a := service.ActiveJobs{Current: map[string]string{}}
+	for _, j := range jobs {
+		if j.Status == string(service.StatusTraining) {
+			a.Running++
+			a.Current[j.Network] = j.ID
+		}
+	}
+	for _, j := range jobs {
+		if j.Status == string(service.StatusPending) {
+			a.Queued++
+			if _, ok := a.Current[j.Network]; !ok {
+				a.Current[j.Network] = j.ID
+			}
+		}
+	}
+	return a, nil
+}
+
+// Epoch records a finished epoch of a training job. When the job runs
+// here, it must still be this run's (not taken over): a run that lost its
+// job is handed over (its context cancelled with service.ErrHandOver) and
+// gets service.ErrJobEnded.
+func (q *Queue) Epoch(ctx context.Context, id string, r service.EpochResult) error {
+	if !canonicalUUID(id) {
+		return service.ErrUnknownJob
+	}
+	q.mu.Lock()
+	run := q.running[id]
+	q.mu.Unlock()
+	var ticket *int64
+	if run != nil {
+		ticket = &run.ticket
+	}
+	e, err := json.Marshal(epochJSON{Epoch: r.Epoch, Correct: r.Correct, Total: r.Total, Accuracy: r.Accuracy,
+		ElapsedTime: r.ElapsedTime})
+	if err != nil {
+		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
+	}
+	tag, err := q.pool.Exec(ctx, `UPDATE nnserver_jobs SET epoch = $2, accuracy = $3, elapsed = elapsed + $4,
+	history = history || jsonb_build_array($5::jsonb)
+WHERE id = $1 AND status = 'training' AND ($6::bigint IS NULL OR river_id = $6)`, id, r.Epoch, r.Accuracy, r.ElapsedTime, e, ticket)
+	if err != nil {
+		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var (
+		finished bool
+		current  int64
+	)
+	err = q.pool.QueryRow(ctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", id).Scan(&finished, &current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return service.ErrUnknownJob
+	case err != nil:
+		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
+	case run != nil && !finished && current != run.ticket:
+		q.log.Warn("job queue: the job was taken over by another replica; stopping here", "job_id", id)
+		run.cancel(service.ErrHandOver)
+	}
+	return service.ErrJobEnded
+}
+
+// Start starts this replica's workers (none if Workers is 0) and its
+// search for jobs to take over.
+func (q *Queue) Start(work service.Work) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.started || q.stopping {
+		return errors.New("postgres: queue: started twice, or after Stop")
+	}
+	if q.cfg.Workers > 0 {
+		if err := q.client.Start(context.Background()); err != nil {
+			return fmt.Errorf("postgres: queue: starting River: %w", err)
+		}
+	}
+	q.started, q.work = true, work
+	if q.cfg.Workers == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	q.sweepCancel, q.sweepDone = cancel, make(chan struct{})
+	go q.sweep(ctx, q.sweepDone)
+	return nil
+}
+
+// Stop hands this replica's jobs over: running ones have their Work's
+// context cancelled with service.ErrHandOver (each leaves its job training,
+// to be resumed, and its River job snoozes, for any replica to run), and
+// pending ones stay queued for the other replicas. It ends no job, and
+// waits for the workers until ctx ends.
+func (q *Queue) Stop(ctx context.Context) ([]service.JobInfo, error) {
+	q.mu.Lock()
+	q.stopping = true
+	for _, r := range q.running {
+		r.cancel(service.ErrHandOver)
+	}
+	started := q.started && q.cfg.Workers > 0
+	q.mu.Unlock()
+	if !started {
+		return nil, nil
+	}
+	q.sweepCancel()
+	err := q.client.StopAndCancel(ctx)
+	select {
+	case <-q.sweepDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: queue: stopping: %w", err)
+	}
+	return nil, nil
+}
+
+func (q *Queue) isStopping() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stopping
+}
+
+// olderSQL: is an older job of network $1 than seq $2 unfinished?
+const olderSQL = `SELECT EXISTS (SELECT 1 FROM nnserver_jobs o
+	WHERE o.network_id = $1 AND o.seq < $2 AND o.finished_at IS NULL)`
+
+// runTicket is a run of River job ticket, for job jobID: see Queue's doc.
+func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string) error {
+	if q.isStopping() {
+		return river.JobSnooze(q.busySnooze)
+	}
+	// River's context ends when River cancels the job or stops; what we do
+	// before Work is short, and bounded on its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), stmtTimeout)
+	defer cancel()
+
+	var (
+		networkID string
+		current   int64
+		seq       int64
+		finished  bool
+	)
+	err := q.pool.QueryRow(ctx, "SELECT network_id::text, river_id, seq, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
+		jobID).Scan(&networkID, &current, &seq, &finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // ended and forgotten
+	}
+	if err != nil {
+		return fmt.Errorf("reading job %s: %w", jobID, err)
+	}
+	if finished || current != ticket {
+		return nil // ended, or taken over: another River job runs it
+	}
+
+	// The order, then the network's training lock, on one connection; it
+	// leaves the pool only with the lock.
+	key := lockObjID(networkID)
+	pc, err := q.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", jobID, err)
+	}
+	var older bool
+	if err := pc.QueryRow(ctx, olderSQL, networkID, seq).Scan(&older); err != nil {
+		pc.Release()
+		return fmt.Errorf("job %s: %w", jobID, err)
+	}
+	if older {
+		pc.Release()
+		return river.JobSnooze(q.busySnooze)
+	}
+	var locked bool
+	if err := pc.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", trainLockClass, key).Scan(&locked); err != nil {
+		closeConn(pc.Hijack()) // it may hold the lock: never back to the pool
+		return fmt.Errorf("job %s: taking the training lock: %w", jobID, err)
+	}
+	if !locked {
+		pc.Release()
+		return river.JobSnooze(q.busySnooze)
+	}
+	conn := pc.Hijack()
+	defer unlockAndClose(conn, trainLockClass, key)
+	if _, err := conn.Exec(ctx, keepaliveSQL); err != nil {
+		return fmt.Errorf("job %s: %w", jobID, err)
+	}
+
+	// Training, unless it ended, was taken over, or an older job came
+	// meanwhile (it cannot: Adds commit in seq order; checked anyway).
+	info, err := scanJob(conn.QueryRow(ctx, `UPDATE nnserver_jobs j SET status = 'training', started_at = coalesce(j.started_at, $3)
+WHERE j.id = $1 AND j.river_id = $2 AND j.finished_at IS NULL AND NOT EXISTS (
+	SELECT 1 FROM nnserver_jobs o WHERE o.network_id = j.network_id AND o.seq < j.seq AND o.finished_at IS NULL)
+RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
+			jobID).Scan(&current, &finished); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("reading job %s: %w", jobID, err)
+		}
+		if finished || current != ticket {
+			return nil
+		}
+		return river.JobSnooze(q.busySnooze)
+	}
+	if err != nil {
+		return fmt.Errorf("job %s: marking it training: %w", jobID, err)
+	}
+
+	wctx, wcancel := context.WithCancelCause(context.Background())
+	defer wcancel(nil)
+	q.mu.Lock()
+	if q.stopping {
+		q.mu.Unlock()
+		return river.JobSnooze(q.busySnooze) // it stays training, and resumes elsewhere
+	}
+	run := &localRun{ticket: ticket, cancel: wcancel}
+	q.running[jobID] = run
+	work := q.work
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		if q.running[jobID] == run {
+			delete(q.running, jobID)
+		}
+		q.mu.Unlock()
+	}()
+	// River cancels the job when it was ended elsewhere (End's JobCancel),
+	// or when it stops (after Stop has handed the job over).
+	defer context.AfterFunc(rctx, func() {
+		if errors.Is(context.Cause(rctx), rivertype.ErrJobCancelledRemotely) && !q.isStopping() {
+			wcancel(service.ErrJobEnded)
+		} else {
+			wcancel(service.ErrHandOver)
+		}
+	})()
+	watchDone, watchStopped := make(chan struct{}), make(chan struct{})
+	go q.watch(conn, jobID, ticket, wcancel, watchDone, watchStopped)
+	werr := func() error {
+		defer func() { close(watchDone); <-watchStopped }()
+		return work(wctx, info)
+	}()
+
+	if errors.Is(werr, service.ErrHandOver) {
+		return river.JobSnooze(q.busySnooze)
+	}
+	// Work ends its job; it returns an error when it could not (Postgres
+	// was unreachable): River then retries, and the next run resumes from
+	// the job's last recorded epoch.
+	ctx, cancel = context.WithTimeout(context.Background(), stmtTimeout)
+	defer cancel()
+	if err := q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
+		jobID).Scan(&current, &finished); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return errors.Join(werr, fmt.Errorf("reading job %s: %w", jobID, err))
+	}
+	if finished || current != ticket {
+		return nil
+	}
+	if werr != nil {
+		return werr
+	}
+	// Work returned without ending its job (a bug): do not leave it
+	// training for ever.
+	q.log.Error("job queue: a job's Work returned without ending it", "job_id", jobID)
+	_, _, err = q.End(ctx, jobID, service.StatusFailed, service.Errorf(service.Internal, "training stopped unexpectedly"))
+	return err
+}
+
+// watch reads a running job's row on its lock connection every pingEvery,
+// until done: it cancels the Work when the job ended elsewhere (in case
+// River's signal was lost), and hands it over when the connection fails
+// (the lock went with it) or the job was taken over.
+func (q *Queue) watch(conn *pgx.Conn, jobID string, ticket int64, cancel context.CancelCauseFunc, done <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	t := time.NewTicker(q.pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		ctx, c := context.WithTimeout(context.Background(), q.pingTimeout)
+		var (
+			finished bool
+			current  int64
+		)
+		err := conn.QueryRow(ctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", jobID).Scan(&finished, &current)
+		c()
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) || err == nil && finished:
+			cancel(service.ErrJobEnded)
+			return
+		case err != nil:
+			q.log.Warn("job queue: lost the connection holding a job's training lock; handing the job over",
+				"job_id", jobID, "err", err)
+			cancel(service.ErrHandOver)
+			return
+		case current != ticket:
+			q.log.Warn("job queue: the job was taken over by another replica; stopping here", "job_id", jobID)
+			cancel(service.ErrHandOver)
+			return
+		}
+	}
+}
+
+// sweep looks for jobs to take over every sweepEvery until ctx ends. Its
+// failures are logged once per outage.
+func (q *Queue) sweep(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(q.sweepEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := q.sweepOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			q.log.Warn("job queue: looking for jobs to take over", "err", err)
+		case err == nil && failing:
+			q.log.Info("job queue: looking for jobs to take over works again")
+		}
+		failing = err != nil
+	}
+}
+
+// sweepBatch bounds the jobs looked at per sweep.
+const sweepBatch = 1000
+
+// sweepOnce takes over the unfinished jobs whose River job has been
+// running for TakeoverAfter, or has ended, and whose network's training
+// lock is free.
+func (q *Queue) sweepOnce(ctx context.Context) error {
+	type row struct {
+		ID, Network string
+		Ticket      int64
+		Now         time.Time
+	}
+	rows, err := q.pool.Query(ctx, `SELECT id::text, network_id::text, river_id, now() FROM nnserver_jobs
+WHERE finished_at IS NULL ORDER BY seq LIMIT $1`, sweepBatch)
+	if err != nil {
+		return err
+	}
+	jobs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.Ticket
+	}
+	res, err := q.client.JobList(ctx, river.NewJobListParams().IDs(ids...).First(len(ids)))
+	if err != nil {
+		return err
+	}
+	tickets := make(map[int64]*rivertype.JobRow, len(res.Jobs))
+	for _, t := range res.Jobs {
+		tickets[t.ID] = t
+	}
+	horizon := jobs[0].Now.Add(-q.cfg.TakeoverAfter)
+	for _, j := range jobs {
+		t := tickets[j.Ticket]
+		stale := t == nil || t.FinalizedAt != nil ||
+			t.State == rivertype.JobStateRunning && t.AttemptedAt != nil && t.AttemptedAt.Before(horizon)
+		if !stale {
+			continue
+		}
+		q.mu.Lock()
+		r := q.running[j.ID]
+		q.mu.Unlock()
+		if r != nil && r.ticket == j.Ticket {
+			continue
+		}
+		if err := q.takeover(ctx, j.ID, j.Network, j.Ticket); err != nil {
+			return fmt.Errorf("taking over job %s: %w", j.ID, err)
+		}
+	}
+	return nil
+}
+
+// takeover gives job jobID a new River job in place of old, if it is still
+// unfinished on old and its network's training lock is free: nobody runs
+// it, nor can while the transaction holds the lock.
+func (q *Queue) takeover(ctx context.Context, jobID, networkID string, old int64) error {
+	var ticket int64
+	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		var (
+			current  int64
+			finished bool
+		)
+		err := tx.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1 FOR UPDATE",
+			jobID).Scan(&current, &finished)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && (finished || current != old) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var free bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", trainLockClass, lockObjID(networkID)).Scan(&free); err != nil || !free {
+			return err
+		}
+		res, err := q.client.InsertTx(ctx, tx, trainArgs{JobID: jobID}, insertOpts())
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE nnserver_jobs SET river_id = $2 WHERE id = $1", jobID, res.Job.ID); err != nil {
+			return err
+		}
+		ticket = res.Job.ID
+		return nil
+	})
+	if err != nil || ticket == 0 {
+		return err
+	}
+	q.log.Info("job queue: taking over a job whose worker is gone", "job_id", jobID, "network_id", networkID,
+		"old_river_id", old, "river_id", ticket)
+	// The old River job must never run it again: it is superseded anyway
+	// (its runs check river_id); cancelling it lets River finalise it.
+	if _, err := q.client.JobCancel(ctx, old); err != nil && !errors.Is(err, river.ErrNotFound) {
+		q.log.Warn("job queue: cancelling a superseded River job", "river_id", old, "err", err)
+	}
+	return nil
+}
+
+// minLevel drops records below min: River's own lines below Warn are
+// noise in the service's log.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
