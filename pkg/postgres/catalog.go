@@ -237,15 +237,10 @@ func (c *Catalog) LockSaves(ctx context.Context, id string) (func(), error) {
 		return nil, fmt.Errorf("postgres: locking saves of network %s: %w", id, err)
 	}
 	key := lockObjID(id)
+	// When ctx ends, pgx abandons the statement and closes the connection,
+	// sending Postgres a cancel request first: the server stops waiting
+	// too (TestCatalogTwoReplicas checks that no wait is left behind).
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", saveLockClass, key); err != nil {
-		if ctx.Err() != nil {
-			// pgx gave up on the statement; make the server give up
-			// waiting too, rather than take the lock for a moment once it
-			// is free.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockConnTimeout)
-			conn.PgConn().CancelRequest(cctx)
-			cancel()
-		}
 		closeConn(conn)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

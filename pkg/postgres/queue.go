@@ -33,15 +33,17 @@ type QueueConfig struct {
 	// finished jobs kept (the same for every replica, like the in-memory
 	// queue's).
 	Limits service.Limits
-	// TakeoverAfter bounds how long a job whose replica died waits before
-	// another replica resumes it. A job is taken over once its training
-	// lock is free — at once when its replica's process dies (its
-	// connections close), after about 25 s of TCP keepalive when its
-	// machine or network vanished — and its River job has been running for
-	// TakeoverAfter; every worker replica checks every TakeoverAfter/2 (at
-	// most every 5 s). So a job resumes elsewhere within about TakeoverAfter
-	// (a long-running one: TakeoverAfter/2, or 5 s) plus a fetch, once its
-	// lock is free. 0: DefaultTakeoverAfter.
+	// TakeoverAfter is how long a job's River job must have been running
+	// before another replica may take the job over, which it does only if
+	// the job's network's training lock is free: the replica running it is
+	// gone (Postgres frees its locks at once when its process dies, since
+	// its connections close; after about 25 s of TCP keepalive when its
+	// machine or network vanished). Replicas with workers look every
+	// TakeoverAfter/2, at most every 5 s. So a job that had run for
+	// TakeoverAfter resumes elsewhere within one look plus a fetch of its
+	// lock being freed; one younger within TakeoverAfter plus that. A job
+	// whose replica is alive is never taken over, however long it runs.
+	// 0: DefaultTakeoverAfter.
 	TakeoverAfter time.Duration
 	// Logger logs takeovers and failures; River's own lines go to it at
 	// Warn and above. nil: slog.Default().
@@ -61,8 +63,11 @@ type QueueConfig struct {
 // no older job of its network is unfinished, then takes its network's
 // training lock: a session advisory lock (trainLockClass, lockObjID) held,
 // for the whole run, by a connection of its own. Either failing, the River
-// job snoozes for a second (a snooze is not an attempt) and is tried again.
-// Adds are serialised, so the queue's order (seq) is the order of commit.
+// job snoozes (a snooze is not an attempt) and is tried again: for a second
+// when the lock is busy; when an older job is unfinished, for 1, 2, 4, then
+// 5 seconds, since the run that ends a job makes the next one of its
+// network available at once (River's JobRetry). Adds are serialised, so
+// the queue's order (seq) is the order of commit.
 //
 // # Ends, hand-overs and takeovers
 //
@@ -100,6 +105,7 @@ type Queue struct {
 	pingTimeout time.Duration // and hands over if that takes longer
 	sweepEvery  time.Duration // takeovers are looked for this often
 	busySnooze  time.Duration // a job whose network is busy waits this long
+	maxWait     time.Duration // a job waiting for an older one snoozes at most this long
 	pruneEvery  time.Duration // Add deletes forgotten jobs at most this often
 
 	mu          sync.Mutex
@@ -144,7 +150,11 @@ type trainWorker struct {
 }
 
 func (w *trainWorker) Work(ctx context.Context, job *river.Job[trainArgs]) error {
-	return w.q.runTicket(ctx, job.ID, job.Args.JobID)
+	var meta struct {
+		Snoozes int `json:"snoozes"` // River counts them there
+	}
+	json.Unmarshal(job.Metadata, &meta)
+	return w.q.runTicket(ctx, job.ID, job.Args.JobID, meta.Snoozes)
 }
 
 // retryPolicy retries a failed run after 1, 2, 4, 8, then every 10
@@ -178,7 +188,7 @@ func NewQueue(ctx context.Context, pool *pgxpool.Pool, cfg QueueConfig) (*Queue,
 		pool: pool, cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		pingEvery: 2 * time.Second, pingTimeout: 5 * time.Second,
 		sweepEvery: min(max(cfg.TakeoverAfter/2, 100*time.Millisecond), 5*time.Second),
-		busySnooze: time.Second, pruneEvery: time.Minute,
+		busySnooze: time.Second, maxWait: 5 * time.Second, pruneEvery: time.Minute,
 		running: map[string]*localRun{},
 	}
 	workers := river.NewWorkers()
@@ -403,7 +413,11 @@ func (q *Queue) End(ctx context.Context, id string, status service.JobStatus, ca
 		return service.JobInfo{}, service.Ended{}, fmt.Errorf("postgres: ending job %s: %w", id, err)
 	}
 	q.stopEnded(ctx, j.ID, ticket, cause)
-	return j, service.Ended{Now: true, WasPending: prior == string(service.StatusPending)}, nil
+	e := service.Ended{Now: true, WasPending: prior == string(service.StatusPending)}
+	if e.WasPending {
+		q.wakeNext(j.NetworkID)
+	}
+	return j, e, nil
 }
 
 // message is a job's error column for cause.
@@ -603,8 +617,32 @@ func (q *Queue) isStopping() bool {
 const olderSQL = `SELECT EXISTS (SELECT 1 FROM nnserver_jobs o
 	WHERE o.network_id = $1 AND o.seq < $2 AND o.finished_at IS NULL)`
 
-// runTicket is a run of River job ticket, for job jobID: see Queue's doc.
-func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string) error {
+// waitSnooze is how long a job waits for an older one of its network, after
+// it snoozed snoozes times.
+func (q *Queue) waitSnooze(snoozes int) time.Duration {
+	return min(q.busySnooze<<min(max(snoozes, 0), 3), q.maxWait)
+}
+
+// wakeNext makes the River job of network's oldest unfinished job
+// available now, rather than at the end of its snooze. Failing that, it
+// runs when its snooze ends.
+func (q *Queue) wakeNext(networkID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), stmtTimeout)
+	defer cancel()
+	var next int64
+	err := q.pool.QueryRow(ctx, "SELECT river_id FROM nnserver_jobs WHERE network_id = $1 AND finished_at IS NULL ORDER BY seq LIMIT 1",
+		networkID).Scan(&next)
+	if err == nil {
+		_, err = q.client.JobRetry(ctx, next)
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		q.log.Debug("job queue: could not wake the next job of a network", "network_id", networkID, "err", err)
+	}
+}
+
+// runTicket is a run of River job ticket, for job jobID, which River has
+// snoozed snoozes times: see Queue's doc.
+func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoozes int) error {
 	if q.isStopping() {
 		return river.JobSnooze(q.busySnooze)
 	}
@@ -645,7 +683,7 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string) erro
 	}
 	if older {
 		pc.Release()
-		return river.JobSnooze(q.busySnooze)
+		return river.JobSnooze(q.waitSnooze(snoozes))
 	}
 	var locked bool
 	if err := pc.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", trainLockClass, key).Scan(&locked); err != nil {
@@ -657,6 +695,12 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string) erro
 		return river.JobSnooze(q.busySnooze)
 	}
 	conn := pc.Hijack()
+	wake := false // the job ended: wake the next one, once the lock is free
+	defer func() {
+		if wake {
+			q.wakeNext(networkID)
+		}
+	}()
 	defer unlockAndClose(conn, trainLockClass, key)
 	if _, err := conn.Exec(ctx, keepaliveSQL); err != nil {
 		return fmt.Errorf("job %s: %w", jobID, err)
@@ -676,7 +720,7 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 		if finished || current != ticket {
 			return nil
 		}
-		return river.JobSnooze(q.busySnooze)
+		return river.JobSnooze(q.waitSnooze(snoozes))
 	}
 	if err != nil {
 		return fmt.Errorf("job %s: marking it training: %w", jobID, err)
@@ -732,6 +776,7 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 		return errors.Join(werr, fmt.Errorf("reading job %s: %w", jobID, err))
 	}
 	if finished || current != ticket {
+		wake = finished
 		return nil
 	}
 	if werr != nil {
@@ -741,6 +786,7 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 	// training for ever.
 	q.log.Error("job queue: a job's Work returned without ending it", "job_id", jobID)
 	_, _, err = q.End(ctx, jobID, service.StatusFailed, service.Errorf(service.Internal, "training stopped unexpectedly"))
+	wake = err == nil
 	return err
 }
 

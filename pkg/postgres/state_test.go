@@ -26,7 +26,7 @@ func TestQueueContract(t *testing.T) {
 }
 
 // newTestQueue returns a Queue with the test's logger and short intervals.
-// The test stops it, unless it was stopped.
+// It is stopped when the test ends, unless the test stopped it.
 func newTestQueue(t *testing.T, pool *pgxpool.Pool, cfg QueueConfig) *Queue {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -44,7 +44,12 @@ func newTestQueue(t *testing.T, pool *pgxpool.Pool, cfg QueueConfig) *Queue {
 	}
 	q.pingEvery = 200 * time.Millisecond
 	q.pingTimeout = 2 * time.Second
+	q.busySnooze = 250 * time.Millisecond
+	q.maxWait = time.Second
 	t.Cleanup(func() {
+		if q.isStopping() {
+			return // the test stopped it
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		q.Stop(ctx)
