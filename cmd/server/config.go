@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/postgres"
+	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -26,6 +28,13 @@ type config struct {
 	Limits         service.Limits
 	TrustedProxies []string
 	Metrics        bool // serve /metrics
+
+	// Scaled mode: DatabaseURL set. Role says what this replica does.
+	DatabaseURL   string
+	Role          string // "all", "api" or "worker"
+	TakeoverAfter time.Duration
+	S3            s3store.Config
+	UseS3         bool
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -62,6 +71,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		level    string
 		proxies  string
 		metrics  string
+		dbURL    string
 		scratch  int
 	)
 	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
@@ -94,6 +104,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
 	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
 	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
+	strVar(&dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
+	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
+	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", 10*time.Second, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
 
 	// The environment sets defaults, through the flags' own parsers, so
 	// that a bad value is reported the same way from either.
@@ -135,6 +148,27 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	case "off", "false", "0":
 	default:
 		return config{}, fmt.Errorf("metrics %q: want on or off", metrics)
+	}
+	var err error
+	if dbURL != "" {
+		if cfg.DatabaseURL, err = postgres.ParseURL(dbURL); err != nil {
+			return config{}, err
+		}
+	}
+	switch cfg.Role {
+	case "all":
+	case "api", "worker":
+		if cfg.DatabaseURL == "" {
+			return config{}, fmt.Errorf("role %q needs DATABASE_URL: a single process must serve and train", cfg.Role)
+		}
+	default:
+		return config{}, fmt.Errorf("role %q: want all, api or worker", cfg.Role)
+	}
+	if cfg.TakeoverAfter < time.Second {
+		return config{}, errors.New("takeover-after must be at least 1s")
+	}
+	if cfg.S3, cfg.UseS3, err = s3store.ConfigFromEnv(getenv); err != nil {
+		return config{}, err
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -28,7 +28,6 @@ import (
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 	"github.com/mnist-go/nnserver/web"
 )
 
@@ -86,16 +85,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		}
 	}()
 
-	st, err := store.Open(cfg.ModelsDir, store.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams})
-	if err != nil {
-		return fmt.Errorf("models directory: %w", err)
-	}
 	sio := live.New(live.Options{Logger: log})
+	b, err := openBackends(ctx, cfg, log, sio)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start-up")
+			return nil
+		}
+		return err
+	}
+	defer b.close()
 	var (
 		svc *service.Service
 		m   *metrics.Metrics
 	)
-	svcCfg := service.Config{Data: data, Store: st, Events: sio, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log}
+	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
+		Logger: log, Catalog: b.catalog, Queue: b.queue}
 	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
@@ -114,9 +119,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		return err
 	}
 	apiOpts.Service = svc
-	handler, err := api.New(apiOpts)
-	if err != nil {
+	var handler http.Handler
+	if cfg.Role == "worker" {
+		handler = healthOnly(svc, apiOpts.Metrics)
+	} else if handler, err = api.New(apiOpts); err != nil {
 		return err
+	}
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	if b.relay != nil {
+		go func() {
+			defer close(relayDone)
+			if err := b.relay.Run(relayCtx); err != nil && relayCtx.Err() == nil {
+				log.Error("event relay stopped", "err", err)
+			}
+		}()
+	} else {
+		close(relayDone)
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -131,8 +150,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "models_dir", cfg.ModelsDir, "workers", cfg.Workers,
-		"startup_seconds", time.Since(started).Seconds())
+	mode := "single"
+	if cfg.DatabaseURL != "" {
+		mode = "scaled"
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "mode", mode, "role", cfg.Role, "models", b.where,
+		"workers", cfg.Workers, "startup_seconds", time.Since(started).Seconds())
 
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
@@ -162,6 +185,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	}
 	// Emits are written asynchronously: the training_error events of the
 	// jobs just stopped reach the clients before their sockets close.
+	stopRelay()
+	<-relayDone
 	if err := sio.Flush(shutCtx); err != nil {
 		log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}
@@ -174,6 +199,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// healthOnly is the HTTP side of a worker replica: GET /api/status (and
+// /metrics), nothing else.
+func healthOnly(svc *service.Service, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		st, err := svc.Status()
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"error":%q}`, service.ErrorMessage(err))
+			return
+		}
+		fmt.Fprintf(w, `{"status":"online","active_networks":%d,"training_jobs":%d,"role":"worker"}`, st.ActiveNetworks, st.TrainingJobs)
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":"this replica only trains (ROLE=worker): send requests to an api replica"}`)
+	})
+	return mux
 }
 
 // serveDebug serves pprof (goroutine counts, heap, CPU profiles) on its own

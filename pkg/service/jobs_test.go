@@ -252,3 +252,34 @@ func TestCurrentJobAndNetworkEpochs(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleCopyDoesNotSave: when the catalog says another replica saved
+// the network after this copy was loaded (the job was taken over there),
+// a save from this copy is refused before it writes anything.
+func TestStaleCopyDoesNotSave(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	id := f.create(t)
+	e, err := f.svc.lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.store.get(id)
+	rec, _ := f.svc.catalog.Get(context.Background(), id)
+	rec.Version++
+	rec.EpochsTrained = 7 // what the other replica saved
+	if err := f.svc.catalog.Update(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	st := *e.state.Load()
+	st.epochs = 1
+	if err := f.svc.save(e, &st); !errors.Is(err, ErrVersionMoved) {
+		t.Fatalf("a stale save: %v, want ErrVersionMoved", err)
+	}
+	after, _ := f.store.get(id)
+	if after.meta.UpdatedAt != before.meta.UpdatedAt || after.meta.EpochsTrained != before.meta.EpochsTrained {
+		t.Error("the stale copy wrote its model")
+	}
+	if got, _ := f.svc.catalog.Get(context.Background(), id); got.EpochsTrained != 7 || got.Version != rec.Version {
+		t.Errorf("the catalog after a refused save: %+v", got)
+	}
+}

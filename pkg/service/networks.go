@@ -228,6 +228,12 @@ func (s *Service) save(e *entry, st *state) error {
 	if err != nil {
 		return stateError(err)
 	}
+	// Our copy must be the one the catalog records: if another replica
+	// saved meanwhile, this job was taken over there and this run is stale.
+	// It must not write: that replica's model is newer.
+	if v := e.version.Load(); cur.Version != v {
+		return fmt.Errorf("save network %s from version %d, the catalog has %d: %w", e.id, v, cur.Version, ErrVersionMoved)
+	}
 	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
 		e.unsaved.Store(true)
 		s.obs.ModelSaveFailed()

@@ -25,7 +25,9 @@ const (
 // hands it to another replica.
 func (s *Service) runJob(qctx context.Context, j JobInfo) error {
 	err := s.train(qctx, j)
-	if errors.Is(context.Cause(qctx), ErrHandOver) {
+	// Handed over: this replica stops, or another has taken the job over
+	// (it saved the network meanwhile): the job goes on there, as it is.
+	if errors.Is(context.Cause(qctx), ErrHandOver) || errors.Is(err, ErrVersionMoved) {
 		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "epochs_done", j.Epoch)
 		return ErrHandOver
 	}
