@@ -1,26 +1,37 @@
 // Management page for the MNIST training server.
 //
 // Uses only the public REST API (/api/...) and the Socket.IO events
-// training_update, training_complete and training_error, which the server
-// broadcasts to every client; we keep the events of the jobs this page started
-// (filtered by job_id). Plain ES2020, no build step.
+// training_update, training_progress, training_complete and training_error,
+// which the server broadcasts to every client. The page follows every job of
+// a listed network it hears of: the ones it started (their ids are kept in
+// localStorage, so a reload finds them again) and any other whose events
+// arrive (it then asks GET /api/training/{id} for the epochs it missed).
+// Plain ES2020, no build step. Text from the server is always set as text.
 "use strict";
 
 const API = "/api";
 const STATUS_EVERY_MS = 5000;
 const NETWORKS_EVERY_MS = 15000;
 const JOB_POLL_MS = 2000;
+const PREDICT_EVERY_MS = 100; // at most 10 predictions a second while drawing
+const HISTORY_EVERY_MS = 1000;
 const DEFAULT_LAYERS = [784, 30, 10];
+const STORE_JOBS = "nnserver.jobs";
+const STORE_SELECTED = "nnserver.selected";
+const KEEP_JOBS = 50;
 
 // ---------------------------------------------------------------- state
 
 const state = {
-  networks: [],            // last GET /api/networks
+  networks: [],            // last GET /api/networks, updated by events
   selected: null,          // network_id
   jobs: new Map(),         // job_id → job (see newJob)
-  latestJob: new Map(),    // network_id → job_id of the last job started here
-  early: new Map(),        // job_id → events that came before the POST answer
+  latestJob: new Map(),    // network_id → job_id of its newest known job
+  syncing: new Map(),      // job_id → promise of GET /api/training/{id}
   examples: new Map(),     // "network_id/kind" → example response or {error}
+  history: null,           // {networkId, epochs} or {networkId, error}
+  evaluation: null,        // {networkId, data, stale} or {networkId, error}
+  cell: null,              // {networkId, actual, predicted, data|error|loading}
   socketConnected: false,
 };
 
@@ -37,6 +48,7 @@ function h(tag, attrs = {}, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
     else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "style") for (const [p, x] of Object.entries(v)) el.style.setProperty(p, x);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat()) {
@@ -58,19 +70,28 @@ const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 const pct = (acc, digits = 2) => (isNum(acc) ? `${(acc * 100).toFixed(digits)}%` : "—");
 const shortId = (id) => (typeof id === "string" ? id.slice(0, 8) : "?");
 const plural = (n, one, many = one + "s") => `${n} ${n === 1 ? one : many}`;
+const enc = encodeURIComponent;
+const ACTIVE = new Set(["pending", "training"]);
+const isActive = (job) => !!job && ACTIVE.has(job.status);
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data) {
     super(message);
     this.status = status;
+    this.data = data;
   }
 }
 
-// api calls the REST API and returns the parsed JSON body. Any failure throws
-// an ApiError whose message is the server's {"error": "..."} when there is one.
+// api calls the REST API and returns the parsed JSON body. body is sent as
+// JSON, or as it is when it is a Blob (with the Blob's type). Any failure
+// throws an ApiError whose message is the server's {"error": "..."} when
+// there is one.
 async function api(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    init.headers["Content-Type"] = body.type || "application/octet-stream";
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -93,7 +114,7 @@ async function api(method, path, body) {
     let msg = data && typeof data.error === "string" ? data.error : `${res.status} ${res.statusText}`.trim();
     const retry = res.headers.get("Retry-After");
     if (retry) msg += ` (retry after ${retry} s)`;
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, data);
   }
   if (data === null) throw new ApiError(res.status, "The server sent an unexpected answer (not JSON).");
   return data;
@@ -117,11 +138,12 @@ function showMsg(el, text, kind = "error") {
 let toastTimer = 0;
 function toast(text, kind = "error") {
   const el = $("toast");
-  el.textContent = text;
+  $("toast-text").textContent = text;
   el.className = `toast ${kind}`;
+  el.setAttribute("role", kind === "error" ? "alert" : "status");
   el.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (el.hidden = true), kind === "error" ? 8000 : 4000);
+  toastTimer = setTimeout(() => (el.hidden = true), kind === "error" ? 10000 : 5000);
 }
 
 async function withBusy(button, fn) {
@@ -132,7 +154,66 @@ async function withBusy(button, fn) {
   } finally {
     button.disabled = false;
     button.classList.remove("busy");
+    updateControls();
   }
+}
+
+// updateControls sets the buttons whose state follows from the data.
+function updateControls() {
+  $("delete-all").disabled = state.networks.length === 0;
+  const job = selectedJob();
+  const active = isActive(job);
+  $("train-button").disabled = active;
+  $("train-button").textContent = active ? "Training…" : "Start training";
+}
+
+function readStore(key, fallback) {
+  try {
+    const v = JSON.parse(localStorage.getItem(key));
+    return v ?? fallback;
+  } catch (e) {
+    return fallback;
+  }
+}
+
+function writeStore(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch (e) {
+    // private mode or full: the page works without it
+  }
+}
+
+// rememberJob keeps a job id across reloads, so that the page can follow it
+// again ("late joiner"): jobs are not listed anywhere else.
+function rememberJob(jobId, networkId) {
+  const list = readStore(STORE_JOBS, []).filter((j) => j && j.job_id !== jobId);
+  list.push({ job_id: jobId, network_id: networkId });
+  writeStore(STORE_JOBS, list.slice(-KEEP_JOBS));
+}
+
+function forgetJob(jobId) {
+  writeStore(STORE_JOBS, readStore(STORE_JOBS, []).filter((j) => j && j.job_id !== jobId));
+}
+
+// throttle returns a function that runs fn at most once per ms, the last
+// call of a burst always running.
+function throttle(fn, ms) {
+  let last = 0, timer = 0;
+  return function run() {
+    const wait = last + ms - Date.now();
+    if (wait > 0) {
+      if (!timer) timer = setTimeout(() => { timer = 0; run(); }, wait);
+      return;
+    }
+    last = Date.now();
+    fn();
+  };
+}
+
+function imageSrc(data) {
+  if (typeof data !== "string" || !data) return "";
+  return data.startsWith("data:image/") ? data : `data:image/png;base64,${data}`;
 }
 
 // ---------------------------------------------------------------- status
@@ -162,13 +243,20 @@ async function refreshNetworks() {
   try {
     const data = await api("GET", "/networks");
     state.networks = Array.isArray(data.networks) ? data.networks : [];
+    // The list is read at one moment; an epoch heard since is newer.
+    for (const n of state.networks) {
+      const job = activeJobOf(n.network_id);
+      const last = job && job.points[job.points.length - 1];
+      if (last && isNum(last.accuracy)) {
+        n.accuracy = last.accuracy;
+        n.trained = true;
+      }
+    }
     showMsg($("networks-msg"), "");
   } catch (e) {
     showMsg($("networks-msg"), `Could not load the networks: ${e.message}`);
   }
-  if (state.selected && !state.networks.some((n) => n.network_id === state.selected)) {
-    select(null);
-  }
+  if (state.selected && !findNetwork(state.selected)) select(null);
   renderNetworks();
 }
 
@@ -182,52 +270,81 @@ function findNetwork(id) {
 
 function activeJobOf(networkId) {
   const job = state.jobs.get(state.latestJob.get(networkId));
-  return job && (job.status === "pending" || job.status === "training") ? job : null;
+  return isActive(job) ? job : null;
+}
+
+function selectedJob() {
+  return state.selected ? state.jobs.get(state.latestJob.get(state.selected)) : null;
+}
+
+function initText(n) {
+  const parts = [];
+  if (typeof n.init === "string") parts.push(`init ${n.init}`);
+  if (isNum(n.seed)) parts.push(`seed ${n.seed}`);
+  return parts.join(", ");
 }
 
 function renderNetworks() {
   const tbody = $("network-rows");
+  // Rows are rebuilt; keep the keyboard focus where it was.
+  const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = focused && focused.closest("tr") &&
+    [focused.closest("tr").dataset.id, focused.dataset.action || "row"];
   tbody.replaceChildren();
   $("network-count").textContent = state.networks.length ? `(${state.networks.length})` : "";
   $("networks-empty").hidden = state.networks.length > 0;
-  $("delete-all").disabled = state.networks.length === 0;
 
   for (const n of state.networks) {
     const id = n.network_id;
     const job = activeJobOf(id);
-    const statusCell = job
-      ? h("span", { class: "badge training" }, `training ${Math.round(job.progress)}%`)
+    const statusCell = () => job
+      ? h("span", { class: "badge training" },
+        job.status === "pending" ? "queued" : `training ${Math.floor(job.progress)}%`)
       : h("span", { class: `badge ${n.status === "saved" ? "saved" : "memory"}`,
                     title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory" },
           n.status === "in_memory" ? "in memory" : String(n.status ?? "—"));
     const trained = typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—";
+    const selected = id === state.selected;
     const row = h("tr", {
-      class: id === state.selected ? "selected" : "",
+      class: selected ? "selected" : "",
       tabindex: 0,
-      "aria-current": id === state.selected ? "true" : null,
-      title: "Select this network",
+      dataset: { id },
+      "aria-selected": selected ? "true" : "false",
+      title: [`Network ${id}`, initText(n)].filter(Boolean).join(" · "),
       onclick: () => select(id),
       onkeydown: (ev) => {
-        if (ev.key === "Enter" || ev.key === " ") {
+        if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
           ev.preventDefault();
           select(id);
         }
       },
     },
-      h("td", { class: "mono", title: id }, shortId(id)),
-      h("td", { class: "arch" }, archText(n)),
-      h("td", { class: n.trained ? "yes" : "muted" }, trained),
-      h("td", { class: "num" }, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy)),
-      h("td", {}, statusCell),
+      h("td", { class: "mono" }, shortId(id)),
+      h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
+      h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
+        title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
+      h("td", { class: "num acc" }, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy)),
+      h("td", { class: "col-status" }, statusCell()),
       h("td", { class: "row-actions" },
+        h("a", {
+          class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
+          title: `Download network ${id} (.npz)`, "aria-label": `Download network ${shortId(id)}`,
+          dataset: { action: "download" }, onclick: (ev) => ev.stopPropagation(),
+        }, "⤓"),
         h("button", {
           type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
-          "aria-label": `Delete network ${shortId(id)}`,
+          "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
           onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
         }, "✕")),
     );
     tbody.append(row);
   }
+  if (focusKey) {
+    const row = [...tbody.rows].find((r) => r.dataset.id === focusKey[0]);
+    const el = row && (focusKey[1] === "row" ? row : row.querySelector(`[data-action="${focusKey[1]}"]`));
+    if (el) el.focus({ preventScroll: true });
+  }
+  updateControls();
 }
 
 function parseLayers(text) {
@@ -240,12 +357,31 @@ function parseLayers(text) {
   return sizes;
 }
 
+// readNumber reads an optional number field: undefined when empty (the
+// server's default), else checked against min (inclusive unless above).
+function readNumber(id, name, { integer = false, min = 0, above = false, max = Infinity } = {}) {
+  const raw = $(id).value.trim();
+  if (raw === "") return undefined;
+  const v = Number(raw);
+  const low = above ? v <= min : v < min;
+  if (!Number.isFinite(v) || low || v > max || (integer && !Number.isInteger(v))) {
+    const kind = integer ? "a whole number" : "a number";
+    const range = max < Infinity ? ` from ${min} to ${max}` : above ? ` above ${min}` : ` of at least ${min}`;
+    throw new Error(`${name} must be ${kind}${range}.`);
+  }
+  return v;
+}
+
 async function createNetwork(ev) {
   ev.preventDefault();
   const msg = $("create-msg");
-  let layers;
+  let body;
   try {
-    layers = parseLayers($("layer-sizes").value);
+    body = {
+      layer_sizes: parseLayers($("layer-sizes").value),
+      init: $("init").value,
+      seed: readNumber("create-seed", "The seed", { integer: true }),
+    };
   } catch (e) {
     showMsg(msg, e.message);
     return;
@@ -253,8 +389,8 @@ async function createNetwork(ev) {
   const button = ev.submitter || $("create-form").querySelector("button");
   await withBusy(button, async () => {
     try {
-      const res = await api("POST", "/networks", { layer_sizes: layers });
-      showMsg(msg, `Created network ${shortId(res.network_id)} (${(res.architecture || layers).join(" → ")}).`, "ok");
+      const res = await api("POST", "/networks", body);
+      showMsg(msg, `Created network ${shortId(res.network_id)} (${(res.architecture || body.layer_sizes).join(" → ")}).`, "ok");
       await refreshNetworks();
       select(res.network_id);
       refreshStatus();
@@ -270,7 +406,7 @@ async function deleteNetwork(id, button) {
   if (!confirm(`Delete network ${what}?\n\nIt is removed from memory and from disk. This cannot be undone.`)) return;
   await withBusy(button, async () => {
     try {
-      await api("DELETE", `/networks/${encodeURIComponent(id)}`);
+      await api("DELETE", `/networks/${enc(id)}`);
       toast(`Deleted network ${shortId(id)}.`, "ok");
     } catch (e) {
       toast(`Could not delete network ${shortId(id)}: ${e.message}`);
@@ -282,6 +418,7 @@ async function deleteNetwork(id, button) {
 
 async function deleteAll(ev) {
   const count = state.networks.length;
+  if (!count) return;
   if (!confirm(`Delete all ${plural(count, "network")}?\n\nThey are removed from memory and from disk. This cannot be undone.`)) return;
   await withBusy(ev.currentTarget, async () => {
     try {
@@ -295,40 +432,232 @@ async function deleteAll(ev) {
   });
 }
 
-// select makes a network the subject of the training and examples cards.
+async function importNetwork() {
+  const input = $("import-file");
+  const file = input.files && input.files[0];
+  input.value = "";
+  if (!file) return;
+  await withBusy($("import-button"), async () => {
+    try {
+      // Raw bytes; the server reads the .npz from the body.
+      const res = await api("POST", "/networks/import", new Blob([file], { type: "application/octet-stream" }));
+      const arch = Array.isArray(res.architecture) ? ` (${res.architecture.join(" → ")})` : "";
+      toast(`Imported ${file.name} as network ${shortId(res.network_id)}${arch}.`, "ok");
+      await refreshNetworks();
+      if (findNetwork(res.network_id)) select(res.network_id);
+      refreshStatus();
+    } catch (e) {
+      toast(`Could not import ${file.name}: ${e.message}`);
+    }
+  });
+}
+
+// select makes a network the subject of the cards on the right.
 function select(id) {
   if (state.selected === id) return;
   state.selected = id;
+  writeStore(STORE_SELECTED, id);
   showMsg($("train-msg"), "");
+  for (const name of ["train", "draw", "history", "examples", "eval"]) {
+    $(`${name}-selected`).textContent = id ? `network ${shortId(id)}` : "";
+    $(`${name}-selected`).title = id || "";
+  }
   renderNetworks();
   renderTraining();
   renderExamples();
+  resetDraw();
+  state.history = null;
+  renderHistory();
+  if (id) loadHistory();
+  state.evaluation = null;
+  state.cell = null;
+  renderEvaluation();
 }
 
-// ---------------------------------------------------------------- training
+// ---------------------------------------------------------------- jobs
 
-function newJob(jobId, networkId, epochs) {
+function newJob(jobId, networkId) {
   return {
     id: jobId,
     networkId,
-    totalEpochs: epochs,
-    epoch: 0,
-    progress: 0,
-    status: "pending",   // pending | training | completed | failed
-    points: [],          // {epoch, accuracy, elapsed, correct, total}
+    totalEpochs: 0,
+    epoch: 0,            // epochs finished
+    progress: 0,         // 0–100 over the whole job
+    batch: null,         // {epoch, batch, batches} from training_progress
+    status: "pending",   // pending | training | completed | failed | cancelled
+    points: [],          // {epoch, accuracy, elapsed, correct}
     accuracy: null,
     error: null,
+    params: null,        // from GET /api/training/{id}
+    seen: Date.now(),
+    fresh: true,         // nothing heard yet but its id
   };
 }
 
-function readPositive(id, name, integer) {
-  const raw = $(id).value.trim();
-  if (raw === "") return undefined; // the server's default
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    throw new Error(`${name} must be a positive ${integer ? "whole number" : "number"}.`);
+// jobFor returns the job record for an id, making it (and asking the server
+// for what it missed) the first time the page hears of it.
+function jobFor(jobId, networkId, sync = true) {
+  let job = state.jobs.get(jobId);
+  if (!job) {
+    job = newJob(jobId, networkId);
+    state.jobs.set(jobId, job);
+    if (sync) syncJob(jobId);
   }
-  return v;
+  const latest = state.jobs.get(state.latestJob.get(job.networkId));
+  if (!latest || latest === job || isActive(job) || (!isActive(latest) && job.seen > latest.seen)) {
+    state.latestJob.set(job.networkId, jobId);
+  }
+  return job;
+}
+
+function setPoint(job, point) {
+  const i = job.points.findIndex((p) => p.epoch === point.epoch);
+  if (i >= 0) job.points[i] = { ...job.points[i], ...point };
+  else {
+    job.points.push(point);
+    job.points.sort((a, b) => a.epoch - b.epoch);
+  }
+}
+
+// syncJob merges GET /api/training/{id}: the parameters, every epoch so far
+// and the status. Used for jobs heard of first through an event, for the
+// jobs remembered from an earlier visit, and while live updates are down.
+function syncJob(jobId) {
+  if (state.syncing.has(jobId)) return state.syncing.get(jobId);
+  const p = (async () => {
+    try {
+      const st = await api("GET", `/training/${enc(jobId)}`);
+      const job = jobFor(jobId, st.network_id);
+      mergeJob(job, st);
+    } catch (e) {
+      const job = state.jobs.get(jobId);
+      if (e.status === 404) {
+        forgetJob(jobId);
+        if (job && isActive(job)) finishJob(job, "failed", { error: "The server no longer knows this job." }, false);
+      }
+    } finally {
+      state.syncing.delete(jobId);
+    }
+  })();
+  state.syncing.set(jobId, p);
+  return p;
+}
+
+function mergeJob(job, st) {
+  const fresh = job.fresh;
+  job.fresh = false;
+  const total = isNum(st.total_epochs) ? st.total_epochs : st.epochs;
+  if (isNum(total)) job.totalEpochs = total;
+  job.params = {
+    epochs: total, mini_batch_size: st.mini_batch_size, learning_rate: st.learning_rate,
+    cost: st.cost, lambda: st.lambda, seed: st.seed,
+  };
+  for (const e of Array.isArray(st.history) ? st.history : []) {
+    if (isNum(e.epoch) && isNum(e.accuracy)) {
+      setPoint(job, { epoch: e.epoch, accuracy: e.accuracy, correct: e.correct, elapsed: e.elapsed_time });
+    }
+  }
+  if (isNum(st.epoch)) job.epoch = Math.max(job.epoch, st.epoch);
+  if (isNum(st.accuracy)) job.accuracy = st.accuracy;
+  if (isActive(job)) {
+    if (isNum(st.progress)) job.progress = Math.max(job.progress, st.progress);
+    if (st.status === "training") job.status = "training";
+    else if (st.status === "completed" || st.status === "failed" || st.status === "cancelled") {
+      // Found finished: nothing to tell or refresh if the page never saw it run.
+      if (fresh) Object.assign(job, { status: st.status, error: st.error || null, progress: st.status === "completed" ? 100 : job.progress });
+      else finishJob(job, st.status, { accuracy: st.accuracy, error: st.error });
+    }
+  }
+  if (!isActive(job)) forgetJob(job.id);
+  refreshJobViews(job);
+}
+
+// finishJob ends a job once (completed, failed or cancelled). announce:
+// whether to tell the user with a toast (not for jobs found finished).
+function finishJob(job, status, { accuracy, error } = {}, announce = true) {
+  if (!isActive(job)) return;
+  job.status = status;
+  forgetJob(job.id);
+  job.batch = null;
+  if (status === "completed") {
+    job.progress = 100;
+    if (job.totalEpochs) job.epoch = job.totalEpochs;
+    if (isNum(accuracy)) job.accuracy = accuracy;
+    if (announce) toast(`Training of ${shortId(job.networkId)} finished: ${pct(job.accuracy)} test accuracy.`, "ok");
+  } else {
+    job.error = typeof error === "string" && error ? error : status === "cancelled" ? "Training cancelled" : "unknown error";
+    if (announce) {
+      if (status === "cancelled") toast(`Training of ${shortId(job.networkId)} cancelled.`, "ok");
+      else toast(`Training of ${shortId(job.networkId)} failed: ${job.error}`);
+    }
+  }
+  // The network has changed: its listed figures, examples, evaluation.
+  dropExamples(job.networkId);
+  if (state.evaluation && state.evaluation.networkId === job.networkId && state.evaluation.data) {
+    state.evaluation.stale = true;
+    renderEvaluation();
+  }
+  if (job.networkId === state.selected) loadHistory();
+  refreshNetworks();
+  refreshStatus();
+}
+
+// onEvent receives a Socket.IO event of any job.
+function onEvent(type, data) {
+  if (!data || typeof data.job_id !== "string" || typeof data.network_id !== "string") return;
+  const job = jobFor(data.job_id, data.network_id);
+  job.fresh = false;
+  if (!findNetwork(job.networkId)) refreshNetworksSoon(); // made elsewhere
+  if (type === "training_update") {
+    if (isNum(data.total_epochs)) job.totalEpochs = data.total_epochs;
+    if (isNum(data.epoch)) {
+      job.epoch = Math.max(job.epoch, data.epoch);
+      setPoint(job, { epoch: data.epoch, accuracy: data.accuracy, elapsed: data.elapsed_time, correct: data.correct });
+    }
+    if (isNum(data.accuracy)) job.accuracy = data.accuracy;
+    if (isActive(job)) {
+      if (isNum(data.progress)) job.progress = Math.max(job.progress, data.progress);
+      job.status = "training";
+      job.batch = null; // until the next epoch reports its batches
+    }
+    // The list's figures follow the epochs as they come.
+    const n = findNetwork(job.networkId);
+    if (n && isNum(data.accuracy)) {
+      n.accuracy = data.accuracy;
+      n.trained = true;
+      n.status = "in_memory";
+    }
+    if (job.networkId === state.selected) {
+      historySoon();
+      if (draw.hasInk) requestPrediction();
+    }
+  } else if (type === "training_progress") {
+    if (isNum(data.total_epochs)) job.totalEpochs = data.total_epochs;
+    if (isActive(job)) {
+      job.status = "training";
+      if (isNum(data.progress)) job.progress = Math.max(job.progress, data.progress);
+      if (isNum(data.batch) && isNum(data.batches)) job.batch = { epoch: data.epoch, batch: data.batch, batches: data.batches };
+    }
+  } else if (type === "training_complete") {
+    finishJob(job, "completed", { accuracy: data.accuracy });
+  } else if (type === "training_error") {
+    finishJob(job, data.status === "cancelled" ? "cancelled" : "failed", { error: data.error });
+  }
+  refreshJobViews(job);
+}
+
+const renderNetworksSoon = throttle(() => renderNetworks(), 250);
+const refreshNetworksSoon = throttle(() => refreshNetworks(), 2000);
+
+function refreshJobViews(job) {
+  if (job.networkId === state.selected) renderTraining();
+  renderNetworksSoon();
+}
+
+// pollJobs asks about unfinished jobs: the fallback while live updates are
+// down, and a catch-up after reconnecting.
+function pollJobs() {
+  for (const job of state.jobs.values()) if (isActive(job)) syncJob(job.id);
 }
 
 async function startTraining(ev) {
@@ -339,9 +668,12 @@ async function startTraining(ev) {
   let body;
   try {
     body = {
-      epochs: readPositive("epochs", "Epochs", true),
-      mini_batch_size: readPositive("batch", "Mini-batch size", true),
-      learning_rate: readPositive("eta", "Learning rate", false),
+      epochs: readNumber("epochs", "Epochs", { integer: true, min: 1 }),
+      mini_batch_size: readNumber("batch", "The mini-batch size", { integer: true, min: 1 }),
+      learning_rate: readNumber("eta", "The learning rate", { min: 0, above: true }),
+      cost: $("cost").value,
+      lambda: readNumber("lambda", "λ", { min: 0, max: 1000 }),
+      seed: readNumber("train-seed", "The seed", { integer: true }),
     };
   } catch (e) {
     showMsg(msg, e.message);
@@ -349,15 +681,16 @@ async function startTraining(ev) {
   }
   await withBusy($("train-button"), async () => {
     try {
-      const res = await api("POST", `/networks/${encodeURIComponent(id)}/train`, body);
-      const job = newJob(res.job_id, res.network_id || id, body.epochs ?? 5);
-      state.jobs.set(job.id, job);
+      const res = await api("POST", `/networks/${enc(id)}/train`, body);
+      // Its events may have come first; else it is new and has no past.
+      const job = jobFor(res.job_id, res.network_id || id, false);
+      job.fresh = false;
+      if (!job.totalEpochs) job.totalEpochs = body.epochs ?? 5;
+      if (!job.params) job.params = { ...body, epochs: job.totalEpochs };
+      if (body.seed === undefined) syncJob(job.id); // the seed the server chose
       state.latestJob.set(job.networkId, job.id);
+      rememberJob(job.id, job.networkId);
       showMsg(msg, "");
-      // Events may have overtaken the HTTP answer: replay them.
-      const early = state.early.get(job.id) || [];
-      state.early.delete(job.id);
-      for (const { type, data } of early) applyEvent(type, data);
       renderTraining();
       renderNetworks();
       refreshStatus();
@@ -367,154 +700,115 @@ async function startTraining(ev) {
   });
 }
 
-// onEvent receives a Socket.IO event for any job; keeps ours (by job_id).
-function onEvent(type, data) {
-  if (!data || typeof data.job_id !== "string") return;
-  if (state.jobs.has(data.job_id)) {
-    applyEvent(type, data);
-    return;
-  }
-  // Possibly our job whose POST answer is still on its way: keep briefly.
-  const list = state.early.get(data.job_id) || [];
-  list.push({ type, data, at: Date.now() });
-  state.early.set(data.job_id, list);
-  pruneEarly();
-}
-
-function pruneEarly() {
-  const cutoff = Date.now() - 60000;
-  for (const [id, list] of state.early) {
-    if (list[list.length - 1].at < cutoff || state.early.size > 200) state.early.delete(id);
-  }
-}
-
-function applyEvent(type, data) {
-  const job = state.jobs.get(data.job_id);
-  if (!job) return;
-  if (type === "training_update") {
-    if (isNum(data.total_epochs)) job.totalEpochs = data.total_epochs;
-    if (isNum(data.epoch)) {
-      job.epoch = Math.max(job.epoch, data.epoch);
-      const point = {
-        epoch: data.epoch,
-        accuracy: data.accuracy,
-        elapsed: data.elapsed_time,
-        correct: data.correct,
-        total: data.total,
-      };
-      const i = job.points.findIndex((p) => p.epoch === data.epoch);
-      if (i >= 0) job.points[i] = point;
-      else job.points.push(point);
-      job.points.sort((a, b) => a.epoch - b.epoch);
-    }
-    if (isNum(data.progress)) job.progress = data.progress;
-    if (isNum(data.accuracy)) job.accuracy = data.accuracy;
-    if (job.status === "pending") job.status = "training";
-  } else if (type === "training_complete") {
-    job.status = "completed";
-    job.progress = 100;
-    job.epoch = job.totalEpochs;
-    if (isNum(data.accuracy)) job.accuracy = data.accuracy;
-    toast(`Training of ${shortId(job.networkId)} finished: ${pct(job.accuracy)} test accuracy.`, "ok");
-    // The network is now trained, with a new accuracy; examples are stale.
-    dropExamples(job.networkId);
-    refreshNetworks();
-    refreshStatus();
-  } else if (type === "training_error") {
-    job.status = "failed";
-    job.error = typeof data.error === "string" ? data.error : "unknown error";
-    toast(`Training of ${shortId(job.networkId)} failed: ${job.error}`);
-    refreshNetworks();
-    refreshStatus();
-  }
-  if (job.networkId === state.selected) renderTraining();
-  renderNetworks();
-}
-
-// pollJobs asks GET /api/training/{job_id} about unfinished jobs: the fallback
-// while live updates are down, and a catch-up after reconnecting.
-async function pollJobs() {
-  for (const job of state.jobs.values()) {
-    if (job.status !== "pending" && job.status !== "training") continue;
+async function cancelTraining() {
+  const job = selectedJob();
+  if (!isActive(job)) return;
+  const button = $("cancel-button");
+  await withBusy(button, async () => {
     try {
-      const st = await api("GET", `/training/${encodeURIComponent(job.id)}`);
-      if (isNum(st.epochs)) job.totalEpochs = st.epochs;
-      if (isNum(st.progress)) job.progress = Math.max(job.progress, st.progress);
-      if (isNum(st.accuracy)) job.accuracy = st.accuracy;
-      // The job reports progress, not the epoch: derive it, and chart the
-      // latest accuracy at that epoch when no event brought it.
-      const epoch = Math.round((job.progress / 100) * job.totalEpochs);
-      if (epoch > job.epoch) {
-        job.epoch = epoch;
-        if (isNum(st.accuracy) && !job.points.some((p) => p.epoch === epoch)) {
-          job.points.push({ epoch, accuracy: st.accuracy });
-          job.points.sort((a, b) => a.epoch - b.epoch);
-        }
-      }
-      if (st.status === "completed") {
-        applyEvent("training_complete", { job_id: job.id, accuracy: st.accuracy });
-        continue;
-      }
-      if (st.status === "failed") {
-        applyEvent("training_error", { job_id: job.id, error: st.error });
-        continue;
-      }
-      if (st.status === "training") job.status = "training";
+      const res = await api("POST", `/training/${enc(job.id)}/cancel`);
+      finishJob(job, res.status === "cancelled" ? "cancelled" : "failed", { error: "Training cancelled" });
     } catch (e) {
-      if (e.status === 404) {
-        job.status = "failed";
-        job.error = e.message;
+      if (e.status === 409 && e.data && typeof e.data.status === "string") {
+        syncJob(job.id); // it ended meanwhile: show how
+      } else {
+        toast(`Could not cancel the training: ${e.message}`);
       }
     }
-    if (job.networkId === state.selected) renderTraining();
-  }
-  renderNetworks();
+  });
+  renderTraining();
 }
+
+// ---------------------------------------------------------------- training card
 
 function renderTraining() {
   const id = state.selected;
   $("train-placeholder").hidden = !!id;
   $("train-body").hidden = !id;
-  $("train-selected").textContent = id ? `network ${shortId(id)}` : "";
-  $("train-selected").title = id || "";
+  updateControls();
   if (!id) return;
 
-  const job = state.jobs.get(state.latestJob.get(id));
-  const active = job && (job.status === "pending" || job.status === "training");
-  $("train-button").textContent = active ? "Training…" : "Start training";
-  $("train-button").disabled = !!active;
+  const job = selectedJob();
   $("job").hidden = !job;
   if (!job) return;
+  const active = isActive(job);
+  $("cancel-button").hidden = !active;
 
   const badge = $("job-status");
   badge.className = `badge ${job.status}`;
-  badge.textContent = job.status;
+  badge.textContent = job.status === "pending" ? "queued" : job.status;
   const last = job.points[job.points.length - 1];
-  let text = `Epoch ${job.epoch} of ${job.totalEpochs}`;
+  let text = `Epoch ${job.epoch} of ${job.totalEpochs || "?"}`;
+  if (active && job.batch && job.batch.batches) {
+    text = `Epoch ${job.batch.epoch} of ${job.totalEpochs || "?"} · batch ${job.batch.batch} of ${job.batch.batches}`;
+  }
   if (last && isNum(last.elapsed)) text += ` · last epoch ${last.elapsed.toFixed(1)} s`;
   if (isNum(job.accuracy)) text += ` · accuracy ${pct(job.accuracy)}`;
-  if (job.status === "failed") text = `Failed: ${job.error || "unknown error"}`;
+  if (job.status === "failed" || job.status === "cancelled") text = `${job.error || job.status} · ${text}`;
   $("job-text").textContent = text;
   $("job-text").title = `job ${job.id}`;
+  const pr = job.params;
+  $("job-params").textContent = pr
+    ? [isNum(pr.learning_rate) && `η ${pr.learning_rate}`, isNum(pr.mini_batch_size) && `mini-batch ${pr.mini_batch_size}`,
+      pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost} cost`,
+      isNum(pr.lambda) && `λ ${pr.lambda}`, isNum(pr.seed) && `seed ${pr.seed}`].filter(Boolean).join(" · ")
+    : "";
 
   const p = Math.max(0, Math.min(100, job.progress || 0));
   $("progress-bar").style.width = `${p}%`;
   $("progress-bar").className = `bar ${job.status}`;
   $("progress").setAttribute("aria-valuenow", p.toFixed(0));
   $("progress-label").textContent = `${p.toFixed(p % 1 ? 1 : 0)}%`;
-  drawChart($("chart"), job);
+
+  const pts = job.points.filter((q) => isNum(q.accuracy));
+  drawChart($("chart"), {
+    xMax: Math.max(job.totalEpochs || 1, pts.length ? pts[pts.length - 1].epoch : 1),
+    series: [{ label: "accuracy", color: 0, marker: 0, points: pts.map((q) => ({
+      x: q.epoch, y: q.accuracy,
+      tip: `Epoch ${q.epoch}: ${pct(q.accuracy)}${isNum(q.correct) ? ` (${q.correct} / 10000)` : ""}${isNum(q.elapsed) ? `, ${q.elapsed.toFixed(1)} s` : ""}`,
+    })) }],
+    area: true,
+    empty: job.status === "failed" || job.status === "cancelled" ? "No epoch finished" : "Waiting for the first epoch…",
+    label: `Test accuracy after each epoch: ${pts.map((q) => `epoch ${q.epoch} ${pct(q.accuracy)}`).join(", ") || "none yet"}`,
+  });
 }
 
-// drawChart draws test accuracy per epoch as an SVG line chart.
-function drawChart(svg, job) {
-  const W = 600, H = 240, L = 52, R = 16, T = 14, B = 34;
-  const pts = job.points.filter((p) => isNum(p.accuracy));
-  const total = Math.max(job.totalEpochs || 1, pts.length ? pts[pts.length - 1].epoch : 1, 1);
-  const accs = pts.map((p) => p.accuracy * 100);
-  // y range: down to a multiple of 5 below the lowest point (0 when empty).
+// ---------------------------------------------------------------- charts
+
+const PALETTE = 6;   // colours: .c0 … .c5 in style.css
+const MARKERS = 4;   // circle, square, triangle, diamond
+
+function markerShape(kind, x, y, r) {
+  switch (kind % MARKERS) {
+    case 1: return s("rect", { x: x - r, y: y - r, width: 2 * r, height: 2 * r });
+    case 2: return s("path", { d: `M${x},${y - r * 1.25} L${x + r * 1.2},${y + r * 0.85} L${x - r * 1.2},${y + r * 0.85} Z` });
+    case 3: return s("path", { d: `M${x},${y - r * 1.3} L${x + r * 1.3},${y} L${x},${y + r * 1.3} L${x - r * 1.3},${y} Z` });
+    default: return s("circle", { cx: x, cy: y, r });
+  }
+}
+
+// drawChart draws accuracy (0–1) against epochs as an SVG line chart. The
+// viewBox is the element's own width in CSS pixels, so text is as large on a
+// phone as on a desktop; a ResizeObserver redraws it when the width changes.
+// opts: {series: [{label, color, marker, points: [{x, y, tip}]}], xMin,
+// xMax, area, empty, label}.
+function drawChart(svg, opts) {
+  svg._chart = opts;
+  chartObserver.observe(svg);
+  const W = Math.round(svg.getBoundingClientRect().width) || 600;
+  svg._width = W;
+  const narrow = W < 420;
+  const H = narrow ? 200 : 240;
+  const L = 46, R = narrow ? 12 : 18, T = 14, B = 36;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("aria-label", opts.label || "chart");
+  const all = opts.series.flatMap((se) => se.points);
+  const xMin = opts.xMin ?? 1;
+  const xMax = Math.max(opts.xMax ?? 1, xMin, ...all.map((p) => p.x));
+  const accs = all.map((p) => p.y * 100);
   const lo = accs.length ? Math.max(0, Math.floor((Math.min(...accs) - 1) / 5) * 5) : 0;
   const hi = 100;
-  const x = (epoch) => L + (total === 1 ? (W - L - R) / 2 : ((epoch - 1) / (total - 1)) * (W - L - R));
+  const x = (v) => L + (xMax === xMin ? (W - L - R) / 2 : ((v - xMin) / (xMax - xMin)) * (W - L - R));
   const y = (a) => T + (1 - (a - lo) / (hi - lo)) * (H - T - B);
 
   svg.replaceChildren();
@@ -522,38 +816,131 @@ function drawChart(svg, job) {
   const ystep = hi - lo > 50 ? 20 : hi - lo > 20 ? 10 : hi - lo > 10 ? 5 : 2;
   for (let v = lo; v <= hi + 1e-9; v += ystep) {
     grid.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    grid.append(s("text", { x: L - 8, y: y(v) + 4, "text-anchor": "end" }, `${v}%`));
+    grid.append(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, `${v}%`));
   }
-  const xstep = Math.max(1, Math.ceil(total / 12));
-  for (let e = 1; e <= total; e += xstep) {
+  const maxTicks = Math.max(2, Math.floor((W - L - R) / 44));
+  const span = xMax - xMin + 1;
+  const xstep = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000].find((st) => span / st <= maxTicks) || Math.ceil(span / maxTicks);
+  const first = Math.ceil(xMin / xstep) * xstep;
+  if (first !== xMin) grid.append(s("text", { x: x(xMin), y: H - B + 18, "text-anchor": "middle" }, String(xMin)));
+  for (let e = first; e <= xMax; e += xstep) {
+    if (e !== xMin && x(e) - x(xMin) < 24) continue;
     grid.append(s("text", { x: x(e), y: H - B + 18, "text-anchor": "middle" }, String(e)));
   }
-  grid.append(s("text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle", class: "axis-title" }, "epoch"));
+  grid.append(s("text", { x: (L + W - R) / 2, y: H - 3, "text-anchor": "middle", class: "axis-title" }, "epoch"));
   svg.append(grid);
 
-  if (!pts.length) {
+  if (!all.length) {
     svg.append(s("text", { x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", class: "chart-empty" },
-      job.status === "failed" ? "No epoch finished" : "Waiting for the first epoch…"));
+      opts.empty || "No data"));
     return;
   }
-  const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.epoch).toFixed(1)},${y(p.accuracy * 100).toFixed(1)}`).join(" ");
-  const area = `${d} L${x(pts[pts.length - 1].epoch).toFixed(1)},${y(lo)} L${x(pts[0].epoch).toFixed(1)},${y(lo)} Z`;
-  svg.append(s("path", { d: area, class: "area" }));
-  svg.append(s("path", { d, class: "line" }));
-  for (const p of pts) {
-    const c = s("circle", { cx: x(p.epoch), cy: y(p.accuracy * 100), r: 4, class: "point" });
-    let tip = `Epoch ${p.epoch}: ${pct(p.accuracy)}`;
-    if (isNum(p.correct) && isNum(p.total)) tip += ` (${p.correct} / ${p.total})`;
-    if (isNum(p.elapsed)) tip += `, ${p.elapsed.toFixed(1)} s`;
-    c.append(s("title", {}, tip));
-    svg.append(c);
+  const r = narrow ? 3.5 : 4;
+  for (const se of opts.series) {
+    const pts = se.points;
+    if (!pts.length) continue;
+    const g = s("g", { class: `series c${se.color % PALETTE}` });
+    const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y * 100).toFixed(1)}`).join(" ");
+    if (opts.area) {
+      g.append(s("path", { d: `${d} L${x(pts[pts.length - 1].x).toFixed(1)},${y(lo)} L${x(pts[0].x).toFixed(1)},${y(lo)} Z`, class: "area" }));
+    }
+    g.append(s("path", { d, class: "line" }));
+    // Markers only where they do not overlap into a smear.
+    const dense = pts.length > 1 && (x(pts[pts.length - 1].x) - x(pts[0].x)) / (pts.length - 1) < 6;
+    for (const p of pts) {
+      const m = markerShape(se.marker, x(p.x), y(p.y * 100), dense ? r * 0.6 : r);
+      m.setAttribute("class", "point");
+      m.append(s("title", {}, p.tip || `${se.label}: epoch ${p.x}, ${pct(p.y)}`));
+      g.append(m);
+    }
+    svg.append(g);
   }
-  const lastP = pts[pts.length - 1];
-  const lx = x(lastP.epoch), ly = y(lastP.accuracy * 100);
+  const lastP = all.reduce((a, b) => (b.x >= a.x ? b : a));
+  const lx = x(lastP.x), ly = y(lastP.y * 100);
   svg.append(s("text", {
-    x: lx > W - R - 60 ? lx - 8 : lx + 8, y: ly < T + 16 ? ly + 18 : ly - 10,
-    "text-anchor": lx > W - R - 60 ? "end" : "start", class: "point-label",
-  }, pct(lastP.accuracy)));
+    x: lx > W - R - 70 ? lx - 9 : lx + 9, y: ly < T + 16 ? ly + 20 : ly - 10,
+    "text-anchor": lx > W - R - 70 ? "end" : "start", class: "point-label",
+  }, pct(lastP.y)));
+}
+
+const chartObserver = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const svg = e.target;
+    const w = Math.round(svg.getBoundingClientRect().width);
+    if (w && w !== svg._width && svg._chart) drawChart(svg, svg._chart);
+  }
+});
+
+// ---------------------------------------------------------------- history
+
+async function loadHistory() {
+  const id = state.selected;
+  if (!id) return;
+  try {
+    const res = await api("GET", `/networks/${enc(id)}/history`);
+    if (state.selected !== id) return;
+    state.history = { networkId: id, epochs: Array.isArray(res.epochs) ? res.epochs : [] };
+  } catch (e) {
+    if (state.selected !== id) return;
+    state.history = { networkId: id, error: e.message };
+  }
+  renderHistory();
+}
+
+const historySoon = throttle(() => loadHistory(), HISTORY_EVERY_MS);
+
+function renderHistory() {
+  const id = state.selected;
+  $("history-placeholder").hidden = !!id;
+  $("history-body").hidden = !id;
+  if (!id) return;
+  const hist = state.history && state.history.networkId === id ? state.history : null;
+  showMsg($("history-msg"), hist && hist.error ? `Could not load the history: ${hist.error}` : "");
+  const epochs = hist && hist.epochs ? hist.epochs.filter((e) => isNum(e.epoch) && isNum(e.accuracy)) : [];
+  // One series per job, in the order the jobs ran.
+  const byJob = new Map();
+  for (const e of epochs) {
+    const key = e.job_id || "?";
+    if (!byJob.has(key)) byJob.set(key, []);
+    byJob.get(key).push(e);
+  }
+  const series = [...byJob.entries()].map(([jobId, list], i) => {
+    const first = list[0];
+    const costName = first.cost === "cross_entropy" ? "cross-entropy" : first.cost || "quadratic";
+    const params = [isNum(first.learning_rate) ? `η ${first.learning_rate}` : null,
+      isNum(first.mini_batch_size) ? `batch ${first.mini_batch_size}` : null, costName,
+      isNum(first.lambda) && first.lambda ? `λ ${first.lambda}` : null].filter(Boolean).join(", ");
+    const range = list.length > 1 ? `epochs ${list[0].epoch}–${list[list.length - 1].epoch}` : `epoch ${list[0].epoch}`;
+    return {
+      label: `Job ${i + 1}`, jobId, color: i, marker: i, params, range,
+      points: list.map((e) => ({
+        x: e.epoch, y: e.accuracy,
+        tip: `Job ${i + 1}, epoch ${e.epoch}: ${pct(e.accuracy)}${isNum(e.elapsed_time) ? `, ${e.elapsed_time.toFixed(1)} s` : ""}` +
+          (e.finished_at ? `, ${new Date(e.finished_at).toLocaleString()}` : ""),
+      })),
+    };
+  });
+  const n = findNetwork(id);
+  const origin = n && [typeof n.init === "string" && `${n.init === "scaled" ? "N(0, 1/√n)" : n.init === "normal" ? "N(0, 1)" : n.init} initial weights`,
+    isNum(n.seed) && `seed ${n.seed}`].filter(Boolean).join(", ");
+  $("history-origin").hidden = !origin;
+  $("history-origin").textContent = origin ? `Created with ${origin}.` : "";
+  drawChart($("history-chart"), {
+    series,
+    xMax: Math.max(1, ...epochs.map((e) => e.epoch)),
+    empty: hist ? "Not trained yet" : "Loading…",
+    label: `Test accuracy of ${plural(epochs.length, "epoch")} over ${plural(series.length, "job")}` +
+      (epochs.length ? `; last ${pct(epochs[epochs.length - 1].accuracy)}` : ""),
+  });
+  $("history-legend").replaceChildren(...series.map((se) => {
+    const sw = s("svg", { class: `swatch c${se.color % PALETTE}`, viewBox: "0 0 24 14", width: 24, height: 14, "aria-hidden": "true" },
+      s("line", { x1: 0, x2: 24, y1: 7, y2: 7, class: "line" }));
+    const m = markerShape(se.marker, 12, 7, 4);
+    m.setAttribute("class", "point");
+    sw.append(m);
+    return h("li", { title: `job ${se.jobId}` }, sw, h("span", { class: "legend-name" }, se.label),
+      h("span", { class: "legend-detail" }, `${se.range} · ${se.params}`));
+  }));
 }
 
 // ---------------------------------------------------------------- examples
@@ -571,7 +958,7 @@ async function loadExample(kind, button) {
   await withBusy(button, async () => {
     let result;
     try {
-      result = await api("GET", `/networks/${encodeURIComponent(id)}/${kind}_example`);
+      result = await api("GET", `/networks/${enc(id)}/${kind}_example`);
     } catch (e) {
       result = { error: e.message };
     }
@@ -580,17 +967,10 @@ async function loadExample(kind, button) {
   if (state.selected === id) renderExamples();
 }
 
-function imageSrc(data) {
-  if (typeof data !== "string" || !data) return "";
-  return data.startsWith("data:image/") ? data : `data:image/png;base64,${data}`;
-}
-
 function renderExamples() {
   const id = state.selected;
   $("examples-placeholder").hidden = !!id;
   $("examples-body").hidden = !id;
-  $("examples-selected").textContent = id ? `network ${shortId(id)}` : "";
-  $("examples-selected").title = id || "";
   if (!id) return;
   for (const [box, kind] of [[$("example-good"), "successful"], [$("example-bad"), "unsuccessful"]]) {
     const ex = state.examples.get(`${id}/${kind}`);
@@ -607,20 +987,28 @@ function renderExamples() {
   }
 }
 
-function exampleView(ex) {
-  const correct = ex.predicted_digit === ex.actual_digit;
-  const out = Array.isArray(ex.network_output) ? ex.network_output.map(Number) : [];
+// barsView shows ten output activations as bars, each with its number, so
+// that a small output (a wrong example's) is still readable.
+function barsView(outputs, predicted, actual) {
+  const out = Array.isArray(outputs) ? outputs.map(Number) : [];
+  const correct = actual === undefined || predicted === actual;
   const bars = h("div", { class: "bars", role: "img",
-    "aria-label": `Output activations: ${out.map((v, d) => `${d}: ${isNum(v) ? v.toFixed(3) : "?"}`).join(", ")}` });
+    "aria-label": `Outputs: ${out.map((v, d) => `${d}: ${isNum(v) ? v.toFixed(2) : "?"}`).join(", ")}` });
   out.forEach((v, digit) => {
     const height = isNum(v) ? Math.max(0, Math.min(1, v)) * 100 : 0;
     const cls = ["bar-col"];
-    if (digit === ex.predicted_digit) cls.push(correct ? "predicted ok" : "predicted wrong");
-    if (digit === ex.actual_digit && !correct) cls.push("actual");
+    if (digit === predicted) cls.push(correct ? "predicted ok" : "predicted wrong");
+    if (actual !== undefined && digit === actual && !correct) cls.push("actual");
     bars.append(h("div", { class: cls.join(" "), title: `output ${digit}: ${isNum(v) ? v.toFixed(4) : "?"}` },
-      h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: `height:${height.toFixed(1)}%` })),
+      h("span", { class: "bar-value" }, isNum(v) ? v.toFixed(2) : "?"),
+      h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { height: `${height.toFixed(1)}%` } })),
       h("div", { class: "bar-digit" }, String(digit))));
   });
+  return bars;
+}
+
+function exampleView(ex) {
+  const correct = ex.predicted_digit === ex.actual_digit;
   return h("div", { class: "example-view" },
     h("img", { src: imageSrc(ex.image_data), width: 300, height: 300,
       alt: `Test image ${ex.example_index}: predicted ${ex.predicted_digit}, actually ${ex.actual_digit}` }),
@@ -631,18 +1019,393 @@ function exampleView(ex) {
       h("span", { class: "big" }, String(ex.actual_digit)),
       h("span", {}, "actual")),
     h("p", { class: "meta" }, `Test image #${ex.example_index}`),
-    h("p", { class: "bars-title" }, "Output layer activations (0–1)"),
-    bars,
+    h("p", { class: "bars-title" }, "Output activations (0–1)"),
+    barsView(ex.network_output, ex.predicted_digit, ex.actual_digit),
     h("p", { class: "legend" },
       h("span", { class: "item" }, h("span", { class: `key ${correct ? "ok" : "wrong"}` }), "predicted"),
       correct ? null : h("span", { class: "item" }, h("span", { class: "key actual" }), "actual")));
 }
 
+// ---------------------------------------------------------------- drawing
+
+const draw = {
+  ctx: null,
+  drawing: false,
+  pointer: null,
+  last: null,
+  hasInk: false,
+  seq: 0,            // bumped by every change of input; stale answers are dropped
+  shown: 0,          // seq of the answer on screen
+  pending: false,
+  inFlight: false,
+  lastSent: -Infinity,
+  timer: 0,
+};
+
+function padPoint(ev) {
+  const c = $("pad");
+  const r = c.getBoundingClientRect();
+  return { x: ((ev.clientX - r.left) / r.width) * c.width, y: ((ev.clientY - r.top) / r.height) * c.height };
+}
+
+function strokeTo(p) {
+  const ctx = draw.ctx;
+  ctx.beginPath();
+  ctx.moveTo(draw.last.x, draw.last.y);
+  ctx.lineTo(p.x, p.y);
+  ctx.stroke();
+  draw.last = p;
+}
+
+function setupPad() {
+  const c = $("pad");
+  draw.ctx = c.getContext("2d", { willReadFrequently: true });
+  c.addEventListener("pointerdown", (ev) => {
+    if (!state.selected || (ev.pointerType === "mouse" && ev.button !== 0)) return;
+    ev.preventDefault();
+    c.setPointerCapture(ev.pointerId);
+    draw.drawing = true;
+    draw.pointer = ev.pointerId;
+    const ctx = draw.ctx;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.lineWidth = 20;
+    ctx.strokeStyle = "#000";
+    draw.last = padPoint(ev);
+    strokeTo({ x: draw.last.x + 0.01, y: draw.last.y });
+    inkChanged();
+  });
+  c.addEventListener("pointermove", (ev) => {
+    if (!draw.drawing || ev.pointerId !== draw.pointer) return;
+    const events = typeof ev.getCoalescedEvents === "function" ? ev.getCoalescedEvents() : [];
+    for (const e of events.length ? events : [ev]) strokeTo(padPoint(e));
+    inkChanged();
+  });
+  const end = (ev) => {
+    if (!draw.drawing || ev.pointerId !== draw.pointer) return;
+    draw.drawing = false;
+    draw.pointer = null;
+    inkChanged();
+  };
+  c.addEventListener("pointerup", end);
+  c.addEventListener("pointercancel", end);
+
+  // Image files: dropped on the pad or chosen.
+  const wrap = $("pad-wrap");
+  wrap.addEventListener("dragover", (ev) => {
+    if (!state.selected) return;
+    ev.preventDefault();
+    wrap.classList.add("dragging");
+  });
+  wrap.addEventListener("dragleave", () => wrap.classList.remove("dragging"));
+  wrap.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    wrap.classList.remove("dragging");
+    const file = ev.dataTransfer && ev.dataTransfer.files[0];
+    if (file) predictFile(file);
+  });
+  $("pad-file-button").addEventListener("click", () => $("pad-file").click());
+  $("pad-file").addEventListener("change", () => {
+    const file = $("pad-file").files[0];
+    $("pad-file").value = "";
+    if (file) predictFile(file);
+  });
+  $("pad-clear").addEventListener("click", () => resetDraw());
+}
+
+function inkChanged() {
+  draw.hasInk = true;
+  $("pad-hint").hidden = true;
+  requestPrediction();
+}
+
+function resetDraw() {
+  const id = state.selected;
+  $("draw-placeholder").hidden = !!id;
+  $("draw-body").hidden = !id;
+  if (draw.ctx) draw.ctx.clearRect(0, 0, $("pad").width, $("pad").height);
+  draw.hasInk = false;
+  draw.pending = false;
+  draw.seq++;
+  draw.shown = draw.seq;
+  $("pad-hint").hidden = false;
+  $("prediction-body").hidden = true;
+  $("prediction-empty").hidden = false;
+  showMsg($("draw-msg"), "");
+}
+
+// padPixels turns the drawing into the network's input as MNIST's digits
+// were made: the ink's bounding box scaled to fit 20×20, placed in 28×28 so
+// that its centre of mass is in the middle. Returns null when blank.
+function padPixels() {
+  const c = $("pad");
+  const { width: W, height: H } = c;
+  const src = draw.ctx.getImageData(0, 0, W, H).data;
+  let x0 = W, y0 = H, x1 = -1, y1 = -1;
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      if (src[(y * W + x) * 4 + 3] > 16) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+    }
+  }
+  if (x1 < 0) return null;
+  const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+  const scale = 20 / Math.max(bw, bh);
+  const sw = bw * scale, sh = bh * scale;
+  const small = document.createElement("canvas");
+  small.width = small.height = 28;
+  const sctx = small.getContext("2d", { willReadFrequently: true });
+  sctx.imageSmoothingEnabled = true;
+  sctx.imageSmoothingQuality = "high";
+  const place = (dx, dy) => {
+    sctx.clearRect(0, 0, 28, 28);
+    sctx.drawImage(c, x0, y0, bw, bh, (28 - sw) / 2 + dx, (28 - sh) / 2 + dy, sw, sh);
+    return sctx.getImageData(0, 0, 28, 28).data;
+  };
+  let data = place(0, 0);
+  let m = 0, mx = 0, my = 0;
+  for (let i = 0; i < 784; i++) {
+    const a = data[i * 4 + 3];
+    m += a;
+    mx += a * (i % 28);
+    my += a * Math.floor(i / 28);
+  }
+  if (m > 0) {
+    const dx = Math.round(13.5 - mx / m), dy = Math.round(13.5 - my / m);
+    if (dx || dy) data = place(dx, dy);
+  }
+  const pixels = new Array(784);
+  for (let i = 0; i < 784; i++) pixels[i] = Math.round((data[i * 4 + 3] / 255) * 1000) / 1000;
+  return pixels.some((v) => v > 0) ? pixels : null;
+}
+
+// requestPrediction asks for a prediction of the drawing, at most one every
+// PREDICT_EVERY_MS and one at a time; the last drawing is always sent.
+function requestPrediction() {
+  draw.seq++;
+  draw.pending = true;
+  pumpPrediction();
+}
+
+function pumpPrediction() {
+  if (!draw.pending || draw.inFlight) return;
+  const wait = draw.lastSent + PREDICT_EVERY_MS - performance.now();
+  if (wait > 0) {
+    if (!draw.timer) draw.timer = setTimeout(() => { draw.timer = 0; pumpPrediction(); }, wait);
+    return;
+  }
+  draw.pending = false;
+  const id = state.selected;
+  const pixels = id && draw.hasInk ? padPixels() : null;
+  if (!pixels) return;
+  draw.inFlight = true;
+  draw.lastSent = performance.now();
+  const seq = draw.seq;
+  predict(id, { pixels }, seq).finally(() => {
+    draw.inFlight = false;
+    pumpPrediction();
+  });
+}
+
+async function predict(id, body, seq, fromFile) {
+  try {
+    const res = await api("POST", `/networks/${enc(id)}/predict`, body);
+    if (seq < draw.shown || state.selected !== id) return;
+    draw.shown = seq;
+    showPrediction(res, fromFile);
+  } catch (e) {
+    if (state.selected !== id || seq < draw.shown) return;
+    showMsg($("draw-msg"), `Could not predict: ${e.message}`);
+  }
+}
+
+async function predictFile(file) {
+  const id = state.selected;
+  if (!id) return;
+  let blob = file;
+  if (file.type !== "image/png" && file.type !== "image/jpeg") {
+    // Other formats the browser reads are sent as PNG.
+    try {
+      const bmp = await createImageBitmap(file);
+      const c = document.createElement("canvas");
+      c.width = bmp.width;
+      c.height = bmp.height;
+      c.getContext("2d").drawImage(bmp, 0, 0);
+      blob = await new Promise((resolve, reject) => c.toBlob((b) => (b ? resolve(b) : reject(new Error("no PNG"))), "image/png"));
+    } catch (e) {
+      showMsg($("draw-msg"), `${file.name} is not an image this browser can read.`);
+      return;
+    }
+  }
+  resetDraw();
+  $("pad-hint").hidden = true;
+  const seq = ++draw.seq;
+  await predict(id, blob, seq, file.name);
+}
+
+function showPrediction(res, fromFile) {
+  showMsg($("draw-msg"), "");
+  $("prediction-empty").hidden = true;
+  $("prediction-body").hidden = false;
+  $("predicted-digit").textContent = String(res.predicted_digit);
+  $("predicted-text").textContent = `predicted, ${pct(res.confidence, 1)} confidence`;
+  $("prediction-meta").textContent = fromFile
+    ? `From ${fromFile}. Left: the 28×28 input as the network saw it.`
+    : "Left: your drawing as the network saw it (28×28).";
+  const img = $("prediction-input");
+  img.src = imageSrc(res.image_data);
+  img.alt = `The 28×28 input the network saw, read as ${res.predicted_digit}`;
+  $("prediction-bars").replaceChildren(barsView(res.network_output, res.predicted_digit));
+}
+
+// ---------------------------------------------------------------- evaluation
+
+async function loadEvaluation() {
+  const id = state.selected;
+  if (!id) return;
+  await withBusy($("eval-button"), async () => {
+    $("eval-button").textContent = "Evaluating…";
+    try {
+      const data = await api("GET", `/networks/${enc(id)}/evaluation`);
+      if (state.selected !== id) return;
+      state.evaluation = { networkId: id, data };
+    } catch (e) {
+      if (state.selected !== id) return;
+      state.evaluation = { networkId: id, error: e.message };
+    }
+  });
+  state.cell = null;
+  renderEvaluation();
+}
+
+function renderEvaluation() {
+  const id = state.selected;
+  $("eval-placeholder").hidden = !!id;
+  $("eval-button").hidden = !id;
+  const ev = state.evaluation && state.evaluation.networkId === id ? state.evaluation : null;
+  $("eval-button").textContent = ev && ev.data ? "Evaluate again" : "Evaluate on the test set";
+  showMsg($("eval-msg"), ev && ev.error ? `Could not evaluate: ${ev.error}` :
+    ev && ev.stale ? "The network has been trained since: these figures are out of date." : "", ev && ev.stale ? "info" : "error");
+  $("eval-body").hidden = !(ev && ev.data);
+  if (!ev || !ev.data) return;
+  const d = ev.data;
+  $("eval-summary").textContent = `${pct(d.accuracy)} accuracy: ${d.correct} of ${d.total} test images classified correctly.`;
+  renderMatrix(d);
+  renderClasses(d);
+  renderCell();
+  $("mistakes").replaceChildren(...(Array.isArray(d.most_confident_mistakes) ? d.most_confident_mistakes : []).map((m) =>
+    digitFigure(m.image_data, m.actual_digit, m.predicted_digit, m.confidence, m.example_index)));
+  if (!$("mistakes").children.length) $("mistakes").append(h("li", { class: "placeholder small" }, "No mistakes."));
+}
+
+function renderMatrix(d) {
+  const cm = Array.isArray(d.confusion_matrix) ? d.confusion_matrix : [];
+  let maxOff = 0;
+  cm.forEach((row, a) => row.forEach((v, p) => { if (a !== p && v > maxOff) maxOff = v; }));
+  const table = $("cm");
+  const head = h("tr", {}, h("th", { scope: "col", class: "corner" }, h("span", { class: "sr-only" }, "actual \\ predicted")),
+    ...Array.from({ length: 10 }, (_, p) => h("th", { scope: "col", "aria-label": `predicted ${p}` }, String(p))));
+  const rows = cm.map((row, a) => {
+    const total = row.reduce((x, y) => x + y, 0);
+    return h("tr", {}, h("th", { scope: "row", "aria-label": `actual ${a}` }, String(a)),
+      ...row.map((v, p) => {
+        const share = total ? v / total : 0;
+        const level = a === p ? share : maxOff ? Math.sqrt(v / maxOff) : 0;
+        const label = `Actual ${a}, predicted ${p}: ${v} test image${v === 1 ? "" : "s"}` +
+          (total ? ` (${pct(share, 1)} of the ${total} ${a}s)` : "");
+        const selected = state.cell && state.cell.actual === a && state.cell.predicted === p;
+        return h("td", { role: "gridcell" }, h("button", {
+          type: "button",
+          class: `cm-cell ${a === p ? "diag" : "off"}${level > 0.55 ? " strong" : ""}${v === 0 ? " zero" : ""}${selected ? " selected" : ""}`,
+          style: { "--level": `${Math.round(level * 100)}%` },
+          title: label, "aria-label": label, "aria-pressed": selected ? "true" : "false",
+          tabindex: (state.cell ? selected : a === 0 && p === 0) ? 0 : -1,
+          dataset: { a, p },
+          onclick: () => openCell(a, p, v),
+          onkeydown: matrixKey,
+        }, String(v)));
+      }));
+  });
+  table.replaceChildren(h("thead", {}, head), h("tbody", {}, rows));
+}
+
+// matrixKey moves the focus with the arrow keys (one tab stop for the grid).
+function matrixKey(ev) {
+  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1], Home: [0, -10], End: [0, 10] };
+  const m = moves[ev.key];
+  if (!m) return;
+  ev.preventDefault();
+  const a = Math.max(0, Math.min(9, Number(ev.currentTarget.dataset.a) + m[0]));
+  const p = Math.max(0, Math.min(9, Number(ev.currentTarget.dataset.p) + m[1]));
+  const next = $("cm").querySelector(`.cm-cell[data-a="${a}"][data-p="${p}"]`);
+  if (!next) return;
+  for (const b of $("cm").querySelectorAll(".cm-cell")) b.tabIndex = -1;
+  next.tabIndex = 0;
+  next.focus();
+}
+
+function renderClasses(d) {
+  const f = (v) => (isNum(v) ? pct(v, 1) : "—");
+  $("classes-rows").replaceChildren(...(Array.isArray(d.per_class) ? d.per_class : []).map((c) =>
+    h("tr", {},
+      h("th", { scope: "row" }, String(c.digit)),
+      h("td", { class: "num" }, String(c.count)),
+      h("td", { class: "num", title: isNum(c.precision) ? null : `${c.digit} is never predicted` },
+        h("span", { class: "meter", style: { "--v": `${isNum(c.precision) ? c.precision * 100 : 0}%` } }), f(c.precision)),
+      h("td", { class: "num" }, h("span", { class: "meter", style: { "--v": `${isNum(c.recall) ? c.recall * 100 : 0}%` } }), f(c.recall)))));
+}
+
+async function openCell(actual, predicted, count) {
+  const id = state.selected;
+  state.cell = { networkId: id, actual, predicted, count, loading: count > 0 };
+  renderMatrix(state.evaluation.data);
+  const btn = $("cm").querySelector(`.cm-cell[data-a="${actual}"][data-p="${predicted}"]`);
+  if (btn) btn.focus();
+  renderCell();
+  if (!count) return;
+  let result;
+  try {
+    result = { data: await api("GET", `/networks/${enc(id)}/evaluation/examples?actual=${actual}&predicted=${predicted}`) };
+  } catch (e) {
+    result = { error: e.message };
+  }
+  const c = state.cell;
+  if (!c || c.networkId !== id || c.actual !== actual || c.predicted !== predicted) return;
+  Object.assign(c, { loading: false }, result);
+  renderCell();
+}
+
+function renderCell() {
+  const c = state.cell;
+  $("cell-examples").hidden = !c;
+  if (!c) return;
+  const what = c.actual === c.predicted ? `${c.actual}s read correctly` : `${c.actual}s read as ${c.predicted}`;
+  $("cell-title").textContent = `Test images: ${what} (${c.count})`;
+  showMsg($("cell-msg"), c.error ? `Could not load the images: ${c.error}` : c.loading ? "Loading…" : c.count ? "" : "No test image in this cell.",
+    c.error ? "error" : "info");
+  const list = c.data && Array.isArray(c.data.examples) ? c.data.examples : [];
+  $("cell-grid").replaceChildren(...list.map((x) => digitFigure(x.image_data, c.actual, c.predicted, x.confidence, x.example_index)));
+}
+
+function digitFigure(data, actual, predicted, confidence, index) {
+  const wrong = actual !== predicted;
+  const label = `Test image ${index}: actual ${actual}, predicted ${predicted}` + (isNum(confidence) ? `, ${pct(confidence, 1)} confidence` : "");
+  return h("li", { class: `digit ${wrong ? "wrong" : "ok"}`, title: label },
+    h("img", { class: "digit-img", src: imageSrc(data), width: 56, height: 56, alt: label }),
+    h("span", { class: "digit-labels", "aria-hidden": "true" },
+      h("span", { class: "actual" }, String(actual)), " → ", h("span", { class: "predicted" }, String(predicted))),
+    h("span", { class: "digit-conf", "aria-hidden": "true" }, isNum(confidence) ? pct(confidence, 0) : ""));
+}
+
 // ---------------------------------------------------------------- live updates
 
-function setLive(state_, text) {
+function setLive(kind, text) {
   const chip = $("live-status");
-  chip.className = `chip ${state_}`;
+  chip.className = `chip ${kind}`;
   chip.querySelector(".label").textContent = `Live updates: ${text}`;
 }
 
@@ -665,27 +1428,46 @@ function connectSocket() {
     state.socketConnected = false;
     setLive("bad", "disconnected");
   });
-  for (const type of ["training_update", "training_complete", "training_error"]) {
+  for (const type of ["training_update", "training_progress", "training_complete", "training_error"]) {
     socket.on(type, (data) => onEvent(type, data));
   }
 }
 
 // ---------------------------------------------------------------- start
 
-function init() {
+async function init() {
   $("create-form").addEventListener("submit", createNetwork);
   $("train-form").addEventListener("submit", startTraining);
+  $("cancel-button").addEventListener("click", cancelTraining);
   $("refresh-networks").addEventListener("click", (ev) => withBusy(ev.currentTarget, refreshNetworks));
   $("delete-all").addEventListener("click", deleteAll);
+  $("import-button").addEventListener("click", () => $("import-file").click());
+  $("import-file").addEventListener("change", importNetwork);
+  $("eval-button").addEventListener("click", loadEvaluation);
+  $("toast-close").addEventListener("click", () => ($("toast").hidden = true));
   for (const b of document.querySelectorAll(".example-head button")) {
     b.addEventListener("click", () => loadExample(b.dataset.kind, b));
   }
+  setupPad();
 
   connectSocket();
   refreshStatus();
-  refreshNetworks();
   renderTraining();
   renderExamples();
+  resetDraw();
+  renderHistory();
+  renderEvaluation();
+
+  await refreshNetworks();
+  // Jobs started from this browser earlier: follow those still running.
+  const remembered = readStore(STORE_JOBS, []).filter((j) => j && typeof j.job_id === "string");
+  await Promise.all(remembered.filter((j) => findNetwork(j.network_id)).map((j) => syncJob(j.job_id)));
+  const saved = readStore(STORE_SELECTED, null);
+  const running = state.networks.find((n) => activeJobOf(n.network_id));
+  const pick = findNetwork(saved) ? saved : running ? running.network_id : null;
+  if (pick && !state.selected) select(pick);
+  renderNetworks();
+  document.body.dataset.ready = "true";
 
   setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_EVERY_MS);
   setInterval(() => { if (!document.hidden) refreshNetworks(); }, NETWORKS_EVERY_MS);

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,7 +35,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, strings.TrimPrefix(err.Error(), flag.ErrHelp.Error()+"\n"))
 		return
@@ -45,13 +46,15 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string) error {
+// run serves until ctx ends (SIGTERM or SIGINT in main), then shuts down in
+// order. A signal during start-up stops it too, and is not an error.
+func run(ctx context.Context, args []string, getenv func(string) string, logTo io.Writer) error {
 	started := time.Now()
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	// One more P than there are CPUs (and, by default, training workers):
 	// with every CPU training, a spare P still waits in the network poller,
@@ -87,23 +90,27 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("models directory: %w", err)
 	}
-	io := live.New(live.Options{Logger: log})
+	sio := live.New(live.Options{Logger: log})
 	var (
 		svc *service.Service
 		m   *metrics.Metrics
 	)
-	svcCfg := service.Config{Data: data, Store: st, Events: io, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log}
-	apiOpts := api.Options{SocketIO: io.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
+	svcCfg := service.Config{Data: data, Store: st, Events: sio, Workers: cfg.Workers, Limits: cfg.Limits, Logger: log}
+	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
 			Service:       func() service.Gauges { return svc.Gauges() }, // scraped once svc is set
-			SocketClients: io.Clients,
-			EventsEmitted: io.Emitted,
+			SocketClients: sio.Clients,
+			EventsEmitted: sio.Emitted,
 		})
 		svcCfg.Observer = m
 		apiOpts.Metrics, apiOpts.Requests = m.Handler(), m
 	}
 	if svc, err = service.New(ctx, svcCfg); err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start-up")
+			return nil
+		}
 		return err
 	}
 	apiOpts.Service = svc
@@ -155,10 +162,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	// Emits are written asynchronously: the training_error events of the
 	// jobs just stopped reach the clients before their sockets close.
-	if err := io.Flush(shutCtx); err != nil {
+	if err := sio.Flush(shutCtx); err != nil {
 		log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}
-	io.Close()
+	sio.Close()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}

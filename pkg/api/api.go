@@ -58,19 +58,26 @@ func New(o Options) (http.Handler, error) {
 
 // newEngine returns the router.
 func newEngine(o Options) (*gin.Engine, error) {
+	r, _, err := build(o)
+	return r, err
+}
+
+// build returns the router and its handlers.
+func build(o Options) (*gin.Engine, *handlers, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("trusted proxies: %w", err)
+		return nil, nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
-		requests: o.Requests, imports: make(chan struct{}, maxImports)}
+		requests: o.Requests,
+		imports:  make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -115,7 +122,7 @@ func newEngine(o Options) (*gin.Engine, error) {
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, http.StatusMethodNotAllowed, "Method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
-	return r, nil
+	return r, h, nil
 }
 
 // headAsGet answers HEAD like GET without the body, as Flask did (uptime
@@ -170,6 +177,7 @@ type handlers struct {
 	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	imports  chan struct{}   // bounds the imports read at once
+	decodes  chan struct{}   // bounds the images decoded at once
 }
 
 func writeError(c *gin.Context, status int, msg string) {

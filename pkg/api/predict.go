@@ -30,7 +30,7 @@ func (h *handlers) predict(c *gin.Context) {
 	if !ok {
 		return
 	}
-	x, ok := readDigit(c)
+	x, ok := h.readDigit(c)
 	if !ok {
 		return
 	}
@@ -50,10 +50,14 @@ func (h *handlers) predict(c *gin.Context) {
 
 // readDigit returns the network input the request carries, or answers the
 // client (400, 413, 415) and returns false.
-func readDigit(c *gin.Context) ([]float64, bool) {
+func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	switch mt {
 	case "image/png", "image/jpeg", "image/gif":
+		if !h.decodeSlot(c) {
+			return nil, false
+		}
+		defer h.releaseDecode()
 		data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, digit.MaxImageBytes))
 		if tooLarge(err) {
 			writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the image is larger than %d bytes", digit.MaxImageBytes))
@@ -66,7 +70,7 @@ func readDigit(c *gin.Context) ([]float64, bool) {
 		return fromDigit(c, func() ([]float64, error) { return digit.FromImage(data) })
 	case "application/json", "":
 	default:
-		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json, image/png or image/jpeg")
+		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json, image/png, image/jpeg or image/gif")
 		return nil, false
 	}
 	obj, ok := readObject(c)
@@ -93,6 +97,10 @@ func readDigit(c *gin.Context) ([]float64, bool) {
 		if !isStr {
 			return nil, invalid(c, errors.New("image must be a base64 PNG or JPEG, or a data: URL"))
 		}
+		if !h.decodeSlot(c) {
+			return nil, false
+		}
+		defer h.releaseDecode()
 		return fromDigit(c, func() ([]float64, error) {
 			data, err := digit.DecodeBase64Image(s)
 			if err != nil {
@@ -117,3 +125,23 @@ func fromDigit(c *gin.Context, convert func() ([]float64, error)) ([]float64, bo
 	writeError(c, http.StatusBadRequest, "the digit could not be read")
 	return nil, false
 }
+
+// maxDecodes bounds the images decoded at once: a small file may declare
+// 4096×4096 pixels, which takes about 80 MB and half a second of CPU to
+// decode and scale. Beyond it, 503 with Retry-After.
+const maxDecodes = 2
+
+// decodeSlot takes one of the maxDecodes slots, or answers 503 and returns
+// false.
+func (h *handlers) decodeSlot(c *gin.Context) bool {
+	select {
+	case h.decodes <- struct{}{}:
+		return true
+	default:
+		c.Header("Retry-After", "1")
+		writeError(c, http.StatusServiceUnavailable, "too many images are being read at once; try again shortly")
+		return false
+	}
+}
+
+func (h *handlers) releaseDecode() { <-h.decodes }

@@ -37,8 +37,9 @@ type networkBody struct {
 	Accuracy      *float64 `json:"accuracy"`
 	Status        string   `json:"status"` // "in_memory" or "saved"
 	EpochsTrained int      `json:"epochs_trained"`
-	Init          *string  `json:"init"` // null when unknown
-	Seed          *uint64  `json:"seed"` // null when unknown
+	Init          *string  `json:"init"`           // null when unknown
+	Seed          *uint64  `json:"seed"`           // null when unknown
+	CurrentJobID  *string  `json:"current_job_id"` // the job training it, or the first waiting; null when none
 	WeightsShape  [][2]int `json:"weights_shape,omitempty"`
 	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
 }
@@ -120,6 +121,9 @@ func networkOf(n service.NetworkInfo) networkBody {
 	b := networkBody{
 		NetworkID: n.ID, Architecture: n.Sizes, Trained: n.Trained, Accuracy: n.Accuracy,
 		Status: "in_memory", EpochsTrained: n.EpochsTrained, Init: initOf(n.Init), Seed: n.Seed,
+	}
+	if n.CurrentJob != "" {
+		b.CurrentJobID = &n.CurrentJob
 	}
 	if !n.Loaded {
 		// As the Python service listed networks it had only on disk.

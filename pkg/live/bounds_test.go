@@ -118,9 +118,7 @@ func TestQueuedPacketsBoundedWebSocket(t *testing.T) {
 	const max = 16
 	s, base := start(t, Options{MaxQueuedPackets: max})
 	c := dial(t, base)
-	for s.Clients() != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "one client connected", func() bool { return s.Clients() == 1 })
 	// Enough events to fill the socket buffers of a client that does not
 	// read, and then the queue.
 	big := strings.Repeat("x", 64<<10)

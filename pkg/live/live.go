@@ -331,15 +331,16 @@ func (s *Server) notifyLocked() {
 // status strings, and times rounded to microseconds.
 type (
 	updateEvent struct {
-		JobID       string  `json:"job_id"`
-		NetworkID   string  `json:"network_id"`
-		Epoch       int     `json:"epoch"`
-		TotalEpochs int     `json:"total_epochs"`
-		Accuracy    float64 `json:"accuracy"`
-		ElapsedTime float64 `json:"elapsed_time"`
-		Progress    float64 `json:"progress"`
-		Correct     int     `json:"correct"`
-		Total       int     `json:"total"`
+		JobID        string  `json:"job_id"`
+		NetworkID    string  `json:"network_id"`
+		Epoch        int     `json:"epoch"`
+		TotalEpochs  int     `json:"total_epochs"`
+		Accuracy     float64 `json:"accuracy"`
+		ElapsedTime  float64 `json:"elapsed_time"`
+		Progress     float64 `json:"progress"`
+		Correct      int     `json:"correct"`
+		Total        int     `json:"total"`
+		NetworkEpoch int     `json:"network_epoch"` // added: the epoch counted from the network's creation
 	}
 	progressEvent struct {
 		JobID       string  `json:"job_id"`
@@ -374,7 +375,7 @@ func (s *Server) TrainingUpdate(u service.Update) {
 	s.broadcast(EventUpdate, updateEvent{
 		JobID: u.JobID, NetworkID: u.NetworkID, Epoch: u.Epoch, TotalEpochs: u.TotalEpochs,
 		Accuracy: u.Accuracy, ElapsedTime: Microseconds(u.ElapsedTime), Progress: u.Progress,
-		Correct: u.Correct, Total: u.Total,
+		Correct: u.Correct, Total: u.Total, NetworkEpoch: u.NetworkEpoch,
 	})
 }
 

@@ -79,12 +79,10 @@ func TestBroadcast(t *testing.T) {
 	defer hs.Close()
 	defer s.Close()
 	a, b := dial(t, hs.URL), dial(t, hs.URL)
-	for s.Clients() != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "two clients connected", func() bool { return s.Clients() == 2 })
 
-	s.TrainingUpdate(service.Update{JobID: "j", NetworkID: "n", Epoch: 1, TotalEpochs: 2, Accuracy: 0.9,
-		ElapsedTime: 0.1, Progress: 50, Correct: 9000, Total: 10000})
+	s.TrainingUpdate(service.Update{JobID: "j", NetworkID: "n", Epoch: 1, TotalEpochs: 2, NetworkEpoch: 4, Accuracy: 0.9,
+		ElapsedTime: 0.1234567891, Progress: 50, Correct: 9000, Total: 10000})
 	// A NaN cannot be encoded: nothing may go out, or socket.io-client
 	// would choke on a bare packet.
 	s.TrainingUpdate(service.Update{JobID: "j", Accuracy: math.NaN()})
@@ -93,7 +91,9 @@ func TestBroadcast(t *testing.T) {
 
 	for _, c := range []*client{a, b} {
 		name, p := c.event()
-		if name != EventUpdate || p["epoch"] != 1.0 || p["progress"] != 50.0 || p["correct"] != 9000.0 || len(p) != 9 {
+		// The contract's 9 fields, and network_epoch added.
+		if name != EventUpdate || p["epoch"] != 1.0 || p["progress"] != 50.0 || p["correct"] != 9000.0 ||
+			p["network_epoch"] != 4.0 || p["elapsed_time"] != 0.123457 || len(p) != 10 {
 			t.Errorf("first event %s %v", name, p)
 		}
 		name, p = c.event()

@@ -20,11 +20,14 @@ type Update struct {
 	NetworkID   string
 	Epoch       int // 1-based, within the job
 	TotalEpochs int
-	Accuracy    float64 // Correct / Total
-	ElapsedTime float64 // seconds this epoch's training took, evaluation excluded
-	Progress    float64 // 0–100 over the whole job
-	Correct     int
-	Total       int
+	// NetworkEpoch counts the epoch from the network's creation, as its
+	// history does.
+	NetworkEpoch int
+	Accuracy     float64 // Correct / Total
+	ElapsedTime  float64 // seconds this epoch's training took, evaluation excluded
+	Progress     float64 // 0–100 over the whole job
+	Correct      int
+	Total        int
 }
 
 // Progress reports progress inside an epoch (training_progress). It is sent

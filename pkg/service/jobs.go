@@ -118,6 +118,20 @@ func (t *jobTable) uses(networkID string) bool {
 	return slices.ContainsFunc(t.queue, func(j *Job) bool { return j.NetworkID == networkID })
 }
 
+// current returns the job running on the network, or else the first one
+// waiting for it, or "".
+func (t *jobTable) current(networkID string) string {
+	if j := t.running[networkID]; j != nil {
+		return j.ID
+	}
+	for _, j := range t.queue {
+		if j.NetworkID == networkID {
+			return j.ID
+		}
+	}
+	return ""
+}
+
 // next removes and returns the oldest pending job whose network is not
 // training, or nil.
 func (t *jobTable) next() *Job {

@@ -220,3 +220,35 @@ func TestAnalysesAreBounded(t *testing.T) {
 		t.Errorf("afterwards: %v", err)
 	}
 }
+
+// TestCurrentJobAndNetworkEpochs: the list names the job training a
+// network (or the first waiting), and updates count epochs from the
+// network's creation too.
+func TestCurrentJobAndNetworkEpochs(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	a, b := f.create(t), f.create(t)
+	first := f.train(t, a, 1)
+	f.events.waitEnd(t, first)
+	running := f.train(t, a, 1000)
+	for len(f.events.forJob(running)) == 0 {
+		<-f.events.signal
+	}
+	waiting := f.train(t, b, 1) // the only worker is busy
+	current := map[string]string{}
+	for _, n := range f.svc.List() {
+		current[n.ID] = n.CurrentJob
+	}
+	if current[a] != running || current[b] != waiting {
+		t.Errorf("current jobs %v, want %s for a and %s for b", current, running, waiting)
+	}
+	if u := f.events.forJob(running)[0].(Update); u.Epoch != 1 || u.NetworkEpoch != 2 {
+		t.Errorf("first update of the second job: epoch %d, network epoch %d; want 1 and 2", u.Epoch, u.NetworkEpoch)
+	}
+	f.svc.Cancel(running)
+	f.events.waitEnd(t, waiting)
+	for _, n := range f.svc.List() {
+		if n.CurrentJob != "" {
+			t.Errorf("network %s still has job %s", n.ID, n.CurrentJob)
+		}
+	}
+}

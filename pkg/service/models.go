@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -50,7 +51,8 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 	imp, err := store.Import(r, size, store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams})
 	if err != nil {
-		return NetworkInfo{}, &Error{Code: Invalid, Message: "not a network this server can import: " + err.Error(), Err: err}
+		return NetworkInfo{}, &Error{Code: Invalid, Err: err,
+			Message: "not a network this server can import: " + strings.TrimPrefix(err.Error(), "store: import: ")}
 	}
 	if _, err := s.limits.NewArchitecture(imp.Network.Sizes()); err != nil {
 		return NetworkInfo{}, &Error{Code: Invalid, Message: "the imported network does not fit: " + ErrorMessage(err)}
@@ -101,4 +103,3 @@ func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
 	return e.info(), nil
 }
-

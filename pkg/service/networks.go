@@ -73,6 +73,9 @@ type NetworkInfo struct {
 	EpochsTrained int
 	Loaded        bool // held in memory (otherwise only saved)
 	CreatedAt     time.Time
+	// CurrentJob is the job training the network, or else the first one
+	// waiting for it; "" when there is none.
+	CurrentJob string
 }
 
 // Create makes a network and saves it.
@@ -193,6 +196,9 @@ func (s *Service) List() []NetworkInfo {
 	}
 	for _, m := range s.saved {
 		out = append(out, infoOfSaved(m))
+	}
+	for i := range out {
+		out[i].CurrentJob = s.jobs.current(out[i].ID)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b NetworkInfo) int {

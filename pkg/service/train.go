@@ -133,7 +133,7 @@ func (s *Service) run(j *Job) error {
 		s.mu.Unlock()
 		s.obs.EpochTrained(ep.Seconds)
 		s.events.TrainingUpdate(Update{
-			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs,
+			JobID: j.ID, NetworkID: j.NetworkID, Epoch: ep.Epoch, TotalEpochs: ep.Epochs, NetworkEpoch: st.epochs,
 			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(ep.Epoch, ep.Epochs),
 			Correct: ep.Correct, Total: ep.Total,
 		})

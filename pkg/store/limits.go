@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // The file format's absolute caps. No Limits may exceed them, so they bound
@@ -69,33 +71,24 @@ func (l Limits) resolve() (Limits, error) {
 // bounded before any product is taken, and the products are taken in int64,
 // so no value overflows, even where int has 32 bits.
 func checkSizes(sizes []int, lim Limits) error {
-	if len(sizes) < 2 {
+	err := network.CheckSizes(sizes, lim.MaxLayers, lim.MaxParams)
+	se, ok := errors.AsType[*network.SizeError](err)
+	if !ok {
+		return err
+	}
+	switch se.Rule {
+	case network.TooFewLayers:
 		return fmt.Errorf("%d layers, want at least 2", len(sizes))
-	}
-	if len(sizes) > lim.MaxLayers {
+	case network.TooManyLayers:
 		return fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", ErrTooLarge, len(sizes), lim.MaxLayers)
-	}
-	for i, s := range sizes {
-		if s < 1 {
-			return fmt.Errorf("layer %d has %d neurons, want at least 1", i, s)
+	case network.BadLayerSize:
+		if n := sizes[se.Layer]; n > se.Limit {
+			return fmt.Errorf("%w: layer %d has %d neurons, more than the limit of %d weights and biases (MaxParams)",
+				ErrTooLarge, se.Layer, n, lim.MaxParams)
 		}
-		if s > lim.MaxParams {
-			return fmt.Errorf("%w: layer %d has %d neurons, more than the limit of %d weights and biases (MaxParams)", ErrTooLarge, i, s, lim.MaxParams)
-		}
+		return fmt.Errorf("layer %d has %d neurons, want at least 1", se.Layer, sizes[se.Layer])
+	default:
+		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)",
+			ErrTooLarge, sizes, network.ParamCount(sizes), lim.MaxParams)
 	}
-	if p := paramCount(sizes); p > int64(lim.MaxParams) {
-		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)", ErrTooLarge, sizes, p, lim.MaxParams)
-	}
-	return nil
-}
-
-// paramCount returns the weights and biases of a network of these sizes. It
-// must only be given sizes of at most MaxLayers layers of 1 to MaxParams
-// neurons: the sum is then below 2^58.
-func paramCount(sizes []int) int64 {
-	var p int64
-	for l := 1; l < len(sizes); l++ {
-		p += int64(sizes[l]) * (int64(sizes[l-1]) + 1)
-	}
-	return p
 }

@@ -359,6 +359,8 @@ export const CLIENT_CONFIGS = {
   // HTTP long-polling first, then the upgrade to WebSocket.
   default: {},
   websocket: { transports: ['websocket'] },
+  // Long-polling only, never upgraded.
+  polling: { transports: ['polling'] },
 };
 
 const EVENT_NAMES = ['training_update', 'training_complete', 'training_error'];
@@ -388,7 +390,10 @@ export class Client {
       });
     }
     this.socket.on('connect', () => this.notify());
-    this.socket.on('disconnect', () => this.notify());
+    this.socket.on('disconnect', (reason) => {
+      this.disconnectReason = reason;
+      this.notify();
+    });
     this.socket.on('connect_error', (err) => {
       this.connectError = err;
       this.notify();
@@ -486,7 +491,7 @@ export async function connectClient(url, config = 'default', label) {
   try {
     await c.connect();
     if (config === 'default') await c.waitUpgrade();
-    else assert.equal(c.socket.io.engine.transport.name, 'websocket', `[${c.label}] transport`);
+    else assert.equal(c.socket.io.engine.transport.name, config, `[${c.label}] transport`);
   } catch (err) {
     c.close();
     throw err;

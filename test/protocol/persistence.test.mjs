@@ -10,10 +10,12 @@ import {
   createNetwork,
   findOnce,
   getExample,
+  getJob,
   listNetworks,
   startTraining,
   TEST_TIMEOUT_MS,
   trainAndWait,
+  WAIT_MS,
 } from './helpers.mjs';
 import { dumpingLogs, killAll, makeModelsDir, removeDir, Server } from './server.mjs';
 
@@ -126,5 +128,39 @@ describe('restart persistence', () => {
     assertSavedEpochState(findOnce(await listNetworks(client), networkId), updates, 'after SIGTERM mid-training');
     const stopped2 = await again.stop(5_000);
     assert.equal(stopped2.code, 0, `server#4 exit code: ${JSON.stringify(stopped2)}`);
+  }));
+
+  test('SIGTERM during one long mini-batch: exit 0, the job\'s training_error arrives, the server closes the sockets', { timeout: TEST_TIMEOUT_MS }, dumpingLogs(() => servers, async (t) => {
+    const server = await Server.start({ modelsDir, name: 'server#5' });
+    servers.push(server);
+    const client = api(server.url);
+    const socks = [await connectClient(server.url, 'websocket', 'ws'), await connectClient(server.url, 'polling', 'polling')];
+    sockets.push(...socks);
+    const networkId = await createNetwork(client, [784, 1000, 10]);
+    // One mini-batch of all 50,000 images: about 10 s of work here, and
+    // 1.4 GB of scratch if it were done at once. The trainer works through
+    // it in chunks of its bounded scratch, and a shutdown acts within one.
+    const jobId = await startTraining(client, networkId, { epochs: 50, mini_batch_size: 50000, learning_rate: 3.0 });
+    const deadline = Date.now() + WAIT_MS;
+    for (let job = await getJob(client, jobId); job.status !== 'training'; job = await getJob(client, jobId)) {
+      assert.equal(job.status, 'pending', `job status: ${JSON.stringify(job)}`);
+      assert.ok(Date.now() < deadline, 'the job never started');
+    }
+
+    const stopped = await server.stop(5_000);
+    t.diagnostic(`server#5 stopped during a 50,000-image mini-batch in ${stopped.ms} ms: ${JSON.stringify(stopped)}`);
+    assert.equal(stopped.timedOut, false, 'the server must exit within 5 s of SIGTERM, even inside a large mini-batch');
+    assert.equal(stopped.code, 0, `exit code after SIGTERM must be 0, got ${JSON.stringify(stopped)}`);
+    for (const sock of socks) {
+      const errs = sock.jobEvents(jobId).filter((e) => e.name === 'training_error');
+      assert.equal(errs.length, 1, `[${sock.label}] one training_error for the running job: ${sock.describeEvents(jobId)}`);
+      assert.equal(errs[0].data.status, 'failed', `[${sock.label}] status`);
+      assert.match(errs[0].data.error, /shutting down/, `[${sock.label}] error`);
+      // A close from the transport (a WebSocket close frame, a polling close
+      // packet), not a Socket.IO disconnect: that one would stop
+      // socket.io-client from reconnecting once the server is back.
+      await sock.waitUntil(() => sock.disconnectReason, 'the disconnect');
+      assert.equal(sock.disconnectReason, 'transport close', `[${sock.label}] disconnect reason`);
+    }
   }));
 });

@@ -1,0 +1,39 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestBusyAnswers: with every image-decoding or import slot taken, those
+// requests are refused at once with 503 and Retry-After, before their
+// bodies are read.
+func TestBusyAnswers(t *testing.T) {
+	r, h, err := build(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range maxDecodes {
+		h.decodes <- struct{}{}
+	}
+	for range maxImports {
+		h.imports <- struct{}{}
+	}
+	id := "9b2c6f1e-4a7d-4c3e-8f5a-1d2e3f4a5b6c"
+	for _, tc := range []struct{ path, ct, body string }{
+		{"/api/networks/" + id + "/predict", "image/png", "\x89PNG"},
+		{"/api/networks/" + id + "/predict", "application/json", `{"image":"iVBORw0KGgo="}`},
+		{"/api/networks/import", "application/octet-stream", "PK"},
+	} {
+		req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", tc.ct)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "try again") {
+			t.Errorf("%s %s: %d %v %s", tc.ct, tc.path, w.Code, w.Header(), w.Body)
+		}
+	}
+}

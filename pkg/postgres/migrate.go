@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// migration is one step of our schema. Applied steps are recorded in
+// nnserver_migrations and never run again, so a step must never change once
+// released: change the schema with a new step.
+type migration struct {
+	Version int    // 1, 2, 3...: its place in migrations
+	Name    string // what it does, for people
+	SQL     string // run in a transaction of its own
+}
+
+// migrations is our schema, in order. To change it, append a step with the
+// next version. Steps must keep working for replicas of the previous release
+// during a rolling deploy: add tables and columns, do not drop or rename
+// what the running release uses.
+var migrations = []migration{
+	{1, "events table of the event relay", `
+CREATE TABLE nnserver_events (
+	id         bigserial PRIMARY KEY,
+	-- Chosen by the publisher, so that a publish retried after a lost
+	-- connection cannot insert the event twice.
+	event_key  uuid NOT NULL UNIQUE,
+	kind       text NOT NULL,
+	job_id     text NOT NULL,
+	payload    json NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+-- Pruning deletes by age.
+CREATE INDEX nnserver_events_created_at ON nnserver_events (created_at);
+`},
+}
+
+// migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"
+// in ASCII. Only Migrate uses it.
+const migrateLockKey int64 = 0x6e6e7372766d6967
+
+// Migrate brings the database's schema up to date: River's tables (through
+// River's own migrator), then ours (migrations). Replicas starting at once
+// may all call it: the whole run holds a session-level advisory lock, so
+// they migrate one after another, and those after the first find nothing
+// to do. Each step runs in a transaction of its own, recorded with it, so a
+// step that fails leaves no trace and is retried by the next Migrate.
+//
+// A database that records steps this binary does not know (a newer release
+// migrated it) is accepted: see migrations on keeping steps compatible.
+//
+// River's migrator uses connections of its own from pool while Migrate holds
+// the lock on another: pool must allow at least two connections.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := checkMigrations(migrations); err != nil {
+		return err
+	}
+	if n := pool.Config().MaxConns; n < 2 {
+		return fmt.Errorf("postgres: migrate: the pool allows %d connection(s); River's migrator needs one besides the one holding the lock", n)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+		return fmt.Errorf("postgres: migrate: taking the migration lock: %w", err)
+	}
+	defer func() {
+		// Unlock even if ctx is done; if that fails, close the connection,
+		// which releases the lock, rather than return it to the pool locked.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrateLockKey); err != nil {
+			conn.Conn().Close(uctx)
+		}
+	}()
+
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: River's migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("postgres: migrate: River's tables: %w", err)
+	}
+
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS nnserver_migrations (
+	version    int PRIMARY KEY,
+	name       text NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`); err != nil {
+		return fmt.Errorf("postgres: migrate: creating nnserver_migrations: %w", err)
+	}
+	rows, _ := conn.Query(ctx, "SELECT version FROM nnserver_migrations")
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: reading nnserver_migrations: %w", err)
+	}
+	done := make(map[int]bool, len(applied))
+	for _, v := range applied {
+		done[v] = true
+	}
+	for _, m := range migrations {
+		if done[m.Version] {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO nnserver_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: migrate: step %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkMigrations checks that steps are numbered 1, 2, 3... in order.
+func checkMigrations(ms []migration) error {
+	for i, m := range ms {
+		if m.Version != i+1 {
+			return fmt.Errorf("postgres: migrate: step %d (%s) has version %d: versions must be 1, 2, 3... in order", i+1, m.Name, m.Version)
+		}
+		if m.SQL == "" {
+			return errors.New("postgres: migrate: step " + fmt.Sprint(m.Version) + " has no SQL")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,381 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mnist-go/nnserver/pkg/service"
+)
+
+// relayChannel is the NOTIFY channel of the events table.
+const relayChannel = "nnserver_events"
+
+// relayLockKey is the pg_advisory_xact_lock key publishers hold while they
+// insert an event: "nnsrvevt" in ASCII.
+const relayLockKey int64 = 0x6e6e737276657674
+
+// The kinds of events, as stored in nnserver_events.kind: the Socket.IO
+// event names.
+const (
+	kindUpdate   = "training_update"
+	kindProgress = "training_progress"
+	kindComplete = "training_complete"
+	kindError    = "training_error"
+)
+
+// Relay carries training events between replicas. Its methods of
+// service.Events publish each event once, to the nnserver_events table; its
+// Run, on every replica, reads them back in order and hands each to that
+// replica's local Events (its Socket.IO clients) exactly once. A client
+// connected to any replica thus sees every event of every job, once, in
+// the order they were published: the publishing replica's own clients get
+// their events through Run too, like everyone else's.
+//
+// # Order
+//
+// Events are read back by id, so ids must become visible in the order they
+// are assigned: were two publishers to commit ids 6 and then 5, a reader
+// that saw 6 would skip 5 for good. Publishers therefore take a transaction
+// advisory lock before the id is drawn, and hold it until commit: events
+// are committed one at a time, cluster-wide. That costs one short
+// statement's worth of serialisation per event, which training events (a
+// few a second per job) never feel.
+//
+// # Failures
+//
+// The service.Events methods have no error to return. A publish that fails
+// (Postgres is down) is retried once or twice (it cannot be inserted twice:
+// see event_key), then dropped: the first drop of an outage is logged, the
+// others only counted (Dropped), and the return of publishing is logged
+// with the count. Run survives lost connections: it reconnects with backoff
+// and resumes after the last event it delivered, so nothing committed is
+// lost or repeated; it also polls every few seconds in case a notification
+// went missing.
+//
+// Rows older than ten minutes are deleted by publishers, at most once a
+// minute each. A replica cut off for longer misses what was deleted.
+type Relay struct {
+	pool  *pgxpool.Pool
+	local service.Events
+	log   *slog.Logger
+
+	// Tests shorten these.
+	poll           time.Duration // Run reads the table at least this often
+	retention      time.Duration // rows older than this are deleted
+	pruneEvery     time.Duration // each publisher prunes at most this often
+	publishTimeout time.Duration // bounds each attempt to publish
+	maxBackoff     time.Duration // the longest wait between reconnections
+
+	dropped atomic.Uint64
+
+	mu        sync.Mutex // guards failing and lastPrune
+	failing   bool       // the last publish failed, and that was logged
+	droppedAt uint64     // dropped when failing began
+	lastPrune time.Time
+
+	ready     chan struct{} // closed once Run listens and knows where to start
+	readyOnce sync.Once
+}
+
+// NewRelay returns a relay publishing through pool and delivering to local.
+// Nothing is delivered until Run runs.
+func NewRelay(pool *pgxpool.Pool, local service.Events, log *slog.Logger) *Relay {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Relay{
+		pool: pool, local: local, log: log,
+		poll: 5 * time.Second, retention: 10 * time.Minute, pruneEvery: time.Minute,
+		publishTimeout: 5 * time.Second, maxBackoff: 5 * time.Second,
+		ready: make(chan struct{}),
+	}
+}
+
+var _ service.Events = (*Relay)(nil)
+
+// TrainingUpdate publishes u.
+func (r *Relay) TrainingUpdate(u service.Update) { r.publish(kindUpdate, u.JobID, u) }
+
+// TrainingProgress publishes p.
+func (r *Relay) TrainingProgress(p service.Progress) { r.publish(kindProgress, p.JobID, p) }
+
+// TrainingComplete publishes c.
+func (r *Relay) TrainingComplete(c service.Complete) { r.publish(kindComplete, c.JobID, c) }
+
+// TrainingError publishes f.
+func (r *Relay) TrainingError(f service.Failure) { r.publish(kindError, f.JobID, f) }
+
+// Dropped returns the number of events this relay failed to publish.
+func (r *Relay) Dropped() uint64 { return r.dropped.Load() }
+
+// Ready is closed once Run listens for events and has chosen where to start:
+// events published after that reach this replica's clients.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// publishSQL inserts an event and notifies listeners of its id, in one
+// statement, so one round trip. pg_advisory_xact_lock runs in FROM, so
+// before the row, hence its id, is made; it is held until commit (see Order
+// in Relay's doc). A retried publish finds its event_key taken, inserts
+// nothing, and notifies nobody.
+const publishSQL = `INSERT INTO nnserver_events (event_key, kind, job_id, payload)
+SELECT $2::uuid, $3::text, $4::text, $5::json FROM pg_advisory_xact_lock($1::bigint)
+ON CONFLICT (event_key) DO NOTHING
+RETURNING pg_notify('` + relayChannel + `', id::text)`
+
+// publishAttempts bounds the attempts to publish an event. After Postgres
+// restarts, the pool may hold several dead connections that it has not
+// pinged yet (it pings those idle for a second or more); each attempt
+// discards one.
+const publishAttempts = 3
+
+func (r *Relay) publish(kind, jobID string, v any) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		r.failed(kind, jobID, fmt.Errorf("encoding the event: %w", err))
+		return
+	}
+	key := uuid.NewString()
+	r.mu.Lock()
+	attempts := publishAttempts
+	if r.failing {
+		// Known to be failing: do not hold up the job with retries.
+		attempts = 1
+	}
+	r.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+		_, err = r.pool.Exec(ctx, publishSQL, relayLockKey, key, kind, jobID, payload)
+		cancel()
+		if err == nil || attempt >= attempts || !connectionError(err) {
+			break
+		}
+	}
+	if err != nil {
+		r.failed(kind, jobID, err)
+		return
+	}
+	r.mu.Lock()
+	recovered, dropped := r.failing, r.dropped.Load()-r.droppedAt
+	r.failing = false
+	prune := time.Since(r.lastPrune) >= r.pruneEvery
+	if prune {
+		r.lastPrune = time.Now()
+	}
+	r.mu.Unlock()
+	if recovered {
+		r.log.Info("event relay: publishing training events again", "dropped", dropped)
+	}
+	if prune {
+		r.prune()
+	}
+}
+
+// connectionError reports whether err may come from a lost connection or a
+// server going down, rather than from the statement.
+func connectionError(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P01-03: the server shutting down,
+		// crashed, or starting up.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// failed counts an event that was not published, and logs the first of an
+// outage.
+func (r *Relay) failed(kind, jobID string, err error) {
+	r.mu.Lock()
+	first := !r.failing
+	if first {
+		r.failing = true
+		r.droppedAt = r.dropped.Load()
+	}
+	r.dropped.Add(1)
+	r.mu.Unlock()
+	if first {
+		r.log.Error("event relay: cannot publish training events; they are dropped until publishing works again",
+			"kind", kind, "job_id", jobID, "err", err)
+	}
+}
+
+// prune deletes the rows older than r.retention.
+func (r *Relay) prune() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+	defer cancel()
+	_, err := r.pool.Exec(ctx, "DELETE FROM nnserver_events WHERE created_at < now() - $1::float8 * interval '1 second'",
+		r.retention.Seconds())
+	if err != nil {
+		r.log.Warn("event relay: deleting old events", "err", err)
+	}
+}
+
+// Run delivers events to the local Events until ctx is done, then returns
+// nil. Call it once per Relay, in a goroutine of its own, for as long as
+// the replica serves clients. It starts after the last event published before it began listening
+// (see Ready). It needs a connection of its own, opened with the pool's
+// settings but outside the pool: LISTEN belongs to a session. Connection
+// failures are logged and retried with backoff, forever.
+func (r *Relay) Run(ctx context.Context) error {
+	var (
+		last    int64 // the id of the last event delivered
+		started bool  // last is set
+		backoff = 50 * time.Millisecond
+		outage  int // failed sessions in a row
+	)
+	for {
+		listened, err := r.session(ctx, &last, &started)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if listened {
+			// It worked for a while: this is a new outage.
+			backoff, outage = 50*time.Millisecond, 0
+		}
+		outage++
+		if outage == 1 {
+			r.log.Warn("event relay: lost the connection to Postgres; reconnecting", "err", err)
+		} else {
+			r.log.Debug("event relay: still reconnecting", "attempt", outage, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.maxBackoff)
+		// The first session after an outage says it is back, in session.
+	}
+}
+
+// session connects, listens, catches up and delivers until the connection
+// fails or ctx is done. listened reports whether it got as far as
+// listening.
+func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listened bool, err error) {
+	cfg := r.pool.Config().ConnConfig
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("connecting: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
+	_, err = conn.Exec(qctx, "LISTEN "+relayChannel)
+	if err == nil && !*started {
+		// Listening first, then reading the last id: an event committed
+		// in between is either counted in it or notified after it.
+		err = conn.QueryRow(qctx, "SELECT coalesce(max(id), 0) FROM nnserver_events").Scan(last)
+	}
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("listening: %w", err)
+	}
+	if *started {
+		r.log.Info("event relay: reconnected; catching up", "after_id", *last)
+	}
+	*started = true
+	r.readyOnce.Do(func() { close(r.ready) })
+
+	// Catch up on what was committed while we were not listening.
+	if err := r.drain(ctx, conn, last); err != nil {
+		return true, err
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, r.poll)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case err == nil:
+			if id, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && id <= *last {
+				continue // delivered by an earlier drain
+			}
+		case pgconn.Timeout(err):
+			// Nothing for a while: read the table anyway, in case a
+			// notification was missed; this also checks the connection.
+		default:
+			return true, fmt.Errorf("waiting for events: %w", err)
+		}
+		if err := r.drain(ctx, conn, last); err != nil {
+			return true, err
+		}
+	}
+}
+
+// drainBatch bounds the rows read at once.
+const drainBatch = 500
+
+type eventRow struct {
+	ID      int64
+	Kind    string
+	Payload []byte
+}
+
+// drain delivers every event after *last, in id order, advancing *last.
+func (r *Relay) drain(ctx context.Context, conn *pgx.Conn, last *int64) error {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
+		rows, _ := conn.Query(qctx, "SELECT id, kind, payload FROM nnserver_events WHERE id > $1 ORDER BY id LIMIT $2", *last, drainBatch)
+		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[eventRow])
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reading events: %w", err)
+		}
+		for _, e := range batch {
+			r.deliver(e)
+			*last = e.ID
+		}
+		if len(batch) < drainBatch {
+			return nil
+		}
+	}
+}
+
+// deliver hands one event to the local Events. An event that does not
+// decode (a newer release's kind) is logged and skipped.
+func (r *Relay) deliver(e eventRow) {
+	var err error
+	switch e.Kind {
+	case kindUpdate:
+		var v service.Update
+		if err = json.Unmarshal(e.Payload, &v); err == nil {
+			r.local.TrainingUpdate(v)
+		}
+	case kindProgress:
+		var v service.Progress
+		if err = json.Unmarshal(e.Payload, &v); err == nil {
+			r.local.TrainingProgress(v)
+		}
+	case kindComplete:
+		var v service.Complete
+		if err = json.Unmarshal(e.Payload, &v); err == nil {
+			r.local.TrainingComplete(v)
+		}
+	case kindError:
+		var v service.Failure
+		if err = json.Unmarshal(e.Payload, &v); err == nil {
+			r.local.TrainingError(v)
+		}
+	default:
+		err = fmt.Errorf("unknown kind %q", e.Kind)
+	}
+	if err != nil {
+		r.log.Warn("event relay: skipping an event that does not decode", "id", e.ID, "kind", e.Kind, "err", err)
+	}
+}

@@ -1,0 +1,427 @@
+// Package s3store keeps networks in an S3-compatible object store (Amazon
+// S3, MinIO, Ceph, R2...), for the scaled mode, where replicas share their
+// models. It stores exactly the bytes the directory store (package store)
+// writes, one object per network under <prefix><id>.npz, and meets the same
+// contract (package store/storetest): the same ids, limits, errors and
+// results.
+//
+// Reads go through ranged GETs, so List reads only the zip directory and the
+// headers of each archive, never its weights. Every response of a read must
+// carry the ETag the read began with (and asks for it with If-Match): if a
+// Save replaces the object meanwhile, the read starts again on the new
+// version, so a reader never sees a mix of two versions.
+//
+// Writes are single PUTs of the whole archive, which S3 makes visible
+// atomically: a reader sees the old object or the new one, and a PUT that
+// fails (the server errs, the connection drops, ctx is cancelled) leaves the
+// old object as it was. Of two concurrent Saves of one network the later
+// PUT wins, whatever the order of the models, and S3 has no rename or
+// compare-and-swap to prevent it here: the caller must not save one network
+// from two places at once. In the scaled mode, each network is guarded by a
+// lock the replicas share (one writer per network), so that an older model
+// never overwrites a newer one.
+package s3store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+const fileExt = ".npz"
+
+// maxRetries is how many times the client tries a request that failed in a
+// way worth retrying (a 5xx, a reset connection), with backoff: few, so
+// that a server that is down is reported in about a second. Tests lower it.
+var maxRetries = 3
+
+// changeRetries bounds how often a read starts again because the object
+// changed under it. A network is saved once an epoch, so one retry is
+// almost always enough; the contract test saves in a tight loop.
+const changeRetries = 10
+
+// listWorkers bounds the objects List reads at once: each takes a few round
+// trips, which add up on a remote server.
+const listWorkers = 8
+
+// Store keeps networks in a bucket. It is safe for concurrent use.
+type Store struct {
+	client    *minio.Client
+	transport *http.Transport
+	bucket    string
+	prefix    string
+	where     string // s3://bucket/prefix, for messages
+	lim       store.Limits
+}
+
+// Open returns a Store keeping networks in cfg's bucket, after checking that
+// the bucket exists. The Store saves and reads only networks within lim (a
+// zero field means the default; see store.Limits).
+func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
+	lim, err := resolve(lim)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	transport, err := minio.DefaultTransport(cfg.UseSSL)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
+	}
+	client, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:     cfg.UseSSL,
+		Region:     cfg.Region,
+		MaxRetries: maxRetries,
+		Transport:  transport,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3store: S3_ENDPOINT %s: %w", cfg.Endpoint, err)
+	}
+	s := &Store{client: client, transport: transport, bucket: cfg.Bucket, prefix: cfg.Prefix, where: "s3://" + cfg.Bucket + "/" + cfg.Prefix, lim: lim}
+	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: checking bucket %q at %s: %w", cfg.Bucket, endpointURL(cfg), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("s3store: bucket %q does not exist at %s: create it, or set S3_BUCKET to one that does", cfg.Bucket, endpointURL(cfg))
+	}
+	return s, nil
+}
+
+func endpointURL(cfg Config) string {
+	if cfg.UseSSL {
+		return "https://" + cfg.Endpoint
+	}
+	return "http://" + cfg.Endpoint
+}
+
+// resolve fills lim's zero fields with the defaults and checks it against
+// the format's caps, as the directory store does.
+func resolve(lim store.Limits) (store.Limits, error) {
+	if lim.MaxLayers == 0 {
+		lim.MaxLayers = store.DefaultMaxLayers
+	}
+	if lim.MaxParams == 0 {
+		lim.MaxParams = store.DefaultMaxParams
+	}
+	if lim.MaxLayers < 2 || lim.MaxLayers > store.MaxLayers {
+		return store.Limits{}, fmt.Errorf("limits: MaxLayers %d, want 2 to %d", lim.MaxLayers, store.MaxLayers)
+	}
+	if lim.MaxParams < 1 || lim.MaxParams > store.MaxParams {
+		return store.Limits{}, fmt.Errorf("limits: MaxParams %d, want 1 to %d", lim.MaxParams, store.MaxParams)
+	}
+	return lim, nil
+}
+
+// Limits returns the limits the Store holds networks to, defaults filled in.
+func (s *Store) Limits() store.Limits { return s.lim }
+
+// String returns where the Store keeps networks: s3://bucket/prefix.
+func (s *Store) String() string { return s.where }
+
+// Close releases idle connections. The Store must not be used afterwards.
+func (s *Store) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+func (s *Store) key(id string) string { return s.prefix + id + fileExt }
+
+// checkID accepts only the canonical form of a UUID, as the directory store
+// does: each network has exactly one key.
+func checkID(id string) error {
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return fmt.Errorf("%w: %.40q", store.ErrInvalidID, id)
+	}
+	return nil
+}
+
+// begin checks what every call checks first: ctx, then id.
+func begin(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%.40q: %w", id, err)
+	}
+	return checkID(id)
+}
+
+// Save writes n with its description m to <prefix><m.ID>.npz, replacing any
+// network saved under that id, in one PUT: see the package doc on
+// atomicity and concurrent Saves. m.ID must be a canonical UUID, m.Sizes
+// must equal n.Sizes() and be within the Store's limits (else the error
+// wraps store.ErrTooLarge).
+//
+// The archive is built in memory first (it is as large as the network's
+// parameters), so that its length is known and it goes in a single request.
+// If ctx is cancelled during the PUT, the PUT is abandoned and the previous
+// object stays.
+func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) error {
+	if err := begin(ctx, m.ID); err != nil {
+		return fmt.Errorf("s3store: save: %w", err)
+	}
+	// Refuse a network beyond the limits before encoding it: it may be
+	// hundreds of megabytes.
+	if err := checkSizes(m.Sizes, s.lim); err != nil {
+		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
+	}
+	var buf bytes.Buffer
+	if err := store.Encode(&buf, m, n); err != nil {
+		return fmt.Errorf("s3store: save: %w", err)
+	}
+	// Never store what List and Load would refuse: the readers' own checks,
+	// on the headers, against the Store's limits.
+	if _, err := store.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
+		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
+	}
+	_, err := s.client.PutObject(ctx, s.bucket, s.key(m.ID), bytes.NewReader(buf.Bytes()), int64(buf.Len()), minio.PutObjectOptions{
+		ContentType: "application/zip",
+		// One request, so one atomic replacement, and nothing left behind
+		// by a failed upload (a multipart upload would leave parts). Our
+		// archives are far below a single PUT's 5 GiB.
+		DisableMultipart: true,
+		// The server checks the body against it.
+		SendContentMd5: true,
+	})
+	if err != nil {
+		return fmt.Errorf("s3store: save %s to %s: %w", m.ID, s.where, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// checkSizes refuses, with store.ErrTooLarge, sizes with more layers or
+// parameters than lim allows; store.Encode and store.DecodeEntry check the
+// rest.
+func checkSizes(sizes []int, lim store.Limits) error {
+	if len(sizes) > lim.MaxLayers {
+		return fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", store.ErrTooLarge, len(sizes), lim.MaxLayers)
+	}
+	var p int64
+	for l := 1; l < len(sizes); l++ {
+		if sizes[l] < 0 || sizes[l-1] < 0 || sizes[l] > lim.MaxParams || sizes[l-1] > lim.MaxParams {
+			return fmt.Errorf("%w: layer sizes %v are beyond the limit of %d weights and biases (MaxParams)", store.ErrTooLarge, sizes, lim.MaxParams)
+		}
+		p += int64(sizes[l]) * (int64(sizes[l-1]) + 1)
+	}
+	if p > int64(lim.MaxParams) {
+		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)", store.ErrTooLarge, sizes, p, lim.MaxParams)
+	}
+	return nil
+}
+
+// Load reads the network saved under id. Its errors wrap what the directory
+// store's do: store.ErrInvalidID, store.ErrNotFound, store.ErrTooLarge, or
+// describe a corrupt object. See store.Decode for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (store.Meta, *network.Network, error) {
+	if err := begin(ctx, id); err != nil {
+		return store.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
+	}
+	var (
+		m store.Meta
+		n *network.Network
+	)
+	err := s.read(ctx, id, func(r *objectReader) error {
+		var err error
+		m, n, err = store.Decode(r, r.size, s.lim)
+		if err == nil && m.ID != id {
+			err = fmt.Errorf("meta.json describes network %.40q", m.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return store.Meta{}, nil, fmt.Errorf("s3store: load %s: %w", s.key(id), err)
+	}
+	return m, n, nil
+}
+
+// read runs f on a reader of the object of id, pinned to the version its
+// first request finds, and starts again if the object changes while f reads
+// it.
+func (s *Store) read(ctx context.Context, id string, f func(*objectReader) error) error {
+	var err error
+	for attempt := range changeRetries {
+		if attempt > 0 {
+			// Back off a little: a read that keeps meeting new versions
+			// is racing a writer.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+			}
+		}
+		var r *objectReader
+		r, err = s.probe(ctx, id)
+		if err != nil {
+			return err
+		}
+		err = f(r)
+		if !errors.Is(err, errChanged) {
+			return err
+		}
+	}
+	return err
+}
+
+// notFound reports whether err says that there is no such object.
+func notFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	r := minio.ToErrorResponse(err)
+	return r.Code == minio.NoSuchKey || r.StatusCode == http.StatusNotFound && r.Code != minio.NoSuchBucket
+}
+
+// Open returns the bytes saved under id, exactly as Save wrote them, and
+// their length, for a download. The object is checked as List checks it
+// (meta.json and every header, not the parameters) before it is handed out,
+// and the reader streams that same version of it, whatever Saves happen
+// meanwhile. The caller must close it; it reads through ctx, so it fails
+// once ctx is done.
+//
+// Unlike the directory store's, the reader is a plain io.ReadCloser (no
+// ReaderAt or Seeker). Errors are as Load's.
+func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	if err := begin(ctx, id); err != nil {
+		return nil, 0, fmt.Errorf("s3store: open: %w", err)
+	}
+	var (
+		body io.ReadCloser
+		size int64
+	)
+	err := s.read(ctx, id, func(r *objectReader) error {
+		if _, err := s.decodeEntry(r, id); err != nil {
+			return err
+		}
+		var err error
+		body, err = r.stream()
+		size = r.size
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("s3store: open %s: %w", s.key(id), err)
+	}
+	return body, size, nil
+}
+
+// decodeEntry checks and describes the object r reads, which must describe
+// network id.
+func (s *Store) decodeEntry(r *objectReader, id string) (store.Entry, error) {
+	e, err := store.DecodeEntry(r, r.size, s.lim)
+	if err == nil && e.ID != id {
+		err = fmt.Errorf("meta.json describes network %.40q", e.ID)
+	}
+	return e, err
+}
+
+// List describes every network saved under the prefix, ordered by
+// CreatedAt, then ID, reading only each object's zip directory and headers.
+//
+// Keys that are not <prefix><canonical-uuid>.npz are ignored. An object that
+// is corrupt or unreadable is left out and reported by one of the returned
+// errors, which names it; the others are still listed. If the listing
+// itself fails, or ctx is done before every object is read, List returns no
+// entries and that error: a partial list would look like a list of fewer
+// networks.
+func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
+	if err := ctx.Err(); err != nil {
+		return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, err)}
+	}
+	var ids []string
+	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix}) {
+		if o.Err != nil {
+			return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, ctxErr(ctx, o.Err))}
+		}
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, s.prefix), fileExt)
+		if !ok || checkID(id) != nil {
+			continue
+		}
+		ids = append(ids, id)
+	}
+
+	type result struct {
+		e   store.Entry
+		err error
+	}
+	results := make([]result, len(ids))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(listWorkers, len(ids)) {
+		wg.Go(func() {
+			for i := range work {
+				res := &results[i]
+				res.err = s.read(ctx, ids[i], func(r *objectReader) error {
+					var err error
+					res.e, err = s.decodeEntry(r, ids[i])
+					return err
+				})
+			}
+		})
+	}
+	for i := range ids {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, err)}
+	}
+
+	var (
+		entries []store.Entry
+		errs    []error
+	)
+	for i, res := range results {
+		switch {
+		case errors.Is(res.err, store.ErrNotFound):
+			// Deleted since it was listed.
+		case res.err != nil:
+			errs = append(errs, fmt.Errorf("s3store: %s: %w", s.key(ids[i]), res.err))
+		default:
+			entries = append(entries, res.e)
+		}
+	}
+	slices.SortFunc(entries, func(a, b store.Entry) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return entries, errs
+}
+
+// Delete removes the network saved under id and says what it did:
+// store.DeleteRemoved, store.DeleteNotFound if nothing was saved under id,
+// or store.DeleteFailed with an error (an invalid id, a done ctx, an S3
+// error), in which case the object, if any, is still there. A removal
+// acknowledged by S3 is durable: DeleteRemovedNotFlushed never happens.
+func (s *Store) Delete(ctx context.Context, id string) (store.DeleteResult, error) {
+	if err := begin(ctx, id); err != nil {
+		return store.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
+	}
+	// S3 deletes a missing key without complaint: ask first, to tell "not
+	// found" from "removed".
+	_, err := s.client.StatObject(ctx, s.bucket, s.key(id), minio.StatObjectOptions{})
+	if notFound(err) {
+		return store.DeleteNotFound, nil
+	}
+	if err != nil {
+		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), ctxErr(ctx, err))
+	}
+	if err := s.client.RemoveObject(ctx, s.bucket, s.key(id), minio.RemoveObjectOptions{}); err != nil {
+		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), ctxErr(ctx, err))
+	}
+	return store.DeleteRemoved, nil
+}

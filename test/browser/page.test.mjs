@@ -1,0 +1,501 @@
+// The management page in a real Chromium against the real server binary.
+// The tests run in order and build on each other (one server, one models
+// directory): first load, create and train, draw, evaluation, history,
+// download and import, a long job (progress, late joiners, cancel), a
+// phone-sized screen, delete all. Every page is watched: a console error,
+// an uncaught exception, a failed request or an HTTP error that a test did
+// not cause on purpose fails that test.
+//
+// Run: go test ./test/browser (builds the server), or by hand:
+//   go build -o /tmp/server ./cmd/server && cd test/browser && npm ci &&
+//   SERVER_BIN=/tmp/server node --test --test-reporter=spec page.test.mjs
+
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { artifactsDir, CHROMIUM, haveChromium, launch, watch } from './browser.mjs';
+import { Server } from './server.mjs';
+
+const FIRST_LOAD_LIMIT = 200_000; // bytes transferred by the first load
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+const TIMEOUT = 20_000; // for any one wait on the page
+
+if (!haveChromium()) {
+  throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
+}
+
+let srv;
+let browser;
+let dir;
+let desk; // {context, page, w} at desktop size, used by most tests
+const extra = []; // other contexts, closed at the end
+
+before(async () => {
+  dir = await artifactsDir();
+  srv = await Server.start();
+  browser = await launch();
+});
+
+after(async () => {
+  for (const c of [desk?.context, ...extra]) await c?.close().catch(() => {});
+  await browser?.close();
+  if (srv) {
+    await srv.stop();
+    const log = path.join(dir, 'server.log');
+    await writeFile(log, srv.logs());
+    console.log(`# server log ${log}`);
+  }
+});
+
+/** A new context and page of a size, watched. */
+async function open(name, viewport, opts = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, ...opts });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  const w = watch(page, name);
+  page.on('dialog', (d) => d.accept()); // "Delete …?" confirmations
+  return { context, page, w };
+}
+
+async function loaded(page) {
+  await page.waitForSelector('body[data-ready]');
+  await page.waitForSelector('#live-status.ok');
+}
+
+function clean(w) {
+  assert.deepEqual(w.problems(), [], 'no console errors, page errors, failed requests or HTTP errors');
+}
+
+async function shot(page, name) {
+  const file = path.join(dir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`# screenshot ${file}`);
+}
+
+const pct = (acc) => `${(acc * 100).toFixed(2)}%`;
+const rows = (page) => page.locator('#network-rows tr');
+const row = (page, id) => page.locator(`#network-rows tr[data-id="${id}"]`);
+const points = (page, chart) => page.locator(`${chart} .point`).count();
+
+/** Waits until fn (run in the page) returns truthy, and returns its value. */
+async function until(page, fn, arg) {
+  return (await page.waitForFunction(fn, arg, { timeout: TIMEOUT })).jsonValue();
+}
+
+/** Draws a 7 on the drawing pad with the mouse. */
+async function drawSeven(page) {
+  await page.locator('#pad').scrollIntoViewIfNeeded();
+  const box = await page.locator('#pad').boundingBox();
+  const at = (fx, fy) => [box.x + box.width * fx, box.y + box.height * fy];
+  await page.mouse.move(...at(0.25, 0.22));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.75, 0.22), { steps: 12 });
+  await page.mouse.move(...at(0.45, 0.85), { steps: 16 });
+  await page.mouse.up();
+}
+
+/** Waits for the selected network's job to show a status. */
+async function jobStatus(page, status) {
+  await page.waitForSelector(`#job-status.badge.${status}`);
+}
+
+describe('management page', { concurrency: false }, () => {
+  let first; // the network created and trained with seeds
+  let imported;
+
+  test('first load: small, accessible, nothing listed', async () => {
+    desk = await open('desktop', DESKTOP);
+    const { page, w } = desk;
+    const sizes = [];
+    page.on('requestfinished', (req) => sizes.push(req.sizes().then((s) => s.responseHeadersSize + s.responseBodySize)));
+    let wsBytes = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => (wsBytes += Buffer.byteLength(f.payload))));
+    await page.goto(srv.url + '/');
+    await loaded(page);
+    await page.waitForSelector('#api-status.ok');
+    const bytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0) + wsBytes;
+    console.log(`# first load: ${bytes} bytes transferred in ${sizes.length} responses (+${wsBytes} WebSocket)`);
+    assert.ok(bytes <= FIRST_LOAD_LIMIT, `first load transferred ${bytes} bytes, more than ${FIRST_LOAD_LIMIT}`);
+
+    assert.equal(await rows(page).count(), 0);
+    assert.ok(await page.isVisible('#networks-empty'));
+    assert.ok(await page.isDisabled('#delete-all'), '"Delete all" is disabled with no networks');
+
+    // Every control has a name: inputs and selects a label, buttons text or aria-label.
+    const unnamed = await page.evaluate(() => [
+      ...[...document.querySelectorAll('input:not([type=file]), select')].filter((el) => !el.labels.length).map((el) => el.id),
+      ...[...document.querySelectorAll('button, a[href]')].filter((el) => !(el.getAttribute('aria-label') || el.textContent.trim())).map((el) => el.outerHTML),
+    ]);
+    assert.deepEqual(unnamed, []);
+    clean(w);
+  });
+
+  test('create with a seed, train 2 epochs, follow the live chart', async () => {
+    const { page, w } = desk;
+    await page.fill('#layer-sizes', '784,30,10');
+    await page.selectOption('#init', 'scaled');
+    await page.fill('#create-seed', '7');
+    const created = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/networks'));
+    await page.click('#create-form button[type=submit]');
+    assert.deepEqual((await created).postDataJSON(), { layer_sizes: [784, 30, 10], init: 'scaled', seed: 7 });
+    await page.waitForSelector('#network-rows tr.selected');
+    first = await page.getAttribute('#network-rows tr.selected', 'data-id');
+    assert.equal(await rows(page).count(), 1);
+    assert.ok(!(await page.isDisabled('#delete-all')));
+
+    await page.fill('#epochs', '2');
+    await page.fill('#batch', '10');
+    await page.fill('#eta', '3');
+    await page.selectOption('#cost', 'quadratic');
+    await page.fill('#lambda', '0');
+    await page.fill('#train-seed', '7');
+    const started = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${first}/train`));
+    await page.click('#train-button');
+    assert.deepEqual((await started).postDataJSON(),
+      { epochs: 2, mini_batch_size: 10, learning_rate: 3, cost: 'quadratic', lambda: 0, seed: 7 });
+    await jobStatus(page, 'completed');
+    assert.equal(await points(page, '#chart'), 2, 'the live chart has a point per epoch');
+    assert.equal(await page.getAttribute('#progress', 'aria-valuenow'), '100');
+
+    // What the page shows is what the server has.
+    const listed = (await srv.api('GET', '/api/networks')).networks.find((n) => n.network_id === first);
+    assert.equal(listed.epochs_trained, 2);
+    assert.ok(listed.accuracy > 0.8, `seeded training reaches > 80%, got ${listed.accuracy}`);
+    await page.waitForFunction(([id, text]) =>
+      document.querySelector(`#network-rows tr[data-id="${id}"] .acc`)?.textContent === text, [first, pct(listed.accuracy)]);
+    assert.match(await page.textContent('#job-text'), new RegExp(`Epoch 2 of 2 .*accuracy ${pct(listed.accuracy).replace('.', '\\.')}`));
+    assert.match(await page.textContent('#job-params'), /η 3 · mini-batch 10 · quadratic cost · λ 0 · seed 7/);
+    clean(w);
+  });
+
+  test('draw a digit: throttled predictions, bars with numbers, the 28×28 input', async () => {
+    const { page, w } = desk;
+    const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/predict`));
+    await drawSeven(page);
+    const res = await predicted;
+    assert.equal(res.status(), 200);
+    const sent = res.request().postDataJSON();
+    assert.equal(sent.pixels.length, 784);
+    assert.ok(sent.pixels.every((v) => typeof v === 'number' && v >= 0 && v <= 1), 'pixels in [0, 1]');
+    assert.ok(sent.pixels.some((v) => v > 0.5), 'the stroke is in the pixels');
+    const answer = await res.json();
+    assert.equal(answer.network_output.length, 10);
+
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    const view = await until(page, () => {
+      const values = [...document.querySelectorAll('#prediction-bars .bar-value')].map((e) => e.textContent);
+      const digit = document.querySelector('#predicted-digit').textContent;
+      const src = document.querySelector('#prediction-input').getAttribute('src') || '';
+      return values.length === 10 && /^\d$/.test(digit) && src && { values, digit, src };
+    });
+    assert.ok(view.values.every((v) => /^\d\.\d\d$/.test(v)), `every bar has its number: ${view.values}`);
+    const shown = view.values.map(Number);
+    assert.equal(shown[Number(view.digit)], Math.max(...shown), 'the predicted digit has the highest output shown');
+    assert.match(view.src, /^data:image\/png;base64,iVBOR/);
+    assert.match(await page.textContent('#predicted-text'), /confidence/);
+
+    // At most 10 predictions a second: requests at least 100 ms apart.
+    const starts = await page.evaluate(() => performance.getEntriesByType('resource')
+      .filter((e) => e.name.endsWith('/predict')).map((e) => e.startTime));
+    for (let i = 1; i < starts.length; i++) {
+      assert.ok(starts[i] - starts[i - 1] >= 95, `predictions ${starts[i] - starts[i - 1]} ms apart`);
+    }
+
+    // An image file, sent as raw PNG bytes: the drawing itself.
+    const png = Buffer.from((await page.evaluate(() => document.querySelector('#pad').toDataURL('image/png'))).split(',')[1], 'base64');
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#pad-file-button')]);
+    const fromFile = page.waitForResponse((r) => r.url().endsWith('/predict'));
+    await chooser.setFiles({ name: 'seven.png', mimeType: 'image/png', buffer: png });
+    const fileRes = await fromFile;
+    assert.equal(fileRes.status(), 200);
+    assert.equal(await fileRes.request().headerValue('content-type'), 'image/png');
+    await page.waitForFunction(() => document.querySelector('#prediction-meta').textContent.includes('seven.png'));
+
+    await page.click('#pad-clear');
+    assert.ok(await page.isHidden('#prediction-body'));
+    assert.ok(await page.isVisible('#pad-hint'));
+    const blank = await page.evaluate(() => {
+      const c = document.querySelector('#pad');
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every((v) => v === 0);
+    });
+    assert.ok(blank, 'Clear empties the pad');
+
+    // Again, for the screenshot.
+    const again = page.waitForResponse((r) => r.url().endsWith('/predict'));
+    await drawSeven(page);
+    await again;
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    clean(w);
+  });
+
+  test('evaluation: confusion matrix, per-class figures, confident mistakes, a cell\'s digits', async () => {
+    const { page, w } = desk;
+    const evaluated = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/evaluation`));
+    await page.click('#eval-button');
+    const ev = await (await evaluated).json();
+    await page.waitForFunction(() => document.querySelectorAll('#cm .cm-cell').length === 100);
+    const cells = await page.$$eval('#cm .cm-cell', (els) => els.map((e) => ({
+      n: Number(e.textContent), a: Number(e.dataset.a), p: Number(e.dataset.p), label: e.getAttribute('aria-label'),
+    })));
+    assert.equal(cells.reduce((s, c) => s + c.n, 0), 10000, 'the 100 cells add up to the 10,000 test images');
+    for (const c of cells) {
+      assert.equal(c.n, ev.confusion_matrix[c.a][c.p]);
+      assert.ok(c.label.startsWith(`Actual ${c.a}, predicted ${c.p}: ${c.n} test image`), c.label);
+    }
+    assert.match(await page.textContent('#eval-summary'), new RegExp(`${pct(ev.accuracy).replace('.', '\\.')} accuracy: ${ev.correct} of 10000`));
+    assert.equal(await page.locator('#classes-rows tr').count(), 10);
+
+    const mistakes = await page.$$eval('#mistakes li', (els) => els.map((e) => ({
+      labels: e.querySelector('.digit-labels')?.textContent, conf: e.querySelector('.digit-conf')?.textContent,
+      src: e.querySelector('img')?.getAttribute('src'),
+    })));
+    assert.equal(mistakes.length, 12);
+    mistakes.forEach((m, i) => {
+      const want = ev.most_confident_mistakes[i];
+      assert.equal(m.labels, `${want.actual_digit} → ${want.predicted_digit}`);
+      assert.notEqual(want.actual_digit, want.predicted_digit);
+      assert.match(m.conf, /^\d+%$/);
+      assert.match(m.src, /^data:image\/png;base64,/);
+    });
+
+    // The most common confusion: its test digits.
+    const worst = cells.filter((c) => c.a !== c.p).reduce((x, y) => (y.n > x.n ? y : x));
+    const examples = page.waitForResponse((r) => r.url().includes(`/evaluation/examples?actual=${worst.a}&predicted=${worst.p}`));
+    await page.click(`#cm .cm-cell[data-a="${worst.a}"][data-p="${worst.p}"]`);
+    assert.equal((await examples).status(), 200);
+    await page.waitForFunction((n) => document.querySelectorAll('#cell-grid li img').length === n, Math.min(12, worst.n));
+    assert.match(await page.textContent('#cell-title'), new RegExp(`${worst.a}s read as ${worst.p} \\(${worst.n}\\)`));
+
+    // Keyboard: arrows move within the matrix, Enter opens a cell.
+    await page.focus(`#cm .cm-cell[data-a="${worst.a}"][data-p="${worst.p}"]`);
+    await page.keyboard.press(worst.p < 9 ? 'ArrowRight' : 'ArrowLeft');
+    const moved = await page.evaluate(() => [document.activeElement.dataset.a, document.activeElement.dataset.p].map(Number));
+    assert.deepEqual(moved, [worst.a, worst.p < 9 ? worst.p + 1 : worst.p - 1]);
+    clean(w);
+  });
+
+  test('history: every epoch of every job in one chart, jobs told apart', async () => {
+    const { page, w } = desk;
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 2);
+    assert.equal(await page.locator('#history-legend li').count(), 1);
+
+    // A second job with other settings.
+    await page.fill('#epochs', '2');
+    await page.fill('#eta', '0.5');
+    await page.selectOption('#cost', 'cross_entropy');
+    await page.fill('#lambda', '1');
+    await page.fill('#train-seed', '8');
+    await page.click('#train-button');
+    await jobStatus(page, 'completed');
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4 &&
+      document.querySelectorAll('#history-legend li').length === 2);
+    const hist = await srv.api('GET', `/api/networks/${first}/history`);
+    assert.deepEqual(hist.epochs.map((e) => e.epoch), [1, 2, 3, 4]);
+    const series = await page.$$eval('#history-chart .series', (gs) => gs.map((g) => ({
+      cls: g.getAttribute('class'), marker: g.querySelector('.point').tagName, n: g.querySelectorAll('.point').length,
+    })));
+    assert.deepEqual(series, [{ cls: 'series c0', marker: 'circle', n: 2 }, { cls: 'series c1', marker: 'rect', n: 2 }]);
+    assert.match(await page.textContent('#history-legend'), /Job 1.*epochs 1–2.*Job 2.*epochs 3–4.*cross-entropy, λ 1/);
+    // Re-evaluating was offered: the network changed.
+    assert.match(await page.textContent('#eval-msg'), /out of date/);
+    const evaluated = page.waitForResponse((r) => r.url().endsWith('/evaluation'));
+    await page.click('#eval-button');
+    await evaluated;
+    await page.waitForFunction(() => document.querySelector('#eval-msg').hidden);
+    // For the screenshot: the digits of the most common confusion.
+    const worst = await page.$$eval('#cm .cm-cell.off', (els) => els.reduce((a, b) => (Number(b.textContent) > Number(a.textContent) ? b : a)).dataset);
+    const examples = page.waitForResponse((r) => r.url().includes('/evaluation/examples?'));
+    await page.click(`#cm .cm-cell[data-a="${worst.a}"][data-p="${worst.p}"]`);
+    await examples;
+    await page.waitForSelector('#cell-grid li img');
+    if (await page.isVisible('#toast')) { // "Training … finished": dismissed by its button
+      await page.click('#toast-close');
+      assert.ok(await page.isHidden('#toast'));
+    }
+    await shot(page, 'desktop');
+    clean(w);
+  });
+
+  test('download the model and import it back', async () => {
+    const { page, w } = desk;
+    const before = await rows(page).count();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click(`#network-rows tr[data-id="${first}"] a[data-action=download]`),
+    ]);
+    assert.equal(download.suggestedFilename(), `${first}.npz`);
+    const file = path.join(dir, 'downloaded.npz');
+    await download.saveAs(file);
+    const bytes = await readFile(file);
+    assert.equal(bytes.subarray(0, 2).toString('latin1'), 'PK', 'a zip (.npz) file');
+
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#import-button')]);
+    const posted = page.waitForResponse((r) => r.url().endsWith('/api/networks/import'));
+    await chooser.setFiles(file);
+    const res = await posted;
+    assert.equal(res.status(), 200);
+    imported = (await res.json()).network_id;
+    await page.waitForFunction((n) => document.querySelectorAll('#network-rows tr').length === n, before + 1);
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${imported}"]`);
+    assert.match(await page.textContent('#toast'), /Imported downloaded\.npz/);
+    assert.equal(await row(page, imported).locator('.arch-text').textContent(), '784 → 30 → 10');
+    assert.equal(await row(page, imported).locator('.acc').textContent(), await row(page, first).locator('.acc').textContent());
+
+    // A file that is not a model: the server's 400, shown to the user.
+    w.allow(/\/api\/networks\/import$/, 400);
+    const [bad] = await Promise.all([page.waitForEvent('filechooser'), page.click('#import-button')]);
+    const refused = page.waitForResponse((r) => r.url().endsWith('/api/networks/import'));
+    await bad.setFiles({ name: 'notes.npz', mimeType: 'application/octet-stream', buffer: Buffer.from('not a model') });
+    assert.equal((await refused).status(), 400);
+    await page.waitForSelector('#toast.error');
+    assert.match(await page.textContent('#toast'), /Could not import notes\.npz: ./);
+    assert.equal(await rows(page).count(), before + 1);
+
+    // Keyboard: a row is selected with Enter.
+    await row(page, first).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+    clean(w);
+  });
+
+  test('a long job: progress inside epochs, the list follows, late joiners, cancel', async () => {
+    const { page, w } = desk;
+    await page.fill('#layer-sizes', '784,600,10'); // epochs of about 2 s: training_progress is sent after 1 s
+    await page.selectOption('#init', 'scaled');
+    await page.fill('#create-seed', '3');
+    await page.click('#create-form button[type=submit]');
+    await page.waitForFunction((id) => {
+      const sel = document.querySelector('#network-rows tr.selected');
+      return sel && sel.dataset.id !== id;
+    }, first);
+    const long = await page.getAttribute('#network-rows tr.selected', 'data-id');
+    assert.equal(await row(page, long).locator('.acc').textContent(), '—');
+
+    await page.fill('#epochs', '20');
+    await page.fill('#eta', '0.5');
+    await page.selectOption('#cost', 'cross_entropy');
+    await page.fill('#lambda', '0');
+    await page.fill('#train-seed', '3');
+    const started = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${long}/train`));
+    await page.click('#train-button');
+    const job = (await (await started).json()).job_id;
+
+    // training_progress: the batch within the first epoch, before it ends.
+    // Inside epoch 1 (no point yet) the bar has moved: only training_progress says so.
+    await page.waitForFunction(() => {
+      const now = Number(document.querySelector('#progress').getAttribute('aria-valuenow'));
+      return /Epoch 1 of 20 · batch \d+ of 5000/.test(document.querySelector('#job-text').textContent) &&
+        document.querySelectorAll('#chart .point').length === 0 && now > 0 && now < 5;
+    });
+    assert.ok(await page.isVisible('#cancel-button'));
+
+    // Two epochs: the table row shows the accuracy while the job runs.
+    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
+    await page.waitForFunction((id) => {
+      const r = document.querySelector(`#network-rows tr[data-id="${id}"]`);
+      return r && /^\d+\.\d\d%$/.test(r.querySelector('.acc').textContent) && /training/.test(r.textContent);
+    }, long);
+
+    // A reload finds the job again (localStorage) and draws its epochs at once.
+    await w.navigate(() => page.reload());
+    await page.waitForSelector('body[data-ready]');
+    assert.equal(await page.getAttribute('#network-rows tr.selected', 'data-id'), long);
+    const atOnce = await points(page, '#chart');
+    assert.ok(atOnce >= 2, `after a reload the chart has ${atOnce} points at once`);
+    await page.waitForSelector('#live-status.ok');
+    await page.waitForFunction((n) => document.querySelectorAll('#chart .point').length > n, atOnce);
+
+    // Another browser, without this one's memory, picks the job up from its events.
+    const other = await open('other', DESKTOP);
+    extra.push(other.context);
+    await other.page.goto(srv.url + '/');
+    await loaded(other.page);
+    await other.page.waitForFunction((id) =>
+      /training \d+%/.test(document.querySelector(`#network-rows tr[data-id="${id}"]`)?.textContent ?? ''), long);
+    await row(other.page, long).click();
+    await other.page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
+    assert.ok(await other.page.isVisible('#cancel-button'));
+
+    const cancelled = page.waitForResponse((r) => r.url().endsWith(`/api/training/${job}/cancel`));
+    await page.click('#cancel-button');
+    assert.equal((await cancelled).status(), 200);
+    await jobStatus(page, 'cancelled');
+    await jobStatus(other.page, 'cancelled'); // from the training_error event
+    assert.ok(await page.isHidden('#cancel-button'));
+    assert.match(await other.page.textContent('#job-text'), /Training cancelled/);
+    assert.equal((await srv.api('GET', `/api/training/${job}`)).status, 'cancelled');
+    await shot(other.page, 'desktop-cancelled');
+    clean(w);
+    other.w.closing();
+    clean(other.w);
+  });
+
+  test('a phone: no sideways scrolling, the table and a toast fit, readable charts', async () => {
+    const phone = await open('phone', PHONE, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    extra.push(phone.context);
+    const { page, w } = phone;
+    await page.goto(srv.url + '/');
+    await loaded(page);
+    assert.ok(await rows(page).count() >= 3);
+    await row(page, first).click();
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4);
+
+    // Drawing with a finger: touch events become pointer events, and the
+    // pad keeps the page from scrolling under the finger (touch-action: none).
+    await page.locator('#pad').scrollIntoViewIfNeeded();
+    const box = await page.locator('#pad').boundingBox();
+    const scrollY = await page.evaluate(() => window.scrollY);
+    const at = (fx, fy) => ({ x: box.x + box.width * fx, y: box.y + box.height * fy });
+    const cdp = await page.context().newCDPSession(page);
+    const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/predict`));
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [at(0.5, 0.15)] });
+    for (let i = 1; i <= 10; i++) {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [at(0.5, 0.15 + 0.07 * i)] });
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    assert.equal((await predicted).status(), 200);
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    assert.equal(await page.evaluate(() => window.scrollY), scrollY, 'drawing does not scroll the page');
+
+    // A long error toast.
+    w.allow(/\/api\/networks\/import$/, 400);
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#import-button')]);
+    const refused = page.waitForResponse((r) => r.url().endsWith('/api/networks/import'));
+    await chooser.setFiles({ name: 'a-file-with-a-rather-long-name-that-is-not-a-model.npz', mimeType: 'application/octet-stream', buffer: Buffer.from('nope') });
+    await refused;
+    await page.waitForSelector('#toast.error');
+
+    const m = await page.evaluate(() => {
+      const se = document.scrollingElement;
+      const wrap = document.querySelector('.table-wrap');
+      const toast = document.querySelector('#toast').getBoundingClientRect();
+      const tick = document.querySelector('#history-chart .grid text').getBoundingClientRect();
+      const lastButtons = [...document.querySelectorAll('#network-rows .row-actions button')].map((b) => b.getBoundingClientRect().right);
+      return {
+        scrollWidth: se.scrollWidth, clientWidth: se.clientWidth,
+        wrapScroll: wrap.scrollWidth, wrapClient: wrap.clientWidth,
+        toast: [toast.left, toast.right], tickHeight: tick.height, lastButtons,
+      };
+    });
+    assert.ok(m.scrollWidth <= m.clientWidth, `the page scrolls sideways: ${m.scrollWidth} > ${m.clientWidth}`);
+    assert.ok(m.wrapScroll <= m.wrapClient, `the table is clipped: ${m.wrapScroll} > ${m.wrapClient}`);
+    assert.ok(m.toast[0] >= 0 && m.toast[1] <= PHONE.width, `the toast is cut off: ${m.toast}`);
+    assert.ok(m.lastButtons.every((r) => r <= PHONE.width), `row buttons off screen: ${m.lastButtons}`);
+    assert.ok(m.tickHeight >= 11, `chart labels are ${m.tickHeight} px high`);
+    await shot(page, 'phone');
+    clean(w);
+  });
+
+  test('delete all', async () => {
+    const { page, w } = desk;
+    await page.click('#delete-all');
+    await page.waitForSelector('#networks-empty:not([hidden])');
+    assert.equal(await rows(page).count(), 0);
+    assert.ok(await page.isDisabled('#delete-all'), '"Delete all" is disabled again');
+    assert.deepEqual((await srv.api('GET', '/api/networks')).networks, []);
+    desk.w.closing();
+    clean(w);
+  });
+});
