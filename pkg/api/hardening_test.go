@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -268,8 +269,9 @@ func TestElapsedTimeIsRounded(t *testing.T) {
 		}
 	}
 	e := info["elapsed_time"].(float64)
-	if e <= 0 || e*1e6 != float64(int64(e*1e6+0.5)) {
-		t.Errorf("elapsed_time %v is not rounded to microseconds", e)
+	// As JSON writes it: at most 6 digits after the point.
+	if text := strconv.FormatFloat(e, 'f', -1, 64); e <= 0 || len(text)-strings.IndexByte(text+".", '.')-1 > 6 {
+		t.Errorf("elapsed_time %s is not rounded to microseconds", text)
 	}
 	h := info["history"].([]any)
 	if len(h) != 1 || h[0].(map[string]any)["elapsed_time"] != e {
