@@ -49,9 +49,11 @@ const (
 	// polling batches to fit the announced maxPayload.
 	DefaultMaxPayload = 4 << 10
 
-	// DefaultMaxSessions caps concurrent Engine.IO sessions. A session
-	// costs about 11 KB and two goroutines (its timers) while idle; at
-	// the cap that is ~110 MB. Handshakes beyond it are answered 503.
+	// DefaultMaxSessions caps concurrent Engine.IO sessions. An idle
+	// session costs about 12 KB of heap and two goroutines (its timers),
+	// ~20 KB of RSS in all: ~200 MB at the cap (measured: 10,000 abandoned
+	// handshakes, 254 MB RSS, 20,109 goroutines). Handshakes beyond it are
+	// answered 503.
 	DefaultMaxSessions = 10_000
 
 	// DefaultConnectTimeout is how long a session may stay without
@@ -189,12 +191,12 @@ func New(o Options) *Server {
 	s.handler = http.HandlerFunc(s.serveHTTP)
 
 	_ = s.engine.On("connection", func(args ...any) {
-		if conn, ok := args[0].(engine.Socket); ok {
+		if conn, ok := arg[engine.Socket](args); ok {
 			s.track(conn)
 		}
 	})
 	s.io.On("connection", func(args ...any) {
-		c, ok := args[0].(*socket.Socket)
+		c, ok := arg[*socket.Socket](args)
 		if !ok {
 			return
 		}
