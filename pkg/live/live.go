@@ -205,6 +205,14 @@ func New(o Options) *Server {
 		c.On("disconnect", func(args ...any) {
 			s.log.Debug("socket.io client disconnected", "sid", c.Id(), "reason", args)
 		})
+		// The library writes the connect acknowledgement before it
+		// registers the socket with its client: a client that closes
+		// right after the acknowledgement leaves the socket in "/" for
+		// good. The registration is done by now; if the connection
+		// closed first, nothing else will remove the socket.
+		if c.Conn().ReadyState() == "closed" {
+			c.Disconnect(false)
+		}
 	})
 	return s
 }
