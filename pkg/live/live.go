@@ -145,6 +145,11 @@ type Server struct {
 	handshaking atomic.Int64
 	atCapacity  atomic.Bool
 	closing     atomic.Bool
+	// Handshakes hold handshakeMu for reading; Close takes it for writing
+	// once closing is set, so that it never closes the engine under a
+	// handshake: the library would then abort the handshake with a close
+	// frame written concurrently with its open packet (a data race).
+	handshakeMu sync.RWMutex
 
 	wsConns sync.Map // transports.Transport → *types.WebSocketConn
 
@@ -267,6 +272,8 @@ func (s *Server) Flush(ctx context.Context) error {
 // open long-polls.
 func (s *Server) Close() {
 	s.closing.Store(true)
+	s.handshakeMu.Lock() // handshakes under way end; later ones get 503
+	s.handshakeMu.Unlock()
 	deadline := time.Now().Add(CloseTimeout)
 
 	s.mu.Lock()
