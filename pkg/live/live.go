@@ -266,10 +266,12 @@ func (s *Server) Flush(ctx context.Context) error {
 }
 
 // Close disconnects every client: WebSocket clients get a close frame
-// (1001, going away) and are given CloseTimeout to answer it, pending
-// long-polls get a close packet. New handshakes are refused. Call it after
-// Flush and before http.Server.Shutdown, which would otherwise wait for
-// open long-polls.
+// (1001, going away), polling clients a close packet (with their pending
+// long-poll, or else their next one); both are given CloseTimeout to take
+// it. New handshakes are refused. Call it after Flush and before
+// http.Server.Shutdown, which would otherwise wait for open long-polls.
+// Clients see their transport closed, not a Socket.IO disconnect, so they
+// reconnect by themselves once a server is back.
 func (s *Server) Close() {
 	s.closing.Store(true)
 	s.handshakeMu.Lock() // handshakes under way end; later ones get 503
@@ -277,24 +279,21 @@ func (s *Server) Close() {
 	deadline := time.Now().Add(CloseTimeout)
 
 	s.mu.Lock()
-	var framed []*session
+	var all []*session
 	for _, p := range s.sessions {
-		framed = append(framed, p)
+		all = append(all, p)
 	}
 	s.mu.Unlock()
-	for i := 0; i < len(framed); {
-		if framed[i].sendCloseFrame(closeGoingAway, "server shutting down") {
-			i++
-			continue
+	for _, p := range all {
+		if !p.sendCloseFrame(closeGoingAway, "server shutting down") {
+			p.closeOrderly() // polling: the close packet goes with a long-poll
 		}
-		framed[i] = framed[len(framed)-1]
-		framed = framed[:len(framed)-1]
 	}
-	// Wait for the answers: each one closes its session.
+	// Wait for the answers and the long-polls: each closes its session.
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if err := s.waitClosed(ctx, framed); err != nil {
-		s.log.Debug("websocket clients did not answer the close frame in time", "err", err)
+	if err := s.waitClosed(ctx, all); err != nil {
+		s.log.Debug("clients did not take their close in time", "err", err)
 	}
 
 	done := make(chan struct{})
