@@ -7,7 +7,7 @@ import (
 )
 
 // TestCanonicalFiles checks the embedded files against the md5 sums of the
-// canonical MNIST distribution (shared/mnist/README.md).
+// canonical MNIST distribution (Yann LeCun's four .gz files).
 func TestCanonicalFiles(t *testing.T) {
 	want := map[string]string{
 		"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

@@ -124,4 +124,3 @@ func TestSignalDuringStartUp(t *testing.T) {
 		t.Errorf("run with the signal already given: %v", err)
 	}
 }
-

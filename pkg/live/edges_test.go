@@ -115,6 +115,8 @@ func TestClosePacketOverWebSocket(t *testing.T) {
 		if code := c.closeCode(); code != websocket.CloseNormalClosure {
 			t.Errorf("joined %v: close code %d, want 1000", joined, code)
 		}
+		// Closed right after the connect acknowledgement: the socket
+		// leaves "/" too.
 		eventually(t, "the session is closed", func() bool { return s.Sessions() == 0 && s.Clients() == 0 })
 	}
 }

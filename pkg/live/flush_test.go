@@ -116,6 +116,34 @@ func TestCloseIsOrderly(t *testing.T) {
 	}
 }
 
+// A polling client that has no long-poll pending when Close begins (it has
+// just taken a batch) gets the close packet with its next one, so its
+// transport closes rather than errs: socket.io-client then reconnects by
+// itself once a server is back.
+func TestCloseWaitsForTheNextPoll(t *testing.T) {
+	s, base := start(t, Options{})
+	p := handshake(t, base)
+	p.join()
+	eventually(t, "the client joined", func() bool { return s.Clients() == 1 })
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	eventually(t, "Close has begun", func() bool { return s.closing.Load() })
+	if status, body := p.get(); status != http.StatusOK || (body != "1" && body != "6\x1e1") {
+		t.Errorf("the next long-poll: %d %q, want a close packet", status, body)
+	}
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("Close did not return")
+	}
+	if n := s.Sessions(); n != 0 {
+		t.Errorf("%d sessions after Close", n)
+	}
+}
+
 // A6: Emitted counts the events broadcast, not the ones that could not be
 // encoded.
 func TestEmitted(t *testing.T) {

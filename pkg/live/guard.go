@@ -50,6 +50,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sid == "" && r.Method == http.MethodGet {
+		s.handshakeMu.RLock()
+		defer s.handshakeMu.RUnlock()
 		if !s.admit() {
 			w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
 			w.Header().Set("Access-Control-Expose-Headers", "Retry-After")

@@ -50,6 +50,7 @@ type session struct {
 	posting     int
 	closeCode   int
 	closeReason string
+	orderly     bool // the close requested waits for a long-poll to carry the close packet
 }
 
 // track starts following a new session (engine "connection").
@@ -218,6 +219,25 @@ func (p *session) close(code int, reason string) {
 	}
 }
 
+// closeOrderly closes a polling session the way the protocol does: its
+// pending long-poll, or else its next one, carries a close packet (the
+// library's own orderly close, bounded by its close timeout). Like close,
+// it waits for the polling POSTs in flight.
+func (p *session) closeOrderly() {
+	s := p.srv
+	s.mu.Lock()
+	if p.closed || p.closeCode != 0 {
+		s.mu.Unlock()
+		return
+	}
+	p.closeCode, p.closeReason, p.orderly = closeGoingAway, "server shutting down", true
+	later := p.posting > 0
+	s.mu.Unlock()
+	if !later {
+		p.conn.Close(false)
+	}
+}
+
 func (p *session) closeNow(code int, reason string) {
 	p.sendCloseFrame(code, reason)
 	p.conn.Close(true) // discard: no orderly close that waits for a long-poll
@@ -243,10 +263,13 @@ func (s *Server) beginPost(sid string) (p *session, ok bool) {
 func (s *Server) endPost(p *session) {
 	s.mu.Lock()
 	p.posting--
-	code, reason := p.closeCode, p.closeReason
+	code, reason, orderly := p.closeCode, p.closeReason, p.orderly
 	now := code != 0 && p.posting == 0 && !p.closed
 	s.mu.Unlock()
-	if now {
+	switch {
+	case now && orderly:
+		p.conn.Close(false)
+	case now:
 		p.closeNow(code, reason)
 	}
 }

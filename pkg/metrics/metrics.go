@@ -51,7 +51,7 @@ func New(src Sources) *Metrics {
 		jobSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "job_duration_seconds",
 			Help:    "Seconds from a job's start to its end, for jobs that started.",
-			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14), // 0.5 s to about 2.3 h
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14), // 0.5 s to 4096 s (about 1.1 h)
 		}),
 		epochs: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "epochs_trained_total",

@@ -159,9 +159,14 @@ describe('Socket.IO transport edges (raw HTTP and WebSocket)', () => {
 
   it('a close packet over long-polling ends the pending poll and the session', async () => {
     const { sid } = await handshake(server.url);
-    const [pollRes, postRes] = await Promise.all([poll(server.url, sid), post(server.url, sid, '1')]);
+    const pending = poll(server.url, sid);
+    const postRes = await post(server.url, sid, '1');
     assert.equal(postRes.status, 200, show(postRes));
-    assert.equal(pollRes.status, 200, show(pollRes));
+    // The poll ends with a noop; or, if the POST overtook it, it finds the
+    // session gone.
+    const pollRes = await pending;
+    if (pollRes.status === 200) assert.equal(pollRes.text, '6', show(pollRes));
+    else expectEngineError(pollRes, 400, 1, 'a poll overtaken by the close packet');
     const after = await poll(server.url, sid, { timeoutMs: PROMPT_MS });
     expectEngineError(after, 400, 1, 'poll after the close packet');
   });
@@ -204,8 +209,11 @@ describe('Socket.IO transport edges (raw HTTP and WebSocket)', () => {
     assert.equal(ok.status, 200, `connect with auth: ${show(ok)}`);
     const ack = await poll(server.url, sid);
     assert.ok(ack.text.startsWith('40{"sid":'), `connect ack: ${show(ack)}`);
-    const big = await post(server.url, sid, `40/nope,${'x'.repeat((1 << 20) - 8)}`);
-    assert.equal(big.status, 413, `1 MB POST: ${show(big)}`);
+    // 413 without reading the body: the server may close the connection
+    // before the client has written it all.
+    const big = await post(server.url, sid, `40/nope,${'x'.repeat((1 << 20) - 8)}`).catch((err) => err);
+    if (big instanceof Error) assert.ok(['ECONNRESET', 'EPIPE'].includes(big.code), `1 MB POST: ${big.stack}`);
+    else assert.equal(big.status, 413, `1 MB POST: ${show(big)}`);
 
     const s = raw();
     await s.join();
