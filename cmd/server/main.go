@@ -125,18 +125,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	} else if handler, err = api.New(apiOpts); err != nil {
 		return err
 	}
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	relayDone := make(chan struct{})
-	if b.relay != nil {
-		go func() {
-			defer close(relayDone)
-			if err := b.relay.Run(relayCtx); err != nil && relayCtx.Err() == nil {
-				log.Error("event relay stopped", "err", err)
-			}
-		}()
-	} else {
-		close(relayDone)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -148,7 +136,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		svc.Close(context.Background())
 		return err
+	}
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	defer stopRelay()
+	relayDone := make(chan struct{})
+	if b.relay != nil {
+		go func() {
+			defer close(relayDone)
+			if err := b.relay.Run(relayCtx); err != nil && relayCtx.Err() == nil {
+				log.Error("event relay stopped", "err", err)
+			}
+		}()
+	} else {
+		close(relayDone)
 	}
 	mode := "single"
 	if cfg.DatabaseURL != "" {
