@@ -3,10 +3,16 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // clock is a settable Now for tests of retention.
@@ -281,5 +287,89 @@ func TestStaleCopyDoesNotSave(t *testing.T) {
 	}
 	if got, _ := f.svc.catalog.Get(context.Background(), id); got.EpochsTrained != 7 || got.Version != rec.Version {
 		t.Errorf("the catalog after a refused save: %+v", got)
+	}
+}
+
+func TestProgressGate(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := &progressGate{every: 250 * time.Millisecond, after: time.Second}
+	g.epoch(t0)
+	var sent []time.Duration
+	for ms := 0; ms <= 3000; ms += 10 { // a mini-batch every 10 ms
+		if g.allow(t0.Add(time.Duration(ms) * time.Millisecond)) {
+			sent = append(sent, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	// Nothing in the first second of the epoch, then one every 250 ms.
+	want := []time.Duration{1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000}
+	if len(sent) != len(want) {
+		t.Fatalf("sent at %v", sent)
+	}
+	for i := range want {
+		if sent[i] != want[i]*time.Millisecond {
+			t.Errorf("progress %d at %v, want %v", i, sent[i], want[i]*time.Millisecond)
+		}
+	}
+	// A new epoch waits its own second again.
+	g.epoch(t0.Add(4 * time.Second))
+	if g.allow(t0.Add(4*time.Second + 999*time.Millisecond)) {
+		t.Error("progress within the first second of a new epoch")
+	}
+}
+
+// TestProgressEvents: with every mini-batch allowed through, a job sends
+// progress within each epoch, numbered and ordered, between its updates.
+func TestProgressEvents(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	f.svc.progressEvery, f.svc.progressAfter = 0, 0
+	id := f.create(t)
+	seed := uint64(1)
+	info, err := f.svc.Train(id, TrainParams{Epochs: 2, MiniBatch: 25000, LearningRate: 3, Cost: CostQuadratic, Seed: &seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events.waitEnd(t, info.ID)
+	f.events.mu.Lock()
+	defer f.events.mu.Unlock()
+	var got []string
+	for _, e := range f.events.events {
+		switch e := e.(type) {
+		case Progress:
+			if e.JobID == info.ID {
+				got = append(got, fmt.Sprintf("p%d/%d %d/%d %.0f", e.Epoch, e.TotalEpochs, e.Batch, e.Batches, e.Progress))
+			}
+		case Update:
+			if e.JobID == info.ID {
+				got = append(got, fmt.Sprintf("u%d", e.Epoch))
+			}
+		}
+	}
+	want := []string{"p1/2 1/2 25", "p1/2 2/2 50", "u1", "p2/2 1/2 75", "p2/2 2/2 100", "u2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
+// TestSeedsReproduce: the same seeds give the same weights, bit for bit,
+// and the same accuracies.
+func TestSeedsReproduce(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	var nets []*network.Network
+	var accs []float64
+	for range 2 {
+		id := f.create(t) // seed 3
+		job := f.train(t, id, 2)
+		evs := f.events.waitEnd(t, job)
+		accs = append(accs, evs[len(evs)-1].(Complete).Accuracy)
+		sv, _ := f.store.get(id)
+		nets = append(nets, sv.net)
+	}
+	if accs[0] != accs[1] {
+		t.Errorf("accuracies %v differ", accs)
+	}
+	for l := range nets[0].NumLayers() {
+		if !mat.Equal(nets[0].Weights(l), nets[1].Weights(l)) || !mat.Equal(nets[0].Biases(l), nets[1].Biases(l)) {
+			t.Errorf("layer %d differs between two runs with the same seeds", l)
+		}
 	}
 }

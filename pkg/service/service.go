@@ -82,6 +82,10 @@ type Service struct {
 	analyses chan struct{}
 	versions versionCounter
 
+	// progressEvery and progressAfter shape training_progress (tests make
+	// them small).
+	progressEvery, progressAfter time.Duration
+
 	ctx    context.Context // cancelled by Close, with errShuttingDown as its cause
 	cancel context.CancelCauseFunc
 
@@ -135,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
+		progressEvery: progressEvery, progressAfter: progressAfter,
 	}
 	if err := s.queue.Start(s.runJob); err != nil {
 		cancel(err)

@@ -128,7 +128,7 @@ func (r *recorder) TrainingComplete(c Complete) {
 	r.add(c)
 }
 func (r *recorder) TrainingError(f Failure)   { r.add(f) }
-func (r *recorder) TrainingProgress(Progress) {}
+func (r *recorder) TrainingProgress(p Progress) { r.add(p) }
 
 // forJob returns the events of one job.
 func (r *recorder) forJob(id string) []any {

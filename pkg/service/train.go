@@ -18,6 +18,26 @@ const (
 	progressAfter = time.Second
 )
 
+// progressGate decides when a job sends training_progress.
+type progressGate struct {
+	every, after time.Duration
+	epochStart   time.Time // when the epoch under way began
+	last         time.Time // the last progress sent
+}
+
+// epoch notes that an epoch begins at now.
+func (g *progressGate) epoch(now time.Time) { g.epochStart = now }
+
+// allow reports whether a progress event may go out at now, and if so
+// counts it as sent.
+func (g *progressGate) allow(now time.Time) bool {
+	if now.Sub(g.epochStart) < g.after || now.Sub(g.last) < g.every {
+		return false
+	}
+	g.last = now
+	return true
+}
+
 // runJob is the Queue's Work: it trains job j's remaining epochs (all of
 // them, unless it is resumed after its replica died), saving and
 // publishing a snapshot after every epoch, and ends the job with its
@@ -118,13 +138,12 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	// Progress inside an epoch: OnBatch runs on this goroutine after every
 	// mini-batch, as onEpoch does after every epoch, so they share these
 	// variables without a lock.
-	done, epochStart, lastProgress := j.Epoch, time.Now(), time.Time{}
+	done := j.Epoch
+	gate := &progressGate{every: s.progressEvery, after: s.progressAfter, epochStart: time.Now()}
 	onBatch := func(batch, batches int) {
-		now := time.Now()
-		if now.Sub(epochStart) < progressAfter || now.Sub(lastProgress) < progressEvery {
+		if !gate.allow(time.Now()) {
 			return
 		}
-		lastProgress = now
 		s.events.TrainingProgress(Progress{
 			JobID: j.ID, NetworkID: j.NetworkID, Epoch: done + 1, TotalEpochs: j.Params.Epochs,
 			Batch: batch, Batches: batches,
@@ -165,7 +184,8 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 			Correct: ep.Correct, Total: ep.Total,
 		})
 		log.Debug("epoch done", "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
-		done, epochStart = epoch, time.Now()
+		done = epoch
+		gate.epoch(time.Now())
 		return nil
 	}
 	p := j.Params

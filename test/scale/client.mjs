@@ -1,0 +1,63 @@
+// A recording Socket.IO client for the Go tests of this folder: it connects
+// with the npm socket.io-client 4.8 and writes one JSON line to stdout for
+// everything that happens to it, with the wall-clock time in milliseconds
+// (fractional) at which it happened:
+//
+//	{"type":"connect","id":"<socket id>","transport":"polling","at":…}
+//	{"type":"upgrade","transport":"websocket","at":…}
+//	{"type":"event","name":"training_update","data":{…},"at":…}
+//	{"type":"disconnect","reason":"transport close","at":…}
+//	{"type":"connect_error","message":"…","at":…}
+//
+// It runs until its standard input closes (or it is killed).
+//
+//	node client.mjs <url> '<options as JSON>'
+//
+// options (all optional):
+//
+//	transports       e.g. ["websocket"]; default: io(url)'s, polling then upgraded
+//	cookie           a Cookie header sent with every request and with the
+//	                 WebSocket handshake (HAProxy's SERVERID=rN pins a replica)
+//	withCredentials  true: keep the cookies the server sets (socket.io-client's
+//	                 cookie jar in Node), as a browser would
+//	localAddress     the loopback address to connect from (127.0.0.N): nginx's
+//	                 hash on $remote_addr pins a replica per address
+//	reconnection     default false
+
+import http from 'node:http';
+import { io } from 'socket.io-client';
+
+const [url, optsJSON = '{}'] = process.argv.slice(2);
+if (!url) {
+  console.error('usage: node client.mjs <url> [options as JSON]');
+  process.exit(2);
+}
+const opts = JSON.parse(optsJSON);
+
+const now = () => performance.timeOrigin + performance.now();
+const out = (obj) => process.stdout.write(`${JSON.stringify({ ...obj, at: now() })}\n`);
+
+const ioOpts = { forceNew: true, reconnection: opts.reconnection ?? false, timeout: 30_000 };
+if (opts.transports) ioOpts.transports = opts.transports;
+if (opts.cookie) ioOpts.extraHeaders = { Cookie: opts.cookie };
+if (opts.withCredentials) ioOpts.withCredentials = true;
+if (opts.localAddress) {
+  // Both transports take an agent: polling's XMLHttpRequest and the
+  // WebSocket's handshake connect through it.
+  ioOpts.agent = new http.Agent({ localAddress: opts.localAddress, keepAlive: true });
+}
+
+const socket = io(url, ioOpts);
+socket.io.on('open', () => {
+  socket.io.engine.on('upgrade', (t) => out({ type: 'upgrade', transport: t.name }));
+});
+socket.on('connect', () => out({ type: 'connect', id: socket.id, transport: socket.io.engine.transport.name }));
+socket.on('disconnect', (reason) => out({ type: 'disconnect', reason }));
+socket.on('connect_error', (err) => out({ type: 'connect_error', message: err.message }));
+socket.onAny((name, data) => out({ type: 'event', name, data }));
+
+process.stdin.resume();
+process.stdin.on('end', () => {
+  socket.disconnect();
+  process.exit(0);
+});
