@@ -44,7 +44,7 @@ if (opts.withCredentials) ioOpts.withCredentials = true;
 if (opts.localAddress) {
   // Both transports take an agent: polling's XMLHttpRequest and the
   // WebSocket's handshake connect through it.
-  ioOpts.agent = new http.Agent({ localAddress: opts.localAddress, keepAlive: true });
+  ioOpts.agent = new http.Agent({ localAddress: opts.localAddress });
 }
 
 const socket = io(url, ioOpts);
@@ -56,8 +56,14 @@ socket.on('disconnect', (reason) => out({ type: 'disconnect', reason }));
 socket.on('connect_error', (err) => out({ type: 'connect_error', message: err.message }));
 socket.onAny((name, data) => out({ type: 'event', name, data }));
 
+// Standard input closed: leave as a browser tab closed by its user does,
+// with the close packet sent (over polling it is a request of its own, so
+// the process must not exit before it is done: it ends by itself once
+// nothing is left to do, or after 2 s). A client that must vanish without
+// a word is killed instead.
 process.stdin.resume();
 process.stdin.on('end', () => {
   socket.disconnect();
-  process.exit(0);
+  process.stdin.destroy();
+  setTimeout(() => process.exit(0), 2000).unref();
 });
