@@ -189,7 +189,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	// jobs just stopped reach the clients before their sockets close.
 	stopRelay()
 	<-relayDone
-	if err := sio.Flush(shutCtx); err != nil {
+	// A polling client that vanished never comes back for its events: do
+	// not let it hold the shutdown for the whole timeout.
+	flushCtx, cancelFlush := context.WithTimeout(shutCtx, flushWait)
+	defer cancelFlush()
+	if err := sio.Flush(flushCtx); err != nil {
 		log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}
 	sio.Close()
@@ -202,6 +206,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	log.Info("stopped")
 	return nil
 }
+
+// flushWait bounds how long shutdown waits for the last events to reach
+// Socket.IO clients: a live polling client comes back for them within
+// milliseconds.
+const flushWait = 2 * time.Second
 
 // healthOnly is the HTTP side of a worker replica: GET /api/status (and
 // /metrics), nothing else.

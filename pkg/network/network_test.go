@@ -838,3 +838,43 @@ func maxAbsDiff(a, b []float64) float64 {
 	}
 	return d
 }
+
+// TestResumedRunIsTheUninterruptedOne: a run stopped after an epoch and
+// resumed from its snapshot with Done set trains exactly as if it had not
+// stopped.
+func TestResumedRunIsTheUninterruptedOne(t *testing.T) {
+	ds := dataset(t)
+	train, test := ds.Training.Slice(0, 2000), ds.Test.Slice(0, 500)
+	start, err := network.New([]int{784, 20, 10}, network.InitNormal, rand.New(rand.NewPCG(4, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := network.Params{Epochs: 3, BatchSize: 10, Eta: 3}
+	whole, err := network.SGD(context.Background(), start, train, test, p, rand.New(rand.NewPCG(9, 9)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *network.Network
+	p1 := p
+	p1.Epochs = 1
+	if _, err := network.SGD(context.Background(), start, train, test, p1, rand.New(rand.NewPCG(9, 9)),
+		func(e network.Epoch) error { first = e.Network; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rest := p
+	rest.Epochs, rest.Done = 2, 1
+	resumed, err := network.SGD(context.Background(), first, train, test, rest, rand.New(rand.NewPCG(9, 9)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range whole.NumLayers() {
+		if !mat.Equal(whole.Weights(l), resumed.Weights(l)) || !mat.Equal(whole.Biases(l), resumed.Biases(l)) {
+			t.Fatalf("layer %d: the resumed run differs from the uninterrupted one", l)
+		}
+	}
+	bad := p
+	bad.Done = -1
+	if err := bad.Validate(); err == nil {
+		t.Error("Done -1 was accepted")
+	}
+}

@@ -46,6 +46,15 @@ type Params struct {
 	// batches) and the epoch's total. Training waits for it, so it should
 	// be quick: a counter, a rate-limited message.
 	OnBatch func(batch, batches int)
+
+	// Done is how many epochs of this run were trained before, in another
+	// run that stopped (a job resumed after its server went away): SGD
+	// draws and discards their shuffles, so that given the network as
+	// those epochs left it, the remaining Epochs train exactly as the
+	// uninterrupted run would have (bit for bit without Lambda; with it,
+	// to rounding: the decay's running factor starts afresh). Epochs
+	// counts the epochs still to train.
+	Done int
 }
 
 // MaxLambda is the largest L2 regularisation parameter Params accepts.
@@ -56,6 +65,9 @@ const MaxLambda = 1000
 func (p Params) Validate() error {
 	if p.Epochs < 1 {
 		return fmt.Errorf("network: epochs must be at least 1, got %d", p.Epochs)
+	}
+	if p.Done < 0 {
+		return fmt.Errorf("network: epochs done before must not be negative, got %d", p.Done)
 	}
 	return p.validateStep()
 }
@@ -116,6 +128,9 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	}
 	if err := t.k.fits(test); err != nil {
 		return nil, err
+	}
+	for range p.Done {
+		t.shuffle(train.Len())
 	}
 	for e := 1; e <= p.Epochs; e++ {
 		secs, err := t.TrainEpoch(ctx, train)
@@ -270,6 +285,18 @@ func allocBytes(b int) int {
 // Network returns a snapshot of the trainer's current weights.
 func (t *Trainer) Network() *Network { return t.k.network() }
 
+// shuffle draws an epoch's training order: the one use of the trainer's
+// generator, so that skipping an epoch's shuffle skips the epoch's draws.
+func (t *Trainer) shuffle(n int) {
+	if len(t.perm) != n {
+		t.perm = make([]int32, n)
+		for i := range t.perm {
+			t.perm[i] = int32(i)
+		}
+	}
+	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+}
+
 // TrainEpoch shuffles train and runs one pass of mini-batch updates over it,
 // returning the seconds it took. It checks ctx before every mini-batch (and
 // every chunk of one, see Params.ScratchBytes); if ctx is cancelled the
@@ -281,13 +308,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	}
 	start := time.Now()
 	n := train.Len()
-	if len(t.perm) != n {
-		t.perm = make([]int32, n)
-		for i := range t.perm {
-			t.perm[i] = int32(i)
-		}
-	}
-	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	t.shuffle(n)
 	done := ctx.Done()
 	t.lastYield = start
 	batch := t.p.BatchSize

@@ -127,7 +127,10 @@ func checkHostPort(s string) error {
 			return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 		}
 		host = h
-	} else if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+	} else if strings.Contains(s, ":") {
+		if net.ParseIP(s) != nil {
+			return errors.New("an IPv6 address goes in brackets, with a port: [::1]:9000")
+		}
 		return errors.New("it is not host or host:port")
 	}
 	if host == "" {

@@ -51,6 +51,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{[]string{"S3_ENDPOINT", "minio:99999", "S3_BUCKET", "models"}, `S3_ENDPOINT "minio:99999" is not a valid host[:port] or URL: port "99999"`},
 		{[]string{"S3_ENDPOINT", "minio:http", "S3_BUCKET", "models"}, `is not a valid host[:port] or URL`},
 		{[]string{"S3_ENDPOINT", "mi nio", "S3_BUCKET", "models"}, `is not a valid host[:port] or URL`},
+		{[]string{"S3_ENDPOINT", "::bad", "S3_BUCKET", "models"}, "an IPv6 address goes in brackets"},
+		{[]string{"S3_ENDPOINT", "::1", "S3_BUCKET", "models"}, "an IPv6 address goes in brackets"},
 		{[]string{"S3_ENDPOINT", "ftp://minio", "S3_BUCKET", "models"}, "the scheme must be http or https"},
 		{[]string{"S3_ENDPOINT", "https://minio/models", "S3_BUCKET", "models"}, "the bucket goes in S3_BUCKET"},
 		{[]string{"S3_ENDPOINT", "https://AKID:s3cr3t@minio", "S3_BUCKET", "models"}, "credentials belong in AWS_ACCESS_KEY_ID"},

@@ -249,8 +249,14 @@ func stateError(err error) error {
 	case errors.As(err, new(*Error)):
 		return err
 	}
-	return &Error{Code: Unavailable, Message: "the database is unavailable; try again shortly", RetryAfter: 5 * time.Second, Err: err}
+	return &Error{Code: Unavailable, Message: "the database is unavailable; try again shortly", RetryAfter: 5 * time.Second,
+		Err: fmt.Errorf("%w: %w", errStateUnavailable, err)}
 }
+
+// errStateUnavailable marks the errors of a Catalog or Queue that could not
+// be reached: a job that meets one is handed over, not failed, and resumes
+// once the database is back.
+var errStateUnavailable = errors.New("shared state unavailable")
 
 // data returns the data set or an Internal error.
 func (s *Service) dataset() (*mnist.Dataset, error) {

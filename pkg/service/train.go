@@ -45,10 +45,11 @@ func (g *progressGate) allow(now time.Time) bool {
 // hands it to another replica.
 func (s *Service) runJob(qctx context.Context, j JobInfo) error {
 	err := s.train(qctx, j)
-	// Handed over: this replica stops, or another has taken the job over
-	// (it saved the network meanwhile): the job goes on there, as it is.
-	if errors.Is(context.Cause(qctx), ErrHandOver) || errors.Is(err, ErrVersionMoved) {
-		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "epochs_done", j.Epoch)
+	// Handed over: this replica stops, another has taken the job over (it
+	// saved the network meanwhile), or the database is out of reach: the
+	// job goes on later, from its last saved epoch, as it is.
+	if errors.Is(context.Cause(qctx), ErrHandOver) || errors.Is(err, ErrVersionMoved) || errors.Is(err, errStateUnavailable) {
+		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "reason", err)
 		return ErrHandOver
 	}
 	ctx := context.Background()
@@ -190,8 +191,9 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	}
 	p := j.Params
 	p.Epochs = remaining
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, p.network(s.limits.JobScratchBytes, onBatch),
-		newRand(*j.Params.Seed), onEpoch)
+	np := p.network(s.limits.JobScratchBytes, onBatch)
+	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
+	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), onEpoch)
 	if err == nil {
 		return nil
 	}
