@@ -30,6 +30,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser suite: builds the server and drives Chromium; skipped with -short")
 	}
+	testenv.Serial(t)
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"

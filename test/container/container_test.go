@@ -517,6 +517,7 @@ func TestContainer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("container check: builds the server as the Dockerfile does; skipped with -short")
 	}
+	testenv.Serial(t)
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatalf("go is not on PATH: %v", err)
 	}

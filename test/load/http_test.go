@@ -44,6 +44,7 @@ func TestHTTPLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
+	testenv.Serial(t)
 	clients, duration := 20, 3*time.Second
 	if *full {
 		clients, duration = 200, 20*time.Second

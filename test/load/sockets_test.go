@@ -51,6 +51,7 @@ func TestSocketLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
+	testenv.Serial(t)
 	clients, epochs := 50, 3
 	if *full {
 		clients = 1000
@@ -144,6 +145,7 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test")
 	}
+	testenv.Serial(t)
 	s := startServer(t)
 	g := s.goroutines(t)
 	out := nodeScript(t, s, "faults.mjs")

@@ -90,7 +90,7 @@ describe('crash safety', () => {
       servers.push(server);
       client = api(server.url);
       await checkModels(t, client, created);
-      assertSavedEpochState(findOnce(await listNetworks(client), networkId), updates, `cycle ${cycle + 1}`);
+      await assertSavedEpochState(client, networkId, updates, `cycle ${cycle + 1}`);
 
       // The crashed network trains on from where it was saved.
       sock = await connectClient(server.url, 'websocket', `cycle${cycle + 1}-after`);

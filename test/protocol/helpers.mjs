@@ -225,20 +225,27 @@ export function findOnce(list, id) {
 }
 
 /**
- * Asserts that a listed network, after a restart, holds the state of one of
- * the epochs whose training_update was seen (every epoch is saved right after
- * its update is sent). The contract lets entries not loaded yet ("saved")
- * omit the accuracy; this server reports it from the file, so a missing one
- * would mean the per-epoch saves were lost.
+ * Asserts that a listed network, after a restart, holds a saved state that
+ * loses nothing a client was told: every epoch whose training_update was
+ * seen is in the network's history with the same accuracy (epochs are saved
+ * before their update is sent), and the listed accuracy is that of the last
+ * epoch saved. A kill may land after an epoch was saved and before its
+ * update arrived, and in scaled mode another replica may have resumed the
+ * job since: the history can go further than what was seen, never less.
  */
-export function assertSavedEpochState(entry, updates, what) {
-  const seen = updates.map((u) => u.accuracy);
+export async function assertSavedEpochState(client, networkId, updates, what) {
+  const entry = findOnce(await listNetworks(client), networkId);
   assert.equal(entry.trained, true, `${what}: trained after restart: ${JSON.stringify(entry)}`);
-  assert.ok(
-    seen.includes(entry.accuracy),
-    `${what}: accuracy after restart (${entry.accuracy}) must be that of a trained epoch ${JSON.stringify(seen)}: ` +
-      'epochs are saved as they end, so the trained state must not be lost',
-  );
+  const history = expectJSON(await client.get(`/api/networks/${networkId}/history`), 200, `${what}: history`).epochs;
+  for (const u of updates) {
+    const saved = history.find((h) => h.epoch === u.network_epoch);
+    assert.ok(saved && saved.accuracy === u.accuracy,
+      `${what}: epoch ${u.network_epoch} was reported (accuracy ${u.accuracy}) but the saved history has ${JSON.stringify(saved)}: ` +
+        'epochs are saved as they end, so the trained state must not be lost');
+  }
+  const last = history[history.length - 1];
+  assert.ok(last && entry.accuracy === last.accuracy,
+    `${what}: listed accuracy ${entry.accuracy} is not that of the last saved epoch ${JSON.stringify(last)}`);
 }
 
 /** GET /api/training/{job_id} → 200; checks types. Returns the body. */

@@ -125,7 +125,7 @@ describe('restart persistence', () => {
       await getExample(client, n.network_id, 'successful');
     }
     findOnce(list, networkId);
-    assertSavedEpochState(findOnce(await listNetworks(client), networkId), updates, 'after SIGTERM mid-training');
+    await assertSavedEpochState(client, networkId, updates, 'after SIGTERM mid-training');
     const stopped2 = await again.stop(5_000);
     assert.equal(stopped2.code, 0, `server#4 exit code: ${JSON.stringify(stopped2)}`);
   }));

@@ -49,6 +49,7 @@ func TestProtocol(t *testing.T) {
 	if testing.Short() {
 		t.Skip("protocol suite: builds the server and runs Node tests; skipped with -short")
 	}
+	testenv.Serial(t)
 	node := lookPath(t, "node")
 	npm := lookPath(t, "npm")
 
@@ -86,6 +87,7 @@ func TestProtocolScaled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("protocol suite in scaled mode: builds the server, starts Postgres and runs Node tests; skipped with -short")
 	}
+	testenv.Serial(t)
 	node := lookPath(t, "node")
 	npm := lookPath(t, "npm")
 	pg := pgtest.Start(t)

@@ -17,6 +17,7 @@ package scale
 import (
 	"bytes"
 	"fmt"
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 	"io"
 	"math"
 	"net/http"
@@ -66,6 +67,7 @@ func TestScaled(t *testing.T) {
 	need(t, "node", "Node.js 20+ and npm")
 	lbtest.Binary(t, "nginx")
 	lbtest.Binary(t, "haproxy")
+	testenv.Serial(t)
 	began := time.Now()
 	s := &suite{root: t, c: startCluster(t, 3)}
 	s.nginx = lbtest.StartNginx(t, s.c.backends())
