@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 	"io"
 	"net/http"
 	"slices"
