@@ -127,7 +127,7 @@ func (r *recorder) TrainingComplete(c Complete) {
 	}
 	r.add(c)
 }
-func (r *recorder) TrainingError(f Failure)   { r.add(f) }
+func (r *recorder) TrainingError(f Failure)     { r.add(f) }
 func (r *recorder) TrainingProgress(p Progress) { r.add(p) }
 
 // forJob returns the events of one job.

@@ -10,14 +10,9 @@
 package browser
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,22 +37,13 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	node := lookPath(t, "node")
-	npm := lookPath(t, "npm")
-
-	root := testenv.ModuleRoot(t)
-	dir := filepath.Join(root, "test", "browser")
+	node := testenv.Tool(t, "node", "the browser suite needs Node.js 20+ and npm; go test -short skips it")
+	dir := filepath.Join(testenv.ModuleRoot(t), "test", "browser")
+	testenv.NpmCI(t, dir, "playwright-core")
+	bin := testenv.ServerBinary(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), suiteTimeout)
 	defer cancel()
-
-	bin := filepath.Join(t.TempDir(), "server")
-	run(ctx, t, root, nil, "go", "build", "-o", bin, "./cmd/server")
-
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Log("node_modules missing: running npm ci")
-		run(ctx, t, dir, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
 
 	// Kept after the test: screenshots are artefacts.
 	artifacts := os.Getenv("ARTIFACTS_DIR")
@@ -75,52 +61,5 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshots: %s", artifacts)
 
 	env := []string{"SERVER_BIN=" + bin, "CHROMIUM=" + chromium, "ARTIFACTS_DIR=" + artifacts}
-	run(ctx, t, dir, env, node, "--test", "--test-concurrency=1", "--test-reporter=spec", "page.test.mjs")
-}
-
-// lookPath finds a tool on PATH or fails the test saying what is missing.
-func lookPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not on PATH: the browser suite needs Node.js 20+ and npm (or run go test -short to skip it): %v", name, err)
-	}
-	return p
-}
-
-// run runs a command in dir with extra environment, streaming its output
-// to the test log line by line, and fails the test if it does not succeed.
-func run(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	// On timeout, stop politely first so that node's after() hooks close
-	// Chromium and stop the server.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 15 * time.Second
-
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-		for sc.Scan() {
-			t.Log(sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, pr) // after an over-long line
-	})
-
-	t.Logf("$ %s %v (in %s)", name, args, dir)
-	err := cmd.Run()
-	pw.Close()
-	wg.Wait()
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("%s timed out after %v: %v", name, suiteTimeout, err)
-		}
-		t.Fatalf("%s %v failed: %v", name, args, err)
-	}
+	testenv.Run(ctx, t, dir, env, node, "--test", "--test-concurrency=1", "--test-reporter=spec", "page.test.mjs")
 }

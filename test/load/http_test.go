@@ -18,13 +18,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/mnist-go/nnserver/test/internal/testenv"
 	"io"
 	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
 var (

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,34 +19,6 @@ import (
 
 	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// buildServer builds the server once for all the tests of the package.
-func buildServer(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nnserver-load-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "server")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/server")
-		cmd.Dir = testenv.ModuleRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // server is the real server binary, running on loopback.
 type server struct {
@@ -64,7 +35,7 @@ type server struct {
 
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	bin := buildServer(t)
+	bin := testenv.ServerBinary(t)
 	port, debugPort := testenv.FreePort(t), testenv.FreePort(t)
 	s := &server{
 		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),

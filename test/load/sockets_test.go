@@ -19,18 +19,9 @@ import (
 // returns its stdout. It installs the npm packages first if needed.
 func nodeScript(t *testing.T, s *server, script string, env ...string) []byte {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not on PATH: the Socket.IO load tests need Node.js 20+ (go test -short skips them)")
-	}
+	node := testenv.Tool(t, "node", "the Socket.IO load tests need Node.js 20+ and npm; go test -short skips them")
 	dir := filepath.Join(testenv.ModuleRoot(t), "test", "load")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	testenv.NpmCI(t, dir, "socket.io-client")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)

@@ -10,11 +10,8 @@
 package protocol
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,7 +19,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,26 +46,18 @@ func TestProtocol(t *testing.T) {
 		t.Skip("protocol suite: builds the server and runs Node tests; skipped with -short")
 	}
 	testenv.Serial(t)
-	node := lookPath(t, "node")
-	npm := lookPath(t, "npm")
-
-	root := testenv.ModuleRoot(t)
-	dir := filepath.Join(root, "test", "protocol")
+	node := testenv.Tool(t, "node", nodeInstall)
+	dir := filepath.Join(testenv.ModuleRoot(t), "test", "protocol")
+	testenv.NpmCI(t, dir, "socket.io-client")
+	bin := testenv.ServerBinary(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), suiteTimeout)
 	defer cancel()
-
-	bin := filepath.Join(t.TempDir(), "server")
-	run(ctx, t, root, nil, "go", "build", "-o", bin, "./cmd/server")
-
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
-		t.Log("node_modules missing: running npm ci")
-		run(ctx, t, dir, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
-
 	args := append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, testFiles...)
-	run(ctx, t, dir, []string{"SERVER_BIN=" + bin}, node, args...)
+	testenv.Run(ctx, t, dir, []string{"SERVER_BIN=" + bin}, node, args...)
 }
+
+const nodeInstall = "the protocol suite needs Node.js 20+ and npm; go test -short skips it"
 
 // scaledSuiteTimeout bounds the scaled run: the crash tests wait for the
 // takeover of each killed job (TAKEOVER_AFTER=2s in the wrapper).
@@ -88,23 +76,15 @@ func TestProtocolScaled(t *testing.T) {
 		t.Skip("protocol suite in scaled mode: builds the server, starts Postgres and runs Node tests; skipped with -short")
 	}
 	testenv.Serial(t)
-	node := lookPath(t, "node")
-	npm := lookPath(t, "npm")
+	node := testenv.Tool(t, "node", nodeInstall)
 	pg := pgtest.Start(t)
 	psql := findPsql(t)
-
-	root := testenv.ModuleRoot(t)
-	dir := filepath.Join(root, "test", "protocol")
+	dir := filepath.Join(testenv.ModuleRoot(t), "test", "protocol")
+	testenv.NpmCI(t, dir, "socket.io-client")
+	bin := testenv.ServerBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), scaledSuiteTimeout)
 	defer cancel()
-
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "server")
-	run(ctx, t, root, nil, "go", "build", "-o", bin, "./cmd/server")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
-		t.Log("node_modules missing: running npm ci")
-		run(ctx, t, dir, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
 
 	u, err := url.Parse(pg.URL())
 	if err != nil {
@@ -145,13 +125,13 @@ DATABASE_URL=%[3]s TAKEOVER_AFTER=2s exec %[4]s "$@"
 	}
 	base := []string{"--test", "--test-concurrency=1", "--test-reporter=spec"}
 	env := []string{"SERVER_BIN=" + wrapper}
-	run(ctx, t, dir, env, node, append(base, others...)...)
+	testenv.Run(ctx, t, dir, env, node, append(base, others...)...)
 	t.Logf("scaled mode: %s without %q (single mode's SIGTERM semantics)", scaledPartly, scaledExcluded)
 	args := slices.Clone(base)
 	for _, name := range scaledPartlyRun {
 		args = append(args, "--test-name-pattern=^"+regexp.QuoteMeta(name))
 	}
-	run(ctx, t, dir, env, node, append(args, scaledPartly)...)
+	testenv.Run(ctx, t, dir, env, node, append(args, scaledPartly)...)
 }
 
 // The scaled run's exception: scaledPartly runs only the tests named
@@ -186,49 +166,3 @@ func findPsql(t *testing.T) string {
 
 // shellQuote quotes s for sh, in single quotes.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// lookPath finds a tool on PATH or fails the test saying what is missing.
-func lookPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not on PATH: the protocol suite needs Node.js 20+ and npm (or run go test -short to skip it): %v", name, err)
-	}
-	return p
-}
-
-// run runs a command in dir with extra environment, streaming its output
-// to the test log line by line, and fails the test if it does not succeed.
-func run(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	// On timeout, stop politely first so node's after() hooks can kill the servers.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 15 * time.Second
-
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-		for sc.Scan() {
-			t.Log(sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, pr) // after an over-long line
-	})
-
-	t.Logf("$ %s %v (in %s)", name, args, dir)
-	err := cmd.Run()
-	pw.Close()
-	wg.Wait()
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("%s timed out after %v: %v", name, suiteTimeout, err)
-		}
-		t.Fatalf("%s %v failed: %v", name, args, err)
-	}
-}

@@ -40,50 +40,6 @@ const (
 
 // ---------------------------------------------------------------- binary
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// serverBinary builds ./cmd/server once for the package (with -race when
-// the tests run with it: the replicas then check themselves).
-func serverBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nnserver-scale-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "server")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/server")
-		cmd.Dir = testenv.ModuleRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// need skips the test when a tool is missing, saying what to install; under
-// CI (CI set) it fails instead.
-func need(t *testing.T, name, install string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s is not installed: %s", name, install)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s; in CI (CI is set) the scaled-mode tests must run, not skip", msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // ---------------------------------------------------------------- S3
 
 const (
@@ -382,7 +338,7 @@ type cluster struct {
 // stops them when the test ends (logging the replicas' tails if it failed).
 func startCluster(t *testing.T, n int, extraEnv ...string) *cluster {
 	t.Helper()
-	bin := serverBinary(t)
+	bin := testenv.ServerBinary(t)
 	c := &cluster{pg: pgtest.Start(t), s3: startS3(t)}
 	env := append([]string{"DATABASE_URL=" + c.pg.URL(), "LOG_LEVEL=debug", "TAKEOVER_AFTER=3s",
 		"MAX_CONCURRENT_JOBS=2", "TRUSTED_PROXIES=127.0.0.1"}, c.s3.env()...)
@@ -662,9 +618,9 @@ type clientOpts struct {
 // or a parent of t) ends.
 func connect(t *testing.T, owner testing.TB, label, url string, o clientOpts) *sioClient {
 	t.Helper()
-	node := need(t, "node", "Node.js 20+ and npm (the tests run `npm ci` in test/scale)")
+	node := testenv.Tool(t, "node", "Node.js 20+ and npm (the tests run `npm ci` in test/scale)")
 	dir := filepath.Join(testenv.ModuleRoot(t), "test", "scale")
-	npmCI(t, dir)
+	testenv.NpmCI(t, dir, "socket.io-client")
 	opts, _ := json.Marshal(o)
 	c := &sioClient{label: label, changed: make(chan struct{}), done: make(chan struct{})}
 	c.cmd = exec.Command(node, filepath.Join(dir, "client.mjs"), url, string(opts))
@@ -725,25 +681,6 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
-}
-
-var npmOnce sync.Once
-
-// npmCI installs the clients' packages if node_modules is missing (CI runs
-// npm ci itself).
-func npmCI(t *testing.T, dir string) {
-	t.Helper()
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err == nil {
-			return
-		}
-		npm := need(t, "npm", "Node.js 20+ and npm")
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	})
 }
 
 // close ends the client: its stdin closes and it exits; killed if it

@@ -17,7 +17,6 @@ package scale
 import (
 	"bytes"
 	"fmt"
-	"github.com/mnist-go/nnserver/test/internal/testenv"
 	"io"
 	"math"
 	"net/http"
@@ -30,6 +29,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/test/internal/testenv"
 
 	"github.com/google/uuid"
 
@@ -64,7 +65,7 @@ func TestScaled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scaled mode: starts Postgres, a fake S3, three replicas and two load balancers; skipped with -short")
 	}
-	need(t, "node", "Node.js 20+ and npm")
+	testenv.Tool(t, "node", "Node.js 20+ and npm")
 	lbtest.Binary(t, "nginx")
 	lbtest.Binary(t, "haproxy")
 	testenv.Serial(t)

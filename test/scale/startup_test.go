@@ -19,7 +19,7 @@ func TestStartupErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server; skipped with -short")
 	}
-	bin := serverBinary(t)
+	bin := testenv.ServerBinary(t)
 	const password = "Sup3r-s3cret-pw"
 	unreachable := fmt.Sprintf("postgres://nn:%s@127.0.0.1:%d/nn?sslmode=disable", password, testenv.FreePort(t))
 	for _, tc := range []struct {
