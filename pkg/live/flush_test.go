@@ -155,3 +155,36 @@ func TestEmitted(t *testing.T) {
 		t.Errorf("Emitted() = %d, want 2", got)
 	}
 }
+
+// The shutdown order of cmd/server with a polling client whose long-poll
+// is pending: an event, Flush, Close. The client gets the event with that
+// poll and then a close packet with its next one.
+func TestEventFlushCloseOverPolling(t *testing.T) {
+	for i := range 20 {
+		s, base := start(t, Options{})
+		p := handshake(t, base)
+		p.join()
+		eventually(t, "the client joined", func() bool { return s.Clients() == 1 })
+		polled := make(chan string, 1)
+		go func() {
+			_, body := p.get()
+			polled <- body
+		}()
+		eventually(t, "the long-poll is pending", func() bool { return s.polling(p.sid) })
+		s.TrainingError(trainingFailure("the server is shutting down"))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.Flush(ctx); err != nil {
+			t.Fatalf("run %d: Flush: %v", i, err)
+		}
+		cancel()
+		closed := make(chan struct{})
+		go func() { s.Close(); close(closed) }()
+		if body := <-polled; !strings.Contains(body, "training_error") {
+			t.Fatalf("run %d: the pending long-poll got %q, want the event", i, body)
+		}
+		if status, body := p.get(); status != http.StatusOK || (body != "1" && body != "6\x1e1") {
+			t.Errorf("run %d: the next long-poll: %d %q, want a close packet", i, status, body)
+		}
+		<-closed
+	}
+}

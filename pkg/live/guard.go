@@ -60,6 +60,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer s.handshaking.Add(-1)
 	}
+	if sid != "" && r.Method == http.MethodGet {
+		defer s.endGet(sid)
+	}
 	if sid != "" && r.Method == http.MethodPost {
 		p, ok := s.beginPost(sid)
 		if !ok {

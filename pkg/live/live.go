@@ -284,14 +284,23 @@ func (s *Server) Close() {
 		all = append(all, p)
 	}
 	s.mu.Unlock()
-	for _, p := range all {
-		if !p.sendCloseFrame(closeGoingAway, "server shutting down") {
-			p.closeOrderly() // polling: the close packet goes with a long-poll
-		}
-	}
-	// Wait for the answers and the long-polls: each closes its session.
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	var polling []*session
+	for _, p := range all {
+		if !p.sendCloseFrame(closeGoingAway, "server shutting down") {
+			polling = append(polling, p)
+		}
+	}
+	// Polling: the close packet goes with a long-poll, once the one being
+	// answered (if any) is done: see session.answering.
+	if err := s.waitAnswered(ctx, polling); err != nil {
+		s.log.Debug("long-polls still being answered at close", "err", err)
+	}
+	for _, p := range polling {
+		p.closeOrderly()
+	}
+	// Wait for the answers and the long-polls: each closes its session.
 	if err := s.waitClosed(ctx, all); err != nil {
 		s.log.Debug("clients did not take their close in time", "err", err)
 	}
@@ -305,27 +314,38 @@ func (s *Server) Close() {
 	}
 }
 
+// waitAnswered waits until no long-poll of sessions is being answered.
+func (s *Server) waitAnswered(ctx context.Context, sessions []*session) error {
+	return s.waitFor(ctx, sessions, func(p *session) bool { return p.closed || !p.answering }, "being answered")
+}
+
 // waitClosed waits until every one of sessions is closed.
 func (s *Server) waitClosed(ctx context.Context, sessions []*session) error {
+	return s.waitFor(ctx, sessions, func(p *session) bool { return p.closed }, "still open")
+}
+
+// waitFor waits until done holds for every one of sessions (checked with
+// s.mu held), or ctx ends.
+func (s *Server) waitFor(ctx context.Context, sessions []*session, done func(*session) bool, what string) error {
 	s.wait(+1)
 	defer s.wait(-1)
 	for {
 		s.mu.Lock()
-		open := 0
+		left := 0
 		for _, p := range sessions {
-			if !p.closed {
-				open++
+			if !done(p) {
+				left++
 			}
 		}
 		changed := s.changed
 		s.mu.Unlock()
-		if open == 0 {
+		if left == 0 {
 			return nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("%d sessions still open: %w", open, ctx.Err())
+			return fmt.Errorf("%d sessions %s: %w", left, what, ctx.Err())
 		}
 	}
 }

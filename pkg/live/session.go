@@ -39,6 +39,11 @@ type session struct {
 	inflight  uint64 // handed when the last WebSocket batch was sent
 	written   uint64 // written to the WebSocket, or taken by a long-poll
 	lastEvent uint64 // created, as of the last broadcast event queued
+	// answering: a batch was handed to a long-poll whose answer is still
+	// being written. Until its GET returns, the transport may still look
+	// writable to the library, whose orderly close would then take the
+	// session down at once instead of with the next poll.
+	answering bool
 	closed    bool
 	capped    bool // closed for exceeding MaxQueuedPackets
 	timer     *time.Timer
@@ -147,7 +152,18 @@ func (p *session) onFlush(args ...any) {
 		return
 	}
 	p.written = p.handed
+	p.answering = true
 	s.progressLocked()
+}
+
+// endGet notes that a long-poll of session sid has been answered.
+func (s *Server) endGet(sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.sessions[sid]; p != nil && p.answering {
+		p.answering = false
+		s.progressLocked()
+	}
 }
 
 // onPacket closes the session when the client sends a close packet over
@@ -199,8 +215,9 @@ func (p *session) connectTimedOut() {
 }
 
 // flushed reports whether every event queued in the session has been
-// written or taken, or the session is gone. Call with Server.mu held.
-func (p *session) flushed() bool { return p.closed || p.written >= p.lastEvent }
+// written to its WebSocket or answered to a long-poll, or the session is
+// gone. Call with Server.mu held.
+func (p *session) flushed() bool { return p.closed || p.written >= p.lastEvent && !p.answering }
 
 // close closes the session: now, after a close frame if it is on a
 // WebSocket, or when the polling POSTs in flight are answered.

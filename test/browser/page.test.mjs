@@ -206,7 +206,8 @@ describe('management page', { concurrency: false }, () => {
     // An image file, sent as raw PNG bytes: the drawing itself.
     const png = Buffer.from((await page.evaluate(() => document.querySelector('#pad').toDataURL('image/png'))).split(',')[1], 'base64');
     const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#pad-file-button')]);
-    const fromFile = page.waitForResponse((r) => r.url().endsWith('/predict'));
+    // The file's request, not a late one of the drawing (throttled, JSON).
+    const fromFile = page.waitForResponse((r) => r.url().endsWith('/predict') && r.request().headers()['content-type'] === 'image/png');
     await chooser.setFiles({ name: 'seven.png', mimeType: 'image/png', buffer: png });
     const fileRes = await fromFile;
     assert.equal(fileRes.status(), 200);
