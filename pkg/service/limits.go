@@ -187,7 +187,7 @@ func (l Limits) FieldError(field string) *Error {
 // to 2^53 in JavaScript, so a seed a browser shows is the seed it sends.
 const MaxSeed = 1<<53 - 1
 
-// Validate checks p against l.
+// ValidateTrain checks training parameters against l.
 func (l Limits) ValidateTrain(p TrainParams) error {
 	switch {
 	case p.Epochs < 1 || p.Epochs > l.MaxEpochs:
