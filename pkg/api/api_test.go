@@ -87,7 +87,7 @@ func (r response) json(t *testing.T) map[string]any {
 
 func (s *server) createNetwork(t *testing.T) string {
 	t.Helper()
-	r := s.do(t, "POST", "/api/networks", "application/json", `{"layer_sizes":[784,30,10]}`)
+	r := s.do(t, "POST", "/api/networks", "application/json", `{"layer_sizes":[784,30,10],"seed":1}`) // seeded: tests that train it get the same network every run
 	if r.status != 200 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
@@ -249,7 +249,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	id := s.createNetwork(t)
 
-	r = s.do(t, "POST", "/api/networks/"+id+"/train", jsonCT, `{"epochs":1}`)
+	r = s.do(t, "POST", "/api/networks/"+id+"/train", jsonCT, `{"epochs":1,"seed":2}`)
 	if r.status != 200 {
 		t.Fatalf("train: %d %s", r.status, r.body)
 	}

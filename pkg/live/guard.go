@@ -61,7 +61,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.handshaking.Add(-1)
 	}
 	if sid != "" && r.Method == http.MethodGet {
-		defer s.endGet(sid)
+		p, closing := s.beginGet(sid)
+		if closing {
+			// The server is shutting down: the close packet, then the
+			// session goes (the client sees its transport closed).
+			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			_, _ = io.WriteString(w, "1")
+			p.closeNow(closeGoingAway, "server shutting down")
+			return
+		}
+		if p != nil {
+			defer s.endGet(p)
+		}
 	}
 	if sid != "" && r.Method == http.MethodPost {
 		p, ok := s.beginPost(sid)

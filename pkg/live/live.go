@@ -298,7 +298,7 @@ func (s *Server) Close() {
 		s.log.Debug("long-polls still being answered at close", "err", err)
 	}
 	for _, p := range polling {
-		p.closeOrderly()
+		s.closePolling(ctx, p)
 	}
 	// Wait for the answers and the long-polls: each closes its session.
 	if err := s.waitClosed(ctx, all); err != nil {
@@ -311,6 +311,36 @@ func (s *Server) Close() {
 	case <-done:
 	case <-time.After(time.Until(deadline) + CloseTimeout/2):
 		s.log.Warn("socket.io server did not close in time")
+	}
+}
+
+// closePolling closes a polling session the protocol's way, with a close
+// packet in a long-poll. With none in the handler, the server answers the
+// next one itself; with one pending in the library, once the library holds
+// it (its transport is writable), the library's orderly close answers it.
+func (s *Server) closePolling(ctx context.Context, p *session) {
+	for {
+		s.mu.Lock()
+		switch {
+		case p.closed:
+			s.mu.Unlock()
+			return
+		case p.getting == 0:
+			p.closeOnPoll = true
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if t := p.conn.Transport(); t == nil || t.Writable() || ctx.Err() != nil {
+			p.closeOrderly()
+			return
+		}
+		// A long-poll entered the handler and is not yet pending in the
+		// library: it will be in a moment.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

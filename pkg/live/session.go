@@ -44,9 +44,15 @@ type session struct {
 	// writable to the library, whose orderly close would then take the
 	// session down at once instead of with the next poll.
 	answering bool
-	closed    bool
-	capped    bool // closed for exceeding MaxQueuedPackets
-	timer     *time.Timer
+	// getting counts the long-polls inside the handler (pending with the
+	// library, or being answered). When Close finds none, it answers the
+	// next one itself (closeOnPoll): the library's orderly close can miss
+	// a long-poll that arrives while it runs, which then hangs.
+	getting     int
+	closeOnPoll bool
+	closed      bool
+	capped      bool // closed for exceeding MaxQueuedPackets
+	timer       *time.Timer
 
 	// Closes wait for the polling POSTs in flight (posting): the library's
 	// polling close writes to the request of a POST in flight, which races
@@ -156,14 +162,31 @@ func (p *session) onFlush(args ...any) {
 	s.progressLocked()
 }
 
-// endGet notes that a long-poll of session sid has been answered.
-func (s *Server) endGet(sid string) {
+// beginGet admits a long-poll of session sid, or reports that the server
+// is closing the session and answers it itself (with a close packet).
+func (s *Server) beginGet(sid string) (p *session, closeNow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.sessions[sid]; p != nil && p.answering {
-		p.answering = false
-		s.progressLocked()
+	p = s.sessions[sid]
+	if p == nil {
+		return nil, false // unknown to us: the library answers
 	}
+	if p.closeOnPoll {
+		return p, true
+	}
+	p.getting++
+	return p, false
+}
+
+// endGet notes that a long-poll of session p has been answered.
+func (s *Server) endGet(p *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.getting--
+	if p.answering {
+		p.answering = false
+	}
+	s.progressLocked()
 }
 
 // onPacket closes the session when the client sends a close packet over
