@@ -22,7 +22,7 @@ import (
 // by more data (400). An empty body gives an empty object: the defaults.
 func readObject(c *gin.Context) (obj map[string]any, ok bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
-	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+	if tooLarge(err) {
 		writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
 		return nil, false
 	}

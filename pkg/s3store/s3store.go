@@ -73,7 +73,7 @@ type Store struct {
 // the bucket exists. The Store saves and reads only networks within lim (a
 // zero field means the default; see store.Limits).
 func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
-	lim, err := resolve(lim)
+	lim, err := lim.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
@@ -110,24 +110,6 @@ func endpointURL(cfg Config) string {
 		return "https://" + cfg.Endpoint
 	}
 	return "http://" + cfg.Endpoint
-}
-
-// resolve fills lim's zero fields with the defaults and checks it against
-// the format's caps, as the directory store does.
-func resolve(lim store.Limits) (store.Limits, error) {
-	if lim.MaxLayers == 0 {
-		lim.MaxLayers = store.DefaultMaxLayers
-	}
-	if lim.MaxParams == 0 {
-		lim.MaxParams = store.DefaultMaxParams
-	}
-	if lim.MaxLayers < 2 || lim.MaxLayers > store.MaxLayers {
-		return store.Limits{}, fmt.Errorf("limits: MaxLayers %d, want 2 to %d", lim.MaxLayers, store.MaxLayers)
-	}
-	if lim.MaxParams < 1 || lim.MaxParams > store.MaxParams {
-		return store.Limits{}, fmt.Errorf("limits: MaxParams %d, want 1 to %d", lim.MaxParams, store.MaxParams)
-	}
-	return lim, nil
 }
 
 // Limits returns the limits the Store holds networks to, defaults filled in.
@@ -178,7 +160,7 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 	}
 	// Refuse a network beyond the limits before encoding it: it may be
 	// hundreds of megabytes.
-	if err := checkSizes(m.Sizes, s.lim); err != nil {
+	if err := s.lim.Check(m.Sizes); err != nil {
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
 	var buf bytes.Buffer
@@ -201,26 +183,6 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 	})
 	if err != nil {
 		return fmt.Errorf("s3store: save %s to %s: %w", m.ID, s.where, ctxErr(ctx, err))
-	}
-	return nil
-}
-
-// checkSizes refuses, with store.ErrTooLarge, sizes with more layers or
-// parameters than lim allows; store.Encode and store.DecodeEntry check the
-// rest.
-func checkSizes(sizes []int, lim store.Limits) error {
-	if len(sizes) > lim.MaxLayers {
-		return fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", store.ErrTooLarge, len(sizes), lim.MaxLayers)
-	}
-	var p int64
-	for l := 1; l < len(sizes); l++ {
-		if sizes[l] < 0 || sizes[l-1] < 0 || sizes[l] > lim.MaxParams || sizes[l-1] > lim.MaxParams {
-			return fmt.Errorf("%w: layer sizes %v are beyond the limit of %d weights and biases (MaxParams)", store.ErrTooLarge, sizes, lim.MaxParams)
-		}
-		p += int64(sizes[l]) * (int64(sizes[l-1]) + 1)
-	}
-	if p > int64(lim.MaxParams) {
-		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)", store.ErrTooLarge, sizes, p, lim.MaxParams)
 	}
 	return nil
 }

@@ -341,7 +341,7 @@ type decoder struct {
 }
 
 func newDecoder(r io.ReaderAt, size int64, lim Limits) (*decoder, error) {
-	lim, err := lim.resolve()
+	lim, err := lim.Resolve()
 	if err != nil {
 		return nil, err
 	}

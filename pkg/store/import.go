@@ -63,7 +63,7 @@ func Import(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 }
 
 func importNPZ(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
-	lim, err := lim.resolve()
+	lim, err := lim.Resolve()
 	if err != nil {
 		return Imported{}, err
 	}

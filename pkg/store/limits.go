@@ -49,9 +49,9 @@ func DefaultLimits() Limits {
 	return Limits{MaxLayers: DefaultMaxLayers, MaxParams: DefaultMaxParams}
 }
 
-// resolve fills zero fields with the defaults and checks the result against
-// the format's caps.
-func (l Limits) resolve() (Limits, error) {
+// Resolve fills zero fields with the defaults and checks the result against
+// the format's caps. Every model store (this directory one, S3) uses it.
+func (l Limits) Resolve() (Limits, error) {
 	if l.MaxLayers == 0 {
 		l.MaxLayers = DefaultMaxLayers
 	}
@@ -66,6 +66,10 @@ func (l Limits) resolve() (Limits, error) {
 	}
 	return l, nil
 }
+
+// Check checks layer sizes against l (resolved): network.CheckSizes's rules
+// with these limits, in the store's words; too many wraps ErrTooLarge.
+func (l Limits) Check(sizes []int) error { return checkSizes(sizes, l) }
 
 // checkSizes checks layer sizes against lim (already resolved). Each size is
 // bounded before any product is taken, and the products are taken in int64,

@@ -107,7 +107,7 @@ const (
 // was interrupted by a crash. The Store saves and reads only networks within
 // lim (see Limits: a zero field means the default).
 func Open(dir string, lim Limits) (*Store, error) {
-	lim, err := lim.resolve()
+	lim, err := lim.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
