@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
-			Service:       func() service.Gauges { return svc.Gauges() }, // scraped once svc is set
+			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set
 			SocketClients: sio.Clients,
 			EventsEmitted: sio.Emitted,
 		})
@@ -218,7 +218,7 @@ func healthOnly(svc *service.Service, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		st, err := svc.Status()
+		st, err := svc.Status(r.Context())
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, `{"error":%q}`, service.ErrorMessage(err))

@@ -294,12 +294,12 @@ func pathID(c *gin.Context, notFound string) (string, bool) {
 }
 
 func (h *handlers) status(c *gin.Context) {
-	st, err := h.svc.Status()
+	st, err := h.svc.Status(c.Request.Context())
 	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs}, err)
 }
 
 func (h *handlers) listNetworks(c *gin.Context) {
-	nets, err := h.svc.List()
+	nets, err := h.svc.List(c.Request.Context())
 	out := listBody{Networks: make([]networkBody, len(nets))}
 	for i, n := range nets {
 		out.Networks[i] = networkOf(n)
@@ -312,19 +312,19 @@ func (h *handlers) createNetwork(c *gin.Context) {
 	if !ok {
 		return
 	}
-	n, err := h.svc.Create(p)
+	n, err := h.svc.Create(c.Request.Context(), p)
 	h.reply(c, createdOf(n, "created"), err)
 }
 
 func (h *handlers) deleteNetwork(c *gin.Context) {
 	if id, ok := pathID(c, service.MsgNetworkNotFound); ok {
-		d, err := h.svc.Delete(id)
+		d, err := h.svc.Delete(c.Request.Context(), id)
 		h.reply(c, deletedBody{NetworkID: d.NetworkID, DeletedFromMemory: d.FromMemory, DeletedFromDisk: d.FromDisk}, err)
 	}
 }
 
 func (h *handlers) deleteAll(c *gin.Context) {
-	all, err := h.svc.DeleteAll()
+	all, err := h.svc.DeleteAll(c.Request.Context())
 	out := deletedAllBody{DeletedCount: len(all.Deleted)}
 	for _, d := range all.Deleted {
 		if d.FromMemory {
@@ -353,14 +353,14 @@ func (h *handlers) train(c *gin.Context) {
 		return
 	}
 	if p, ok := decodeTrain(c, h.svc.Limits()); ok {
-		j, err := h.svc.Train(id, p)
+		j, err := h.svc.Train(c.Request.Context(), id, p)
 		h.reply(c, trainStartedBody{JobID: j.ID, NetworkID: j.NetworkID, Status: "training_started"}, err)
 	}
 }
 
 func (h *handlers) job(c *gin.Context) {
 	if id, ok := pathID(c, service.MsgJobNotFound); ok {
-		j, err := h.svc.Job(id)
+		j, err := h.svc.Job(c.Request.Context(), id)
 		h.reply(c, jobOf(j), err)
 	}
 }
@@ -370,7 +370,7 @@ func (h *handlers) cancel(c *gin.Context) {
 	if !ok {
 		return
 	}
-	j, err := h.svc.Cancel(id)
+	j, err := h.svc.Cancel(c.Request.Context(), id)
 	if service.ErrorCode(err) == service.Conflict {
 		// A finished job: say what it became, as the error and as a field.
 		c.AbortWithStatusJSON(http.StatusConflict, struct {

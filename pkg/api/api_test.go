@@ -372,7 +372,7 @@ func TestLimitsAnswers(t *testing.T) {
 	}
 	job := r.json(t)["job_id"].(string)
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if info, _ := s.svc.Job(job); info.Status == service.StatusTraining {
+		if info, _ := s.svc.Job(context.Background(), job); info.Status == service.StatusTraining {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -395,7 +395,7 @@ func TestLimitsAnswers(t *testing.T) {
 // count returns how many networks the service lists.
 func (s *server) count(t *testing.T) int {
 	t.Helper()
-	l, err := s.svc.List()
+	l, err := s.svc.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestLogFloodIsBounded(t *testing.T) {
 	s.do(t, "POST", "/api/networks/"+a+"/train", jsonCT, `{"epochs":1000}`)
 	// Wait until the first job runs and the second waits: then the queue
 	// is full.
-	for deadline := time.Now().Add(30 * time.Second); s.svc.Gauges().JobsRunning != 1; {
+	for deadline := time.Now().Add(30 * time.Second); s.svc.Gauges(context.Background()).JobsRunning != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("the first job never started")
 		}
@@ -252,7 +252,7 @@ func TestNewTrainingFields(t *testing.T) {
 			t.Errorf("create %s: %d %s, want 400 with %s", tc.body, r.status, r.body, tc.want)
 		}
 	}
-	if st, _ := s.svc.Status(); st.TrainingJobs != 0 || s.count(t) != 1 {
+	if st, _ := s.svc.Status(context.Background()); st.TrainingJobs != 0 || s.count(t) != 1 {
 		t.Errorf("refused requests changed something: %+v", st)
 	}
 }

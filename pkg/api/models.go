@@ -26,7 +26,7 @@ const maxImports = 2
 
 func (h *handlers) history(c *gin.Context) {
 	if id, ok := pathID(c, service.MsgNetworkNotFound); ok {
-		recs, err := h.svc.History(id)
+		recs, err := h.svc.History(c.Request.Context(), id)
 		h.reply(c, historyOf(id, recs), err)
 	}
 }
@@ -62,7 +62,7 @@ func (h *handlers) importNetwork(c *gin.Context) {
 	if !ok {
 		return
 	}
-	n, err := h.svc.Import(bytes.NewReader(data), int64(len(data)))
+	n, err := h.svc.Import(c.Request.Context(), bytes.NewReader(data), int64(len(data)))
 	h.reply(c, createdOf(n, "imported"), err)
 }
 

@@ -473,7 +473,7 @@ func newContract(t *testing.T) *contract {
 	io := live.New(live.Options{Logger: discardLog()})
 	var svc *service.Service
 	m := metrics.New(metrics.Sources{
-		Service:       func() service.Gauges { return svc.Gauges() },
+		Service:       func() service.Gauges { return svc.Gauges(context.Background()) },
 		SocketClients: io.Clients, EventsEmitted: io.Emitted,
 	})
 	svc, err = service.New(context.Background(), service.Config{

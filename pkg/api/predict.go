@@ -34,7 +34,7 @@ func (h *handlers) predict(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := h.svc.Predict(id, x)
+	p, err := h.svc.Predict(c.Request.Context(), id, x)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -86,7 +86,7 @@ func TestCountersMoveAfterAJob(t *testing.T) {
 	}
 	var svc *service.Service
 	m := metrics.New(metrics.Sources{
-		Service:       func() service.Gauges { return svc.Gauges() },
+		Service:       func() service.Gauges { return svc.Gauges(context.Background()) },
 		SocketClients: func() int { return 3 },
 		EventsEmitted: func() uint64 { return 42 },
 	})

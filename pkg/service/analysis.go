@@ -154,7 +154,7 @@ const probes = 64
 // (correct) or incorrectly (!correct), as it stands after its last finished
 // epoch.
 func (s *Service) Example(ctx context.Context, networkID string, correct bool) (Example, error) {
-	e, err := s.lookup(networkID)
+	e, err := s.lookup(ctx, networkID)
 	if err != nil {
 		return Example{}, err
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -85,3 +86,14 @@ var (
 	errCancelled       = Errorf(Conflict, MsgCancelled)
 	errNoData          = Errorf(Internal, "the MNIST data set is not available")
 )
+
+// ctxError is the client's error when a request's context ended before the
+// service could answer: its deadline passed (the answer would come too
+// late), or the client left (nobody reads the answer).
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &Error{Code: Unavailable, Message: "the server could not answer in time; try again shortly",
+			RetryAfter: 2 * time.Second, Err: ctx.Err()}
+	}
+	return &Error{Code: Unavailable, Message: "the request was cancelled", Err: context.Cause(ctx)}
+}

@@ -58,7 +58,7 @@ func (s *Service) Evaluation(ctx context.Context, id string) (Evaluation, error)
 
 // analysed returns the analysis of the network's current snapshot.
 func (s *Service) analysed(ctx context.Context, id string) (*analysis, *mnist.Dataset, error) {
-	e, err := s.lookup(id)
+	e, err := s.lookup(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,7 +157,7 @@ type Prediction struct {
 
 // Predict runs one input (784 values in [0, 1], row by row) through the
 // network as it stands after its last finished epoch.
-func (s *Service) Predict(id string, x []float64) (Prediction, error) {
+func (s *Service) Predict(ctx context.Context, id string, x []float64) (Prediction, error) {
 	if len(x) != mnist.Pixels {
 		return Prediction{}, Errorf(Invalid, "pixels must be %d numbers, got %d", mnist.Pixels, len(x))
 	}
@@ -166,7 +166,7 @@ func (s *Service) Predict(id string, x []float64) (Prediction, error) {
 			return Prediction{}, Errorf(Invalid, "pixels[%d] is %v, want a number between 0 and 1", i, v)
 		}
 	}
-	e, err := s.lookup(id)
+	e, err := s.lookup(ctx, id)
 	if err != nil {
 		return Prediction{}, err
 	}

@@ -105,11 +105,11 @@ func TestPredict(t *testing.T) {
 	f := newFixture(t, 1, DefaultLimits(), nil, nil)
 	id := f.create(t)
 	x := scalePixels(mustData(t).Test.Image(0, nil))
-	p, err := f.svc.Predict(id, x)
+	p, err := f.svc.Predict(context.Background(), id, x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := f.svc.lookup(id)
+	e, _ := f.svc.lookup(context.Background(), id)
 	want, _ := e.state.Load().net.FeedForward(x)
 	best := 0
 	sum := 0.0
@@ -125,11 +125,11 @@ func TestPredict(t *testing.T) {
 	bad := slices.Clone(x)
 	bad[5] = 1.5
 	for _, in := range [][]float64{x[:783], bad, append(slices.Clone(x), 0)} {
-		if _, err := f.svc.Predict(id, in); ErrorCode(err) != Invalid {
+		if _, err := f.svc.Predict(context.Background(), id, in); ErrorCode(err) != Invalid {
 			t.Errorf("Predict(%d values): %v", len(in), err)
 		}
 	}
-	if _, err := f.svc.Predict(uuid.NewString(), x); ErrorCode(err) != NotFound {
+	if _, err := f.svc.Predict(context.Background(), uuid.NewString(), x); ErrorCode(err) != NotFound {
 		t.Errorf("unknown network: %v", err)
 	}
 }

@@ -30,14 +30,13 @@ func (s JobStatus) Finished() bool {
 
 // Train queues a training job for a network and returns at once. Jobs of
 // the same network run one after another, each continuing from the last.
-func (s *Service) Train(networkID string, p TrainParams) (JobInfo, error) {
+func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (JobInfo, error) {
 	if err := s.limits.ValidateTrain(p); err != nil {
 		return JobInfo{}, err
 	}
 	if s.isDone() {
 		return JobInfo{}, errShuttingDown
 	}
-	ctx := context.Background()
 	rec, err := s.catalog.Get(ctx, networkID)
 	if err != nil {
 		return JobInfo{}, stateError(err)
@@ -65,8 +64,8 @@ var ErrQueueFull = &Error{Code: Unavailable, Message: "too many training jobs ar
 	RetryAfter: 10 * time.Second}
 
 // Job returns a job's state.
-func (s *Service) Job(id string) (JobInfo, error) {
-	j, err := s.queue.Get(context.Background(), id)
+func (s *Service) Job(ctx context.Context, id string) (JobInfo, error) {
+	j, err := s.queue.Get(ctx, id)
 	if err != nil {
 		return JobInfo{}, stateError(err)
 	}
@@ -77,8 +76,8 @@ func (s *Service) Job(id string) (JobInfo, error) {
 // stops at the next mini-batch boundary (the network keeps its last
 // finished epoch). The job ends cancelled and one training_error goes out.
 // Cancelling a finished job is a Conflict naming its status.
-func (s *Service) Cancel(id string) (JobInfo, error) {
-	j, ended, err := s.queue.End(context.Background(), id, StatusCancelled, errCancelled)
+func (s *Service) Cancel(ctx context.Context, id string) (JobInfo, error) {
+	j, ended, err := s.queue.End(ctx, id, StatusCancelled, errCancelled)
 	if err != nil {
 		return JobInfo{}, stateError(err)
 	}

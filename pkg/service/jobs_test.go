@@ -63,36 +63,36 @@ func TestFinishedJobsAreForgotten(t *testing.T) {
 	var ended []string
 	for range 5 {
 		j := f.train(t, b, 1)
-		if _, err := f.svc.Cancel(j); err != nil {
+		if _, err := f.svc.Cancel(context.Background(), j); err != nil {
 			t.Fatal(err)
 		}
 		ended = append(ended, j)
 	}
 	for i, j := range ended {
-		_, err := f.svc.Job(j)
+		_, err := f.svc.Job(context.Background(), j)
 		if forgotten := i < 2; forgotten != (ErrorCode(err) == NotFound) {
 			t.Errorf("job %d of 5: %v (want forgotten=%v)", i+1, err, forgotten)
 		}
 	}
 	for _, j := range []string{running, pending} {
-		if info, err := f.svc.Job(j); err != nil || info.Status.Finished() {
+		if info, err := f.svc.Job(context.Background(), j); err != nil || info.Status.Finished() {
 			t.Errorf("an active job was dropped: %+v, %v", info, err)
 		}
 	}
 	clk.advance(59 * time.Minute)
-	if _, err := f.svc.Job(ended[4]); err != nil {
+	if _, err := f.svc.Job(context.Background(), ended[4]); err != nil {
 		t.Errorf("after 59 minutes: %v", err)
 	}
 	clk.advance(2 * time.Minute)
 	for _, j := range ended[2:] {
-		if _, err := f.svc.Job(j); ErrorCode(err) != NotFound || ErrorMessage(err) != MsgJobNotFound {
+		if _, err := f.svc.Job(context.Background(), j); ErrorCode(err) != NotFound || ErrorMessage(err) != MsgJobNotFound {
 			t.Errorf("after 61 minutes: %v, want %q", err, MsgJobNotFound)
 		}
 	}
-	if info, err := f.svc.Job(running); err != nil || info.Status != StatusTraining {
+	if info, err := f.svc.Job(context.Background(), running); err != nil || info.Status != StatusTraining {
 		t.Errorf("the running job after 61 minutes: %+v, %v", info, err)
 	}
-	if _, err := f.svc.Cancel(running); err != nil {
+	if _, err := f.svc.Cancel(context.Background(), running); err != nil {
 		t.Fatal(err)
 	}
 	f.events.waitEnd(t, running)
@@ -107,7 +107,7 @@ func TestCancel(t *testing.T) {
 		<-f.events.signal
 	}
 
-	info, err := f.svc.Cancel(pending)
+	info, err := f.svc.Cancel(context.Background(), pending)
 	if err != nil || info.Status != StatusCancelled {
 		t.Fatalf("cancel pending: %+v, %v", info, err)
 	}
@@ -116,7 +116,7 @@ func TestCancel(t *testing.T) {
 		t.Errorf("pending job's events: %+v", evs)
 	}
 
-	info, err = f.svc.Cancel(running)
+	info, err = f.svc.Cancel(context.Background(), running)
 	if err != nil || info.Status != StatusCancelled {
 		t.Fatalf("cancel running: %+v, %v", info, err)
 	}
@@ -137,16 +137,16 @@ func TestCancel(t *testing.T) {
 	if saved.meta.EpochsTrained != updates {
 		t.Errorf("saved %d epochs, the job reported %d", saved.meta.EpochsTrained, updates)
 	}
-	if info, _ := f.svc.Job(running); info.Status != StatusCancelled || info.Epoch != updates {
+	if info, _ := f.svc.Job(context.Background(), running); info.Status != StatusCancelled || info.Epoch != updates {
 		t.Errorf("job after cancel: %+v", info)
 	}
 
 	// Finished jobs cannot be cancelled; unknown ones are not found.
-	if info, err := f.svc.Cancel(running); ErrorCode(err) != Conflict || info.Status != StatusCancelled ||
+	if info, err := f.svc.Cancel(context.Background(), running); ErrorCode(err) != Conflict || info.Status != StatusCancelled ||
 		!strings.Contains(ErrorMessage(err), "cancelled") {
 		t.Errorf("cancel twice: %+v, %v", info, err)
 	}
-	if _, err := f.svc.Cancel("9b2c6f1e-4a7d-4c3e-8f5a-1d2e3f4a5b6c"); ErrorCode(err) != NotFound {
+	if _, err := f.svc.Cancel(context.Background(), "9b2c6f1e-4a7d-4c3e-8f5a-1d2e3f4a5b6c"); ErrorCode(err) != NotFound {
 		t.Errorf("cancel unknown: %v", err)
 	}
 	// The network trains on.
@@ -169,7 +169,7 @@ func TestFailedDeleteLeavesJobsAlone(t *testing.T) {
 	f.store.mu.Lock()
 	f.store.noDel = true
 	f.store.mu.Unlock()
-	if _, err := f.svc.Delete(id); ErrorCode(err) != Storage {
+	if _, err := f.svc.Delete(context.Background(), id); ErrorCode(err) != Storage {
 		t.Fatalf("Delete with a read-only directory: %v", err)
 	}
 	for _, j := range []string{running, pending} {
@@ -189,7 +189,7 @@ func TestDeleteAllReportsFailures(t *testing.T) {
 	f.store.mu.Lock()
 	f.store.noDelID = b
 	f.store.mu.Unlock()
-	out, err := f.svc.DeleteAll()
+	out, err := f.svc.DeleteAll(context.Background())
 	if ErrorCode(err) != Storage || len(out.Deleted) != 1 || out.Deleted[0].NetworkID != a ||
 		len(out.Failed) != 1 || out.Failed[0].NetworkID != b || ErrorCode(out.Failed[0].Err) != Storage {
 		t.Fatalf("DeleteAll: %+v, %v", out, err)
@@ -250,7 +250,7 @@ func TestCurrentJobAndNetworkEpochs(t *testing.T) {
 	if u := f.events.forJob(running)[0].(Update); u.Epoch != 1 || u.NetworkEpoch != 2 {
 		t.Errorf("first update of the second job: epoch %d, network epoch %d; want 1 and 2", u.Epoch, u.NetworkEpoch)
 	}
-	f.svc.Cancel(running)
+	f.svc.Cancel(context.Background(), running)
 	f.events.waitEnd(t, waiting)
 	for _, n := range f.list(t) {
 		if n.CurrentJob != "" {
@@ -265,7 +265,7 @@ func TestCurrentJobAndNetworkEpochs(t *testing.T) {
 func TestStaleCopyDoesNotSave(t *testing.T) {
 	f := newFixture(t, 1, DefaultLimits(), nil, nil)
 	id := f.create(t)
-	e, err := f.svc.lookup(id)
+	e, err := f.svc.lookup(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestProgressEvents(t *testing.T) {
 	f.svc.progressEvery, f.svc.progressAfter = 0, 0
 	id := f.create(t)
 	seed := uint64(1)
-	info, err := f.svc.Train(id, TrainParams{Epochs: 2, MiniBatch: 25000, LearningRate: 3, Cost: CostQuadratic, Seed: &seed})
+	info, err := f.svc.Train(context.Background(), id, TrainParams{Epochs: 2, MiniBatch: 25000, LearningRate: 3, Cost: CostQuadratic, Seed: &seed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 
 // History returns every epoch the network has trained, across jobs and
 // restarts, oldest first. The slice is shared: callers must not modify it.
-func (s *Service) History(id string) ([]store.EpochRecord, error) {
-	e, err := s.lookup(id)
+func (s *Service) History(ctx context.Context, id string) ([]store.EpochRecord, error) {
+	e, err := s.lookup(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 // NumPy. The file is checked like any input (784 inputs, 10 outputs, the
 // limits, finite values) before anything is written; its accuracy on the
 // test set is measured at once.
-func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
+func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (NetworkInfo, error) {
 	imp, err := store.Import(r, size, store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams})
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Invalid, Err: err,
@@ -63,11 +63,14 @@ func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 	}
 	acc := float64(correct) / float64(ds.Test.Len())
 
-	if err := s.roomForOne(); err != nil {
+	if err := s.roomForOne(ctx); err != nil {
 		return NetworkInfo{}, err
 	}
-	s.makers <- struct{}{}
-	defer func() { <-s.makers }()
+	release, err := s.makerSlot(ctx)
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	defer release()
 	now := s.now().UTC()
 	st := &state{net: imp.Network, version: s.versions.next(), trained: true, accuracy: &acc, updated: now}
 	var init Init
@@ -76,7 +79,7 @@ func (s *Service) Import(r io.ReaderAt, size int64) (NetworkInfo, error) {
 		init, seed = Init(m.Init), m.Seed
 		st.epochs, st.history = m.EpochsTrained, m.History
 	}
-	e, err := s.add(uuid.NewString(), now, init, seed, st)
+	e, err := s.add(ctx, uuid.NewString(), now, init, seed, st)
 	if err != nil {
 		return NetworkInfo{}, err
 	}

@@ -86,22 +86,25 @@ func infoOf(r NetworkRecord) NetworkInfo {
 }
 
 // Create makes a network and saves it.
-func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
+func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, error) {
 	if err := s.limits.ValidateCreate(p); err != nil {
 		return NetworkInfo{}, err
 	}
-	if err := s.roomForOne(); err != nil {
+	if err := s.roomForOne(ctx); err != nil {
 		return NetworkInfo{}, err
 	}
-	s.makers <- struct{}{}
-	defer func() { <-s.makers }()
+	release, err := s.makerSlot(ctx)
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	defer release()
 	seed := drawSeed(p.Seed)
 	net, err := network.New(p.Arch, p.Init.network(), newRand(seed))
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
 	now := s.now().UTC()
-	e, err := s.add(uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
+	e, err := s.add(ctx, uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
 	if err != nil {
 		return NetworkInfo{}, err
 	}
@@ -111,11 +114,11 @@ func (s *Service) Create(p CreateParams) (NetworkInfo, error) {
 
 // roomForOne refuses early, before any work, when MaxNetworks networks
 // exist; add checks again, atomically.
-func (s *Service) roomForOne() error {
+func (s *Service) roomForOne(ctx context.Context) error {
 	if s.isDone() {
 		return errShuttingDown
 	}
-	recs, err := s.catalog.List(context.Background())
+	recs, err := s.catalog.List(ctx)
 	if err != nil {
 		return stateError(err)
 	}
@@ -123,6 +126,18 @@ func (s *Service) roomForOne() error {
 		return errTooMany(len(recs))
 	}
 	return nil
+}
+
+// makerSlot waits for one of the slots of networks being made and saved
+// (each may be MaxParams large before it counts against the memory limit),
+// or until ctx ends.
+func (s *Service) makerSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case s.makers <- struct{}{}:
+		return func() { <-s.makers }, nil
+	case <-ctx.Done():
+		return nil, ctxError(ctx)
+	}
 }
 
 func errTooMany(n int) error {
@@ -136,10 +151,12 @@ func (s *Service) isDone() bool {
 }
 
 // add saves a new network, records it in the catalog and loads it here.
-// If the catalog is full, the saved model is removed again.
-func (s *Service) add(id string, created time.Time, init Init, seed *uint64, st *state) (*entry, error) {
+// If the catalog is full, the saved model is removed again. Once the save
+// has begun, the steps run to the end whatever becomes of ctx (its values
+// and deadline aside): a model is never left without its record.
+func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, st *state) (*entry, error) {
 	e := s.newEntry(id, created, init, seed, st)
-	ctx := context.Background()
+	ctx = context.WithoutCancel(ctx)
 	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
 		e.cancel(errNetworkDeleted)
 		s.obs.ModelSaveFailed()
@@ -252,8 +269,7 @@ func (s *Service) save(e *entry, st *state) error {
 
 // List returns every network once: those loaded here first, then the
 // others, each group oldest first.
-func (s *Service) List() ([]NetworkInfo, error) {
-	ctx := context.Background()
+func (s *Service) List(ctx context.Context) ([]NetworkInfo, error) {
 	recs, err := s.catalog.List(ctx)
 	if err != nil {
 		return nil, stateError(err)
@@ -299,8 +315,8 @@ type loadCall struct {
 // another replica has saved a newer version. One load per network runs at a
 // time, so concurrent requests neither repeat the work nor keep an older
 // copy over a newer one.
-func (s *Service) lookup(id string) (*entry, error) {
-	rec, err := s.catalog.Get(context.Background(), id)
+func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
+	rec, err := s.catalog.Get(ctx, id)
 	if err != nil {
 		if errors.Is(err, ErrUnknownNetwork) {
 			s.evict(id, errNetworkDeleted) // deleted through another replica
@@ -320,7 +336,11 @@ func (s *Service) lookup(id string) (*entry, error) {
 			break
 		}
 		s.mu.Unlock()
-		<-c.done
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		}
 		if c.err != nil {
 			return nil, c.err
 		}
@@ -331,7 +351,9 @@ func (s *Service) lookup(id string) (*entry, error) {
 	s.mu.Unlock()
 	defer close(c.done)
 
-	meta, net, err := s.store.Load(context.Background(), id)
+	// The load is shared by every request waiting for it: it does not end
+	// with the request that started it (whose deadline it keeps).
+	meta, net, err := s.store.Load(context.WithoutCancel(ctx), id)
 	if err == nil {
 		_, err = s.limits.NewArchitecture(net.Sizes())
 	}
@@ -381,8 +403,7 @@ type Deleted struct {
 // memory; its pending and running jobs fail. If the model cannot be
 // removed, nothing else changes: the network and its jobs go on, and the
 // error says so.
-func (s *Service) Delete(id string) (Deleted, error) {
-	ctx := context.Background()
+func (s *Service) Delete(ctx context.Context, id string) (Deleted, error) {
 	if _, err := s.catalog.Get(ctx, id); err != nil {
 		return Deleted{}, stateError(err)
 	}
@@ -392,6 +413,9 @@ func (s *Service) Delete(id string) (Deleted, error) {
 	if err != nil {
 		return Deleted{}, stateError(err)
 	}
+	// From here the steps run to the end even if the client leaves: a
+	// model removed is never left with its record.
+	ctx = context.WithoutCancel(ctx)
 	res, err := s.store.Delete(ctx, id)
 	if !res.Gone() {
 		unlock()
@@ -435,8 +459,8 @@ type DeleteFailure struct {
 // DeleteAll deletes every network it can. Networks whose file cannot be
 // removed are kept and reported in Failed, each cause logged; the error is
 // that of the first failure, nil when there was none.
-func (s *Service) DeleteAll() (DeletedAll, error) {
-	recs, err := s.catalog.List(context.Background())
+func (s *Service) DeleteAll(ctx context.Context) (DeletedAll, error) {
+	recs, err := s.catalog.List(ctx)
 	if err != nil {
 		return DeletedAll{}, stateError(err)
 	}
@@ -448,7 +472,10 @@ func (s *Service) DeleteAll() (DeletedAll, error) {
 	var out DeletedAll
 	var first error
 	for _, id := range ids {
-		d, err := s.Delete(id)
+		if ctx.Err() != nil {
+			return out, cmp.Or(first, ctxError(ctx))
+		}
+		d, err := s.Delete(ctx, id)
 		switch {
 		case ErrorCode(err) == NotFound: // deleted meanwhile by someone else
 		case err != nil:

@@ -30,8 +30,7 @@ type Gauges struct {
 
 // Gauges returns the current counts (zero counts the shared state cannot
 // give: metrics must not fail).
-func (s *Service) Gauges() Gauges {
-	ctx := context.Background()
+func (s *Service) Gauges(ctx context.Context) Gauges {
 	var g Gauges
 	if a, err := s.queue.Active(ctx); err == nil {
 		g.JobsQueued, g.JobsRunning = a.Queued, a.Running

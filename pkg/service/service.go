@@ -227,8 +227,8 @@ type Status struct {
 }
 
 // Status reports networks in memory and jobs pending or training.
-func (s *Service) Status() (Status, error) {
-	a, err := s.queue.Active(context.Background())
+func (s *Service) Status(ctx context.Context) (Status, error) {
+	a, err := s.queue.Active(ctx)
 	if err != nil {
 		return Status{}, stateError(err)
 	}

@@ -213,7 +213,7 @@ func (f *fixture) create(t *testing.T, sizes ...int) string {
 		t.Fatal(err)
 	}
 	seed := uint64(3)
-	c, err := f.svc.Create(CreateParams{Arch: arch, Init: InitNormal, Seed: &seed})
+	c, err := f.svc.Create(context.Background(), CreateParams{Arch: arch, Init: InitNormal, Seed: &seed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func (f *fixture) train(t *testing.T, id string, epochs int) string {
 	t.Helper()
 	seed := uint64(1)
 	p := TrainParams{Epochs: epochs, MiniBatch: 10, LearningRate: 3.0, Cost: CostQuadratic, Seed: &seed}
-	out, err := f.svc.Train(id, p)
+	out, err := f.svc.Train(context.Background(), id, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestCreateListTrain(t *testing.T) {
 
 	statusAtComplete := make(chan JobStatus, 1)
 	f.events.onComplete = func(c Complete) {
-		info, _ := f.svc.Job(c.JobID)
+		info, _ := f.svc.Job(context.Background(), c.JobID)
 		statusAtComplete <- info.Status
 	}
 	job := f.train(t, id, 2)
@@ -281,7 +281,7 @@ func TestCreateListTrain(t *testing.T) {
 		t.Errorf("complete: %+v", evs[2])
 	}
 
-	info, err := f.svc.Job(job)
+	info, err := f.svc.Job(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestJobsOfOneNetworkRunInTurn(t *testing.T) {
 	id := f.create(t)
 	first := f.train(t, id, 2)
 	second := f.train(t, id, 1)
-	if info, _ := f.svc.Job(second); info.Status != StatusPending {
+	if info, _ := f.svc.Job(context.Background(), second); info.Status != StatusPending {
 		t.Errorf("second job is %q while the first runs, want pending", info.Status)
 	}
 	f.events.waitEnd(t, first)
@@ -361,7 +361,7 @@ func TestDeleteCancelsJobs(t *testing.T) {
 	for len(f.events.forJob(running)) == 0 {
 		<-f.events.signal
 	}
-	d, err := f.svc.Delete(id)
+	d, err := f.svc.Delete(context.Background(), id)
 	if err != nil || !d.FromMemory || !d.FromDisk || d.NetworkID != id {
 		t.Fatalf("Delete: %+v, %v", d, err)
 	}
@@ -371,7 +371,7 @@ func TestDeleteCancelsJobs(t *testing.T) {
 		if !ok || fail.Status != StatusFailed || !strings.Contains(fail.Error, "deleted") {
 			t.Errorf("job %s ended with %+v", job, evs[len(evs)-1])
 		}
-		info, _ := f.svc.Job(job)
+		info, _ := f.svc.Job(context.Background(), job)
 		if info.Status != StatusFailed || info.Error == "" {
 			t.Errorf("job %s: %+v", job, info)
 		}
@@ -381,10 +381,10 @@ func TestDeleteCancelsJobs(t *testing.T) {
 	if _, ok := f.store.get(id); ok {
 		t.Error("the deleted network's file came back")
 	}
-	if _, err := f.svc.Delete(id); ErrorCode(err) != NotFound {
+	if _, err := f.svc.Delete(context.Background(), id); ErrorCode(err) != NotFound {
 		t.Errorf("second Delete: %v", err)
 	}
-	if _, err := f.svc.Train(id, DefaultTrainParams()); ErrorCode(err) != NotFound {
+	if _, err := f.svc.Train(context.Background(), id, DefaultTrainParams()); ErrorCode(err) != NotFound {
 		t.Errorf("Train after Delete: %v", err)
 	}
 }
@@ -396,7 +396,7 @@ func TestLimits(t *testing.T) {
 	f := newFixture(t, 1, lim, nil, nil)
 	a := f.create(t)
 	f.create(t)
-	if _, err := f.svc.Create(DefaultCreateParams()); ErrorCode(err) != Conflict {
+	if _, err := f.svc.Create(context.Background(), DefaultCreateParams()); ErrorCode(err) != Conflict {
 		t.Errorf("third network: got %v, want a conflict", err)
 	}
 	running := f.train(t, a, 20)
@@ -404,7 +404,7 @@ func TestLimits(t *testing.T) {
 		<-f.events.signal
 	}
 	f.train(t, a, 1) // waits
-	_, err := f.svc.Train(a, DefaultTrainParams())
+	_, err := f.svc.Train(context.Background(), a, DefaultTrainParams())
 	if ErrorCode(err) != Unavailable || !errors.Is(err, ErrQueueFull) {
 		t.Errorf("queue full: got %v", err)
 	}
@@ -498,7 +498,7 @@ func TestSaveFailureFailsLoudly(t *testing.T) {
 	f.store.mu.Lock()
 	f.store.failing = true
 	f.store.mu.Unlock()
-	if _, err := f.svc.Create(DefaultCreateParams()); ErrorCode(err) != Storage {
+	if _, err := f.svc.Create(context.Background(), DefaultCreateParams()); ErrorCode(err) != Storage {
 		t.Errorf("Create with a failing disk: %v", err)
 	}
 	job := f.train(t, id, 2)
@@ -526,12 +526,12 @@ func TestCloseFailsPendingJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, job := range []string{running, pending} {
-		info, _ := f.svc.Job(job)
+		info, _ := f.svc.Job(context.Background(), job)
 		if info.Status != StatusFailed || !strings.Contains(info.Error, "shutting down") {
 			t.Errorf("job after Close: %+v", info)
 		}
 	}
-	if _, err := f.svc.Create(DefaultCreateParams()); ErrorCode(err) != Unavailable {
+	if _, err := f.svc.Create(context.Background(), DefaultCreateParams()); ErrorCode(err) != Unavailable {
 		t.Errorf("Create after Close: %v", err)
 	}
 	if sv, _ := f.store.get(a); sv.meta.EpochsTrained < 1 {
@@ -546,7 +546,7 @@ func TestDeleteAll(t *testing.T) {
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	f.create(t)
 	f.create(t)
-	out, err := f.svc.DeleteAll()
+	out, err := f.svc.DeleteAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,10 +649,10 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 	if st := status(); st[a] != "in_memory" || st[b] != "in_memory" || st[c] != "saved" {
 		t.Fatalf("after using b: %v", st)
 	}
-	if _, err := f.svc.Delete(c); err != nil {
+	if _, err := f.svc.Delete(context.Background(), c); err != nil {
 		t.Errorf("deleting an unloaded network: %v", err)
 	}
-	if _, err := f.svc.Delete(a); err != nil {
+	if _, err := f.svc.Delete(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
 	f.events.waitEnd(t, job)
@@ -671,7 +671,7 @@ func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
 	if l := f.list(t); len(l) != 1 || l[0].ID != good {
 		t.Errorf("listed %+v, want only the [784,1,10] network", l)
 	}
-	if _, err := f.svc.Train(bad, DefaultTrainParams()); ErrorCode(err) != NotFound {
+	if _, err := f.svc.Train(context.Background(), bad, DefaultTrainParams()); ErrorCode(err) != NotFound {
 		t.Errorf("training the [100,10] network: %v", err)
 	}
 }
@@ -705,7 +705,7 @@ func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
 	st.noDel = true
 	st.mu.Unlock()
 	for _, id := range []string{inMem, onDisk} {
-		if _, err := f.svc.Delete(id); ErrorCode(err) != Storage {
+		if _, err := f.svc.Delete(context.Background(), id); ErrorCode(err) != Storage {
 			t.Errorf("Delete with a failing disk: %v", err)
 		}
 	}
@@ -723,7 +723,7 @@ func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
 	st.noDel = false
 	st.mu.Unlock()
 	for _, id := range []string{inMem, onDisk} {
-		if d, err := f.svc.Delete(id); err != nil || !d.FromDisk {
+		if d, err := f.svc.Delete(context.Background(), id); err != nil || !d.FromDisk {
 			t.Errorf("Delete once the disk works: %+v, %v", d, err)
 		}
 	}
@@ -743,7 +743,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func (f *fixture) list(t *testing.T) []NetworkInfo {
 	t.Helper()
-	l, err := f.svc.List()
+	l, err := f.svc.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,9 +752,35 @@ func (f *fixture) list(t *testing.T) []NetworkInfo {
 
 func (f *fixture) status(t *testing.T) Status {
 	t.Helper()
-	st, err := f.svc.Status()
+	st, err := f.svc.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// A create or import waiting for a maker slot gives up when its request
+// ends, with an Unavailable error, and nothing is made.
+func TestMakerSlotFollowsTheRequest(t *testing.T) {
+	f := newFixture(t, 1, DefaultLimits(), nil, nil)
+	for range cap(f.svc.makers) {
+		f.svc.makers <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Create(ctx, DefaultCreateParams())
+		done <- err
+	}()
+	cancel()
+	err := <-done
+	if ErrorCode(err) != Unavailable || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create with its request gone: %v (code %s), want Unavailable wrapping context.Canceled", err, ErrorCode(err))
+	}
+	for range cap(f.svc.makers) {
+		<-f.svc.makers
+	}
+	if n := len(f.list(t)); n != 0 {
+		t.Fatalf("%d networks listed after a create that gave up", n)
+	}
 }

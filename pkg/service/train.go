@@ -52,6 +52,8 @@ func (s *Service) runJob(qctx context.Context, j JobInfo) error {
 		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "reason", err)
 		return ErrHandOver
 	}
+	// The job ran on this worker, not for a request: its end is recorded
+	// whatever became of the queue's context.
 	ctx := context.Background()
 	if err == nil {
 		done, ended, err := s.queue.End(ctx, j.ID, StatusCompleted, nil)
@@ -103,7 +105,7 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.lookup(j.NetworkID)
+	e, err := s.lookup(qctx, j.NetworkID)
 	if ErrorCode(err) == NotFound {
 		return errNetworkDeleted // it was when the job was queued
 	}
@@ -169,6 +171,7 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 			return err
 		}
 		e.state.Store(st)
+		// Recorded even if the job was cancelled meanwhile: the epoch is saved.
 		err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
 			Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
 		})
