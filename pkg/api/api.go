@@ -353,7 +353,8 @@ func (h *handlers) train(c *gin.Context) {
 		return
 	}
 	if p, ok := decodeTrain(c, h.svc.Limits()); ok {
-		j, err := h.svc.Train(c.Request.Context(), id, p)
+		// The client's address bounds its pending jobs (MaxQueuedJobsPerClient).
+		j, err := h.svc.Train(service.WithClient(c.Request.Context(), c.ClientIP()), id, p)
 		h.reply(c, trainStartedBody{JobID: j.ID, NetworkID: j.NetworkID, Status: "training_started"}, err)
 	}
 }

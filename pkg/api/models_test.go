@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"mime/multipart"
 	"net/http/httptest"
@@ -240,4 +241,133 @@ func mustNet(t *testing.T, sizes []int) *network.Network {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// oursNPZ is a model file in our format holding n and m (m.ID is set).
+func oursNPZ(t *testing.T, m store.Meta, n *network.Network) []byte {
+	t.Helper()
+	m.ID, m.Sizes = "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", n.Sizes()
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt, m.UpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	}
+	var buf bytes.Buffer
+	if err := store.Encode(&buf, m, n); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rezip rewrites meta.json of an .npz with edit applied: files that
+// store.Encode would never write.
+func rezip(t *testing.T, npz []byte, edit func(meta map[string]any)) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(npz), int64(len(npz)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name == "meta.json" {
+			var meta map[string]any
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			if err := d.Decode(&meta); err != nil {
+				t.Fatal(err)
+			}
+			edit(meta)
+			if b, err = json.Marshal(meta); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestImportedLives: a network's life is at most store.MaxHistory epochs,
+// counting those its queued jobs will train; imported files cannot claim
+// more, nor a seed a browser cannot hold.
+func TestImportedLives(t *testing.T) {
+	s := newServer(t)
+	net := mustNet(t, []int{784, 30, 10})
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		want string
+	}{
+		{"epochs_trained 2^63-1", func(m map[string]any) { m["epochs_trained"] = json.Number("9223372036854775807") }, "epochs_trained"},
+		{"epochs_trained MaxHistory+1", func(m map[string]any) { m["epochs_trained"] = store.MaxHistory + 1 }, "epochs_trained"},
+		{"seed 2^53", func(m map[string]any) { m["seed"] = json.Number("9007199254740992") }, "seed"},
+		{"seed 2^64-1", func(m map[string]any) { m["seed"] = json.Number("18446744073709551615") }, "seed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := rezip(t, oursNPZ(t, store.Meta{Init: "normal"}, net), tc.edit)
+			r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", body)
+			if r.status != 400 || !strings.Contains(r.body, tc.want) {
+				t.Errorf("%d %s, want 400 naming %s", r.status, r.body, tc.want)
+			}
+		})
+	}
+
+	// One epoch short of a life: one 1-epoch job is accepted, the next is
+	// refused whether the first is still queued, running or done.
+	almost := oursNPZ(t, store.Meta{Init: "normal", Trained: true, EpochsTrained: store.MaxHistory - 1}, net)
+	r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", almost)
+	if r.status != 200 {
+		t.Fatalf("import of a network at %d epochs: %d %s", store.MaxHistory-1, r.status, r.body)
+	}
+	id := r.json(t)["network_id"].(string)
+	one := `{"epochs": 1, "seed": 1}`
+	if r := s.do(t, "POST", "/api/networks/"+id+"/train", "application/json", one); r.status != 200 {
+		t.Fatalf("the last epoch of its life: %d %s", r.status, r.body)
+	}
+	for range 2 {
+		if r := s.do(t, "POST", "/api/networks/"+id+"/train", "application/json", one); r.status != 409 || !strings.Contains(r.body, "at most 100000 epochs") {
+			t.Errorf("an epoch beyond its life: %d %s", r.status, r.body)
+		}
+	}
+}
+
+// TestNetworkWhoseOutputsAreNotNumbers: finite weights so large that a
+// neuron's sum can overflow (∞ − ∞ = NaN) are refused at import with a 400,
+// and no answer is ever a 200 without a body.
+func TestNetworkWhoseOutputsAreNotNumbers(t *testing.T) {
+	s := newServer(t)
+	ws := []*mat.Dense{mat.NewDense(30, 784, nil), mat.NewDense(10, 30, nil)}
+	for j := range 784 {
+		ws[0].Set(0, j, math.MaxFloat64*float64(1-2*(j%2))) // ±1.7e308
+	}
+	big, err := network.FromParams([]int{784, 30, 10}, ws, []*mat.VecDense{mat.NewVecDense(30, nil), mat.NewVecDense(10, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"Nielsen's layout", nielsenNPZ(t, big)},
+		{"ours", oursNPZ(t, store.Meta{Init: "normal"}, big)},
+	} {
+		r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", tc.body)
+		if r.status != 400 || !strings.Contains(r.body, "would not be numbers") {
+			t.Errorf("%s: %d %s, want 400", tc.name, r.status, r.body)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 )
@@ -13,7 +14,7 @@ func (n *Network) Evaluate(data Examples) (int, error) {
 	if err := k.fits(data); err != nil {
 		return 0, err
 	}
-	return k.evaluate(data, nil), nil
+	return k.checkedEvaluate(data, nil)
 }
 
 // Classify returns the predicted class of every example of data.
@@ -23,7 +24,9 @@ func (n *Network) Classify(data Examples) ([]int, error) {
 		return nil, err
 	}
 	pred := make([]int, data.Len())
-	k.evaluate(data, pred)
+	if _, err := k.checkedEvaluate(data, pred); err != nil {
+		return nil, err
+	}
 	return pred, nil
 }
 
@@ -31,6 +34,7 @@ func (n *Network) Classify(data Examples) ([]int, error) {
 // row-major: example i's are out[i*o : (i+1)*o], o = Sizes()[len-1]. They
 // are computed in parallel as Evaluate's are; from them a caller can tell
 // more than right or wrong (a confusion matrix, how confident a mistake).
+// An output that is NaN gives an error wrapping ErrNotFinite.
 func (n *Network) Outputs(data Examples) ([]float64, error) {
 	k := newKernel(n)
 	if err := k.fits(data); err != nil {
@@ -43,6 +47,9 @@ func (n *Network) Outputs(data Examples) ([]float64, error) {
 			copy(out[i*o:(i+1)*o], k.output(data, i, acts))
 		}
 	})
+	if hasNaN(out) {
+		return nil, fmt.Errorf("network: outputs that are not numbers: %w", ErrNotFinite)
+	}
 	return out, nil
 }
 
@@ -52,32 +59,56 @@ func (t *Trainer) Evaluate(data Examples) (int, error) {
 	if err := t.k.fits(data); err != nil {
 		return 0, err
 	}
-	return t.k.evaluate(data, nil), nil
+	return t.k.checkedEvaluate(data, nil)
 }
 
-// evaluate counts the correctly classified examples of data. If pred is not
-// nil it receives every prediction.
-func (k *kernel) evaluate(data Examples, pred []int) int {
+// checkedEvaluate is evaluate, with an error wrapping ErrNotFinite if an
+// output is NaN: finite weights can still be large enough for a neuron's sum
+// to be ∞ − ∞ (an imported network, or training on the edge of diverging).
+func (k *kernel) checkedEvaluate(data Examples, pred []int) (int, error) {
+	correct, nan := k.evaluate(data, pred)
+	if nan > 0 {
+		return correct, fmt.Errorf("network: %d of %d examples give outputs that are not numbers: %w", nan, data.Len(), ErrNotFinite)
+	}
+	return correct, nil
+}
+
+// evaluate counts the correctly classified examples of data, and those
+// whose outputs hold a NaN. If pred is not nil it receives every prediction.
+func (k *kernel) evaluate(data Examples, pred []int) (correct, nan int) {
 	n := workers(data.Len())
-	counts := make([]int, n)
+	counts := make([][2]int, n)
 	k.parallel(data.Len(), n, func(w, lo, hi int, acts *activations) {
-		correct := 0
+		var right, nans int
 		for i := lo; i < hi; i++ {
-			c := argmax(k.output(data, i, acts))
+			out := k.output(data, i, acts)
+			if hasNaN(out) {
+				nans++
+			}
+			c := argmax(out)
 			if c == data.Label(i) {
-				correct++
+				right++
 			}
 			if pred != nil {
 				pred[i] = c
 			}
 		}
-		counts[w] = correct
+		counts[w] = [2]int{right, nans}
 	})
-	total := 0
 	for _, c := range counts {
-		total += c
+		correct += c[0]
+		nan += c[1]
 	}
-	return total
+	return correct, nan
+}
+
+func hasNaN(xs []float64) bool {
+	for _, x := range xs {
+		if x != x {
+			return true
+		}
+	}
+	return false
 }
 
 // workers is how many goroutines to spread n examples over: up to

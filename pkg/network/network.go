@@ -103,6 +103,29 @@ func FromParams(sizes []int, weights []*mat.Dense, biases []*mat.VecDense) (*Net
 // diverged, or stored parameters are corrupt.
 var ErrNotFinite = errors.New("weights or biases are not finite numbers")
 
+// CheckBounded returns an error wrapping ErrNotFinite if some neuron's
+// weights and bias are so large that its sum could overflow for inputs and
+// activations in [0, 1]: the sum of their magnitudes exceeds half the
+// largest float64. Such a network has finite weights, yet its outputs may
+// be NaN (∞ − ∞), depending on the order a kernel sums in. A bounded
+// network's sums never overflow, whatever the order.
+func (n *Network) CheckBounded() error {
+	for l, w := range n.weights {
+		rows, _ := w.Dims()
+		for j := range rows {
+			sum := math.Abs(n.biases[l].AtVec(j))
+			for _, x := range w.RawRowView(j) {
+				sum += math.Abs(x)
+			}
+			if !(sum <= math.MaxFloat64/2) {
+				return fmt.Errorf("network: neuron %d of layer %d: its weights and bias sum to %.3g in magnitude, more than %.3g: %w",
+					j, l+1, sum, math.MaxFloat64/2, ErrNotFinite)
+			}
+		}
+	}
+	return nil
+}
+
 func finite(xs []float64) bool {
 	for _, x := range xs {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -128,7 +151,7 @@ func (n *Network) Weights(l int) *mat.Dense { return n.weights[l] }
 func (n *Network) Biases(l int) *mat.VecDense { return n.biases[l] }
 
 // FeedForward returns the output layer's activations for a dense input of
-// Sizes()[0] values.
+// Sizes()[0] values, or an error wrapping ErrNotFinite if one is NaN.
 func (n *Network) FeedForward(x []float64) ([]float64, error) {
 	if len(x) != n.sizes[0] {
 		return nil, fmt.Errorf("network: input has %d values, want %d", len(x), n.sizes[0])
@@ -143,7 +166,11 @@ func (n *Network) FeedForward(x []float64) ([]float64, error) {
 		}
 		a = z
 	}
-	return a.RawVector().Data, nil
+	out := a.RawVector().Data
+	if hasNaN(out) {
+		return nil, fmt.Errorf("network: the outputs for this input are not numbers: %w", ErrNotFinite)
+	}
+	return out, nil
 }
 
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -876,5 +877,50 @@ func TestResumedRunIsTheUninterruptedOne(t *testing.T) {
 	bad.Done = -1
 	if err := bad.Validate(); err == nil {
 		t.Error("Done -1 was accepted")
+	}
+}
+
+// TestOutputsThatAreNotNumbers: finite weights can be large enough for a
+// neuron's sum to be ∞ − ∞, depending on the order a kernel adds in
+// (several accumulators: +∞ in one, −∞ in another). CheckBounded finds
+// such networks whatever the order; every way of running one either
+// answers numbers or says ErrNotFinite, never NaN (which JSON cannot carry).
+func TestOutputsThatAreNotNumbers(t *testing.T) {
+	const m = math.MaxFloat64
+	// Lanes of 2 or 4 accumulators see +m+m in one and −m−m in another; a
+	// single accumulator sees m−m+0+0+m−m = 0.
+	w0 := mat.NewDense(1, 8, []float64{m, -m, 0, 0, m, -m, 0, 0})
+	w1 := mat.NewDense(2, 1, []float64{1, -1})
+	net, err := network.FromParams([]int{8, 1, 2}, []*mat.Dense{w0, w1},
+		[]*mat.VecDense{mat.NewVecDense(1, nil), mat.NewVecDense(2, nil)})
+	if err != nil {
+		t.Fatalf("FromParams with finite weights: %v", err)
+	}
+	if err := net.CheckBounded(); !errors.Is(err, network.ErrNotFinite) || !strings.Contains(err.Error(), "neuron 0 of layer 1") {
+		t.Errorf("CheckBounded: %v, want ErrNotFinite naming neuron 0 of layer 1", err)
+	}
+	ones := []uint8{255, 255, 255, 255, 255, 255, 255, 255}
+	data := &examples{}
+	data.add(ones, 0)
+	numbers := func(xs []float64) bool { return !slices.ContainsFunc(xs, math.IsNaN) }
+	if out, err := net.FeedForward([]float64{1, 1, 1, 1, 1, 1, 1, 1}); err == nil && !numbers(out) || err != nil && !errors.Is(err, network.ErrNotFinite) {
+		t.Errorf("FeedForward: %v, %v", out, err)
+	}
+	if out, err := net.Outputs(data); err == nil && !numbers(out) || err != nil && !errors.Is(err, network.ErrNotFinite) {
+		t.Errorf("Outputs: %v, %v", out, err)
+	}
+	if _, err := net.Evaluate(data); err != nil && !errors.Is(err, network.ErrNotFinite) {
+		t.Errorf("Evaluate: %v", err)
+	}
+
+	// Weights whose magnitudes sum to less than half the largest float64
+	// are bounded.
+	ok, err := network.FromParams([]int{2, 1, 2}, []*mat.Dense{mat.NewDense(1, 2, []float64{m / 8, -m / 8}), w1},
+		[]*mat.VecDense{mat.NewVecDense(1, []float64{-m / 16}), mat.NewVecDense(2, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.CheckBounded(); err != nil {
+		t.Errorf("CheckBounded of weights and bias summing to 5m/16: %v", err)
 	}
 }

@@ -113,7 +113,8 @@ type Epoch struct {
 // error. Cancelling ctx stops training within one mini-batch (or one chunk
 // of one, see Params.ScratchBytes) and returns ctx's error; the last
 // snapshot handed to onEpoch is then the latest good state. If the weights
-// stop being finite numbers, SGD returns an error wrapping ErrNotFinite.
+// stop being finite numbers, or grow so large that a neuron's sum could
+// overflow (CheckBounded), SGD returns an error wrapping ErrNotFinite.
 //
 // The shuffles come from rng: the same start, data, params and rng state give
 // the same run, bit for bit.
@@ -147,6 +148,9 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		ep := Epoch{
 			Epoch: e, Epochs: p.Epochs, Correct: correct, Total: test.Len(),
 			Seconds: secs, Network: t.Network(),
+		}
+		if err := ep.Network.CheckBounded(); err != nil {
+			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, err)
 		}
 		if ep.Total > 0 {
 			ep.Accuracy = float64(correct) / float64(ep.Total)

@@ -147,8 +147,9 @@ func TestWeightScale(t *testing.T) {
 				t.Fatalf("epoch %d, example %d: trainer outputs %v, snapshot %v", epoch, i, got, want)
 			}
 		}
-		if got, _ := tr.Evaluate(data); got != snap.evaluate(data, nil) {
-			t.Errorf("epoch %d: the trainer classifies %d correctly, its snapshot %d", epoch, got, snap.evaluate(data, nil))
+		want, _ := snap.evaluate(data, nil)
+		if got, _ := tr.Evaluate(data); got != want {
+			t.Errorf("epoch %d: the trainer classifies %d correctly, its snapshot %d", epoch, got, want)
 		}
 	}
 }

@@ -81,6 +81,10 @@ CREATE INDEX nnserver_jobs_unfinished ON nnserver_jobs (network_id, seq) WHERE f
 -- Retention: finished jobs, most recent last.
 CREATE INDEX nnserver_jobs_finished ON nnserver_jobs (finished_at, seq) WHERE finished_at IS NOT NULL;
 `},
+	{4, "client address of each job, for the bound on one client's pending jobs", `
+ALTER TABLE nnserver_jobs ADD COLUMN client text NOT NULL DEFAULT '';
+CREATE INDEX nnserver_jobs_pending_client ON nnserver_jobs (client) WHERE status = 'pending';
+`},
 }
 
 // migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"

@@ -293,7 +293,7 @@ func (q *Queue) retentionArgs() (time.Time, int) {
 // Add records a pending job and its River job in one transaction, unless
 // maxQueued jobs are pending in the whole deployment: Adds take turns on an
 // advisory transaction lock, which also makes seq values commit in order.
-func (q *Queue) Add(ctx context.Context, j service.JobInfo, maxQueued int) error {
+func (q *Queue) Add(ctx context.Context, j service.JobInfo, a service.Admission) error {
 	p := j.Params
 	params, err := json.Marshal(jobParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
 		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed})
@@ -312,18 +312,42 @@ func (q *Queue) Add(ctx context.Context, j service.JobInfo, maxQueued int) error
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM nnserver_jobs WHERE finished_at IS NULL AND status = 'pending'").Scan(&n); err != nil {
 			return err
 		}
-		if n >= maxQueued {
+		if n >= a.MaxQueued {
 			return service.ErrQueueIsFull
+		}
+		if a.MaxQueuedPerClient > 0 && j.Client != "" {
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM nnserver_jobs WHERE status = 'pending' AND client = $1", j.Client).Scan(&n); err != nil {
+				return err
+			}
+			if n >= a.MaxQueuedPerClient {
+				return service.ErrClientQueueIsFull
+			}
+		}
+		if a.MaxNetworkEpochs > 0 {
+			// The catalog's count, read here under the lock, is never older
+			// than the job rows': a save records its epoch in the catalog
+			// before the job row, so an epoch is at worst counted twice.
+			var trained, left int
+			err := tx.QueryRow(ctx, `SELECT
+	coalesce((SELECT epochs_trained FROM nnserver_networks WHERE id = $1), 0),
+	coalesce((SELECT sum(greatest((params->>'epochs')::int - epoch, 0)) FROM nnserver_jobs
+		WHERE network_id = $1 AND finished_at IS NULL), 0)`, j.NetworkID).Scan(&trained, &left)
+			if err != nil {
+				return err
+			}
+			if int64(max(trained, a.EpochsTrained))+int64(left)+int64(j.Params.Epochs) > int64(a.MaxNetworkEpochs) {
+				return service.ErrLifetimeEpochs
+			}
 		}
 		res, err := q.client.InsertTx(ctx, tx, trainArgs{JobID: j.ID}, insertOpts())
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO nnserver_jobs (id, river_id, network_id, params, status, created_at)
-VALUES ($1, $2, $3, $4, 'pending', $5)`, j.ID, res.Job.ID, j.NetworkID, params, roundTime(created))
+		_, err = tx.Exec(ctx, `INSERT INTO nnserver_jobs (id, river_id, network_id, params, status, created_at, client)
+VALUES ($1, $2, $3, $4, 'pending', $5, $6)`, j.ID, res.Job.ID, j.NetworkID, params, roundTime(created), j.Client)
 		return err
 	})
-	if errors.Is(err, service.ErrQueueIsFull) {
+	if errors.Is(err, service.ErrQueueIsFull) || errors.Is(err, service.ErrClientQueueIsFull) || errors.Is(err, service.ErrLifetimeEpochs) {
 		return err
 	}
 	if err != nil {

@@ -28,7 +28,7 @@ func newJob(network string, epochs int) service.JobInfo {
 
 func addJob(t *testing.T, q service.Queue, j service.JobInfo) service.JobInfo {
 	t.Helper()
-	if err := q.Add(t.Context(), j, 100); err != nil {
+	if err := q.Add(t.Context(), j, service.Admission{MaxQueued: 100}); err != nil {
 		t.Fatal(err)
 	}
 	return j

@@ -106,7 +106,7 @@ func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error)
 		hi := min(lo+analysisBlock, n)
 		out, err := st.net.Outputs(test.Slice(lo, hi))
 		if err != nil {
-			return nil, &Error{Code: Internal, Message: "could not run the network", Err: err}
+			return nil, runError("", err)
 		}
 		k := len(out) / (hi - lo)
 		for i := range hi - lo {
@@ -197,7 +197,7 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 	pixels := test.Image(idx, nil)
 	out, err := st.net.FeedForward(scalePixels(pixels))
 	if err != nil {
-		return Example{}, &Error{Code: Internal, Message: "could not run the network", Err: err}
+		return Example{}, runError(networkID, err)
 	}
 	return Example{
 		NetworkID: networkID, Version: st.version, Index: idx, PredictedDigit: int(a.pred[idx]),

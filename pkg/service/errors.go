@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // Code classifies an Error; the HTTP layer maps each code to one status.
@@ -96,4 +98,16 @@ func ctxError(ctx context.Context) error {
 			RetryAfter: 2 * time.Second, Err: ctx.Err()}
 	}
 	return &Error{Code: Unavailable, Message: "the request was cancelled", Err: context.Cause(ctx)}
+}
+
+// runError is the client's error when running a network failed: a network
+// whose outputs are not numbers (weights too large, from before imports and
+// training refused them) is a Conflict the client can act on; anything
+// else is Internal.
+func runError(id string, err error) error {
+	if errors.Is(err, network.ErrNotFinite) {
+		return &Error{Code: Conflict, Err: fmt.Errorf("run network %s: %w", id, err),
+			Message: "the network's outputs are not numbers (its weights are too large); train it again from scratch or import another"}
+	}
+	return &Error{Code: Internal, Message: "could not run the network", Err: fmt.Errorf("run network %s: %w", id, err)}
 }

@@ -3,7 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
@@ -172,7 +171,7 @@ func (s *Service) Predict(ctx context.Context, id string, x []float64) (Predicti
 	}
 	out, err := e.state.Load().net.FeedForward(x)
 	if err != nil {
-		return Prediction{}, &Error{Code: Internal, Message: "could not run the network", Err: fmt.Errorf("predict with network %s: %w", id, err)}
+		return Prediction{}, runError(id, err)
 	}
 	d, c := predict(out)
 	return Prediction{NetworkID: id, Digit: d, Confidence: c, Outputs: out}, nil

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,21 +42,41 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 	if err != nil {
 		return JobInfo{}, stateError(err)
 	}
-	if rec.EpochsTrained+p.Epochs > store.MaxHistory {
-		return JobInfo{}, Errorf(Conflict, "a network trains at most %d epochs in its life; this one has %d",
-			store.MaxHistory, rec.EpochsTrained)
-	}
 	seed := drawSeed(p.Seed)
 	p.Seed = &seed
-	j := JobInfo{ID: uuid.NewString(), NetworkID: networkID, Params: p, Status: StatusPending, CreatedAt: s.now().UTC()}
-	if err := s.queue.Add(ctx, j, s.limits.MaxQueuedJobs); err != nil {
-		if errors.Is(err, ErrQueueIsFull) {
-			return JobInfo{}, ErrQueueFull
-		}
+	j := JobInfo{ID: uuid.NewString(), NetworkID: networkID, Client: ClientOf(ctx), Params: p, Status: StatusPending,
+		CreatedAt: s.now().UTC()}
+	err = s.queue.Add(ctx, j, Admission{MaxQueued: s.limits.MaxQueuedJobs, MaxQueuedPerClient: s.limits.MaxQueuedJobsPerClient,
+		MaxNetworkEpochs: store.MaxHistory, EpochsTrained: rec.EpochsTrained})
+	switch {
+	case errors.Is(err, ErrQueueIsFull):
+		return JobInfo{}, ErrQueueFull
+	case errors.Is(err, ErrClientQueueIsFull):
+		return JobInfo{}, &Error{Code: Unavailable, RetryAfter: 10 * time.Second, Message: fmt.Sprintf(
+			"you have %d training jobs waiting, the most one client may; try again when one has started", s.limits.MaxQueuedJobsPerClient)}
+	case errors.Is(err, ErrLifetimeEpochs):
+		return JobInfo{}, Errorf(Conflict, "a network trains at most %d epochs in its life, its jobs still to run included; this one has trained %d",
+			store.MaxHistory, rec.EpochsTrained)
+	case err != nil:
 		return JobInfo{}, stateError(err)
 	}
 	s.log.Debug("training queued", "job_id", j.ID, "network_id", networkID, "params", p.String())
 	return j, nil
+}
+
+// clientKey is the context key of the client's address.
+type clientKey struct{}
+
+// WithClient returns ctx carrying the address of the client a request
+// comes from: the service counts the pending jobs of each client.
+func WithClient(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientKey{}, addr)
+}
+
+// ClientOf returns the client address WithClient put in ctx, or "".
+func ClientOf(ctx context.Context) string {
+	s, _ := ctx.Value(clientKey{}).(string)
+	return s
 }
 
 // ErrQueueFull is the error Train returns when MaxQueuedJobs jobs are

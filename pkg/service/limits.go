@@ -26,6 +26,9 @@ type Limits struct {
 	// unloaded (they stay on disk, listed as "saved", and load on next use).
 	MaxParamsInMemory int
 	MaxQueuedJobs     int // jobs waiting for a worker
+	// MaxQueuedJobsPerClient bounds the jobs waiting that one client address
+	// asked for, so that one client cannot fill the queue; 0: no bound.
+	MaxQueuedJobsPerClient int
 	// JobScratchBytes bounds the scratch memory of one training job's
 	// mini-batch; larger mini-batches are processed in chunks (same maths).
 	JobScratchBytes int
@@ -43,20 +46,21 @@ type Limits struct {
 // DefaultLimits returns the limits used unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxLayers:         10,
-		MaxParams:         5_000_000,
-		MaxOutputFanIn:    20_000,
-		MaxEpochs:         1000,
-		MaxBatchSize:      mnist.TrainSize,
-		MaxLearningRate:   1000,
-		MaxLambda:         1000,
-		MaxNetworks:       100,
-		MaxParamsInMemory: 25_000_000, // 200 MB of float64
-		MaxQueuedJobs:     100,
-		JobScratchBytes:   32 << 20,
-		MaxFinishedJobs:   10_000,
-		JobRetention:      24 * time.Hour,
-		MaxAnalyses:       2,
+		MaxLayers:              10,
+		MaxParams:              5_000_000,
+		MaxOutputFanIn:         20_000,
+		MaxEpochs:              1000,
+		MaxBatchSize:           mnist.TrainSize,
+		MaxLearningRate:        1000,
+		MaxLambda:              1000,
+		MaxNetworks:            100,
+		MaxParamsInMemory:      25_000_000, // 200 MB of float64
+		MaxQueuedJobs:          100,
+		MaxQueuedJobsPerClient: 50,
+		JobScratchBytes:        32 << 20,
+		MaxFinishedJobs:        10_000,
+		JobRetention:           24 * time.Hour,
+		MaxAnalyses:            2,
 	}
 }
 

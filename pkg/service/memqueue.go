@@ -65,14 +65,42 @@ func NewMemoryQueue(workers int, lim Limits, now func() time.Time) Queue {
 	return q
 }
 
-func (q *memQueue) Add(_ context.Context, j JobInfo, maxQueued int) error {
+func (q *memQueue) Add(_ context.Context, j JobInfo, a Admission) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
 		return errShuttingDown
 	}
-	if len(q.queue) >= maxQueued {
+	if len(q.queue) >= a.MaxQueued {
 		return ErrQueueIsFull
+	}
+	if a.MaxQueuedPerClient > 0 && j.Client != "" {
+		n := 0
+		for _, p := range q.queue {
+			if p.info.Client == j.Client {
+				n++
+			}
+		}
+		if n >= a.MaxQueuedPerClient {
+			return ErrClientQueueIsFull
+		}
+	}
+	if a.MaxNetworkEpochs > 0 {
+		if a.EpochsTrained < 0 || a.EpochsTrained > a.MaxNetworkEpochs || j.Params.Epochs > a.MaxNetworkEpochs {
+			return ErrLifetimeEpochs
+		}
+		left := a.MaxNetworkEpochs - a.EpochsTrained - j.Params.Epochs
+		for _, p := range q.queue {
+			if p.info.NetworkID == j.NetworkID {
+				left -= p.info.Params.Epochs
+			}
+		}
+		if r := q.running[j.NetworkID]; r != nil && !r.info.Status.Finished() {
+			left -= r.info.Params.Epochs - r.info.Epoch
+		}
+		if left < 0 {
+			return ErrLifetimeEpochs
+		}
 	}
 	mj := &memJob{info: j}
 	mj.info.History = nil

@@ -53,13 +53,22 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	if _, err := s.limits.NewArchitecture(imp.Network.Sizes()); err != nil {
 		return NetworkInfo{}, &Error{Code: Invalid, Message: "the imported network does not fit: " + ErrorMessage(err)}
 	}
+	if m := imp.Meta; m != nil && m.Seed != nil && *m.Seed > MaxSeed {
+		return NetworkInfo{}, Errorf(Invalid, "not a network this server can import: its seed %d is more than %d (2^53 - 1)", *m.Seed, uint64(MaxSeed))
+	}
+	// Finite weights can still be so large that a neuron's sum overflows
+	// and the outputs are NaN: such a network answers nothing.
+	if err := imp.Network.CheckBounded(); err != nil {
+		return NetworkInfo{}, &Error{Code: Invalid, Err: err,
+			Message: "not a network this server can import: its weights are so large that its outputs would not be numbers"}
+	}
 	ds, err := s.dataset()
 	if err != nil {
 		return NetworkInfo{}, err
 	}
 	correct, err := imp.Network.Evaluate(ds.Test)
 	if err != nil {
-		return NetworkInfo{}, &Error{Code: Internal, Message: "could not run the imported network", Err: err}
+		return NetworkInfo{}, runError("(imported)", err)
 	}
 	acc := float64(correct) / float64(ds.Test.Len())
 

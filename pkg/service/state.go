@@ -60,20 +60,45 @@ var (
 	ErrCatalogFull    = errors.New("the catalog holds the most networks allowed")
 	ErrVersionMoved   = errors.New("the network was saved meanwhile by someone else")
 	ErrQueueIsFull    = errors.New("the queue holds the most pending jobs allowed")
+	// ErrClientQueueIsFull: the job's client has Admission.MaxQueuedPerClient
+	// jobs pending already.
+	ErrClientQueueIsFull = errors.New("the client has the most pending jobs allowed")
+	// ErrLifetimeEpochs: the job would take its network past
+	// Admission.MaxNetworkEpochs.
+	ErrLifetimeEpochs = errors.New("the network would train more epochs than its life allows")
 	// ErrHandOver is the cause a Queue gives a running job's context when
 	// the job is to go on elsewhere (this replica is stopping, and another
 	// will resume it from its last saved epoch): the job is left as it is.
 	ErrHandOver = errors.New("the job is handed over to another replica")
 )
 
+// Admission bounds what Queue.Add accepts.
+type Admission struct {
+	MaxQueued int // jobs pending in all
+	// MaxQueuedPerClient bounds the pending jobs of one client (JobInfo.Client);
+	// 0: no bound. Jobs of client "" are not counted.
+	MaxQueuedPerClient int
+	// MaxNetworkEpochs bounds a network's epochs in its life: EpochsTrained
+	// (what the catalog records) plus the epochs not yet done of the
+	// network's unfinished jobs plus the new job's must stay within it. A
+	// job whose epoch is saved but not yet recorded by Epoch is counted
+	// twice for a moment: the check errs on the side of refusing. 0: no
+	// bound.
+	MaxNetworkEpochs int
+	EpochsTrained    int
+}
+
 // JobInfo is what is known of a training job.
 type JobInfo struct {
 	ID        string
 	NetworkID string
-	Params    TrainParams // Seed is always set: the one given or the one drawn
-	Status    JobStatus
-	Epoch     int      // epochs finished
-	Accuracy  *float64 // after the last finished epoch
+	// Client is the address of the client that asked for the job, for the
+	// per-client bound on pending jobs; "" when unknown (never bounded).
+	Client   string
+	Params   TrainParams // Seed is always set: the one given or the one drawn
+	Status   JobStatus
+	Epoch    int      // epochs finished
+	Accuracy *float64 // after the last finished epoch
 	// ElapsedTime is the training seconds so far, evaluation excluded.
 	ElapsedTime float64
 	Error       string // why it failed or was cancelled
@@ -123,9 +148,10 @@ type Work func(ctx context.Context, j JobInfo) error
 // at a time, oldest first, on workers that call Work. Implementations are
 // safe for concurrent use.
 type Queue interface {
-	// Add records a pending job and schedules it, unless maxQueued jobs
-	// wait already (ErrQueueIsFull).
-	Add(ctx context.Context, j JobInfo, maxQueued int) error
+	// Add records a pending job and schedules it, unless a admits it not:
+	// ErrQueueIsFull, ErrClientQueueIsFull or ErrLifetimeEpochs. The checks
+	// and the insertion are atomic with respect to other Adds.
+	Add(ctx context.Context, j JobInfo, a Admission) error
 	// Get returns a job, or ErrUnknownJob (never added, or forgotten after
 	// the retention limits).
 	Get(ctx context.Context, id string) (JobInfo, error)

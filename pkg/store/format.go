@@ -144,7 +144,13 @@ func (m *Meta) validateContent(lim Limits) error {
 	if m.Init != "" && m.Init != InitNormal && m.Init != InitScaled {
 		return fmt.Errorf("init %.40q, want %q, %q or none", m.Init, InitNormal, InitScaled)
 	}
-	return validateHistory(m.History, m.EpochsTrained)
+	if err := validateHistory(m.History, m.EpochsTrained); err != nil {
+		return err
+	}
+	if m.EpochsTrained > MaxHistory {
+		return fmt.Errorf("%w: epochs_trained %d, more than a network trains in its life (%d, MaxHistory)", ErrTooLarge, m.EpochsTrained, MaxHistory)
+	}
+	return nil
 }
 
 // Encode writes n and its description m as an .npz archive: meta.json,

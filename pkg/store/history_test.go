@@ -49,7 +49,7 @@ func TestHistoryLimit(t *testing.T) {
 	if err := s.Save(t.Context(), m, n); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a history of 100001 epochs, more than the limit of 100000 (MaxHistory)") {
 		t.Errorf("Save of MaxHistory+1 records: %v, want ErrTooLarge naming MaxHistory", err)
 	}
-	m.History = long[:MaxHistory/10]
+	m.History, m.EpochsTrained = long[:MaxHistory/10], MaxHistory
 	if err := s.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -60,6 +61,71 @@ func Import(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 		return Imported{}, fmt.Errorf("store: import: %w", err)
 	}
 	return imp, nil
+}
+
+// ImportShape is what an import file declares, read from its headers only:
+// the layer sizes (checked against the limits) and, in our layout, how many
+// history records it holds.
+type ImportShape struct {
+	Sizes          []int
+	HistoryRecords int
+}
+
+// Params is the number of weights and biases the file declares.
+func (s ImportShape) Params() int { return network.ParamCount(s.Sizes) }
+
+// PeekImport reads what Import would make of a file from its headers alone
+// (the zip directory, meta.json, the NPY headers): a caller can tell the
+// memory an Import will need before it starts. It refuses what Import
+// would refuse for its sizes; Import checks everything else.
+func PeekImport(r io.ReaderAt, size int64, lim Limits) (ImportShape, error) {
+	shape, err := peekImport(r, size, lim)
+	if err != nil {
+		return ImportShape{}, fmt.Errorf("store: import: %w", err)
+	}
+	return shape, nil
+}
+
+func peekImport(r io.ReaderAt, size int64, lim Limits) (ImportShape, error) {
+	lim, err := lim.Resolve()
+	if err != nil {
+		return ImportShape{}, err
+	}
+	if size > MaxImportSize {
+		return ImportShape{}, fmt.Errorf("%w: file of %d bytes, more than the %d an import may have (MaxImportSize)", ErrTooLarge, size, MaxImportSize)
+	}
+	a, err := openArchive(r, size, MaxImportSize)
+	if err != nil {
+		return ImportShape{}, err
+	}
+	if _, ok := a.entries[metaEntry]; ok {
+		d := &decoder{a: a, lim: lim, ignoreID: true}
+		m, _, records, err := d.metaJSON("")
+		if err != nil {
+			return ImportShape{}, err
+		}
+		return ImportShape{Sizes: m.Sizes, HistoryRecords: records}, nil
+	}
+	layers, base, err := nielsenLayers(a)
+	if err != nil {
+		return ImportShape{}, err
+	}
+	sizes := make([]int, layers+1)
+	for l := range layers {
+		name := "weights_" + strconv.Itoa(base+l) + ".npy"
+		h, err := peekNPY(a, name)
+		if err != nil {
+			return ImportShape{}, err
+		}
+		if sh := h.shape; len(sh) != 2 || (l > 0 && sh[1] != sizes[l]) {
+			return ImportShape{}, fmt.Errorf("%s: shape %v does not chain with the layers before it", name, sh)
+		}
+		sizes[0], sizes[l+1] = cmp.Or(sizes[0], h.shape[1]), h.shape[0]
+	}
+	if err := checkSizes(sizes, lim); err != nil {
+		return ImportShape{}, err
+	}
+	return ImportShape{Sizes: sizes}, nil
 }
 
 func importNPZ(r io.ReaderAt, size int64, lim Limits) (Imported, error) {

@@ -289,6 +289,15 @@ func job(network string, epochs int) service.JobInfo {
 		CreatedAt: time.Now().UTC()}
 }
 
+// mustAdd adds j with room for maxQueued pending jobs, failing the test
+// if the queue refuses it.
+func mustAdd(t *testing.T, q service.Queue, j service.JobInfo, maxQueued int) {
+	t.Helper()
+	if err := q.Add(context.Background(), j, service.Admission{MaxQueued: maxQueued}); err != nil {
+		t.Fatalf("Add %s: %v", j.ID, err)
+	}
+}
+
 // clock is a settable now.
 type clock struct {
 	mu sync.Mutex
@@ -323,7 +332,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		q := newQueue(t, 1, lim, nil)
 		stop(t, q)
 		a := job(uuid.NewString(), 3)
-		if err := q.Add(ctx, a, 2); err != nil {
+		if err := q.Add(ctx, a, service.Admission{MaxQueued: 2}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := q.Get(ctx, a.ID)
@@ -331,10 +340,10 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 			got.Params.Epochs != 3 || got.Params.Seed == nil || *got.Params.Seed != 5 || got.Epoch != 0 || len(got.History) != 0 {
 			t.Errorf("Get: %+v, %v", got, err)
 		}
-		if err := q.Add(ctx, job(a.NetworkID, 1), 2); err != nil {
+		if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); err != nil {
 			t.Fatal(err)
 		}
-		if err := q.Add(ctx, job(a.NetworkID, 1), 2); !errors.Is(err, service.ErrQueueIsFull) {
+		if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); !errors.Is(err, service.ErrQueueIsFull) {
 			t.Errorf("a third pending job with a limit of 2: %v", err)
 		}
 		if _, err := q.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownJob) {
@@ -346,6 +355,67 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		}
 	})
 
+	t.Run("Admission", func(t *testing.T) {
+		q := newQueue(t, 1, lim, nil)
+		stop(t, q)
+		from := func(client string, j service.JobInfo) service.JobInfo { j.Client = client; return j }
+		perClient := service.Admission{MaxQueued: 10, MaxQueuedPerClient: 2}
+		for i := range 2 {
+			if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); err != nil {
+				t.Fatalf("pending job %d of client 1: %v", i+1, err)
+			}
+		}
+		if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); !errors.Is(err, service.ErrClientQueueIsFull) {
+			t.Errorf("a third pending job of one client with a bound of 2: %v", err)
+		}
+		for _, c := range []string{"192.0.2.2", "", ""} {
+			if err := q.Add(ctx, from(c, job(uuid.NewString(), 1)), perClient); err != nil {
+				t.Errorf("a job of client %q while client 1 is at its bound: %v", c, err)
+			}
+		}
+
+	})
+
+	t.Run("AdmissionLifetimeEpochs", func(t *testing.T) {
+		// A network's life: trained + what its unfinished jobs still have
+		// to run + the new job, within MaxNetworkEpochs.
+		q := newQueue(t, 1, lim, nil)
+		stop(t, q)
+		w := newWorker(q)
+		net := uuid.NewString()
+		life := func(trained int) service.Admission {
+			return service.Admission{MaxQueued: 100, MaxNetworkEpochs: 10, EpochsTrained: trained}
+		}
+		running := job(net, 4)
+		if err := q.Add(ctx, running, life(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Add(ctx, job(net, 3), life(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Add(ctx, job(net, 2), life(2)); !errors.Is(err, service.ErrLifetimeEpochs) {
+			t.Errorf("2 trained + 4 + 3 queued, 2 more with a life of 10: %v", err)
+		}
+		if err := q.Add(ctx, job(uuid.NewString(), 8), life(2)); err != nil {
+			t.Errorf("another network's job: %v", err)
+		}
+		// A job that runs counts only its epochs not yet done.
+		if err := q.Start(w.work); err != nil {
+			t.Fatal(err)
+		}
+		w.waitStarted(t, running.ID)
+		if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Add(ctx, job(net, 1), life(3)); err != nil {
+			t.Errorf("3 trained + 3 left of the running job + 3 queued + 1, with a life of 10: %v", err)
+		}
+		if err := q.Add(ctx, job(net, 1), life(3)); !errors.Is(err, service.ErrLifetimeEpochs) {
+			t.Errorf("one more epoch than the life allows: %v", err)
+		}
+		close(w.releaseCh(running.ID))
+	})
+
 	t.Run("OneJobPerNetworkInOrder", func(t *testing.T) {
 		q := newQueue(t, 2, lim, nil)
 		stop(t, q)
@@ -353,7 +423,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		netA, netB := uuid.NewString(), uuid.NewString()
 		a1, a2, b1 := job(netA, 1), job(netA, 1), job(netB, 1)
 		for _, j := range []service.JobInfo{a1, a2, b1} {
-			if err := q.Add(ctx, j, 10); err != nil {
+			if err := q.Add(ctx, j, service.Admission{MaxQueued: 10}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -398,9 +468,11 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		w := newWorker(q)
 		net := uuid.NewString()
 		running, pending := job(net, 1), job(net, 1)
-		q.Add(ctx, running, 10)
-		q.Add(ctx, pending, 10)
-		q.Start(w.work)
+		mustAdd(t, q, running, 10)
+		mustAdd(t, q, pending, 10)
+		if err := q.Start(w.work); err != nil {
+			t.Fatal(err)
+		}
 		w.waitStarted(t, running.ID)
 
 		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New("Training cancelled"))
@@ -446,9 +518,11 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		gone, other := uuid.NewString(), uuid.NewString()
 		running, p1, p2, kept := job(gone, 1), job(gone, 1), job(gone, 1), job(other, 1)
 		for _, j := range []service.JobInfo{running, p1, p2, kept} {
-			q.Add(ctx, j, 10)
+			mustAdd(t, q, j, 10)
 		}
-		q.Start(w.work)
+		if err := q.Start(w.work); err != nil {
+			t.Fatal(err)
+		}
 		w.waitStarted(t, running.ID)
 		w.waitStarted(t, kept.ID)
 		deleted := service.Errorf(service.Conflict, "the network was deleted")
@@ -482,7 +556,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		var ids []string
 		for range 5 {
 			j := job(uuid.NewString(), 1)
-			q.Add(ctx, j, 100)
+			mustAdd(t, q, j, 100)
 			if _, _, err := q.End(ctx, j.ID, service.StatusCancelled, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -490,7 +564,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 			clk.add(time.Second)
 		}
 		waiting := job(uuid.NewString(), 1)
-		q.Add(ctx, waiting, 100)
+		mustAdd(t, q, waiting, 100)
 		for i, id := range ids {
 			_, err := q.Get(ctx, id)
 			if forgotten := i < 2; forgotten != errors.Is(err, service.ErrUnknownJob) {
@@ -513,9 +587,11 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		w := newWorker(q)
 		net := uuid.NewString()
 		running, pending := job(net, 1), job(net, 1)
-		q.Add(ctx, running, 10)
-		q.Add(ctx, pending, 10)
-		q.Start(w.work)
+		mustAdd(t, q, running, 10)
+		mustAdd(t, q, pending, 10)
+		if err := q.Start(w.work); err != nil {
+			t.Fatal(err)
+		}
 		w.waitStarted(t, running.ID)
 		c, cancel := context.WithTimeout(ctx, waitLimit)
 		defer cancel()
@@ -538,7 +614,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		if j, _ := q.Get(ctx, running.ID); cause == nil || j.Status != service.StatusFailed || j.Error != service.ErrorMessage(cause) {
 			t.Errorf("the running job after Stop: %+v (cause %v)", j, cause)
 		}
-		if err := q.Add(ctx, job(net, 1), 10); err == nil {
+		if err := q.Add(ctx, job(net, 1), service.Admission{MaxQueued: 10}); err == nil {
 			t.Error("a job was added after Stop")
 		}
 	})
