@@ -6,11 +6,14 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +92,7 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 
 	a := r.Group("/api")
 	a.GET("/status", h.status)
+	a.GET("/ready", h.ready)
 	a.GET("/networks", h.listNetworks)
 	a.POST("/networks", h.createNetwork)
 	a.DELETE("/networks", h.deleteAll)
@@ -180,8 +184,35 @@ type handlers struct {
 	decodes  chan struct{}   // bounds the images decoded at once
 }
 
+// writeError answers {"error": msg} with status and ends the request.
 func writeError(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, errorBody{Error: msg})
+	if err := writeJSON(c, status, errorBody{Error: msg}); err != nil {
+		panic(err) // a struct of one string always encodes
+	}
+}
+
+// writeJSON encodes v, then answers it with status and ends the request:
+// nothing is written before the whole body is known, so an answer is never
+// a status without its body. JSON is plain (no HTML escaping of & < >).
+func writeJSON(c *gin.Context, status int, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encode the answer to %s %s: %w", c.Request.Method, truncate(c.Request.URL.Path, 200), err)
+	}
+	c.Abort()
+	c.Data(status, "application/json; charset=utf-8", bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return nil
+}
+
+// writeJSON answers v, or, if it cannot be encoded (a NaN, say), a logged
+// 500 with a JSON error.
+func (h *handlers) writeJSON(c *gin.Context, status int, v any) {
+	if err := writeJSON(c, status, v); err != nil {
+		h.log.Error("answer not encodable", "err", err)
+		writeError(c, http.StatusInternalServerError, "internal error: the answer could not be encoded")
+	}
 }
 
 // fail answers a service error with the status its code maps to, and a
@@ -278,7 +309,7 @@ func (h *handlers) reply(c *gin.Context, out any, err error) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, out)
+	h.writeJSON(c, http.StatusOK, out)
 }
 
 // pathID returns the id in the path, or answers 404 with notFound and
@@ -294,8 +325,31 @@ func pathID(c *gin.Context, notFound string) (string, bool) {
 }
 
 func (h *handlers) status(c *gin.Context) {
-	st, err := h.svc.Status(c.Request.Context())
-	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs}, err)
+	st := h.svc.Status(c.Request.Context())
+	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs, Database: st.Database}, nil)
+}
+
+// ready answers whether this replica can serve: 200 when every backend it
+// needs answers (scaled mode: the database and the model store), else 503
+// naming the one that does not. Load balancers and platforms route to
+// replicas by it; /api/status only says the process is alive.
+func (h *handlers) ready(c *gin.Context) {
+	r := h.svc.Ready(c.Request.Context())
+	body := readyBody{Ready: r.Ready, Backends: r.Backends}
+	if !r.Ready {
+		var down []string
+		for name, st := range r.Backends {
+			if st != "ok" {
+				down = append(down, name+" "+st)
+			}
+		}
+		slices.Sort(down)
+		body.Error = "not ready: " + strings.Join(down, ", ")
+		c.Header("Retry-After", "5")
+		h.writeJSON(c, http.StatusServiceUnavailable, body)
+		return
+	}
+	h.writeJSON(c, http.StatusOK, body)
 }
 
 func (h *handlers) listNetworks(c *gin.Context) {
@@ -336,7 +390,7 @@ func (h *handlers) deleteAll(c *gin.Context) {
 	}
 	out.Message = fmt.Sprintf("Successfully deleted %d network(s)", out.DeletedCount)
 	if err == nil {
-		c.JSON(http.StatusOK, out)
+		h.writeJSON(c, http.StatusOK, out)
 		return
 	}
 	// Some were kept: say which, and what was deleted all the same.
@@ -344,7 +398,7 @@ func (h *handlers) deleteAll(c *gin.Context) {
 	for _, f := range all.Failed {
 		out.NotDeleted = append(out.NotDeleted, notDeleted{NetworkID: f.NetworkID, Error: service.ErrorMessage(f.Err)})
 	}
-	c.AbortWithStatusJSON(statusOf(service.ErrorCode(err)), out)
+	h.writeJSON(c, statusOf(service.ErrorCode(err)), out)
 }
 
 func (h *handlers) train(c *gin.Context) {
@@ -374,7 +428,7 @@ func (h *handlers) cancel(c *gin.Context) {
 	j, err := h.svc.Cancel(c.Request.Context(), id)
 	if service.ErrorCode(err) == service.Conflict {
 		// A finished job: say what it became, as the error and as a field.
-		c.AbortWithStatusJSON(http.StatusConflict, struct {
+		h.writeJSON(c, http.StatusConflict, struct {
 			Error  string `json:"error"`
 			JobID  string `json:"job_id"`
 			Status string `json:"status"`

@@ -252,7 +252,7 @@ func TestNewTrainingFields(t *testing.T) {
 			t.Errorf("create %s: %d %s, want 400 with %s", tc.body, r.status, r.body, tc.want)
 		}
 	}
-	if st, _ := s.svc.Status(context.Background()); st.TrainingJobs != 0 || s.count(t) != 1 {
+	if st := s.svc.Status(context.Background()); st.TrainingJobs != 0 || s.count(t) != 1 {
 		t.Errorf("refused requests changed something: %+v", st)
 	}
 }

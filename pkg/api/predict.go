@@ -44,7 +44,7 @@ func (h *handlers) predict(c *gin.Context) {
 		h.fail(c, &service.Error{Code: service.Internal, Message: "could not render the input", Err: err})
 		return
 	}
-	c.JSON(http.StatusOK, predictionBody{NetworkID: id, PredictedDigit: p.Digit, Confidence: p.Confidence,
+	h.writeJSON(c, http.StatusOK, predictionBody{NetworkID: id, PredictedDigit: p.Digit, Confidence: p.Confidence,
 		NetworkOutput: p.Outputs, ImageData: base64.StdEncoding.EncodeToString(png)})
 }
 

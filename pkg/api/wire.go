@@ -20,6 +20,14 @@ type statusBody struct {
 	Status         string `json:"status"` // "online"
 	ActiveNetworks int    `json:"active_networks"`
 	TrainingJobs   int    `json:"training_jobs"`
+	// Database, in scaled mode only: "ok" or "unavailable".
+	Database string `json:"database,omitempty"`
+}
+
+type readyBody struct {
+	Ready    bool              `json:"ready"`
+	Backends map[string]string `json:"backends"` // "database", "models": "ok" or "unavailable"; empty in single mode
+	Error    string            `json:"error,omitempty"`
 }
 
 type createdBody struct {

@@ -439,6 +439,12 @@ func (s *Service) Delete(ctx context.Context, id string) (Deleted, error) {
 		s.emitFailure(j)
 	}
 	fromMemory := s.evict(id, errNetworkDeleted) // a job running here stops within one chunk
+	if s.replicas != nil {
+		// The others drop their copies now rather than at their next lookup.
+		if err := s.replicas.NetworkRemoved(ctx, id); err != nil {
+			s.log.Warn("network deleted, but the other replicas could not be told (they drop it at their next use)", "network_id", id, "err", err)
+		}
+	}
 	fromDisk := res != store.DeleteNotFound
 	s.log.Info("network deleted", "network_id", id, "from_memory", fromMemory, "from_disk", fromDisk)
 	return Deleted{NetworkID: id, FromMemory: fromMemory, FromDisk: fromDisk}, nil

@@ -61,19 +61,38 @@ type Config struct {
 	// set: scaled mode (pkg/postgres).
 	Catalog Catalog
 	Queue   Queue
+	// Replicas, in scaled mode, carries to the other replicas what they must
+	// act on at once (a network deleted here); nil: there are none.
+	Replicas Replicas
+}
+
+// Replicas tells the other replicas of a deployment what they must act on
+// at once. pkg/postgres's relay implements it; what it delivers on another
+// replica is for that replica to pass to its Service (Forget).
+type Replicas interface {
+	// NetworkRemoved tells every other replica that a network was deleted,
+	// so that each drops its copy (memory, gauges) within a second.
+	NetworkRemoved(ctx context.Context, id string) error
+}
+
+// Pinger is implemented by the backends that can tell whether they are
+// reachable (a database, an object store): Ready asks them.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // Service holds networks and training jobs. It is safe for concurrent use.
 type Service struct {
-	data    func() (*mnist.Dataset, error)
-	store   Store
-	events  Events
-	limits  Limits
-	log     *slog.Logger
-	now     func() time.Time
-	obs     Observer
-	catalog Catalog
-	queue   Queue
+	data     func() (*mnist.Dataset, error)
+	store    Store
+	events   Events
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
+	obs      Observer
+	catalog  Catalog
+	queue    Queue
+	replicas Replicas // nil: none
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -135,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
-		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue,
+		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
@@ -223,18 +242,67 @@ func (s *Service) Close(ctx context.Context) error {
 // Status is what GET /api/status reports.
 type Status struct {
 	ActiveNetworks int // networks held in memory here
-	TrainingJobs   int // jobs pending or training
+	TrainingJobs   int // jobs pending or training; 0 when the database cannot say
+	// Database is "" in single mode, else "ok", or "unavailable" when the
+	// shared state cannot be reached (the process is alive all the same).
+	Database string
 }
 
-// Status reports networks in memory and jobs pending or training.
-func (s *Service) Status(ctx context.Context) (Status, error) {
+// Status reports networks in memory and jobs pending or training. It
+// always answers: liveness must not depend on the database (Ready tells
+// whether the backends are reachable).
+func (s *Service) Status(ctx context.Context) Status {
+	var st Status
 	a, err := s.queue.Active(ctx)
-	if err != nil {
-		return Status{}, stateError(err)
+	if _, shared := s.catalog.(Pinger); shared {
+		st.Database = "ok"
+		if err != nil {
+			st.Database = "unavailable"
+		}
 	}
+	st.TrainingJobs = a.Queued + a.Running
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Status{ActiveNetworks: len(s.nets), TrainingJobs: a.Queued + a.Running}, nil
+	st.ActiveNetworks = len(s.nets)
+	return st
+}
+
+// Forget drops this replica's copy of a network that another replica has
+// deleted (told through Replicas): a job running it here stops within one
+// chunk. It does nothing if the network is not loaded here.
+func (s *Service) Forget(id string) {
+	if s.evict(id, errNetworkDeleted) {
+		s.log.Info("network dropped: deleted on another replica", "network_id", id)
+	}
+}
+
+// Readiness is what Ready found of each backend: "ok", or why it is not.
+type Readiness struct {
+	Ready    bool
+	Backends map[string]string // "database", "models": "ok" or the error
+}
+
+// Ready asks every backend that can tell (Pinger) whether it is reachable:
+// the catalog and queue (scaled mode's database) and the model store.
+// Single mode's memory state is always ready.
+func (s *Service) Ready(ctx context.Context) Readiness {
+	r := Readiness{Ready: true, Backends: map[string]string{}}
+	check := func(name string, v any) {
+		p, ok := v.(Pinger)
+		if !ok {
+			return
+		}
+		if err := p.Ping(ctx); err != nil {
+			r.Ready = false
+			r.Backends[name] = "unavailable"
+			s.log.Warn("backend not ready", "backend", name, "err", err)
+			return
+		}
+		r.Backends[name] = "ok"
+	}
+	check("database", s.catalog)
+	check("models", s.store)
+	return r
 }
 
 // stateError is the client's error for a failure of the Catalog or Queue:
