@@ -22,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	Metrics http.Handler
 	// Requests, if not nil, is told of every request answered.
 	Requests RequestObserver
+	// Budget is the process's memory budget: request bodies, image
+	// decodes and encoded answers reserve from it. nil: unbounded.
+	Budget *budget.Budget
 }
 
 // RequestObserver is told of every request answered, for metrics. route is
@@ -79,7 +83,7 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 		o.Logger = slog.Default()
 	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
-		requests: o.Requests,
+		requests: o.Requests, budget: o.Budget,
 		imports:  make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
@@ -180,6 +184,7 @@ type handlers struct {
 	logs     *logLimiter
 	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
+	budget   *budget.Budget  // nil: unbounded
 	imports  chan struct{}   // bounds the imports read at once
 	decodes  chan struct{}   // bounds the images decoded at once
 }
@@ -362,6 +367,11 @@ func (h *handlers) listNetworks(c *gin.Context) {
 }
 
 func (h *handlers) createNetwork(c *gin.Context) {
+	release, ok := h.meter(c, jsonReadFactor)
+	if !ok {
+		return
+	}
+	defer release()
 	p, ok := decodeCreate(c, h.svc.Limits())
 	if !ok {
 		return
@@ -406,6 +416,11 @@ func (h *handlers) train(c *gin.Context) {
 	if !ok {
 		return
 	}
+	release, ok := h.meter(c, jsonReadFactor)
+	if !ok {
+		return
+	}
+	defer release()
 	if p, ok := decodeTrain(c, h.svc.Limits()); ok {
 		// The client's address bounds its pending jobs (MaxQueuedJobsPerClient).
 		j, err := h.svc.Train(service.WithClient(c.Request.Context(), c.ClientIP()), id, p)

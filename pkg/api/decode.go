@@ -1,13 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
-	"mime"
 	"net/http"
 	"strconv"
 
@@ -16,52 +12,10 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// readObject reads a request body that must be a JSON object, or empty. It
-// answers the client itself and returns ok=false when the body is too large
-// (413), of another content type (415), not JSON, not an object or followed
-// by more data (400). An empty body gives an empty object: the defaults.
-func readObject(c *gin.Context) (obj map[string]any, ok bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
-	if tooLarge(err) {
-		writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
-		return nil, false
-	}
-	if err != nil {
-		writeError(c, http.StatusBadRequest, "could not read the request body")
-		return nil, false
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return map[string]any{}, true
-	}
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-			return nil, false
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		writeError(c, http.StatusBadRequest, "request body is not valid JSON")
-		return nil, false
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeError(c, http.StatusBadRequest, "request body has data after the JSON value")
-		return nil, false
-	}
-	obj, isObj := v.(map[string]any)
-	if !isObj {
-		writeError(c, http.StatusBadRequest, "request body must be a JSON object")
-		return nil, false
-	}
-	return obj, true
-}
-
 // asInt converts a JSON value to an int if it is a whole number (5 or
 // 5.0). Numbers beyond the int range saturate, so that range checks
 // reject them.
-func asInt(v any) (int, bool) {
+func asInt(v json.Token) (int, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, false
@@ -78,7 +32,7 @@ func asInt(v any) (int, bool) {
 
 // asFloat converts a JSON number to a float64; a number too large for a
 // float64 becomes ±Inf, which range checks reject.
-func asFloat(v any) (float64, bool) {
+func asFloat(v json.Token) (float64, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, false
@@ -90,40 +44,107 @@ func asFloat(v any) (float64, bool) {
 	return f, true
 }
 
+// field is the last value a request gave for one field, kept until every
+// field is read (a repeated key is read again: the last one counts), with
+// the error its value deserves, if any.
+type field[T any] struct {
+	present bool
+	val     T
+	err     error
+}
+
+func (f *field[T]) set(v T, err error) { *f = field[T]{present: true, val: v, err: err} }
+
+// readScalar reads one field's value as a scalar and converts it; a value
+// of the wrong type is a bad value with msg.
+func readScalar[T any](v *valueReader, f *field[T], convert func(json.Token) (T, bool), bad error) error {
+	t, ok, err := v.scalar()
+	if err != nil {
+		return err
+	}
+	var x T
+	if ok {
+		x, ok = convert(t)
+	}
+	if !ok {
+		f.set(x, bad)
+		return nil
+	}
+	f.set(x, nil)
+	return nil
+}
+
+func asString(t json.Token) (string, bool) { s, ok := t.(string); return s, ok }
+
+// readSeed reads the optional "seed": a whole number from 0 to MaxSeed.
+func readSeed(v *valueReader, l service.Limits, f *field[*uint64]) error {
+	return readScalar(v, f, func(t json.Token) (*uint64, bool) {
+		n, ok := asInt(t)
+		if !ok || n < 0 || n > service.MaxSeed {
+			return nil, false
+		}
+		seed := uint64(n)
+		return &seed, true
+	}, l.FieldError(service.FieldSeed))
+}
+
 func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool) {
 	p := service.DefaultCreateParams()
-	obj, ok := readObject(c)
+	var (
+		sizes field[[]int]
+		init  field[string]
+		seed  field[*uint64]
+	)
+	ok := readObject(c, func(key string, v *valueReader) error {
+		switch key {
+		case service.FieldLayerSizes:
+			// At most MaxLayers+1 sizes are kept; a longer list is counted.
+			var list []int
+			count, nonInt := 0, false
+			isList, bad, err := v.numbers(func(_ int, n json.Number) error {
+				count++
+				size, isInt := asInt(n)
+				nonInt = nonInt || !isInt
+				if len(list) <= l.MaxLayers {
+					list = append(list, size)
+				}
+				return nil
+			})
+			switch {
+			case err != nil:
+				return err
+			case !isList || bad >= 0 || nonInt:
+				sizes.set(nil, l.FieldError(service.FieldLayerSizes))
+			case count > l.MaxLayers:
+				sizes.set(nil, l.TooManyLayers(count))
+			default:
+				arch, err := l.NewArchitecture(list)
+				sizes.set(arch, err)
+			}
+			return nil
+		case service.FieldInit:
+			return readScalar(v, &init, asString, l.FieldError(service.FieldInit))
+		case service.FieldSeed:
+			return readSeed(v, l, &seed)
+		}
+		return v.skip()
+	})
 	if !ok {
 		return p, false
 	}
-	if raw, present := obj[service.FieldLayerSizes]; present {
-		list, isList := raw.([]any)
-		if !isList {
-			return p, invalid(c, l.FieldError(service.FieldLayerSizes))
-		}
-		sizes := make([]int, len(list))
-		for i, v := range list {
-			n, isInt := asInt(v)
-			if !isInt {
-				return p, invalid(c, l.FieldError(service.FieldLayerSizes))
-			}
-			sizes[i] = n
-		}
-		arch, err := l.NewArchitecture(sizes)
+	for _, err := range []error{sizes.err, init.err, seed.err} {
 		if err != nil {
 			return p, invalid(c, err)
 		}
-		p.Arch = arch
 	}
-	if v, present := obj[service.FieldInit]; present {
-		s, isStr := v.(string)
-		if !isStr {
-			return p, invalid(c, l.FieldError(service.FieldInit))
-		}
-		p.Init = service.Init(s)
+	if sizes.present {
+		p.Arch = sizes.val
 	}
-	if !decodeSeed(c, l, obj, &p.Seed) {
-		return p, false
+	if init.present {
+		p.Init = service.Init(init.val)
+	}
+	if seed.present {
+		p.Seed = seed.val
 	}
 	if err := l.ValidateCreate(p); err != nil {
 		return p, invalid(c, err)
@@ -133,63 +154,60 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 
 func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 	p := service.DefaultTrainParams()
-	obj, ok := readObject(c)
+	var (
+		epochs, batch field[int]
+		eta, lambda   field[float64]
+		cost          field[string]
+		seed          field[*uint64]
+	)
+	ok := readObject(c, func(key string, v *valueReader) error {
+		switch key {
+		case service.FieldEpochs:
+			return readScalar(v, &epochs, asInt, l.FieldError(key))
+		case service.FieldMiniBatch:
+			return readScalar(v, &batch, asInt, l.FieldError(key))
+		case service.FieldLearningRate:
+			return readScalar(v, &eta, asFloat, l.FieldError(key))
+		case service.FieldLambda:
+			return readScalar(v, &lambda, asFloat, l.FieldError(key))
+		case service.FieldCost:
+			return readScalar(v, &cost, asString, l.FieldError(key))
+		case service.FieldSeed:
+			return readSeed(v, l, &seed)
+		}
+		return v.skip()
+	})
 	if !ok {
 		return p, false
 	}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{service.FieldEpochs, &p.Epochs}, {service.FieldMiniBatch, &p.MiniBatch}} {
-		if v, present := obj[f.name]; present {
-			n, isInt := asInt(v)
-			if !isInt {
-				return p, invalid(c, l.FieldError(f.name))
-			}
-			*f.dst = n
+	// In the order the checks always ran: the first bad field is named.
+	for _, err := range []error{epochs.err, batch.err, eta.err, lambda.err, cost.err, seed.err} {
+		if err != nil {
+			return p, invalid(c, err)
 		}
 	}
-	for _, f := range []struct {
-		name string
-		dst  *float64
-	}{{service.FieldLearningRate, &p.LearningRate}, {service.FieldLambda, &p.Lambda}} {
-		if v, present := obj[f.name]; present {
-			x, isNum := asFloat(v)
-			if !isNum {
-				return p, invalid(c, l.FieldError(f.name))
-			}
-			*f.dst = x
-		}
+	if epochs.present {
+		p.Epochs = epochs.val
 	}
-	if v, present := obj[service.FieldCost]; present {
-		s, isStr := v.(string)
-		if !isStr {
-			return p, invalid(c, l.FieldError(service.FieldCost))
-		}
-		p.Cost = service.Cost(s)
+	if batch.present {
+		p.MiniBatch = batch.val
 	}
-	if !decodeSeed(c, l, obj, &p.Seed) {
-		return p, false
+	if eta.present {
+		p.LearningRate = eta.val
+	}
+	if lambda.present {
+		p.Lambda = lambda.val
+	}
+	if cost.present {
+		p.Cost = service.Cost(cost.val)
+	}
+	if seed.present {
+		p.Seed = seed.val
 	}
 	if err := l.ValidateTrain(p); err != nil {
 		return p, invalid(c, err)
 	}
 	return p, true
-}
-
-// decodeSeed reads the optional "seed": a whole number from 0 to MaxSeed.
-func decodeSeed(c *gin.Context, l service.Limits, obj map[string]any, dst **uint64) bool {
-	v, present := obj[service.FieldSeed]
-	if !present {
-		return true
-	}
-	n, isInt := asInt(v)
-	if !isInt || n < 0 || n > service.MaxSeed {
-		return invalid(c, l.FieldError(service.FieldSeed))
-	}
-	seed := uint64(n)
-	*dst = &seed
-	return true
 }
 
 // invalid answers 400 with err's message and returns false. err is a

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -48,8 +47,18 @@ func (h *handlers) download(c *gin.Context) {
 }
 
 // importNetwork reads a model file, raw (application/octet-stream) or as
-// the "file" field of a multipart form, and imports it.
+// the "file" field of a multipart form, and imports it. The file is read
+// first, within the memory budget; then one of the import slots is taken.
 func (h *handlers) importNetwork(c *gin.Context) {
+	release, ok := h.meter(c, 1)
+	if !ok {
+		return
+	}
+	defer release()
+	file, ok := readModelFile(c)
+	if !ok {
+		return
+	}
 	select {
 	case h.imports <- struct{}{}:
 		defer func() { <-h.imports }()
@@ -58,25 +67,29 @@ func (h *handlers) importNetwork(c *gin.Context) {
 		writeError(c, http.StatusServiceUnavailable, "too many imports at once; try again shortly")
 		return
 	}
-	data, ok := readModelFile(c)
-	if !ok {
-		return
-	}
-	n, err := h.svc.Import(c.Request.Context(), bytes.NewReader(data), int64(len(data)))
+	n, err := h.svc.Import(c.Request.Context(), file, file.size)
 	h.reply(c, createdOf(n, "imported"), err)
 }
 
+// MaxMultipartPreamble bounds what a multipart import may send before the
+// file's bytes: the preamble, the headers of its parts and the parts before
+// the file.
+const MaxMultipartPreamble = 64 << 10
+
 // readModelFile returns the uploaded file's bytes, or answers the client
-// (400, 413, 415) and returns false.
-func readModelFile(c *gin.Context) ([]byte, bool) {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxImportBytes+64<<10)
+// (400, 413, 415, 503) and returns false.
+func readModelFile(c *gin.Context) (*chunks, bool) {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxImportBytes+MaxMultipartPreamble)
 	mt, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	var r io.Reader
 	switch mt {
 	case "application/octet-stream", "application/zip", "application/x-npz", "":
 		r = body
 	case "multipart/form-data":
-		c.Request.Body = body
+		// Until the file's part begins, at most MaxMultipartPreamble bytes
+		// (and the multipart reader's 4 KiB of read-ahead) are read.
+		pre := &preambleLimit{r: body, limit: MaxMultipartPreamble + 4<<10}
+		c.Request.Body = io.NopCloser(pre)
 		mr, err := c.Request.MultipartReader()
 		if err != nil || params["boundary"] == "" {
 			writeError(c, http.StatusBadRequest, "the multipart body cannot be read")
@@ -85,14 +98,20 @@ func readModelFile(c *gin.Context) ([]byte, bool) {
 		for {
 			part, err := mr.NextPart()
 			if err != nil {
-				if tooLarge(err) {
+				switch {
+				case errors.Is(err, errPreamble):
+					writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the multipart form sends more than %d bytes before its file", MaxMultipartPreamble))
+				case tooLarge(err):
 					writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the model file is larger than %d bytes", MaxImportBytes))
-				} else {
+				case isBusy(err):
+					writeBusy(c, err)
+				default:
 					writeError(c, http.StatusBadRequest, "the multipart form has no field named file")
 				}
 				return nil, false
 			}
 			if part.FormName() == "file" {
+				pre.lift()
 				r = part
 				break
 			}
@@ -101,20 +120,47 @@ func readModelFile(c *gin.Context) ([]byte, bool) {
 		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/octet-stream or multipart/form-data")
 		return nil, false
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxImportBytes+1))
+	file, err := readChunks(r, MaxImportBytes)
 	switch {
-	case tooLarge(err) || len(data) > MaxImportBytes:
+	case tooLarge(err) || errors.Is(err, errTooLong):
 		writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the model file is larger than %d bytes", MaxImportBytes))
+		return nil, false
+	case isBusy(err):
+		writeBusy(c, err)
 		return nil, false
 	case err != nil:
 		writeError(c, http.StatusBadRequest, "could not read the model file")
 		return nil, false
-	case len(data) == 0:
+	case file.size == 0:
 		writeError(c, http.StatusBadRequest, "the model file is empty")
 		return nil, false
 	}
-	return data, true
+	return file, true
 }
+
+// preambleLimit fails reads past limit bytes until lift is called.
+type preambleLimit struct {
+	r      io.Reader
+	limit  int64
+	read   int64
+	lifted bool
+}
+
+var errPreamble = errors.New("multipart preamble too long")
+
+func (p *preambleLimit) Read(b []byte) (int, error) {
+	if !p.lifted {
+		if p.read >= p.limit {
+			return 0, errPreamble
+		}
+		b = b[:min(int64(len(b)), p.limit-p.read)]
+	}
+	n, err := p.r.Read(b)
+	p.read += int64(n)
+	return n, err
+}
+
+func (p *preambleLimit) lift() { p.lifted = true }
 
 func tooLarge(err error) bool {
 	_, ok := errors.AsType[*http.MaxBytesError](err)

@@ -2,15 +2,16 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/mnist-go/nnserver/pkg/digit"
+	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -49,67 +50,107 @@ func (h *handlers) predict(c *gin.Context) {
 }
 
 // readDigit returns the network input the request carries, or answers the
-// client (400, 413, 415) and returns false.
+// client (400, 413, 415, 503) and returns false. The body is read first,
+// within the memory budget; only then is one of the decode slots taken for
+// an image, so that a client sending slowly holds no slot.
 func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	switch mt {
 	case "image/png", "image/jpeg", "image/gif":
-		if !h.decodeSlot(c) {
+		release, ok := h.meter(c, rawReadFactor)
+		if !ok {
 			return nil, false
 		}
-		defer h.releaseDecode()
-		data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, digit.MaxImageBytes))
-		if tooLarge(err) {
+		defer release()
+		body, err := readChunks(http.MaxBytesReader(c.Writer, c.Request.Body, digit.MaxImageBytes), digit.MaxImageBytes)
+		switch {
+		case tooLarge(err) || errors.Is(err, errTooLong):
 			writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the image is larger than %d bytes", digit.MaxImageBytes))
 			return nil, false
-		}
-		if err != nil {
+		case isBusy(err):
+			writeBusy(c, err)
+			return nil, false
+		case err != nil:
 			writeError(c, http.StatusBadRequest, "could not read the image")
 			return nil, false
 		}
-		return fromDigit(c, func() ([]float64, error) { return digit.FromImage(data) })
+		return h.decodeImage(c, body.bytes())
 	case "application/json", "":
 	default:
 		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json, image/png, image/jpeg or image/gif")
 		return nil, false
 	}
-	obj, ok := readObject(c)
+	release, ok := h.meter(c, jsonReadFactor)
 	if !ok {
 		return nil, false
 	}
-	if raw, present := obj["pixels"]; present {
-		list, isList := raw.([]any)
-		if !isList {
-			return nil, invalid(c, errors.New("pixels must be a list of 784 numbers between 0 and 1"))
-		}
-		px := make([]float64, len(list))
-		for i, v := range list {
-			f, isNum := asFloat(v)
-			if !isNum {
-				return nil, invalid(c, fmt.Errorf("pixels[%d] must be a number between 0 and 1", i))
+	defer release()
+	var (
+		pixels field[[]float64]
+		image  field[string]
+	)
+	ok = readObject(c, func(key string, v *valueReader) error {
+		switch key {
+		case "pixels":
+			// At most 784 values are kept; a longer list is counted.
+			px := make([]float64, 0, mnist.Pixels)
+			count := 0
+			isList, bad, err := v.numbers(func(_ int, n json.Number) error {
+				count++
+				if len(px) < mnist.Pixels {
+					f, _ := asFloat(n)
+					px = append(px, f)
+				}
+				return nil
+			})
+			switch {
+			case err != nil:
+				return err
+			case !isList:
+				pixels.set(nil, errors.New("pixels must be a list of 784 numbers between 0 and 1"))
+			case bad >= 0:
+				pixels.set(nil, fmt.Errorf("pixels[%d] must be a number between 0 and 1", bad))
+			case count != mnist.Pixels:
+				pixels.set(nil, fmt.Errorf("pixels must be %d numbers, got %d", mnist.Pixels, count))
+			default:
+				pixels.set(px, nil)
 			}
-			px[i] = f
+			return nil
+		case "image":
+			return readScalar(v, &image, asString, errors.New("image must be a base64 PNG or JPEG, or a data: URL"))
 		}
-		return fromDigit(c, func() ([]float64, error) { return digit.FromPixels(px) })
+		return v.skip()
+	})
+	if !ok {
+		return nil, false
 	}
-	if raw, present := obj["image"]; present {
-		s, isStr := raw.(string)
-		if !isStr {
-			return nil, invalid(c, errors.New("image must be a base64 PNG or JPEG, or a data: URL"))
+	switch {
+	case pixels.present:
+		if pixels.err != nil {
+			return nil, invalid(c, pixels.err)
 		}
-		if !h.decodeSlot(c) {
-			return nil, false
+		return fromDigit(c, func() ([]float64, error) { return digit.FromPixels(pixels.val) })
+	case image.present:
+		if image.err != nil {
+			return nil, invalid(c, image.err)
 		}
-		defer h.releaseDecode()
-		return fromDigit(c, func() ([]float64, error) {
-			data, err := digit.DecodeBase64Image(s)
-			if err != nil {
-				return nil, err
-			}
-			return digit.FromImage(data)
-		})
+		data, err := digit.DecodeBase64Image(image.val)
+		if err != nil {
+			return fromDigit(c, func() ([]float64, error) { return nil, err })
+		}
+		return h.decodeImage(c, data)
 	}
 	return nil, invalid(c, errors.New(`the body needs "pixels" (784 numbers between 0 and 1) or "image" (a base64 PNG or JPEG)`))
+}
+
+// decodeImage makes an image into a network input in one of the decode
+// slots.
+func (h *handlers) decodeImage(c *gin.Context, data []byte) ([]float64, bool) {
+	if !h.decodeSlot(c) {
+		return nil, false
+	}
+	defer h.releaseDecode()
+	return fromDigit(c, func() ([]float64, error) { return digit.FromImage(data) })
 }
 
 // fromDigit runs one of pkg/digit's conversions, answering its errors with

@@ -35,23 +35,58 @@ func (n *Network) Classify(data Examples) ([]int, error) {
 // are computed in parallel as Evaluate's are; from them a caller can tell
 // more than right or wrong (a confusion matrix, how confident a mistake).
 // An output that is NaN gives an error wrapping ErrNotFinite.
-func (n *Network) Outputs(data Examples) ([]float64, error) {
-	k := newKernel(n)
+func (n *Network) Outputs(data Examples) ([]float64, error) { return newKernel(n).outputs(data, nil) }
+
+// outputs computes the outputs of data; acts, if not nil, holds the
+// activations of each worker, kept for the next call.
+func (k *kernel) outputs(data Examples, acts []activations) ([]float64, error) {
 	if err := k.fits(data); err != nil {
 		return nil, err
 	}
 	o := k.sizes[len(k.sizes)-1]
 	out := make([]float64, data.Len()*o)
-	k.parallel(data.Len(), workers(data.Len()), func(_, lo, hi int, acts *activations) {
+	n := workers(data.Len())
+	work := func(w, lo, hi int, a *activations) {
 		for i := lo; i < hi; i++ {
-			copy(out[i*o:(i+1)*o], k.output(data, i, acts))
+			copy(out[i*o:(i+1)*o], k.output(data, i, a))
 		}
-	})
+	}
+	if acts == nil {
+		k.parallel(data.Len(), n, work)
+	} else {
+		var wg sync.WaitGroup
+		for w := range min(n, len(acts)) {
+			wg.Go(func() { work(w, data.Len()*w/min(n, len(acts)), data.Len()*(w+1)/min(n, len(acts)), &acts[w]) })
+		}
+		wg.Wait()
+	}
 	if hasNaN(out) {
 		return nil, fmt.Errorf("network: outputs that are not numbers: %w", ErrNotFinite)
 	}
 	return out, nil
 }
+
+// A Runner runs one network on many sets of examples with one copy of its
+// weights in the kernel's layout, made once: for a caller that works
+// through a data set in blocks (to check for cancellation between them).
+// It keeps each worker's activations too. It is not safe for concurrent
+// use.
+type Runner struct {
+	k    *kernel
+	acts []activations
+}
+
+// Runner returns a Runner of n.
+func (n *Network) Runner() *Runner {
+	r := &Runner{k: newKernel(n), acts: make([]activations, runtime.GOMAXPROCS(0))}
+	for i := range r.acts {
+		r.acts[i] = r.k.newActivations(1)
+	}
+	return r
+}
+
+// Outputs is Network.Outputs.
+func (r *Runner) Outputs(data Examples) ([]float64, error) { return r.k.outputs(data, r.acts) }
 
 // Evaluate returns how many examples of data the trainer's current weights
 // classify correctly.

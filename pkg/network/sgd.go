@@ -133,6 +133,7 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	for range p.Done {
 		t.shuffle(train.Len())
 	}
+	var last *Network // the snapshot of the last epoch, handed out once
 	for e := 1; e <= p.Epochs; e++ {
 		secs, err := t.TrainEpoch(ctx, train)
 		if err != nil {
@@ -152,6 +153,7 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		if err := ep.Network.CheckBounded(); err != nil {
 			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, err)
 		}
+		last = ep.Network
 		if ep.Total > 0 {
 			ep.Accuracy = float64(correct) / float64(ep.Total)
 		}
@@ -161,7 +163,10 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 			}
 		}
 	}
-	return t.Network(), nil
+	if last == nil {
+		return t.Network(), nil
+	}
+	return last, nil
 }
 
 // Trainer runs SGD epoch by epoch on its own copy of a network. It is not

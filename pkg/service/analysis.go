@@ -80,7 +80,12 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 		c.flight = f
 		c.mu.Unlock()
 
-		a, err := analyse(ctx, st, test)
+		hold, err := s.reserve(ctx, analysisBytes(e.sizes))
+		var a *analysis
+		if err == nil {
+			a, err = analyse(ctx, st, test)
+			hold.Release()
+		}
 		<-s.analyses
 		c.mu.Lock()
 		if err == nil {
@@ -99,12 +104,13 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error) {
 	n := test.Len()
 	a := &analysis{st: st, pred: make([]uint8, n), conf: make([]float32, n)}
+	run := st.net.Runner()
 	for lo := 0; lo < n; lo += analysisBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hi := min(lo+analysisBlock, n)
-		out, err := st.net.Outputs(test.Slice(lo, hi))
+		out, err := run.Outputs(test.Slice(lo, hi))
 		if err != nil {
 			return nil, runError("", err)
 		}
@@ -195,6 +201,11 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 	}
 
 	pixels := test.Image(idx, nil)
+	hold, err := s.reserve(ctx, runBytes(e.sizes))
+	if err != nil {
+		return Example{}, err
+	}
+	defer hold.Release()
 	out, err := st.net.FeedForward(scalePixels(pixels))
 	if err != nil {
 		return Example{}, runError(networkID, err)

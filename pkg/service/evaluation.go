@@ -169,6 +169,11 @@ func (s *Service) Predict(ctx context.Context, id string, x []float64) (Predicti
 	if err != nil {
 		return Prediction{}, err
 	}
+	hold, err := s.reserve(ctx, runBytes(e.sizes))
+	if err != nil {
+		return Prediction{}, err
+	}
+	defer hold.Release()
 	out, err := e.state.Load().net.FeedForward(x)
 	if err != nil {
 		return Prediction{}, runError(id, err)

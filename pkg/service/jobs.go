@@ -42,6 +42,12 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 	if err != nil {
 		return JobInfo{}, stateError(err)
 	}
+	if c := s.budget.Capacity(); c > 0 {
+		if need := jobBytes(rec.Sizes, p.network(s.limits.JobScratchBytes, nil)); need > c {
+			return JobInfo{}, Errorf(Conflict, "training this network needs %d MB, more than the server's memory budget of %d MB (MEMORY_BUDGET_MB)",
+				need>>20, c>>20)
+		}
+	}
 	seed := drawSeed(p.Seed)
 	p.Seed = &seed
 	j := JobInfo{ID: uuid.NewString(), NetworkID: networkID, Client: ClientOf(ctx), Params: p, Status: StatusPending,

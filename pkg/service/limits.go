@@ -85,7 +85,7 @@ func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 		case network.TooFewLayers:
 			return nil, Errorf(Invalid, "layer_sizes must list at least 2 layers (784 inputs, 10 outputs), got %d", len(sizes))
 		case network.TooManyLayers:
-			return nil, Errorf(Invalid, "layer_sizes may list at most %d layers, got %d", se.Limit, len(sizes))
+			return nil, l.TooManyLayers(len(sizes))
 		case network.BadLayerSize:
 			return nil, Errorf(Invalid, "layer_sizes[%d] must be an integer between 1 and %d, got %d", se.Layer, l.MaxParams, sizes[se.Layer])
 		default:
@@ -103,6 +103,12 @@ func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 			len(sizes)-2, l.MaxOutputFanIn, fanIn)
 	}
 	return Architecture(append([]int(nil), sizes...)), nil
+}
+
+// TooManyLayers is the error for layer_sizes listing n layers, more than
+// MaxLayers.
+func (l Limits) TooManyLayers(n int) error {
+	return Errorf(Invalid, "layer_sizes may list at most %d layers, got %d", l.MaxLayers, n)
 }
 
 // Init names how a new network's weights are drawn.

@@ -45,10 +45,25 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 // limits, finite values) before anything is written; its accuracy on the
 // test set is measured at once.
 func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (NetworkInfo, error) {
-	imp, err := store.Import(r, size, store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams})
-	if err != nil {
-		return NetworkInfo{}, &Error{Code: Invalid, Err: err,
+	lim := store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
+	notOurs := func(err error) error {
+		return &Error{Code: Invalid, Err: err,
 			Message: "not a network this server can import: " + strings.TrimPrefix(err.Error(), "store: import: ")}
+	}
+	// What the file declares tells what reading it will take, before any
+	// of it is inflated.
+	shape, err := store.PeekImport(r, size, lim)
+	if err != nil {
+		return NetworkInfo{}, notOurs(err)
+	}
+	hold, err := s.reserve(ctx, importBytes(shape))
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	defer hold.Release()
+	imp, err := store.Import(r, size, lim)
+	if err != nil {
+		return NetworkInfo{}, notOurs(err)
 	}
 	if _, err := s.limits.NewArchitecture(imp.Network.Sizes()); err != nil {
 		return NetworkInfo{}, &Error{Code: Invalid, Message: "the imported network does not fit: " + ErrorMessage(err)}

@@ -353,14 +353,25 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 
 	// The load is shared by every request waiting for it: it does not end
 	// with the request that started it (whose deadline it keeps).
-	meta, net, err := s.store.Load(context.WithoutCancel(ctx), id)
-	if err == nil {
-		_, err = s.limits.NewArchitecture(net.Sizes())
+	lctx := context.WithoutCancel(ctx)
+	var (
+		meta store.Meta
+		net  *network.Network
+	)
+	hold, busy := s.reserve(lctx, loadBytes(rec.Sizes, rec.EpochsTrained))
+	if busy == nil {
+		meta, net, err = s.store.Load(lctx, id)
+		hold.Release()
+		if err == nil {
+			_, err = s.limits.NewArchitecture(net.Sizes())
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.loading, id)
 	switch {
+	case busy != nil:
+		c.err = busy
 	case errors.Is(err, store.ErrNotFound):
 		c.err = errNetworkNotFound // deleted meanwhile
 	case err != nil:

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/store"
@@ -61,6 +62,10 @@ type Config struct {
 	// set: scaled mode (pkg/postgres).
 	Catalog Catalog
 	Queue   Queue
+	// Budget is the process's memory budget, from which jobs, analyses,
+	// loads, imports and predictions reserve what they allocate; nil:
+	// unbounded.
+	Budget *budget.Budget
 	// Replicas, in scaled mode, carries to the other replicas what they must
 	// act on at once (a network deleted here); nil: there are none.
 	Replicas Replicas
@@ -93,6 +98,7 @@ type Service struct {
 	catalog  Catalog
 	queue    Queue
 	replicas Replicas // nil: none
+	budget   *budget.Budget
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -154,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
-		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas,
+		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas, budget: cfg.Budget,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},

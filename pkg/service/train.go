@@ -195,6 +195,16 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	p := j.Params
 	p.Epochs = remaining
 	np := p.network(s.limits.JobScratchBytes, onBatch)
+	// The job's memory comes from the budget; it waits for room (it is
+	// queued work, no client waits on it), or until it is cancelled.
+	hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
+	if err != nil {
+		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+			return cause
+		}
+		return memoryError(ctx, err)
+	}
+	defer hold.Release()
 	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
 	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), onEpoch)
 	if err == nil {

@@ -1,0 +1,119 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// The service's work reserves from the process's memory budget (Config.
+// Budget) what it will allocate beyond the networks held in memory (which
+// MaxParamsInMemory bounds): a training job, an analysis, running a
+// network on one input, a load, an import. Each estimate below is an upper
+// bound of the heap that work allocates, measured by TestBudgetEstimates
+// on the largest networks of each shape.
+
+// slack covers the fixed allocations of any of these (slice headers,
+// closures, small buffers).
+const slack = 64 << 10
+
+// jobBytes bounds a training job: its Trainer, the snapshots it makes
+// after each epoch (the newest, and the one before it until the network's
+// state lets go of it), the shuffle order, and the evaluation after each
+// epoch (one example's activations per evaluating goroutine).
+func jobBytes(sizes []int, p network.Params) int64 {
+	params := int64(network.ParamCount(sizes))
+	return int64(network.TrainerBytes(sizes, p)) + 2*8*params + 4*int64(mnist.TrainSize) +
+		int64(runtime.GOMAXPROCS(0))*activationBytes(sizes) + slack
+}
+
+// activationBytes is one example's activations through a network.
+func activationBytes(sizes []int) int64 {
+	n := int64(0)
+	for _, s := range sizes[1:] {
+		n += 8 * int64(s+3) // the first layer is padded to 4
+	}
+	return n
+}
+
+// kernelBytes is a copy of a network's weights and biases in the kernel's
+// layout (the first layer transposed and padded to 4 neurons).
+func kernelBytes(sizes []int) int64 {
+	if len(sizes) < 2 {
+		return 0
+	}
+	h0 := int64(sizes[1]+3) &^ 3
+	n := 8 * (int64(sizes[0])*h0 + h0)
+	for l := 2; l < len(sizes); l++ {
+		n += 8 * int64(sizes[l]) * int64(sizes[l-1]+1)
+	}
+	return n
+}
+
+// analysisBytes bounds an analysis: a kernel copy of the weights for each
+// block of analysisBlock test images, their outputs, one example's
+// activations per goroutine, and the predictions and confidences kept.
+func analysisBytes(sizes []int) int64 {
+	out := int64(sizes[len(sizes)-1])
+	return kernelBytes(sizes) + 8*analysisBlock*out + int64(runtime.GOMAXPROCS(0))*activationBytes(sizes) +
+		5*int64(mnist.TestSize) + slack
+}
+
+// runBytes bounds running a network on one input (FeedForward): two
+// vectors per layer and the input.
+func runBytes(sizes []int) int64 {
+	n := int64(0)
+	for _, s := range sizes {
+		n += 2 * 8 * int64(s)
+	}
+	return n + slack
+}
+
+// historyBytes bounds n history records decoded from JSON: the record
+// (about 150 bytes), its job id and cost strings, and the JSON read.
+const historyRecordBytes = 1024
+
+// loadBytes bounds reading a saved network: its arrays as read and the
+// network made of them, and its history.
+func loadBytes(sizes []int, records int) int64 {
+	return 2*8*int64(network.ParamCount(sizes)) + historyRecordBytes*int64(records) + 1<<20
+}
+
+// importBytes bounds an import beyond the file itself (which the API has
+// reserved): the arrays, the network, the kernel copy that measures its
+// accuracy and the history.
+func importBytes(shape store.ImportShape) int64 {
+	return loadBytes(shape.Sizes, shape.HistoryRecords) + analysisBytes(shape.Sizes)
+}
+
+// errMemoryBusy answers work the budget could not take in time.
+var errMemoryBusy = &Error{Code: Unavailable, RetryAfter: 2 * time.Second,
+	Message: "the server is busy: its memory is held by other work; try again shortly"}
+
+// reserve takes n bytes of the budget for a request, waiting briefly.
+func (s *Service) reserve(ctx context.Context, n int64) (*budget.Hold, error) {
+	h, err := s.budget.Reserve(ctx, n)
+	return h, memoryError(ctx, err)
+}
+
+// memoryError is the client's error for a reservation refused.
+func memoryError(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, budget.ErrTooLarge):
+		return &Error{Code: Conflict, Err: err,
+			Message: "this needs more memory than the server's whole budget (MEMORY_BUDGET_MB); a smaller network would fit"}
+	case errors.Is(err, budget.ErrBusy):
+		return &Error{Code: errMemoryBusy.Code, RetryAfter: errMemoryBusy.RetryAfter, Message: errMemoryBusy.Message, Err: err}
+	case ctx.Err() != nil:
+		return ctxError(ctx)
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}

@@ -1,0 +1,139 @@
+package service
+
+import (
+	"bytes"
+	"fmt"
+	"context"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/store"
+)
+
+// allocated returns the bytes f allocates, with the garbage collector off:
+// an upper bound of the most it holds at once.
+func allocated(f func()) int64 {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return int64(after.TotalAlloc - before.TotalAlloc)
+}
+
+// TestBudgetEstimates: what each kind of work reserves from the memory
+// budget is at least what it allocates, and not wildly more, on networks of
+// each shape: wide, deep and narrow, a very wide hidden layer.
+func TestBudgetEstimates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates hundreds of megabytes")
+	}
+	ds, err := loadMNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := [][]int{
+		{784, 30, 10},
+		{784, 2000, 10},
+		{784, 100, 100, 100, 10},
+		{784, 1, 100000, 1, 10},
+	}
+	check := func(t *testing.T, what string, got, estimate int64) {
+		t.Helper()
+		t.Logf("%-9s allocates %11d bytes, reserves %11d (%.2f×)", what, got, estimate, float64(estimate)/float64(max(got, 1)))
+		if got > estimate {
+			t.Errorf("%s allocates %d bytes, more than the %d it reserves", what, got, estimate)
+		}
+		if estimate > 4*got+1<<20 {
+			t.Errorf("%s reserves %d bytes for the %d it allocates: too loose to be useful", what, estimate, got)
+		}
+	}
+	for _, sizes := range shapes {
+		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
+			net, err := network.New(sizes, network.InitScaled, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &state{net: net}
+			// What these allocate does not grow with the examples (but for
+			// the analysis's 5 bytes an image, counted): a slice of the test
+			// set keeps the wide networks quick.
+			test := ds.Test.Slice(0, 2500)
+			// One block of the analysis: the blocks after it reuse
+			// everything but their outputs, garbage once read.
+			got := allocated(func() {
+				if _, err := analyse(context.Background(), st, test.Slice(0, analysisBlock)); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "analysis", got, analysisBytes(sizes))
+
+			x := make([]float64, 784)
+			got = allocated(func() {
+				if _, err := net.FeedForward(x); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "run", got, runBytes(sizes))
+
+			// A job of one epoch on a slice of the training set (the
+			// allocations do not grow with the examples), evaluating on
+			// the whole test set, mini-batches of 10 and of 50,000.
+			for _, batch := range []int{10, 50_000} {
+				p := TrainParams{Epochs: 1, MiniBatch: batch, LearningRate: 0.1, Cost: CostCrossEntropy}
+				np := p.network(DefaultLimits().JobScratchBytes, nil)
+				got = allocated(func() {
+					_, err := network.SGD(context.Background(), net, ds.Training.Slice(0, 200), test, np, newRand(1), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+				})
+				check(t, "job", got, jobBytes(sizes, np))
+			}
+
+			// A save read back, and an import of the same file.
+			now := time.Now().UTC()
+			m := store.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", CreatedAt: now, UpdatedAt: now}
+			var file bytes.Buffer
+			if err := store.Encode(&file, m, net); err != nil {
+				t.Fatal(err)
+			}
+			dir, err := store.Open(t.TempDir(), store.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dir.Save(context.Background(), m, net); err != nil {
+				t.Fatal(err)
+			}
+			got = allocated(func() {
+				if _, _, err := dir.Load(context.Background(), m.ID); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "load", got, loadBytes(sizes, 0))
+			r := bytes.NewReader(file.Bytes())
+			got = allocated(func() {
+				shape, err := store.PeekImport(r, r.Size(), store.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				imp, err := store.Import(r, r.Size(), store.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := imp.Network.Evaluate(test); err != nil {
+					t.Fatal(err)
+				}
+				if got := importBytes(shape); got != importBytes(store.ImportShape{Sizes: sizes}) {
+					t.Fatalf("PeekImport: %+v", shape)
+				}
+			})
+			check(t, "import", got, importBytes(store.ImportShape{Sizes: sizes}))
+		})
+	}
+}
