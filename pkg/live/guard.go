@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -29,7 +30,8 @@ type engineError struct {
 // serveHTTP admits a request to the library, or answers it itself:
 //   - methods Engine.IO does not use get 400 (not 405 or 500);
 //   - JSONP polling (?j=) is not offered: 400;
-//   - handshakes beyond MaxSessions, or during Close, get 503;
+//   - handshakes beyond MaxSessions or MaxSessionsPerAddr, or during
+//     Close, get 503;
 //   - a polling POST whose payload does not decode gets 400 and closes
 //     its session (the library would answer "ok" and keep it).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,13 +54,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid == "" && r.Method == http.MethodGet {
 		s.handshakeMu.RLock()
 		defer s.handshakeMu.RUnlock()
+		slot, ok := s.addrs.reserve(addrKey(clientAddr(r)))
+		if !ok {
+			writeUnavailable(w, "Too many sessions from this address, retry later")
+			return
+		}
 		if !s.admit() {
-			w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
-			w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
-			writeEngineError(w, http.StatusServiceUnavailable, http.StatusServiceUnavailable, "Too many sessions, retry later")
+			s.addrs.endHandshake(slot)
+			writeUnavailable(w, "Too many sessions, retry later")
 			return
 		}
 		defer s.handshaking.Add(-1)
+		// The session the handshake opens takes the slot over (track);
+		// otherwise it is given back here.
+		defer s.addrs.endHandshake(slot)
+		r = r.WithContext(context.WithValue(r.Context(), addrSlotKey{}, slot))
 	}
 	if sid != "" && r.Method == http.MethodGet {
 		p, closing := s.beginGet(sid)
@@ -137,6 +147,14 @@ func (s *Server) checkPayload(w http.ResponseWriter, r *http.Request, p *session
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	return true
+}
+
+// writeUnavailable refuses a handshake: 503, Retry-After, and an Engine.IO
+// error body with code 503.
+func writeUnavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
+	w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
+	writeEngineError(w, http.StatusServiceUnavailable, http.StatusServiceUnavailable, msg)
 }
 
 // writeEngineError answers like the library does: JSON {"code","message"},

@@ -4,8 +4,10 @@
 //
 // Clients of the contract only ever send a connect ("40") and pongs ("3"),
 // so the server accepts little from them: small payloads, no binary
-// attachments, a bounded queue per session, a bounded number of sessions,
-// and a short time to join namespace "/" (see Options).
+// attachments, a bounded queue per session, a bounded number of sessions
+// and of sessions per client address, and a short time to join namespace
+// "/" (see Options). The router in front of Handler tells the client's
+// address with WithClientAddr.
 package live
 
 import (
@@ -56,6 +58,15 @@ const (
 	// answered 503.
 	DefaultMaxSessions = 10_000
 
+	// DefaultMaxSessionsPerAddr caps the sessions of one client address
+	// (and its handshakes under way), so that one client cannot take all
+	// of MaxSessions: at 200, taking the server takes 50 addresses. It is
+	// well above what one address has legitimately: a classroom or an
+	// office behind one NAT address, 30 to 60 people with a tab or three
+	// each, plus the sessions of reloaded tabs that linger until their
+	// ping timeout. 200 sessions cost about 4 MB.
+	DefaultMaxSessionsPerAddr = 200
+
 	// DefaultConnectTimeout is how long a session may stay without
 	// joining namespace "/". socket.io-client sends its connect right
 	// after the handshake.
@@ -68,7 +79,8 @@ const (
 	DefaultMaxQueuedPackets = 256
 
 	// RetryAfter is the Retry-After sent with 503 answers to handshakes
-	// beyond MaxSessions, and while the server closes.
+	// beyond MaxSessions or MaxSessionsPerAddr, and while the server
+	// closes.
 	RetryAfter = 5 * time.Second
 
 	// CloseTimeout bounds how long Close waits for WebSocket clients to
@@ -94,6 +106,17 @@ type Options struct {
 	// DefaultMaxSessions): handshakes beyond it get 503, a JSON body
 	// {"code":503,"message":...} and Retry-After.
 	MaxSessions int
+
+	// MaxSessionsPerAddr caps the sessions of one client address, counted
+	// with its handshakes under way (default DefaultMaxSessionsPerAddr;
+	// negative: no cap). Handshakes beyond it get 503 like those beyond
+	// MaxSessions, with the message "Too many sessions from this address,
+	// retry later". The address is the one given with WithClientAddr, or
+	// else the host of the request's RemoteAddr; IPv6 addresses count by
+	// their /64. The first refusal for an address is logged (a warning),
+	// and then nothing more until its sessions are down to half the cap
+	// (an info line, with the number refused meanwhile).
+	MaxSessionsPerAddr int
 
 	// ConnectTimeout closes sessions that have not joined namespace "/"
 	// this long after their handshake (default DefaultConnectTimeout).
@@ -121,6 +144,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
 	}
+	if o.MaxSessionsPerAddr == 0 {
+		o.MaxSessionsPerAddr = DefaultMaxSessionsPerAddr
+	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
@@ -144,6 +170,7 @@ type Server struct {
 	emitting    atomic.Bool // …packets queued while it is set are events
 	handshaking atomic.Int64
 	atCapacity  atomic.Bool
+	addrs       *addrLimiter // sessions and handshakes by client address
 	closing     atomic.Bool
 	// Handshakes hold handshakeMu for reading; Close takes it for writing
 	// once closing is set, so that it never closes the engine under a
@@ -170,6 +197,7 @@ func New(o Options) *Server {
 		sessions: map[string]*session{},
 		joined:   map[string]bool{},
 		changed:  make(chan struct{}),
+		addrs:    newAddrLimiter(o.MaxSessionsPerAddr, o.Logger),
 	}
 
 	opts := socket.DefaultServerOptions()
@@ -223,7 +251,9 @@ func New(o Options) *Server {
 }
 
 // Handler serves the Socket.IO protocol. Mount it at /socket.io/ for
-// every method: it answers the ones Engine.IO does not use with 400.
+// every method: it answers the ones Engine.IO does not use with 400. Hand
+// it each request with the client's address (WithClientAddr), or all
+// clients behind a proxy share one MaxSessionsPerAddr.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Clients returns the number of clients connected to namespace "/".

@@ -33,6 +33,7 @@ type session struct {
 	srv  *Server
 	conn engine.Socket
 	id   string
+	addr string // the key of its client's address, whose place it holds until it closes
 
 	created   uint64 // packets queued in the session ("packetCreate")
 	handed    uint64 // packets handed to a transport ("flush")
@@ -66,7 +67,7 @@ type session struct {
 
 // track starts following a new session (engine "connection").
 func (s *Server) track(conn engine.Socket) {
-	p := &session{srv: s, conn: conn, id: conn.Id()}
+	p := &session{srv: s, conn: conn, id: conn.Id(), addr: s.adoptAddr(conn)}
 	s.mu.Lock()
 	s.sessions[p.id] = p
 	// The connect may have been processed before this listener ran.
@@ -208,11 +209,14 @@ func (p *session) onPacket(args ...any) {
 	}
 }
 
+// onClose forgets the session (once), on every path that closes it: the
+// client's close, a ping or connect timeout, a bound exceeded, Close. Its
+// place under its client's address is given back.
 func (p *session) onClose() {
 	s := p.srv
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if p.closed {
+		s.mu.Unlock()
 		return
 	}
 	p.closed = true
@@ -224,6 +228,8 @@ func (p *session) onClose() {
 		delete(s.joined, p.id)
 	}
 	s.progressLocked()
+	s.mu.Unlock()
+	s.addrs.release(p.addr)
 }
 
 func (p *session) connectTimedOut() {
