@@ -877,9 +877,17 @@ async function loadHistory() {
   const id = state.selected;
   if (!id) return;
   try {
-    const res = await api("GET", `/networks/${enc(id)}/history`);
-    if (state.selected !== id) return;
-    state.history = { networkId: id, epochs: Array.isArray(res.epochs) ? res.epochs : [] };
+    // The history comes a page at a time (at most 10,000 records each).
+    const epochs = [];
+    let from = 1;
+    for (;;) {
+      const res = await api("GET", `/networks/${enc(id)}/history?from_epoch=${from}&limit=10000`);
+      if (state.selected !== id) return;
+      if (Array.isArray(res.epochs)) epochs.push(...res.epochs);
+      if (res.next_from_epoch == null || res.next_from_epoch <= from) break;
+      from = res.next_from_epoch;
+    }
+    state.history = { networkId: id, epochs };
   } catch (e) {
     if (state.selected !== id) return;
     state.history = { networkId: id, error: e.message };

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -82,16 +83,20 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(),
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(o.Budget),
 		requests: o.Requests, budget: o.Budget,
-		imports:  make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
+		imports: make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
 	if o.SocketIO != nil {
 		// Every method: the handler answers those Engine.IO does not use
 		// with 400 and an Engine.IO error body, as the protocol does.
-		r.Any("/socket.io/*any", gin.WrapH(o.SocketIO))
+		// The client's address, as Gin believes it (X-Forwarded-For only
+		// from TRUSTED_PROXIES), bounds its sessions.
+		r.Any("/socket.io/*any", func(c *gin.Context) {
+			o.SocketIO.ServeHTTP(c.Writer, live.WithClientAddr(c.Request, c.ClientIP()))
+		})
 	}
 
 	a := r.Group("/api")

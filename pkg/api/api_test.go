@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/pkg/api"
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
@@ -31,14 +32,17 @@ type server struct {
 
 func newServer(t *testing.T) *server { return newServerWith(t, service.DefaultLimits()) }
 
-func newServerWith(t *testing.T, lim service.Limits) *server {
+func newServerWith(t *testing.T, lim service.Limits) *server { return newServerBudget(t, lim, nil) }
+
+// newServerBudget is a server whose requests reserve from b (nil: no bound).
+func newServerBudget(t *testing.T, lim service.Limits, b *budget.Budget) *server {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log, Limits: lim})
+	svc, err := service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log, Limits: lim, Budget: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +52,7 @@ func newServerWith(t *testing.T, lim service.Limits) *server {
 		svc.Close(ctx)
 	})
 	static := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>MNIST</title>")}}
-	h, err := api.New(api.Options{Service: svc, Static: static, Logger: log})
+	h, err := api.New(api.Options{Service: svc, Static: static, Logger: log, Budget: b})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,48 +1,14 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mnist-go/nnserver/pkg/service"
 )
-
-// asInt converts a JSON value to an int if it is a whole number (5 or
-// 5.0). Numbers beyond the int range saturate, so that range checks
-// reject them.
-func asInt(v json.Token) (int, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, false
-	}
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
-		return int(i), true
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsInf(f, 0) || f != math.Trunc(f) {
-		return 0, false
-	}
-	return int(max(min(f, math.MaxInt64/2), math.MinInt64/2)), true
-}
-
-// asFloat converts a JSON number to a float64; a number too large for a
-// float64 becomes ±Inf, which range checks reject.
-func asFloat(v json.Token) (float64, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, false
-	}
-	return f, true
-}
 
 // field is the last value a request gave for one field, kept until every
 // field is read (a repeated key is read again: the last one counts), with
@@ -57,7 +23,7 @@ func (f *field[T]) set(v T, err error) { *f = field[T]{present: true, val: v, er
 
 // readScalar reads one field's value as a scalar and converts it; a value
 // of the wrong type is a bad value with msg.
-func readScalar[T any](v *valueReader, f *field[T], convert func(json.Token) (T, bool), bad error) error {
+func readScalar[T any](v *valueReader, f *field[T], convert func(jsontext.Token) (T, bool), bad error) error {
 	t, ok, err := v.scalar()
 	if err != nil {
 		return err
@@ -74,11 +40,9 @@ func readScalar[T any](v *valueReader, f *field[T], convert func(json.Token) (T,
 	return nil
 }
 
-func asString(t json.Token) (string, bool) { s, ok := t.(string); return s, ok }
-
 // readSeed reads the optional "seed": a whole number from 0 to MaxSeed.
 func readSeed(v *valueReader, l service.Limits, f *field[*uint64]) error {
-	return readScalar(v, f, func(t json.Token) (*uint64, bool) {
+	return readScalar(v, f, func(t jsontext.Token) (*uint64, bool) {
 		n, ok := asInt(t)
 		if !ok || n < 0 || n > service.MaxSeed {
 			return nil, false
@@ -101,7 +65,7 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 			// At most MaxLayers+1 sizes are kept; a longer list is counted.
 			var list []int
 			count, nonInt := 0, false
-			isList, bad, err := v.numbers(func(_ int, n json.Number) error {
+			isList, bad, err := v.numbers(func(_ int, n jsontext.Token) error {
 				count++
 				size, isInt := asInt(n)
 				nonInt = nonInt || !isInt

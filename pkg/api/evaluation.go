@@ -71,6 +71,10 @@ func digitPNG(pixels []uint8) string {
 	return base64.StdEncoding.EncodeToString(png)
 }
 
+// evaluationBytes bounds the encoding of an evaluation: twelve 28×28 PNGs
+// in base64 (at most 1.5 KB each), the matrix and the figures, encoded.
+const evaluationBytes = 128 << 10
+
 func (h *handlers) evaluation(c *gin.Context) {
 	id, ok := pathID(c, service.MsgNetworkNotFound)
 	if !ok {
@@ -81,7 +85,8 @@ func (h *handlers) evaluation(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	body := h.cache.get("evaluation", id, ev.Version, func() []byte {
+	key := versionKey{kind: "evaluation", networkID: id, version: ev.Version}
+	body, done, err := h.cache.get(c.Request.Context(), key, evaluationBytes, func() []byte {
 		b := evaluationBody{NetworkID: id, Correct: ev.Correct, Total: ev.Total,
 			Accuracy: float64(ev.Correct) / float64(ev.Total), Mistakes: classifiedOf(ev.Mistakes)}
 		for r := range ev.Confusion {
@@ -93,6 +98,11 @@ func (h *handlers) evaluation(c *gin.Context) {
 		data, _ := json.Marshal(b) // plain numbers and strings: cannot fail
 		return data
 	})
+	if err != nil {
+		writeBusy(c, err)
+		return
+	}
+	defer done()
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/render"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
@@ -32,11 +34,16 @@ type versionKey struct {
 	kind      string
 	networkID string
 	version   uint64
+	page      [2]int // for paginated answers: from, limit
 }
 
 // versionCache is an LRU of encoded answers, bounded in bytes, with one
-// encoding per key at a time.
+// encoding per key at a time. Every answer's bytes are reserved from the
+// memory budget while it is encoded (its estimate) and for as long as it is
+// kept or being written to a client (its size): an answer evicted while a
+// slow client reads it is still counted until that client is done.
 type versionCache struct {
+	budget  *budget.Budget
 	mu      sync.Mutex
 	entries map[versionKey]*list.Element // of *versionEntry
 	order   list.List                    // most recently used first
@@ -44,19 +51,26 @@ type versionCache struct {
 }
 
 type versionEntry struct {
-	key  versionKey
-	once sync.Once
-	data []byte
+	key   versionKey
+	once  sync.Once
+	data  []byte
+	err   error        // the encoding could not be reserved
+	hold  *budget.Hold // the entry's bytes
+	refs  int          // requests writing it; guarded by versionCache.mu
+	gone  bool         // evicted; guarded by versionCache.mu
+	bytes int          // counted in versionCache.bytes
 }
 
-func newVersionCache() *versionCache {
-	return &versionCache{entries: map[versionKey]*list.Element{}}
+func newVersionCache(b *budget.Budget) *versionCache {
+	return &versionCache{budget: b, entries: map[versionKey]*list.Element{}}
 }
 
-// get returns the answer of this kind for this version of the network,
-// calling encode only if it has not been encoded since it was last evicted.
-func (c *versionCache) get(kind, networkID string, version uint64, encode func() []byte) []byte {
-	key := versionKey{kind, networkID, version}
+// get returns the answer of this kind for this key, calling encode only if
+// it has not been encoded since it was last evicted, with estimate bytes
+// (an upper bound of what encode allocates) reserved from the budget
+// meanwhile. The caller must call done once it has written the answer. err
+// is the budget's refusal.
+func (c *versionCache) get(ctx context.Context, key versionKey, estimate int64, encode func() []byte) (data []byte, done func(), err error) {
 	c.mu.Lock()
 	el, ok := c.entries[key]
 	if ok {
@@ -66,23 +80,73 @@ func (c *versionCache) get(kind, networkID string, version uint64, encode func()
 		c.entries[key] = el
 	}
 	e := el.Value.(*versionEntry)
+	e.refs++
 	c.mu.Unlock()
 
 	e.once.Do(func() {
+		hold, err := c.budget.Reserve(ctx, estimate)
+		if err != nil {
+			e.err = err
+			return
+		}
 		e.data = encode()
+		hold.Shrink(int64(len(e.data)))
+		e.hold = hold
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.bytes += len(e.data)
+		if e.gone {
+			return // evicted while encoding: not counted
+		}
+		e.bytes = len(e.data)
+		c.bytes += e.bytes
 		for c.bytes > versionCacheBytes && c.order.Len() > 1 {
-			old := c.order.Back()
-			oe := old.Value.(*versionEntry)
-			c.order.Remove(old)
-			delete(c.entries, oe.key)
-			c.bytes -= len(oe.data) // 0 if still encoding: it counts itself when done, then may be evicted
+			c.evictLocked(c.order.Back())
 		}
 	})
-	return e.data
+	if e.err != nil {
+		c.mu.Lock()
+		c.releaseLocked(e)
+		if !e.gone { // let the next request try again
+			c.evictLocked(el)
+		}
+		c.mu.Unlock()
+		return nil, nil, e.err
+	}
+	return e.data, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.releaseLocked(e)
+	}, nil
 }
+
+// evictLocked drops an entry; its bytes are given back to the budget when
+// the last request writing it is done.
+func (c *versionCache) evictLocked(el *list.Element) {
+	e := el.Value.(*versionEntry)
+	c.order.Remove(el)
+	delete(c.entries, e.key)
+	c.bytes -= e.bytes
+	e.bytes = 0
+	e.gone = true
+	if e.refs == 0 {
+		e.hold.Release()
+	}
+}
+
+func (c *versionCache) releaseLocked(e *versionEntry) {
+	e.refs--
+	if e.refs == 0 && e.gone {
+		e.hold.Release()
+	}
+}
+
+// jsonNumberBytes bounds one float64 in JSON ("-1.2345678901234567e-308"
+// and a comma).
+const jsonNumberBytes = 26
+
+// encodeBytes bounds what encoding an answer of n bytes allocates:
+// json.Marshal grows its buffer by doubling and copies the result out.
+func encodeBytes(n int64) int64 { return 3*n + 4<<10 }
 
 // encodeRows writes a matrix as a JSON array of rows.
 func encodeRows(w *mat.Dense) []byte {
@@ -122,7 +186,15 @@ func (h *handlers) example(correct bool) gin.HandlerFunc {
 			h.fail(c, &service.Error{Code: service.Internal, Message: "could not encode the example", Err: err})
 			return
 		}
-		weights := h.cache.get("output_weights", ex.NetworkID, ex.Version, func() []byte { return encodeRows(ex.OutputWeights) })
+		rows, cols := ex.OutputWeights.Dims()
+		wkey := versionKey{kind: "output_weights", networkID: ex.NetworkID, version: ex.Version}
+		weights, done, err := h.cache.get(c.Request.Context(), wkey, encodeBytes(int64(rows*(cols+1))*jsonNumberBytes),
+			func() []byte { return encodeRows(ex.OutputWeights) })
+		if err != nil {
+			writeBusy(c, err)
+			return
+		}
+		defer done()
 		head = bytes.TrimSuffix(head, []byte("}"))
 		const key = `,"output_weights":`
 		c.Header("Content-Type", "application/json; charset=utf-8")

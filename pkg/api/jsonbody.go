@@ -1,37 +1,34 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// JSON request bodies are read as a stream of tokens, never decoded whole
-// into maps and slices of interfaces: a field's value goes straight into
-// the Go value it stands for (a number into a float64, a list of numbers
-// into a []float64 no longer than the rule allows), unknown fields are
-// skipped token by token, and nesting is bounded. What a body costs is
-// then a small multiple of its largest token (a string, a number), not of
-// its whole size: a 1 MiB list of zeros costs kilobytes
-// (bodyReadFactor bounds it for the memory budget).
+// JSON request bodies are read as a stream of tokens (jsontext, the token
+// layer of the Go team's encoding/json/v2), never decoded whole into maps
+// and slices of interfaces: a field's value goes straight into the Go value
+// it stands for (a number into a float64, a list of numbers into a []float64
+// no longer than its rule allows), unknown fields are skipped, and nesting
+// is bounded. Numbers are parsed where they lie in the decoder's buffer,
+// without an allocation each. What a body costs is then a small multiple of
+// its largest token (a string), not of its size: a 1 MiB list of zeros costs
+// kilobytes (jsonReadFactor bounds it for the memory budget).
 
 // maxNesting bounds the arrays and objects open at once in a request body.
 const maxNesting = 32
 
-// errSyntax marks a body that is not valid JSON.
-var errSyntax = errors.New("request body is not valid JSON")
-
-// errTooDeep: a body nests deeper than maxNesting.
-var errTooDeep = fmt.Errorf("request body nests arrays and objects more than %d deep", maxNesting)
-
 // fieldVisitor reads the value of one field of the top-level object: it
 // must consume exactly that value from v. A *clientError it returns is
-// answered as is (400); a syntax error as invalid JSON.
+// answered as is (400); anything else as invalid JSON.
 type fieldVisitor func(key string, v *valueReader) error
 
 // clientError is a message for the client about a value it sent.
@@ -39,7 +36,12 @@ type clientError struct{ msg string }
 
 func (e *clientError) Error() string { return e.msg }
 
-func badValue(format string, args ...any) error { return &clientError{fmt.Sprintf(format, args...)} }
+var (
+	errNotObject = errors.New("request body must be a JSON object")
+	errTooDeep   = fmt.Errorf("request body nests arrays and objects more than %d deep", maxNesting)
+	errTrailing  = errors.New("request body has data after the JSON value")
+	errSyntax    = errors.New("request body is not valid JSON")
+)
 
 // readObject reads a request body that must be a JSON object, or empty,
 // calling visit for each field in order (a repeated key is visited again:
@@ -49,50 +51,60 @@ func badValue(format string, args ...any) error { return &clientError{fmt.Sprint
 // or when visit refuses a value (400); or when the memory budget cannot
 // take it (503).
 func readObject(c *gin.Context, visit fieldVisitor) bool {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			// An empty body with another type is the defaults, as before.
-			if !emptyBody(c) {
+			// An empty body of any type is the defaults, as it always was.
+			empty, err := emptyBody(body)
+			switch {
+			case err != nil:
+				answerBodyError(c, err)
+				return false
+			case !empty:
 				writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 				return false
 			}
 			return true
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
-	dec.UseNumber()
+	dec := jsontext.NewDecoder(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	v := &valueReader{dec: dec}
-	err := v.object(visit)
-	if errors.Is(err, io.EOF) && v.tokens == 0 {
-		return true // an empty body: the defaults
+	if dec.PeekKind() == 0 {
+		if _, err := dec.ReadToken(); errors.Is(err, io.EOF) {
+			return true // an empty body: the defaults
+		} else if err != nil {
+			answerBodyError(c, err)
+			return false
+		}
 	}
+	err := v.object(visit)
 	if err == nil {
-		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+		if _, err = dec.ReadToken(); errors.Is(err, io.EOF) {
 			return true
 		}
 		if err == nil || isSyntax(err) {
-			writeError(c, http.StatusBadRequest, "request body has data after the JSON value")
-			return false
+			err = errTrailing
 		}
 	}
 	answerBodyError(c, err)
 	return false
 }
 
-// emptyBody reports whether the request body holds nothing but white
-// space, reading at most a little of it.
-func emptyBody(c *gin.Context) bool {
+// emptyBody reports whether a body holds nothing but white space.
+func emptyBody(r io.Reader) (bool, error) {
 	buf := make([]byte, 512)
-	r := io.LimitReader(c.Request.Body, MaxBodyBytes)
 	for {
 		n, err := r.Read(buf)
 		for _, b := range buf[:n] {
 			if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-				return false
+				return false, nil
 			}
 		}
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
 		if err != nil {
-			return errors.Is(err, io.EOF)
+			return false, err
 		}
 	}
 }
@@ -107,10 +119,8 @@ func answerBodyError(c *gin.Context, err error) {
 		writeBusy(c, err)
 	case errors.As(err, &ce):
 		writeError(c, http.StatusBadRequest, ce.msg)
-	case errors.Is(err, errTooDeep):
-		writeError(c, http.StatusBadRequest, errTooDeep.Error())
-	case errors.Is(err, errNotObject):
-		writeError(c, http.StatusBadRequest, "request body must be a JSON object")
+	case errors.Is(err, errTooDeep), errors.Is(err, errNotObject), errors.Is(err, errTrailing):
+		writeError(c, http.StatusBadRequest, err.Error())
 	case isSyntax(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		writeError(c, http.StatusBadRequest, errSyntax.Error())
 	default:
@@ -118,147 +128,150 @@ func answerBodyError(c *gin.Context, err error) {
 	}
 }
 
-var errNotObject = errors.New("not an object")
-
 func isSyntax(err error) bool {
-	var se *json.SyntaxError
+	var se *jsontext.SyntacticError
 	return errors.As(err, &se) || errors.Is(err, errSyntax)
 }
 
-// valueReader reads JSON values token by token.
+// valueReader reads JSON values from a decoder.
 type valueReader struct {
-	dec    *json.Decoder
-	tokens int
-}
-
-func (v *valueReader) token() (json.Token, error) {
-	t, err := v.dec.Token()
-	if err == nil {
-		v.tokens++
-	}
-	return t, err
+	dec *jsontext.Decoder
 }
 
 // object reads a whole object, calling visit for each field.
 func (v *valueReader) object(visit fieldVisitor) error {
-	t, err := v.token()
-	if err != nil {
-		return err
-	}
-	if t != json.Delim('{') {
-		if d, ok := t.(json.Delim); ok {
-			if err := v.skipOpen(d, 0); err != nil {
-				return err
-			}
+	if k := v.dec.PeekKind(); k != '{' {
+		if k == 0 {
+			_, err := v.dec.ReadToken()
+			return err
+		}
+		if err := v.skip(); err != nil {
+			return err
 		}
 		return errNotObject
 	}
-	for v.dec.More() {
-		t, err := v.token()
+	if _, err := v.dec.ReadToken(); err != nil {
+		return err
+	}
+	for v.dec.PeekKind() != '}' {
+		t, err := v.dec.ReadToken()
 		if err != nil {
 			return err
 		}
-		key, ok := t.(string)
-		if !ok {
-			return errSyntax
-		}
-		if err := visit(key, v); err != nil {
+		if err := visit(t.String(), v); err != nil {
 			return err
 		}
 	}
-	_, err = v.token() // '}'
+	_, err := v.dec.ReadToken() // '}'
 	return err
 }
 
-// skip consumes one value, whatever it is, within maxNesting.
+// skip consumes one value, whatever it is, nested at most maxNesting deep
+// counting from the top-level object.
 func (v *valueReader) skip() error {
-	t, err := v.token()
-	if err != nil {
+	k := v.dec.PeekKind()
+	if k != '[' && k != '{' {
+		_, err := v.dec.ReadToken()
 		return err
 	}
-	if d, ok := t.(json.Delim); ok {
-		return v.skipOpen(d, 1)
-	}
-	return nil
-}
-
-// skipOpen consumes the rest of an array or object whose opening delimiter
-// was just read, inside outer arrays and objects.
-func (v *valueReader) skipOpen(open json.Delim, outer int) error {
-	if open != '[' && open != '{' {
-		return errSyntax
-	}
-	for depth := 1; depth > 0; {
-		if outer+depth > maxNesting {
-			return errTooDeep
-		}
-		t, err := v.token()
+	base := v.dec.StackDepth()
+	for {
+		t, err := v.dec.ReadToken()
 		if err != nil {
 			return err
 		}
-		switch t {
-		case json.Delim('['), json.Delim('{'):
-			depth++
-		case json.Delim(']'), json.Delim('}'):
-			depth--
+		if v.dec.StackDepth() > maxNesting {
+			return errTooDeep
+		}
+		if (t.Kind() == ']' || t.Kind() == '}') && v.dec.StackDepth() == base {
+			return nil
 		}
 	}
-	return nil
 }
 
-// scalar reads a value that should be a string, number, bool or null. If
-// it is an array or object, it is skipped and ok is false.
-func (v *valueReader) scalar() (t json.Token, ok bool, err error) {
-	t, err = v.token()
-	if err != nil {
-		return nil, false, err
+// scalar reads a value that should be a string, number, true, false or
+// null. If it is an array or object, it is skipped and ok is false.
+func (v *valueReader) scalar() (t jsontext.Token, ok bool, err error) {
+	if k := v.dec.PeekKind(); k == '[' || k == '{' {
+		return jsontext.Token{}, false, v.skip()
 	}
-	if d, isDelim := t.(json.Delim); isDelim {
-		return nil, false, v.skipOpen(d, 1)
-	}
-	return t, true, nil
+	t, err = v.dec.ReadToken()
+	return t, err == nil, err
 }
 
 // numbers reads a value that should be an array of numbers, calling each
-// for every element that is a number with its index. isArray is false if
-// the value is not an array (it is skipped). An element that is not a
-// number stops the reading with badElem set to its index (the rest of the
-// array is skipped).
-func (v *valueReader) numbers(each func(i int, n json.Number) error) (isArray bool, badElem int, err error) {
-	t, err := v.token()
-	if err != nil {
+// for every element with its index, as long as they are numbers. isArray
+// is false if the value is not an array (it is skipped); badElem is the
+// index of the first element that is not a number (-1: none), after which
+// each is not called.
+func (v *valueReader) numbers(each func(i int, n jsontext.Token) error) (isArray bool, badElem int, err error) {
+	if v.dec.PeekKind() != '[' {
+		return false, -1, v.skip()
+	}
+	if _, err := v.dec.ReadToken(); err != nil {
 		return false, -1, err
 	}
-	if t != json.Delim('[') {
-		if d, ok := t.(json.Delim); ok {
-			return false, -1, v.skipOpen(d, 1)
-		}
-		return false, -1, nil
-	}
 	badElem = -1
-	for i := 0; v.dec.More(); i++ {
-		t, err := v.token()
-		if err != nil {
+	for i := 0; ; i++ {
+		switch k := v.dec.PeekKind(); k {
+		case ']':
+			_, err := v.dec.ReadToken()
 			return true, badElem, err
-		}
-		if d, ok := t.(json.Delim); ok {
-			if err := v.skipOpen(d, 2); err != nil {
+		case '0':
+			t, err := v.dec.ReadToken()
+			if err != nil {
 				return true, badElem, err
 			}
-		}
-		n, isNum := t.(json.Number)
-		if !isNum {
+			if badElem < 0 {
+				if err := each(i, t); err != nil {
+					return true, badElem, err
+				}
+			}
+		default:
 			if badElem < 0 {
 				badElem = i
 			}
-			continue
-		}
-		if badElem < 0 {
-			if err := each(i, n); err != nil {
+			if err := v.skip(); err != nil {
 				return true, badElem, err
 			}
 		}
 	}
-	_, err = v.token() // ']'
-	return true, badElem, err
+}
+
+// asInt converts a JSON number to an int if it is a whole number (5 or
+// 5.0). Numbers beyond the int range saturate, so that range checks
+// reject them.
+func asInt(t jsontext.Token) (int, bool) {
+	if t.Kind() != '0' {
+		return 0, false
+	}
+	if i, err := t.Int(); err == nil {
+		return int(i), true
+	}
+	f, err := t.Float()
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsInf(f, 0) || f != math.Trunc(f) {
+		return 0, false
+	}
+	return int(max(min(f, math.MaxInt64/2), math.MinInt64/2)), true
+}
+
+// asFloat converts a JSON number to a float64; a number too large for a
+// float64 becomes ±Inf, which range checks reject.
+func asFloat(t jsontext.Token) (float64, bool) {
+	if t.Kind() != '0' {
+		return 0, false
+	}
+	f, err := t.Float()
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	return f, true
+}
+
+// asString is a JSON string's value.
+func asString(t jsontext.Token) (string, bool) {
+	if t.Kind() != '"' {
+		return "", false
+	}
+	return t.String(), true
 }

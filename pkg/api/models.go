@@ -1,11 +1,15 @@
 package api
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,12 +27,68 @@ const MaxImportBytes = store.MaxImportSize
 // memory (up to MaxImportBytes). Beyond it, 503 with Retry-After.
 const maxImports = 2
 
+// History pages: ?from_epoch=N&limit=M.
+const (
+	// DefaultHistoryPage is the records answered when limit is not given:
+	// every history most networks have.
+	DefaultHistoryPage = 1000
+	// MaxHistoryPage bounds limit: about 2.5 MB of JSON.
+	MaxHistoryPage = 10_000
+)
+
+// history answers one page of a network's history, encoded once per
+// network version and page.
 func (h *handlers) history(c *gin.Context) {
-	if id, ok := pathID(c, service.MsgNetworkNotFound); ok {
-		recs, err := h.svc.History(c.Request.Context(), id)
-		h.reply(c, historyOf(id, recs), err)
+	id, ok := pathID(c, service.MsgNetworkNotFound)
+	if !ok {
+		return
 	}
+	from, limit := 1, DefaultHistoryPage
+	for _, q := range []struct {
+		name     string
+		dst      *int
+		min, max int
+	}{{"from_epoch", &from, 1, math.MaxInt32}, {"limit", &limit, 1, MaxHistoryPage}} {
+		if v, given := c.GetQuery(q.name); given {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < q.min || n > q.max {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an integer between %d and %d", q.name, q.min, q.max))
+				return
+			}
+			*q.dst = n
+		}
+	}
+	hist, err := h.svc.History(c.Request.Context(), id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	recs := hist.Records
+	lo, _ := slices.BinarySearchFunc(recs, from, func(r store.EpochRecord, epoch int) int { return cmp.Compare(r.Epoch, epoch) })
+	hi := min(lo+limit, len(recs))
+	key := versionKey{kind: "history", networkID: id, version: hist.Version, page: [2]int{from, limit}}
+	body, done, err := h.cache.get(c.Request.Context(), key, encodeBytes(int64(hi-lo)*historyRecordJSON+256), func() []byte {
+		b := historyOf(id, recs[lo:hi])
+		b.Total = len(recs)
+		if hi < len(recs) {
+			b.NextFromEpoch = &recs[hi].Epoch
+		}
+		data, err := json.Marshal(b)
+		if err != nil { // numbers the store has checked are finite
+			return []byte(`{"error":"internal error"}`)
+		}
+		return data
+	})
+	if err != nil {
+		writeBusy(c, err)
+		return
+	}
+	defer done()
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
+
+// historyRecordJSON bounds one history record in JSON.
+const historyRecordJSON = 512
 
 // download sends the model file as stored, as an attachment.
 func (h *handlers) download(c *gin.Context) {

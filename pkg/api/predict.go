@@ -2,13 +2,13 @@ package api
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mnist-go/nnserver/pkg/digit"
 	"github.com/mnist-go/nnserver/pkg/mnist"
@@ -95,7 +95,7 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 			// At most 784 values are kept; a longer list is counted.
 			px := make([]float64, 0, mnist.Pixels)
 			count := 0
-			isList, bad, err := v.numbers(func(_ int, n json.Number) error {
+			isList, bad, err := v.numbers(func(_ int, n jsontext.Token) error {
 				count++
 				if len(px) < mnist.Pixels {
 					f, _ := asFloat(n)

@@ -183,7 +183,11 @@ func createdOf(n service.NetworkInfo, status string) createdBody {
 
 type historyBody struct {
 	NetworkID string             `json:"network_id"`
-	Epochs    []historyEpochBody `json:"epochs"`
+	Epochs    []historyEpochBody `json:"epochs"` // one page: from_epoch on, at most limit
+	// Total is the records in the whole history; NextFromEpoch the
+	// from_epoch of the next page, null on the last.
+	Total         int  `json:"total"`
+	NextFromEpoch *int `json:"next_from_epoch"`
 }
 
 type historyEpochBody struct {

@@ -177,6 +177,10 @@ func (h *Hold) Grow(ctx context.Context, n int64) error {
 		return nil
 	}
 	if h.b != nil {
+		if size := h.Size(); size+n > h.b.capacity {
+			h.b.refused.Add(1)
+			return fmt.Errorf("%w: %d bytes held and %d more asked, the budget is %d", ErrTooLarge, size, n, h.b.capacity)
+		}
 		if err := h.b.acquire(ctx, n, h.b.wait); err != nil {
 			return err
 		}

@@ -102,9 +102,17 @@ func TestGrowShrink(t *testing.T) {
 	if err := h.Grow(t.Context(), 80); err != nil || h.Size() != 90 {
 		t.Fatalf("Grow by 80: %v, holds %d", err, h.Size())
 	}
-	if err := h.Grow(t.Context(), 20); !errors.Is(err, budget.ErrBusy) || h.Size() != 90 {
-		t.Fatalf("Grow past the budget: %v, holds %d", err, h.Size())
+	if err := h.Grow(t.Context(), 20); !errors.Is(err, budget.ErrTooLarge) || h.Size() != 90 {
+		t.Fatalf("Grow past the whole budget: %v, holds %d", err, h.Size())
 	}
+	other, err := b.Reserve(t.Context(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Grow(t.Context(), 8); !errors.Is(err, budget.ErrBusy) || h.Size() != 90 {
+		t.Fatalf("Grow past what is free: %v, holds %d", err, h.Size())
+	}
+	other.Release()
 	h.Shrink(30)
 	if h.Size() != 30 || b.Stats().Used != 30 {
 		t.Fatalf("after Shrink(30): holds %d, budget used %d", h.Size(), b.Stats().Used)
@@ -114,7 +122,7 @@ func TestGrowShrink(t *testing.T) {
 		t.Fatalf("Shrink to more than held changed the hold to %d", h.Size())
 	}
 	h.Release()
-	if st := b.Stats(); st.Used != 0 || st.Peak != 90 || st.Refused != 1 {
+	if st := b.Stats(); st.Used != 0 || st.Peak != 95 || st.Refused != 2 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -2,8 +2,8 @@ package service
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"

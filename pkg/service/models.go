@@ -12,14 +12,25 @@ import (
 	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// History returns every epoch the network has trained, across jobs and
-// restarts, oldest first. The slice is shared: callers must not modify it.
-func (s *Service) History(ctx context.Context, id string) ([]store.EpochRecord, error) {
+// History is a network's history as of one version of it.
+type History struct {
+	NetworkID string
+	Version   uint64 // of the snapshot: the same for every request until the next epoch
+	// Records are every epoch the network has trained, across jobs and
+	// restarts, oldest first, epochs increasing. The slice is shared:
+	// callers must not modify it.
+	Records []store.EpochRecord
+}
+
+// History returns the network's history as it stands after its last
+// finished epoch.
+func (s *Service) History(ctx context.Context, id string) (History, error) {
 	e, err := s.lookup(ctx, id)
 	if err != nil {
-		return nil, err
+		return History{}, err
 	}
-	return e.state.Load().history, nil
+	st := e.state.Load()
+	return History{NetworkID: id, Version: st.version, Records: st.history}, nil
 }
 
 // Download returns the network's model file as stored (a NumPy .npz) and
