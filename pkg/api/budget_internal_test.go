@@ -26,7 +26,7 @@ func TestBodyReservationsAreUpperBounds(t *testing.T) {
 		noise[i] = byte(rng.Uint32())
 	}
 	b64 := base64.StdEncoding.EncodeToString(noise)
-	escaped := strings.Repeat(`\u00e9`, 170_000) // a string whose every character is an escape
+	escaped := strings.Repeat(`\u00e9`, 170_000)                                  // a string whose every character is an escape
 	deep := strings.Repeat("[", maxNesting-2) + strings.Repeat("]", maxNesting-2) // with the object and "x": maxNesting deep
 	var keys strings.Builder
 	keys.WriteString("{")

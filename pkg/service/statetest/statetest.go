@@ -255,15 +255,21 @@ func (w *worker) work(ctx context.Context, j service.JobInfo) error {
 	}
 }
 
+// waitStarted waits until job id has started (jobs may start in any
+// order: w.order records every start, the channel says when to look).
 func (w *worker) waitStarted(t *testing.T, id string) {
 	t.Helper()
+	deadline := time.After(waitLimit)
 	for {
+		w.mu.Lock()
+		started := slices.Contains(w.order, id)
+		w.mu.Unlock()
+		if started {
+			return
+		}
 		select {
-		case got := <-w.started:
-			if got == id {
-				return
-			}
-		case <-time.After(waitLimit):
+		case <-w.started:
+		case <-deadline:
 			t.Fatalf("job %s did not start", id)
 		}
 	}
