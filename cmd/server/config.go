@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
@@ -28,6 +29,11 @@ type config struct {
 	Limits         service.Limits
 	TrustedProxies []string
 	Metrics        bool // serve /metrics
+	// MemoryBudget is the bytes all requests and jobs together may hold
+	// beyond the networks in memory (pkg/budget).
+	MemoryBudget int64
+	// MaxSessionsPerAddr bounds the Socket.IO sessions of one client address.
+	MaxSessionsPerAddr int
 
 	// Scaled mode: DatabaseURL set. Role says what this replica does.
 	DatabaseURL   string
@@ -43,6 +49,12 @@ type config struct {
 	MaxHeaderBytes    int
 	ShutdownTimeout   time.Duration
 }
+
+// DefaultMemoryBudgetMB sizes the memory budget for a 512 MB container:
+// about 70 MB idle (MNIST, the runtime), this budget, and the networks held
+// in memory (MAX_PARAMS_IN_MEMORY: at most 200 MB, usually far less);
+// docs/LIMITS.md works it out.
+const DefaultMemoryBudgetMB = 192
 
 // setting is one flag and the environment variable that sets its default.
 type setting struct {
@@ -73,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		metrics  string
 		dbURL    string
 		scratch  int
+		budgetMB int
 	)
 	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
 		fs.IntVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
@@ -103,6 +116,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	intVar(&cfg.Limits.MaxFinishedJobs, "max-finished-jobs", "MAX_FINISHED_JOBS", lim.MaxFinishedJobs, 1, 10_000_000, "finished jobs remembered at most")
 	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
 	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
+	intVar(&budgetMB, "memory-budget-mb", "MEMORY_BUDGET_MB", DefaultMemoryBudgetMB, 16, 1<<20, "MiB that requests and training jobs may hold together (bodies, image decodes, imports, analyses, encoded answers, training scratch); past it requests get 503 and jobs wait")
+	intVar(&cfg.Limits.MaxQueuedJobsPerClient, "max-queued-jobs-per-client", "MAX_QUEUED_JOBS_PER_CLIENT", lim.MaxQueuedJobsPerClient, 0, 1_000_000, "training jobs one client address may have waiting; 0: no bound")
+	intVar(&cfg.MaxSessionsPerAddr, "max-sessions-per-addr", "MAX_SESSIONS_PER_ADDR", live.DefaultMaxSessionsPerAddr, 1, 1_000_000, "Socket.IO sessions one client address may hold")
 	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
 	strVar(&dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
 	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
@@ -139,6 +155,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	cfg.Addr = fmt.Sprintf(":%d", port)
 	cfg.Limits.JobScratchBytes = scratch << 20
+	cfg.MemoryBudget = int64(budgetMB) << 20
 	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}

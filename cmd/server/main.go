@@ -18,12 +18,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/api"
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
@@ -85,7 +87,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		}
 	}()
 
-	sio := live.New(live.Options{Logger: log})
+	// One memory budget for every request and job (pkg/budget); the Go
+	// garbage collector is told the process's whole size unless GOMEMLIMIT
+	// says otherwise, so that garbage does not pile up above it.
+	mem := budget.New(cfg.MemoryBudget, budgetWait)
+	if getenv("GOMEMLIMIT") == "" {
+		limit := cfg.MemoryBudget + 8*int64(cfg.Limits.MaxParamsInMemory) + idleHeadroom
+		debug.SetMemoryLimit(limit)
+		log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "gc_limit_mb", limit>>20)
+	}
+	sio := live.New(live.Options{Logger: log, MaxSessionsPerAddr: cfg.MaxSessionsPerAddr})
 	b, err := openBackends(ctx, cfg, log, sio)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -100,8 +111,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		m   *metrics.Metrics
 	)
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
-		Logger: log, Catalog: b.catalog, Queue: b.queue}
-	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
+		Logger: log, Catalog: b.catalog, Queue: b.queue, Budget: mem}
+	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
+		Budget: mem}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
 			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set
@@ -206,6 +218,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	log.Info("stopped")
 	return nil
 }
+
+// budgetWait is how long a request waits for room in the memory budget
+// before it is answered 503.
+const budgetWait = 2 * time.Second
+
+// idleHeadroom is what the process holds besides the budget and the
+// networks: MNIST, the runtime, Socket.IO sessions, buffers (about 70 MB
+// idle), and room for the garbage collector to work in.
+const idleHeadroom = 160 << 20
 
 // flushWait bounds how long shutdown waits for the last events to reach
 // Socket.IO clients: a live polling client comes back for them within
