@@ -14,49 +14,43 @@ import (
 
 // A format is one image format this package decodes.
 type format struct {
-	name   string
-	magic  string
-	config func(io.Reader) (image.Config, error)
-	decode func(io.Reader) (image.Image, error)
+	name    string
+	magic   string
+	inspect func([]byte) (Cost, error)
+	decode  func(io.Reader) (image.Image, error)
 }
+
+// pngSignature starts every PNG.
+const pngSignature = "\x89PNG\r\n\x1a\n"
 
 // formats are recognised by their first bytes, never by what a client says.
 var formats = []format{
-	{"PNG", "\x89PNG\r\n\x1a\n", png.DecodeConfig, png.Decode},
-	{"JPEG", "\xff\xd8", jpeg.DecodeConfig, jpeg.Decode},
-	{"GIF", "GIF8", gif.DecodeConfig, gif.Decode},
+	{"PNG", pngSignature, inspectPNG, png.Decode},
+	{"JPEG", "\xff\xd8", inspectJPEG, jpeg.Decode},
+	{"GIF", "GIF8", inspectGIF, gif.Decode},
+}
+
+// formatOf returns the format data's first bytes say, or nil.
+func formatOf(data []byte) *format {
+	for i := range formats {
+		if bytes.HasPrefix(data, []byte(formats[i].magic)) {
+			return &formats[i]
+		}
+	}
+	return nil
 }
 
 // Decode decodes a PNG, JPEG or GIF image (the format is recognised from the
-// bytes; for a GIF, its first frame), within the caps: at most MaxImageBytes
-// of data and at most MaxImageSide pixels a side. The dimensions are read from
-// the header and checked before any pixel is decoded, so an oversized image
-// costs nothing. Errors are of kind ErrEmpty, ErrTooLarge, ErrFormat or
-// ErrCorrupt.
+// bytes; for a GIF, its first frame) that Inspect accepts: at most
+// MaxImageBytes of data, at most MaxImageSide pixels a side, and within the
+// bounds on costly images. Inspect reads the image's structure before any
+// pixel is decoded, so a refused image costs nothing. Errors are of kind
+// ErrEmpty, ErrTooLarge, ErrFormat, ErrCorrupt or ErrTooCostly.
 func Decode(data []byte) (image.Image, error) {
-	if len(data) == 0 {
-		return nil, errorf(ErrEmpty, "image is empty")
-	}
-	if len(data) > MaxImageBytes {
-		return nil, errorf(ErrTooLarge, "image is %d bytes, more than %d (1 MiB)", len(data), MaxImageBytes)
-	}
-	var f *format
-	for i := range formats {
-		if bytes.HasPrefix(data, []byte(formats[i].magic)) {
-			f = &formats[i]
-			break
-		}
-	}
-	if f == nil {
-		return nil, errorf(ErrFormat, "not a PNG, JPEG or GIF image")
-	}
-	cfg, err := f.config(bytes.NewReader(data))
-	if err != nil {
-		return nil, decodeError(f.name, err)
-	}
-	if err := checkSize(cfg.Width, cfg.Height); err != nil {
+	if _, err := Inspect(data); err != nil {
 		return nil, err
 	}
+	f := formatOf(data)
 	img, err := f.decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, decodeError(f.name, err)

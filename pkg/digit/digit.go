@@ -54,6 +54,12 @@ var (
 	ErrFormat   = errors.New("not a PNG, JPEG or GIF image") // unknown format
 	ErrCorrupt  = errors.New("image could not be decoded")   // truncated or invalid PNG/JPEG/GIF data
 	ErrBlank    = errors.New("image is blank: no ink found") // decoded, but nothing is drawn on it
+	// ErrTooCostly: the image's structure would cost more memory or work
+	// to decode than allowed: a progressive JPEG, 16-bit or interlaced PNG
+	// of more than MaxCostlyPixels, a progressive JPEG of more than
+	// MaxProgressiveScans scans, a JPEG of more than MaxJPEGComponents
+	// colour components, or an estimate above MaxDecodeBytes (see Inspect).
+	ErrTooCostly = errors.New("image is too costly to decode")
 )
 
 // Error is a problem with the input. Message says what is wrong in words fit
@@ -103,8 +109,10 @@ func checkPixels(px []float64) error {
 }
 
 // FromImage decodes a PNG, JPEG or GIF image (at most MaxImageBytes, at most
-// MaxImageSide pixels a side) and turns it into a network input with
-// Preprocess. It is Decode followed by Preprocess.
+// MaxImageSide pixels a side, within the bounds on costly images) and turns
+// it into a network input with Preprocess. It is Decode followed by
+// Preprocess: Inspect(data) tells what it costs at most, and refuses what
+// it would refuse, without decoding.
 func FromImage(data []byte) ([]float64, error) {
 	img, err := Decode(data)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 var kinds = []error{digit.ErrPixels, digit.ErrEmpty, digit.ErrTooLarge, digit.ErrBase64,
-	digit.ErrFormat, digit.ErrCorrupt, digit.ErrBlank}
+	digit.ErrFormat, digit.ErrCorrupt, digit.ErrBlank, digit.ErrTooCostly}
 
 // checkRefusal checks that err is an *digit.Error of one of the kinds, with
 // a message.
