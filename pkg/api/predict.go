@@ -67,7 +67,7 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 			writeError(c, http.StatusBadRequest, "could not read the image")
 			return nil, false
 		}
-		return fromDigit(c, func() ([]float64, error) { return digit.FromImage(data) })
+		return fromDigit(c, func() ([]float64, error) { return digit.FromImage(c.Request.Context(), data) })
 	case "application/json", "":
 	default:
 		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json, image/png, image/jpeg or image/gif")
@@ -106,7 +106,7 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 			if err != nil {
 				return nil, err
 			}
-			return digit.FromImage(data)
+			return digit.FromImage(c.Request.Context(), data)
 		})
 	}
 	return nil, invalid(c, errors.New(`the body needs "pixels" (784 numbers between 0 and 1) or "image" (a base64 PNG or JPEG)`))

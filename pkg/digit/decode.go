@@ -2,8 +2,10 @@ package digit
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"image"
 	"image/gif"
 	"image/jpeg"
@@ -44,15 +46,28 @@ func formatOf(data []byte) *format {
 // bytes; for a GIF, its first frame) that Inspect accepts: at most
 // MaxImageBytes of data, at most MaxImageSide pixels a side, and within the
 // bounds on costly images. Inspect reads the image's structure before any
-// pixel is decoded, so a refused image costs nothing. Errors are of kind
-// ErrEmpty, ErrTooLarge, ErrFormat, ErrCorrupt or ErrTooCostly.
-func Decode(data []byte) (image.Image, error) {
+// pixel is decoded, so a refused image costs nothing. Errors caused by the
+// image are *Error of kind ErrEmpty, ErrTooLarge, ErrFormat, ErrCorrupt or
+// ErrTooCostly.
+//
+// The decoder reads data through a reader that checks ctx before every read
+// (of at most 4 KB): once ctx is done, decoding stops at the next read, and
+// Decode returns an error wrapping ctx.Err() (not an *Error). A progressive
+// JPEG's final inverse DCT, after the last read, is not interrupted (at most
+// a pass over MaxCostlyPixels).
+func Decode(ctx context.Context, data []byte) (image.Image, error) {
 	if _, err := Inspect(data); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(err)
+	}
 	f := formatOf(data)
-	img, err := f.decode(bytes.NewReader(data))
+	img, err := f.decode(&ctxReader{ctx: ctx, r: bytes.NewReader(data)})
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil { // the decoders may word the reader's error away
+			return nil, stopped(cerr)
+		}
 		return nil, decodeError(f.name, err)
 	}
 	b := img.Bounds()
@@ -60,6 +75,24 @@ func Decode(data []byte) (image.Image, error) {
 		return nil, err
 	}
 	return img, nil
+}
+
+// stopped is the error for work stopped because its context is done.
+func stopped(err error) error { return fmt.Errorf("digit: image conversion stopped: %w", err) }
+
+// ctxReader reads from r until ctx is done. It has no ReadByte, so that the
+// GIF and zlib decoders read it through a 4 KB buffer (and JPEG's has one):
+// ctx is checked once per 4 KB of data.
+type ctxReader struct {
+	ctx context.Context
+	r   *bytes.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // checkSize checks an image's dimensions against the caps.

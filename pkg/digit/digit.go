@@ -19,6 +19,7 @@ package digit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -112,13 +113,15 @@ func checkPixels(px []float64) error {
 // MaxImageSide pixels a side, within the bounds on costly images) and turns
 // it into a network input with Preprocess. It is Decode followed by
 // Preprocess: Inspect(data) tells what it costs at most, and refuses what
-// it would refuse, without decoding.
-func FromImage(data []byte) ([]float64, error) {
-	img, err := Decode(data)
+// it would refuse, without decoding. Errors caused by the image are *Error;
+// once ctx is done, decoding and preprocessing stop promptly with an error
+// wrapping ctx.Err().
+func FromImage(ctx context.Context, data []byte) ([]float64, error) {
+	img, err := Decode(ctx, data)
 	if err != nil {
 		return nil, err
 	}
-	return Preprocess(img)
+	return Preprocess(ctx, img)
 }
 
 // PNG encodes a network input as the network sees it: a 28×28 8-bit

@@ -40,7 +40,7 @@ func FuzzFromImage(f *testing.F) {
 	f.Add([]byte("GIF89a"))
 	f.Add([]byte("\xff\xd8\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		x, err := digit.FromImage(data)
+		x, err := digit.FromImage(t.Context(), data)
 		if err != nil {
 			if x != nil {
 				t.Fatal("an input with an error")
