@@ -187,12 +187,13 @@ func preprocessWork(w, h int64) int64 { return 4 * w * h }
 // errTruncated is the error for a header cut short.
 func errTruncated(name string) *Error { return decodeError(name, io.ErrUnexpectedEOF) }
 
-// costly refuses an image of a costly kind with more than MaxCostlyPixels.
+// costly refuses an image of a costly kind ("a progressive JPEG") with more
+// than MaxCostlyPixels.
 func costly(kind string, w, h int) error {
 	if w*h <= MaxCostlyPixels {
 		return nil
 	}
-	return errorf(ErrTooCostly, "image is a %s of %d×%d pixels, more than the %d (2048×1024) allowed for a %s",
+	return errorf(ErrTooCostly, "image is %s of %d×%d pixels, more than the %d (2048×1024) allowed for %s",
 		kind, w, h, MaxCostlyPixels, kind)
 }
 
@@ -405,7 +406,7 @@ func (f *jpegFrame) readSOF(marker byte, seg []byte) error {
 	}
 	f.progressive = marker == jpegSOF2
 	if f.progressive {
-		return costly("progressive JPEG", f.w, f.h)
+		return costly("a progressive JPEG", f.w, f.h)
 	}
 	return nil
 }
@@ -590,15 +591,15 @@ func inspectPNG(data []byte) (Cost, error) {
 	}
 	switch {
 	case depth == 16 && interlaced == 1:
-		if err := costly("16-bit interlaced PNG", wi, hi); err != nil {
+		if err := costly("a 16-bit interlaced PNG", wi, hi); err != nil {
 			return Cost{}, err
 		}
 	case depth == 16:
-		if err := costly("16-bit PNG", wi, hi); err != nil {
+		if err := costly("a 16-bit PNG", wi, hi); err != nil {
 			return Cost{}, err
 		}
 	case interlaced == 1:
-		if err := costly("interlaced PNG", wi, hi); err != nil {
+		if err := costly("an interlaced PNG", wi, hi); err != nil {
 			return Cost{}, err
 		}
 	}
