@@ -30,6 +30,18 @@ func (s shape) ink(x, y int) bool {
 	return false
 }
 
+// rowKey tells which of the shape's rectangles cross row y: rows of the
+// same key are alike, so the writers make each kind of row once.
+func (s shape) rowKey(y int) uint64 {
+	var k uint64
+	for i, r := range s {
+		if r.Min.Y <= y && y < r.Max.Y {
+			k |= 1 << uint(i)
+		}
+	}
+	return k
+}
+
 // cross is a shape whose ink box is the whole w×h image (so Preprocess
 // crops nothing and resamples every row: its costliest case) while the
 // border stays mostly background: a vertical bar from top to bottom and a
@@ -390,7 +402,15 @@ func (p pngImage) encode(tb testing.TB) []byte {
 	}
 	samples := map[int]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[p.ct]
 	var raw bytes.Buffer
+	made := map[[4]uint64][]byte{}
 	row := func(y, x0, dx, n int) {
+		key := [4]uint64{p.ink.rowKey(y), uint64(x0), uint64(dx), uint64(n)}
+		if r, ok := made[key]; ok {
+			raw.Write(r)
+			return
+		}
+		start := raw.Len()
+		defer func() { made[key] = bytes.Clone(raw.Bytes()[start:]) }()
 		raw.WriteByte(0) // no filter
 		var acc, nacc int
 		for i := range n {
@@ -476,13 +496,18 @@ func gifImage(tb testing.TB, w, h int, ink shape, interlaced bool) []byte {
 	out = append(out, fields, 2) // LZW minimum code size 2
 	var lz bytes.Buffer
 	lw := lzw.NewWriter(&lz, lzw.LSB, 2)
-	line := make([]byte, w)
+	made := map[uint64][]byte{}
 	for _, y := range rows {
-		for x := range line {
-			line[x] = 1
-			if ink.ink(x, y) {
-				line[x] = 0
+		line, ok := made[ink.rowKey(y)]
+		if !ok {
+			line = make([]byte, w)
+			for x := range line {
+				line[x] = 1
+				if ink.ink(x, y) {
+					line[x] = 0
+				}
 			}
+			made[ink.rowKey(y)] = line
 		}
 		if _, err := lw.Write(line); err != nil {
 			tb.Fatal(err)
