@@ -51,10 +51,13 @@ func formatOf(data []byte) *format {
 // ErrTooCostly.
 //
 // The decoder reads data through a reader that checks ctx before every read
-// (of at most 4 KB): once ctx is done, decoding stops at the next read, and
-// Decode returns an error wrapping ctx.Err() (not an *Error). A progressive
-// JPEG's final inverse DCT, after the last read, is not interrupted (at most
-// a pass over MaxCostlyPixels).
+// of at most ctxReadSize (1 KiB): once ctx is done, decoding stops at the
+// next read, and Decode returns an error wrapping ctx.Err() (not an
+// *Error). Between two reads, a decoder does the work of 1 KiB of data: for
+// the most compressible PNG, about a megabyte of pixels (a few
+// milliseconds). A progressive JPEG's final inverse DCT, after the last
+// read, is not interrupted (at most a pass over MaxCostlyPixels, tens of
+// milliseconds).
 func Decode(ctx context.Context, data []byte) (image.Image, error) {
 	if _, err := Inspect(data); err != nil {
 		return nil, err
@@ -80,9 +83,13 @@ func Decode(ctx context.Context, data []byte) (image.Image, error) {
 // stopped is the error for work stopped because its context is done.
 func stopped(err error) error { return fmt.Errorf("digit: image conversion stopped: %w", err) }
 
-// ctxReader reads from r until ctx is done. It has no ReadByte, so that the
-// GIF and zlib decoders read it through a 4 KB buffer (and JPEG's has one):
-// ctx is checked once per 4 KB of data.
+// ctxReadSize is the most a ctxReader reads at once.
+const ctxReadSize = 1 << 10
+
+// ctxReader reads from r, at most ctxReadSize bytes at a time, until ctx is
+// done. It has no ReadByte, so that the GIF and zlib decoders read it
+// through a buffer (and JPEG's has its own): ctx is checked once per KiB of
+// data.
 type ctxReader struct {
 	ctx context.Context
 	r   *bytes.Reader
@@ -92,7 +99,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	return c.r.Read(p[:min(len(p), ctxReadSize)])
 }
 
 // checkSize checks an image's dimensions against the caps.
