@@ -701,9 +701,12 @@ func gifFirstFrame(data []byte) (x, y, w, h int, interlaced, ok bool) {
 	if fields := data[10]; fields&0x80 != 0 {
 		pos += 3 << (1 + fields&7)
 	}
-	for pos+1 < len(data) {
+	for pos < len(data) {
 		switch data[pos] {
 		case 0x21: // extension
+			if pos+1 >= len(data) {
+				return 0, 0, 0, 0, false, false
+			}
 			label := data[pos+1]
 			pos += 2
 			switch label {
@@ -717,12 +720,18 @@ func gifFirstFrame(data []byte) (x, y, w, h int, interlaced, ok bool) {
 				pos += 13
 			case 0xfe: // comment: sub-blocks
 			case 0xff: // application: a block, then sub-blocks
+				if pos >= len(data) {
+					return 0, 0, 0, 0, false, false
+				}
 				pos += 1 + int(data[pos])
 			default:
 				return 0, 0, 0, 0, false, false
 			}
 			for pos < len(data) && data[pos] != 0 {
 				pos += 1 + int(data[pos])
+			}
+			if pos >= len(data) {
+				return 0, 0, 0, 0, false, false
 			}
 			pos++ // the terminator
 		case 0x2c: // image descriptor
