@@ -29,9 +29,10 @@ const (
 	// pixel, and an interlaced one decodes each of its 7 passes into an
 	// image of its own before copying it into the whole (twice the image),
 	// 17 bytes a pixel for a 16-bit interlaced RGBA one. At 4096 × 4096
-	// that is 270–340 MB; at this bound 36–42 MB. A progressive JPEG also
-	// costs a pass over all its blocks per scan: at this bound and
-	// MaxProgressiveScans, at most 24 passes over 2 million pixels.
+	// that is 270–340 MB; at this bound 34–42 MB. A progressive JPEG also
+	// costs a pass over its blocks per scan: at this bound and
+	// MaxProgressiveScans, at most 33 passes over 2 million pixels (see
+	// Cost.Work), some 50 ms.
 	MaxCostlyPixels = 1 << 21
 
 	// MaxProgressiveScans is the most scans a progressive JPEG may have.
@@ -53,14 +54,15 @@ const (
 	// (grey) or 3 (YCbCr or RGB). A 4-component JPEG (CMYK or YCCK, from
 	// print workflows) is refused: the decoder builds a fourth full-size
 	// plane and then a CMYK copy of the whole image (5 more bytes a pixel),
-	// and a 275-byte progressive one declaring 4096 × 4096 cost 331 MB.
+	// and a progressive one of a few hundred bytes declaring 4096 × 4096
+	// makes it allocate 330 to 400 MB.
 	MaxJPEGComponents = 3
 
 	// MaxDecodeBytes is the most memory Inspect may estimate (Cost.Bytes)
 	// for an image it accepts: a larger estimate is refused with
 	// ErrTooCostly. The costliest ordinary image, an 8-bit RGBA PNG of
-	// 4096 × 4096, needs 84.6 MB (4 bytes a pixel decoded, 1 for
-	// Preprocess's ink plane, and 0.7 MB of rows and buffers); within the
+	// 4096 × 4096, needs 84.5 MB (4 bytes a pixel decoded, 1 for
+	// Preprocess's ink plane, and 0.6 MB of rows and buffers); within the
 	// other bounds, only an RGB (not YCbCr) JPEG of more than about 12
 	// million pixels (8 bytes a pixel) needs more. A memory budget for
 	// decoding must hold at least this much to admit every image.
@@ -71,12 +73,14 @@ const (
 // up from what the decoders allocate (measured, and read from their
 // source): the decoder's state (image/jpeg's is 14 KB: a 4 KB input buffer
 // and its Huffman and quantisation tables); zlib's 32 KB window, a 4 KB
-// read buffer and Huffman link tables of up to about 140 KB each for the
-// literal and distance codes; LZW's 20 KB of tables, a 4 KB read buffer
-// and the palettes; Preprocess's fixed buffers and its 784 outputs.
+// read buffer, its state, and the link tables of the current block's
+// Huffman codes, up to 143 (each 9-bit prefix of codes longer than 9 bits
+// holds two codes at least, of 286 at most) of 64 entries: 40 KB; LZW's
+// 20 KB of tables, a 4 KB read buffer and the palettes; Preprocess's fixed
+// buffers and its 784 outputs.
 const (
 	jpegOverhead       = 32 << 10
-	pngOverhead        = 384 << 10
+	pngOverhead        = 128 << 10
 	gifOverhead        = 64 << 10
 	preprocessOverhead = 16 << 10
 )
@@ -89,15 +93,24 @@ type Cost struct {
 	// Width and Height are the image's size, in pixels, as its header has
 	// it (for a GIF, its logical screen's).
 	Width, Height int
-	// Bytes is an upper bound of the heap FromImage allocates for this
-	// image, and so of the peak it adds to the live heap: what the decoder
-	// allocates (the decoded image, and the decoder's work buffers) plus
-	// what Preprocess allocates. It does not count data itself.
+	// Bytes is an upper bound of the peak FromImage adds to the live heap
+	// for this image: what the decoder allocates (the decoded image, and
+	// the decoder's work buffers) plus what Preprocess allocates. It does
+	// not count data itself. It bounds what FromImage allocates in all,
+	// too, but for one thing: the zlib decoder under image/png allocates
+	// new Huffman tables (up to 40 KB) for each compressed block,
+	// garbage once the next block begins. Encoders make a block per tens
+	// of kilobytes; a crafted PNG of 1 MiB made of 20,000 empty blocks
+	// makes it allocate 725 MB in all, never more than the estimate at
+	// once.
 	Bytes int64
 	// Work estimates the CPU work, in pixel-passes: how many pixel (or
 	// sample) values the decoder and Preprocess produce or read, summed
-	// over their passes. Decoding an ordinary image costs about 5 times its
-	// pixel count; each scan of a progressive JPEG adds a pass.
+	// over their passes (one is 2 to 6 ns). Decoding and preprocessing an
+	// ordinary image costs about 5 times its pixel count; each scan of a
+	// progressive JPEG adds a pass; each byte of a PNG counts 128, for
+	// the blocks a crafted zlib stream can make the decoder build tables
+	// for (the 1 MiB PNG above costs 0.55 s, 100 pixel-passes a byte).
 	Work int64
 }
 
@@ -135,7 +148,7 @@ type Cost struct {
 //	  + two rows of filtered bytes, 2·(1 + ⌈bits a pixel · W / 8⌉);
 //	  + if interlaced, each of the 7 passes decoded into an image of its own
 //	  (their pixels add up to W·H: b·W·H more) with two rows each;
-//	  + 384 KiB of zlib state.
+//	  + 128 KiB of zlib state.
 //
 //	GIF: the first frame, 1 byte a pixel of the frame (Fw × Fh, within the
 //	  screen); + as much again if interlaced (the rows are copied into
@@ -144,10 +157,11 @@ type Cost struct {
 //
 // Work is, in pixel-passes: for a JPEG, 64 per block each scan covers, plus
 // 64 per block for a progressive JPEG's final inverse DCT, plus W·H to
-// convert RGB; for a PNG, W·H, twice if interlaced; for a GIF, Fw·Fh, twice
-// if interlaced; plus 4 passes of preprocessing (reading the pixels into
-// the ink plane, cropping, resampling, and reading them once more if the
-// background is transparent).
+// convert RGB; for a PNG, W·H, twice if interlaced, plus 128 per byte of
+// data; for a GIF, Fw·Fh, twice if interlaced; plus 4 passes of
+// preprocessing (reading the pixels into the ink plane, cropping,
+// resampling, and reading them once more if the background is
+// transparent).
 func Inspect(data []byte) (Cost, error) {
 	if len(data) == 0 {
 		return Cost{}, errorf(ErrEmpty, "image is empty")
@@ -508,6 +522,13 @@ func (f *jpegFrame) cost() Cost {
 	return c
 }
 
+// pngWorkPerByte is the work, in pixel-passes, a byte of a PNG may cost
+// beyond its pixels: a dynamic Huffman block of deflate can be some 50
+// bytes long, hold nothing, and make the zlib decoder build some 130 link
+// tables of 64 entries; measured, 550 ns a byte where decoding a pixel of
+// RGBA takes 5.5.
+const pngWorkPerByte = 128
+
 // PNG colour types.
 const (
 	pngGrey      = 0
@@ -612,7 +633,7 @@ func inspectPNG(data []byte) (Cost, error) {
 	rows := func(w int64) int64 { return 2 * (1 + (bits*w+7)/8) }
 	c := Cost{Width: wi, Height: hi,
 		Bytes: int64(b)*w*h + preprocessBytes(w, h) + pngOverhead,
-		Work:  w*h + preprocessWork(w, h),
+		Work:  w*h + preprocessWork(w, h) + pngWorkPerByte*int64(len(data)),
 	}
 	if interlaced == 0 {
 		c.Bytes += rows(w)
