@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
 		Logger: log, Catalog: b.catalog, Queue: b.queue, Budget: mem}
 	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
-		Budget: mem}
+		Budget: mem, Stopping: ctx}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
 			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set

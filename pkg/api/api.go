@@ -7,6 +7,8 @@ package api
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -47,6 +49,9 @@ type Options struct {
 	// Budget is the process's memory budget: request bodies, image
 	// decodes and encoded answers reserve from it. nil: unbounded.
 	Budget *budget.Budget
+	// Stopping, if not nil, is cancelled when the server begins to shut
+	// down: work that only a request waits for (an image decode) stops.
+	Stopping context.Context
 }
 
 // RequestObserver is told of every request answered, for metrics. route is
@@ -84,7 +89,7 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 		o.Logger = slog.Default()
 	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(o.Budget),
-		requests: o.Requests, budget: o.Budget,
+		requests: o.Requests, budget: o.Budget, stopping: cmp.Or(o.Stopping, context.Background()),
 		imports: make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
@@ -190,6 +195,7 @@ type handlers struct {
 	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	budget   *budget.Budget  // nil: unbounded
+	stopping context.Context // done when the server shuts down
 	imports  chan struct{}   // bounds the imports read at once
 	decodes  chan struct{}   // bounds the images decoded at once
 }

@@ -1,6 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"encoding/base64"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -9,8 +13,8 @@ import (
 )
 
 // TestBusyAnswers: with every image-decoding or import slot taken, those
-// requests are refused at once with 503 and Retry-After, before their
-// bodies are read.
+// requests are refused with 503 and Retry-After once their bodies are read
+// (a client sending slowly holds no slot: TestSlotsAfterTheBody).
 func TestBusyAnswers(t *testing.T) {
 	r, h, err := build(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -23,9 +27,13 @@ func TestBusyAnswers(t *testing.T) {
 		h.imports <- struct{}{}
 	}
 	id := "9b2c6f1e-4a7d-4c3e-8f5a-1d2e3f4a5b6c"
+	var img bytes.Buffer
+	if err := png.Encode(&img, image.NewGray(image.Rect(0, 0, 28, 28))); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ path, ct, body string }{
-		{"/api/networks/" + id + "/predict", "image/png", "\x89PNG"},
-		{"/api/networks/" + id + "/predict", "application/json", `{"image":"iVBORw0KGgo="}`},
+		{"/api/networks/" + id + "/predict", "image/png", img.String()},
+		{"/api/networks/" + id + "/predict", "application/json", `{"image":"` + base64.StdEncoding.EncodeToString(img.Bytes()) + `"}`},
 		{"/api/networks/import", "application/octet-stream", "PK"},
 	} {
 		req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
@@ -143,22 +145,48 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 	return nil, invalid(c, errors.New(`the body needs "pixels" (784 numbers between 0 and 1) or "image" (a base64 PNG or JPEG)`))
 }
 
-// decodeImage makes an image into a network input in one of the decode
-// slots.
+// decodeTimeout bounds one image decode (the largest image the bounds
+// allow decodes in well under a second).
+const decodeTimeout = 10 * time.Second
+
+// decodeImage makes an image into a network input: its cost is read from
+// its headers (pkg/digit refuses what would cost too much), reserved from
+// the memory budget, and it is decoded in one of the decode slots, until
+// its deadline, the client leaving, or the server shutting down.
 func (h *handlers) decodeImage(c *gin.Context, data []byte) ([]float64, bool) {
+	cost, err := digit.Inspect(data)
+	if err != nil {
+		return fromDigit(c, func() ([]float64, error) { return nil, err })
+	}
+	hold, err := h.budget.Reserve(c.Request.Context(), cost.Bytes)
+	if err != nil {
+		writeBusy(c, err)
+		return nil, false
+	}
+	defer hold.Release()
 	if !h.decodeSlot(c) {
 		return nil, false
 	}
 	defer h.releaseDecode()
-	return fromDigit(c, func() ([]float64, error) { return digit.FromImage(data) })
+	ctx, cancel := context.WithTimeout(c.Request.Context(), decodeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(h.stopping, cancel)
+	defer stop()
+	return fromDigit(c, func() ([]float64, error) { return digit.FromImage(ctx, data) })
 }
 
 // fromDigit runs one of pkg/digit's conversions, answering its errors with
-// 400 and the message naming the problem.
+// 400 and the message naming the problem; a decode stopped by its deadline
+// or the server shutting down is a 503.
 func fromDigit(c *gin.Context, convert func() ([]float64, error)) ([]float64, bool) {
 	x, err := convert()
 	if err == nil {
 		return x, true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		c.Header("Retry-After", "2")
+		writeError(c, http.StatusServiceUnavailable, "the image could not be read in time; try again shortly")
+		return nil, false
 	}
 	if de, ok := errors.AsType[*digit.Error](err); ok {
 		return nil, invalid(c, errors.New(de.Message))
@@ -167,9 +195,9 @@ func fromDigit(c *gin.Context, convert func() ([]float64, error)) ([]float64, bo
 	return nil, false
 }
 
-// maxDecodes bounds the images decoded at once: a small file may declare
-// 4096×4096 pixels, which takes about 80 MB and half a second of CPU to
-// decode and scale. Beyond it, 503 with Retry-After.
+// maxDecodes bounds the images decoded at once, for the CPU they take (the
+// memory comes from the budget: pkg/digit's Inspect bounds it, at most
+// digit.MaxDecodeBytes). Beyond it, 503 with Retry-After.
 const maxDecodes = 2
 
 // decodeSlot takes one of the maxDecodes slots, or answers 503 and returns

@@ -22,7 +22,7 @@ func benchmarkFromImage(b *testing.B, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := digit.FromImage(data); err != nil {
+		if _, err := digit.FromImage(b.Context(), data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -38,13 +38,13 @@ func BenchmarkFromImageJPEG(b *testing.B) { benchmarkFromImage(b, encodeJPEG(b, 
 // BenchmarkPreprocess times the preprocessing alone, on a decoded 280×280
 // NRGBA image (what the PNG decoder returns for it).
 func BenchmarkPreprocess(b *testing.B) {
-	img, err := digit.Decode(encodePNG(b, personDigit(b)))
+	img, err := digit.Decode(b.Context(), encodePNG(b, personDigit(b)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := digit.Preprocess(img); err != nil {
+		if _, err := digit.Preprocess(b.Context(), img); err != nil {
 			b.Fatal(err)
 		}
 	}

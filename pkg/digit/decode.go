@@ -2,8 +2,10 @@ package digit
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"image"
 	"image/gif"
 	"image/jpeg"
@@ -14,51 +16,61 @@ import (
 
 // A format is one image format this package decodes.
 type format struct {
-	name   string
-	magic  string
-	config func(io.Reader) (image.Config, error)
-	decode func(io.Reader) (image.Image, error)
+	name    string
+	magic   string
+	inspect func([]byte) (Cost, error)
+	decode  func(io.Reader) (image.Image, error)
 }
+
+// pngSignature starts every PNG.
+const pngSignature = "\x89PNG\r\n\x1a\n"
 
 // formats are recognised by their first bytes, never by what a client says.
 var formats = []format{
-	{"PNG", "\x89PNG\r\n\x1a\n", png.DecodeConfig, png.Decode},
-	{"JPEG", "\xff\xd8", jpeg.DecodeConfig, jpeg.Decode},
-	{"GIF", "GIF8", gif.DecodeConfig, gif.Decode},
+	{"PNG", pngSignature, inspectPNG, png.Decode},
+	{"JPEG", "\xff\xd8", inspectJPEG, jpeg.Decode},
+	{"GIF", "GIF8", inspectGIF, gif.Decode},
+}
+
+// formatOf returns the format data's first bytes say, or nil.
+func formatOf(data []byte) *format {
+	for i := range formats {
+		if bytes.HasPrefix(data, []byte(formats[i].magic)) {
+			return &formats[i]
+		}
+	}
+	return nil
 }
 
 // Decode decodes a PNG, JPEG or GIF image (the format is recognised from the
-// bytes; for a GIF, its first frame), within the caps: at most MaxImageBytes
-// of data and at most MaxImageSide pixels a side. The dimensions are read from
-// the header and checked before any pixel is decoded, so an oversized image
-// costs nothing. Errors are of kind ErrEmpty, ErrTooLarge, ErrFormat or
-// ErrCorrupt.
-func Decode(data []byte) (image.Image, error) {
-	if len(data) == 0 {
-		return nil, errorf(ErrEmpty, "image is empty")
-	}
-	if len(data) > MaxImageBytes {
-		return nil, errorf(ErrTooLarge, "image is %d bytes, more than %d (1 MiB)", len(data), MaxImageBytes)
-	}
-	var f *format
-	for i := range formats {
-		if bytes.HasPrefix(data, []byte(formats[i].magic)) {
-			f = &formats[i]
-			break
-		}
-	}
-	if f == nil {
-		return nil, errorf(ErrFormat, "not a PNG, JPEG or GIF image")
-	}
-	cfg, err := f.config(bytes.NewReader(data))
-	if err != nil {
-		return nil, decodeError(f.name, err)
-	}
-	if err := checkSize(cfg.Width, cfg.Height); err != nil {
+// bytes; for a GIF, its first frame) that Inspect accepts: at most
+// MaxImageBytes of data, at most MaxImageSide pixels a side, and within the
+// bounds on costly images. Inspect reads the image's structure before any
+// pixel is decoded, so a refused image costs nothing. Errors caused by the
+// image are *Error of kind ErrEmpty, ErrTooLarge, ErrFormat, ErrCorrupt or
+// ErrTooCostly.
+//
+// The decoder reads data through a reader that checks ctx before every read
+// of at most ctxReadSize (1 KiB): once ctx is done, decoding stops at the
+// next read, and Decode returns an error wrapping ctx.Err() (not an
+// *Error). Between two reads, a decoder does the work of 1 KiB of data: for
+// the most compressible PNG, about a megabyte of pixels (a few
+// milliseconds). A progressive JPEG's final inverse DCT, after the last
+// read, is not interrupted (at most a pass over MaxCostlyPixels, tens of
+// milliseconds).
+func Decode(ctx context.Context, data []byte) (image.Image, error) {
+	if _, err := Inspect(data); err != nil {
 		return nil, err
 	}
-	img, err := f.decode(bytes.NewReader(data))
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(err)
+	}
+	f := formatOf(data)
+	img, err := f.decode(&ctxReader{ctx: ctx, r: bytes.NewReader(data)})
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil { // the decoders may word the reader's error away
+			return nil, stopped(cerr)
+		}
 		return nil, decodeError(f.name, err)
 	}
 	b := img.Bounds()
@@ -66,6 +78,28 @@ func Decode(data []byte) (image.Image, error) {
 		return nil, err
 	}
 	return img, nil
+}
+
+// stopped is the error for work stopped because its context is done.
+func stopped(err error) error { return fmt.Errorf("digit: image conversion stopped: %w", err) }
+
+// ctxReadSize is the most a ctxReader reads at once.
+const ctxReadSize = 1 << 10
+
+// ctxReader reads from r, at most ctxReadSize bytes at a time, until ctx is
+// done. It has no ReadByte, so that the GIF and zlib decoders read it
+// through a buffer (and JPEG's has its own): ctx is checked once per KiB of
+// data.
+type ctxReader struct {
+	ctx context.Context
+	r   *bytes.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p[:min(len(p), ctxReadSize)])
 }
 
 // checkSize checks an image's dimensions against the caps.

@@ -19,6 +19,7 @@ package digit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -54,6 +55,12 @@ var (
 	ErrFormat   = errors.New("not a PNG, JPEG or GIF image") // unknown format
 	ErrCorrupt  = errors.New("image could not be decoded")   // truncated or invalid PNG/JPEG/GIF data
 	ErrBlank    = errors.New("image is blank: no ink found") // decoded, but nothing is drawn on it
+	// ErrTooCostly: the image's structure would cost more memory or work
+	// to decode than allowed: a progressive JPEG, 16-bit or interlaced PNG
+	// of more than MaxCostlyPixels, a progressive JPEG of more than
+	// MaxProgressiveScans scans, a JPEG of more than MaxJPEGComponents
+	// colour components, or an estimate above MaxDecodeBytes (see Inspect).
+	ErrTooCostly = errors.New("image is too costly to decode")
 )
 
 // Error is a problem with the input. Message says what is wrong in words fit
@@ -103,14 +110,18 @@ func checkPixels(px []float64) error {
 }
 
 // FromImage decodes a PNG, JPEG or GIF image (at most MaxImageBytes, at most
-// MaxImageSide pixels a side) and turns it into a network input with
-// Preprocess. It is Decode followed by Preprocess.
-func FromImage(data []byte) ([]float64, error) {
-	img, err := Decode(data)
+// MaxImageSide pixels a side, within the bounds on costly images) and turns
+// it into a network input with Preprocess. It is Decode followed by
+// Preprocess: Inspect(data) tells what it costs at most, and refuses what
+// it would refuse, without decoding. Errors caused by the image are *Error;
+// once ctx is done, decoding and preprocessing stop promptly with an error
+// wrapping ctx.Err().
+func FromImage(ctx context.Context, data []byte) ([]float64, error) {
+	img, err := Decode(ctx, data)
 	if err != nil {
 		return nil, err
 	}
-	return Preprocess(img)
+	return Preprocess(ctx, img)
 }
 
 // PNG encodes a network input as the network sees it: a 28×28 8-bit

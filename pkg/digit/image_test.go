@@ -160,7 +160,7 @@ func TestFromImage(t *testing.T) {
 		{"bar", []image.Rectangle{bar}, []image.Rectangle{barMoved}, 3, 20},
 		{"L", ell, ellMoved, 13, 20},
 	} {
-		ref, err := digit.FromImage(encodePNG(t, picture(100, 100, white, black, shape.rects...)))
+		ref, err := digit.FromImage(t.Context(), encodePNG(t, picture(100, 100, white, black, shape.rects...)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestFromImage(t *testing.T) {
 			{"10 times larger", encodePNG(t, picture(1000, 1000, white, black, scaled(shape.rects, 10)...)), 0.02},
 		} {
 			t.Run(shape.name+"/"+tc.name, func(t *testing.T) {
-				x, err := digit.FromImage(tc.data)
+				x, err := digit.FromImage(t.Context(), tc.data)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -272,7 +272,7 @@ func TestFromImageRefuses(t *testing.T) {
 		{"white GIF", encodeGIF(t, picture(100, 100, white, black)), digit.ErrBlank, "image is blank: no ink found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x, err := digit.FromImage(tc.data)
+			x, err := digit.FromImage(t.Context(), tc.data)
 			if x != nil {
 				t.Errorf("got an input with the error")
 			}
@@ -296,7 +296,7 @@ func TestHugeHeaderCostsNothing(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		start := time.Now()
 		for range runs {
-			if _, err := digit.FromImage(data); !errors.Is(err, digit.ErrTooLarge) {
+			if _, err := digit.FromImage(t.Context(), data); !errors.Is(err, digit.ErrTooLarge) {
 				t.Fatalf("% x...: %v, want ErrTooLarge", data[:8], err)
 			}
 		}
@@ -313,7 +313,7 @@ func TestHugeHeaderCostsNothing(t *testing.T) {
 // A 16-bit NRGBA PNG, a tiny image, a CMYK image and an image type of its
 // own exercise Preprocess's other paths.
 func TestPreprocessOtherImages(t *testing.T) {
-	ref, err := digit.FromImage(encodePNG(t, picture(100, 100, white, black, ell...)))
+	ref, err := digit.FromImage(t.Context(), encodePNG(t, picture(100, 100, white, black, ell...)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestPreprocessOtherImages(t *testing.T) {
 		{"a sub-image not at the origin", sub},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x, err := digit.Preprocess(tc.img)
+			x, err := digit.Preprocess(t.Context(), tc.img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +349,7 @@ func TestPreprocessOtherImages(t *testing.T) {
 
 	// A dot in a 3×3 image becomes a 20×20 square, centred: its centre of
 	// mass (9.5, 9.5) moves 4.5 pixels, rounded to 5.
-	x, err := digit.FromImage(encodePNG(t, picture(3, 3, white, black, image.Rect(1, 1, 2, 2))))
+	x, err := digit.FromImage(t.Context(), encodePNG(t, picture(3, 3, white, black, image.Rect(1, 1, 2, 2))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,13 +370,13 @@ func TestPreprocessOtherImages(t *testing.T) {
 			bad.Pix[i] = uint8(i)
 		}
 	}
-	if _, err := digit.Preprocess(bad); err != nil {
+	if _, err := digit.Preprocess(t.Context(), bad); err != nil {
 		checkRefusal(t, err)
 	}
 
-	_, err = digit.Preprocess(image.NewGray(image.Rect(0, 0, 5000, 1)))
+	_, err = digit.Preprocess(t.Context(), image.NewGray(image.Rect(0, 0, 5000, 1)))
 	wantError(t, err, digit.ErrTooLarge, "image is 5000×1 pixels, more than 4096×4096")
-	_, err = digit.Preprocess(image.NewGray(image.Rectangle{}))
+	_, err = digit.Preprocess(t.Context(), image.NewGray(image.Rectangle{}))
 	wantError(t, err, digit.ErrEmpty, "image has no pixels (0×0)")
 }
 
@@ -389,7 +389,7 @@ func (p plainImage) At(x, y int) color.Color { return p.m.At(x, y) }
 
 func mustDecode(t *testing.T, data []byte) image.Image {
 	t.Helper()
-	img, err := digit.Decode(data)
+	img, err := digit.Decode(t.Context(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestConcurrent(t *testing.T) {
 	wantPNG := make([][]byte, len(data))
 	for i, d := range data {
 		var err error
-		if want[i], err = digit.FromImage(d); err != nil {
+		if want[i], err = digit.FromImage(t.Context(), d); err != nil {
 			t.Fatal(err)
 		}
 		if wantPNG[i], err = digit.PNG(want[i]); err != nil {
@@ -419,7 +419,7 @@ func TestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for k := range 10 {
 				i := (g + k) % len(data)
-				x, err := digit.FromImage(data[i])
+				x, err := digit.FromImage(t.Context(), data[i])
 				if err != nil || meanAbsDiff(x, want[i]) != 0 {
 					t.Errorf("goroutine %d: %v, or a different input", g, err)
 					return

@@ -76,7 +76,7 @@ func TestMNISTDigitsAsImages(t *testing.T) {
 				xs = append(xs, nil)
 				continue
 			}
-			x, err := digit.FromImage(data)
+			x, err := digit.FromImage(t.Context(), data)
 			if err != nil {
 				return nil, fmt.Errorf("%s of test digit %d: %w", kinds[k+1].name, i, err)
 			}

@@ -1,6 +1,7 @@
 package digit
 
 import (
+	"context"
 	"image"
 	"math"
 )
@@ -16,6 +17,10 @@ const (
 	// be ink (to count in the bounding box); fainter ones are background
 	// noise — JPEG ringing, paper grain — and are cleared.
 	inkShare = 0.2
+	// ctxRows is how many rows of the image the loops go through between
+	// looks at their context: 64 rows of 4096 pixels are a few hundred
+	// microseconds of work.
+	ctxRows = 64
 )
 
 // Preprocess turns a decoded image of a digit into a network input, the way
@@ -48,17 +53,31 @@ const (
 //
 // Images wider or taller than MaxImageSide are refused (ErrTooLarge), and so
 // are empty ones (ErrEmpty). 16-bit images are read to 8 bits, as MNIST's.
-func Preprocess(img image.Image) ([]float64, error) {
+// Its loops over the image look at ctx every 64 rows: once ctx is done, it
+// stops with an error wrapping ctx.Err() (not an *Error).
+//
+// Besides the image, it allocates about one byte a pixel (the ink plane;
+// see Inspect).
+func Preprocess(ctx context.Context, img image.Image) ([]float64, error) {
 	b := img.Bounds()
 	if err := checkSize(b.Dx(), b.Dy()); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(err)
+	}
 	read := spans(img)
-	bg, ok := background(read, b)
+	bg, ok, err := background(ctx, read, b)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, errBlank()
 	}
-	ink, rowMax, colMax := inkPlane(read, b, bg)
+	ink, rowMax, colMax, err := inkPlane(ctx, read, b, bg)
+	if err != nil {
+		return nil, err
+	}
 
 	peak := maxOf(rowMax)
 	if peak < minInk {
@@ -70,6 +89,9 @@ func Preprocess(img image.Image) ([]float64, error) {
 	w, h := x1-x0, y1-y0
 	crop := ink[y0*b.Dx()+x0:]
 	for y := range h {
+		if err := every(ctx, y); err != nil {
+			return nil, err
+		}
 		row := crop[y*b.Dx() : y*b.Dx()+w]
 		for x, v := range row {
 			if v < thr {
@@ -82,7 +104,10 @@ func Preprocess(img image.Image) ([]float64, error) {
 	long := float64(max(w, h))
 	sw := max(1, int(math.Round(float64(w)*Box/long)))
 	sh := max(1, int(math.Round(float64(h)*Box/long)))
-	small := resample(crop, b.Dx(), w, h, sw, sh)
+	small, err := resample(ctx, crop, b.Dx(), w, h, sw, sh)
+	if err != nil {
+		return nil, err
+	}
 
 	// Centre of mass, in pixel indices, moved to pixel (14, 14): where MNIST
 	// has it (the mean over its test set is (14.01, 13.99)).
@@ -126,6 +151,17 @@ func Preprocess(img image.Image) ([]float64, error) {
 }
 
 func errBlank() *Error { return errorf(ErrBlank, "image is blank: no ink found") }
+
+// every returns ctx's error, wrapped, every ctxRows rows (y counts them).
+func every(ctx context.Context, y int) error {
+	if y%ctxRows != 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return stopped(err)
+	}
+	return nil
+}
 
 // spanFunc reads pixels [x0, x1) of row y (in image coordinates) as 8-bit
 // premultiplied luminance and alpha (lum <= alpha).
@@ -220,8 +256,9 @@ func fill(b []uint8, v uint8) {
 // background returns the background's luminance (0 black, 255 white): the
 // median of the opaque pixels of the outermost ring if at least half of the
 // ring is opaque; otherwise white if the image's opaque parts are dark on
-// average, black if they are light. ok is false if no pixel is visible at all.
-func background(read spanFunc, b image.Rectangle) (bg uint8, ok bool) {
+// average, black if they are light. ok is false if no pixel is visible at
+// all. err is not nil if ctx is done.
+func background(ctx context.Context, read spanFunc, b image.Rectangle) (bg uint8, ok bool, err error) {
 	w := b.Dx()
 	lum, alpha := make([]uint8, w), make([]uint8, w)
 	var hist [256]int
@@ -256,7 +293,7 @@ func background(read spanFunc, b image.Rectangle) (bg uint8, ok bool) {
 		for v, n := range hist {
 			seen += n
 			if 2*seen >= opaque {
-				return uint8(v), true
+				return uint8(v), true, nil
 			}
 		}
 	}
@@ -264,6 +301,9 @@ func background(read spanFunc, b image.Rectangle) (bg uint8, ok bool) {
 	// out from.
 	var sumLum, sumAlpha uint64
 	for y := b.Min.Y; y < b.Max.Y; y++ {
+		if err := every(ctx, y-b.Min.Y); err != nil {
+			return 0, false, err
+		}
 		read(b.Min.X, b.Max.X, y, lum, alpha)
 		for k := range lum {
 			sumLum += uint64(lum[k])
@@ -271,20 +311,20 @@ func background(read spanFunc, b image.Rectangle) (bg uint8, ok bool) {
 		}
 	}
 	if sumAlpha < 0x80 { // not even one opaque pixel's worth
-		return 0, false
+		return 0, false, nil
 	}
 	if 2*sumLum < sumAlpha {
-		return 0xff, true
+		return 0xff, true, nil
 	}
-	return 0, true
+	return 0, true, nil
 }
 
 // inkPlane composites img over the background bg and measures each pixel's
 // ink: how far it is from bg towards the other end (black for a light
 // background, white for a dark one), from 0 to 255 for the whole way. It
 // returns the w×h plane, row-major, and the strongest ink of each row and of
-// each column.
-func inkPlane(read spanFunc, b image.Rectangle, bg uint8) (ink, rowMax, colMax []uint8) {
+// each column; or an error if ctx is done.
+func inkPlane(ctx context.Context, read spanFunc, b image.Rectangle, bg uint8) (ink, rowMax, colMax []uint8, err error) {
 	w, h := b.Dx(), b.Dy()
 	ink = make([]uint8, w*h)
 	rowMax, colMax = make([]uint8, h), make([]uint8, w)
@@ -304,6 +344,9 @@ func inkPlane(read spanFunc, b image.Rectangle, bg uint8) (ink, rowMax, colMax [
 	over := uint32(bg) // what shows through transparency
 
 	for y := range h {
+		if err := every(ctx, y); err != nil {
+			return nil, nil, nil, err
+		}
 		read(b.Min.X, b.Max.X, b.Min.Y+y, lum, alpha)
 		row := ink[y*w : (y+1)*w]
 		lum, alpha := lum[:len(row)], alpha[:len(row)]
@@ -317,18 +360,22 @@ func inkPlane(read spanFunc, b image.Rectangle, bg uint8) (ink, rowMax, colMax [
 		}
 		rowMax[y] = rm
 	}
-	return ink, rowMax, colMax
+	return ink, rowMax, colMax, nil
 }
 
 // resample scales the w×h grey image at src (rows stride apart) to dw×dh by
 // area averaging: each output pixel is the mean of the part of the source it
 // covers, a source pixel partly covered counting by the part. Shrinking, that
 // is anti-aliasing; enlarging, each source pixel becomes a block with
-// blended edges. It returns the dw×dh values, row-major, in 0–255.
-func resample(src []uint8, stride, w, h, dw, dh int) []float32 {
+// blended edges. It returns the dw×dh values, row-major, in 0–255; or an
+// error if ctx is done.
+func resample(ctx context.Context, src []uint8, stride, w, h, dw, dh int) ([]float32, error) {
 	xs, ys := taps(w, dw), taps(h, dh)
 	tmp := make([]float32, dw*h) // scaled across, not yet down
 	for y := range h {
+		if err := every(ctx, y); err != nil {
+			return nil, err
+		}
 		row := src[y*stride : y*stride+w]
 		t := tmp[y*dw : (y+1)*dw]
 		for j := range t {
@@ -349,7 +396,7 @@ func resample(src []uint8, stride, w, h, dw, dh int) []float32 {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // tapList lists, for each of dn output pixels, the source pixels it covers
