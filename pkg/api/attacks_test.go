@@ -2,16 +2,21 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
@@ -276,4 +281,67 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(200)
 	w.n += len(b)
 	return len(b), nil
+}
+
+// TestImageBombs: images whose decoding would cost far more than a digit
+// needs are refused from their headers, before any decoding (the scan bomb
+// took 18 s of CPU, the 4-component and the 16-bit interlaced images over
+// 300 MB each).
+func TestImageBombs(t *testing.T) {
+	b := budget.New(192<<20, 0)
+	s := newServerBudget(t, service.DefaultLimits(), b)
+	id := s.createNetwork(t)
+	for _, tc := range []struct{ file, ct, want string }{
+		{"scan-bomb.jpg", "image/jpeg", "progressive JPEG"},
+		{"ycck-bomb.jpg", "image/jpeg", "more than 3 colour components"},
+		{"png16-interlaced-4096.png", "image/png", "interlaced PNG"},
+	} {
+		data, err := os.ReadFile(filepath.Join("..", "digit", "testdata", "bombs", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r response
+		got := allocatedBy(func() { r = s.doBytes(t, "POST", "/api/networks/"+id+"/predict", tc.ct, data) })
+		if r.status != 400 || !strings.Contains(r.body, tc.want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", tc.file, r.status, r.body, tc.want)
+		}
+		t.Logf("%s (%d bytes): %d bytes allocated to refuse it", tc.file, len(data), got)
+		if got > 4<<20 {
+			t.Errorf("refusing %s allocated %d bytes", tc.file, got)
+		}
+	}
+	if st := b.Stats(); st.Used != 0 {
+		t.Errorf("%d bytes still reserved", st.Used)
+	}
+}
+
+// TestDecodeStopsOnShutdown: once the server begins to shut down, an image
+// decode stops at once (a decode used to run to its end, and SIGTERM waited
+// for it past the shutdown timeout).
+func TestDecodeStopsOnShutdown(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Workers: 1, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	stopping, stop := context.WithCancel(context.Background())
+	h, err := api.New(api.Options{Service: svc, Logger: log, Stopping: stopping})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{h: h, svc: svc, store: st}
+	id := s.createNetwork(t)
+	png := digitPNG(t, 0)
+	if r := s.doBytes(t, "POST", "/api/networks/"+id+"/predict", "image/png", png); r.status != 200 {
+		t.Fatalf("before shutdown: %d %s", r.status, r.body)
+	}
+	stop()
+	if r := s.doBytes(t, "POST", "/api/networks/"+id+"/predict", "image/png", png); r.status != 503 || !strings.Contains(r.body, "in time") {
+		t.Errorf("during shutdown: %d %s, want 503", r.status, r.body)
+	}
 }
