@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set
 			SocketClients: sio.Clients,
 			EventsEmitted: sio.Emitted,
+			Budget:        mem.Stats,
 		})
 		svcCfg.Observer = m
 		apiOpts.Metrics, apiOpts.Requests = m.Handler(), m

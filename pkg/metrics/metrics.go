@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -37,6 +38,7 @@ type Sources struct {
 	Service       func() service.Gauges
 	SocketClients func() int
 	EventsEmitted func() uint64
+	Budget        func() budget.Stats // the memory budget (pkg/budget)
 }
 
 // New returns the collectors, registered with the Go and process
@@ -102,6 +104,23 @@ func New(src Sources) *Metrics {
 			Namespace: namespace, Name: "socketio_events_emitted_total",
 			Help: "Socket.IO events broadcast (each counted once, whatever the number of clients).",
 		}, func() float64 { return float64(f()) }))
+	}
+	if f := src.Budget; f != nil {
+		for _, g := range []struct {
+			name, help string
+			get        func(budget.Stats) int64
+		}{
+			{"memory_budget_bytes", "The memory budget: what requests and jobs may hold together (MEMORY_BUDGET_MB).", func(s budget.Stats) int64 { return s.Capacity }},
+			{"memory_budget_used_bytes", "Bytes of the memory budget reserved now.", func(s budget.Stats) int64 { return s.Used }},
+			{"memory_budget_peak_bytes", "The most bytes of the memory budget ever reserved at once.", func(s budget.Stats) int64 { return s.Peak }},
+		} {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: g.name, Help: g.help},
+				func() float64 { return float64(g.get(f())) }))
+		}
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "memory_budget_refused_total",
+			Help: "Reservations the memory budget refused (answered 503 or 413).",
+		}, func() float64 { return float64(f().Refused) }))
 	}
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mnist-go/nnserver/pkg/api"
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/service"
@@ -85,19 +86,22 @@ func TestCountersMoveAfterAJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	var svc *service.Service
+	mem := budget.New(64<<20, 0)
 	m := metrics.New(metrics.Sources{
 		Service:       func() service.Gauges { return svc.Gauges(context.Background()) },
 		SocketClients: func() int { return 3 },
 		EventsEmitted: func() uint64 { return 42 },
+		Budget:        mem.Stats,
 	})
 	ev := events{ended: make(chan string, 10)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err = service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Events: ev, Workers: 1, Logger: log, Observer: m})
+	svc, err = service.New(context.Background(), service.Config{Data: loadMNIST, Store: st, Events: ev, Workers: 1, Logger: log, Observer: m,
+		Budget: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	h, err := api.New(api.Options{Service: svc, Logger: log, Metrics: m.Handler(), Requests: m})
+	h, err := api.New(api.Options{Service: svc, Logger: log, Metrics: m.Handler(), Requests: m, Budget: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +122,9 @@ func TestCountersMoveAfterAJob(t *testing.T) {
 	}
 	if value(before, "nnserver_socketio_clients", nil) != 3 || value(before, "nnserver_socketio_events_emitted_total", nil) != 42 {
 		t.Error("the Socket.IO metrics do not read their sources")
+	}
+	if value(before, "nnserver_memory_budget_bytes", nil) != 64<<20 || value(before, "nnserver_memory_budget_used_bytes", nil) != 0 {
+		t.Error("the memory budget's metrics do not read it")
 	}
 
 	w := do("POST", "/api/networks", `{"seed":1}`)
@@ -152,10 +159,14 @@ func TestCountersMoveAfterAJob(t *testing.T) {
 		{"nnserver_http_requests_total", map[string]string{"method": "GET", "route": "unmatched", "code": "4xx"}, 1},
 		{"nnserver_http_requests_total", map[string]string{"method": "GET", "route": "/metrics", "code": "2xx"}, 1},
 		{"nnserver_http_request_duration_seconds", map[string]string{"method": "POST", "route": "/api/networks"}, 1},
+		{"nnserver_memory_budget_used_bytes", nil, 0}, // the job gave its reservation back
 	} {
 		if got := value(after, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	if v := value(after, "nnserver_memory_budget_peak_bytes", nil); v < 233_000 {
+		t.Errorf("the budget's peak is %v bytes after a job of [784, 30, 10], which reserves more", v)
 	}
 	// Raw paths never become labels.
 	for _, m := range after["nnserver_http_requests_total"].Metric {

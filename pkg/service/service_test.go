@@ -780,3 +780,54 @@ func TestMakerSlotFollowsTheRequest(t *testing.T) {
 		t.Fatalf("%d networks listed after a create that gave up", n)
 	}
 }
+
+// replicasRecorder is the Replicas of a test: it records the networks
+// removed.
+type replicasRecorder struct {
+	mu      sync.Mutex
+	removed []string
+}
+
+func (r *replicasRecorder) NetworkRemoved(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removed = append(r.removed, id)
+	return nil
+}
+
+// TestDeleteTellsTheOtherReplicas: a delete tells the other replicas, and
+// Forget (what a replica does when told) drops its copy at once: a job
+// running it stops.
+func TestDeleteTellsTheOtherReplicas(t *testing.T) {
+	rec := &replicasRecorder{}
+	svc, err := New(context.Background(), Config{Data: loadMNIST, Store: newFaultyStore(t), Workers: 1,
+		Logger: testLogger(t), Replicas: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	f := &fixture{svc: svc}
+	id, kept := f.create(t), f.create(t)
+	if _, err := svc.Delete(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	if !slices.Equal(rec.removed, []string{id}) {
+		t.Errorf("replicas told of %v, want [%s]", rec.removed, id)
+	}
+	rec.mu.Unlock()
+
+	// Told by another replica that kept was deleted there: dropped here.
+	e, err := svc.lookup(context.Background(), kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Forget(kept)
+	if st := svc.Status(context.Background()); st.ActiveNetworks != 0 {
+		t.Errorf("%d networks in memory after Forget", st.ActiveNetworks)
+	}
+	if e.ctx.Err() == nil || !errors.Is(context.Cause(e.ctx), errNetworkDeleted) {
+		t.Errorf("the forgotten copy's context: %v", context.Cause(e.ctx))
+	}
+	svc.Forget(kept) // again, and of a network not loaded: nothing
+}
