@@ -674,7 +674,8 @@ func TestContainer(t *testing.T) {
 
 // checkRailway checks railway.json against the repository and the running
 // server: Railway builds the Dockerfile and polls healthcheckPath until it
-// answers 200.
+// answers 200 before it routes to the new deployment: the readiness
+// endpoint (the image's HEALTHCHECK probes liveness, /api/status).
 func checkRailway(t *testing.T, root string, c *container) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, "railway.json"))
@@ -697,7 +698,7 @@ func checkRailway(t *testing.T, root string, c *container) {
 	if cfg.Build.Builder != "DOCKERFILE" || cfg.Build.DockerfilePath != "Dockerfile" {
 		t.Errorf("railway.json: builder %q, dockerfilePath %q; want DOCKERFILE and Dockerfile", cfg.Build.Builder, cfg.Build.DockerfilePath)
 	}
-	if cfg.Deploy.HealthcheckPath == "" || cfg.Deploy.HealthcheckTimeout < 10 {
+	if cfg.Deploy.HealthcheckPath != "/api/ready" || cfg.Deploy.HealthcheckTimeout < 10 {
 		t.Errorf("railway.json: healthcheckPath %q, healthcheckTimeout %d", cfg.Deploy.HealthcheckPath, cfg.Deploy.HealthcheckTimeout)
 		return
 	}
