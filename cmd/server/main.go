@@ -227,7 +227,7 @@ const budgetWait = 2 * time.Second
 // idleHeadroom is what the process holds besides the budget and the
 // networks: MNIST, the runtime, Socket.IO sessions, buffers (about 70 MB
 // idle), and room for the garbage collector to work in.
-const idleHeadroom = 160 << 20
+const idleHeadroom = 96 << 20
 
 // flushWait bounds how long shutdown waits for the last events to reach
 // Socket.IO clients: a live polling client comes back for them within
