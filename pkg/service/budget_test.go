@@ -53,6 +53,37 @@ func TestBudgetEstimates(t *testing.T) {
 			t.Errorf("%s reserves %d bytes for the %d it allocates: too loose to be useful", what, estimate, got)
 		}
 	}
+	// A history decoded with its network: every record counted.
+	t.Run("[784 30 10] with 20000 epochs recorded", func(t *testing.T) {
+		sizes := []int{784, 30, 10}
+		net, err := network.New(sizes, network.InitScaled, rand.New(rand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().UTC()
+		const n = 20_000
+		recs := make([]store.EpochRecord, n)
+		for i := range recs {
+			recs[i] = store.EpochRecord{Epoch: i + 1, JobID: "3f8e2d1c-7b6a-4e5f-9d8c-0a1b2c3d4e5f", Accuracy: 0.123456789,
+				Correct: 1234, Total: 10000, ElapsedTime: 0.123456789, LearningRate: 0.123456789, MiniBatchSize: 50000,
+				Cost: "cross_entropy", Lambda: 0.123456789, Seed: 1<<53 - 1, FinishedAt: at}
+		}
+		m := store.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", Trained: true,
+			EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
+		dir, err := store.Open(t.TempDir(), store.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dir.Save(context.Background(), m, net); err != nil {
+			t.Fatal(err)
+		}
+		got := allocated(func() {
+			if _, _, err := dir.Load(context.Background(), m.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
+		check(t, "load", got, loadBytes(sizes, n))
+	})
 	for _, sizes := range shapes {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
 			net, err := network.New(sizes, network.InitScaled, rand.New(rand.NewPCG(1, 2)))
