@@ -23,13 +23,14 @@ import (
 // closures, small buffers).
 const slack = 64 << 10
 
-// jobBytes bounds a training job: its Trainer, the snapshots it makes
-// after each epoch (the newest, and the one before it until the network's
-// state lets go of it), the shuffle order, and the evaluation after each
-// epoch (one example's activations per evaluating goroutine).
+// jobBytes bounds a training job: its Trainer, the snapshot it makes after
+// each epoch (the one before it is the network's state, counted under
+// MaxParamsInMemory until the new one replaces it), the shuffle order, and
+// the evaluation after each epoch (one example's activations per evaluating
+// goroutine).
 func jobBytes(sizes []int, p network.Params) int64 {
 	params := int64(network.ParamCount(sizes))
-	return int64(network.TrainerBytes(sizes, p)) + 2*8*params + 4*int64(mnist.TrainSize) +
+	return int64(network.TrainerBytes(sizes, p)) + 8*params + 4*int64(mnist.TrainSize) +
 		int64(runtime.GOMAXPROCS(0))*activationBytes(sizes) + slack
 }
 
