@@ -303,8 +303,10 @@ func (s *Server) Flush(ctx context.Context) error {
 // Clients see their transport closed, not a Socket.IO disconnect, so they
 // reconnect by themselves once a server is back.
 func (s *Server) Close() {
+	// Once handshakes under way have ended (they hold handshakeMu for
+	// reading), closing is set: later ones get 503.
+	s.handshakeMu.Lock()
 	s.closing.Store(true)
-	s.handshakeMu.Lock() // handshakes under way end; later ones get 503
 	s.handshakeMu.Unlock()
 	deadline := time.Now().Add(CloseTimeout)
 

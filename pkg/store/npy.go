@@ -254,7 +254,7 @@ func parseNPYDict(h string) ([]int, string, error) {
 	switch order {
 	case "False":
 	case "True":
-		return nil, "", errors.New("Fortran-order arrays are not supported")
+		return nil, "", errors.New("arrays in Fortran order are not supported")
 	default:
 		return nil, "", fmt.Errorf("fortran_order is %q, want False", order)
 	}

@@ -3,9 +3,7 @@ package scale
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -230,25 +228,6 @@ func (r *replica) find(match func(logLine) bool) []logLine {
 		}
 	}
 	return out
-}
-
-// waitLog waits for a log line for which match is true, and returns it.
-func (r *replica) waitLog(t *testing.T, what string, timeout time.Duration, match func(logLine) bool) logLine {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		r.mu.Lock()
-		ch := r.changed
-		r.mu.Unlock()
-		if ls := r.find(match); len(ls) > 0 {
-			return ls[0]
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("replica %s: no log line %s within %v", r.name, what, timeout)
-		}
-	}
 }
 
 func (r *replica) waitReady(t *testing.T) {
@@ -861,18 +840,3 @@ func percentile(xs []float64, p float64) float64 {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-var errTimeout = errors.New("timeout")
-
-// within runs f and reports whether it returned within d.
-func within(d time.Duration, f func()) error {
-	done := make(chan struct{})
-	go func() { f(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-time.After(d):
-		return errTimeout
-	}
-}
-
-var _ = context.Background

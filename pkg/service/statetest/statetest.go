@@ -481,7 +481,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		}
 		w.waitStarted(t, running.ID)
 
-		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New("Training cancelled"))
+		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New(service.MsgCancelled))
 		if err != nil || !e.Now || !e.WasPending || j.Status != service.StatusCancelled || j.Error != "internal error" && j.Error != "Training cancelled" {
 			t.Errorf("End of a pending job: %+v %+v %v", j, e, err)
 		}

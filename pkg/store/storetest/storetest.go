@@ -515,7 +515,7 @@ func testConcurrent(t *testing.T, s Backend) {
 					continue
 				}
 				if diffNetwork(got, versions[0]) != nil && diffNetwork(got, versions[1]) != nil {
-					errs <- errors.New("Load returned neither saved version whole")
+					errs <- errors.New("load returned neither saved version whole")
 				}
 			}
 		})
@@ -532,7 +532,7 @@ func testConcurrent(t *testing.T, s Backend) {
 			if err != nil {
 				errs <- err
 			} else if !bytes.Equal(b, encoded[0]) && !bytes.Equal(b, encoded[1]) {
-				errs <- errors.New("Open returned neither saved version's bytes")
+				errs <- errors.New("open returned neither saved version's bytes")
 			}
 		}
 	})
