@@ -839,4 +839,3 @@ func percentile(xs []float64, p float64) float64 {
 	i := int(float64(len(s))*p/100+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
-
