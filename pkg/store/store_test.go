@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"io"
 	"math"
 	"os"
@@ -632,14 +633,8 @@ func TestSaveFailureKeepsPreviousFile(t *testing.T) {
 
 	t.Run("read-only directory", func(t *testing.T) {
 		s, m, before := newDir(t)
-		if err := os.Chmod(s.Dir(), 0o555); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(s.Dir(), 0o755) })
-		probe := filepath.Join(s.Dir(), "probe")
-		if err := os.WriteFile(probe, nil, 0o644); err == nil {
-			os.Remove(probe)
-			t.Skip("the directory is writable despite mode 0555 (running as root?), so this failure cannot be provoked")
+		if !makeReadOnly(t, s.Dir()) {
+			testutil.SkipOrFail(t, "the directory cannot be made read-only here (neither the immutable attribute nor mode 0555 holds), so this failure cannot be provoked")
 		}
 		m.EpochsTrained++
 		if err := s.Save(t.Context(), m, newNet(t, m.Sizes, 9)); err == nil {
@@ -924,4 +919,14 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("List: %d entries, errors %v", len(es), errs)
 		}
 	}
+}
+
+// writeRefused reports whether dir refuses a new file.
+func writeRefused(dir string) bool {
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err == nil {
+		os.Remove(probe)
+		return false
+	}
+	return true
 }
