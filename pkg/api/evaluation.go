@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
-	"math"
 	"net/http"
 	"strconv"
 
@@ -50,13 +49,11 @@ func classifiedOf(cs []service.Classified) []classifiedBody {
 	out := make([]classifiedBody, len(cs))
 	for i, c := range cs {
 		out[i] = classifiedBody{ExampleIndex: c.Index, ActualDigit: c.Actual, PredictedDigit: c.Predicted,
-			Confidence: round6(c.Confidence), ImageData: digitPNG(c.Pixels)}
+			Confidence: service.Microseconds(c.Confidence), ImageData: digitPNG(c.Pixels)}
 	}
 	return out
 }
 
-// round6 rounds to 6 decimals: confidences are computed in float32.
-func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 // digitPNG encodes a 28×28 test image as a small PNG, base64.
 func digitPNG(pixels []uint8) string {

@@ -150,21 +150,17 @@ func jobOf(j service.JobInfo) jobBody {
 		Epochs: j.Params.Epochs, Epoch: j.Epoch, TotalEpochs: j.Params.Epochs,
 		MiniBatch: j.Params.MiniBatch, LearningRate: j.Params.LearningRate,
 		Cost: string(j.Params.Cost), Lambda: j.Params.Lambda,
-		ElapsedTime: seconds(j.ElapsedTime), Accuracy: j.Accuracy, Error: j.Error,
+		ElapsedTime: service.Microseconds(j.ElapsedTime), Accuracy: j.Accuracy, Error: j.Error,
 		History: make([]epochBody, len(j.History)),
 	}
 	if j.Params.Seed != nil {
 		b.Seed = *j.Params.Seed
 	}
 	for i, e := range j.History {
-		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: seconds(e.ElapsedTime)}
+		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: service.Microseconds(e.ElapsedTime)}
 	}
 	return b
 }
-
-// seconds rounds a duration in seconds to the microsecond, so that JSON
-// shows 0.406542 rather than 0.40654210700000004.
-func seconds(s float64) float64 { return math.Round(s*1e6) / 1e6 }
 
 // retryAfterSeconds is the Retry-After header for a duration, at least 1.
 func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
@@ -208,7 +204,7 @@ func historyOf(id string, recs []store.EpochRecord) historyBody {
 	b := historyBody{NetworkID: id, Epochs: make([]historyEpochBody, len(recs))}
 	for i, r := range recs {
 		b.Epochs[i] = historyEpochBody{
-			Epoch: r.Epoch, JobID: r.JobID, Accuracy: r.Accuracy, Correct: r.Correct, ElapsedTime: seconds(r.ElapsedTime),
+			Epoch: r.Epoch, JobID: r.JobID, Accuracy: r.Accuracy, Correct: r.Correct, ElapsedTime: service.Microseconds(r.ElapsedTime),
 			LearningRate: r.LearningRate, MiniBatchSize: r.MiniBatchSize, Cost: r.Cost, Lambda: r.Lambda, Seed: r.Seed,
 			FinishedAt: r.FinishedAt.UTC().Format(time.RFC3339Nano),
 		}

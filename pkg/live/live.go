@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -28,12 +27,12 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// Event names of the contract.
+// Event names of the contract (service's, where they have their one home).
 const (
-	EventUpdate   = "training_update"
-	EventComplete = "training_complete"
-	EventError    = "training_error"
-	EventProgress = "training_progress"
+	EventUpdate   = service.EventUpdate
+	EventComplete = service.EventComplete
+	EventError    = service.EventError
+	EventProgress = service.EventProgress
 )
 
 // The old server's heartbeat settings, which clients are tuned to.
@@ -464,15 +463,12 @@ type (
 	}
 )
 
-// Microseconds rounds seconds to the microsecond: 0.406542 rather than
-// 0.40654210700000004.
-func Microseconds(seconds float64) float64 { return math.Round(seconds*1e6) / 1e6 }
 
 // TrainingUpdate broadcasts a training_update event.
 func (s *Server) TrainingUpdate(u service.Update) {
 	s.broadcast(EventUpdate, updateEvent{
 		JobID: u.JobID, NetworkID: u.NetworkID, Epoch: u.Epoch, TotalEpochs: u.TotalEpochs,
-		Accuracy: u.Accuracy, ElapsedTime: Microseconds(u.ElapsedTime), Progress: u.Progress,
+		Accuracy: u.Accuracy, ElapsedTime: service.Microseconds(u.ElapsedTime), Progress: u.Progress,
 		Correct: u.Correct, Total: u.Total, NetworkEpoch: u.NetworkEpoch,
 	})
 }

@@ -1,5 +1,22 @@
 package service
 
+import "math"
+
+// The names of the events, as the contract has them: each Events method
+// is the event of the same name, on Socket.IO and in the scaled mode's
+// relay.
+const (
+	EventUpdate   = "training_update"
+	EventProgress = "training_progress"
+	EventComplete = "training_complete"
+	EventError    = "training_error"
+)
+
+// Microseconds rounds seconds (a duration, a confidence) to the
+// microsecond: the precision every answer shows them at, so that JSON reads
+// 0.406542 rather than 0.40654210700000004.
+func Microseconds(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
 // Events receives the progress of training jobs. The Socket.IO side
 // implements it by broadcasting each call as the event of the same name;
 // tests plug in a recorder. Calls come from job goroutines, one job's calls
