@@ -50,12 +50,12 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 		return b, nil
 	}
 
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL)
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, cfg.DBTimeout)
 	if err != nil {
 		return nil, err // names DATABASE_URL, without its password
 	}
 	b.pool = pool
-	if err := postgres.Migrate(ctx, pool); err != nil {
+	if err := postgres.Migrate(ctx, pool, cfg.DBTimeout); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("database migrations: %w", err)
 	}
@@ -65,18 +65,19 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 	}
 	q, err := postgres.NewQueue(ctx, pool, postgres.QueueConfig{
 		Workers: workers, Limits: cfg.Limits, TakeoverAfter: cfg.TakeoverAfter, Logger: log, Now: time.Now,
+		Timeout: cfg.DBTimeout,
 	})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	b.catalog, b.queue = postgres.NewCatalog(pool), q
+	b.catalog, b.queue = postgres.NewCatalog(pool, cfg.DBTimeout), q
 	// Every event goes through Postgres once; each replica's relay hands
 	// it to its own Socket.IO clients. A worker has none to hand it to.
 	if cfg.Role == "worker" {
-		b.events = postgres.NewRelay(pool, service.NopEvents{}, log)
+		b.events = postgres.NewRelay(pool, postgres.RelayConfig{Local: service.NopEvents{}, Logger: log, Timeout: cfg.DBTimeout})
 	} else {
-		b.relay = postgres.NewRelay(pool, local, log)
+		b.relay = postgres.NewRelay(pool, postgres.RelayConfig{Local: local, Logger: log, Timeout: cfg.DBTimeout})
 		b.events = b.relay
 	}
 	return b, nil

@@ -66,17 +66,24 @@ const (
 //
 // Rows older than ten minutes are deleted by publishers, at most once a
 // minute each. A replica cut off for longer misses what was deleted.
+//
+// # Deadlines
+//
+// Every call to Postgres takes at most RelayConfig.Timeout. Run waits for
+// notifications poll at a time, and between two waits reads the events
+// table: a server that stops answering is noticed within poll plus the
+// timeout, and Run reconnects.
 type Relay struct {
-	pool  *pgxpool.Pool
-	local service.Events
-	log   *slog.Logger
+	pool    *pgxpool.Pool
+	local   service.Events
+	log     *slog.Logger
+	timeout time.Duration // bounds each call to Postgres
 
 	// Tests shorten these.
-	poll           time.Duration // Run reads the table at least this often
-	retention      time.Duration // rows older than this are deleted
-	pruneEvery     time.Duration // each publisher prunes at most this often
-	publishTimeout time.Duration // bounds each attempt to publish
-	maxBackoff     time.Duration // the longest wait between reconnections
+	poll       time.Duration // Run reads the table at least this often
+	retention  time.Duration // rows older than this are deleted
+	pruneEvery time.Duration // each publisher prunes at most this often
+	maxBackoff time.Duration // the longest wait between reconnections
 
 	dropped atomic.Uint64
 
@@ -89,17 +96,28 @@ type Relay struct {
 	readyOnce sync.Once
 }
 
-// NewRelay returns a relay publishing through pool and delivering to local.
-// Nothing is delivered until Run runs.
-func NewRelay(pool *pgxpool.Pool, local service.Events, log *slog.Logger) *Relay {
-	if log == nil {
-		log = slog.Default()
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// Local receives every replica's training events (this replica's
+	// Socket.IO clients).
+	Local service.Events
+	// Logger: nil, slog.Default().
+	Logger *slog.Logger
+	// Timeout bounds each call to Postgres; 0: DefaultTimeout.
+	Timeout time.Duration
+}
+
+// NewRelay returns a relay publishing through pool. Nothing is delivered
+// until Run runs.
+func NewRelay(pool *pgxpool.Pool, cfg RelayConfig) *Relay {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	return &Relay{
-		pool: pool, local: local, log: log,
+		pool: pool, local: cfg.Local, log: cfg.Logger, timeout: orDefault(cfg.Timeout),
 		poll: 5 * time.Second, retention: 10 * time.Minute, pruneEvery: time.Minute,
-		publishTimeout: 5 * time.Second, maxBackoff: 5 * time.Second,
-		ready: make(chan struct{}),
+		maxBackoff: 5 * time.Second,
+		ready:      make(chan struct{}),
 	}
 }
 
@@ -155,7 +173,9 @@ func (r *Relay) publish(kind, jobID string, v any) {
 	}
 	r.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+		// Not a request's context: events are published from training
+		// jobs, which outlive requests; each attempt has its deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 		_, err = r.pool.Exec(ctx, publishSQL, relayLockKey, key, kind, jobID, payload)
 		cancel()
 		if err == nil || attempt >= attempts || !connectionError(err) {
@@ -213,7 +233,8 @@ func (r *Relay) failed(kind, jobID string, err error) {
 
 // prune deletes the rows older than r.retention.
 func (r *Relay) prune() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+	// Not a request's context: see publish.
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	_, err := r.pool.Exec(ctx, "DELETE FROM nnserver_events WHERE created_at < now() - $1::float8 * interval '1 second'",
 		r.retention.Seconds())
@@ -224,10 +245,11 @@ func (r *Relay) prune() {
 
 // Run delivers events to the local Events until ctx is done, then returns
 // nil. Call it once per Relay, in a goroutine of its own, for as long as
-// the replica serves clients. It starts after the last event published before it began listening
-// (see Ready). It needs a connection of its own, opened with the pool's
+// the replica serves clients. It starts after the last event published
+// before it began listening (see Ready). It needs a connection of its own, opened with the pool's
 // settings but outside the pool: LISTEN belongs to a session. Connection
-// failures are logged and retried with backoff, forever.
+// failures, and a server that stops answering, are logged and retried with
+// backoff, forever.
 func (r *Relay) Run(ctx context.Context) error {
 	var (
 		last    int64 // the id of the last event delivered
@@ -261,20 +283,23 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // session connects, listens, catches up and delivers until the connection
-// fails or ctx is done. listened reports whether it got as far as
-// listening.
+// fails, the server stops answering, or ctx is done. listened reports
+// whether it got as far as listening.
 func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listened bool, err error) {
 	cfg := r.pool.Config().ConnConfig
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, r.timeout)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	cancel()
 	if err != nil {
 		return false, fmt.Errorf("connecting: %w", err)
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		// ctx may have ended: the connection is closed all the same.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
+	qctx, cancel := context.WithTimeout(ctx, r.timeout)
 	_, err = conn.Exec(qctx, "LISTEN "+relayChannel)
 	if err == nil && !*started {
 		// Listening first, then reading the last id: an event committed
@@ -296,6 +321,9 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 		return true, err
 	}
 	for {
+		// A long wait by design, in bounded steps: between two, the table
+		// is read, so that a server that stopped answering is noticed (a
+		// frozen one never closes the connection).
 		wctx, cancel := context.WithTimeout(ctx, r.poll)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
@@ -330,7 +358,7 @@ type eventRow struct {
 // drain delivers every event after *last, in id order, advancing *last.
 func (r *Relay) drain(ctx context.Context, conn *pgx.Conn, last *int64) error {
 	for {
-		qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
+		qctx, cancel := context.WithTimeout(ctx, r.timeout)
 		rows, _ := conn.Query(qctx, "SELECT id, kind, payload FROM nnserver_events WHERE id > $1 ORDER BY id LIMIT $2", *last, drainBatch)
 		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[eventRow])
 		cancel()

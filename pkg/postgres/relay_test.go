@@ -76,7 +76,7 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) (*Relay, *re
 		log, _ = newLogger(t)
 	}
 	rec := newRecorder()
-	r := NewRelay(pool, rec, log)
+	r := NewRelay(pool, RelayConfig{Local: rec, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -245,7 +245,7 @@ func poolURL(pool *pgxpool.Pool) string { return pool.Config().ConnString() }
 func TestRelayPostgresRestart(t *testing.T) {
 	pg := pgtest.Start(t)
 	poolA, poolB := connect(t, pg.URL()), connect(t, pg.URL())
-	if err := Migrate(t.Context(), poolA); err != nil {
+	if err := Migrate(t.Context(), poolA, 0); err != nil {
 		t.Fatal(err)
 	}
 	logA, bufA := newLogger(t)
@@ -327,7 +327,7 @@ func TestRelayCatchesUpWithoutNotifications(t *testing.T) {
 	pool := migrated(t)
 	rec := newRecorder()
 	log, _ := newLogger(t)
-	r := NewRelay(pool, rec, log)
+	r := NewRelay(pool, RelayConfig{Local: rec, Logger: log})
 	r.poll = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
