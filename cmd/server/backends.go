@@ -24,8 +24,12 @@ type backends struct {
 	catalog service.Catalog // nil in single mode: the service keeps it in memory
 	queue   service.Queue
 	events  service.Events
-	relay   *postgres.Relay // scaled mode, when this replica serves Socket.IO
-	pool    *pgxpool.Pool
+	// relay, in scaled mode, runs on every replica (Run): it delivers
+	// events to this replica's Socket.IO clients (none on a worker) and
+	// removals to the function set with OnRemoved (the service's Forget).
+	relay    *postgres.Relay
+	replicas service.Replicas // the relay in scaled mode (service.Config.Replicas), else nil
+	pool     *pgxpool.Pool
 }
 
 // openBackends opens the engines cfg names; local receives the events
@@ -73,13 +77,14 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 	}
 	b.catalog, b.queue = postgres.NewCatalog(pool, cfg.DBTimeout), q
 	// Every event goes through Postgres once; each replica's relay hands
-	// it to its own Socket.IO clients. A worker has none to hand it to.
+	// it to its own Socket.IO clients. A worker has none to hand it to:
+	// its relay only listens for removals.
+	rc := postgres.RelayConfig{Local: local, Logger: log, Timeout: cfg.DBTimeout}
 	if cfg.Role == "worker" {
-		b.events = postgres.NewRelay(pool, postgres.RelayConfig{Local: service.NopEvents{}, Logger: log, Timeout: cfg.DBTimeout})
-	} else {
-		b.relay = postgres.NewRelay(pool, postgres.RelayConfig{Local: local, Logger: log, Timeout: cfg.DBTimeout})
-		b.events = b.relay
+		rc.Local = nil
 	}
+	b.relay = postgres.NewRelay(pool, rc)
+	b.events, b.replicas = b.relay, b.relay
 	return b, nil
 }
 

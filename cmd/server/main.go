@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		m   *metrics.Metrics
 	)
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
-		Logger: log, Catalog: b.catalog, Queue: b.queue}
+		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas}
 	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
@@ -119,6 +119,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		return err
 	}
 	apiOpts.Service = svc
+	if b.relay != nil {
+		b.relay.OnRemoved(svc.Forget) // a network deleted on another replica
+	}
 	var handler http.Handler
 	if cfg.Role == "worker" {
 		handler = healthOnly(svc, apiOpts.Metrics)

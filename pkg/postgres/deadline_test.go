@@ -62,6 +62,34 @@ func runRelay(t *testing.T, r *Relay) {
 	}
 }
 
+// removals records the ids a relay's OnRemoved is given.
+func removals(r *Relay) <-chan string {
+	ch := make(chan string, 1000)
+	r.OnRemoved(func(id string) {
+		select {
+		case ch <- id:
+		default: // the test is not reading: drop
+		}
+	})
+	return ch
+}
+
+// waitRemoval waits until id comes out of ch, skipping others.
+func waitRemoval(t *testing.T, ch <-chan string, id string) {
+	t.Helper()
+	deadline := time.After(testWait)
+	for {
+		select {
+		case got := <-ch:
+			if got == id {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("removal of %s not delivered within %v", id, testWait)
+		}
+	}
+}
+
 func newRecord() service.NetworkRecord {
 	now := time.Now().UTC()
 	return service.NetworkRecord{ID: uuid.NewString(), Sizes: []int{784, 10}, Init: service.InitNormal, Version: 1,
@@ -69,10 +97,10 @@ func newRecord() service.NetworkRecord {
 }
 
 // TestFrozenPostgres freezes Postgres (SIGSTOP: connections stay open, and
-// nothing answers) under a catalog, queues and a relay with a timeout
+// nothing answers) under a catalog, queues and two relays with a timeout
 // of 300 ms: every call fails within its timeout, however the caller's
-// context is set, instead of waiting for the server; the relay notices and
-// reconnects; and once the server is thawed everything works again.
+// context is set, instead of waiting for the server; the relays notice and
+// reconnect; and once the server is thawed everything works again.
 func TestFrozenPostgres(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	p := pgtest.Start(t)
@@ -88,8 +116,13 @@ func TestFrozenPostgres(t *testing.T) {
 	worker := newTestQueue(t, pool, QueueConfig{Workers: 1, Timeout: timeout, Logger: log})
 	rec := newRecorder()
 	events := NewRelay(pool, RelayConfig{Local: rec, Logger: log, Timeout: timeout})
-	events.poll, events.maxBackoff = 200*time.Millisecond, 200*time.Millisecond
+	removalsOnly := NewRelay(pool, RelayConfig{Logger: log, Timeout: timeout}) // a worker's
+	for _, r := range []*Relay{events, removalsOnly} {
+		r.poll, r.maxBackoff = 200*time.Millisecond, 200*time.Millisecond
+	}
+	removedE, removedW := removals(events), removals(removalsOnly)
 	runRelay(t, events)
+	runRelay(t, removalsOnly)
 
 	ctx := t.Context()
 	net := newRecord()
@@ -101,11 +134,11 @@ func TestFrozenPostgres(t *testing.T) {
 
 	p.Freeze(t)
 	frozen := time.Now()
-	// The relay notices that the server stopped answering.
-	waitFor(t, "the relay to notice the frozen server", func() bool {
-		return logs.count("lost the connection to Postgres") >= 1
+	// Both relays notice that the server stopped answering.
+	waitFor(t, "both relays to notice the frozen server", func() bool {
+		return logs.count("lost the connection to Postgres") >= 2
 	})
-	t.Logf("the relay noticed %v after the freeze (within a wait of %v and a call of %v)",
+	t.Logf("the relays noticed %v after the freeze (within a wait of %v and a call of %v)",
 		time.Since(frozen).Round(time.Millisecond), events.poll, timeout)
 	var longest time.Duration
 	check := func(name string, f func() error) { longest = max(longest, failsInTime(t, name, f)) }
@@ -142,6 +175,7 @@ func TestFrozenPostgres(t *testing.T) {
 	})
 	check("Queue.Epoch", func() error { return q.Epoch(ctx, job.ID, service.EpochResult{Epoch: 1}) })
 	check("Queue.Start", func() error { return worker.Start(func(context.Context, service.JobInfo) error { return nil }) })
+	check("Relay.NetworkRemoved", func() error { return events.NetworkRemoved(ctx, net.ID) })
 	check("Relay.TrainingProgress", func() error {
 		before := events.Dropped()
 		events.TrainingProgress(progress("frozen", 1))
@@ -212,11 +246,24 @@ func TestFrozenPostgres(t *testing.T) {
 			return err
 		})
 	})
-	// The relay is back: an event published now reaches its clients.
+	// The relays are back: an event published now reaches the events
+	// relay's clients, and removals reach both. A removal is not stored,
+	// so it is sent again until it comes: the relays may still be
+	// reconnecting.
 	events.TrainingProgress(progress("thawed", 1))
 	for rec.next(t).event != progress("thawed", 1) { // the frozen one may come first
 	}
-	t.Logf("the relay delivered again %v after the thaw", time.Since(thawed).Round(time.Millisecond))
+	gone := uuid.NewString()
+	for delivered := false; !delivered; {
+		works("Relay.NetworkRemoved", func() error { return events.NetworkRemoved(ctx, gone) })
+		select {
+		case id := <-removedW:
+			delivered = id == gone
+		case <-time.After(100 * time.Millisecond): // then send it again
+		}
+	}
+	waitRemoval(t, removedE, gone)
+	t.Logf("the relays delivered again %v after the thaw", time.Since(thawed).Round(time.Millisecond))
 }
 
 // TestCatalogPing: Ping answers while Postgres runs, fails within the
