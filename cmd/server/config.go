@@ -116,7 +116,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
 	strVar(&dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
 	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
-	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", 10*time.Second, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
+	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
 	durVar(&cfg.DBTimeout, "db-timeout", "DB_TIMEOUT", postgres.DefaultTimeout, fmt.Sprintf("scaled mode: each call to Postgres fails after this long (the request gets 503), and the server stops each statement a second later; from %v to %v", minDBTimeout, maxDBTimeout))
 
 	// The environment sets defaults, through the flags' own parsers, so

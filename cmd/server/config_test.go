@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -34,9 +35,12 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.IdleTimeout <= 0 || cfg.MaxHeaderBytes <= 0 || cfg.ShutdownTimeout <= 0 {
 		t.Errorf("timeouts: %+v", cfg)
 	}
-	// One source of truth: the package's default is the setting's.
+	// One source of truth: the package's defaults are the settings'.
 	if cfg.DBTimeout != postgres.DefaultTimeout {
 		t.Errorf("DBTimeout %v, want postgres.DefaultTimeout %v", cfg.DBTimeout, postgres.DefaultTimeout)
+	}
+	if cfg.TakeoverAfter != postgres.DefaultTakeoverAfter {
+		t.Errorf("TakeoverAfter %v, want postgres.DefaultTakeoverAfter %v", cfg.TakeoverAfter, postgres.DefaultTakeoverAfter)
 	}
 	// Each call to Postgres must fail well before a request's answer can
 	// no longer be written.
@@ -112,6 +116,30 @@ func TestConfigRejects(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestDocumentedDefaults: the documentation gives the defaults the code
+// has.
+func TestDocumentedDefaults(t *testing.T) {
+	takeover := "`" + postgres.DefaultTakeoverAfter.String() + "`"
+	for _, tc := range []struct{ file, row string }{
+		{"../../README.md", "| `TAKEOVER_AFTER` |"},
+		{"../../docs/SCALE.md", "| `TAKEOVER_AFTER` |"},
+	} {
+		b, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row string
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.HasPrefix(line, tc.row) {
+				row = line
+			}
+		}
+		if !strings.Contains(row, takeover) {
+			t.Errorf("%s: the TAKEOVER_AFTER row %q does not give the default, %s", tc.file, row, takeover)
 		}
 	}
 }

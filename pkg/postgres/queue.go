@@ -20,8 +20,13 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// DefaultTakeoverAfter is QueueConfig.TakeoverAfter's default.
-const DefaultTakeoverAfter = 25 * time.Second
+// DefaultTakeoverAfter is QueueConfig.TakeoverAfter's default, and
+// TAKEOVER_AFTER's (cmd/server takes it from here): with it a job whose
+// replica died resumes within about 10–15 s. It can be short because a job
+// is only taken over once its network's training lock is free, which a
+// live replica never lets go: waiting longer would only delay the
+// resumption.
+const DefaultTakeoverAfter = 10 * time.Second
 
 // QueueConfig configures a Queue.
 type QueueConfig struct {
