@@ -120,6 +120,23 @@ func TestConfigRejects(t *testing.T) {
 	}
 }
 
+// TestConfigS3: the S3 settings, S3_TIMEOUT included, reach the store's
+// configuration; without S3_TIMEOUT the store's default applies.
+func TestConfigS3(t *testing.T) {
+	env := map[string]string{"S3_ENDPOINT": "http://minio:9000", "S3_BUCKET": "models", "S3_TIMEOUT": "20s"}
+	cfg, err := parseConfig(nil, envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.UseS3 || cfg.S3.Endpoint != "minio:9000" || cfg.S3.Bucket != "models" || cfg.S3.Timeout != 20*time.Second {
+		t.Errorf("S3: %+v", cfg.S3)
+	}
+	env["S3_TIMEOUT"] = "2h"
+	if _, err := parseConfig(nil, envOf(env)); err == nil || !strings.Contains(err.Error(), "S3_TIMEOUT") {
+		t.Errorf("S3_TIMEOUT=2h: %v", err)
+	}
+}
+
 // TestDocumentedDefaults: the documentation gives the defaults the code
 // has.
 func TestDocumentedDefaults(t *testing.T) {
