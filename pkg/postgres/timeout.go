@@ -32,9 +32,11 @@ import (
 //
 // What waits by design is bounded by the caller's context alone, and polls
 // within the timeout: LockSaves and Migrate wait for a lock in attempts
-// of half the timeout each (lock_timeout), and the relay waits for
-// notifications a few seconds at a time, checking the connection in
-// between.
+// bounded by the timeout (half of it on the server: lock_timeout), and the
+// relay waits for notifications a few seconds at a time, checking the
+// connection in between. The steps of a migration, which may rewrite a
+// table, have a deadline of their own, migrateStepTimeout; River's Start,
+// whose context is the client's life, is abandoned past the timeout.
 
 // DefaultTimeout is the timeout of every call to Postgres when none is set
 // (DB_TIMEOUT). Every statement of this package is a small one (a row by
