@@ -121,3 +121,71 @@ func TestDeleteEvictsEverywhere(t *testing.T) {
 		t.Errorf("b did not log the drop:\n%s", b.logs)
 	}
 }
+
+// TestFrozenPostgresAnswers503: with Postgres frozen (SIGSTOP), requests
+// that need it answer 503 within about DB_TIMEOUT instead of waiting for
+// the server; liveness stays 200 and says the database is unavailable;
+// readiness is 503. Once thawed, the replica answers as before.
+func TestFrozenPostgresAnswers503(t *testing.T) {
+	p := pgtest.Start(t)
+	r := startReplica(t, map[string]string{"DATABASE_URL": p.URL(), "MODELS_DIR": t.TempDir(), "DB_TIMEOUT": "1s"})
+	r.call(t, "GET", "/api/networks", "", 200, nil)
+	r.call(t, "GET", "/api/ready", "", 200, nil)
+
+	p.Freeze(t)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/networks", 503},
+		{"/api/ready", 503},
+		{"/api/status", 200},
+	} {
+		start := time.Now()
+		type answer struct {
+			status int
+			body   map[string]any
+			err    error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			var a answer
+			resp, err := http.Get(r.url + tc.path)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			a.status, a.err = resp.StatusCode, json.NewDecoder(resp.Body).Decode(&a.body)
+			done <- a
+		}()
+		var a answer
+		select {
+		case a = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("GET %s hangs with Postgres frozen", tc.path)
+		}
+		t.Logf("GET %s with Postgres frozen: %d after %v: %v", tc.path, a.status, time.Since(start).Round(time.Millisecond), a.body)
+		if a.err != nil || a.status != tc.want {
+			t.Errorf("GET %s: %d, %v; want %d", tc.path, a.status, a.err, tc.want)
+		}
+		if tc.path == "/api/status" && a.body["database"] != "unavailable" {
+			t.Errorf("status says database %v, want unavailable", a.body["database"])
+		}
+	}
+
+	p.Thaw()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(r.url + "/api/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 30 s after the thaw")
+		}
+	}
+	r.call(t, "GET", "/api/networks", "", 200, nil)
+}
