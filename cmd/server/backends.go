@@ -24,8 +24,12 @@ type backends struct {
 	catalog service.Catalog // nil in single mode: the service keeps it in memory
 	queue   service.Queue
 	events  service.Events
-	relay   *postgres.Relay // scaled mode, when this replica serves Socket.IO
-	pool    *pgxpool.Pool
+	// relay, in scaled mode, runs on every replica (Run): it delivers
+	// events to this replica's Socket.IO clients (none on a worker) and
+	// removals to the function set with OnRemoved (the service's Forget).
+	relay    *postgres.Relay
+	replicas service.Replicas // the relay in scaled mode (service.Config.Replicas), else nil
+	pool     *pgxpool.Pool
 }
 
 // openBackends opens the engines cfg names; local receives the events
@@ -50,12 +54,12 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 		return b, nil
 	}
 
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL)
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, cfg.DBTimeout)
 	if err != nil {
 		return nil, err // names DATABASE_URL, without its password
 	}
 	b.pool = pool
-	if err := postgres.Migrate(ctx, pool); err != nil {
+	if err := postgres.Migrate(ctx, pool, cfg.DBTimeout); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("database migrations: %w", err)
 	}
@@ -65,20 +69,22 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 	}
 	q, err := postgres.NewQueue(ctx, pool, postgres.QueueConfig{
 		Workers: workers, Limits: cfg.Limits, TakeoverAfter: cfg.TakeoverAfter, Logger: log, Now: time.Now,
+		Timeout: cfg.DBTimeout,
 	})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	b.catalog, b.queue = postgres.NewCatalog(pool), q
+	b.catalog, b.queue = postgres.NewCatalog(pool, cfg.DBTimeout), q
 	// Every event goes through Postgres once; each replica's relay hands
-	// it to its own Socket.IO clients. A worker has none to hand it to.
+	// it to its own Socket.IO clients. A worker has none to hand it to:
+	// its relay only listens for removals.
+	rc := postgres.RelayConfig{Local: local, Logger: log, Timeout: cfg.DBTimeout}
 	if cfg.Role == "worker" {
-		b.events = postgres.NewRelay(pool, service.NopEvents{}, log)
-	} else {
-		b.relay = postgres.NewRelay(pool, local, log)
-		b.events = b.relay
+		rc.Local = nil
 	}
+	b.relay = postgres.NewRelay(pool, rc)
+	b.events, b.replicas = b.relay, b.relay
 	return b, nil
 }
 

@@ -39,6 +39,7 @@ type config struct {
 	DatabaseURL   string
 	Role          string // "all", "api" or "worker"
 	TakeoverAfter time.Duration
+	DBTimeout     time.Duration // each call to Postgres
 	S3            s3store.Config
 	UseS3         bool
 
@@ -55,6 +56,15 @@ type config struct {
 // in memory (MAX_PARAMS_IN_MEMORY: at most 200 MB, usually far less);
 // docs/LIMITS.md works it out.
 const DefaultMemoryBudgetMB = 192
+
+// DB_TIMEOUT's bounds. Below 100 ms, an ordinary load spike (a
+// checkpoint, a busy machine) would fail requests; beyond a minute, the
+// answer could no longer be written (WriteTimeout is 60 s) and a client
+// would have given up long before.
+const (
+	minDBTimeout = 100 * time.Millisecond
+	maxDBTimeout = time.Minute
+)
 
 // setting is one flag and the environment variable that sets its default.
 type setting struct {
@@ -122,7 +132,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
 	strVar(&dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
 	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
-	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", 10*time.Second, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
+	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
+	durVar(&cfg.DBTimeout, "db-timeout", "DB_TIMEOUT", postgres.DefaultTimeout, fmt.Sprintf("scaled mode: each call to Postgres fails after this long (the request gets 503), and the server stops each statement a second later; from %v to %v", minDBTimeout, maxDBTimeout))
 
 	// The environment sets defaults, through the flags' own parsers, so
 	// that a bad value is reported the same way from either.
@@ -183,6 +194,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if cfg.TakeoverAfter < time.Second {
 		return config{}, errors.New("takeover-after must be at least 1s")
+	}
+	if cfg.DBTimeout < minDBTimeout || cfg.DBTimeout > maxDBTimeout {
+		return config{}, fmt.Errorf("db-timeout must be a duration from %v to %v, got %v (flag -db-timeout, env DB_TIMEOUT)", minDBTimeout, maxDBTimeout, cfg.DBTimeout)
 	}
 	if cfg.S3, cfg.UseS3, err = s3store.ConfigFromEnv(getenv); err != nil {
 		return config{}, err

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -33,6 +35,18 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.IdleTimeout <= 0 || cfg.MaxHeaderBytes <= 0 || cfg.ShutdownTimeout <= 0 {
 		t.Errorf("timeouts: %+v", cfg)
 	}
+	// One source of truth: the package's defaults are the settings'.
+	if cfg.DBTimeout != postgres.DefaultTimeout {
+		t.Errorf("DBTimeout %v, want postgres.DefaultTimeout %v", cfg.DBTimeout, postgres.DefaultTimeout)
+	}
+	if cfg.TakeoverAfter != postgres.DefaultTakeoverAfter {
+		t.Errorf("TakeoverAfter %v, want postgres.DefaultTakeoverAfter %v", cfg.TakeoverAfter, postgres.DefaultTakeoverAfter)
+	}
+	// Each call to Postgres must fail well before a request's answer can
+	// no longer be written.
+	if cfg.DBTimeout < minDBTimeout || cfg.DBTimeout > maxDBTimeout || maxDBTimeout > cfg.WriteTimeout {
+		t.Errorf("DBTimeout %v, bounds %v to %v, WriteTimeout %v", cfg.DBTimeout, minDBTimeout, maxDBTimeout, cfg.WriteTimeout)
+	}
 }
 
 func TestConfigEnvAndFlags(t *testing.T) {
@@ -41,6 +55,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"MNIST_DIR": "/mnist", "MAX_NETWORKS": "7", "MAX_QUEUED_JOBS": "8", "MAX_PARAMS": "1000", "MAX_EPOCHS": "9", "MAX_PARAMS_IN_MEMORY": "123456",
 		"DEBUG_ADDR": "127.0.0.1:6060", "JOB_SCRATCH_MB": "8", "MAX_FINISHED_JOBS": "50", "JOB_RETENTION": "90m",
 		"TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16", "MAX_ANALYSES": "3", "SHUTDOWN_TIMEOUT": "3s",
+		"DB_TIMEOUT": "2s",
 	})
 	cfg, err := parseConfig(nil, env)
 	if err != nil {
@@ -51,14 +66,15 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		cfg.Limits.MaxParams != 1000 || cfg.Limits.MaxEpochs != 9 || cfg.Limits.MaxParamsInMemory != 123456 || cfg.DebugAddr != "127.0.0.1:6060" ||
 		cfg.Limits.JobScratchBytes != 8<<20 || cfg.Limits.MaxFinishedJobs != 50 || cfg.Limits.JobRetention != 90*time.Minute ||
 		!slices.Equal(cfg.TrustedProxies, []string{"10.0.0.1", "192.168.0.0/16"}) || cfg.Limits.MaxAnalyses != 3 ||
-		cfg.ShutdownTimeout != 3*time.Second {
+		cfg.ShutdownTimeout != 3*time.Second || cfg.DBTimeout != 2*time.Second {
 		t.Errorf("from env: %+v", cfg)
 	}
-	cfg, err = parseConfig([]string{"--port", "9100", "--models-dir", "m2", "--log-level", "warn"}, env)
+	cfg, err = parseConfig([]string{"--port", "9100", "--models-dir", "m2", "--log-level", "warn", "--db-timeout", "750ms"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":9100" || cfg.ModelsDir != "m2" || cfg.LogLevel != slog.LevelWarn || cfg.Workers != 3 {
+	if cfg.Addr != ":9100" || cfg.ModelsDir != "m2" || cfg.LogLevel != slog.LevelWarn || cfg.Workers != 3 ||
+		cfg.DBTimeout != 750*time.Millisecond {
 		t.Errorf("flags over env: %+v", cfg)
 	}
 }
@@ -80,6 +96,13 @@ func TestConfigRejects(t *testing.T) {
 		{nil, map[string]string{"MAX_CONCURRENT_JOBS": "0"}, "max-concurrent-jobs must be"},
 		{nil, map[string]string{"MAX_NETWORKS": "-1"}, "max-networks must be"},
 		{nil, map[string]string{"LOG_LEVEL": "loud"}, `log level "loud"`},
+		{nil, map[string]string{"DB_TIMEOUT": "soon"}, `DB_TIMEOUT="soon" is not a valid value for -db-timeout`},
+		{nil, map[string]string{"DB_TIMEOUT": "5"}, `DB_TIMEOUT="5" is not a valid value for -db-timeout`},
+		{nil, map[string]string{"DB_TIMEOUT": "50ms"}, "db-timeout must be a duration from 100ms to 1m0s, got 50ms (flag -db-timeout, env DB_TIMEOUT)"},
+		{nil, map[string]string{"DB_TIMEOUT": "-1s"}, "db-timeout must be a duration from 100ms to 1m0s"},
+		{[]string{"--db-timeout", "2m"}, nil, "db-timeout must be a duration from 100ms to 1m0s, got 2m0s"},
+		{nil, map[string]string{"DB_TIMEOUT": "100ms"}, ""},
+		{nil, map[string]string{"DB_TIMEOUT": "1m"}, ""},
 		{[]string{"--nope"}, nil, "flag provided but not defined"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 	}
@@ -97,6 +120,47 @@ func TestConfigRejects(t *testing.T) {
 	}
 }
 
+// TestConfigS3: the S3 settings, S3_TIMEOUT included, reach the store's
+// configuration; without S3_TIMEOUT the store's default applies.
+func TestConfigS3(t *testing.T) {
+	env := map[string]string{"S3_ENDPOINT": "http://minio:9000", "S3_BUCKET": "models", "S3_TIMEOUT": "20s"}
+	cfg, err := parseConfig(nil, envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.UseS3 || cfg.S3.Endpoint != "minio:9000" || cfg.S3.Bucket != "models" || cfg.S3.Timeout != 20*time.Second {
+		t.Errorf("S3: %+v", cfg.S3)
+	}
+	env["S3_TIMEOUT"] = "2h"
+	if _, err := parseConfig(nil, envOf(env)); err == nil || !strings.Contains(err.Error(), "S3_TIMEOUT") {
+		t.Errorf("S3_TIMEOUT=2h: %v", err)
+	}
+}
+
+// TestDocumentedDefaults: the documentation gives the defaults the code
+// has.
+func TestDocumentedDefaults(t *testing.T) {
+	takeover := "`" + postgres.DefaultTakeoverAfter.String() + "`"
+	for _, tc := range []struct{ file, row string }{
+		{"../../README.md", "| `TAKEOVER_AFTER` |"},
+		{"../../docs/SCALE.md", "| `TAKEOVER_AFTER` |"},
+	} {
+		b, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row string
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.HasPrefix(line, tc.row) {
+				row = line
+			}
+		}
+		if !strings.Contains(row, takeover) {
+			t.Errorf("%s: the TAKEOVER_AFTER row %q does not give the default, %s", tc.file, row, takeover)
+		}
+	}
+}
+
 // TestHelp: --help lists every setting with its type and exits 0 (main
 // prints the usage and returns for flag.ErrHelp).
 func TestHelp(t *testing.T) {
@@ -104,7 +168,8 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-port int", "-job-retention duration", "-models-dir string", "(env MAX_PARAMS)"} {
+	for _, want := range []string{"-port int", "-job-retention duration", "-models-dir string", "(env MAX_PARAMS)",
+		"-db-timeout duration", "(env DB_TIMEOUT)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, err)
 		}

@@ -111,12 +111,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		m   *metrics.Metrics
 	)
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
-		Logger: log, Catalog: b.catalog, Queue: b.queue, Budget: mem}
+		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem}
 	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
 		Budget: mem, Stopping: ctx}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
-			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set
+			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set; each database call has its DB_TIMEOUT
 			SocketClients: sio.Clients,
 			EventsEmitted: sio.Emitted,
 			Budget:        mem.Stats,
@@ -132,6 +132,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		return err
 	}
 	apiOpts.Service = svc
+	if b.relay != nil {
+		b.relay.OnRemoved(svc.Forget) // a network deleted on another replica
+	}
 	var handler http.Handler
 	if cfg.Role == "worker" {
 		handler = healthOnly(svc, apiOpts.Metrics)

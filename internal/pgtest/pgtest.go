@@ -2,9 +2,9 @@
 // server binaries installed on the machine (Debian's postgresql-15).
 //
 // Start gives a test a server of its own, stopped when the test ends: use it
-// to stop, kill or restart Postgres under the code being tested. NewDatabase
-// gives a test a fresh database on one server shared by the whole test
-// binary, which the package's TestMain starts and stops through Main; that
+// to stop, kill, freeze or restart Postgres under the code being tested.
+// NewDatabase gives a test a fresh database on one server shared by the
+// whole test binary, which the package's TestMain starts and stops through Main; that
 // is the cheap way to isolate tests that only need a database.
 //
 // Each server listens on a free loopback port, keeps its data and socket in
@@ -58,6 +58,7 @@ type Postgres struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
+	frozen []int         // the processes Freeze stopped, postmaster first
 }
 
 // errMissing marks what is missing from the machine: the test skips, or
@@ -385,6 +386,7 @@ func (p *Postgres) crash() chan struct{} {
 	default:
 	}
 	pid := p.cmd.Process.Pid
+	p.frozen = nil // killed below: their pids are no longer ours to signal
 	syscall.Kill(pid, syscall.SIGSTOP)
 	for _, child := range children(pid) {
 		syscall.Kill(child, syscall.SIGKILL)
@@ -422,11 +424,53 @@ func children(pid int) []int {
 	return out
 }
 
+// Freeze stops the server as a hung machine would: the postmaster and
+// every backend get SIGSTOP. Open connections stay open and their
+// statements go unanswered; new connections are accepted by the kernel
+// (the listen backlog) but never answered either. Thaw resumes it; it is
+// thawed when the test ends in any case, so that it can be stopped.
+func (p *Postgres) Freeze(t testing.TB) {
+	t.Helper()
+	t.Cleanup(p.Thaw)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		t.Fatal("pgtest: Freeze of a server never started")
+	}
+	select {
+	case <-p.exited:
+		t.Fatal("pgtest: Freeze of a server that has exited")
+	default:
+	}
+	// The postmaster first, so that it forks no backend while they are
+	// found and stopped.
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("pgtest: freezing postgres: %v", err)
+	}
+	p.frozen = append([]int{pid}, children(pid)...)
+	for _, child := range p.frozen[1:] {
+		syscall.Kill(child, syscall.SIGSTOP)
+	}
+}
+
+// Thaw resumes a server frozen by Freeze, backends first; it does nothing
+// if the server is not frozen.
+func (p *Postgres) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.frozen) - 1; i >= 0; i-- {
+		syscall.Kill(p.frozen[i], syscall.SIGCONT)
+	}
+	p.frozen = nil
+}
+
 // Stop shuts the server down as an operator would (a fast shutdown: clients
 // are disconnected, and what was committed is kept), and waits for it to
-// exit. It is killed if it takes longer than 30 seconds. Stopping a stopped
-// server does nothing.
+// exit; a frozen server is thawed first. It is killed if it takes longer
+// than 30 seconds. Stopping a stopped server does nothing.
 func (p *Postgres) Stop() {
+	p.Thaw() // a frozen server would not act on the signal
 	exited := p.signal(syscall.SIGINT)
 	if exited == nil {
 		return

@@ -96,3 +96,34 @@ func TestNewDatabase(t *testing.T) {
 		t.Fatal("a table of one database is seen in another")
 	}
 }
+
+// TestFreeze checks that a frozen server answers nothing, on connections
+// open before or made during the freeze, and answers again once thawed.
+func TestFreeze(t *testing.T) {
+	p := Start(t)
+	c, err := pgx.Connect(t.Context(), p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	p.Freeze(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	err = c.Ping(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("a frozen server answered a ping")
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
+	c2, err := pgx.Connect(ctx, p.URL())
+	cancel()
+	if err == nil {
+		c2.Close(context.Background())
+		t.Fatal("a frozen server accepted a connection")
+	}
+	p.Thaw()
+	if n := query(t, p.URL(), "SELECT 1"); n != 1 {
+		t.Fatalf("after the thaw: %d", n)
+	}
+	// Frozen again, and left frozen: the test's end thaws and stops it.
+	p.Freeze(t)
+}

@@ -47,10 +47,6 @@ func lockObjID(networkID string) int32 {
 	return int32(h.Sum32())
 }
 
-// lockConnTimeout bounds the statements that release a lock; past it the
-// connection is closed, which releases the lock too.
-const lockConnTimeout = 5 * time.Second
-
 // keepaliveSQL makes Postgres notice within about 25 s that a client
 // holding a lock has vanished (its machine died, the network dropped): the
 // kernel's default, two hours, would keep the lock that long. A process
@@ -64,15 +60,37 @@ const keepaliveSQL = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval 
 // Times are kept to the microsecond, as Postgres keeps them: CreatedAt and
 // UpdatedAt are rounded to the microsecond on the way in, and come back in
 // UTC.
+//
+// Each method's call to Postgres is bounded by the catalog's timeout, on top
+// of the caller's context (see Deadlines in timeout.go).
 type Catalog struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	timeout time.Duration
 }
 
-var _ service.Catalog = (*Catalog)(nil)
+var (
+	_ service.Catalog = (*Catalog)(nil)
+	_ service.Pinger  = (*Catalog)(nil)
+)
 
 // NewCatalog returns the Catalog kept in pool's database (migrated with
-// Migrate).
-func NewCatalog(pool *pgxpool.Pool) service.Catalog { return &Catalog{pool: pool} }
+// Migrate), whose calls each take at most timeout (DB_TIMEOUT; 0:
+// DefaultTimeout).
+func NewCatalog(pool *pgxpool.Pool, timeout time.Duration) *Catalog {
+	return &Catalog{pool: pool, timeout: orDefault(timeout)}
+}
+
+// Ping checks that the database answers within the timeout: the service's
+// readiness (service.Pinger).
+func (c *Catalog) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var one int
+	if err := c.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
 
 // canonicalUUID reports whether id is a UUID as this service writes them
 // (lowercase, with hyphens): anything else names no network or job, and
@@ -130,6 +148,8 @@ func networkArgs(rec service.NetworkRecord) []any {
 // replica, take turns on an advisory transaction lock: each counts and
 // inserts alone, so max holds for the whole deployment.
 func (c *Catalog) Add(ctx context.Context, rec service.NetworkRecord, max int) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		// Separate statements: in READ COMMITTED each sees what committed
 		// before it began, so the count, made once the lock is held, sees
@@ -160,6 +180,8 @@ func (c *Catalog) Get(ctx context.Context, id string) (service.NetworkRecord, er
 	if !canonicalUUID(id) {
 		return service.NetworkRecord{}, service.ErrUnknownNetwork
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	r, err := scanNetwork(c.pool.QueryRow(ctx, "SELECT "+networkColumns+" FROM nnserver_networks WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return service.NetworkRecord{}, service.ErrUnknownNetwork
@@ -172,6 +194,8 @@ func (c *Catalog) Get(ctx context.Context, id string) (service.NetworkRecord, er
 
 // List returns every record.
 func (c *Catalog) List(ctx context.Context) ([]service.NetworkRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	rows, err := c.pool.Query(ctx, "SELECT "+networkColumns+" FROM nnserver_networks")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: listing networks: %w", err)
@@ -189,6 +213,8 @@ func (c *Catalog) Update(ctx context.Context, rec service.NetworkRecord) error {
 	if !canonicalUUID(rec.ID) {
 		return service.ErrUnknownNetwork
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	var updated, exists bool
 	err := c.pool.QueryRow(ctx, `WITH u AS (
 	UPDATE nnserver_networks SET sizes = $2, init = $3, seed = $4, trained = $5, accuracy = $6,
@@ -214,6 +240,8 @@ func (c *Catalog) Remove(ctx context.Context, id string) error {
 	if !canonicalUUID(id) {
 		return service.ErrUnknownNetwork
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	tag, err := c.pool.Exec(ctx, "DELETE FROM nnserver_networks WHERE id = $1", id)
 	if err != nil {
 		return fmt.Errorf("postgres: removing network %s: %w", id, err)
@@ -228,11 +256,13 @@ func (c *Catalog) Remove(ctx context.Context, id string) error {
 // (saveLockClass, lockObjID(id)) held by a connection taken out of the
 // pool for as long as the lock is held, so that held locks never starve
 // the pool (a save holding its lock needs the pool for the catalog). It
-// waits until the lock is free or ctx ends. Unlocking releases the lock
-// and closes the connection (the pool opens a new one when it needs it);
-// a replica that dies releases its locks with its connections.
+// waits until the lock is free or ctx ends, in attempts bounded by the
+// timeout (waitLock): a server that stops answering fails it within the
+// timeout, whatever ctx allows. Unlocking releases the lock and closes the
+// connection (the pool opens a new one when it needs it); a replica that
+// dies releases its locks with its connections.
 func (c *Catalog) LockSaves(ctx context.Context, id string) (func(), error) {
-	conn, err := lockConn(ctx, c.pool)
+	conn, err := lockConn(ctx, c.pool, c.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: locking saves of network %s: %w", id, err)
 	}
@@ -240,44 +270,52 @@ func (c *Catalog) LockSaves(ctx context.Context, id string) (func(), error) {
 	// When ctx ends, pgx abandons the statement and closes the connection,
 	// sending Postgres a cancel request first: the server stops waiting
 	// too (TestCatalogTwoReplicas checks that no wait is left behind).
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", saveLockClass, key); err != nil {
-		closeConn(conn)
+	if err := waitLock(ctx, conn, c.timeout, "SELECT pg_advisory_lock($1, $2)", saveLockClass, key); err != nil {
+		closeConn(conn, c.timeout)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("postgres: locking saves of network %s: %w", id, err)
 	}
 	var once sync.Once
-	return func() { once.Do(func() { unlockAndClose(conn, saveLockClass, key) }) }, nil
+	return func() { once.Do(func() { unlockAndClose(conn, saveLockClass, key, c.timeout) }) }, nil
 }
 
-// lockConn takes a connection out of pool for a session lock, and tells
-// Postgres to notice soon if this client vanishes (keepaliveSQL). The
-// caller closes it.
-func lockConn(ctx context.Context, pool *pgxpool.Pool) (*pgx.Conn, error) {
+// lockConn takes a connection out of pool for a session lock, within
+// timeout, tells Postgres to notice soon if this client vanishes
+// (keepaliveSQL), and sets its lock_timeout for waitLock. The caller
+// closes it.
+func lockConn(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	conn := pc.Hijack()
-	if _, err := conn.Exec(ctx, keepaliveSQL); err != nil {
-		closeConn(conn)
+	if _, err := conn.Exec(ctx, keepaliveSQL+"; SET lock_timeout = '"+ms(lockWait(timeout))+"'"); err != nil {
+		closeConn(conn, timeout)
 		return nil, err
 	}
 	return conn, nil
 }
 
 // unlockAndClose releases a session advisory lock and closes its
-// connection; should the unlock fail, closing releases it.
-func unlockAndClose(conn *pgx.Conn, class, key int32) {
-	ctx, cancel := context.WithTimeout(context.Background(), lockConnTimeout)
+// connection, within timeout; should the unlock fail, closing releases it.
+func unlockAndClose(conn *pgx.Conn, class, key int32, timeout time.Duration) {
+	// Not the caller's context: the lock must go whatever became of it,
+	// and unlock functions take none.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", class, key)
-	conn.Close(ctx)
+	conn.Close(ctx) // at once if ctx has ended
 }
 
-func closeConn(conn *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), lockConnTimeout)
+// closeConn closes a connection taken out of the pool, within timeout.
+func closeConn(conn *pgx.Conn, timeout time.Duration) {
+	// Not the caller's context: a connection that may hold a lock must be
+	// closed whatever became of it.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn.Close(ctx)
 }

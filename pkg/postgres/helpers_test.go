@@ -32,7 +32,7 @@ func hostPort(t *testing.T, s string) string {
 // connect opens a pool on url, closed when the test ends.
 func connect(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := Connect(t.Context(), url)
+	pool, err := Connect(t.Context(), url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func connect(t *testing.T, url string) *pgxpool.Pool {
 func migrated(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	pool := connect(t, pgtest.NewDatabase(t))
-	if err := Migrate(t.Context(), pool); err != nil {
+	if err := Migrate(t.Context(), pool, 0); err != nil {
 		t.Fatal(err)
 	}
 	return pool

@@ -91,6 +91,12 @@ CREATE INDEX nnserver_jobs_pending_client ON nnserver_jobs (client) WHERE status
 // in ASCII. Only Migrate uses it.
 const migrateLockKey int64 = 0x6e6e7372766d6967
 
+// migrateStepTimeout bounds each step of a migration (ours, and River's
+// all together), on the client and on the server (statement_timeout): a
+// step may rewrite a large table, which takes far longer than DB_TIMEOUT
+// allows an ordinary statement.
+const migrateStepTimeout = 10 * time.Minute
+
 // Migrate brings the database's schema up to date: River's tables (through
 // River's own migrator), then ours (migrations). Replicas starting at once
 // may all call it: the whole run holds a session-level advisory lock, so
@@ -101,49 +107,80 @@ const migrateLockKey int64 = 0x6e6e7372766d6967
 // A database that records steps this binary does not know (a newer release
 // migrated it) is accepted: see migrations on keeping steps compatible.
 //
-// River's migrator uses connections of its own from pool while Migrate holds
-// the lock on another: pool must allow at least two connections.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// Migrate works on a pool of its own, of two connections, with pool's
+// settings but for statement_timeout, which is migrateStepTimeout, like the
+// deadline of each step: River's migrator uses one connection while
+// Migrate holds the lock on the other. Its other statements take at most
+// timeout (DB_TIMEOUT; 0: DefaultTimeout); it waits for the lock as long
+// as ctx allows, in attempts of the timeout (see Deadlines in timeout.go).
+func Migrate(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) error {
 	if err := checkMigrations(migrations); err != nil {
 		return err
 	}
-	if n := pool.Config().MaxConns; n < 2 {
-		return fmt.Errorf("postgres: migrate: the pool allows %d connection(s); River's migrator needs one besides the one holding the lock", n)
-	}
-	conn, err := pool.Acquire(ctx)
+	timeout = orDefault(timeout)
+	cfg := pool.Config()
+	cfg.MaxConns, cfg.MinConns, cfg.MinIdleConns = 2, 0, 0
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = ms(statementTimeout(migrateStepTimeout))
+	mpool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+	defer mpool.Close()
+
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	pc, err := mpool.Acquire(actx)
+	if err == nil {
+		_, err = pc.Exec(actx, "SET lock_timeout = '"+ms(lockWait(timeout))+"'")
+	}
+	cancel()
+	if err != nil {
+		if pc != nil {
+			pc.Release()
+		}
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	conn := pc.Conn()
+	// The pool is closed on return: the connection goes with it, and the
+	// lock with the connection, unless it is released first.
+	defer pc.Release()
+	if err := waitLock(ctx, conn, timeout, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
 		return fmt.Errorf("postgres: migrate: taking the migration lock: %w", err)
 	}
 	defer func() {
-		// Unlock even if ctx is done; if that fails, close the connection,
-		// which releases the lock, rather than return it to the pool locked.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		// Unlock even if ctx is done; closing the pool releases it anyway.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
-		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrateLockKey); err != nil {
-			conn.Conn().Close(uctx)
-		}
+		conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrateLockKey)
 	}()
+	// A step may wait for a table's lock while the running replicas use it.
+	actx, cancel = context.WithTimeout(ctx, timeout)
+	_, err = conn.Exec(actx, "RESET lock_timeout")
+	cancel()
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
 
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	migrator, err := rivermigrate.New(riverpgxv5.New(mpool), nil)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: River's migrator: %w", err)
 	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, migrateStepTimeout)
+	_, err = migrator.Migrate(sctx, rivermigrate.DirectionUp, nil)
+	cancel()
+	if err != nil {
 		return fmt.Errorf("postgres: migrate: River's tables: %w", err)
 	}
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS nnserver_migrations (
+	actx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := conn.Exec(actx, `CREATE TABLE IF NOT EXISTS nnserver_migrations (
 	version    int PRIMARY KEY,
 	name       text NOT NULL,
 	applied_at timestamptz NOT NULL DEFAULT now()
 )`); err != nil {
 		return fmt.Errorf("postgres: migrate: creating nnserver_migrations: %w", err)
 	}
-	rows, _ := conn.Query(ctx, "SELECT version FROM nnserver_migrations")
+	rows, _ := conn.Query(actx, "SELECT version FROM nnserver_migrations")
 	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: reading nnserver_migrations: %w", err)
@@ -156,13 +193,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if done[m.Version] {
 			continue
 		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, migrateStepTimeout)
+		err := pgx.BeginFunc(sctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(sctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO nnserver_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			_, err := tx.Exec(sctx, "INSERT INTO nnserver_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err
 		})
+		cancel()
 		if err != nil {
 			return fmt.Errorf("postgres: migrate: step %d (%s): %w", m.Version, m.Name, err)
 		}

@@ -42,7 +42,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(pools))
 	for i, p := range pools {
-		wg.Go(func() { errs[i] = Migrate(t.Context(), p) })
+		wg.Go(func() { errs[i] = Migrate(t.Context(), p, 0) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -68,7 +68,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 	}
 	// Again: nothing to do.
-	if err := Migrate(t.Context(), pool); err != nil {
+	if err := Migrate(t.Context(), pool, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := versions(t, pool, "river_migration"); !slices.Equal(got, river) {
@@ -87,7 +87,7 @@ func TestMigrateAppendedStep(t *testing.T) {
 
 	migrations = append(slices.Clip(migrations), migration{n + 1, "a broken step",
 		"CREATE TABLE half_done (n int); SELECT no_such_function()"})
-	err := Migrate(t.Context(), pool)
+	err := Migrate(t.Context(), pool, 0)
 	if err == nil || !strings.Contains(err.Error(), "a broken step") {
 		t.Fatalf("Migrate with a broken step: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestMigrateAppendedStep(t *testing.T) {
 
 	migrations[n] = migration{n + 1, "a new table", "CREATE TABLE added_later (n int)"}
 	for range 2 {
-		if err := Migrate(t.Context(), pool); err != nil {
+		if err := Migrate(t.Context(), pool, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,8 +20,13 @@ import (
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// DefaultTakeoverAfter is QueueConfig.TakeoverAfter's default.
-const DefaultTakeoverAfter = 25 * time.Second
+// DefaultTakeoverAfter is QueueConfig.TakeoverAfter's default, and
+// TAKEOVER_AFTER's (cmd/server takes it from here): with it a job whose
+// replica died resumes within about 10–15 s. It can be short because a job
+// is only taken over once its network's training lock is free, which a
+// live replica never lets go: waiting longer would only delay the
+// resumption.
+const DefaultTakeoverAfter = 10 * time.Second
 
 // QueueConfig configures a Queue.
 type QueueConfig struct {
@@ -50,6 +55,10 @@ type QueueConfig struct {
 	Logger *slog.Logger
 	// Now measures the jobs' times and the retention. nil: time.Now.
 	Now func() time.Time
+	// Timeout bounds each call to Postgres (see Deadlines in timeout.go),
+	// of the methods and of the workers and the sweep alike; 0:
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Queue is the service.Queue of scaled mode. Jobs are rows of
@@ -94,11 +103,12 @@ type QueueConfig struct {
 //
 // Its times are kept to the microsecond, as Postgres keeps them.
 type Queue struct {
-	pool   *pgxpool.Pool
-	client *river.Client[pgx.Tx]
-	cfg    QueueConfig
-	log    *slog.Logger
-	now    func() time.Time
+	pool    *pgxpool.Pool
+	client  *river.Client[pgx.Tx]
+	cfg     QueueConfig
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration // of each call to Postgres
 
 	// Tests shorten these.
 	pingEvery   time.Duration // a running job reads its row this often
@@ -116,6 +126,7 @@ type Queue struct {
 	lastPrune   time.Time
 	sweepCancel context.CancelFunc
 	sweepDone   chan struct{}
+	riverCancel context.CancelFunc // ends the context River was started with
 }
 
 // localRun is a job running on this replica.
@@ -133,9 +144,6 @@ const maxAttempts = 1000
 
 // queueAddLockKey serialises Queue.Add: "nnsrvjob".
 const queueAddLockKey int64 = 0x6e6e7372766a6f62
-
-// stmtTimeout bounds the statements a run makes on its own behalf.
-const stmtTimeout = 10 * time.Second
 
 // trainArgs are a River job's arguments: the job it runs.
 type trainArgs struct {
@@ -181,12 +189,15 @@ func NewQueue(ctx context.Context, pool *pgxpool.Pool, cfg QueueConfig) (*Queue,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if _, err := pool.Exec(ctx, "SELECT 1 FROM nnserver_jobs LIMIT 0"); err != nil {
+	cfg.Timeout = orDefault(cfg.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if _, err := pool.Exec(cctx, "SELECT 1 FROM nnserver_jobs LIMIT 0"); err != nil {
 		return nil, fmt.Errorf("postgres: queue: the jobs table (was the database migrated?): %w", err)
 	}
 	q := &Queue{
-		pool: pool, cfg: cfg, log: cfg.Logger, now: cfg.Now,
-		pingEvery: 2 * time.Second, pingTimeout: 5 * time.Second,
+		pool: pool, cfg: cfg, log: cfg.Logger, now: cfg.Now, timeout: cfg.Timeout,
+		pingEvery: 2 * time.Second, pingTimeout: cfg.Timeout,
 		sweepEvery: min(max(cfg.TakeoverAfter/2, 100*time.Millisecond), 5*time.Second),
 		busySnooze: time.Second, maxWait: 5 * time.Second, pruneEvery: time.Minute,
 		running: map[string]*localRun{},
@@ -304,6 +315,8 @@ func (q *Queue) Add(ctx context.Context, j service.JobInfo, a service.Admission)
 	if created.IsZero() {
 		created = q.now()
 	}
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
 	err = pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", queueAddLockKey); err != nil {
 			return err
@@ -353,7 +366,7 @@ VALUES ($1, $2, $3, $4, 'pending', $5, $6)`, j.ID, res.Job.ID, j.NetworkID, para
 	if err != nil {
 		return fmt.Errorf("postgres: adding job %s: %w", j.ID, err)
 	}
-	q.maybePrune()
+	q.maybePrune(ctx)
 	return nil
 }
 
@@ -362,9 +375,10 @@ func insertOpts() *river.InsertOpts {
 }
 
 // maybePrune deletes the finished jobs past the retention limits, at most
-// once every pruneEvery on this replica. Get hides them already; this
-// keeps the table small.
-func (q *Queue) maybePrune() {
+// once every pruneEvery on this replica, within the timeout even if ctx is
+// cancelled (the client may leave once its job is added). Get hides them
+// already; this keeps the table small.
+func (q *Queue) maybePrune(ctx context.Context) {
 	q.mu.Lock()
 	due := time.Since(q.lastPrune) >= q.pruneEvery
 	if due {
@@ -374,7 +388,7 @@ func (q *Queue) maybePrune() {
 	if !due {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stmtTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.timeout)
 	defer cancel()
 	before, keep := q.retentionArgs()
 	_, err := q.pool.Exec(ctx, `DELETE FROM nnserver_jobs WHERE finished_at IS NOT NULL AND (finished_at < $1 OR
@@ -390,6 +404,8 @@ func (q *Queue) Get(ctx context.Context, id string) (service.JobInfo, error) {
 	if !canonicalUUID(id) {
 		return service.JobInfo{}, service.ErrUnknownJob
 	}
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
 	before, keep := q.retentionArgs()
 	j, err := scanJob(q.pool.QueryRow(ctx, "SELECT "+jobColumns+" FROM nnserver_jobs j WHERE j.id = $1 AND "+visible,
 		id, before, keep))
@@ -417,7 +433,7 @@ RETURNING prior.status, j.river_id, j.seq, ` + jobColumns
 
 // End ends a job unless it has ended, in one statement; then it stops the
 // job's Work, here or on the replica running it, or takes its River job
-// out of the queue.
+// out of the queue. Each of these calls takes at most the timeout.
 func (q *Queue) End(ctx context.Context, id string, status service.JobStatus, cause error) (service.JobInfo, service.Ended, error) {
 	if !canonicalUUID(id) {
 		return service.JobInfo{}, service.Ended{}, service.ErrUnknownJob
@@ -426,8 +442,10 @@ func (q *Queue) End(ctx context.Context, id string, status service.JobStatus, ca
 		prior       string
 		ticket, seq int64
 	)
-	j, err := scanJob(q.pool.QueryRow(ctx, endSQL("p.id = $1"), id, string(status), message(cause), roundTime(q.now())),
+	ectx, cancel := context.WithTimeout(ctx, q.timeout)
+	j, err := scanJob(q.pool.QueryRow(ectx, endSQL("p.id = $1"), id, string(status), message(cause), roundTime(q.now())),
 		&prior, &ticket, &seq)
+	cancel()
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Ended already, or unknown.
 		j, err := q.Get(ctx, id)
@@ -439,7 +457,7 @@ func (q *Queue) End(ctx context.Context, id string, status service.JobStatus, ca
 	q.stopEnded(ctx, j.ID, ticket, cause)
 	e := service.Ended{Now: true, WasPending: prior == string(service.StatusPending)}
 	if e.WasPending {
-		q.wakeNext(j.NetworkID)
+		q.wakeNext(ctx, j.NetworkID)
 	}
 	return j, e, nil
 }
@@ -453,7 +471,8 @@ func message(cause error) string {
 }
 
 // stopEnded stops a job that was just ended: its Work, if it runs here;
-// else its River job, wherever it is.
+// else its River job, wherever it is, within the timeout even if ctx is
+// cancelled (the job has ended: it must stop).
 func (q *Queue) stopEnded(ctx context.Context, id string, ticket int64, cause error) {
 	q.mu.Lock()
 	r := q.running[id]
@@ -462,6 +481,8 @@ func (q *Queue) stopEnded(ctx context.Context, id string, ticket int64, cause er
 		r.cancel(cause)
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.timeout)
+	defer cancel()
 	if _, err := q.client.JobCancel(ctx, ticket); err != nil && !errors.Is(err, river.ErrNotFound) {
 		// A running Work notices within pingEvery anyway; a pending River
 		// job, once run, finds its job ended and does nothing.
@@ -475,7 +496,9 @@ func (q *Queue) EndNetwork(ctx context.Context, networkID string, status service
 	if !canonicalUUID(networkID) {
 		return nil, nil
 	}
-	rows, err := q.pool.Query(ctx, endSQL("p.network_id = $1"), networkID, string(status), message(cause), roundTime(q.now()))
+	ectx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
+	rows, err := q.pool.Query(ectx, endSQL("p.network_id = $1"), networkID, string(status), message(cause), roundTime(q.now()))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ending the jobs of network %s: %w", networkID, err)
 	}
@@ -506,6 +529,8 @@ func (q *Queue) EndNetwork(ctx context.Context, networkID string, status service
 
 // Active counts the unfinished jobs, in one query.
 func (q *Queue) Active(ctx context.Context) (service.ActiveJobs, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
 	rows, err := q.pool.Query(ctx, "SELECT id::text, network_id::text, status FROM nnserver_jobs WHERE finished_at IS NULL ORDER BY seq")
 	if err != nil {
 		return service.ActiveJobs{}, fmt.Errorf("postgres: counting jobs: %w", err)
@@ -553,6 +578,8 @@ func (q *Queue) Epoch(ctx context.Context, id string, r service.EpochResult) err
 	if err != nil {
 		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
 	tag, err := q.pool.Exec(ctx, `UPDATE nnserver_jobs SET epoch = $2, accuracy = $3, elapsed = elapsed + $4,
 	history = history || jsonb_build_array($5::jsonb)
 WHERE id = $1 AND status = 'training' AND ($6::bigint IS NULL OR river_id = $6)`, id, r.Epoch, r.Accuracy, r.ElapsedTime, e, ticket)
@@ -588,7 +615,7 @@ func (q *Queue) Start(work service.Work) error {
 		return errors.New("postgres: queue: started twice, or after Stop")
 	}
 	if q.cfg.Workers > 0 {
-		if err := q.client.Start(context.Background()); err != nil {
+		if err := q.startRiver(); err != nil {
 			return fmt.Errorf("postgres: queue: starting River: %w", err)
 		}
 	}
@@ -596,9 +623,36 @@ func (q *Queue) Start(work service.Work) error {
 	if q.cfg.Workers == 0 {
 		return nil
 	}
+	// The sweep's context: it runs until Stop, outliving any request; each
+	// of its calls to Postgres has its own deadline.
 	ctx, cancel := context.WithCancel(context.Background())
 	q.sweepCancel, q.sweepDone = cancel, make(chan struct{})
 	go q.sweep(ctx, q.sweepDone)
+	return nil
+}
+
+// startRiver starts River's workers. River's Start takes the context of
+// the client's whole life (ending it stops River), so it cannot carry a
+// deadline; its first calls to Postgres (a ping) are bounded here instead:
+// a Start still running after the timeout is abandoned, its context
+// cancelled.
+func (q *Queue) startRiver() error {
+	life, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() { started <- q.client.Start(life) }()
+	var err error
+	select {
+	case err = <-started:
+	case <-time.After(q.timeout):
+		cancel()
+		<-started // it returns once life has ended
+		err = fmt.Errorf("no answer from Postgres within %v: %w", q.timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		cancel()
+		return err
+	}
+	q.riverCancel = cancel
 	return nil
 }
 
@@ -620,6 +674,7 @@ func (q *Queue) Stop(ctx context.Context) ([]service.JobInfo, error) {
 	}
 	q.sweepCancel()
 	err := q.client.StopAndCancel(ctx)
+	q.riverCancel()
 	select {
 	case <-q.sweepDone:
 	case <-ctx.Done():
@@ -629,6 +684,14 @@ func (q *Queue) Stop(ctx context.Context) ([]service.JobInfo, error) {
 		return nil, fmt.Errorf("postgres: queue: stopping: %w", err)
 	}
 	return nil, nil
+}
+
+// call runs f with ctx bounded by the timeout: one call to Postgres (a
+// statement, a transaction or a call to River) in code that makes several.
+func (q *Queue) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
+	return f(ctx)
 }
 
 func (q *Queue) isStopping() bool {
@@ -649,15 +712,20 @@ func (q *Queue) waitSnooze(snoozes int) time.Duration {
 
 // wakeNext makes the River job of network's oldest unfinished job
 // available now, rather than at the end of its snooze. Failing that, it
-// runs when its snooze ends.
-func (q *Queue) wakeNext(networkID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), stmtTimeout)
-	defer cancel()
+// runs when its snooze ends. Each of its two calls takes at most the
+// timeout, even if ctx is cancelled: the job before has ended.
+func (q *Queue) wakeNext(ctx context.Context, networkID string) {
+	ctx = context.WithoutCancel(ctx)
 	var next int64
-	err := q.pool.QueryRow(ctx, "SELECT river_id FROM nnserver_jobs WHERE network_id = $1 AND finished_at IS NULL ORDER BY seq LIMIT 1",
-		networkID).Scan(&next)
+	err := q.call(ctx, func(ctx context.Context) error {
+		return q.pool.QueryRow(ctx, "SELECT river_id FROM nnserver_jobs WHERE network_id = $1 AND finished_at IS NULL ORDER BY seq LIMIT 1",
+			networkID).Scan(&next)
+	})
 	if err == nil {
-		_, err = q.client.JobRetry(ctx, next)
+		err = q.call(ctx, func(ctx context.Context) error {
+			_, err := q.client.JobRetry(ctx, next)
+			return err
+		})
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		q.log.Debug("job queue: could not wake the next job of a network", "network_id", networkID, "err", err)
@@ -670,10 +738,10 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 	if q.isStopping() {
 		return river.JobSnooze(q.busySnooze)
 	}
-	// River's context ends when River cancels the job or stops; what we do
-	// before Work is short, and bounded on its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), stmtTimeout)
-	defer cancel()
+	// River's context ends when River cancels the job or stops (see the
+	// Work's context below); what this run does on its own behalf must run
+	// to its end all the same, each call to Postgres within the timeout.
+	bg := context.WithoutCancel(rctx)
 
 	var (
 		networkID string
@@ -681,8 +749,10 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 		seq       int64
 		finished  bool
 	)
-	err := q.pool.QueryRow(ctx, "SELECT network_id::text, river_id, seq, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
-		jobID).Scan(&networkID, &current, &seq, &finished)
+	err := q.call(bg, func(ctx context.Context) error {
+		return q.pool.QueryRow(ctx, "SELECT network_id::text, river_id, seq, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
+			jobID).Scan(&networkID, &current, &seq, &finished)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // ended and forgotten
 	}
@@ -696,12 +766,14 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 	// The order, then the network's training lock, on one connection; it
 	// leaves the pool only with the lock.
 	key := lockObjID(networkID)
-	pc, err := q.pool.Acquire(ctx)
-	if err != nil {
+	var pc *pgxpool.Conn
+	if err := q.call(bg, func(ctx context.Context) (err error) { pc, err = q.pool.Acquire(ctx); return err }); err != nil {
 		return fmt.Errorf("job %s: %w", jobID, err)
 	}
 	var older bool
-	if err := pc.QueryRow(ctx, olderSQL, networkID, seq).Scan(&older); err != nil {
+	if err := q.call(bg, func(ctx context.Context) error {
+		return pc.QueryRow(ctx, olderSQL, networkID, seq).Scan(&older)
+	}); err != nil {
 		pc.Release()
 		return fmt.Errorf("job %s: %w", jobID, err)
 	}
@@ -710,8 +782,10 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 		return river.JobSnooze(q.waitSnooze(snoozes))
 	}
 	var locked bool
-	if err := pc.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", trainLockClass, key).Scan(&locked); err != nil {
-		closeConn(pc.Hijack()) // it may hold the lock: never back to the pool
+	if err := q.call(bg, func(ctx context.Context) error {
+		return pc.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", trainLockClass, key).Scan(&locked)
+	}); err != nil {
+		closeConn(pc.Hijack(), q.timeout) // it may hold the lock: never back to the pool
 		return fmt.Errorf("job %s: taking the training lock: %w", jobID, err)
 	}
 	if !locked {
@@ -722,23 +796,26 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 	wake := false // the job ended: wake the next one, once the lock is free
 	defer func() {
 		if wake {
-			q.wakeNext(networkID)
+			q.wakeNext(bg, networkID)
 		}
 	}()
-	defer unlockAndClose(conn, trainLockClass, key)
-	if _, err := conn.Exec(ctx, keepaliveSQL); err != nil {
+	defer unlockAndClose(conn, trainLockClass, key, q.timeout)
+	if err := q.call(bg, func(ctx context.Context) error { _, err := conn.Exec(ctx, keepaliveSQL); return err }); err != nil {
 		return fmt.Errorf("job %s: %w", jobID, err)
 	}
 
 	// Training, unless it ended, was taken over, or an older job came
 	// meanwhile (it cannot: Adds commit in seq order; checked anyway).
-	info, err := scanJob(conn.QueryRow(ctx, `UPDATE nnserver_jobs j SET status = 'training', started_at = coalesce(j.started_at, $3)
+	var info service.JobInfo
+	err = q.call(bg, func(ctx context.Context) (err error) {
+		info, err = scanJob(conn.QueryRow(ctx, `UPDATE nnserver_jobs j SET status = 'training', started_at = coalesce(j.started_at, $3)
 WHERE j.id = $1 AND j.river_id = $2 AND j.finished_at IS NULL AND NOT EXISTS (
 	SELECT 1 FROM nnserver_jobs o WHERE o.network_id = j.network_id AND o.seq < j.seq AND o.finished_at IS NULL)
 RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		if err := q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
-			jobID).Scan(&current, &finished); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if err := q.readTicket(bg, jobID, &current, &finished); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("reading job %s: %w", jobID, err)
 		}
 		if finished || current != ticket {
@@ -750,6 +827,9 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 		return fmt.Errorf("job %s: marking it training: %w", jobID, err)
 	}
 
+	// The Work's context: not River's, whose end has two meanings (told
+	// apart below), nor a request's; it ends when the job must stop, with
+	// the reason as its cause.
 	wctx, wcancel := context.WithCancelCause(context.Background())
 	defer wcancel(nil)
 	q.mu.Lock()
@@ -778,7 +858,7 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 		}
 	})()
 	watchDone, watchStopped := make(chan struct{}), make(chan struct{})
-	go q.watch(conn, jobID, ticket, wcancel, watchDone, watchStopped)
+	go q.watch(bg, conn, jobID, ticket, wcancel, watchDone, watchStopped)
 	werr := func() error {
 		defer func() { close(watchDone); <-watchStopped }()
 		return work(wctx, info)
@@ -790,10 +870,7 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 	// Work ends its job; it returns an error when it could not (Postgres
 	// was unreachable): River then retries, and the next run resumes from
 	// the job's last recorded epoch.
-	ctx, cancel = context.WithTimeout(context.Background(), stmtTimeout)
-	defer cancel()
-	if err := q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
-		jobID).Scan(&current, &finished); err != nil {
+	if err := q.readTicket(bg, jobID, &current, &finished); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -809,16 +886,27 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 	// Work returned without ending its job (a bug): do not leave it
 	// training for ever.
 	q.log.Error("job queue: a job's Work returned without ending it", "job_id", jobID)
-	_, _, err = q.End(ctx, jobID, service.StatusFailed, service.Errorf(service.Internal, "training stopped unexpectedly"))
+	_, _, err = q.End(bg, jobID, service.StatusFailed, service.Errorf(service.Internal, "training stopped unexpectedly"))
 	wake = err == nil
 	return err
+}
+
+// readTicket reads a job's River job and whether it has finished, within
+// the timeout.
+func (q *Queue) readTicket(ctx context.Context, jobID string, ticket *int64, finished *bool) error {
+	return q.call(ctx, func(ctx context.Context) error {
+		return q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
+			jobID).Scan(ticket, finished)
+	})
 }
 
 // watch reads a running job's row on its lock connection every pingEvery,
 // until done: it cancels the Work when the job ended elsewhere (in case
 // River's signal was lost), and hands it over when the connection fails
-// (the lock went with it) or the job was taken over.
-func (q *Queue) watch(conn *pgx.Conn, jobID string, ticket int64, cancel context.CancelCauseFunc, done <-chan struct{}, stopped chan<- struct{}) {
+// (the lock went with it, or the server stopped answering within
+// pingTimeout) or the job was taken over. ctx is never cancelled: the
+// watch ends with done.
+func (q *Queue) watch(ctx context.Context, conn *pgx.Conn, jobID string, ticket int64, cancel context.CancelCauseFunc, done <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	t := time.NewTicker(q.pingEvery)
 	defer t.Stop()
@@ -828,12 +916,12 @@ func (q *Queue) watch(conn *pgx.Conn, jobID string, ticket int64, cancel context
 			return
 		case <-t.C:
 		}
-		ctx, c := context.WithTimeout(context.Background(), q.pingTimeout)
+		pctx, c := context.WithTimeout(ctx, q.pingTimeout)
 		var (
 			finished bool
 			current  int64
 		)
-		err := conn.QueryRow(ctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", jobID).Scan(&finished, &current)
+		err := conn.QueryRow(pctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", jobID).Scan(&finished, &current)
 		c()
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) || err == nil && finished:
@@ -883,19 +971,21 @@ const sweepBatch = 1000
 
 // sweepOnce takes over the unfinished jobs whose River job has been
 // running for TakeoverAfter, or has ended, and whose network's training
-// lock is free.
+// lock is free. Each of its calls to Postgres takes at most the timeout.
 func (q *Queue) sweepOnce(ctx context.Context) error {
 	type row struct {
 		ID, Network string
 		Ticket      int64
 		Now         time.Time
 	}
-	rows, err := q.pool.Query(ctx, `SELECT id::text, network_id::text, river_id, now() FROM nnserver_jobs
+	var jobs []row
+	err := q.call(ctx, func(ctx context.Context) error {
+		rows, _ := q.pool.Query(ctx, `SELECT id::text, network_id::text, river_id, now() FROM nnserver_jobs
 WHERE finished_at IS NULL ORDER BY seq LIMIT $1`, sweepBatch)
-	if err != nil {
+		var err error
+		jobs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[row])
 		return err
-	}
-	jobs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	})
 	if err != nil || len(jobs) == 0 {
 		return err
 	}
@@ -903,7 +993,11 @@ WHERE finished_at IS NULL ORDER BY seq LIMIT $1`, sweepBatch)
 	for i, j := range jobs {
 		ids[i] = j.Ticket
 	}
-	res, err := q.client.JobList(ctx, river.NewJobListParams().IDs(ids...).First(len(ids)))
+	var res *river.JobListResult
+	err = q.call(ctx, func(ctx context.Context) (err error) {
+		res, err = q.client.JobList(ctx, river.NewJobListParams().IDs(ids...).First(len(ids)))
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -934,10 +1028,29 @@ WHERE finished_at IS NULL ORDER BY seq LIMIT $1`, sweepBatch)
 
 // takeover gives job jobID a new River job in place of old, if it is still
 // unfinished on old and its network's training lock is free: nobody runs
-// it, nor can while the transaction holds the lock.
+// it, nor can while the transaction holds the lock. The transaction, then
+// the cancellation of old, each take at most the timeout.
 func (q *Queue) takeover(ctx context.Context, jobID, networkID string, old int64) error {
 	var ticket int64
-	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+	err := q.call(ctx, func(ctx context.Context) error { return q.takeoverTx(ctx, jobID, networkID, old, &ticket) })
+	if err != nil || ticket == 0 {
+		return err
+	}
+	q.log.Info("job queue: taking over a job whose worker is gone", "job_id", jobID, "network_id", networkID,
+		"old_river_id", old, "river_id", ticket)
+	// The old River job must never run it again: it is superseded anyway
+	// (its runs check river_id); cancelling it lets River finalise it.
+	err = q.call(ctx, func(ctx context.Context) error { _, err := q.client.JobCancel(ctx, old); return err })
+	if err != nil && !errors.Is(err, river.ErrNotFound) {
+		q.log.Warn("job queue: cancelling a superseded River job", "river_id", old, "err", err)
+	}
+	return nil
+}
+
+// takeoverTx is takeover's transaction: it sets *ticket to the new River
+// job, if it makes one.
+func (q *Queue) takeoverTx(ctx context.Context, jobID, networkID string, old int64, ticket *int64) error {
+	return pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		var (
 			current  int64
 			finished bool
@@ -961,20 +1074,9 @@ func (q *Queue) takeover(ctx context.Context, jobID, networkID string, old int64
 		if _, err := tx.Exec(ctx, "UPDATE nnserver_jobs SET river_id = $2 WHERE id = $1", jobID, res.Job.ID); err != nil {
 			return err
 		}
-		ticket = res.Job.ID
+		*ticket = res.Job.ID
 		return nil
 	})
-	if err != nil || ticket == 0 {
-		return err
-	}
-	q.log.Info("job queue: taking over a job whose worker is gone", "job_id", jobID, "network_id", networkID,
-		"old_river_id", old, "river_id", ticket)
-	// The old River job must never run it again: it is superseded anyway
-	// (its runs check river_id); cancelling it lets River finalise it.
-	if _, err := q.client.JobCancel(ctx, old); err != nil && !errors.Is(err, river.ErrNotFound) {
-		q.log.Warn("job queue: cancelling a superseded River job", "river_id", old, "err", err)
-	}
-	return nil
 }
 
 // minLevel drops records below min: River's own lines below Warn are

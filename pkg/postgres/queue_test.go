@@ -170,7 +170,7 @@ func TestQueueTwoReplicas(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	poolA := connect(t, url)
-	if err := Migrate(t.Context(), poolA); err != nil {
+	if err := Migrate(t.Context(), poolA, 0); err != nil {
 		t.Fatal(err)
 	}
 	poolB := connect(t, url)
@@ -319,7 +319,7 @@ func TestQueueTakeover(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	k := &killSwitch{}
 	poolA := killablePool(t, url, k)
-	if err := Migrate(t.Context(), poolA); err != nil {
+	if err := Migrate(t.Context(), poolA, 0); err != nil {
 		t.Fatal(err)
 	}
 	const takeoverAfter = 2 * time.Second
@@ -382,7 +382,7 @@ func TestQueuePostgresRestart(t *testing.T) {
 	t.Parallel()
 	p := pgtest.Start(t)
 	pool := connect(t, p.URL())
-	if err := Migrate(t.Context(), pool); err != nil {
+	if err := Migrate(t.Context(), pool, 0); err != nil {
 		t.Fatal(err)
 	}
 	q := newTestQueue(t, pool, QueueConfig{Workers: 1, TakeoverAfter: 2 * time.Second})
@@ -425,7 +425,7 @@ func TestQueueEndFromAnotherReplica(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	pool := connect(t, url)
-	if err := Migrate(t.Context(), pool); err != nil {
+	if err := Migrate(t.Context(), pool, 0); err != nil {
 		t.Fatal(err)
 	}
 	api := newTestQueue(t, pool, QueueConfig{Workers: 0})
@@ -543,11 +543,11 @@ func TestCatalogTwoReplicas(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	poolA := connect(t, url)
-	if err := Migrate(t.Context(), poolA); err != nil {
+	if err := Migrate(t.Context(), poolA, 0); err != nil {
 		t.Fatal(err)
 	}
 	poolB := connect(t, url)
-	a, b := NewCatalog(poolA), NewCatalog(poolB)
+	a, b := NewCatalog(poolA, 0), NewCatalog(poolB, 0)
 	id := uuid.NewString()
 	unlock, err := a.LockSaves(t.Context(), id)
 	if err != nil {

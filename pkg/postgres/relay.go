@@ -22,6 +22,12 @@ import (
 // relayChannel is the NOTIFY channel of the events table.
 const relayChannel = "nnserver_events"
 
+// removedChannel is the NOTIFY channel of deleted networks: the payload is
+// the network's id. Removals are not stored: a replica that is not
+// listening when one is sent misses it, and drops its copy of the network
+// at its next use instead (the catalog no longer has it).
+const removedChannel = "nnserver_removed"
+
 // relayLockKey is the pg_advisory_xact_lock key publishers hold while they
 // insert an event: "nnsrvevt" in ASCII.
 const relayLockKey int64 = 0x6e6e737276657674
@@ -35,7 +41,7 @@ const (
 	kindError    = "training_error"
 )
 
-// Relay carries training events between replicas. Its methods of
+// Relay carries training events and removals between replicas. Its methods of
 // service.Events publish each event once, to the nnserver_events table; its
 // Run, on every replica, reads them back in order and hands each to that
 // replica's local Events (its Socket.IO clients) exactly once. A client
@@ -66,17 +72,35 @@ const (
 //
 // Rows older than ten minutes are deleted by publishers, at most once a
 // minute each. A replica cut off for longer misses what was deleted.
+//
+// # Removals
+//
+// NetworkRemoved (service.Replicas) tells every replica's Run that a
+// network was deleted, through a notification of its own (removedChannel),
+// and Run hands the id to the function set with OnRemoved (the service's
+// Forget). Every replica runs a relay for this, workers included: a
+// relay without local Events (RelayConfig.Local nil) only listens for
+// removals.
+//
+// # Deadlines
+//
+// Every call to Postgres takes at most RelayConfig.Timeout. Run waits for
+// notifications poll at a time, and between two waits reads the events
+// table, or, listening only for removals, pings the server: a server that
+// stops answering is noticed within poll plus the timeout, and Run
+// reconnects.
 type Relay struct {
-	pool  *pgxpool.Pool
-	local service.Events
-	log   *slog.Logger
+	pool      *pgxpool.Pool
+	local     service.Events // nil: Run listens only for removals
+	log       *slog.Logger
+	timeout   time.Duration // bounds each call to Postgres
+	onRemoved atomic.Pointer[func(id string)]
 
 	// Tests shorten these.
-	poll           time.Duration // Run reads the table at least this often
-	retention      time.Duration // rows older than this are deleted
-	pruneEvery     time.Duration // each publisher prunes at most this often
-	publishTimeout time.Duration // bounds each attempt to publish
-	maxBackoff     time.Duration // the longest wait between reconnections
+	poll       time.Duration // Run reads the table (or pings) at least this often
+	retention  time.Duration // rows older than this are deleted
+	pruneEvery time.Duration // each publisher prunes at most this often
+	maxBackoff time.Duration // the longest wait between reconnections
 
 	dropped atomic.Uint64
 
@@ -89,21 +113,58 @@ type Relay struct {
 	readyOnce sync.Once
 }
 
-// NewRelay returns a relay publishing through pool and delivering to local.
-// Nothing is delivered until Run runs.
-func NewRelay(pool *pgxpool.Pool, local service.Events, log *slog.Logger) *Relay {
-	if log == nil {
-		log = slog.Default()
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// Local receives every replica's training events (this replica's
+	// Socket.IO clients). nil: this replica has no clients to give them to
+	// (a worker); its relay still publishes events, and its Run listens
+	// only for removals.
+	Local service.Events
+	// Logger: nil, slog.Default().
+	Logger *slog.Logger
+	// Timeout bounds each call to Postgres; 0: DefaultTimeout.
+	Timeout time.Duration
+}
+
+// NewRelay returns a relay publishing through pool. Nothing is delivered
+// until Run runs.
+func NewRelay(pool *pgxpool.Pool, cfg RelayConfig) *Relay {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	return &Relay{
-		pool: pool, local: local, log: log,
+		pool: pool, local: cfg.Local, log: cfg.Logger, timeout: orDefault(cfg.Timeout),
 		poll: 5 * time.Second, retention: 10 * time.Minute, pruneEvery: time.Minute,
-		publishTimeout: 5 * time.Second, maxBackoff: 5 * time.Second,
-		ready: make(chan struct{}),
+		maxBackoff: 5 * time.Second,
+		ready:      make(chan struct{}),
 	}
 }
 
-var _ service.Events = (*Relay)(nil)
+var (
+	_ service.Events   = (*Relay)(nil)
+	_ service.Replicas = (*Relay)(nil)
+)
+
+// OnRemoved sets the function Run calls with the id of each network
+// deleted on any replica, this one included (dropping a network that is
+// not loaded does nothing). It is called from Run's goroutine, one id at a
+// time, and must not block. It may be set at any time; until it is,
+// removals are ignored.
+func (r *Relay) OnRemoved(f func(id string)) { r.onRemoved.Store(&f) }
+
+// NetworkRemoved tells every replica's relay, within the timeout, that a
+// network was deleted (service.Replicas).
+func (r *Relay) NetworkRemoved(ctx context.Context, id string) error {
+	if !canonicalUUID(id) {
+		return fmt.Errorf("postgres: network removed: %.40q is not a network id", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if _, err := r.pool.Exec(ctx, "SELECT pg_notify('"+removedChannel+"', $1)", id); err != nil {
+		return fmt.Errorf("postgres: telling the replicas that network %s was removed: %w", id, err)
+	}
+	return nil
+}
 
 // TrainingUpdate publishes u.
 func (r *Relay) TrainingUpdate(u service.Update) { r.publish(kindUpdate, u.JobID, u) }
@@ -120,8 +181,9 @@ func (r *Relay) TrainingError(f service.Failure) { r.publish(kindError, f.JobID,
 // Dropped returns the number of events this relay failed to publish.
 func (r *Relay) Dropped() uint64 { return r.dropped.Load() }
 
-// Ready is closed once Run listens for events and has chosen where to start:
-// events published after that reach this replica's clients.
+// Ready is closed once Run listens for events and removals, and has chosen
+// where to start: events published and networks removed after that reach
+// this replica.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
 // publishSQL inserts an event and notifies listeners of its id, in one
@@ -155,7 +217,9 @@ func (r *Relay) publish(kind, jobID string, v any) {
 	}
 	r.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+		// Not a request's context: events are published from training
+		// jobs, which outlive requests; each attempt has its deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 		_, err = r.pool.Exec(ctx, publishSQL, relayLockKey, key, kind, jobID, payload)
 		cancel()
 		if err == nil || attempt >= attempts || !connectionError(err) {
@@ -213,7 +277,8 @@ func (r *Relay) failed(kind, jobID string, err error) {
 
 // prune deletes the rows older than r.retention.
 func (r *Relay) prune() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.publishTimeout)
+	// Not a request's context: see publish.
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	_, err := r.pool.Exec(ctx, "DELETE FROM nnserver_events WHERE created_at < now() - $1::float8 * interval '1 second'",
 		r.retention.Seconds())
@@ -222,12 +287,14 @@ func (r *Relay) prune() {
 	}
 }
 
-// Run delivers events to the local Events until ctx is done, then returns
-// nil. Call it once per Relay, in a goroutine of its own, for as long as
-// the replica serves clients. It starts after the last event published before it began listening
-// (see Ready). It needs a connection of its own, opened with the pool's
+// Run delivers events to the local Events, and removals to the function
+// set with OnRemoved, until ctx is done, then returns nil. Call it once per
+// Relay, in a goroutine of its own, for as long as the replica runs. It
+// starts after the last event published before it began listening (see
+// Ready). It needs a connection of its own, opened with the pool's
 // settings but outside the pool: LISTEN belongs to a session. Connection
-// failures are logged and retried with backoff, forever.
+// failures, and a server that stops answering, are logged and retried with
+// backoff, forever.
 func (r *Relay) Run(ctx context.Context) error {
 	var (
 		last    int64 // the id of the last event delivered
@@ -261,22 +328,30 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // session connects, listens, catches up and delivers until the connection
-// fails or ctx is done. listened reports whether it got as far as
-// listening.
+// fails, the server stops answering, or ctx is done. listened reports
+// whether it got as far as listening.
 func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listened bool, err error) {
 	cfg := r.pool.Config().ConnConfig
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, r.timeout)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	cancel()
 	if err != nil {
 		return false, fmt.Errorf("connecting: %w", err)
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		// ctx may have ended: the connection is closed all the same.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
-	_, err = conn.Exec(qctx, "LISTEN "+relayChannel)
-	if err == nil && !*started {
+	events := r.local != nil
+	qctx, cancel := context.WithTimeout(ctx, r.timeout)
+	listen := "LISTEN " + removedChannel
+	if events {
+		listen += "; LISTEN " + relayChannel
+	}
+	_, err = conn.Exec(qctx, listen)
+	if err == nil && events && !*started {
 		// Listening first, then reading the last id: an event committed
 		// in between is either counted in it or notified after it.
 		err = conn.QueryRow(qctx, "SELECT coalesce(max(id), 0) FROM nnserver_events").Scan(last)
@@ -292,16 +367,24 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 	r.readyOnce.Do(func() { close(r.ready) })
 
 	// Catch up on what was committed while we were not listening.
-	if err := r.drain(ctx, conn, last); err != nil {
-		return true, err
+	if events {
+		if err := r.drain(ctx, conn, last); err != nil {
+			return true, err
+		}
 	}
 	for {
+		// A long wait by design, in bounded steps: between two, the table
+		// is read or the server pinged, so that a server that stopped
+		// answering is noticed (a frozen one never closes the connection).
 		wctx, cancel := context.WithTimeout(ctx, r.poll)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return true, ctx.Err()
+		case err == nil && n.Channel == removedChannel:
+			r.removed(n.Payload)
+			continue
 		case err == nil:
 			if id, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && id <= *last {
 				continue // delivered by an earlier drain
@@ -312,9 +395,29 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 		default:
 			return true, fmt.Errorf("waiting for events: %w", err)
 		}
+		if !events {
+			pctx, cancel := context.WithTimeout(ctx, r.timeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return true, fmt.Errorf("checking the connection: %w", err)
+			}
+			continue
+		}
 		if err := r.drain(ctx, conn, last); err != nil {
 			return true, err
 		}
+	}
+}
+
+// removed hands a removal's network id to the OnRemoved function.
+func (r *Relay) removed(id string) {
+	if !canonicalUUID(id) {
+		r.log.Warn("event relay: skipping a removal that names no network", "payload", fmt.Sprintf("%.40q", id))
+		return
+	}
+	if f := r.onRemoved.Load(); f != nil {
+		(*f)(id)
 	}
 }
 
@@ -330,7 +433,7 @@ type eventRow struct {
 // drain delivers every event after *last, in id order, advancing *last.
 func (r *Relay) drain(ctx context.Context, conn *pgx.Conn, last *int64) error {
 	for {
-		qctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
+		qctx, cancel := context.WithTimeout(ctx, r.timeout)
 		rows, _ := conn.Query(qctx, "SELECT id, kind, payload FROM nnserver_events WHERE id > $1 ORDER BY id LIMIT $2", *last, drainBatch)
 		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[eventRow])
 		cancel()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mnist-go/nnserver/internal/pgtest"
@@ -76,7 +77,7 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) (*Relay, *re
 		log, _ = newLogger(t)
 	}
 	rec := newRecorder()
-	r := NewRelay(pool, rec, log)
+	r := NewRelay(pool, RelayConfig{Local: rec, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -245,7 +246,7 @@ func poolURL(pool *pgxpool.Pool) string { return pool.Config().ConnString() }
 func TestRelayPostgresRestart(t *testing.T) {
 	pg := pgtest.Start(t)
 	poolA, poolB := connect(t, pg.URL()), connect(t, pg.URL())
-	if err := Migrate(t.Context(), poolA); err != nil {
+	if err := Migrate(t.Context(), poolA, 0); err != nil {
 		t.Fatal(err)
 	}
 	logA, bufA := newLogger(t)
@@ -327,7 +328,7 @@ func TestRelayCatchesUpWithoutNotifications(t *testing.T) {
 	pool := migrated(t)
 	rec := newRecorder()
 	log, _ := newLogger(t)
-	r := NewRelay(pool, rec, log)
+	r := NewRelay(pool, RelayConfig{Local: rec, Logger: log})
 	r.poll = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -394,5 +395,63 @@ func TestRelaySkipsUnknownKinds(t *testing.T) {
 	}
 	if buf.count(`kind=training_paused`) != 1 {
 		t.Errorf("the unknown kind was not logged:\n%s", buf)
+	}
+}
+
+// TestRelayNetworkRemoved: a network removed through one replica's relay
+// reaches every relay's OnRemoved, a worker's (no local Events) included,
+// and the sender's own; what names no network is refused, or skipped.
+func TestRelayNetworkRemoved(t *testing.T) {
+	pool := migrated(t)
+	log, logs := newLogger(t)
+	a, recA := startRelay(t, pool, log)
+	b, _ := startRelay(t, pool, log)
+	w := NewRelay(pool, RelayConfig{Logger: log}) // a worker's: removals only
+	w.poll = 100 * time.Millisecond               // it pings between waits
+	gotA, gotB, gotW := removals(a), removals(b), removals(w)
+	runRelay(t, w)
+
+	for range 3 {
+		id := uuid.NewString()
+		start := time.Now()
+		if err := b.NetworkRemoved(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		waitRemoval(t, gotA, id)
+		waitRemoval(t, gotW, id)
+		t.Logf("delivered to the others within %v", time.Since(start).Round(time.Microsecond))
+		waitRemoval(t, gotB, id)
+	}
+
+	if err := a.NetworkRemoved(t.Context(), "not-a-uuid"); err == nil {
+		t.Error("NetworkRemoved of a malformed id succeeded")
+	}
+	// A payload that is not a network id, sent by someone else: skipped.
+	if _, err := pool.Exec(t.Context(), "SELECT pg_notify('"+removedChannel+"', 'junk')"); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	if err := a.NetworkRemoved(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []<-chan string{gotA, gotB, gotW} {
+		if got := <-ch; got != id { // the junk was skipped: id is next
+			t.Errorf("delivered %q, want %s", got, id)
+		}
+	}
+	if n := logs.count("skipping a removal that names no network"); n != 3 {
+		t.Errorf("%d relays logged the junk, want 3", n)
+	}
+
+	// A worker's relay publishes events, which the others deliver.
+	e := progress("from-worker", 1)
+	publish(w, e)
+	if got := recA.next(t).event; got != e {
+		t.Errorf("A got %+v, want %+v", got, e)
+	}
+	// Removals are not events: the events table holds only the one.
+	var n int
+	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM nnserver_events").Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d events stored, %v; want 1", n, err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // own.
 
 func TestCatalogContract(t *testing.T) {
-	statetest.RunCatalog(t, func(t *testing.T) service.Catalog { return NewCatalog(migrated(t)) })
+	statetest.RunCatalog(t, func(t *testing.T) service.Catalog { return NewCatalog(migrated(t), 0) })
 }
 
 func TestQueueContract(t *testing.T) {

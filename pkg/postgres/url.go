@@ -17,15 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// ConnectTimeout bounds how long Connect waits for Postgres, unless
-// DATABASE_URL sets connect_timeout: a replica that cannot reach its
-// database should say so at once, not hang behind the load balancer's
-// health check.
-const ConnectTimeout = 5 * time.Second
-
-// connectTimeout is ConnectTimeout; tests shorten it.
-var connectTimeout = ConnectTimeout
-
 // redacted replaces passwords in what is logged.
 const redacted = "xxxxx"
 
@@ -94,10 +85,13 @@ func scrub(msg, s string) string {
 }
 
 // Connect opens a pool on DATABASE_URL and checks that Postgres answers
-// within ConnectTimeout (or the URL's connect_timeout), so that a replica
-// started without its database fails at once with an error naming the
-// (redacted) URL.
-func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+// within timeout, so that a replica started without its database fails at
+// once with an error naming the (redacted) URL. timeout (DB_TIMEOUT; 0:
+// DefaultTimeout) also bounds each connection the pool makes (pgx's
+// ConnectTimeout) and, a second more, each statement on the server
+// (statement_timeout), unless DATABASE_URL sets connect_timeout or
+// statement_timeout itself: see Deadlines in timeout.go.
+func Connect(ctx context.Context, databaseURL string, timeout time.Duration) (*pgxpool.Pool, error) {
 	s, err := ParseURL(databaseURL)
 	if err != nil {
 		return nil, err
@@ -106,20 +100,24 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL %s is not valid: %s", Redact(s), scrub(err.Error(), s))
 	}
-	timeout := cfg.ConnConfig.ConnectTimeout
-	if timeout == 0 {
-		timeout = connectTimeout
+	timeout = orDefault(timeout)
+	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = timeout
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set &&
+		!strings.Contains(cfg.ConnConfig.RuntimeParams["options"], "statement_timeout") {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = ms(statementTimeout(timeout))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Postgres at DATABASE_URL %s: %s", Redact(s), scrub(err.Error(), s))
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	wait := max(timeout, cfg.ConnConfig.ConnectTimeout)
+	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("cannot connect to Postgres at DATABASE_URL %s (waiting at most %v): %w", Redact(s), timeout, scrubbed{err, s})
+		return nil, fmt.Errorf("cannot connect to Postgres at DATABASE_URL %s (waiting at most %v): %w", Redact(s), wait, scrubbed{err, s})
 	}
 	return pool, nil
 }

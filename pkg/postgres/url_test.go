@@ -56,7 +56,7 @@ func TestRedact(t *testing.T) {
 
 func TestConnect(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	pool, err := Connect(t.Context(), url)
+	pool, err := Connect(t.Context(), url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestConnect(t *testing.T) {
 	t.Run("WrongPassword", func(t *testing.T) {
 		bad := strings.Replace(url, password, password+"x", 1)
 		start := time.Now()
-		_, err := Connect(t.Context(), bad)
+		_, err := Connect(t.Context(), bad, 0)
 		check(t, bad, time.Since(start), err, "password authentication failed")
 	})
 	t.Run("NothingListening", func(t *testing.T) {
@@ -94,7 +94,7 @@ func TestConnect(t *testing.T) {
 		ln.Close()
 		bad := strings.Replace(url, hostPort(t, url), net.JoinHostPort("127.0.0.1", itoa(port)), 1)
 		start := time.Now()
-		_, err = Connect(t.Context(), bad)
+		_, err = Connect(t.Context(), bad, 0)
 		check(t, bad, time.Since(start), err, "connection refused")
 	})
 	t.Run("ServerNeverAnswers", func(t *testing.T) {
@@ -120,11 +120,9 @@ func TestConnect(t *testing.T) {
 				conns = append(conns, c)
 			}
 		}()
-		defer func(d time.Duration) { connectTimeout = d }(connectTimeout)
-		connectTimeout = 300 * time.Millisecond
 		bad := strings.Replace(url, hostPort(t, url), ln.Addr().String(), 1)
 		start := time.Now()
-		_, err = Connect(t.Context(), bad)
+		_, err = Connect(t.Context(), bad, 300*time.Millisecond)
 		took := time.Since(start)
 		check(t, bad, took, err, "at most 300ms")
 		if took > 5*time.Second {
@@ -132,7 +130,7 @@ func TestConnect(t *testing.T) {
 		}
 	})
 	t.Run("NotAURL", func(t *testing.T) {
-		_, err := Connect(context.Background(), "host=127.0.0.1 password="+password)
+		_, err := Connect(context.Background(), "host=127.0.0.1 password="+password, 0)
 		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is not a postgres:// URL") || strings.Contains(err.Error(), password) {
 			t.Errorf("Connect: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
@@ -28,6 +29,10 @@ type Config struct {
 	// Region is the bucket's region; empty, the client asks the server
 	// (some S3-compatible servers want it set, e.g. to "auto").
 	Region string
+	// Timeout is how long S3 may keep a request waiting, for an answer or
+	// for the next bytes of a body (see Deadlines in watch.go); 0:
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // ConfigFromEnv reads the configuration from the environment through getenv
@@ -38,6 +43,9 @@ type Config struct {
 //	S3_PREFIX              the keys' prefix (optional)
 //	S3_USE_SSL             true or false; default: the URL's scheme, else true
 //	S3_REGION              the bucket's region (optional)
+//	S3_TIMEOUT             how long S3 may keep a request waiting, for an
+//	                       answer or for the next bytes of a body: a Go
+//	                       duration from 100ms to 10m; default 10s
 //	AWS_ACCESS_KEY_ID      } both or neither: neither means anonymous
 //	AWS_SECRET_ACCESS_KEY  }
 //
@@ -47,7 +55,7 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, bool, error) {
 	endpoint, bucket := strings.TrimSpace(getenv("S3_ENDPOINT")), strings.TrimSpace(getenv("S3_BUCKET"))
 	if endpoint == "" && bucket == "" {
-		for _, v := range []string{"S3_PREFIX", "S3_USE_SSL", "S3_REGION"} {
+		for _, v := range []string{"S3_PREFIX", "S3_USE_SSL", "S3_REGION", "S3_TIMEOUT"} {
 			if getenv(v) != "" {
 				return Config{}, false, fmt.Errorf("%s is set, but S3_ENDPOINT and S3_BUCKET are not: set both to keep models in S3, or unset %s", v, v)
 			}
@@ -79,6 +87,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, bool, error) {
 			return Config{}, false, fmt.Errorf("S3_USE_SSL is %s, but S3_ENDPOINT's scheme is %s", s, scheme)
 		}
 		cfg.UseSSL = ssl
+	}
+	if s := strings.TrimSpace(getenv("S3_TIMEOUT")); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < MinTimeout || d > MaxTimeout {
+			return Config{}, false, fmt.Errorf("S3_TIMEOUT is %q, want a duration from %v to %v, such as %v", s, MinTimeout, MaxTimeout, DefaultTimeout)
+		}
+		cfg.Timeout = d
 	}
 	if err := cfg.check(); err != nil {
 		return Config{}, false, err
@@ -165,6 +180,9 @@ func (c Config) check() error {
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together, or both left empty for anonymous access")
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("the S3 timeout is %v: it must not be negative", c.Timeout)
 	}
 	return nil
 }

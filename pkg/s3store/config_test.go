@@ -3,6 +3,7 @@ package s3store
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -28,6 +29,12 @@ func TestConfigFromEnv(t *testing.T) {
 			Config{Endpoint: "r2.example.com", Bucket: "models", UseSSL: true, Region: "auto"}},
 		{"keys", []string{"S3_ENDPOINT", "[::1]:9000", "S3_BUCKET", "models", "AWS_ACCESS_KEY_ID", "AKID", "AWS_SECRET_ACCESS_KEY", "s3cr3t"},
 			Config{Endpoint: "[::1]:9000", Bucket: "models", UseSSL: true, AccessKey: "AKID", SecretKey: "s3cr3t"}},
+		{"timeout", []string{"S3_ENDPOINT", "minio:9000", "S3_BUCKET", "models", "S3_TIMEOUT", " 30s "},
+			Config{Endpoint: "minio:9000", Bucket: "models", UseSSL: true, Timeout: 30 * time.Second}},
+		{"shortest timeout", []string{"S3_ENDPOINT", "minio:9000", "S3_BUCKET", "models", "S3_TIMEOUT", "100ms"},
+			Config{Endpoint: "minio:9000", Bucket: "models", UseSSL: true, Timeout: 100 * time.Millisecond}},
+		{"longest timeout", []string{"S3_ENDPOINT", "minio:9000", "S3_BUCKET", "models", "S3_TIMEOUT", "10m"},
+			Config{Endpoint: "minio:9000", Bucket: "models", UseSSL: true, Timeout: 10 * time.Minute}},
 	} {
 		cfg, ok, err := ConfigFromEnv(env(tc.env...))
 		if err != nil || !ok || cfg != tc.want {
@@ -61,6 +68,12 @@ func TestConfigFromEnv(t *testing.T) {
 		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "Models_"}, `S3_BUCKET "Models_" is not a valid bucket name`},
 		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_PREFIX", "/nets/"}, `S3_PREFIX "/nets/" starts with '/'`},
 		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "AWS_SECRET_ACCESS_KEY", "s3cr3t"}, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"},
+		{[]string{"S3_TIMEOUT", "10s"}, "S3_TIMEOUT is set, but S3_ENDPOINT and S3_BUCKET are not"},
+		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_TIMEOUT", "soon"}, `S3_TIMEOUT is "soon", want a duration from 100ms to 10m0s, such as 10s`},
+		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_TIMEOUT", "10"}, `S3_TIMEOUT is "10", want a duration`},
+		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_TIMEOUT", "50ms"}, `S3_TIMEOUT is "50ms", want a duration from 100ms to 10m0s`},
+		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_TIMEOUT", "-1s"}, `S3_TIMEOUT is "-1s"`},
+		{[]string{"S3_ENDPOINT", "minio", "S3_BUCKET", "models", "S3_TIMEOUT", "1h"}, `S3_TIMEOUT is "1h", want a duration from 100ms to 10m0s`},
 	} {
 		_, ok, err := ConfigFromEnv(env(tc.env...))
 		if ok || err == nil || !strings.Contains(err.Error(), tc.want) {

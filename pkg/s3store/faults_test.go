@@ -96,6 +96,11 @@ func TestOpenChecks(t *testing.T) {
 	if _, err := Open(t.Context(), f.cfg, store.Limits{MaxLayers: store.MaxLayers + 1}); err == nil || !strings.Contains(err.Error(), "MaxLayers") {
 		t.Errorf("Open with limits beyond the format's: %v", err)
 	}
+	cfg = f.cfg
+	cfg.Timeout = -time.Second
+	if _, err := Open(t.Context(), cfg, store.Limits{}); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("Open with a negative timeout: %v", err)
+	}
 	s, err := Open(t.Context(), f.cfg, store.Limits{MaxParams: 100})
 	if err != nil {
 		t.Fatal(err)

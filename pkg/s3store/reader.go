@@ -60,26 +60,33 @@ func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
 	if err := opts.SetRange(0, probeWindow-1); err != nil {
 		return nil, err
 	}
-	body, info, hdr, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, r.key, opts)
+	w := s.watch(ctx)
+	defer w.stop()
+	obj, info, hdr, err := minio.Core{Client: s.client}.GetObject(w.ctx, s.bucket, r.key, opts)
 	if notFound(err) {
 		return nil, store.ErrNotFound
 	}
 	if minio.ToErrorResponse(err).StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		// An empty object has no byte 0: it is not an archive, but List
 		// reports it like any other.
-		st, err := s.client.StatObject(ctx, s.bucket, r.key, minio.StatObjectOptions{})
+		var st minio.ObjectInfo
+		err := s.call(ctx, func(ctx context.Context) (err error) {
+			st, err = s.client.StatObject(ctx, s.bucket, r.key, minio.StatObjectOptions{})
+			return err
+		})
 		if notFound(err) {
 			return nil, store.ErrNotFound
 		}
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, err
 		}
 		r.size, r.etag = st.Size, trimETag(st.ETag)
 		return r, nil
 	}
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, w.err(err)
 	}
+	body := watchBody(obj, w)
 	defer body.Close()
 	r.size, r.etag = info.Size, trimETag(info.ETag)
 	// A 206 answer's Content-Range holds the object's size; a server that
@@ -94,7 +101,7 @@ func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
 	}
 	r.buf = make([]byte, min(r.size, probeWindow))
 	if _, err := io.ReadFull(body, r.buf); err != nil {
-		return nil, fmt.Errorf("reading the first %d bytes: %w", len(r.buf), ctxErr(ctx, err))
+		return nil, fmt.Errorf("reading the first %d bytes: %w", len(r.buf), err)
 	}
 	return r, nil
 }
@@ -166,7 +173,7 @@ func (r *objectReader) get(p []byte, off int64) error {
 	}
 	defer body.Close()
 	if _, err := io.ReadFull(body, p); err != nil {
-		return fmt.Errorf("reading %d bytes at %d: %w", len(p), off, ctxErr(r.ctx, err))
+		return fmt.Errorf("reading %d bytes at %d: %w", len(p), off, err)
 	}
 	return nil
 }
@@ -181,34 +188,31 @@ func (r *objectReader) stream() (io.ReadCloser, error) {
 	return r.open(minio.GetObjectOptions{})
 }
 
-// open sends a GET of the pinned version: If-Match asks the server to
-// refuse another version, and the response's ETag is checked as well, for
-// servers that ignore If-Match.
+// open sends a GET of the pinned version, under a watch of its own: If-Match
+// asks the server to refuse another version, and the response's ETag is
+// checked as well, for servers that ignore If-Match. Closing the body ends
+// the watch.
 func (r *objectReader) open(opts minio.GetObjectOptions) (io.ReadCloser, error) {
 	if err := opts.SetMatchETag(r.etag); err != nil {
 		return nil, err
 	}
+	w := r.s.watch(r.ctx)
 	core := minio.Core{Client: r.s.client}
-	body, info, _, err := core.GetObject(r.ctx, r.s.bucket, r.key, opts)
+	body, info, _, err := core.GetObject(w.ctx, r.s.bucket, r.key, opts)
 	if err != nil {
 		resp := minio.ToErrorResponse(err)
-		if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" || notFound(err) {
+		changed := resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" || notFound(err)
+		err = w.err(err)
+		w.stop()
+		if changed {
 			return nil, errChanged
 		}
-		return nil, ctxErr(r.ctx, err)
+		return nil, err
 	}
 	if trimETag(info.ETag) != r.etag {
 		body.Close()
+		w.stop()
 		return nil, errChanged
 	}
-	return body, nil
-}
-
-// ctxErr returns err, or, if ctx is done, an error wrapping ctx's error: the
-// client may report the last failed attempt instead.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%v)", cerr, err)
-	}
-	return err
+	return watchBody(body, w), nil
 }

@@ -14,7 +14,9 @@
 // Writes are single PUTs of the whole archive, which S3 makes visible
 // atomically: a reader sees the old object or the new one, and a PUT that
 // fails (the server errs, the connection drops, ctx is cancelled) leaves the
-// old object as it was. Of two concurrent Saves of one network the later
+// old object as it was, unless it failed waiting for the answer once S3
+// had the whole body: S3 may then store it all the same (a timeout cannot
+// tell), never a part of it. Of two concurrent Saves of one network the later
 // PUT wins, whatever the order of the models, and S3 has no rename or
 // compare-and-swap to prevent it here: the caller must not save one network
 // from two places at once. In the scaled mode, each network is guarded by a
@@ -59,7 +61,9 @@ const changeRetries = 10
 // trips, which add up on a remote server.
 const listWorkers = 8
 
-// Store keeps networks in a bucket. It is safe for concurrent use.
+// Store keeps networks in a bucket. It is safe for concurrent use. No
+// request of its calls waits for S3 longer than the timeout: see Deadlines
+// in watch.go.
 type Store struct {
 	client    *minio.Client
 	transport *http.Transport
@@ -67,6 +71,7 @@ type Store struct {
 	prefix    string
 	where     string // s3://bucket/prefix, for messages
 	lim       store.Limits
+	timeout   time.Duration // how long S3 may keep a request waiting
 }
 
 // Open returns a Store keeping networks in cfg's bucket, after checking that
@@ -94,8 +99,13 @@ func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3store: S3_ENDPOINT %s: %w", cfg.Endpoint, err)
 	}
-	s := &Store{client: client, transport: transport, bucket: cfg.Bucket, prefix: cfg.Prefix, where: "s3://" + cfg.Bucket + "/" + cfg.Prefix, lim: lim}
-	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	s := &Store{client: client, transport: transport, bucket: cfg.Bucket, prefix: cfg.Prefix, where: "s3://" + cfg.Bucket + "/" + cfg.Prefix,
+		lim: lim, timeout: timeout}
+	ok, err := s.bucketExists(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: checking bucket %q at %s: %w", cfg.Bucket, endpointURL(cfg), err)
 	}
@@ -103,6 +113,28 @@ func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
 		return nil, fmt.Errorf("s3store: bucket %q does not exist at %s: create it, or set S3_BUCKET to one that does", cfg.Bucket, endpointURL(cfg))
 	}
 	return s, nil
+}
+
+// bucketExists asks S3 whether the bucket exists.
+func (s *Store) bucketExists(ctx context.Context) (ok bool, err error) {
+	err = s.call(ctx, func(ctx context.Context) error {
+		ok, err = s.client.BucketExists(ctx, s.bucket)
+		return err
+	})
+	return ok, err
+}
+
+// Ping checks that the bucket can be reached, within the timeout: the
+// service's readiness (service.Pinger).
+func (s *Store) Ping(ctx context.Context) error {
+	ok, err := s.bucketExists(ctx)
+	if err != nil {
+		return fmt.Errorf("s3store: reaching %s: %w", s.where, err)
+	}
+	if !ok {
+		return fmt.Errorf("s3store: bucket %q does not exist", s.bucket)
+	}
+	return nil
 }
 
 func endpointURL(cfg Config) string {
@@ -172,7 +204,11 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 	if _, err := store.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
-	_, err := s.client.PutObject(ctx, s.bucket, s.key(m.ID), bytes.NewReader(buf.Bytes()), int64(buf.Len()), minio.PutObjectOptions{
+	// The PUT makes progress as the connection takes the body's bytes.
+	w := s.watch(ctx)
+	defer w.stop()
+	body := &watchedUpload{bytes.NewReader(buf.Bytes()), w}
+	_, err := s.client.PutObject(w.ctx, s.bucket, s.key(m.ID), body, int64(buf.Len()), minio.PutObjectOptions{
 		ContentType: "application/zip",
 		// One request, so one atomic replacement, and nothing left behind
 		// by a failed upload (a multipart upload would leave parts). Our
@@ -182,7 +218,7 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 		SendContentMd5: true,
 	})
 	if err != nil {
-		return fmt.Errorf("s3store: save %s to %s: %w", m.ID, s.where, ctxErr(ctx, err))
+		return fmt.Errorf("s3store: save %s to %s: %w", m.ID, s.where, w.err(err))
 	}
 	return nil
 }
@@ -305,9 +341,13 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 		return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, err)}
 	}
 	var ids []string
-	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix}) {
+	// Each object listed is progress: S3 answers a page at a time.
+	w := s.watch(ctx)
+	defer w.stop()
+	for o := range s.client.ListObjects(w.ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix}) {
+		w.progress()
 		if o.Err != nil {
-			return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, ctxErr(ctx, o.Err))}
+			return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, w.err(o.Err))}
 		}
 		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, s.prefix), fileExt)
 		if !ok || checkID(id) != nil {
@@ -315,6 +355,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 		}
 		ids = append(ids, id)
 	}
+	w.stop()
 
 	type result struct {
 		e   store.Entry
@@ -375,15 +416,21 @@ func (s *Store) Delete(ctx context.Context, id string) (store.DeleteResult, erro
 	}
 	// S3 deletes a missing key without complaint: ask first, to tell "not
 	// found" from "removed".
-	_, err := s.client.StatObject(ctx, s.bucket, s.key(id), minio.StatObjectOptions{})
+	err := s.call(ctx, func(ctx context.Context) error {
+		_, err := s.client.StatObject(ctx, s.bucket, s.key(id), minio.StatObjectOptions{})
+		return err
+	})
 	if notFound(err) {
 		return store.DeleteNotFound, nil
 	}
 	if err != nil {
-		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), ctxErr(ctx, err))
+		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
-	if err := s.client.RemoveObject(ctx, s.bucket, s.key(id), minio.RemoveObjectOptions{}); err != nil {
-		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), ctxErr(ctx, err))
+	err = s.call(ctx, func(ctx context.Context) error {
+		return s.client.RemoveObject(ctx, s.bucket, s.key(id), minio.RemoveObjectOptions{})
+	})
+	if err != nil {
+		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
 	return store.DeleteRemoved, nil
 }

@@ -41,6 +41,11 @@ type fake struct {
 	sentBytes atomic.Int64 // body bytes answered to GETs
 	puts      atomic.Int64 // PUT requests, failed or not
 
+	// frozen, when set, is closed by thaw: until then the server hangs
+	// (see freeze).
+	frozen      atomic.Pointer[chan struct{}]
+	frozenAfter atomic.Int64
+
 	mu        sync.Mutex
 	beforeGet func(*http.Request) // called before a GET is served
 }
@@ -64,9 +69,66 @@ func newFake(t *testing.T) *fake {
 const internalError = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>InternalError</Code><Message>injected by the test</Message></Error>`
 
+// freeze makes the server hang, as a frozen one would: with after 0,
+// every request waits; else the bodies of GET answers stop after that
+// many bytes. They wait until thaw, or until the client gives up. The
+// test's end thaws the server.
+func (f *fake) freeze(t *testing.T, after int64) {
+	ch := make(chan struct{})
+	f.frozenAfter.Store(after)
+	f.frozen.Store(&ch)
+	t.Cleanup(f.thaw) // before the server closes: it waits for its handlers
+}
+
+func (f *fake) thaw() {
+	if ch := f.frozen.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// hang waits until the server is thawed or the client gives up (for a
+// request whose body is not read, only the thaw ends the wait).
+func hang(r *http.Request, thawed <-chan struct{}) {
+	select {
+	case <-thawed:
+	case <-r.Context().Done():
+	}
+}
+
+// stallingWriter hangs after after bytes of a body, until thawed.
+type stallingWriter struct {
+	http.ResponseWriter
+	r      *http.Request
+	after  int64
+	thawed <-chan struct{}
+}
+
+func (s *stallingWriter) Write(p []byte) (int, error) {
+	if s.after >= int64(len(p)) || s.after < 0 {
+		s.after -= int64(len(p))
+		return s.ResponseWriter.Write(p)
+	}
+	n, err := s.ResponseWriter.Write(p[:s.after])
+	if err != nil {
+		return n, err
+	}
+	http.NewResponseController(s.ResponseWriter).Flush()
+	s.after = -1
+	hang(s.r, s.thawed)
+	m, err := s.ResponseWriter.Write(p[n:])
+	return n + m, err
+}
+
 func (f *fake) serve(s3 http.Handler, w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut {
 		f.puts.Add(1)
+	}
+	if ch := f.frozen.Load(); ch != nil {
+		if after := f.frozenAfter.Load(); after == 0 {
+			hang(r, *ch)
+		} else if r.Method == http.MethodGet {
+			w = &stallingWriter{ResponseWriter: w, r: r, after: after, thawed: *ch}
+		}
 	}
 	if f.fail500.Load() || r.Method == http.MethodPut && f.fail500Put.Load() {
 		w.Header().Set("Content-Type", "application/xml")
@@ -114,7 +176,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func (f *fake) open(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), f.cfg, store.DefaultLimits())
+	return f.openTimeout(t, 0)
+}
+
+// openTimeout opens a Store whose requests may wait at most timeout.
+func (f *fake) openTimeout(t *testing.T, timeout time.Duration) *Store {
+	t.Helper()
+	cfg := f.cfg
+	cfg.Timeout = timeout
+	s, err := Open(t.Context(), cfg, store.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mnist-go/nnserver/internal/pgtest"
+)
+
+// replica is a server run by run() in scaled mode.
+type replica struct {
+	url  string
+	logs *lockedBuffer
+}
+
+// startReplica runs a replica with env until the test ends, and waits
+// until it answers.
+func startReplica(t *testing.T, env map[string]string) *replica {
+	t.Helper()
+	port := freePort(t)
+	r := &replica{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
+	env["PORT"] = fmt.Sprint(port)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--metrics", "off"}, envOf(env), r.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("replica %s: %v", r.url, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("replica %s did not stop within 30 s", r.url)
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, err := http.Get(r.url + "/api/status"); err == nil {
+			resp.Body.Close()
+			return r
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the replica stopped: %v\n%s", err, r.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not answer within 30 s\n%s", r.logs)
+		}
+	}
+}
+
+// call sends a JSON request and decodes the answer into out (if not nil).
+func (r *replica) call(t *testing.T, method, path, body string, want int, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s; want %d", method, path, resp.StatusCode, b.String(), want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b.Bytes(), out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b.String())
+		}
+	}
+}
+
+// TestDeleteEvictsEverywhere: a network deleted through one replica is
+// dropped at once by another that had it loaded, without waiting for its
+// next use (service.Replicas through the relay, and Forget).
+func TestDeleteEvictsEverywhere(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dir := t.TempDir() // the models, shared as a volume would be
+	a := startReplica(t, map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir})
+	b := startReplica(t, map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir})
+
+	var created struct {
+		NetworkID string `json:"network_id"`
+	}
+	a.call(t, "POST", "/api/networks", `{"layer_sizes":[784,10]}`, 200, &created)
+	id := created.NetworkID
+	pixels, _ := json.Marshal(map[string][]float64{"pixels": make([]float64, 784)})
+	b.call(t, "POST", "/api/networks/"+id+"/predict", string(pixels), 200, nil) // loaded on b
+	var status struct {
+		ActiveNetworks int `json:"active_networks"`
+	}
+	b.call(t, "GET", "/api/status", "", 200, &status)
+	if status.ActiveNetworks != 1 {
+		t.Fatalf("b holds %d networks, want the one", status.ActiveNetworks)
+	}
+
+	start := time.Now()
+	a.call(t, "DELETE", "/api/networks/"+id, "", 200, nil)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b.call(t, "GET", "/api/status", "", 200, &status)
+		if status.ActiveNetworks == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b still holds the deleted network 30 s after the delete\n%s", b.logs)
+		}
+	}
+	t.Logf("b dropped the network %v after the delete was sent to a", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(b.logs.String(), "deleted on another replica") {
+		t.Errorf("b did not log the drop:\n%s", b.logs)
+	}
+}
+
+// TestFrozenPostgresAnswers503: with Postgres frozen (SIGSTOP), requests
+// that need it answer 503 within about DB_TIMEOUT instead of waiting for
+// the server; liveness stays 200 and says the database is unavailable;
+// readiness is 503. Once thawed, the replica answers as before.
+func TestFrozenPostgresAnswers503(t *testing.T) {
+	p := pgtest.Start(t)
+	r := startReplica(t, map[string]string{"DATABASE_URL": p.URL(), "MODELS_DIR": t.TempDir(), "DB_TIMEOUT": "1s"})
+	r.call(t, "GET", "/api/networks", "", 200, nil)
+	r.call(t, "GET", "/api/ready", "", 200, nil)
+
+	p.Freeze(t)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/networks", 503},
+		{"/api/ready", 503},
+		{"/api/status", 200},
+	} {
+		start := time.Now()
+		type answer struct {
+			status int
+			body   map[string]any
+			err    error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			var a answer
+			resp, err := http.Get(r.url + tc.path)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			a.status, a.err = resp.StatusCode, json.NewDecoder(resp.Body).Decode(&a.body)
+			done <- a
+		}()
+		var a answer
+		select {
+		case a = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("GET %s hangs with Postgres frozen", tc.path)
+		}
+		t.Logf("GET %s with Postgres frozen: %d after %v: %v", tc.path, a.status, time.Since(start).Round(time.Millisecond), a.body)
+		if a.err != nil || a.status != tc.want {
+			t.Errorf("GET %s: %d, %v; want %d", tc.path, a.status, a.err, tc.want)
+		}
+		if tc.path == "/api/status" && a.body["database"] != "unavailable" {
+			t.Errorf("status says database %v, want unavailable", a.body["database"])
+		}
+	}
+
+	p.Thaw()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(r.url + "/api/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 30 s after the thaw")
+		}
+	}
+	r.call(t, "GET", "/api/networks", "", 200, nil)
+}
