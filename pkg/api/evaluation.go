@@ -54,7 +54,6 @@ func classifiedOf(cs []service.Classified) []classifiedBody {
 	return out
 }
 
-
 // digitPNG encodes a 28×28 test image as a small PNG, base64.
 func digitPNG(pixels []uint8) string {
 	x := make([]float64, len(pixels))

@@ -463,7 +463,6 @@ type (
 	}
 )
 
-
 // TrainingUpdate broadcasts a training_update event.
 func (s *Server) TrainingUpdate(u service.Update) {
 	s.broadcast(EventUpdate, updateEvent{

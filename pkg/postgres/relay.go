@@ -32,13 +32,13 @@ const removedChannel = "nnserver_removed"
 // insert an event: "nnsrvevt" in ASCII.
 const relayLockKey int64 = 0x6e6e737276657674
 
-// The kinds of events, as stored in nnserver_events.kind: the Socket.IO
+// The kinds of events, as stored in nnserver_events.kind: the contract's
 // event names.
 const (
-	kindUpdate   = "training_update"
-	kindProgress = "training_progress"
-	kindComplete = "training_complete"
-	kindError    = "training_error"
+	kindUpdate   = service.EventUpdate
+	kindProgress = service.EventProgress
+	kindComplete = service.EventComplete
+	kindError    = service.EventError
 )
 
 // Relay carries training events and removals between replicas. Its methods of
