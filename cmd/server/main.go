@@ -137,8 +137,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	}
 	var handler http.Handler
 	if cfg.Role == "worker" {
-		handler = healthOnly(svc, apiOpts.Metrics)
-	} else if handler, err = api.New(apiOpts); err != nil {
+		handler, err = api.NewWorker(apiOpts)
+	} else {
+		handler, err = api.New(apiOpts)
+	}
+	if err != nil {
 		return err
 	}
 	srv := &http.Server{
@@ -236,26 +239,6 @@ const idleHeadroom = 96 << 20
 // Socket.IO clients: a live polling client comes back for them within
 // milliseconds.
 const flushWait = 2 * time.Second
-
-// healthOnly is the HTTP side of a worker replica: GET /api/status (and
-// /metrics), nothing else.
-func healthOnly(svc *service.Service, metrics http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		st := svc.Status(r.Context())
-		fmt.Fprintf(w, `{"status":"online","active_networks":%d,"training_jobs":%d,"role":"worker"}`, st.ActiveNetworks, st.TrainingJobs)
-	})
-	if metrics != nil {
-		mux.Handle("GET /metrics", metrics)
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":"this replica only trains (ROLE=worker): send requests to an api replica"}`)
-	})
-	return mux
-}
 
 // serveDebug serves pprof (goroutine counts, heap, CPU profiles) on its own
 // address, meant to be loopback only: the load tests read it.

@@ -143,6 +143,37 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	return r, h, nil
 }
 
+// NewWorker returns the HTTP handler of a worker replica (ROLE=worker),
+// which only trains: GET /api/status (with "role": "worker"), /api/ready
+// and, if o.Metrics is set, /metrics; everything else is a JSON 404 saying
+// where to send it.
+func NewWorker(o Options) (http.Handler, error) {
+	o.SocketIO, o.Static = nil, nil
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), requests: o.Requests}
+	r.Use(h.recover, h.logRequests)
+	r.GET("/api/status", func(c *gin.Context) {
+		st := h.svc.Status(c.Request.Context())
+		h.writeJSON(c, http.StatusOK, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks,
+			TrainingJobs: st.TrainingJobs, Database: st.Database, Role: "worker"})
+	})
+	r.GET("/api/ready", h.ready)
+	if o.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(o.Metrics))
+	}
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, http.StatusNotFound, "this replica only trains (ROLE=worker): send requests to an api replica")
+	})
+	return headAsGet(r), nil
+}
+
 // headAsGet answers HEAD like GET without the body, as Flask did (uptime
 // monitors use it). net/http drops the body because the request it holds
 // is still a HEAD.

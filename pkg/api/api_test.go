@@ -405,3 +405,26 @@ func (s *server) count(t *testing.T) int {
 	}
 	return len(l)
 }
+
+// TestWorker: a worker replica answers its status (saying it is a worker),
+// its readiness, and a JSON 404 naming where everything else goes.
+func TestWorker(t *testing.T) {
+	s := newServer(t)
+	h, err := api.NewWorker(api.Options{Service: s.svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &server{h: h, svc: s.svc}
+	if r := w.do(t, "GET", "/api/status", "", ""); r.status != 200 || r.json(t)["role"] != "worker" || r.json(t)["status"] != "online" {
+		t.Errorf("status: %d %s", r.status, r.body)
+	}
+	if r := w.do(t, "HEAD", "/api/status", "", ""); r.status != 200 { // net/http drops the body
+		t.Errorf("HEAD status: %d %q", r.status, r.body)
+	}
+	if r := w.do(t, "GET", "/api/ready", "", ""); r.status != 200 || r.json(t)["ready"] != true {
+		t.Errorf("ready: %d %s", r.status, r.body)
+	}
+	if r := w.do(t, "POST", "/api/networks", jsonCT, "{}"); r.status != 404 || !strings.Contains(r.json(t)["error"].(string), "ROLE=worker") {
+		t.Errorf("create on a worker: %d %s", r.status, r.body)
+	}
+}

@@ -22,6 +22,7 @@ type statusBody struct {
 	TrainingJobs   int    `json:"training_jobs"`
 	// Database, in scaled mode only: "ok" or "unavailable".
 	Database string `json:"database,omitempty"`
+	Role     string `json:"role,omitempty"` // "worker" on a worker replica
 }
 
 type readyBody struct {
