@@ -312,6 +312,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	// Status, this document, metrics.
 	c.check("GET", "/api/status", "", nil, 200)
 	c.check("HEAD", "/api/status", "", nil, 200)
+	c.check("GET", "/api/ready", "", nil, 200)
+	c.check("HEAD", "/api/ready", "", nil, 200)
 	if r := c.check("GET", "/api/openapi.json", "", nil, 200); !bytes.Equal(r.body, openAPI) {
 		t.Error("GET /api/openapi.json is not the embedded document")
 	}
@@ -367,6 +369,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	c.check("GET", "/api/networks/"+a+"/evaluation/examples?actual=four&predicted=9", "", nil, 400)
 	c.check("GET", "/api/networks/"+a+"/evaluation/examples?actual=12&predicted=9", "", nil, 400)
+	c.check("GET", "/api/networks/"+a+"/history?from_epoch=2&limit=1", "", nil, 200)
+	c.check("GET", "/api/networks/"+a+"/history?limit=10001", "", nil, 400)
 
 	// Download and import, raw and as a form.
 	file := c.check("GET", "/api/networks/"+a+"/download", "", nil, 200).body
