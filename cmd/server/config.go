@@ -66,6 +66,14 @@ const (
 	maxDBTimeout = time.Minute
 )
 
+// mode names how the server runs, for logs.
+func (c config) mode() string {
+	if c.DatabaseURL != "" {
+		return "scaled"
+	}
+	return "single"
+}
+
 // setting is one flag and the environment variable that sets its default.
 type setting struct {
 	flag, env string

@@ -63,8 +63,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	// waiting up to 10 ms for Go's sysmon to notice it.
 	runtime.GOMAXPROCS(cfg.CPUs + 1)
 
-	// Load MNIST in the background: the server listens at once, and what
-	// needs the data waits for it.
+	data, dataErr := loadData(cfg, log)
+	a, err := start(ctx, cfg, log, getenv, data)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start-up")
+			return nil
+		}
+		return err
+	}
+	defer a.backends.close()
+	log.Info("serving", "addr", a.ln.Addr().String(), "mode", cfg.mode(), "role", cfg.Role, "models", a.backends.where,
+		"workers", cfg.Workers, "startup_seconds", time.Since(started).Seconds())
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	// Without MNIST nothing can train or give examples: a bad MNIST_DIR
+	// stops the server rather than leave it answering "online".
+	var failed error
+	select {
+	case err := <-serveErr:
+		a.stopRelay()
+		return err
+	case err := <-dataErr:
+		failed = fmt.Errorf("load MNIST: %w", err)
+	case <-ctx.Done():
+	}
+	return errors.Join(a.shutdown(), failed)
+}
+
+// loadData loads MNIST in the background: the server listens at once, and
+// what needs the data waits for it. A failure is sent on the channel.
+func loadData(cfg config, log *slog.Logger) (func() (*mnist.Dataset, error), <-chan error) {
 	data := sync.OnceValues(func() (*mnist.Dataset, error) {
 		t := time.Now()
 		var ds *mnist.Dataset
@@ -86,7 +118,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 			dataErr <- err
 		}
 	}()
+	return data, dataErr
+}
 
+// app is the server once started: what shutdown stops, in order.
+type app struct {
+	log       *slog.Logger
+	cfg       config
+	backends  *backends
+	svc       *service.Service
+	sio       *live.Server
+	srv       *http.Server
+	ln        net.Listener
+	stopRelay func() // stops the event relay and waits for it
+}
+
+// start opens the backends, starts the service, builds the handler and
+// listens; the relay of scaled mode runs from here on.
+func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string,
+	data func() (*mnist.Dataset, error)) (*app, error) {
 	// One memory budget for every request and job (pkg/budget); the Go
 	// garbage collector is told the process's whole size unless GOMEMLIMIT
 	// says otherwise, so that garbage does not pile up above it.
@@ -96,44 +146,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		debug.SetMemoryLimit(limit)
 		log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "gc_limit_mb", limit>>20)
 	}
-	sio := live.New(live.Options{Logger: log, MaxSessionsPerAddr: cfg.MaxSessionsPerAddr})
-	b, err := openBackends(ctx, cfg, log, sio)
+	a := &app{log: log, cfg: cfg, sio: live.New(live.Options{Logger: log, MaxSessionsPerAddr: cfg.MaxSessionsPerAddr})}
+	b, err := openBackends(ctx, cfg, log, a.sio)
 	if err != nil {
-		if ctx.Err() != nil {
-			log.Info("stopped during start-up")
-			return nil
-		}
-		return err
+		return nil, err
 	}
-	defer b.close()
-	var (
-		svc *service.Service
-		m   *metrics.Metrics
-	)
+	a.backends = b
+	var m *metrics.Metrics
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
 		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem}
-	apiOpts := api.Options{SocketIO: sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
+	apiOpts := api.Options{SocketIO: a.sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
 		Budget: mem, Stopping: ctx}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
-			Service:       func() service.Gauges { return svc.Gauges(context.Background()) }, // scraped once svc is set; each database call has its DB_TIMEOUT
-			SocketClients: sio.Clients,
-			EventsEmitted: sio.Emitted,
+			// Scraped once svc is set; each database call has its DB_TIMEOUT.
+			Service:       func() service.Gauges { return a.svc.Gauges(context.Background()) },
+			SocketClients: a.sio.Clients,
+			EventsEmitted: a.sio.Emitted,
 			Budget:        mem.Stats,
 		})
 		svcCfg.Observer = m
 		apiOpts.Metrics, apiOpts.Requests = m.Handler(), m
 	}
-	if svc, err = service.New(ctx, svcCfg); err != nil {
-		if ctx.Err() != nil {
-			log.Info("stopped during start-up")
-			return nil
-		}
-		return err
+	if a.svc, err = service.New(ctx, svcCfg); err != nil {
+		b.close()
+		return nil, err
 	}
-	apiOpts.Service = svc
+	apiOpts.Service = a.svc
 	if b.relay != nil {
-		b.relay.OnRemoved(svc.Forget) // a network deleted on another replica
+		b.relay.OnRemoved(a.svc.Forget) // a network deleted on another replica
 	}
 	var handler http.Handler
 	if cfg.Role == "worker" {
@@ -141,10 +182,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 	} else {
 		handler, err = api.New(apiOpts)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		a.ln, err = net.Listen("tcp", cfg.Addr)
 	}
-	srv := &http.Server{
+	if err != nil {
+		a.svc.Close(context.Background())
+		b.close()
+		return nil, err
+	}
+	a.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -153,76 +199,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		svc.Close(context.Background())
-		return err
-	}
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	defer stopRelay()
-	relayDone := make(chan struct{})
-	if b.relay != nil {
-		go func() {
-			defer close(relayDone)
-			if err := b.relay.Run(relayCtx); err != nil && relayCtx.Err() == nil {
-				log.Error("event relay stopped", "err", err)
-			}
-		}()
-	} else {
-		close(relayDone)
-	}
-	mode := "single"
-	if cfg.DatabaseURL != "" {
-		mode = "scaled"
-	}
-	log.Info("serving", "addr", ln.Addr().String(), "mode", mode, "role", cfg.Role, "models", b.where,
-		"workers", cfg.Workers, "startup_seconds", time.Since(started).Seconds())
+	a.stopRelay = a.runRelay()
+	return a, nil
+}
 
-	if cfg.DebugAddr != "" {
-		go serveDebug(cfg.DebugAddr, log)
+// runRelay runs scaled mode's event relay, if any, until the function it
+// returns is called, which waits for it to stop.
+func (a *app) runRelay() func() {
+	if a.backends.relay == nil {
+		return func() {}
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	// Without MNIST nothing can train or give examples: a bad MNIST_DIR
-	// stops the server rather than leave it answering "online".
-	var failed error
-	select {
-	case err := <-serveErr:
-		return err
-	case err := <-dataErr:
-		failed = fmt.Errorf("load MNIST: %w", err)
-	case <-ctx.Done():
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.backends.relay.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("event relay stopped", "err", err)
+		}
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+}
 
-	// Shut down in order: jobs end (their last epoch is saved) and no new
-	// ones start; Socket.IO clients are let go, so no long-poll holds up
-	// Shutdown; then the HTTP server drains.
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+// shutdown stops the server in order, within SHUTDOWN_TIMEOUT: jobs end
+// (their last epoch is saved) and no new ones start; Socket.IO clients are
+// let go, so no long-poll holds up Shutdown; then the HTTP server drains.
+func (a *app) shutdown() error {
+	a.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	if err := svc.Close(shutCtx); err != nil {
+	if err := a.svc.Close(shutCtx); err != nil {
 		errs = append(errs, err)
 	}
 	// Emits are written asynchronously: the training_error events of the
 	// jobs just stopped reach the clients before their sockets close.
-	stopRelay()
-	<-relayDone
+	a.stopRelay()
 	// A polling client that vanished never comes back for its events: do
 	// not let it hold the shutdown for the whole timeout.
 	flushCtx, cancelFlush := context.WithTimeout(shutCtx, flushWait)
 	defer cancelFlush()
-	if err := sio.Flush(flushCtx); err != nil {
-		log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
+	if err := a.sio.Flush(flushCtx); err != nil {
+		a.log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}
-	sio.Close()
-	if err := srv.Shutdown(shutCtx); err != nil {
+	a.sio.Close()
+	if err := a.srv.Shutdown(shutCtx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
-	if err := errors.Join(append(errs, failed)...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	log.Info("stopped")
+	a.log.Info("stopped")
 	return nil
 }
 
