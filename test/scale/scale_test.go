@@ -87,7 +87,7 @@ func TestScaled(t *testing.T) {
 		{"4_delete_while_training", s.deleteWhileTraining},
 		{"burst_spreads", s.burst},
 		{"2_kill_mid_epoch", s.killMidEpoch},
-		{"BUG_resumed_job_differs_from_uninterrupted", s.resumedIsReproducible},
+		{"resumed_job_trains_as_uninterrupted", s.resumedIsReproducible},
 		{"6_postgres_restarts", s.postgresRestarts},
 		{"5_restart_every_replica", s.restartAll},
 	} {
