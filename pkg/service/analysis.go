@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"math"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -123,20 +124,32 @@ func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error)
 	return a, nil
 }
 
-// predict returns the most active output and its share of all the
-// outputs' activation (sigmoids are positive, so the sum is too).
+// predict returns the most active output and the network's confidence in
+// it: how much more that output fires than the next most active one (both
+// sigmoids in [0, 1]), so 0 to 1. A clear digit reads near 1 (its output
+// near 1, the others near 0); two outputs firing alike, or none firing (a
+// blank image), read near 0. (The share of the sum of the outputs read
+// near 1 for any image where every output is near 0 but one is a little
+// less so.)
 func predict(out []float64) (digit int, confidence float64) {
-	sum := 0.0
+	if len(out) == 0 {
+		return 0, 0
+	}
 	for i, v := range out {
-		sum += v
 		if v > out[digit] {
 			digit = i
 		}
 	}
-	if sum <= 0 {
-		return digit, 0
+	second := math.Inf(-1)
+	for i, v := range out {
+		if i != digit && v > second {
+			second = v
+		}
 	}
-	return digit, out[digit] / sum
+	if math.IsInf(second, -1) {
+		return digit, max(0, min(1, out[digit]))
+	}
+	return digit, max(0, min(1, out[digit]-second))
 }
 
 // Example is a test image with what a network made of it.
