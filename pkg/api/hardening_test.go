@@ -274,3 +274,12 @@ func TestElapsedTimeIsRounded(t *testing.T) {
 		t.Errorf("history %v", h)
 	}
 }
+
+// TestPlainJSON: answers are plain JSON, not HTML-escaped (& stays &).
+func TestPlainJSON(t *testing.T) {
+	s := newServer(t)
+	r := s.do(t, "GET", "/api/a&b<c>", "", "")
+	if r.status != 404 || !strings.Contains(r.body, `/api/a&b<c>`) || strings.Contains(r.body, `\u0026`) {
+		t.Errorf("%d %s, want the path as it was sent", r.status, r.body)
+	}
+}
