@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -70,4 +71,41 @@ func scanJob(row pgx.Row, pre ...any) (service.JobInfo, error) {
 		j.FinishedAt = finished.UTC()
 	}
 	return j, nil
+}
+
+// jobState is what a job's row says of who may run it: its network and its
+// place in the queue (seq), the River job that runs it now (river_id: a
+// run's ticket), and whether it has finished.
+type jobState struct {
+	networkID string
+	seq       int64
+	ticket    int64
+	finished  bool
+}
+
+// heldBy: is the job unfinished and still River job ticket's? If not, a run
+// of ticket has nothing to do: the job ended, or was taken over and another
+// River job runs it.
+func (s jobState) heldBy(ticket int64) bool { return !s.finished && s.ticket == ticket }
+
+// rowQuerier reads rows: the pool, a connection (a run's lock connection)
+// or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// jobStateSQL reads a job's jobState.
+const jobStateSQL = "SELECT network_id::text, seq, river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1"
+
+// readJobState reads job id's jobState through db, within ctx; forUpdate
+// also locks the row until db's transaction ends. pgx.ErrNoRows: there is
+// no such job (never added, or finished and forgotten).
+func readJobState(ctx context.Context, db rowQuerier, id string, forUpdate bool) (jobState, error) {
+	query := jobStateSQL
+	if forUpdate {
+		query += " FOR UPDATE"
+	}
+	var s jobState
+	err := db.QueryRow(ctx, query, id).Scan(&s.networkID, &s.seq, &s.ticket, &s.finished)
+	return s, err
 }

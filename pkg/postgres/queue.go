@@ -507,17 +507,13 @@ WHERE id = $1 AND status = 'training' AND ($6::bigint IS NULL OR river_id = $6)`
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var (
-		finished bool
-		current  int64
-	)
-	err = q.pool.QueryRow(ctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", id).Scan(&finished, &current)
+	st, err := readJobState(ctx, q.pool, id, false)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return service.ErrUnknownJob
 	case err != nil:
 		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
-	case run != nil && !finished && current != run.ticket:
+	case run != nil && !st.finished && st.ticket != run.ticket:
 		q.log.Warn("job queue: the job was taken over by another replica; stopping here", "job_id", id)
 		run.cancel(service.ErrHandOver)
 	}

@@ -78,25 +78,17 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 	// to its end all the same, each call to Postgres within the timeout.
 	bg := context.WithoutCancel(rctx)
 
-	var (
-		networkID string
-		current   int64
-		seq       int64
-		finished  bool
-	)
-	err := q.call(bg, func(ctx context.Context) error {
-		return q.pool.QueryRow(ctx, "SELECT network_id::text, river_id, seq, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
-			jobID).Scan(&networkID, &current, &seq, &finished)
-	})
+	st, err := q.jobState(bg, jobID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // ended and forgotten
 	}
 	if err != nil {
 		return fmt.Errorf("reading job %s: %w", jobID, err)
 	}
-	if finished || current != ticket {
+	if !st.heldBy(ticket) {
 		return nil // ended, or taken over: another River job runs it
 	}
+	networkID := st.networkID
 
 	// The order, then the network's training lock, on one connection; it
 	// leaves the pool only with the lock.
@@ -107,7 +99,7 @@ func (q *Queue) runTicket(rctx context.Context, ticket int64, jobID string, snoo
 	}
 	var older bool
 	if err := q.call(bg, func(ctx context.Context) error {
-		return pc.QueryRow(ctx, olderSQL, networkID, seq).Scan(&older)
+		return pc.QueryRow(ctx, olderSQL, networkID, st.seq).Scan(&older)
 	}); err != nil {
 		pc.Release()
 		return fmt.Errorf("job %s: %w", jobID, err)
@@ -150,10 +142,13 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		if err := q.readTicket(bg, jobID, &current, &finished); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		// (A job gone meanwhile was finished, then forgotten: the next run
+		// finds it gone.)
+		now, err := q.jobState(bg, jobID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("reading job %s: %w", jobID, err)
 		}
-		if finished || current != ticket {
+		if err == nil && !now.heldBy(ticket) {
 			return nil
 		}
 		return river.JobSnooze(q.waitSnooze(snoozes))
@@ -205,14 +200,15 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 	// Work ends its job; it returns an error when it could not (Postgres
 	// was unreachable): River then retries, and the next run resumes from
 	// the job's last recorded epoch.
-	if err := q.readTicket(bg, jobID, &current, &finished); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
+	st, err = q.jobState(bg, jobID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
 		return errors.Join(werr, fmt.Errorf("reading job %s: %w", jobID, err))
 	}
-	if finished || current != ticket {
-		wake = finished
+	if !st.heldBy(ticket) {
+		wake = st.finished
 		return nil
 	}
 	if werr != nil {
@@ -226,13 +222,13 @@ RETURNING `+jobColumns, jobID, ticket, roundTime(q.now())))
 	return err
 }
 
-// readTicket reads a job's River job and whether it has finished, within
-// the timeout.
-func (q *Queue) readTicket(ctx context.Context, jobID string, ticket *int64, finished *bool) error {
-	return q.call(ctx, func(ctx context.Context) error {
-		return q.pool.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1",
-			jobID).Scan(ticket, finished)
+// jobState reads job jobID's jobState from the pool, within the timeout.
+func (q *Queue) jobState(ctx context.Context, jobID string) (st jobState, err error) {
+	err = q.call(ctx, func(ctx context.Context) error {
+		st, err = readJobState(ctx, q.pool, jobID, false)
+		return err
 	})
+	return st, err
 }
 
 // watch reads a running job's row on its lock connection every pingEvery,
@@ -252,14 +248,10 @@ func (q *Queue) watch(ctx context.Context, conn *pgx.Conn, jobID string, ticket 
 		case <-t.C:
 		}
 		pctx, c := context.WithTimeout(ctx, q.pingTimeout)
-		var (
-			finished bool
-			current  int64
-		)
-		err := conn.QueryRow(pctx, "SELECT finished_at IS NOT NULL, river_id FROM nnserver_jobs WHERE id = $1", jobID).Scan(&finished, &current)
+		st, err := readJobState(pctx, conn, jobID, false)
 		c()
 		switch {
-		case errors.Is(err, pgx.ErrNoRows) || err == nil && finished:
+		case errors.Is(err, pgx.ErrNoRows) || err == nil && st.finished:
 			cancel(service.ErrJobEnded)
 			return
 		case err != nil:
@@ -267,7 +259,7 @@ func (q *Queue) watch(ctx context.Context, conn *pgx.Conn, jobID string, ticket 
 				"job_id", jobID, "err", err)
 			cancel(service.ErrHandOver)
 			return
-		case current != ticket:
+		case st.ticket != ticket:
 			q.log.Warn("job queue: the job was taken over by another replica; stopping here", "job_id", jobID)
 			cancel(service.ErrHandOver)
 			return

@@ -122,13 +122,8 @@ func (q *Queue) takeover(ctx context.Context, jobID, networkID string, old int64
 // job, if it makes one.
 func (q *Queue) takeoverTx(ctx context.Context, jobID, networkID string, old int64, ticket *int64) error {
 	return pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
-		var (
-			current  int64
-			finished bool
-		)
-		err := tx.QueryRow(ctx, "SELECT river_id, finished_at IS NOT NULL FROM nnserver_jobs WHERE id = $1 FOR UPDATE",
-			jobID).Scan(&current, &finished)
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && (finished || current != old) {
+		st, err := readJobState(ctx, tx, jobID, true)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && !st.heldBy(old) {
 			return nil
 		}
 		if err != nil {
