@@ -1,5 +1,8 @@
 package postgres
 
+// The takeover sweep: replicas with workers give the jobs of a replica that
+// is gone new River jobs. See Queue's doc.
+
 import (
 	"context"
 	"errors"
