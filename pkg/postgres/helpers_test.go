@@ -30,7 +30,7 @@ func hostPort(t *testing.T, s string) string {
 }
 
 // connect opens a pool on url, closed when the test ends.
-func connect(t *testing.T, url string) *pgxpool.Pool {
+func connect(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := Connect(t.Context(), url, 0)
 	if err != nil {
@@ -41,7 +41,7 @@ func connect(t *testing.T, url string) *pgxpool.Pool {
 }
 
 // migrated returns a pool on a new, migrated database.
-func migrated(t *testing.T) *pgxpool.Pool {
+func migrated(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool := connect(t, pgtest.NewDatabase(t))
 	if err := Migrate(t.Context(), pool, 0); err != nil {
@@ -79,7 +79,7 @@ func (b *logBuffer) count(s string) int {
 	return n
 }
 
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+func newLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -342,14 +342,24 @@ func TestQueueTakeover(t *testing.T) {
 	// Killed once its River job has run for TakeoverAfter, as a long job's
 	// has: the takeover then only waits for a sweep.
 	time.Sleep(takeoverAfter + 200*time.Millisecond)
+	before, err := readJobState(t.Context(), qb.pool, j.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	killed := time.Now()
 	k.kill()
 
+	// It resumes on the other replica (within testWait, or the test fails
+	// as hung), under a new River job: a takeover, since River never
+	// rescues a job without a timeout. How long that took is logged, not
+	// checked: the design's bound (a sweep, plus the fetch of the freed
+	// lock) is a wall-clock figure that a loaded machine stretches.
 	resumed := wb.waitStart(t, j.ID, testWait)
 	took := time.Since(killed)
-	t.Logf("taken over %v after the kill (TakeoverAfter %v, sweeps every %v)", took.Round(time.Millisecond), takeoverAfter, qb.sweepEvery)
-	if took > takeoverAfter+qb.sweepEvery+2*time.Second {
-		t.Errorf("taken over after %v", took)
+	t.Logf("taken over %v after the kill (its River job had run for TakeoverAfter, %v; sweeps every %v: expected within about one)",
+		took.Round(time.Millisecond), takeoverAfter, qb.sweepEvery)
+	if after, err := readJobState(t.Context(), qb.pool, j.ID, false); err != nil || after.ticket == before.ticket {
+		t.Errorf("resumed under River job %d (%v); it ran under %d before the kill: not taken over", after.ticket, err, before.ticket)
 	}
 	if resumed.Epoch != 1 || resumed.Status != service.StatusTraining || !resumed.StartedAt.Equal(first.StartedAt) || len(resumed.History) != 1 {
 		t.Errorf("resumed as %+v; first run got %+v", resumed, first)
@@ -625,21 +635,30 @@ func TestQueueNextJobStartsPromptly(t *testing.T) {
 	w.waitStart(t, first.ID, testWait)
 	// The second one snoozes 1, 2, then 4 s: end the first once it is in
 	// its 4-s snooze, with more than 3 s of it left.
+	scheduledAt := func() (at time.Time, err error) {
+		err = pool.QueryRow(t.Context(), `SELECT r.scheduled_at FROM river_job r JOIN nnserver_jobs j ON j.river_id = r.id
+WHERE j.id = $1`, second.ID).Scan(&at)
+		return at, err
+	}
+	var snoozedUntil time.Time
 	waitFor(t, "a long snooze", func() bool {
 		var snoozes int
 		var left float64
-		err := pool.QueryRow(t.Context(), `SELECT coalesce((r.metadata->>'snoozes')::int, 0), extract(epoch FROM r.scheduled_at - now())
-FROM river_job r JOIN nnserver_jobs j ON j.river_id = r.id WHERE j.id = $1 AND r.state = 'available'`, second.ID).Scan(&snoozes, &left)
+		err := pool.QueryRow(t.Context(), `SELECT coalesce((r.metadata->>'snoozes')::int, 0), extract(epoch FROM r.scheduled_at - now()), r.scheduled_at
+FROM river_job r JOIN nnserver_jobs j ON j.river_id = r.id WHERE j.id = $1 AND r.state = 'available'`, second.ID).Scan(&snoozes, &left, &snoozedUntil)
 		return err == nil && snoozes >= 3 && left > 3
 	})
 	w.gate(first.ID) <- struct{}{}
 	waitJob(t, q, first.ID, service.StatusCompleted)
 	ended := time.Now()
 	w.waitStart(t, second.ID, testWait)
-	waited := time.Since(ended)
-	t.Logf("the next job started %v after the first ended", waited.Round(time.Millisecond))
-	if waited > 2500*time.Millisecond {
-		t.Errorf("the next job started %v after the first ended", waited)
+	t.Logf("the next job started %v after the first ended", time.Since(ended).Round(time.Millisecond))
+	// Woken, not left to its snooze: its River job was made available
+	// (scheduled now, by the end of the first) before the snooze's end.
+	// Postgres's times, compared in order: no bound on how long it took.
+	if at, err := scheduledAt(); err != nil || !at.Before(snoozedUntil) {
+		t.Errorf("the next job's River job ran as scheduled at %v (%v); its snooze ended at %v: not woken by the end of the first",
+			at, err, snoozedUntil)
 	}
 	w.gate(second.ID) <- struct{}{}
 	waitJob(t, q, second.ID, service.StatusCompleted)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -38,20 +37,21 @@ func (r *recorder) TrainingProgress(p service.Progress) { r.add(p) }
 func (r *recorder) TrainingComplete(c service.Complete) { r.add(c) }
 func (r *recorder) TrainingError(f service.Failure)     { r.add(f) }
 
-// next returns the next event, failing t if none comes within 10 s.
-func (r *recorder) next(t *testing.T) received {
+// next returns the next event, failing t if none comes within testWait:
+// the relay hangs.
+func (r *recorder) next(t testing.TB) received {
 	t.Helper()
 	select {
 	case e := <-r.ch:
 		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
+	case <-time.After(testWait):
+		t.Fatalf("no event within %v", testWait)
 		return received{}
 	}
 }
 
 // take returns the next n events.
-func (r *recorder) take(t *testing.T, n int) []any {
+func (r *recorder) take(t testing.TB, n int) []any {
 	t.Helper()
 	out := make([]any, n)
 	for i := range out {
@@ -62,7 +62,7 @@ func (r *recorder) take(t *testing.T, n int) []any {
 
 // none checks that nothing more arrives: it waits until a marker event,
 // published after everything else, arrives and is the next one.
-func (r *recorder) none(t *testing.T, name string, marker any) {
+func (r *recorder) none(t testing.TB, name string, marker any) {
 	t.Helper()
 	if e := r.next(t).event; e != marker {
 		t.Errorf("%s: got %+v, want only the marker %+v", name, e, marker)
@@ -71,7 +71,7 @@ func (r *recorder) none(t *testing.T, name string, marker any) {
 
 // startRelay runs a relay with a recording local until the test ends, and
 // waits until it is ready.
-func startRelay(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) (*Relay, *recorder) {
+func startRelay(t testing.TB, pool *pgxpool.Pool, log *slog.Logger) (*Relay, *recorder) {
 	t.Helper()
 	if log == nil {
 		log, _ = newLogger(t)
@@ -89,8 +89,8 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) (*Relay, *re
 	})
 	select {
 	case <-r.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay not ready within 10s")
+	case <-time.After(testWait):
+		t.Fatalf("relay not ready within %v", testWait)
 	}
 	return r, rec
 }
@@ -206,34 +206,73 @@ func jobOf(e any) string {
 	return ""
 }
 
-// TestRelayLatency measures the time from publishing on one replica to the
-// local emit on another, one event at a time.
-func TestRelayLatency(t *testing.T) {
+// twoReplicas starts the relays of two replicas on a new database, B with
+// a pool of its own, as another replica would have, and returns A, and B's
+// recorder.
+func twoReplicas(t testing.TB) (*Relay, *recorder) {
+	t.Helper()
 	pool := migrated(t)
 	a, _ := startRelay(t, pool, nil)
-	// B has a pool of its own, as another replica would.
 	_, recB := startRelay(t, connect(t, poolURL(pool)), nil)
+	return a, recB
+}
+
+// roundTrip publishes event i of a stream on a, which must be the next
+// event that rec (another replica's) gets, and returns the time from the
+// publish to the emit there.
+func roundTrip(t testing.TB, a *Relay, rec *recorder, i int) time.Duration {
+	t.Helper()
+	e := progress("one-by-one", i)
+	start := time.Now()
+	publish(a, e)
+	got := rec.next(t)
+	if got.event != e {
+		t.Fatalf("event %d: got %+v", i, got.event)
+	}
+	return got.at.Sub(start)
+}
+
+// percentile returns the p-th percentile of lat, which it sorts.
+func percentile(lat []time.Duration, p int) time.Duration {
+	slices.Sort(lat)
+	return lat[min(len(lat)*p/100, len(lat)-1)]
+}
+
+// TestRelayOneByOne publishes events on one replica one at a time, each
+// once the one before was emitted on another: each is the next the other
+// gets, unchanged, and nothing else comes. It logs the latency from
+// publish to emit (BenchmarkRelayLatency measures it; the target is a p99
+// within 20 ms), which a loaded machine or the race detector stretches:
+// it is not checked here.
+func TestRelayOneByOne(t *testing.T) {
+	a, recB := twoReplicas(t)
 	const n = 1000
 	lat := make([]time.Duration, n)
 	for i := range n {
-		e := progress("latency", i)
-		start := time.Now()
-		publish(a, e)
-		got := recB.next(t)
-		if got.event != e {
-			t.Fatalf("event %d: got %+v", i, got.event)
-		}
-		lat[i] = got.at.Sub(start)
+		lat[i] = roundTrip(t, a, recB, i)
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p50, p99 := lat[n/2], lat[n*99/100]
+	marker := progress("marker", 0)
+	publish(a, marker)
+	recB.none(t, "B", marker)
 	t.Logf("relay latency over %d events, publish on A to emit on B: p50 %v, p99 %v, max %v (target p99 <= 20ms)",
-		n, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[n-1].Round(10*time.Microsecond))
-	// The target is 20 ms; the bound checked is looser, for a loaded
-	// machine and the race detector.
-	if p99 > 250*time.Millisecond {
-		t.Errorf("p99 latency %v", p99)
+		n, percentile(lat, 50).Round(10*time.Microsecond), percentile(lat, 99).Round(10*time.Microsecond),
+		percentile(lat, 100).Round(10*time.Microsecond))
+}
+
+// BenchmarkRelayLatency measures the time from publishing an event on one
+// replica to its emit on another, one event at a time, and reports its
+// p50 and p99 (the target: p99 within 20 ms). ns/op is the mean.
+//
+//	go test -run '^$' -bench RelayLatency ./pkg/postgres/
+func BenchmarkRelayLatency(b *testing.B) {
+	a, recB := twoReplicas(b)
+	var lat []time.Duration
+	for b.Loop() {
+		lat = append(lat, roundTrip(b, a, recB, len(lat)))
 	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
 }
 
 // poolURL returns the URL pool was opened with.

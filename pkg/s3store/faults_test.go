@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,28 +253,47 @@ func TestDeletedWhileListed(t *testing.T) {
 }
 
 // TestCancelledSave checks that a Save whose ctx ends during the PUT is an
-// error and changes nothing.
+// error, is not tried again, and changes nothing. The ctx ends once the
+// PUT has reached the server, which then answers 500, an error worth a
+// retry: the client must give up rather than retry, whatever its backoff.
 func TestCancelledSave(t *testing.T) {
 	f := newFake(t)
-	s := f.open(t)
+	// A front to the fake that ends the Save's ctx as a PUT arrives, then
+	// lets the fake answer it.
+	var cancelPut atomic.Pointer[context.CancelFunc]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cancel := cancelPut.Load(); cancel != nil && r.Method == http.MethodPut {
+			(*cancel)()
+		}
+		f.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	cfg := f.cfg
+	cfg.Endpoint = strings.TrimPrefix(front.URL, "http://")
+	s, err := Open(t.Context(), cfg, store.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
 	m, v1 := model(t, []int{5, 3, 2}, 1)
 	if err := s.Save(t.Context(), m, v1); err != nil {
 		t.Fatal(err)
 	}
 	_, v2 := model(t, []int{5, 3, 2}, 2)
 	ctx, cancel := context.WithCancel(t.Context())
-	f.fail500Put.Store(true) // the client retries, with backoff: time to cancel
+	defer cancel()
+	cancelPut.Store(&cancel)
+	f.fail500Put.Store(true)
 	f.puts.Store(0)
-	go func() {
-		for f.puts.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
-	err := s.Save(ctx, m, v2)
+	err = s.Save(ctx, m, v2)
 	f.fail500Put.Store(false)
+	cancelPut.Store(nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Save: %v, want context.Canceled", err)
+	}
+	if n := f.puts.Load(); n != 1 {
+		t.Errorf("%d PUTs reached the server, want 1: a cancelled Save was tried again", n)
 	}
 	if _, got, err := s.Load(t.Context(), m.ID); err != nil || !bytes.Equal(encode(t, m, got), encode(t, m, v1)) {
 		t.Errorf("Load: %v; want the first version", err)
