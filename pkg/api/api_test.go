@@ -18,6 +18,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -37,7 +38,7 @@ func newServerWith(t *testing.T, lim service.Limits) *server { return newServerB
 // newServerBudget is a server whose requests reserve from b (nil: no bound).
 func newServerBudget(t *testing.T, lim service.Limits, b *budget.Budget) *server {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

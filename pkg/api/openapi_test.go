@@ -39,6 +39,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -463,7 +464,7 @@ func newContract(t *testing.T) *contract {
 		t.Fatal(err)
 	}
 	dir := t.TempDir() + "/models"
-	st, err := store.Open(dir, store.DefaultLimits())
+	st, err := store.Open(dir, modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,7 +834,7 @@ func (l *eventLog) count(name string) int {
 // route.
 func docService(t *testing.T) *service.Service {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

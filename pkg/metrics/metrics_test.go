@@ -19,6 +19,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -81,7 +82,7 @@ next:
 }
 
 func TestCountersMoveAfterAJob(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -81,7 +82,7 @@ func TestFrozenS3(t *testing.T) {
 	failsInTime(t, "Open (store)", func() error {
 		cfg := f.cfg
 		cfg.Timeout = timeout
-		_, err := Open(ctx, cfg, store.Limits{})
+		_, err := Open(ctx, cfg, modelfile.Limits{})
 		return err
 	})
 

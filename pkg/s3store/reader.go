@@ -31,10 +31,10 @@ const (
 )
 
 // objectReader reads one version of an object through ranged GETs: an
-// io.ReaderAt for store.Decode and store.DecodeEntry. Every response must
-// carry the version's ETag; otherwise reads fail with errChanged. It keeps
-// the last window fetched. It is not safe for concurrent use, which the
-// decoders do not need.
+// io.ReaderAt for modelfile.Decode and modelfile.DecodeEntry. Every
+// response must carry the version's ETag; otherwise reads fail with
+// errChanged. It keeps the last window fetched. It is not safe for
+// concurrent use, which the decoders do not need.
 type objectReader struct {
 	ctx  context.Context
 	s    *Store

@@ -41,6 +41,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -70,14 +71,14 @@ type Store struct {
 	bucket    string
 	prefix    string
 	where     string // s3://bucket/prefix, for messages
-	lim       store.Limits
+	lim       modelfile.Limits
 	timeout   time.Duration // how long S3 may keep a request waiting
 }
 
 // Open returns a Store keeping networks in cfg's bucket, after checking that
 // the bucket exists. The Store saves and reads only networks within lim (a
-// zero field means the default; see store.Limits).
-func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
+// zero field means the default; see modelfile.Limits).
+func Open(ctx context.Context, cfg Config, lim modelfile.Limits) (*Store, error) {
 	lim, err := lim.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
@@ -145,7 +146,7 @@ func endpointURL(cfg Config) string {
 }
 
 // Limits returns the limits the Store holds networks to, defaults filled in.
-func (s *Store) Limits() store.Limits { return s.lim }
+func (s *Store) Limits() modelfile.Limits { return s.lim }
 
 // String returns where the Store keeps networks: s3://bucket/prefix.
 func (s *Store) String() string { return s.where }
@@ -163,7 +164,7 @@ func (s *Store) key(id string) string { return s.prefix + id + fileExt }
 func checkID(id string) error {
 	u, err := uuid.Parse(id)
 	if err != nil || u.String() != id {
-		return fmt.Errorf("%w: %.40q", store.ErrInvalidID, id)
+		return fmt.Errorf("%w: %.40q", modelfile.ErrInvalidID, id)
 	}
 	return nil
 }
@@ -180,13 +181,13 @@ func begin(ctx context.Context, id string) error {
 // network saved under that id, in one PUT: see the package doc on
 // atomicity and concurrent Saves. m.ID must be a canonical UUID, m.Sizes
 // must equal n.Sizes() and be within the Store's limits (else the error
-// wraps store.ErrTooLarge).
+// wraps modelfile.ErrTooLarge).
 //
 // The archive is built in memory first (it is as large as the network's
 // parameters), so that its length is known and it goes in a single request.
 // If ctx is cancelled during the PUT, the PUT is abandoned and the previous
 // object stays.
-func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) error {
+func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
 	if err := begin(ctx, m.ID); err != nil {
 		return fmt.Errorf("s3store: save: %w", err)
 	}
@@ -196,12 +197,12 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
 	var buf bytes.Buffer
-	if err := store.Encode(&buf, m, n); err != nil {
+	if err := modelfile.Encode(&buf, m, n); err != nil {
 		return fmt.Errorf("s3store: save: %w", err)
 	}
 	// Never store what List and Load would refuse: the readers' own checks,
 	// on the headers, against the Store's limits.
-	if _, err := store.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
+	if _, err := modelfile.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
 	// The PUT makes progress as the connection takes the body's bytes.
@@ -224,26 +225,27 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 }
 
 // Load reads the network saved under id. Its errors wrap what the directory
-// store's do: store.ErrInvalidID, store.ErrNotFound, store.ErrTooLarge, or
-// describe a corrupt object. See store.Decode for what is checked.
-func (s *Store) Load(ctx context.Context, id string) (store.Meta, *network.Network, error) {
+// store's do: modelfile.ErrInvalidID, store.ErrNotFound,
+// modelfile.ErrTooLarge, or describe a corrupt object. See modelfile.Decode
+// for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	if err := begin(ctx, id); err != nil {
-		return store.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
+		return modelfile.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
 	}
 	var (
-		m store.Meta
+		m modelfile.Meta
 		n *network.Network
 	)
 	err := s.read(ctx, id, func(r *objectReader) error {
 		var err error
-		m, n, err = store.Decode(r, r.size, s.lim)
+		m, n, err = modelfile.Decode(r, r.size, s.lim)
 		if err == nil && m.ID != id {
 			err = fmt.Errorf("meta.json describes network %.40q", m.ID)
 		}
 		return err
 	})
 	if err != nil {
-		return store.Meta{}, nil, fmt.Errorf("s3store: load %s: %w", s.key(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("s3store: load %s: %w", s.key(id), err)
 	}
 	return m, n, nil
 }
@@ -319,8 +321,8 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 
 // decodeEntry checks and describes the object r reads, which must describe
 // network id.
-func (s *Store) decodeEntry(r *objectReader, id string) (store.Entry, error) {
-	e, err := store.DecodeEntry(r, r.size, s.lim)
+func (s *Store) decodeEntry(r *objectReader, id string) (modelfile.Entry, error) {
+	e, err := modelfile.DecodeEntry(r, r.size, s.lim)
 	if err == nil && e.ID != id {
 		err = fmt.Errorf("meta.json describes network %.40q", e.ID)
 	}
@@ -336,7 +338,7 @@ func (s *Store) decodeEntry(r *objectReader, id string) (store.Entry, error) {
 // itself fails, or ctx is done before every object is read, List returns no
 // entries and that error: a partial list would look like a list of fewer
 // networks.
-func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
+func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 	if err := ctx.Err(); err != nil {
 		return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, err)}
 	}
@@ -358,7 +360,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 	w.stop()
 
 	type result struct {
-		e   store.Entry
+		e   modelfile.Entry
 		err error
 	}
 	results := make([]result, len(ids))
@@ -386,7 +388,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 	}
 
 	var (
-		entries []store.Entry
+		entries []modelfile.Entry
 		errs    []error
 	)
 	for i, res := range results {
@@ -399,7 +401,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 			entries = append(entries, res.e)
 		}
 	}
-	slices.SortFunc(entries, func(a, b store.Entry) int {
+	slices.SortFunc(entries, func(a, b modelfile.Entry) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return entries, errs

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -54,7 +55,7 @@ type state struct {
 	// history is every epoch the network trained. Snapshots share its
 	// backing array: the one job training the network appends, and each
 	// snapshot sees only its own length.
-	history []store.EpochRecord
+	history []modelfile.EpochRecord
 }
 
 // versionCounter hands out snapshot versions.
@@ -219,8 +220,8 @@ func (e *entry) record(st *state, version int64) NetworkRecord {
 }
 
 // meta describes e in state st, as it is saved.
-func (e *entry) meta(st *state) store.Meta {
-	return store.Meta{
+func (e *entry) meta(st *state) modelfile.Meta {
+	return modelfile.Meta{
 		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
 	}
@@ -355,7 +356,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	// with the request that started it (whose deadline it keeps).
 	lctx := context.WithoutCancel(ctx)
 	var (
-		meta store.Meta
+		meta modelfile.Meta
 		net  *network.Network
 	)
 	hold, busy := s.reserve(lctx, loadBytes(rec.Sizes, rec.EpochsTrained))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/store"
 )
@@ -33,9 +34,9 @@ import (
 // scaled mode an object store does too. Every implementation passes
 // pkg/store/storetest.
 type Store interface {
-	Save(ctx context.Context, m store.Meta, n *network.Network) error
-	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
-	List(ctx context.Context) ([]store.Entry, []error)
+	Save(ctx context.Context, m modelfile.Meta, n *network.Network) error
+	Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error)
+	List(ctx context.Context) ([]modelfile.Entry, []error)
 	// Delete removes a network's model. DeleteFailed (with an error) means
 	// it is still there.
 	Delete(ctx context.Context, id string) (store.DeleteResult, error)
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // slow listing at once.
 func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 	type listing struct {
-		entries []store.Entry
+		entries []modelfile.Entry
 		errs    []error
 	}
 	listed := make(chan listing, 1)
@@ -214,7 +215,7 @@ func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 }
 
 // recordOf is the catalog's record of a network saved with m.
-func recordOf(m store.Meta, version int64) NetworkRecord {
+func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,

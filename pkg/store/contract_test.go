@@ -3,6 +3,7 @@ package store_test
 import (
 	"testing"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/store"
 	"github.com/mnist-go/nnserver/pkg/store/storetest"
 )
@@ -11,7 +12,7 @@ import (
 // store.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		s, err := store.Open(t.TempDir(), store.DefaultLimits())
+		s, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"bytes"

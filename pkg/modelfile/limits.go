@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"errors"
@@ -50,7 +50,7 @@ func DefaultLimits() Limits {
 }
 
 // Resolve fills zero fields with the defaults and checks the result against
-// the format's caps. Every model store (this directory one, S3) uses it.
+// the format's caps. Every model store (the directory, S3) uses it.
 func (l Limits) Resolve() (Limits, error) {
 	if l.MaxLayers == 0 {
 		l.MaxLayers = DefaultMaxLayers
@@ -68,7 +68,7 @@ func (l Limits) Resolve() (Limits, error) {
 }
 
 // Check checks layer sizes against l (resolved): network.CheckSizes's rules
-// with these limits, in the store's words; too many wraps ErrTooLarge.
+// with these limits, in the format's words; too many wraps ErrTooLarge.
 func (l Limits) Check(sizes []int) error { return checkSizes(sizes, l) }
 
 // checkSizes checks layer sizes against lim (already resolved). Each size is
