@@ -8,11 +8,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // backends are the engines a mode runs on. Single mode (no DATABASE_URL):
@@ -45,7 +45,7 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 		}
 		b.store, b.where = s3, s3.String()
 	} else {
-		dir, err := store.Open(cfg.ModelsDir, lim)
+		dir, err := dirstore.Open(cfg.ModelsDir, lim)
 		if err != nil {
 			return nil, fmt.Errorf("models directory: %w", err)
 		}

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // config is the server's configuration. Every setting has a flag and an
@@ -111,7 +111,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		settings = append(settings, setting{flag: name, env: env})
 	}
 	intVar(&port, "port", "PORT", 8000, 1, 65535, "HTTP port, all interfaces")
-	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", store.DefaultDir, "directory of saved networks")
+	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", dirstore.DefaultDir, "directory of saved networks")
 	strVar(&cfg.MNISTDir, "mnist-dir", "MNIST_DIR", "", "directory with the four MNIST .gz files; empty: the copy built in")
 	intVar(&cfg.Workers, "max-concurrent-jobs", "MAX_CONCURRENT_JOBS", cpus, 1, 256, "training jobs run at once; default: the CPUs this process may use")
 	strVar(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")

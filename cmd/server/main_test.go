@@ -16,9 +16,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // lockedBuffer collects the server's log lines.
@@ -58,7 +58,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, uuid.NewString()+".npz"), 0o644); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
-	st, err := store.Open(dir, modelfile.DefaultLimits())
+	st, err := dirstore.Open(dir, modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,9 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // allocatedBy returns the bytes f allocates, the garbage collector off: an
@@ -321,7 +321,7 @@ func TestImageBombs(t *testing.T) {
 // decode stops at once (a decode used to run to its end, and SIGTERM waited
 // for it past the shutdown timeout).
 func TestDecodeStopsOnShutdown(t *testing.T) {
-	st, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

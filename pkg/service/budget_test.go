@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // allocated returns the bytes f allocates, with the garbage collector off:
@@ -71,7 +71,7 @@ func TestBudgetEstimates(t *testing.T) {
 		}
 		m := modelfile.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", Trained: true,
 			EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
-		dir, err := store.Open(t.TempDir(), modelfile.Limits{})
+		dir, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestBudgetEstimates(t *testing.T) {
 			if err := modelfile.Encode(&file, m, net); err != nil {
 				t.Fatal(err)
 			}
-			dir, err := store.Open(t.TempDir(), modelfile.Limits{})
+			dir, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}

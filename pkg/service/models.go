@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // History is a network's history as of one version of it.
@@ -42,7 +42,7 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 		return nil, 0, stateError(err)
 	}
 	rc, size, err := s.store.Open(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, dirstore.ErrNotFound) {
 		return nil, 0, errNetworkNotFound // deleted meanwhile
 	}
 	if err != nil {

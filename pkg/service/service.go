@@ -24,13 +24,13 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// Store persists networks. *store.Store implements it (a directory); in
+// Store persists networks. *dirstore.Store implements it (a directory); in
 // scaled mode an object store does too. Every implementation passes
 // pkg/store/storetest.
 type Store interface {
@@ -39,7 +39,7 @@ type Store interface {
 	List(ctx context.Context) ([]modelfile.Entry, []error)
 	// Delete removes a network's model. DeleteFailed (with an error) means
 	// it is still there.
-	Delete(ctx context.Context, id string) (store.DeleteResult, error)
+	Delete(ctx context.Context, id string) (dirstore.DeleteResult, error)
 	// Open returns the stored bytes of a network's model and their size.
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
@@ -24,7 +24,7 @@ var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 // faultyStore is the real directory store, in a temporary directory, that
 // can be told to fail, and counts what it is asked to do.
 type faultyStore struct {
-	*store.Store
+	*dirstore.Store
 	mu      sync.Mutex
 	failing bool   // Save fails
 	noDel   bool   // Delete fails
@@ -36,7 +36,7 @@ func newFaultyStore(t *testing.T) *faultyStore {
 	t.Helper()
 	// The store accepts the [100,10] network some tests plant, which the
 	// service must refuse itself.
-	st, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +60,12 @@ func (m *faultyStore) Load(ctx context.Context, id string) (modelfile.Meta, *net
 	return m.Store.Load(ctx, id)
 }
 
-func (m *faultyStore) Delete(ctx context.Context, id string) (store.DeleteResult, error) {
+func (m *faultyStore) Delete(ctx context.Context, id string) (dirstore.DeleteResult, error) {
 	m.mu.Lock()
 	fail := m.noDel || id == m.noDelID
 	m.mu.Unlock()
 	if fail {
-		return store.DeleteFailed, errors.New("read-only file system")
+		return dirstore.DeleteFailed, errors.New("read-only file system")
 	}
 	return m.Store.Delete(ctx, id)
 }

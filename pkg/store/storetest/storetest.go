@@ -20,24 +20,24 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// Backend is a model store as the service uses it. *store.Store implements
+// Backend is a model store as the service uses it. *dirstore.Store implements
 // it.
 type Backend interface {
 	// Save stores n under m.ID, replacing what was stored there, atomically.
 	Save(ctx context.Context, m modelfile.Meta, n *network.Network) error
-	// Load returns what Save stored; errors wrap store.ErrNotFound,
+	// Load returns what Save stored; errors wrap dirstore.ErrNotFound,
 	// modelfile.ErrInvalidID or modelfile.ErrTooLarge where those apply.
 	Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error)
 	// List describes every stored network, ordered by CreatedAt then ID;
 	// each unreadable one is reported by an error instead.
 	List(ctx context.Context) ([]modelfile.Entry, []error)
 	// Delete removes what is stored under id and says what it did.
-	Delete(ctx context.Context, id string) (store.DeleteResult, error)
+	Delete(ctx context.Context, id string) (dirstore.DeleteResult, error)
 	// Open returns the stored bytes, exactly those modelfile.Encode writes, and
 	// their length.
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
@@ -322,7 +322,7 @@ func testDelete(t *testing.T, s Backend) {
 			t.Fatal(err)
 		}
 	}
-	for i, want := range []store.DeleteResult{store.DeleteRemoved, store.DeleteNotFound} {
+	for i, want := range []dirstore.DeleteResult{dirstore.DeleteRemoved, dirstore.DeleteNotFound} {
 		got, err := s.Delete(ctx, m.ID)
 		if got != want || err != nil {
 			t.Errorf("Delete #%d: %v, %v; want %v, nil", i+1, got, err, want)
@@ -331,10 +331,10 @@ func testDelete(t *testing.T, s Backend) {
 			t.Errorf("Delete #%d: %v is not Gone", i+1, got)
 		}
 	}
-	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
 		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
 		t.Errorf("Open after Delete: %v, want ErrNotFound", err)
 	}
 	if es, errs := s.List(ctx); !slices.Equal(ids(es), []string{other.ID}) || len(errs) != 0 {
@@ -348,16 +348,16 @@ func testDelete(t *testing.T, s Backend) {
 func testNotFound(t *testing.T, s Backend) {
 	ctx := t.Context()
 	id := uuid.NewString()
-	if _, _, err := s.Load(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); !errors.Is(err, dirstore.ErrNotFound) {
 		t.Errorf("Load: %v, want ErrNotFound", err)
 	}
-	if rc, _, err := s.Open(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, id); !errors.Is(err, dirstore.ErrNotFound) {
 		if rc != nil {
 			rc.Close()
 		}
 		t.Errorf("Open: %v, want ErrNotFound", err)
 	}
-	if got, err := s.Delete(ctx, id); got != store.DeleteNotFound || err != nil {
+	if got, err := s.Delete(ctx, id); got != dirstore.DeleteNotFound || err != nil {
 		t.Errorf("Delete: %v, %v; want not found, nil", got, err)
 	}
 }
@@ -384,7 +384,7 @@ func testInvalidIDs(t *testing.T, s Backend) {
 				}
 				t.Errorf("Open: %v, want ErrInvalidID", err)
 			}
-			if got, err := s.Delete(ctx, bad); got != store.DeleteFailed || !errors.Is(err, modelfile.ErrInvalidID) {
+			if got, err := s.Delete(ctx, bad); got != dirstore.DeleteFailed || !errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Delete: %v, %v; want failed, ErrInvalidID", got, err)
 			}
 		})
@@ -407,7 +407,7 @@ func testLimits(t *testing.T, s Backend) {
 		if err := s.Save(ctx, m, n); !errors.Is(err, modelfile.ErrTooLarge) {
 			t.Errorf("Save of %d layers, %d inputs: %v, want ErrTooLarge", len(sizes), sizes[0], err)
 		}
-		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
 			t.Errorf("Load of what Save refused: %v, want ErrNotFound", err)
 		}
 	}
@@ -468,7 +468,7 @@ func testCancelled(t *testing.T, s Backend) {
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
 		t.Errorf("List: %v, %v; want no entries and context.Canceled", ids(es), errs)
 	}
-	if got, err := s.Delete(ctx, saved.ID); got != store.DeleteFailed || !errors.Is(err, context.Canceled) {
+	if got, err := s.Delete(ctx, saved.ID); got != dirstore.DeleteFailed || !errors.Is(err, context.Canceled) {
 		t.Errorf("Delete: %v, %v; want failed, context.Canceled", got, err)
 	}
 	// Nothing was done.

@@ -1,4 +1,4 @@
-// Package store keeps networks as files in one directory, so that they
+// Package dirstore keeps networks as files in one directory, so that they
 // survive a restart, and loads them back: the directory adapter of the
 // service's Store. The bytes of each file are the model file format's
 // (package modelfile), which also reads them back; this package keeps them.
@@ -8,7 +8,7 @@
 // every file read is treated as hostile: all access goes through an
 // os.Root, nothing but regular files is opened, and modelfile checks what
 // they hold against the operator's limits before anything is allocated.
-package store
+package dirstore
 
 import (
 	"bufio"
@@ -72,19 +72,19 @@ const (
 func Open(dir string, lim modelfile.Limits) (*Store, error) {
 	lim, err := lim.Resolve()
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim, flush: (*os.File).Sync}
 	if err := s.removeTemps(); err != nil {
 		root.Close()
-		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
+		return nil, fmt.Errorf("dirstore: removing leftover temporary files in %s: %w", dir, err)
 	}
 	return s, nil
 }
@@ -129,16 +129,16 @@ func (s *Store) Close() error { return s.root.Close() }
 // runs to the end, so that a cancelled caller never leaves half its work.
 func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: save %.40q: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %.40q: %w", m.ID, err)
 	}
 	if err := modelfile.CheckEncodable(m, n, s.lim); err != nil {
-		return fmt.Errorf("store: save: %w", err)
+		return fmt.Errorf("dirstore: save: %w", err)
 	}
 
 	tmp := tempPrefix + m.ID + "-" + rand.Text()
 	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
 	err = s.writeFile(f, m, n)
 	if err == nil {
@@ -147,10 +147,10 @@ func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) 
 	if err != nil {
 		// Best effort: if this fails too, the next Open removes it.
 		s.root.Remove(tmp)
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
 	return nil
 }
@@ -180,19 +180,19 @@ func (s *Store) writeFile(f *os.File, m modelfile.Meta, n *network.Network) erro
 // for what is checked.
 func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return modelfile.Meta{}, nil, fmt.Errorf("store: load: %w", err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load: %w", err)
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return modelfile.Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return modelfile.Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", fileName(id), err)
 	}
 	defer f.Close()
 	m, n, err := modelfile.DecodeAs(f, size, s.lim, id)
 	if err != nil {
-		return modelfile.Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", fileName(id), err)
 	}
 	return m, n, nil
 }
@@ -207,18 +207,18 @@ func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.N
 // Errors are as Load's.
 func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return nil, 0, fmt.Errorf("store: open: %w", err)
+		return nil, 0, fmt.Errorf("dirstore: open: %w", err)
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("store: open %s: %w", id, ErrNotFound)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", fileName(id), err)
 	}
 	if _, err := modelfile.DecodeEntryAs(f, size, s.lim, id); err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", fileName(id), err)
 	}
 	return &fileReader{SectionReader: io.NewSectionReader(f, 0, size), f: f}, size, nil
 }
@@ -287,11 +287,11 @@ func notRegular(mode fs.FileMode) error {
 // and ctx's error: a partial list would look like a list of fewer networks.
 func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 	if err := ctx.Err(); err != nil {
-		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+		return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 	}
 	des, err := s.readDir()
 	if err != nil {
-		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+		return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 	}
 	var (
 		entries []modelfile.Entry
@@ -303,12 +303,12 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+			return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 		}
 		// Symbolic links are opened: Root keeps them inside the directory, and
 		// openRegular checks what they lead to.
 		if t := de.Type(); t != 0 && t != fs.ModeSymlink {
-			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), notRegular(t)))
+			errs = append(errs, fmt.Errorf("dirstore: %s: %w", de.Name(), notRegular(t)))
 			continue
 		}
 		e, err := s.entry(id)
@@ -316,7 +316,7 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 			continue // deleted since we read the directory
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), err))
+			errs = append(errs, fmt.Errorf("dirstore: %s: %w", de.Name(), err))
 			continue
 		}
 		entries = append(entries, e)
@@ -380,17 +380,17 @@ func (r DeleteResult) String() string {
 // modelfile.ErrInvalidID; so does a done ctx, with ctx's error.
 func (s *Store) Delete(ctx context.Context, id string) (DeleteResult, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return DeleteFailed, fmt.Errorf("store: delete: %w", err)
+		return DeleteFailed, fmt.Errorf("dirstore: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return DeleteNotFound, nil
 	}
 	if err != nil {
-		return DeleteFailed, fmt.Errorf("store: delete %s: %w", id, err)
+		return DeleteFailed, fmt.Errorf("dirstore: delete %s: %w", id, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return DeleteRemovedNotFlushed, fmt.Errorf("store: delete %s: removed, but not flushed to disk: %w", id, err)
+		return DeleteRemovedNotFlushed, fmt.Errorf("dirstore: delete %s: removed, but not flushed to disk: %w", id, err)
 	}
 	return DeleteRemoved, nil
 }

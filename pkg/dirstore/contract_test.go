@@ -1,10 +1,10 @@
-package store_test
+package dirstore_test
 
 import (
 	"testing"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/store"
 	"github.com/mnist-go/nnserver/pkg/store/storetest"
 )
 
@@ -12,7 +12,7 @@ import (
 // store.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		s, err := store.Open(t.TempDir(), modelfile.DefaultLimits())
+		s, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
