@@ -26,14 +26,12 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // DefaultDir is the directory networks are kept in unless configured
 // otherwise ($MODELS_DIR).
 const DefaultDir = "models"
-
-// ErrNotFound reports that no network is saved under the id asked for.
-var ErrNotFound = errors.New("no saved network with that id")
 
 // Store keeps networks in one directory. All access goes through an os.Root,
 // so no file outside that directory can be read or written, whatever a name
@@ -174,7 +172,7 @@ func (s *Store) writeFile(f *os.File, m modelfile.Meta, n *network.Network) erro
 
 // Load reads the network saved under id. It returns an error wrapping
 // modelfile.ErrInvalidID if id is not a canonical UUID, one wrapping
-// ErrNotFound if no such network is saved, one wrapping
+// service.ErrModelNotFound if no such network is saved, one wrapping
 // modelfile.ErrTooLarge if the file is beyond the Store's limits, and an
 // error describing the problem if the file is corrupt. See modelfile.Decode
 // for what is checked.
@@ -184,7 +182,7 @@ func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.N
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", id, ErrNotFound)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", id, service.ErrModelNotFound)
 	}
 	if err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", fileName(id), err)
@@ -211,7 +209,7 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("dirstore: open %s: %w", id, ErrNotFound)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", id, service.ErrModelNotFound)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("dirstore: open %s: %w", fileName(id), err)
@@ -336,63 +334,27 @@ func (s *Store) entry(id string) (modelfile.Entry, error) {
 	return modelfile.DecodeEntryAs(f, size, s.lim, id)
 }
 
-// DeleteResult says what Delete did to the file of a network.
-type DeleteResult int
-
-const (
-	// DeleteFailed: the file, if there is one, is still there; Delete's
-	// error says why. It is the zero value, so a caller that ignores the
-	// result errs on the side of the network still existing.
-	DeleteFailed DeleteResult = iota
-	// DeleteNotFound: no network was saved under the id; nothing was done.
-	// The error is nil.
-	DeleteNotFound
-	// DeleteRemoved: the file was removed and the removal flushed to disk.
-	// The error is nil.
-	DeleteRemoved
-	// DeleteRemovedNotFlushed: the file was removed, so Load and List no
-	// longer find it, but flushing the directory failed, so a power failure
-	// may bring it back. The error describes the failed flush.
-	DeleteRemovedNotFlushed
-)
-
-// Gone reports whether no file is left under the id: the network is
-// deleted, although after DeleteRemovedNotFlushed not durably.
-func (r DeleteResult) Gone() bool { return r != DeleteFailed }
-
-func (r DeleteResult) String() string {
-	switch r {
-	case DeleteFailed:
-		return "failed"
-	case DeleteNotFound:
-		return "not found"
-	case DeleteRemoved:
-		return "removed"
-	case DeleteRemovedNotFlushed:
-		return "removed, not flushed"
-	}
-	return fmt.Sprintf("DeleteResult(%d)", int(r))
-}
-
-// Delete removes the network saved under id and says what it did: see
-// DeleteResult. Deleting an id under which nothing is saved is not an
-// error. An invalid id gives DeleteFailed and an error wrapping
-// modelfile.ErrInvalidID; so does a done ctx, with ctx's error.
-func (s *Store) Delete(ctx context.Context, id string) (DeleteResult, error) {
+// Delete removes the network saved under id and says what it did (see
+// service.DeleteResult): DeleteRemoved once the removal of the file is
+// flushed to disk; DeleteRemovedNotFlushed if the file is gone but flushing
+// the directory failed, with that error; DeleteNotFound, and no error, if
+// nothing was saved under id. An invalid id gives DeleteFailed and an error
+// wrapping modelfile.ErrInvalidID; so does a done ctx, with ctx's error.
+func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return DeleteFailed, fmt.Errorf("dirstore: delete: %w", err)
+		return service.DeleteFailed, fmt.Errorf("dirstore: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return DeleteNotFound, nil
+		return service.DeleteNotFound, nil
 	}
 	if err != nil {
-		return DeleteFailed, fmt.Errorf("dirstore: delete %s: %w", id, err)
+		return service.DeleteFailed, fmt.Errorf("dirstore: delete %s: %w", id, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return DeleteRemovedNotFlushed, fmt.Errorf("dirstore: delete %s: removed, but not flushed to disk: %w", id, err)
+		return service.DeleteRemovedNotFlushed, fmt.Errorf("dirstore: delete %s: removed, but not flushed to disk: %w", id, err)
 	}
-	return DeleteRemoved, nil
+	return service.DeleteRemoved, nil
 }
 
 // fileName must only be called with an id that passed modelfile.CheckID.

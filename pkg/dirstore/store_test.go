@@ -16,6 +16,7 @@ import (
 	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // TestRoundTrip checks that Save writes the model file modelfile.Encode
@@ -96,7 +97,7 @@ func TestCorruptFiles(t *testing.T) {
 				t.Fatalf("Load succeeded, want an error containing %q", tc.wantErr)
 			}
 			t.Log(err)
-			if errors.Is(err, ErrNotFound) || errors.Is(err, modelfile.ErrInvalidID) {
+			if errors.Is(err, service.ErrModelNotFound) || errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Load: %v, want a corruption error", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), fixtureID+".npz") {
@@ -123,7 +124,7 @@ func TestCorruptFiles(t *testing.T) {
 			if len(es) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), fixtureID+".npz") || !strings.Contains(errs[0].Error(), tc.wantErr) {
 				t.Errorf("List: %d entries, errors %v; want one error naming the file and containing %q", len(es), errs, tc.wantErr)
 			}
-			if openErr == nil || errors.Is(openErr, ErrNotFound) || !strings.Contains(openErr.Error(), tc.wantErr) {
+			if openErr == nil || errors.Is(openErr, service.ErrModelNotFound) || !strings.Contains(openErr.Error(), tc.wantErr) {
 				t.Errorf("Open: %v; want it to refuse the file with an error containing %q", openErr, tc.wantErr)
 			}
 		})
@@ -211,7 +212,7 @@ func TestLoadErrors(t *testing.T) {
 		id   string
 		want error
 	}{
-		{newID(), ErrNotFound},
+		{newID(), service.ErrModelNotFound},
 		{"../../etc/passwd", modelfile.ErrInvalidID},
 		{"../passwd", modelfile.ErrInvalidID},
 		{"ABC", modelfile.ErrInvalidID},
@@ -329,7 +330,7 @@ func TestSaveFailureKeepsPreviousFile(t *testing.T) {
 			t.Fatal("Save succeeded")
 		}
 		check(t, s, m, before)
-		if got, err := s.Delete(t.Context(), m.ID); got != DeleteFailed || err == nil {
+		if got, err := s.Delete(t.Context(), m.ID); got != service.DeleteFailed || err == nil {
 			t.Errorf("Delete: %v, %v; want failed and an error", got, err)
 		}
 	})
@@ -361,28 +362,28 @@ func TestDelete(t *testing.T) {
 		name string
 		// setup prepares s and returns the id to delete.
 		setup      func(t *testing.T, s *Store) string
-		want       DeleteResult
+		want       service.DeleteResult
 		wantErr    string // empty: no error
 		stillThere bool   // the file is there after Delete
 	}{
 		{"saved", func(t *testing.T, s *Store) string {
 			return saveFixture(t, s)
-		}, DeleteRemoved, "", false},
+		}, service.DeleteRemoved, "", false},
 		{"not saved", func(t *testing.T, s *Store) string {
 			return newID()
-		}, DeleteNotFound, "", false},
+		}, service.DeleteNotFound, "", false},
 		{"deleted twice", func(t *testing.T, s *Store) string {
 			id := saveFixture(t, s)
-			if got, err := s.Delete(t.Context(), id); got != DeleteRemoved || err != nil {
+			if got, err := s.Delete(t.Context(), id); got != service.DeleteRemoved || err != nil {
 				t.Fatalf("first Delete: %v, %v", got, err)
 			}
 			return id
-		}, DeleteNotFound, "", false},
+		}, service.DeleteNotFound, "", false},
 		{"removed, the flush fails", func(t *testing.T, s *Store) string {
 			id := saveFixture(t, s)
 			s.flush = func(*os.File) error { return errInjected }
 			return id
-		}, DeleteRemovedNotFlushed, "removed, but not flushed to disk: injected flush failure", false},
+		}, service.DeleteRemovedNotFlushed, "removed, but not flushed to disk: injected flush failure", false},
 		{"not removable", func(t *testing.T, s *Store) string {
 			// A directory that is not empty cannot be removed, even by root.
 			id := newID()
@@ -390,10 +391,10 @@ func TestDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 			return id
-		}, DeleteFailed, "directory not empty", true},
+		}, service.DeleteFailed, "directory not empty", true},
 		{"invalid id", func(t *testing.T, s *Store) string {
 			return "../" + newID()
-		}, DeleteFailed, "not a canonical lowercase UUID", false},
+		}, service.DeleteFailed, "not a canonical lowercase UUID", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStore(t, t.TempDir())
@@ -414,8 +415,8 @@ func TestDelete(t *testing.T) {
 				t.Errorf("Delete says %v, Gone, but the file is there", got)
 			}
 			if !tc.stillThere {
-				if _, _, err := s.Load(t.Context(), id); !errors.Is(err, ErrNotFound) && !errors.Is(err, modelfile.ErrInvalidID) {
-					t.Errorf("Load after Delete: %v, want ErrNotFound", err)
+				if _, _, err := s.Load(t.Context(), id); !errors.Is(err, service.ErrModelNotFound) && !errors.Is(err, modelfile.ErrInvalidID) {
+					t.Errorf("Load after Delete: %v, want service.ErrModelNotFound", err)
 				}
 			}
 		})
@@ -489,7 +490,7 @@ func TestConcurrent(t *testing.T) {
 					errs <- errors.Join(lerrs...)
 				}
 				if r%2 == 0 {
-					if got, err := s.Delete(t.Context(), m.ID); got != DeleteRemoved || err != nil {
+					if got, err := s.Delete(t.Context(), m.ID); got != service.DeleteRemoved || err != nil {
 						errs <- fmt.Errorf("Delete %s: %v, %v", m.ID, got, err)
 					}
 				}

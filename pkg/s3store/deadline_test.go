@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
@@ -73,7 +72,7 @@ func TestFrozenS3(t *testing.T) {
 	})
 	failsInTime(t, "Delete", func() error {
 		res, err := s.Delete(ctx, m.ID)
-		if res != dirstore.DeleteFailed {
+		if res != service.DeleteFailed {
 			t.Errorf("Delete: %v, want DeleteFailed", res)
 		}
 		return err
@@ -101,7 +100,7 @@ func TestFrozenS3(t *testing.T) {
 	if err := s.Save(ctx, m, v2); err != nil {
 		t.Errorf("Save once the server is back: %v", err)
 	}
-	if res, err := s.Delete(ctx, m.ID); res != dirstore.DeleteRemoved || err != nil {
+	if res, err := s.Delete(ctx, m.ID); res != service.DeleteRemoved || err != nil {
 		t.Errorf("Delete once the server is back: %v, %v", res, err)
 	}
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // TestServerErrors checks that every call reports a server answering 500
@@ -70,10 +70,10 @@ func checkAllFail(t *testing.T, s *Store, id string) {
 	if err := s.Save(ctx, m, n); err == nil {
 		t.Error("Save succeeded")
 	}
-	if _, _, err := s.Load(ctx, id); err == nil || errors.Is(err, dirstore.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load: %v, want an error other than not found", err)
 	}
-	if rc, _, err := s.Open(ctx, id); err == nil || errors.Is(err, dirstore.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, id); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		if rc != nil {
 			rc.Close()
 		}
@@ -82,7 +82,7 @@ func checkAllFail(t *testing.T, s *Store, id string) {
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 {
 		t.Errorf("List: %v, %v; want one error", es, errs)
 	}
-	if res, err := s.Delete(ctx, id); res != dirstore.DeleteFailed || err == nil {
+	if res, err := s.Delete(ctx, id); res != service.DeleteFailed || err == nil {
 		t.Errorf("Delete: %v, %v; want failed", res, err)
 	}
 }
@@ -170,7 +170,7 @@ func TestForeignObjects(t *testing.T) {
 			t.Errorf("List's errors do not mention %q:\n%s", want, msgs)
 		}
 	}
-	if _, _, err := s.Load(t.Context(), corrupt); err == nil || errors.Is(err, dirstore.ErrNotFound) {
+	if _, _, err := s.Load(t.Context(), corrupt); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load of a corrupt object: %v", err)
 	}
 	if _, _, err := s.Load(t.Context(), moved); err == nil {

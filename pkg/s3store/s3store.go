@@ -2,7 +2,7 @@
 // S3, MinIO, Ceph, R2...), for the scaled mode, where replicas share their
 // models. It stores exactly the bytes the directory store (package dirstore)
 // writes, one object per network under <prefix><id>.npz, and meets the same
-// contract (package store/storetest): the same ids, limits, errors and
+// contract (package service/storetest): the same ids, limits, errors and
 // results.
 //
 // Reads go through ranged GETs, so List reads only the zip directory and the
@@ -41,9 +41,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 const fileExt = ".npz"
@@ -225,7 +225,7 @@ func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) 
 }
 
 // Load reads the network saved under id. Its errors wrap what the directory
-// store's do: modelfile.ErrInvalidID, dirstore.ErrNotFound,
+// store's do: modelfile.ErrInvalidID, service.ErrModelNotFound,
 // modelfile.ErrTooLarge, or describe a corrupt object. See modelfile.Decode
 // for what is checked.
 func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
@@ -393,7 +393,7 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 	)
 	for i, res := range results {
 		switch {
-		case errors.Is(res.err, dirstore.ErrNotFound):
+		case errors.Is(res.err, service.ErrModelNotFound):
 			// Deleted since it was listed.
 		case res.err != nil:
 			errs = append(errs, fmt.Errorf("s3store: %s: %w", s.key(ids[i]), res.err))
@@ -408,13 +408,13 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 }
 
 // Delete removes the network saved under id and says what it did:
-// dirstore.DeleteRemoved, dirstore.DeleteNotFound if nothing was saved under id,
-// or dirstore.DeleteFailed with an error (an invalid id, a done ctx, an S3
-// error), in which case the object, if any, is still there. A removal
+// service.DeleteRemoved, service.DeleteNotFound if nothing was saved under
+// id, or service.DeleteFailed with an error (an invalid id, a done ctx, an
+// S3 error), in which case the object, if any, is still there. A removal
 // acknowledged by S3 is durable: DeleteRemovedNotFlushed never happens.
-func (s *Store) Delete(ctx context.Context, id string) (dirstore.DeleteResult, error) {
+func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, error) {
 	if err := begin(ctx, id); err != nil {
-		return dirstore.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
 	}
 	// S3 deletes a missing key without complaint: ask first, to tell "not
 	// found" from "removed".
@@ -423,16 +423,16 @@ func (s *Store) Delete(ctx context.Context, id string) (dirstore.DeleteResult, e
 		return err
 	})
 	if notFound(err) {
-		return dirstore.DeleteNotFound, nil
+		return service.DeleteNotFound, nil
 	}
 	if err != nil {
-		return dirstore.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
 	err = s.call(ctx, func(ctx context.Context) error {
 		return s.client.RemoveObject(ctx, s.bucket, s.key(id), minio.RemoveObjectOptions{})
 	})
 	if err != nil {
-		return dirstore.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
-	return dirstore.DeleteRemoved, nil
+	return service.DeleteRemoved, nil
 }

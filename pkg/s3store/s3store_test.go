@@ -21,7 +21,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store/storetest"
+	"github.com/mnist-go/nnserver/pkg/service/storetest"
 )
 
 const bucket = "models"
@@ -204,7 +204,7 @@ func (f *fake) put(t *testing.T, s *Store, key string, b []byte) {
 var _ service.Store = (*Store)(nil)
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Backend {
+	storetest.Run(t, func(t *testing.T) service.Store {
 		return newFake(t).open(t)
 	})
 }

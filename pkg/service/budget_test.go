@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -71,10 +70,7 @@ func TestBudgetEstimates(t *testing.T) {
 		}
 		m := modelfile.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", Trained: true,
 			EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
-		dir, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir := newMemStore()
 		if err := dir.Save(context.Background(), m, net); err != nil {
 			t.Fatal(err)
 		}
@@ -135,10 +131,7 @@ func TestBudgetEstimates(t *testing.T) {
 			if err := modelfile.Encode(&file, m, net); err != nil {
 				t.Fatal(err)
 			}
-			dir, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir := newMemStore()
 			if err := dir.Save(context.Background(), m, net); err != nil {
 				t.Fatal(err)
 			}

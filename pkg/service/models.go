@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
@@ -42,7 +41,7 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 		return nil, 0, stateError(err)
 	}
 	rc, size, err := s.store.Open(ctx, id)
-	if errors.Is(err, dirstore.ErrNotFound) {
+	if errors.Is(err, ErrModelNotFound) {
 		return nil, 0, errNetworkNotFound // deleted meanwhile
 	}
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -373,7 +372,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	switch {
 	case busy != nil:
 		c.err = busy
-	case errors.Is(err, dirstore.ErrNotFound):
+	case errors.Is(err, ErrModelNotFound):
 		c.err = errNetworkNotFound // deleted meanwhile
 	case err != nil:
 		c.err = &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
@@ -457,7 +456,7 @@ func (s *Service) Delete(ctx context.Context, id string) (Deleted, error) {
 			s.log.Warn("network deleted, but the other replicas could not be told (they drop it at their next use)", "network_id", id, "err", err)
 		}
 	}
-	fromDisk := res != dirstore.DeleteNotFound
+	fromDisk := res != DeleteNotFound
 	s.log.Info("network deleted", "network_id", id, "from_memory", fromMemory, "from_disk", fromDisk)
 	return Deleted{NetworkID: id, FromMemory: fromMemory, FromDisk: fromDisk}, nil
 }

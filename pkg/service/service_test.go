@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
@@ -21,10 +20,10 @@ import (
 
 var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 
-// faultyStore is the real directory store, in a temporary directory, that
+// faultyStore is a Store (memStore: a model file a network, in memory) that
 // can be told to fail, and counts what it is asked to do.
 type faultyStore struct {
-	*dirstore.Store
+	*memStore
 	mu      sync.Mutex
 	failing bool   // Save fails
 	noDel   bool   // Delete fails
@@ -36,11 +35,7 @@ func newFaultyStore(t *testing.T) *faultyStore {
 	t.Helper()
 	// The store accepts the [100,10] network some tests plant, which the
 	// service must refuse itself.
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &faultyStore{Store: st}
+	return &faultyStore{memStore: newMemStore()}
 }
 
 func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n *network.Network) error {
@@ -50,24 +45,24 @@ func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n *network.
 	if failing {
 		return errors.New("disk full")
 	}
-	return m.Store.Save(ctx, meta, n)
+	return m.memStore.Save(ctx, meta, n)
 }
 
 func (m *faultyStore) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	m.mu.Lock()
 	m.loads++
 	m.mu.Unlock()
-	return m.Store.Load(ctx, id)
+	return m.memStore.Load(ctx, id)
 }
 
-func (m *faultyStore) Delete(ctx context.Context, id string) (dirstore.DeleteResult, error) {
+func (m *faultyStore) Delete(ctx context.Context, id string) (DeleteResult, error) {
 	m.mu.Lock()
 	fail := m.noDel || id == m.noDelID
 	m.mu.Unlock()
 	if fail {
-		return dirstore.DeleteFailed, errors.New("read-only file system")
+		return DeleteFailed, errors.New("read-only file system")
 	}
-	return m.Store.Delete(ctx, id)
+	return m.memStore.Delete(ctx, id)
 }
 
 // put saves a network directly, as an earlier run of the server would have.
@@ -77,7 +72,7 @@ func (m *faultyStore) put(t *testing.T, meta modelfile.Meta, n *network.Network)
 		meta.CreatedAt = time.Now()
 		meta.UpdatedAt = meta.CreatedAt
 	}
-	if err := m.Store.Save(context.Background(), meta, n); err != nil {
+	if err := m.memStore.Save(context.Background(), meta, n); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -89,14 +84,14 @@ type saved struct {
 }
 
 func (m *faultyStore) get(id string) (saved, bool) {
-	meta, n, err := m.Store.Load(context.Background(), id)
+	meta, n, err := m.memStore.Load(context.Background(), id)
 	return saved{meta, n}, err == nil
 }
 
 // count returns how many networks are saved.
 func (m *faultyStore) count(t *testing.T) int {
 	t.Helper()
-	entries, errs := m.Store.List(context.Background())
+	entries, errs := m.memStore.List(context.Background())
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

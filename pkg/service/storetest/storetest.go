@@ -1,5 +1,6 @@
-// Package storetest is a contract test suite for model stores: every
-// backend (the directory store, an S3-compatible one) runs Run, so that the
+// Package storetest is the contract every implementation of service.Store
+// passes: the directory store of single mode (pkg/dirstore) and the
+// S3-compatible one of scaled mode (pkg/s3store) run Run, so that the
 // service can rely on the same behaviour from all of them.
 package storetest
 
@@ -20,36 +21,19 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// Backend is a model store as the service uses it. *dirstore.Store implements
-// it.
-type Backend interface {
-	// Save stores n under m.ID, replacing what was stored there, atomically.
-	Save(ctx context.Context, m modelfile.Meta, n *network.Network) error
-	// Load returns what Save stored; errors wrap dirstore.ErrNotFound,
-	// modelfile.ErrInvalidID or modelfile.ErrTooLarge where those apply.
-	Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error)
-	// List describes every stored network, ordered by CreatedAt then ID;
-	// each unreadable one is reported by an error instead.
-	List(ctx context.Context) ([]modelfile.Entry, []error)
-	// Delete removes what is stored under id and says what it did.
-	Delete(ctx context.Context, id string) (dirstore.DeleteResult, error)
-	// Open returns the stored bytes, exactly those modelfile.Encode writes, and
-	// their length.
-	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
-}
-
-// Run tests the backend newStore returns against the contract. Each call of
-// newStore must return a new, empty store that uses modelfile.DefaultLimits();
-// it should register its own cleanup with t.Cleanup.
-func Run(t *testing.T, newStore func(t *testing.T) Backend) {
+// Run tests the store newStore returns against the contract. Each call of
+// newStore must return a new, empty store that uses the default limits (the
+// zero modelfile.Limits); it should register its own cleanup with
+// t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) service.Store) {
 	tests := []struct {
 		name string
-		test func(t *testing.T, s Backend)
+		test func(t *testing.T, s service.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"OpenReturnsEncodedBytes", testOpen},
@@ -192,7 +176,7 @@ func ids(es []modelfile.Entry) []string {
 	return out
 }
 
-func testRoundTrip(t *testing.T, s Backend) {
+func testRoundTrip(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	untrained := meta([]int{784, 30, 10}, epoch)
 	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained, untrained.History = false, nil, 0, nil
@@ -219,7 +203,7 @@ func testRoundTrip(t *testing.T, s Backend) {
 	}
 }
 
-func testOpen(t *testing.T, s Backend) {
+func testOpen(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{784, 16, 10}, epoch)
 	n := net(t, m.Sizes, 7)
@@ -255,7 +239,7 @@ func testOpen(t *testing.T, s Backend) {
 	sameNetwork(t, gn, n)
 }
 
-func testList(t *testing.T, s Backend) {
+func testList(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 0 {
 		t.Fatalf("List of an empty store: %v, %v", es, errs)
@@ -288,7 +272,7 @@ func testList(t *testing.T, s Backend) {
 	}
 }
 
-func testOverwrite(t *testing.T, s Backend) {
+func testOverwrite(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{6, 4, 2}, epoch)
 	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); err != nil {
@@ -314,7 +298,7 @@ func testOverwrite(t *testing.T, s Backend) {
 	}
 }
 
-func testDelete(t *testing.T, s Backend) {
+func testDelete(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m, other := meta([]int{3, 2, 2}, epoch), meta([]int{3, 2, 2}, epoch)
 	for _, m := range []modelfile.Meta{m, other} {
@@ -322,7 +306,7 @@ func testDelete(t *testing.T, s Backend) {
 			t.Fatal(err)
 		}
 	}
-	for i, want := range []dirstore.DeleteResult{dirstore.DeleteRemoved, dirstore.DeleteNotFound} {
+	for i, want := range []service.DeleteResult{service.DeleteRemoved, service.DeleteNotFound} {
 		got, err := s.Delete(ctx, m.ID)
 		if got != want || err != nil {
 			t.Errorf("Delete #%d: %v, %v; want %v, nil", i+1, got, err, want)
@@ -331,10 +315,10 @@ func testDelete(t *testing.T, s Backend) {
 			t.Errorf("Delete #%d: %v is not Gone", i+1, got)
 		}
 	}
-	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
+	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
+	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Open after Delete: %v, want ErrNotFound", err)
 	}
 	if es, errs := s.List(ctx); !slices.Equal(ids(es), []string{other.ID}) || len(errs) != 0 {
@@ -345,24 +329,24 @@ func testDelete(t *testing.T, s Backend) {
 	}
 }
 
-func testNotFound(t *testing.T, s Backend) {
+func testNotFound(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	id := uuid.NewString()
-	if _, _, err := s.Load(ctx, id); !errors.Is(err, dirstore.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load: %v, want ErrNotFound", err)
 	}
-	if rc, _, err := s.Open(ctx, id); !errors.Is(err, dirstore.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, id); !errors.Is(err, service.ErrModelNotFound) {
 		if rc != nil {
 			rc.Close()
 		}
 		t.Errorf("Open: %v, want ErrNotFound", err)
 	}
-	if got, err := s.Delete(ctx, id); got != dirstore.DeleteNotFound || err != nil {
+	if got, err := s.Delete(ctx, id); got != service.DeleteNotFound || err != nil {
 		t.Errorf("Delete: %v, %v; want not found, nil", got, err)
 	}
 }
 
-func testInvalidIDs(t *testing.T, s Backend) {
+func testInvalidIDs(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	id := uuid.NewString()
 	for _, bad := range []string{
@@ -384,7 +368,7 @@ func testInvalidIDs(t *testing.T, s Backend) {
 				}
 				t.Errorf("Open: %v, want ErrInvalidID", err)
 			}
-			if got, err := s.Delete(ctx, bad); got != dirstore.DeleteFailed || !errors.Is(err, modelfile.ErrInvalidID) {
+			if got, err := s.Delete(ctx, bad); got != service.DeleteFailed || !errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Delete: %v, %v; want failed, ErrInvalidID", got, err)
 			}
 		})
@@ -396,7 +380,7 @@ func testInvalidIDs(t *testing.T, s Backend) {
 
 // testLimits saves networks just beyond modelfile.DefaultLimits(). Networks
 // just within them are saved by testRoundTrip (layers) and here (params).
-func testLimits(t *testing.T, s Backend) {
+func testLimits(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	for _, sizes := range [][]int{
 		slices.Repeat([]int{1}, modelfile.DefaultMaxLayers+1),
@@ -407,7 +391,7 @@ func testLimits(t *testing.T, s Backend) {
 		if err := s.Save(ctx, m, n); !errors.Is(err, modelfile.ErrTooLarge) {
 			t.Errorf("Save of %d layers, %d inputs: %v, want ErrTooLarge", len(sizes), sizes[0], err)
 		}
-		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, dirstore.ErrNotFound) {
+		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 			t.Errorf("Load of what Save refused: %v, want ErrNotFound", err)
 		}
 	}
@@ -445,7 +429,7 @@ func zeros(t *testing.T, sizes []int) *network.Network {
 	return n
 }
 
-func testCancelled(t *testing.T, s Backend) {
+func testCancelled(t *testing.T, s service.Store) {
 	saved := meta([]int{3, 2, 2}, epoch)
 	if err := s.Save(t.Context(), saved, net(t, saved.Sizes, 1)); err != nil {
 		t.Fatal(err)
@@ -468,7 +452,7 @@ func testCancelled(t *testing.T, s Backend) {
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
 		t.Errorf("List: %v, %v; want no entries and context.Canceled", ids(es), errs)
 	}
-	if got, err := s.Delete(ctx, saved.ID); got != dirstore.DeleteFailed || !errors.Is(err, context.Canceled) {
+	if got, err := s.Delete(ctx, saved.ID); got != service.DeleteFailed || !errors.Is(err, context.Canceled) {
 		t.Errorf("Delete: %v, %v; want failed, context.Canceled", got, err)
 	}
 	// Nothing was done.
@@ -480,7 +464,7 @@ func testCancelled(t *testing.T, s Backend) {
 // testConcurrent saves two versions of one network in turn while others
 // load and open it: every Load must see one version whole, never a mix or
 // a torn file.
-func testConcurrent(t *testing.T, s Backend) {
+func testConcurrent(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{50, 20, 10}, epoch)
 	versions := []*network.Network{net(t, m.Sizes, 100), net(t, m.Sizes, 101)}
