@@ -37,7 +37,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
@@ -159,22 +158,12 @@ func (s *Store) Close() error {
 
 func (s *Store) key(id string) string { return s.prefix + id + fileExt }
 
-// checkID accepts only the canonical form of a UUID, as the directory store
-// does: each network has exactly one key.
-func checkID(id string) error {
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
-		return fmt.Errorf("%w: %.40q", modelfile.ErrInvalidID, id)
-	}
-	return nil
-}
-
 // begin checks what every call checks first: ctx, then id.
 func begin(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%.40q: %w", id, err)
 	}
-	return checkID(id)
+	return modelfile.CheckID(id)
 }
 
 // Save writes n with its description m to <prefix><m.ID>.npz, replacing any
@@ -352,7 +341,7 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 			return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, w.err(o.Err))}
 		}
 		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, s.prefix), fileExt)
-		if !ok || checkID(id) != nil {
+		if !ok || modelfile.CheckID(id) != nil {
 			continue
 		}
 		ids = append(ids, id)
