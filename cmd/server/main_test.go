@@ -58,7 +58,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, uuid.NewString()+".npz"), 0o644); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
-	st, err := dirstore.Open(dir, modelfile.DefaultLimits())
+	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

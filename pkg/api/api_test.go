@@ -38,7 +38,7 @@ func newServerWith(t *testing.T, lim service.Limits) *server { return newServerB
 // newServerBudget is a server whose requests reserve from b (nil: no bound).
 func newServerBudget(t *testing.T, lim service.Limits, b *budget.Budget) *server {
 	t.Helper()
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -321,7 +321,7 @@ func TestImageBombs(t *testing.T) {
 // decode stops at once (a decode used to run to its end, and SIGTERM waited
 // for it past the shutdown timeout).
 func TestDecodeStopsOnShutdown(t *testing.T) {
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func (s *syncBuffer) lines(substr string) []string {
 // buffer.
 func newLoggedServer(t *testing.T, lim service.Limits, proxies []string) (*server, *syncBuffer) {
 	t.Helper()
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

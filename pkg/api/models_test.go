@@ -99,7 +99,7 @@ func TestHistoryDownloadImport(t *testing.T) {
 		t.Fatalf("download: %d %v", r.status, r.header)
 	}
 	file := []byte(r.body)
-	meta, net, err := modelfile.Decode(bytes.NewReader(file), int64(len(file)), modelfile.DefaultLimits())
+	meta, net, err := modelfile.Decode(bytes.NewReader(file), int64(len(file)), modelfile.Limits{})
 	if err != nil || meta.ID != id || meta.Init != "scaled" || len(meta.History) != 3 {
 		t.Fatalf("the download does not decode as the network: %+v, %v", meta, err)
 	}

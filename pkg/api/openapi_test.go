@@ -464,7 +464,7 @@ func newContract(t *testing.T) *contract {
 		t.Fatal(err)
 	}
 	dir := t.TempDir() + "/models"
-	st, err := dirstore.Open(dir, modelfile.DefaultLimits())
+	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -834,7 +834,7 @@ func (l *eventLog) count(name string) int {
 // route.
 func docService(t *testing.T) *service.Service {
 	t.Helper()
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

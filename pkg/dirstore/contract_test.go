@@ -16,7 +16,7 @@ var _ service.Store = (*dirstore.Store)(nil)
 // store.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) service.Store {
-		s, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+		s, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

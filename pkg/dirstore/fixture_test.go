@@ -74,7 +74,7 @@ func fixture(t testing.TB) (modelfile.Meta, *network.Network) {
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, modelfile.DefaultLimits())
+	s, err := Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -453,7 +453,7 @@ func TestOpen(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "file")
 	putFile(t, file, nil)
-	if _, err := Open(file, modelfile.DefaultLimits()); err == nil {
+	if _, err := Open(file, modelfile.Limits{}); err == nil {
 		t.Error("Open of a regular file succeeded")
 	}
 }
@@ -585,7 +585,7 @@ func TestOpenDownload(t *testing.T) {
 	}
 	if ra, ok := rc.(io.ReaderAt); !ok {
 		t.Errorf("%T is not an io.ReaderAt", rc)
-	} else if _, _, err := modelfile.Decode(ra, size, modelfile.DefaultLimits()); err != nil {
+	} else if _, _, err := modelfile.Decode(ra, size, modelfile.Limits{}); err != nil {
 		t.Errorf("Decode through the reader: %v", err)
 	}
 }
@@ -626,7 +626,7 @@ func TestOpenLimits(t *testing.T) {
 		want    modelfile.Limits
 		wantErr string
 	}{
-		{modelfile.Limits{}, modelfile.DefaultLimits(), ""},
+		{modelfile.Limits{}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: modelfile.DefaultMaxParams}, ""},
 		{modelfile.Limits{MaxLayers: 3}, modelfile.Limits{MaxLayers: 3, MaxParams: modelfile.DefaultMaxParams}, ""},
 		{modelfile.Limits{MaxParams: 7}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 7}, ""},
 		{modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams}, modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams}, ""},

@@ -82,7 +82,7 @@ next:
 }
 
 func TestCountersMoveAfterAJob(t *testing.T) {
-	st, err := dirstore.Open(t.TempDir(), modelfile.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, tc.meta.Sizes, 7)
-			m, got, err := decodeAs(saved(t, tc.meta, n), DefaultLimits(), tc.meta.ID)
+			m, got, err := decodeAs(saved(t, tc.meta, n), Limits{}, tc.meta.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,13 +67,13 @@ func TestGoldenV1(t *testing.T) {
 	file := getFile(t, fixturePath("golden_v1.npz"))
 	want, n := fixture(t)
 	want.Seed, want.History = nil, nil
-	m, got, err := decodeAs(file, DefaultLimits(), fixtureID)
+	m, got, err := decodeAs(file, Limits{}, fixtureID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMeta(t, m, want)
 	sameNetwork(t, got, n)
-	e, err := decodeEntryAs(file, DefaultLimits(), fixtureID)
+	e, err := decodeEntryAs(file, Limits{}, fixtureID)
 	if err != nil {
 		t.Fatalf("DecodeEntryAs: %v", err)
 	}
@@ -84,7 +84,7 @@ func TestGoldenV1(t *testing.T) {
 	if v := unmarshalNumbers[map[string]any](t, entry(t, again, metaEntry))["format_version"]; v != json.Number("2") {
 		t.Errorf("saved again: format_version %v, want 2", v)
 	}
-	m2, _, err := decodeAs(again, DefaultLimits(), fixtureID)
+	m2, _, err := decodeAs(again, Limits{}, fixtureID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestNPYLayout(t *testing.T) {
 // testdata/numpy_fixture.py), and checks every value.
 func TestReadsNumPyFile(t *testing.T) {
 	file := getFile(t, fixturePath("numpy.npz"))
-	m, n, err := decodeAs(file, DefaultLimits(), fixtureID)
+	m, n, err := decodeAs(file, Limits{}, fixtureID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestReadsNumPyFile(t *testing.T) {
 			}
 		}
 	}
-	if e, err := decodeEntryAs(file, DefaultLimits(), fixtureID); err != nil {
+	if e, err := decodeEntryAs(file, Limits{}, fixtureID); err != nil {
 		t.Errorf("DecodeEntryAs: %v", err)
 	} else {
 		sameMeta(t, e.Meta, EntryOf(m).Meta)
@@ -266,7 +266,7 @@ func TestReadsVariants(t *testing.T) {
 		{"an extra entry", rezip(t, append(slices.Clone(base), zipEntry{name: "notes.txt", data: []byte("hi")}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, gn, err := decodeAs(tc.data, DefaultLimits(), fixtureID)
+			got, gn, err := decodeAs(tc.data, Limits{}, fixtureID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +374,7 @@ func TestCorruptFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := bytes.NewReader(tc.data)
 			// As a store reads the file it keeps under fixtureID.
-			_, n, err := DecodeAs(r, r.Size(), DefaultLimits(), fixtureID)
+			_, n, err := DecodeAs(r, r.Size(), Limits{}, fixtureID)
 			if err == nil || n != nil {
 				t.Fatalf("DecodeAs succeeded, want an error containing %q", tc.wantErr)
 			}
@@ -389,13 +389,13 @@ func TestCorruptFiles(t *testing.T) {
 			// Decode alone refuses the bytes the same way; only the id's
 			// match with the name the file is kept under is DecodeAs's to
 			// check.
-			if _, _, err := Decode(r, r.Size(), DefaultLimits()); (err == nil) != (tc.name == idMismatch) {
+			if _, _, err := Decode(r, r.Size(), Limits{}); (err == nil) != (tc.name == idMismatch) {
 				t.Errorf("Decode: %v", err)
 			} else if err != nil && !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Decode: %v, want an error containing %q", err, tc.wantErr)
 			}
-			_, decodeEntryErr := DecodeEntry(r, r.Size(), DefaultLimits())
-			_, entryAsErr := DecodeEntryAs(r, r.Size(), DefaultLimits(), fixtureID)
+			_, decodeEntryErr := DecodeEntry(r, r.Size(), Limits{})
+			_, entryAsErr := DecodeEntryAs(r, r.Size(), Limits{}, fixtureID)
 
 			// What a store's List and Open read: the headers.
 			if tc.listOK {

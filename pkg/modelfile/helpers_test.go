@@ -92,7 +92,7 @@ func encode(t testing.TB, m Meta, n *network.Network) []byte {
 func saved(t testing.TB, m Meta, n *network.Network) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := EncodeWithin(&b, m, n, DefaultLimits()); err != nil {
+	if err := EncodeWithin(&b, m, n, Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

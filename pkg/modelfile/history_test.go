@@ -47,7 +47,7 @@ func TestHistoryLimit(t *testing.T) {
 	}
 	m.History, m.EpochsTrained = long, MaxHistory+1
 	var b bytes.Buffer
-	if err := EncodeWithin(&b, m, n, DefaultLimits()); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a history of 100001 epochs, more than the limit of 100000 (MaxHistory)") {
+	if err := EncodeWithin(&b, m, n, Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a history of 100001 epochs, more than the limit of 100000 (MaxHistory)") {
 		t.Errorf("EncodeWithin of MaxHistory+1 records: %v, want ErrTooLarge naming MaxHistory", err)
 	}
 	if err := Encode(&b, m, n); !errors.Is(err, ErrTooLarge) {
@@ -58,12 +58,12 @@ func TestHistoryLimit(t *testing.T) {
 	}
 	m.History, m.EpochsTrained = long[:MaxHistory/10], MaxHistory
 	file := saved(t, m, n)
-	got, _, err := decodeAs(file, DefaultLimits(), m.ID)
+	got, _, err := decodeAs(file, Limits{}, m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMeta(t, got, m)
-	if e, err := decodeEntryAs(file, DefaultLimits(), m.ID); err != nil || e.History != nil {
+	if e, err := decodeEntryAs(file, Limits{}, m.ID); err != nil || e.History != nil {
 		t.Errorf("DecodeEntryAs: history of %d records, %v; want none, nil", len(e.History), err)
 	}
 }

@@ -44,11 +44,6 @@ type Limits struct {
 	MaxParams int
 }
 
-// DefaultLimits returns the limits used when none are configured.
-func DefaultLimits() Limits {
-	return Limits{MaxLayers: DefaultMaxLayers, MaxParams: DefaultMaxParams}
-}
-
 // Resolve fills zero fields with the defaults and checks the result against
 // the format's caps. Every model store (the directory, S3) uses it.
 func (l Limits) Resolve() (Limits, error) {

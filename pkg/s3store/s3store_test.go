@@ -184,7 +184,7 @@ func (f *fake) openTimeout(t *testing.T, timeout time.Duration) *Store {
 	t.Helper()
 	cfg := f.cfg
 	cfg.Timeout = timeout
-	s, err := Open(t.Context(), cfg, modelfile.DefaultLimits())
+	s, err := Open(t.Context(), cfg, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

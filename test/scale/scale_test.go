@@ -668,7 +668,7 @@ func (s *suite) killMidEpoch(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("download: %d %v", res.StatusCode, err)
 	}
-	meta, nw, err := modelfile.Decode(bytes.NewReader(model), int64(len(model)), modelfile.DefaultLimits())
+	meta, nw, err := modelfile.Decode(bytes.NewReader(model), int64(len(model)), modelfile.Limits{})
 	if err != nil {
 		t.Fatalf("the downloaded model does not decode: %v", err)
 	}

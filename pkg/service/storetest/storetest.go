@@ -231,7 +231,7 @@ func testOpen(t *testing.T, s service.Store) {
 	if !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("Open returns %d bytes that differ from modelfile.Encode's %d", len(got), want.Len())
 	}
-	gm, gn, err := modelfile.Decode(bytes.NewReader(got), int64(len(got)), modelfile.DefaultLimits())
+	gm, gn, err := modelfile.Decode(bytes.NewReader(got), int64(len(got)), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,8 +378,9 @@ func testInvalidIDs(t *testing.T, s service.Store) {
 	}
 }
 
-// testLimits saves networks just beyond modelfile.DefaultLimits(). Networks
-// just within them are saved by testRoundTrip (layers) and here (params).
+// testLimits saves networks just beyond the default limits
+// (modelfile.DefaultMaxLayers and DefaultMaxParams). Networks just within
+// them are saved by testRoundTrip (layers) and here (params).
 func testLimits(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	for _, sizes := range [][]int{
