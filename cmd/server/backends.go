@@ -8,10 +8,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // backends are the engines a mode runs on. Single mode (no DATABASE_URL):
@@ -35,7 +36,7 @@ type backends struct {
 // openBackends opens the engines cfg names; local receives the events
 // meant for this replica's Socket.IO clients.
 func openBackends(ctx context.Context, cfg config, log *slog.Logger, local service.Events) (*backends, error) {
-	lim := store.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams}
+	lim := modelfile.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams}
 	b := &backends{events: local}
 	if cfg.UseS3 {
 		s3, err := s3store.Open(ctx, cfg.S3, lim)
@@ -44,7 +45,7 @@ func openBackends(ctx context.Context, cfg config, log *slog.Logger, local servi
 		}
 		b.store, b.where = s3, s3.String()
 	} else {
-		dir, err := store.Open(cfg.ModelsDir, lim)
+		dir, err := dirstore.Open(cfg.ModelsDir, lim)
 		if err != nil {
 			return nil, fmt.Errorf("models directory: %w", err)
 		}

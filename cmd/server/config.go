@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/live"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/s3store"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // config is the server's configuration. Every setting has a flag and an
@@ -118,7 +119,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		settings = append(settings, setting{flag: name, env: env})
 	}
 	intVar(&port, "port", "PORT", 8000, 1, 65535, "HTTP port, all interfaces")
-	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", store.DefaultDir, "directory of saved networks")
+	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", dirstore.DefaultDir, "directory of saved networks")
 	strVar(&cfg.MNISTDir, "mnist-dir", "MNIST_DIR", "", "directory with the four MNIST .gz files; empty: the copy built in")
 	intVar(&cfg.Workers, "max-concurrent-jobs", "MAX_CONCURRENT_JOBS", cpus, 1, 256, "training jobs run at once; default: the CPUs this process may use")
 	strVar(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
@@ -127,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	strVar(&metrics, "metrics", "METRICS", "on", "serve Prometheus metrics at /metrics: on or off")
 	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
 	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
-	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, store.MaxParams, "weights and biases per network at most")
+	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, modelfile.MaxParams, "weights and biases per network at most")
 	intVar(&cfg.Limits.MaxParamsInMemory, "max-params-in-memory", "MAX_PARAMS_IN_MEMORY", lim.MaxParamsInMemory, 1, 1<<40, "weights and biases held in memory; past it idle networks are unloaded")
 	intVar(&cfg.Limits.MaxEpochs, "max-epochs", "MAX_EPOCHS", lim.MaxEpochs, 1, 1_000_000, "epochs per job at most")
 	intVar(&scratch, "job-scratch-mb", "JOB_SCRATCH_MB", lim.JobScratchBytes>>20, 1, 1<<20, "MiB of scratch memory per training job; larger mini-batches run in chunks")

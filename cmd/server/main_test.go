@@ -16,8 +16,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // lockedBuffer collects the server's log lines.
@@ -57,7 +58,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, uuid.NewString()+".npz"), 0o644); err != nil {
 		t.Skipf("no FIFOs here: %v", err)
 	}
-	st, err := store.Open(dir, store.DefaultLimits())
+	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := st.Save(context.Background(), store.Meta{ID: good, Sizes: []int{784, 5, 10}, Init: "normal", CreatedAt: now, UpdatedAt: now}, net); err != nil {
+	if err := st.Save(context.Background(), modelfile.Meta{ID: good, Sizes: []int{784, 5, 10}, Init: "normal", CreatedAt: now, UpdatedAt: now}, net); err != nil {
 		t.Fatal(err)
 	}
 

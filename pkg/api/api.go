@@ -22,10 +22,10 @@ import (
 
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/live"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -343,13 +343,6 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// validID reports whether s is a UUID in canonical lowercase form, the only
-// form this server hands out.
-func validID(s string) bool {
-	u, err := uuid.Parse(s)
-	return err == nil && u.String() == s
-}
-
 // reply answers out as JSON, or err as an error.
 func (h *handlers) reply(c *gin.Context, out any, err error) {
 	if err != nil {
@@ -360,11 +353,12 @@ func (h *handlers) reply(c *gin.Context, out any, err error) {
 }
 
 // pathID returns the id in the path, or answers 404 with notFound and
-// returns false if it is not a UUID: such an id names nothing here, and is
-// never used to build a file path.
+// returns false if it is not a canonical lowercase UUID (modelfile.CheckID),
+// the only form this server hands out: such an id names nothing here, and
+// is never used to build a file path.
 func pathID(c *gin.Context, notFound string) (string, bool) {
 	id := c.Param("id")
-	if !validID(id) {
+	if modelfile.CheckID(id) != nil {
 		writeError(c, http.StatusNotFound, notFound)
 		return "", false
 	}

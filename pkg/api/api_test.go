@@ -17,9 +17,10 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
@@ -27,7 +28,7 @@ var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 type server struct {
 	h     http.Handler
 	svc   *service.Service
-	store *store.Store
+	store *dirstore.Store
 }
 
 func newServer(t *testing.T) *server { return newServerWith(t, service.DefaultLimits()) }
@@ -37,7 +38,7 @@ func newServerWith(t *testing.T, lim service.Limits) *server { return newServerB
 // newServerBudget is a server whose requests reserve from b (nil: no bound).
 func newServerBudget(t *testing.T, lim service.Limits, b *budget.Budget) *server {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

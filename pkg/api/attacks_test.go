@@ -18,8 +18,9 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/dirstore"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // allocatedBy returns the bytes f allocates, the garbage collector off: an
@@ -80,12 +81,12 @@ func TestLargeJSONBodiesCostLittle(t *testing.T) {
 func historyOfLength(t *testing.T, n int) []byte {
 	t.Helper()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	recs := make([]store.EpochRecord, n)
+	recs := make([]modelfile.EpochRecord, n)
 	for i := range recs {
-		recs[i] = store.EpochRecord{Epoch: i + 1, JobID: "job-1", Accuracy: 0.5, Correct: 5000, Total: 10000,
+		recs[i] = modelfile.EpochRecord{Epoch: i + 1, JobID: "job-1", Accuracy: 0.5, Correct: 5000, Total: 10000,
 			ElapsedTime: 0.1, LearningRate: 3, MiniBatchSize: 10, Cost: "quadratic", Seed: 1, FinishedAt: at}
 	}
-	return oursNPZ(t, store.Meta{Init: "normal", Trained: true, EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at},
+	return oursNPZ(t, modelfile.Meta{Init: "normal", Trained: true, EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at},
 		mustNet(t, []int{784, 30, 10}))
 }
 
@@ -320,7 +321,7 @@ func TestImageBombs(t *testing.T) {
 // decode stops at once (a decode used to run to its end, and SIGTERM waited
 // for it past the shutdown timeout).
 func TestDecodeStopsOnShutdown(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/api"
+	"github.com/mnist-go/nnserver/pkg/dirstore"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // syncBuffer is a log sink safe for concurrent handlers.
@@ -45,7 +46,7 @@ func (s *syncBuffer) lines(substr string) []string {
 // buffer.
 func newLoggedServer(t *testing.T, lim service.Limits, proxies []string) (*server, *syncBuffer) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

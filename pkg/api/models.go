@@ -15,13 +15,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // MaxImportBytes caps an imported model file (the body of POST
 // /api/networks/import, with a little room for multipart headers).
-const MaxImportBytes = store.MaxImportSize
+const MaxImportBytes = modelfile.MaxImportSize
 
 // maxImports bounds the imports read at once: each holds its file in
 // memory (up to MaxImportBytes). Beyond it, 503 with Retry-After.
@@ -64,7 +64,7 @@ func (h *handlers) history(c *gin.Context) {
 		return
 	}
 	recs := hist.Records
-	lo, _ := slices.BinarySearchFunc(recs, from, func(r store.EpochRecord, epoch int) int { return cmp.Compare(r.Epoch, epoch) })
+	lo, _ := slices.BinarySearchFunc(recs, from, func(r modelfile.EpochRecord, epoch int) int { return cmp.Compare(r.Epoch, epoch) })
 	hi := min(lo+limit, len(recs))
 	key := versionKey{kind: "history", networkID: id, version: hist.Version, page: [2]int{from, limit}}
 	body, done, err := h.cache.get(c.Request.Context(), key, encodeBytes(int64(hi-lo)*historyRecordJSON+256), func() []byte {

@@ -18,8 +18,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // waitJob polls a job until it ends (a deadline guards against a hang).
@@ -99,7 +99,7 @@ func TestHistoryDownloadImport(t *testing.T) {
 		t.Fatalf("download: %d %v", r.status, r.header)
 	}
 	file := []byte(r.body)
-	meta, net, err := store.Decode(bytes.NewReader(file), int64(len(file)), store.DefaultLimits())
+	meta, net, err := modelfile.Decode(bytes.NewReader(file), int64(len(file)), modelfile.Limits{})
 	if err != nil || meta.ID != id || meta.Init != "scaled" || len(meta.History) != 3 {
 		t.Fatalf("the download does not decode as the network: %+v, %v", meta, err)
 	}
@@ -190,7 +190,7 @@ func nielsenNPZ(t *testing.T, n *network.Network) []byte {
 func TestImportRefusals(t *testing.T) {
 	s := newServer(t)
 	testdata := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "store", "testdata", "import", name))
+		b, err := os.ReadFile(filepath.Join("..", "modelfile", "testdata", "import", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +213,7 @@ func TestImportRefusals(t *testing.T) {
 		{"9 outputs", "application/octet-stream", small, 400, "must end with 10"},
 		{"JSON", "application/json", []byte(`{}`), 415, "Content-Type must be"},
 		{"multipart without file", "multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n"), 400, "no field named file"},
-		{"too large", "application/octet-stream", make([]byte, store.MaxImportSize+1), 413, "larger than"},
+		{"too large", "application/octet-stream", make([]byte, modelfile.MaxImportSize+1), 413, "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.doBytes(t, "POST", "/api/networks/import", tc.ct, tc.body)
@@ -244,21 +244,21 @@ func mustNet(t *testing.T, sizes []int) *network.Network {
 }
 
 // oursNPZ is a model file in our format holding n and m (m.ID is set).
-func oursNPZ(t *testing.T, m store.Meta, n *network.Network) []byte {
+func oursNPZ(t *testing.T, m modelfile.Meta, n *network.Network) []byte {
 	t.Helper()
 	m.ID, m.Sizes = "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", n.Sizes()
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt, m.UpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
 	var buf bytes.Buffer
-	if err := store.Encode(&buf, m, n); err != nil {
+	if err := modelfile.Encode(&buf, m, n); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
 // rezip rewrites meta.json of an .npz with edit applied: files that
-// store.Encode would never write.
+// modelfile.Encode would never write.
 func rezip(t *testing.T, npz []byte, edit func(meta map[string]any)) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(npz), int64(len(npz)))
@@ -301,7 +301,7 @@ func rezip(t *testing.T, npz []byte, edit func(meta map[string]any)) []byte {
 	return buf.Bytes()
 }
 
-// TestImportedLives: a network's life is at most store.MaxHistory epochs,
+// TestImportedLives: a network's life is at most modelfile.MaxHistory epochs,
 // counting those its queued jobs will train; imported files cannot claim
 // more, nor a seed a browser cannot hold.
 func TestImportedLives(t *testing.T) {
@@ -313,12 +313,12 @@ func TestImportedLives(t *testing.T) {
 		want string
 	}{
 		{"epochs_trained 2^63-1", func(m map[string]any) { m["epochs_trained"] = json.Number("9223372036854775807") }, "epochs_trained"},
-		{"epochs_trained MaxHistory+1", func(m map[string]any) { m["epochs_trained"] = store.MaxHistory + 1 }, "epochs_trained"},
+		{"epochs_trained MaxHistory+1", func(m map[string]any) { m["epochs_trained"] = modelfile.MaxHistory + 1 }, "epochs_trained"},
 		{"seed 2^53", func(m map[string]any) { m["seed"] = json.Number("9007199254740992") }, "seed"},
 		{"seed 2^64-1", func(m map[string]any) { m["seed"] = json.Number("18446744073709551615") }, "seed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := rezip(t, oursNPZ(t, store.Meta{Init: "normal"}, net), tc.edit)
+			body := rezip(t, oursNPZ(t, modelfile.Meta{Init: "normal"}, net), tc.edit)
 			r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", body)
 			if r.status != 400 || !strings.Contains(r.body, tc.want) {
 				t.Errorf("%d %s, want 400 naming %s", r.status, r.body, tc.want)
@@ -328,10 +328,10 @@ func TestImportedLives(t *testing.T) {
 
 	// One epoch short of a life: one 1-epoch job is accepted, the next is
 	// refused whether the first is still queued, running or done.
-	almost := oursNPZ(t, store.Meta{Init: "normal", Trained: true, EpochsTrained: store.MaxHistory - 1}, net)
+	almost := oursNPZ(t, modelfile.Meta{Init: "normal", Trained: true, EpochsTrained: modelfile.MaxHistory - 1}, net)
 	r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", almost)
 	if r.status != 200 {
-		t.Fatalf("import of a network at %d epochs: %d %s", store.MaxHistory-1, r.status, r.body)
+		t.Fatalf("import of a network at %d epochs: %d %s", modelfile.MaxHistory-1, r.status, r.body)
 	}
 	id := r.json(t)["network_id"].(string)
 	one := `{"epochs": 1, "seed": 1}`
@@ -363,7 +363,7 @@ func TestNetworkWhoseOutputsAreNotNumbers(t *testing.T) {
 		body []byte
 	}{
 		{"Nielsen's layout", nielsenNPZ(t, big)},
-		{"ours", oursNPZ(t, store.Meta{Init: "normal"}, big)},
+		{"ours", oursNPZ(t, modelfile.Meta{Init: "normal"}, big)},
 	} {
 		r := s.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", tc.body)
 		if r.status != 400 || !strings.Contains(r.body, "would not be numbers") {

@@ -36,11 +36,12 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/metrics"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // loadOpenAPI loads the embedded document and validates it, examples
@@ -467,7 +468,7 @@ func newContract(t *testing.T) *contract {
 		t.Fatal(err)
 	}
 	dir := t.TempDir() + "/models"
-	st, err := store.Open(dir, store.DefaultLimits())
+	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -837,7 +838,7 @@ func (l *eventLog) count(name string) int {
 // route.
 func docService(t *testing.T) *service.Service {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
+	st, err := dirstore.Open(t.TempDir(), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // The JSON bodies of the contract. Field names, types and fixed strings
@@ -201,7 +201,7 @@ type historyEpochBody struct {
 	FinishedAt    string  `json:"finished_at"` // RFC 3339
 }
 
-func historyOf(id string, recs []store.EpochRecord) historyBody {
+func historyOf(id string, recs []modelfile.EpochRecord) historyBody {
 	b := historyBody{NetworkID: id, Epochs: make([]historyEpochBody, len(recs))}
 	for i, r := range recs {
 		b.Epochs[i] = historyEpochBody{

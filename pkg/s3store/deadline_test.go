@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // hangGuard bounds the wait for a call against a frozen server: a call
@@ -72,7 +72,7 @@ func TestFrozenS3(t *testing.T) {
 	})
 	failsInTime(t, "Delete", func() error {
 		res, err := s.Delete(ctx, m.ID)
-		if res != store.DeleteFailed {
+		if res != service.DeleteFailed {
 			t.Errorf("Delete: %v, want DeleteFailed", res)
 		}
 		return err
@@ -81,7 +81,7 @@ func TestFrozenS3(t *testing.T) {
 	failsInTime(t, "Open (store)", func() error {
 		cfg := f.cfg
 		cfg.Timeout = timeout
-		_, err := Open(ctx, cfg, store.Limits{})
+		_, err := Open(ctx, cfg, modelfile.Limits{})
 		return err
 	})
 
@@ -100,7 +100,7 @@ func TestFrozenS3(t *testing.T) {
 	if err := s.Save(ctx, m, v2); err != nil {
 		t.Errorf("Save once the server is back: %v", err)
 	}
-	if res, err := s.Delete(ctx, m.ID); res != store.DeleteRemoved || err != nil {
+	if res, err := s.Delete(ctx, m.ID); res != service.DeleteRemoved || err != nil {
 		t.Errorf("Delete once the server is back: %v, %v", res, err)
 	}
 }

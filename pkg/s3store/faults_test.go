@@ -15,7 +15,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // TestServerErrors checks that every call reports a server answering 500
@@ -55,7 +56,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	f.srv.Close()
 	checkAllFail(t, s, m.ID)
-	_, err := Open(t.Context(), f.cfg, store.Limits{})
+	_, err := Open(t.Context(), f.cfg, modelfile.Limits{})
 	if err == nil || !strings.Contains(err.Error(), `checking bucket "models" at http://127.0.0.1:`) {
 		t.Errorf("Open of an unreachable server: %v", err)
 	}
@@ -71,10 +72,10 @@ func checkAllFail(t *testing.T, s *Store, id string) {
 	if err := s.Save(ctx, m, n); err == nil {
 		t.Error("Save succeeded")
 	}
-	if _, _, err := s.Load(ctx, id); err == nil || errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load: %v, want an error other than not found", err)
 	}
-	if rc, _, err := s.Open(ctx, id); err == nil || errors.Is(err, store.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, id); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		if rc != nil {
 			rc.Close()
 		}
@@ -83,7 +84,7 @@ func checkAllFail(t *testing.T, s *Store, id string) {
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 {
 		t.Errorf("List: %v, %v; want one error", es, errs)
 	}
-	if res, err := s.Delete(ctx, id); res != store.DeleteFailed || err == nil {
+	if res, err := s.Delete(ctx, id); res != service.DeleteFailed || err == nil {
 		t.Errorf("Delete: %v, %v; want failed", res, err)
 	}
 }
@@ -92,22 +93,22 @@ func TestOpenChecks(t *testing.T) {
 	f := newFake(t)
 	cfg := f.cfg
 	cfg.Bucket = "missing"
-	if _, err := Open(t.Context(), cfg, store.Limits{}); err == nil || !strings.Contains(err.Error(), `bucket "missing" does not exist at http://`) {
+	if _, err := Open(t.Context(), cfg, modelfile.Limits{}); err == nil || !strings.Contains(err.Error(), `bucket "missing" does not exist at http://`) {
 		t.Errorf("Open of a missing bucket: %v", err)
 	}
-	if _, err := Open(t.Context(), f.cfg, store.Limits{MaxLayers: store.MaxLayers + 1}); err == nil || !strings.Contains(err.Error(), "MaxLayers") {
+	if _, err := Open(t.Context(), f.cfg, modelfile.Limits{MaxLayers: modelfile.MaxLayers + 1}); err == nil || !strings.Contains(err.Error(), "MaxLayers") {
 		t.Errorf("Open with limits beyond the format's: %v", err)
 	}
 	cfg = f.cfg
 	cfg.Timeout = -time.Second
-	if _, err := Open(t.Context(), cfg, store.Limits{}); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+	if _, err := Open(t.Context(), cfg, modelfile.Limits{}); err == nil || !strings.Contains(err.Error(), "must not be negative") {
 		t.Errorf("Open with a negative timeout: %v", err)
 	}
-	s, err := Open(t.Context(), f.cfg, store.Limits{MaxParams: 100})
+	s, err := Open(t.Context(), f.cfg, modelfile.Limits{MaxParams: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Limits(); got != (store.Limits{MaxLayers: store.DefaultMaxLayers, MaxParams: 100}) {
+	if got := s.Limits(); got != (modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 100}) {
 		t.Errorf("Limits: %+v", got)
 	}
 	if got := s.String(); got != "s3://models/nets/" {
@@ -120,21 +121,21 @@ func TestOpenChecks(t *testing.T) {
 func TestOperatorLimits(t *testing.T) {
 	f := newFake(t)
 	big := f.open(t)
-	small, err := Open(t.Context(), f.cfg, store.Limits{MaxParams: 100})
+	small, err := Open(t.Context(), f.cfg, modelfile.Limits{MaxParams: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, n := model(t, []int{20, 10}, 1) // 210 parameters
-	if err := small.Save(t.Context(), m, n); !errors.Is(err, store.ErrTooLarge) {
+	if err := small.Save(t.Context(), m, n); !errors.Is(err, modelfile.ErrTooLarge) {
 		t.Errorf("Save beyond the limits: %v", err)
 	}
 	if err := big.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := small.Load(t.Context(), m.ID); !errors.Is(err, store.ErrTooLarge) {
+	if _, _, err := small.Load(t.Context(), m.ID); !errors.Is(err, modelfile.ErrTooLarge) {
 		t.Errorf("Load beyond the limits: %v", err)
 	}
-	if es, errs := small.List(t.Context()); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], store.ErrTooLarge) {
+	if es, errs := small.List(t.Context()); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], modelfile.ErrTooLarge) {
 		t.Errorf("List beyond the limits: %v, %v", es, errs)
 	}
 }
@@ -171,7 +172,7 @@ func TestForeignObjects(t *testing.T) {
 			t.Errorf("List's errors do not mention %q:\n%s", want, msgs)
 		}
 	}
-	if _, _, err := s.Load(t.Context(), corrupt); err == nil || errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(t.Context(), corrupt); err == nil || errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load of a corrupt object: %v", err)
 	}
 	if _, _, err := s.Load(t.Context(), moved); err == nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // errChanged reports that the object was replaced or removed during a read.
@@ -31,10 +31,10 @@ const (
 )
 
 // objectReader reads one version of an object through ranged GETs: an
-// io.ReaderAt for store.Decode and store.DecodeEntry. Every response must
-// carry the version's ETag; otherwise reads fail with errChanged. It keeps
-// the last window fetched. It is not safe for concurrent use, which the
-// decoders do not need.
+// io.ReaderAt for modelfile.Decode and modelfile.DecodeEntry. Every
+// response must carry the version's ETag; otherwise reads fail with
+// errChanged. It keeps the last window fetched. It is not safe for
+// concurrent use, which the decoders do not need.
 type objectReader struct {
 	ctx  context.Context
 	s    *Store
@@ -52,7 +52,7 @@ type objectReader struct {
 // which gives the object's size and ETag too, and returns a reader pinned
 // to that version holding that window. An object no larger than a window
 // is thus read in one request, which S3 serves from one version. Its error
-// wraps store.ErrNotFound if there is no such object.
+// wraps service.ErrModelNotFound if there is no such object.
 func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
 	r := &objectReader{ctx: ctx, s: s, key: s.key(id), window: probeWindow}
 	r.gets++
@@ -64,7 +64,7 @@ func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
 	defer w.stop()
 	obj, info, hdr, err := minio.Core{Client: s.client}.GetObject(w.ctx, s.bucket, r.key, opts)
 	if notFound(err) {
-		return nil, store.ErrNotFound
+		return nil, service.ErrModelNotFound
 	}
 	if minio.ToErrorResponse(err).StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		// An empty object has no byte 0: it is not an archive, but List
@@ -75,7 +75,7 @@ func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
 			return err
 		})
 		if notFound(err) {
-			return nil, store.ErrNotFound
+			return nil, service.ErrModelNotFound
 		}
 		if err != nil {
 			return nil, err

@@ -1,8 +1,8 @@
 // Package s3store keeps networks in an S3-compatible object store (Amazon
 // S3, MinIO, Ceph, R2...), for the scaled mode, where replicas share their
-// models. It stores exactly the bytes the directory store (package store)
+// models. It stores exactly the bytes the directory store (package dirstore)
 // writes, one object per network under <prefix><id>.npz, and meets the same
-// contract (package store/storetest): the same ids, limits, errors and
+// contract (package service/storetest): the same ids, limits, errors and
 // results.
 //
 // Reads go through ranged GETs, so List reads only the zip directory and the
@@ -37,12 +37,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 const fileExt = ".npz"
@@ -70,14 +70,14 @@ type Store struct {
 	bucket    string
 	prefix    string
 	where     string // s3://bucket/prefix, for messages
-	lim       store.Limits
+	lim       modelfile.Limits
 	timeout   time.Duration // how long S3 may keep a request waiting
 }
 
 // Open returns a Store keeping networks in cfg's bucket, after checking that
 // the bucket exists. The Store saves and reads only networks within lim (a
-// zero field means the default; see store.Limits).
-func Open(ctx context.Context, cfg Config, lim store.Limits) (*Store, error) {
+// zero field means the default; see modelfile.Limits).
+func Open(ctx context.Context, cfg Config, lim modelfile.Limits) (*Store, error) {
 	lim, err := lim.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
@@ -145,7 +145,7 @@ func endpointURL(cfg Config) string {
 }
 
 // Limits returns the limits the Store holds networks to, defaults filled in.
-func (s *Store) Limits() store.Limits { return s.lim }
+func (s *Store) Limits() modelfile.Limits { return s.lim }
 
 // String returns where the Store keeps networks: s3://bucket/prefix.
 func (s *Store) String() string { return s.where }
@@ -158,35 +158,25 @@ func (s *Store) Close() error {
 
 func (s *Store) key(id string) string { return s.prefix + id + fileExt }
 
-// checkID accepts only the canonical form of a UUID, as the directory store
-// does: each network has exactly one key.
-func checkID(id string) error {
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
-		return fmt.Errorf("%w: %.40q", store.ErrInvalidID, id)
-	}
-	return nil
-}
-
 // begin checks what every call checks first: ctx, then id.
 func begin(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%.40q: %w", id, err)
 	}
-	return checkID(id)
+	return modelfile.CheckID(id)
 }
 
 // Save writes n with its description m to <prefix><m.ID>.npz, replacing any
 // network saved under that id, in one PUT: see the package doc on
 // atomicity and concurrent Saves. m.ID must be a canonical UUID, m.Sizes
 // must equal n.Sizes() and be within the Store's limits (else the error
-// wraps store.ErrTooLarge).
+// wraps modelfile.ErrTooLarge).
 //
 // The archive is built in memory first (it is as large as the network's
 // parameters), so that its length is known and it goes in a single request.
 // If ctx is cancelled during the PUT, the PUT is abandoned and the previous
 // object stays.
-func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) error {
+func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
 	if err := begin(ctx, m.ID); err != nil {
 		return fmt.Errorf("s3store: save: %w", err)
 	}
@@ -196,12 +186,12 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
 	var buf bytes.Buffer
-	if err := store.Encode(&buf, m, n); err != nil {
+	if err := modelfile.Encode(&buf, m, n); err != nil {
 		return fmt.Errorf("s3store: save: %w", err)
 	}
 	// Never store what List and Load would refuse: the readers' own checks,
 	// on the headers, against the Store's limits.
-	if _, err := store.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
+	if _, err := modelfile.DecodeEntry(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.lim); err != nil {
 		return fmt.Errorf("s3store: save %s: %w", m.ID, err)
 	}
 	// The PUT makes progress as the connection takes the body's bytes.
@@ -224,26 +214,27 @@ func (s *Store) Save(ctx context.Context, m store.Meta, n *network.Network) erro
 }
 
 // Load reads the network saved under id. Its errors wrap what the directory
-// store's do: store.ErrInvalidID, store.ErrNotFound, store.ErrTooLarge, or
-// describe a corrupt object. See store.Decode for what is checked.
-func (s *Store) Load(ctx context.Context, id string) (store.Meta, *network.Network, error) {
+// store's do: modelfile.ErrInvalidID, service.ErrModelNotFound,
+// modelfile.ErrTooLarge, or describe a corrupt object. See modelfile.Decode
+// for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	if err := begin(ctx, id); err != nil {
-		return store.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
+		return modelfile.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
 	}
 	var (
-		m store.Meta
+		m modelfile.Meta
 		n *network.Network
 	)
 	err := s.read(ctx, id, func(r *objectReader) error {
 		var err error
-		m, n, err = store.Decode(r, r.size, s.lim)
+		m, n, err = modelfile.Decode(r, r.size, s.lim)
 		if err == nil && m.ID != id {
 			err = fmt.Errorf("meta.json describes network %.40q", m.ID)
 		}
 		return err
 	})
 	if err != nil {
-		return store.Meta{}, nil, fmt.Errorf("s3store: load %s: %w", s.key(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("s3store: load %s: %w", s.key(id), err)
 	}
 	return m, n, nil
 }
@@ -319,8 +310,8 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 
 // decodeEntry checks and describes the object r reads, which must describe
 // network id.
-func (s *Store) decodeEntry(r *objectReader, id string) (store.Entry, error) {
-	e, err := store.DecodeEntry(r, r.size, s.lim)
+func (s *Store) decodeEntry(r *objectReader, id string) (modelfile.Entry, error) {
+	e, err := modelfile.DecodeEntry(r, r.size, s.lim)
 	if err == nil && e.ID != id {
 		err = fmt.Errorf("meta.json describes network %.40q", e.ID)
 	}
@@ -336,7 +327,7 @@ func (s *Store) decodeEntry(r *objectReader, id string) (store.Entry, error) {
 // itself fails, or ctx is done before every object is read, List returns no
 // entries and that error: a partial list would look like a list of fewer
 // networks.
-func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
+func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 	if err := ctx.Err(); err != nil {
 		return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, err)}
 	}
@@ -350,7 +341,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 			return nil, []error{fmt.Errorf("s3store: listing %s: %w", s.where, w.err(o.Err))}
 		}
 		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, s.prefix), fileExt)
-		if !ok || checkID(id) != nil {
+		if !ok || modelfile.CheckID(id) != nil {
 			continue
 		}
 		ids = append(ids, id)
@@ -358,7 +349,7 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 	w.stop()
 
 	type result struct {
-		e   store.Entry
+		e   modelfile.Entry
 		err error
 	}
 	results := make([]result, len(ids))
@@ -386,12 +377,12 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 	}
 
 	var (
-		entries []store.Entry
+		entries []modelfile.Entry
 		errs    []error
 	)
 	for i, res := range results {
 		switch {
-		case errors.Is(res.err, store.ErrNotFound):
+		case errors.Is(res.err, service.ErrModelNotFound):
 			// Deleted since it was listed.
 		case res.err != nil:
 			errs = append(errs, fmt.Errorf("s3store: %s: %w", s.key(ids[i]), res.err))
@@ -399,20 +390,20 @@ func (s *Store) List(ctx context.Context) ([]store.Entry, []error) {
 			entries = append(entries, res.e)
 		}
 	}
-	slices.SortFunc(entries, func(a, b store.Entry) int {
+	slices.SortFunc(entries, func(a, b modelfile.Entry) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return entries, errs
 }
 
 // Delete removes the network saved under id and says what it did:
-// store.DeleteRemoved, store.DeleteNotFound if nothing was saved under id,
-// or store.DeleteFailed with an error (an invalid id, a done ctx, an S3
-// error), in which case the object, if any, is still there. A removal
+// service.DeleteRemoved, service.DeleteNotFound if nothing was saved under
+// id, or service.DeleteFailed with an error (an invalid id, a done ctx, an
+// S3 error), in which case the object, if any, is still there. A removal
 // acknowledged by S3 is durable: DeleteRemovedNotFlushed never happens.
-func (s *Store) Delete(ctx context.Context, id string) (store.DeleteResult, error) {
+func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, error) {
 	if err := begin(ctx, id); err != nil {
-		return store.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
 	}
 	// S3 deletes a missing key without complaint: ask first, to tell "not
 	// found" from "removed".
@@ -421,16 +412,16 @@ func (s *Store) Delete(ctx context.Context, id string) (store.DeleteResult, erro
 		return err
 	})
 	if notFound(err) {
-		return store.DeleteNotFound, nil
+		return service.DeleteNotFound, nil
 	}
 	if err != nil {
-		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
 	err = s.call(ctx, func(ctx context.Context) error {
 		return s.client.RemoveObject(ctx, s.bucket, s.key(id), minio.RemoveObjectOptions{})
 	})
 	if err != nil {
-		return store.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
+		return service.DeleteFailed, fmt.Errorf("s3store: delete %s: %w", s.key(id), err)
 	}
-	return store.DeleteRemoved, nil
+	return service.DeleteRemoved, nil
 }

@@ -18,10 +18,10 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/minio/minio-go/v7"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
-	"github.com/mnist-go/nnserver/pkg/store"
-	"github.com/mnist-go/nnserver/pkg/store/storetest"
+	"github.com/mnist-go/nnserver/pkg/service/storetest"
 )
 
 const bucket = "models"
@@ -184,7 +184,7 @@ func (f *fake) openTimeout(t *testing.T, timeout time.Duration) *Store {
 	t.Helper()
 	cfg := f.cfg
 	cfg.Timeout = timeout
-	s, err := Open(t.Context(), cfg, store.DefaultLimits())
+	s, err := Open(t.Context(), cfg, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,27 +204,27 @@ func (f *fake) put(t *testing.T, s *Store, key string, b []byte) {
 var _ service.Store = (*Store)(nil)
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Backend {
+	storetest.Run(t, func(t *testing.T) service.Store {
 		return newFake(t).open(t)
 	})
 }
 
 // model returns a description and a network of the given sizes, drawn from
 // seed.
-func model(t *testing.T, sizes []int, seed uint64) (store.Meta, *network.Network) {
+func model(t *testing.T, sizes []int, seed uint64) (modelfile.Meta, *network.Network) {
 	t.Helper()
 	n, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
-	return store.Meta{ID: uuid.NewString(), Sizes: sizes, Init: store.InitNormal, CreatedAt: now, UpdatedAt: now}, n
+	return modelfile.Meta{ID: uuid.NewString(), Sizes: sizes, Init: modelfile.InitNormal, CreatedAt: now, UpdatedAt: now}, n
 }
 
-func encode(t *testing.T, m store.Meta, n *network.Network) []byte {
+func encode(t *testing.T, m modelfile.Meta, n *network.Network) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := store.Encode(&b, m, n); err != nil {
+	if err := modelfile.Encode(&b, m, n); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -8,8 +8,8 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // The service's work reserves from the process's memory budget (Config.
@@ -89,7 +89,7 @@ func loadBytes(sizes []int, records int) int64 {
 // importBytes bounds an import beyond the file itself (which the API has
 // reserved): the arrays, the network, the kernel copy that measures its
 // accuracy and the history.
-func importBytes(shape store.ImportShape) int64 {
+func importBytes(shape modelfile.ImportShape) int64 {
 	return loadBytes(shape.Sizes, shape.HistoryRecords) + analysisBytes(shape.Sizes)
 }
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // allocated returns the bytes f allocates, with the garbage collector off:
@@ -62,18 +62,15 @@ func TestBudgetEstimates(t *testing.T) {
 		}
 		at := time.Now().UTC()
 		const n = 20_000
-		recs := make([]store.EpochRecord, n)
+		recs := make([]modelfile.EpochRecord, n)
 		for i := range recs {
-			recs[i] = store.EpochRecord{Epoch: i + 1, JobID: "3f8e2d1c-7b6a-4e5f-9d8c-0a1b2c3d4e5f", Accuracy: 0.123456789,
+			recs[i] = modelfile.EpochRecord{Epoch: i + 1, JobID: "3f8e2d1c-7b6a-4e5f-9d8c-0a1b2c3d4e5f", Accuracy: 0.123456789,
 				Correct: 1234, Total: 10000, ElapsedTime: 0.123456789, LearningRate: 0.123456789, MiniBatchSize: 50000,
 				Cost: "cross_entropy", Lambda: 0.123456789, Seed: 1<<53 - 1, FinishedAt: at}
 		}
-		m := store.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", Trained: true,
+		m := modelfile.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", Trained: true,
 			EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
-		dir, err := store.Open(t.TempDir(), store.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir := newMemStore()
 		if err := dir.Save(context.Background(), m, net); err != nil {
 			t.Fatal(err)
 		}
@@ -129,15 +126,12 @@ func TestBudgetEstimates(t *testing.T) {
 
 			// A save read back, and an import of the same file.
 			now := time.Now().UTC()
-			m := store.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", CreatedAt: now, UpdatedAt: now}
+			m := modelfile.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: sizes, Init: "scaled", CreatedAt: now, UpdatedAt: now}
 			var file bytes.Buffer
-			if err := store.Encode(&file, m, net); err != nil {
+			if err := modelfile.Encode(&file, m, net); err != nil {
 				t.Fatal(err)
 			}
-			dir, err := store.Open(t.TempDir(), store.Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir := newMemStore()
 			if err := dir.Save(context.Background(), m, net); err != nil {
 				t.Fatal(err)
 			}
@@ -149,22 +143,22 @@ func TestBudgetEstimates(t *testing.T) {
 			check(t, "load", got, loadBytes(sizes, 0))
 			r := bytes.NewReader(file.Bytes())
 			got = allocated(func() {
-				shape, err := store.PeekImport(r, r.Size(), store.Limits{})
+				shape, err := modelfile.PeekImport(r, r.Size(), modelfile.Limits{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				imp, err := store.Import(r, r.Size(), store.Limits{})
+				imp, err := modelfile.Import(r, r.Size(), modelfile.Limits{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if _, err := imp.Network.Evaluate(test); err != nil {
 					t.Fatal(err)
 				}
-				if got := importBytes(shape); got != importBytes(store.ImportShape{Sizes: sizes}) {
+				if got := importBytes(shape); got != importBytes(modelfile.ImportShape{Sizes: sizes}) {
 					t.Fatalf("PeekImport: %+v", shape)
 				}
 			})
-			check(t, "import", got, importBytes(store.ImportShape{Sizes: sizes}))
+			check(t, "import", got, importBytes(modelfile.ImportShape{Sizes: sizes}))
 		})
 	}
 }

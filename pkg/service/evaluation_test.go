@@ -8,13 +8,13 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
 func TestEvaluationOfAConstantNetwork(t *testing.T) {
 	st := newFaultyStore(t)
 	id := uuid.NewString()
-	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3))
+	st.put(t, modelfile.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	ev, err := f.svc.Evaluation(context.Background(), id)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
 // JobStatus is where a job is in its life.
@@ -53,7 +53,7 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 	j := JobInfo{ID: uuid.NewString(), NetworkID: networkID, Client: ClientOf(ctx), Params: p, Status: StatusPending,
 		CreatedAt: s.now().UTC()}
 	err = s.queue.Add(ctx, j, Admission{MaxQueued: s.limits.MaxQueuedJobs, MaxQueuedPerClient: s.limits.MaxQueuedJobsPerClient,
-		MaxNetworkEpochs: store.MaxHistory, EpochsTrained: rec.EpochsTrained})
+		MaxNetworkEpochs: modelfile.MaxHistory, EpochsTrained: rec.EpochsTrained})
 	switch {
 	case errors.Is(err, ErrQueueIsFull):
 		return JobInfo{}, ErrQueueFull
@@ -62,7 +62,7 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 			"you have %d training jobs waiting, the most one client may; try again when one has started", s.limits.MaxQueuedJobsPerClient)}
 	case errors.Is(err, ErrLifetimeEpochs):
 		return JobInfo{}, Errorf(Conflict, "a network trains at most %d epochs in its life, its jobs still to run included; this one has trained %d",
-			store.MaxHistory, rec.EpochsTrained)
+			modelfile.MaxHistory, rec.EpochsTrained)
 	case err != nil:
 		return JobInfo{}, stateError(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
 // History is a network's history as of one version of it.
@@ -19,7 +19,7 @@ type History struct {
 	// Records are every epoch the network has trained, across jobs and
 	// restarts, oldest first, epochs increasing. The slice is shared:
 	// callers must not modify it.
-	Records []store.EpochRecord
+	Records []modelfile.EpochRecord
 }
 
 // History returns the network's history as it stands after its last
@@ -41,7 +41,7 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 		return nil, 0, stateError(err)
 	}
 	rc, size, err := s.store.Open(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrModelNotFound) {
 		return nil, 0, errNetworkNotFound // deleted meanwhile
 	}
 	if err != nil {
@@ -56,14 +56,14 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 // limits, finite values) before anything is written; its accuracy on the
 // test set is measured at once.
 func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (NetworkInfo, error) {
-	lim := store.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
+	lim := modelfile.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
 	notOurs := func(err error) error {
 		return &Error{Code: Invalid, Err: err,
-			Message: "not a network this server can import: " + strings.TrimPrefix(err.Error(), "store: import: ")}
+			Message: "not a network this server can import: " + strings.TrimPrefix(err.Error(), "modelfile: import: ")}
 	}
 	// What the file declares tells what reading it will take, before any
 	// of it is inflated.
-	shape, err := store.PeekImport(r, size, lim)
+	shape, err := modelfile.PeekImport(r, size, lim)
 	if err != nil {
 		return NetworkInfo{}, notOurs(err)
 	}
@@ -72,7 +72,7 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 		return NetworkInfo{}, err
 	}
 	defer hold.Release()
-	imp, err := store.Import(r, size, lim)
+	imp, err := modelfile.Import(r, size, lim)
 	if err != nil {
 		return NetworkInfo{}, notOurs(err)
 	}

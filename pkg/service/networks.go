@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // entry is a network loaded on this replica.
@@ -54,7 +54,7 @@ type state struct {
 	// history is every epoch the network trained. Snapshots share its
 	// backing array: the one job training the network appends, and each
 	// snapshot sees only its own length.
-	history []store.EpochRecord
+	history []modelfile.EpochRecord
 }
 
 // versionCounter hands out snapshot versions.
@@ -219,8 +219,8 @@ func (e *entry) record(st *state, version int64) NetworkRecord {
 }
 
 // meta describes e in state st, as it is saved.
-func (e *entry) meta(st *state) store.Meta {
-	return store.Meta{
+func (e *entry) meta(st *state) modelfile.Meta {
+	return modelfile.Meta{
 		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
 	}
@@ -355,7 +355,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	// with the request that started it (whose deadline it keeps).
 	lctx := context.WithoutCancel(ctx)
 	var (
-		meta store.Meta
+		meta modelfile.Meta
 		net  *network.Network
 	)
 	hold, busy := s.reserve(lctx, loadBytes(rec.Sizes, rec.EpochsTrained))
@@ -372,7 +372,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	switch {
 	case busy != nil:
 		c.err = busy
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrModelNotFound):
 		c.err = errNetworkNotFound // deleted meanwhile
 	case err != nil:
 		c.err = &Error{Code: Internal, Message: "the saved network could not be loaded", Err: fmt.Errorf("load network %s: %w", id, err)}
@@ -456,7 +456,7 @@ func (s *Service) Delete(ctx context.Context, id string) (Deleted, error) {
 			s.log.Warn("network deleted, but the other replicas could not be told (they drop it at their next use)", "network_id", id, "err", err)
 		}
 	}
-	fromDisk := res != store.DeleteNotFound
+	fromDisk := res != DeleteNotFound
 	s.log.Info("network deleted", "network_id", id, "from_memory", fromMemory, "from_disk", fromDisk)
 	return Deleted{NetworkID: id, FromMemory: fromMemory, FromDisk: fromDisk}, nil
 }

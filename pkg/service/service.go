@@ -25,22 +25,74 @@ import (
 
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
-// Store persists networks. *store.Store implements it (a directory); in
-// scaled mode an object store does too. Every implementation passes
-// pkg/store/storetest.
+// Store persists networks: the service's port to its model store. Its
+// adapters are pkg/dirstore (a directory, single mode) and pkg/s3store (an
+// S3-compatible bucket, scaled mode); every one passes the contract in
+// pkg/service/storetest. The values it keeps are the model file format's
+// (pkg/modelfile), and so are the errors for an invalid id
+// (modelfile.ErrInvalidID) and a network beyond the limits
+// (modelfile.ErrTooLarge); a network that is not there is ErrModelNotFound.
 type Store interface {
-	Save(ctx context.Context, m store.Meta, n *network.Network) error
-	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
-	List(ctx context.Context) ([]store.Entry, []error)
-	// Delete removes a network's model. DeleteFailed (with an error) means
-	// it is still there.
-	Delete(ctx context.Context, id string) (store.DeleteResult, error)
-	// Open returns the stored bytes of a network's model and their size.
+	// Save stores n under m.ID, replacing what was stored there, atomically.
+	Save(ctx context.Context, m modelfile.Meta, n *network.Network) error
+	// Load returns what Save stored; errors wrap ErrModelNotFound,
+	// modelfile.ErrInvalidID or modelfile.ErrTooLarge where those apply.
+	Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error)
+	// List describes every stored network, ordered by CreatedAt then ID;
+	// each unreadable one is reported by an error instead.
+	List(ctx context.Context) ([]modelfile.Entry, []error)
+	// Delete removes a network's model and says what it did. DeleteFailed
+	// (with an error) means it is still there.
+	Delete(ctx context.Context, id string) (DeleteResult, error)
+	// Open returns the stored bytes of a network's model, exactly those
+	// modelfile.Encode writes, and their length. Errors are as Load's.
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
+}
+
+// ErrModelNotFound reports that a Store holds no network under the id asked
+// for: Load's and Open's errors wrap it.
+var ErrModelNotFound = errors.New("no saved network with that id")
+
+// DeleteResult says what a Store's Delete did to the model of a network.
+type DeleteResult int
+
+const (
+	// DeleteFailed: the model, if there is one, is still there; Delete's
+	// error says why. It is the zero value, so a caller that ignores the
+	// result errs on the side of the network still existing.
+	DeleteFailed DeleteResult = iota
+	// DeleteNotFound: no network was saved under the id; nothing was done.
+	// The error is nil.
+	DeleteNotFound
+	// DeleteRemoved: the model was removed, durably. The error is nil.
+	DeleteRemoved
+	// DeleteRemovedNotFlushed: the model was removed, so Load and List no
+	// longer find it, but not durably (the directory store could not flush
+	// the removal to disk, so a power failure may bring it back). The error
+	// says why.
+	DeleteRemovedNotFlushed
+)
+
+// Gone reports whether no model is left under the id: the network is
+// deleted, although after DeleteRemovedNotFlushed not durably.
+func (r DeleteResult) Gone() bool { return r != DeleteFailed }
+
+func (r DeleteResult) String() string {
+	switch r {
+	case DeleteFailed:
+		return "failed"
+	case DeleteNotFound:
+		return "not found"
+	case DeleteRemoved:
+		return "removed"
+	case DeleteRemovedNotFlushed:
+		return "removed, not flushed"
+	}
+	return fmt.Sprintf("DeleteResult(%d)", int(r))
 }
 
 // Config wires a Service.
@@ -178,7 +230,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // slow listing at once.
 func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 	type listing struct {
-		entries []store.Entry
+		entries []modelfile.Entry
 		errs    []error
 	}
 	listed := make(chan listing, 1)
@@ -214,7 +266,7 @@ func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 }
 
 // recordOf is the catalog's record of a network saved with m.
-func recordOf(m store.Meta, version int64) NetworkRecord {
+func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,

@@ -14,16 +14,16 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
 
-// faultyStore is the real directory store, in a temporary directory, that
+// faultyStore is a Store (memStore: a model file a network, in memory) that
 // can be told to fail, and counts what it is asked to do.
 type faultyStore struct {
-	*store.Store
+	*memStore
 	mu      sync.Mutex
 	failing bool   // Save fails
 	noDel   bool   // Delete fails
@@ -35,67 +35,63 @@ func newFaultyStore(t *testing.T) *faultyStore {
 	t.Helper()
 	// The store accepts the [100,10] network some tests plant, which the
 	// service must refuse itself.
-	st, err := store.Open(t.TempDir(), store.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &faultyStore{Store: st}
+	return &faultyStore{memStore: newMemStore()}
 }
 
-func (m *faultyStore) Save(ctx context.Context, meta store.Meta, n *network.Network) error {
+func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n *network.Network) error {
 	m.mu.Lock()
 	failing := m.failing
 	m.mu.Unlock()
 	if failing {
 		return errors.New("disk full")
 	}
-	return m.Store.Save(ctx, meta, n)
+	return m.memStore.Save(ctx, meta, n)
 }
 
-func (m *faultyStore) Load(ctx context.Context, id string) (store.Meta, *network.Network, error) {
+func (m *faultyStore) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	m.mu.Lock()
 	m.loads++
 	m.mu.Unlock()
-	return m.Store.Load(ctx, id)
+	return m.memStore.Load(ctx, id)
 }
 
-func (m *faultyStore) Delete(ctx context.Context, id string) (store.DeleteResult, error) {
+func (m *faultyStore) Delete(ctx context.Context, id string) (DeleteResult, error) {
 	m.mu.Lock()
 	fail := m.noDel || id == m.noDelID
 	m.mu.Unlock()
 	if fail {
-		return store.DeleteFailed, errors.New("read-only file system")
+		return DeleteFailed, errors.New("read-only file system")
 	}
-	return m.Store.Delete(ctx, id)
+	return m.memStore.Delete(ctx, id)
 }
 
 // put saves a network directly, as an earlier run of the server would have.
-func (m *faultyStore) put(t *testing.T, meta store.Meta, n *network.Network) {
+func (m *faultyStore) put(t *testing.T, meta modelfile.Meta, n *network.Network) {
 	t.Helper()
 	if meta.CreatedAt.IsZero() {
 		meta.CreatedAt = time.Now()
 		meta.UpdatedAt = meta.CreatedAt
 	}
-	if err := m.Store.Save(context.Background(), meta, n); err != nil {
+	if err := m.memStore.Save(context.Background(), meta, n); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // saved is a network as the store holds it.
 type saved struct {
-	meta store.Meta
+	meta modelfile.Meta
 	net  *network.Network
 }
 
 func (m *faultyStore) get(id string) (saved, bool) {
-	meta, n, err := m.Store.Load(context.Background(), id)
+	meta, n, err := m.memStore.Load(context.Background(), id)
 	return saved{meta, n}, err == nil
 }
 
 // count returns how many networks are saved.
 func (m *faultyStore) count(t *testing.T) int {
 	t.Helper()
-	entries, errs := m.Store.List(context.Background())
+	entries, errs := m.memStore.List(context.Background())
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -431,7 +427,7 @@ func TestSavedNetworksAreUsable(t *testing.T) {
 	st := newFaultyStore(t)
 	id := uuid.NewString()
 	acc := 0.098
-	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0))
+	st.put(t, modelfile.Meta{ID: id, Sizes: []int{784, 1, 10}, Trained: true, Accuracy: &acc, EpochsTrained: 4}, constantNet(t, 0))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 
 	list := f.list(t)
@@ -476,7 +472,7 @@ func TestNoSuchExample(t *testing.T) {
 	one := &mnist.Dataset{Training: ds.Training, Validation: ds.Validation, Test: ds.Test.Slice(0, 1)} // a 7
 	st := newFaultyStore(t)
 	id := uuid.NewString()
-	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3))
+	st.put(t, modelfile.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 3))
 	f := newFixture(t, 1, DefaultLimits(), st, func() (*mnist.Dataset, error) { return one, nil })
 	_, err := f.svc.Example(context.Background(), id, true)
 	if ErrorCode(err) != NotFound || ErrorMessage(err) != "No successful example found after multiple attempts" {
@@ -542,7 +538,7 @@ func TestCloseFailsPendingJobs(t *testing.T) {
 func TestDeleteAll(t *testing.T) {
 	st := newFaultyStore(t)
 	onDisk := uuid.NewString()
-	st.put(t, store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
+	st.put(t, modelfile.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	f.create(t)
 	f.create(t)
@@ -661,12 +657,12 @@ func TestUnloadsIdleNetworksBeyondTheMemoryLimit(t *testing.T) {
 func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
 	st := newFaultyStore(t)
 	good, bad := uuid.NewString(), uuid.NewString()
-	st.put(t, store.Meta{ID: good, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
+	st.put(t, modelfile.Meta{ID: good, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
 	n, err := network.FromParams([]int{100, 10}, []*mat.Dense{mat.NewDense(10, 100, nil)}, []*mat.VecDense{mat.NewVecDense(10, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.put(t, store.Meta{ID: bad, Sizes: []int{100, 10}}, n)
+	st.put(t, modelfile.Meta{ID: bad, Sizes: []int{100, 10}}, n)
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	if l := f.list(t); len(l) != 1 || l[0].ID != good {
 		t.Errorf("listed %+v, want only the [784,1,10] network", l)
@@ -679,7 +675,7 @@ func TestSavedNetworksThatDoNotFitMNISTAreSkipped(t *testing.T) {
 func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
 	st := newFaultyStore(t)
 	id := uuid.NewString()
-	st.put(t, store.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
+	st.put(t, modelfile.Meta{ID: id, Sizes: []int{784, 1, 10}}, constantNet(t, 0))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	var wg sync.WaitGroup
 	for range 16 {
@@ -698,7 +694,7 @@ func TestConcurrentFirstUsesLoadOnce(t *testing.T) {
 func TestFailedDeleteKeepsTheNetwork(t *testing.T) {
 	st := newFaultyStore(t)
 	onDisk := uuid.NewString()
-	st.put(t, store.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
+	st.put(t, modelfile.Meta{ID: onDisk, Sizes: []int{784, 1, 10}}, constantNet(t, 1))
 	f := newFixture(t, 1, DefaultLimits(), st, nil)
 	inMem := f.create(t)
 	st.mu.Lock()

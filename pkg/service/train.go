@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 )
 
 // progressEvery and progressAfter shape training_progress: at most one
@@ -160,7 +160,7 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 		prev := e.state.Load()
 		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
 			epochs: prev.epochs + 1, updated: now,
-			history: append(prev.history, store.EpochRecord{
+			history: append(prev.history, modelfile.EpochRecord{
 				Epoch: prev.epochs + 1, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
 				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
 				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,

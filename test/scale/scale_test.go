@@ -37,7 +37,7 @@ import (
 	"github.com/mnist-go/nnserver/internal/lbtest"
 	"github.com/mnist-go/nnserver/internal/pgtest"
 	"github.com/mnist-go/nnserver/pkg/mnist"
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -544,7 +544,7 @@ func (s *suite) burst(t *testing.T) {
 // network_epoch 1, 2, 3, and one training_complete: epoch 2, lost mid-way,
 // was never reported before the kill, so no epoch is reported twice. The
 // job's history lists epochs 1, 2, 3. The model downloaded through the API
-// decodes (store.Decode), has 3 epochs of history, and classifies exactly
+// decodes (modelfile.Decode), has 3 epochs of history, and classifies exactly
 // the "correct" count of the last update on the MNIST test set.
 func (s *suite) killMidEpoch(t *testing.T) {
 	net := createNetworkInit(t, s.haproxy, []int{784, 600, 10}, 51, "scaled")
@@ -668,7 +668,7 @@ func (s *suite) killMidEpoch(t *testing.T) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("download: %d %v", res.StatusCode, err)
 	}
-	meta, nw, err := store.Decode(bytes.NewReader(model), int64(len(model)), store.DefaultLimits())
+	meta, nw, err := modelfile.Decode(bytes.NewReader(model), int64(len(model)), modelfile.Limits{})
 	if err != nil {
 		t.Fatalf("the downloaded model does not decode: %v", err)
 	}

@@ -481,6 +481,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		}
 		w.waitStarted(t, running.ID)
 
+		//lint:ignore ST1005 the client's message, capitalised as the wire has it
 		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New(service.MsgCancelled))
 		if err != nil || !e.Now || !e.WasPending || j.Status != service.StatusCancelled || j.Error != "internal error" && j.Error != "Training cancelled" {
 			t.Errorf("End of a pending job: %+v %+v %v", j, e, err)

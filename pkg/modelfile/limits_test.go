@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"archive/zip"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -147,13 +146,13 @@ func manyEntries(t testing.TB, n int) []byte {
 	return rezip(t, es)
 }
 
-func TestOpenLimits(t *testing.T) {
+func TestResolve(t *testing.T) {
 	for _, tc := range []struct {
 		lim     Limits
 		want    Limits
 		wantErr string
 	}{
-		{Limits{}, DefaultLimits(), ""},
+		{Limits{}, Limits{DefaultMaxLayers, DefaultMaxParams}, ""},
 		{Limits{MaxLayers: 3}, Limits{3, DefaultMaxParams}, ""},
 		{Limits{MaxParams: 7}, Limits{DefaultMaxLayers, 7}, ""},
 		{Limits{MaxLayers, MaxParams}, Limits{MaxLayers, MaxParams}, ""},
@@ -163,30 +162,43 @@ func TestOpenLimits(t *testing.T) {
 		{Limits{MaxParams: -1}, Limits{}, "MaxParams -1"},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.lim), func(t *testing.T) {
-			s, err := Open(t.TempDir(), tc.lim)
+			got, err := tc.lim.Resolve()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Open: %v, want an error containing %q", err, tc.wantErr)
+					t.Fatalf("Resolve: %v, want an error containing %q", err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
-			if s.Limits() != tc.want {
-				t.Errorf("Limits() = %+v, want %+v", s.Limits(), tc.want)
+			if got != tc.want {
+				t.Errorf("Resolve() = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
+	// Every writer and reader resolves the limits it is given: beyond the
+	// format's caps, they refuse to start.
+	for _, lim := range []Limits{{MaxLayers: MaxLayers + 1}, {MaxParams: -1}} {
+		m, n := fixture(t)
+		var b bytes.Buffer
+		if err := EncodeWithin(&b, m, n, lim); err == nil || b.Len() != 0 {
+			t.Errorf("EncodeWithin with limits %+v: %v, %d bytes written; want an error and nothing", lim, err, b.Len())
+		}
+		if _, _, err := decodeAs(saved(t, m, n), lim, fixtureID); err == nil {
+			t.Errorf("DecodeAs with limits %+v succeeded", lim)
+		}
+	}
 }
 
-func TestSaveLimits(t *testing.T) {
+// TestEncodeWithinLimits checks that EncodeWithin, as a store's Save, holds
+// networks to the limits it is given, and writes nothing it refuses.
+func TestEncodeWithinLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		lim     Limits
 		sizes   []int
-		wantErr string // empty: Save succeeds
+		wantErr string // empty: EncodeWithin succeeds
 	}{
 		{"at MaxLayers", Limits{MaxLayers: 4}, []int{3, 2, 2, 2}, ""},
 		{"over MaxLayers", Limits{MaxLayers: 3}, []int{3, 2, 2, 2}, "4 layers, more than the limit of 3 (MaxLayers)"},
@@ -195,35 +207,36 @@ func TestSaveLimits(t *testing.T) {
 		{"a layer over MaxParams", Limits{MaxParams: 10}, []int{11, 1}, "layer 0 has 11 neurons"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Open(t.TempDir(), tc.lim)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
 			m := newMeta(newID(), tc.sizes)
-			err = s.Save(t.Context(), m, newNet(t, tc.sizes, 1))
+			n := newNet(t, tc.sizes, 1)
+			var b bytes.Buffer
+			err := EncodeWithin(&b, m, n, tc.lim)
+			if cerr := CheckEncodable(m, n, tc.lim); (cerr == nil) != (err == nil) {
+				t.Errorf("CheckEncodable: %v; EncodeWithin: %v", cerr, err)
+			}
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := s.Load(t.Context(), m.ID); err != nil {
-					t.Errorf("Load of what Save wrote: %v", err)
+				if _, _, err := decodeAs(b.Bytes(), tc.lim, m.ID); err != nil {
+					t.Errorf("DecodeAs of what EncodeWithin wrote: %v", err)
 				}
 				return
 			}
 			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Save: %v, want ErrTooLarge containing %q", err, tc.wantErr)
+				t.Errorf("EncodeWithin: %v, want ErrTooLarge containing %q", err, tc.wantErr)
 			}
-			if names := dirNames(t, s.Dir()); len(names) != 0 {
-				t.Errorf("Save left %v", names)
+			if b.Len() != 0 {
+				t.Errorf("EncodeWithin wrote %d bytes", b.Len())
 			}
 		})
 	}
 }
 
-// TestReadLimits checks that Load and List refuse files beyond the store's
-// limits or the zip directory's own word, before allocating or inflating
-// what the file asks for.
+// TestReadLimits checks that DecodeAs and DecodeEntryAs (a store's Load and
+// List) refuse files beyond the limits they are given or the zip
+// directory's own word, before allocating or inflating what the file asks
+// for.
 func TestReadLimits(t *testing.T) {
 	sixtyFour := []int{784, 6400, 10} // 5,088,010 parameters
 	for _, tc := range []struct {
@@ -232,7 +245,7 @@ func TestReadLimits(t *testing.T) {
 		data    []byte
 		wantErr string
 		tooBig  bool // the error must wrap ErrTooLarge
-		listOK  bool // List reads only headers and does not notice
+		listOK  bool // DecodeEntryAs reads only headers and does not notice
 	}{
 		{"over the operator's MaxParams, under the format's", Limits{}, editMeta(t, "layer_sizes", sixtyFour),
 			"need 5088010 weights and biases, more than the limit of 5000000 (MaxParams)", true, false},
@@ -256,26 +269,19 @@ func TestReadLimits(t *testing.T) {
 		{"too many entries", Limits{}, manyEntries(t, maxEntries+1), "1025 entries", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			putFile(t, filepath.Join(dir, fixtureID+".npz"), tc.data)
-			s, err := Open(dir, tc.lim)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			_, _, err = s.Load(t.Context(), fixtureID)
+			_, _, err := decodeAs(tc.data, tc.lim, fixtureID)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrTooLarge) != tc.tooBig {
-				t.Errorf("Load: %v, want an error containing %q (wrapping ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
+				t.Errorf("DecodeAs: %v, want an error containing %q (wrapping ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
 			}
-			es, errs := s.List(t.Context())
+			_, err = decodeEntryAs(tc.data, tc.lim, fixtureID)
 			if tc.listOK {
-				if len(es) != 1 || len(errs) != 0 {
-					t.Errorf("List: %d entries, errors %v; want the file listed", len(es), errs)
+				if err != nil {
+					t.Errorf("DecodeEntryAs: %v; want the file accepted", err)
 				}
 				return
 			}
-			if len(es) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.wantErr) {
-				t.Errorf("List: %d entries, errors %v; want one error containing %q", len(es), errs, tc.wantErr)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrTooLarge) != tc.tooBig {
+				t.Errorf("DecodeEntryAs: %v, want an error containing %q (wrapping ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
 			}
 		})
 	}
@@ -292,17 +298,14 @@ func TestZipBombCost(t *testing.T) {
 		{"lying directory: the stream inflates to 256 MB", lyingW0(t, 128+48, nil, 256<<20)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			putFile(t, filepath.Join(dir, fixtureID+".npz"), tc.data)
-			s := openStore(t, dir)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			start := time.Now()
-			_, _, err := s.Load(t.Context(), fixtureID)
+			_, _, err := decodeAs(tc.data, Limits{}, fixtureID)
 			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
 			if err == nil {
-				t.Fatal("Load succeeded")
+				t.Fatal("DecodeAs succeeded")
 			}
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%d-byte file refused in %v, %d bytes allocated: %v", len(tc.data), elapsed, alloc, err)
@@ -317,13 +320,11 @@ func TestZipBombCost(t *testing.T) {
 }
 
 func BenchmarkRefuseZipBomb(b *testing.B) {
-	dir := b.TempDir()
-	putFile(b, filepath.Join(dir, fixtureID+".npz"), zipBomb(b))
-	s := openStore(b, dir)
+	bomb := zipBomb(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := s.Load(b.Context(), fixtureID); err == nil {
-			b.Fatal("Load succeeded")
+		if _, _, err := decodeAs(bomb, Limits{}, fixtureID); err == nil {
+			b.Fatal("DecodeAs succeeded")
 		}
 	}
 }
@@ -337,7 +338,7 @@ func TestCodecLimits(t *testing.T) {
 	n := newNet(t, sizes, 4)
 	b := encode(t, m, n)
 	r := bytes.NewReader(b)
-	if _, err := DecodeEntry(r, r.Size(), DefaultLimits()); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "11 layers, more than the limit of 10 (MaxLayers)") {
+	if _, err := DecodeEntry(r, r.Size(), Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "11 layers, more than the limit of 10 (MaxLayers)") {
 		t.Errorf("DecodeEntry with the default limits: %v, want ErrTooLarge naming MaxLayers", err)
 	}
 	if _, _, err := Decode(r, r.Size(), Limits{}); !errors.Is(err, ErrTooLarge) {

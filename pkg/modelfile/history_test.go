@@ -1,6 +1,7 @@
-package store
+package modelfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -9,7 +10,7 @@ import (
 	"time"
 )
 
-// TestRecordJSONBound checks that the largest record Save accepts fits
+// TestRecordJSONBound checks that the largest record Encode accepts fits
 // maxRecordJSON, on which the bound of history.json's size rests.
 func TestRecordJSONBound(t *testing.T) {
 	worst := EpochRecord{
@@ -39,27 +40,31 @@ func TestRecordJSONBound(t *testing.T) {
 // takes 0.3 s to save and 0.6 s to load, 10 s under the race detector: a
 // tenth of it exercises the same code.)
 func TestHistoryLimit(t *testing.T) {
-	s := openStore(t, t.TempDir())
 	m, n := fixture(t)
 	long := history(MaxHistory+1, m.CreatedAt)
 	if err := validateHistory(long[1:], MaxHistory+1); err != nil {
 		t.Errorf("a history of MaxHistory records: %v", err)
 	}
 	m.History, m.EpochsTrained = long, MaxHistory+1
-	if err := s.Save(t.Context(), m, n); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a history of 100001 epochs, more than the limit of 100000 (MaxHistory)") {
-		t.Errorf("Save of MaxHistory+1 records: %v, want ErrTooLarge naming MaxHistory", err)
+	var b bytes.Buffer
+	if err := EncodeWithin(&b, m, n, Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a history of 100001 epochs, more than the limit of 100000 (MaxHistory)") {
+		t.Errorf("EncodeWithin of MaxHistory+1 records: %v, want ErrTooLarge naming MaxHistory", err)
+	}
+	if err := Encode(&b, m, n); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Encode of MaxHistory+1 records: %v, want ErrTooLarge", err)
+	}
+	if b.Len() != 0 {
+		t.Errorf("the refused encodings wrote %d bytes", b.Len())
 	}
 	m.History, m.EpochsTrained = long[:MaxHistory/10], MaxHistory
-	if err := s.Save(t.Context(), m, n); err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := s.Load(t.Context(), m.ID)
+	file := saved(t, m, n)
+	got, _, err := decodeAs(file, Limits{}, m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameMeta(t, got, m)
-	if es, errs := s.List(t.Context()); len(es) != 1 || len(errs) != 0 || es[0].History != nil {
-		t.Errorf("List: %v, %v", es, errs)
+	if e, err := decodeEntryAs(file, Limits{}, m.ID); err != nil || e.History != nil {
+		t.Errorf("DecodeEntryAs: history of %d records, %v; want none, nil", len(e.History), err)
 	}
 }
 

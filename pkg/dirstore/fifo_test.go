@@ -1,6 +1,6 @@
 //go:build unix
 
-package store
+package dirstore
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // returnsPromptly runs f in a goroutine and fails t if it has not returned
@@ -82,14 +84,14 @@ func TestNonRegularFiles(t *testing.T) {
 	for _, id := range ids {
 		returnsPromptly(t, "Load", func() {
 			_, _, err := s.Load(t.Context(), id)
-			if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), wantErr[id]) {
+			if err == nil || errors.Is(err, service.ErrModelNotFound) || !strings.Contains(err.Error(), wantErr[id]) {
 				t.Errorf("Load %s: %v, want an error containing %q", id, err, wantErr[id])
 			}
 		})
 	}
 	for _, id := range ids {
 		returnsPromptly(t, "Delete", func() {
-			if got, err := s.Delete(t.Context(), id); got != DeleteRemoved || err != nil {
+			if got, err := s.Delete(t.Context(), id); got != service.DeleteRemoved || err != nil {
 				t.Errorf("Delete %s: %v, %v; want removed, nil", id, got, err)
 			}
 		})

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"cmp"
@@ -58,7 +58,7 @@ type Imported struct {
 func Import(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 	imp, err := importNPZ(r, size, lim)
 	if err != nil {
-		return Imported{}, fmt.Errorf("store: import: %w", err)
+		return Imported{}, fmt.Errorf("modelfile: import: %w", err)
 	}
 	return imp, nil
 }
@@ -81,7 +81,7 @@ func (s ImportShape) Params() int { return network.ParamCount(s.Sizes) }
 func PeekImport(r io.ReaderAt, size int64, lim Limits) (ImportShape, error) {
 	shape, err := peekImport(r, size, lim)
 	if err != nil {
-		return ImportShape{}, fmt.Errorf("store: import: %w", err)
+		return ImportShape{}, fmt.Errorf("modelfile: import: %w", err)
 	}
 	return shape, nil
 }

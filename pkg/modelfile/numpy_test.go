@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"fmt"
@@ -59,13 +59,10 @@ func python(t *testing.T) string {
 func TestNumPyReadsSavedFile(t *testing.T) {
 	py := python(t)
 	for _, sizes := range [][]int{{784, 30, 10}, {784, 17, 5, 10}, {1, 1}} {
-		dir := t.TempDir()
-		s := openStore(t, dir)
 		m := newMeta(newID(), sizes)
-		if err := s.Save(t.Context(), m, newNet(t, sizes, 5)); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(py, "-c", numpyCheck, filepath.Join(dir, m.ID+".npz"), fmt.Sprint(*m.Seed)).CombinedOutput()
+		path := filepath.Join(t.TempDir(), m.ID+".npz")
+		putFile(t, path, saved(t, m, newNet(t, sizes, 5)))
+		out, err := exec.Command(py, "-c", numpyCheck, path, fmt.Sprint(*m.Seed)).CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "ok "+m.ID) {
 			t.Errorf("%v: NumPy: %v\n%s", sizes, err, out)
 		}

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"encoding/binary"
@@ -69,7 +69,7 @@ func npyHeader(shape []int) []byte {
 
 // writeFloats writes xs as little-endian float64 values, the data part of an
 // NPY file of dtype '<f8', using buf (a multiple of 8 bytes long) as scratch
-// space. It refuses NaN and infinities, which Load would refuse to read back.
+// space. It refuses NaN and infinities, which Decode would refuse to read back.
 func writeFloats(w io.Writer, xs []float64, buf []byte) error {
 	for len(xs) > 0 {
 		n := min(len(xs), len(buf)/8)

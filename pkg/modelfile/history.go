@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// MaxHistory is the most epoch records a network's history may hold. Save
+// MaxHistory is the most epoch records a network's history may hold. Encode
 // refuses a longer history (the caller must drop the oldest records) and
 // no file declaring more is read. At 1000 epochs a job, it is 100 jobs of
 // the longest kind; history.json then takes about 27 MB.
@@ -65,7 +65,7 @@ type EpochRecord struct {
 var recordKeys = []string{"epoch", "job_id", "accuracy", "correct", "total", "elapsed_time",
 	"learning_rate", "mini_batch_size", "cost", "lambda", "seed", "finished_at"}
 
-// validateHistory checks h as both Save and Load require: at most
+// validateHistory checks h as both encoding and decoding require: at most
 // MaxHistory records, epochs increasing from 1 to at most epochsTrained,
 // and every field within its range.
 func validateHistory(h []EpochRecord, epochsTrained int) error {

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"errors"
@@ -44,13 +44,8 @@ type Limits struct {
 	MaxParams int
 }
 
-// DefaultLimits returns the limits used when none are configured.
-func DefaultLimits() Limits {
-	return Limits{MaxLayers: DefaultMaxLayers, MaxParams: DefaultMaxParams}
-}
-
 // Resolve fills zero fields with the defaults and checks the result against
-// the format's caps. Every model store (this directory one, S3) uses it.
+// the format's caps. Every model store (the directory, S3) uses it.
 func (l Limits) Resolve() (Limits, error) {
 	if l.MaxLayers == 0 {
 		l.MaxLayers = DefaultMaxLayers
@@ -68,7 +63,7 @@ func (l Limits) Resolve() (Limits, error) {
 }
 
 // Check checks layer sizes against l (resolved): network.CheckSizes's rules
-// with these limits, in the store's words; too many wraps ErrTooLarge.
+// with these limits, in the format's words; too many wraps ErrTooLarge.
 func (l Limits) Check(sizes []int) error { return checkSizes(sizes, l) }
 
 // checkSizes checks layer sizes against lim (already resolved). Each size is

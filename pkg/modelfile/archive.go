@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"archive/zip"
@@ -124,7 +124,7 @@ func (a *archive) open(name string, maxSize uint64) (*entryReader, error) {
 }
 
 // inflaters holds flate readers for reuse: each holds a 32 KiB window and
-// tables, and List opens a few entries per file.
+// tables, and a store's List opens a few entries per file.
 var inflaters sync.Pool
 
 func newInflater(r io.Reader) io.ReadCloser {

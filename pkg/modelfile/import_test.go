@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func TestImportNumPyFiles(t *testing.T) {
 		{"bomb.npz", "layer sizes [784 7000 10] need 5565010 weights and biases, more than the limit of 5000000 (MaxParams)", true},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			imp, err := importBytes(getFile(t, fixturePath(filepath.Join("import", tc.file))), DefaultLimits())
+			imp, err := importBytes(getFile(t, fixturePath(filepath.Join("import", tc.file))), Limits{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrTooLarge) != tc.tooBig {
 					t.Fatalf("Import: %v, want an error containing %q (ErrTooLarge: %v)", err, tc.wantErr, tc.tooBig)
@@ -100,7 +100,7 @@ func TestImportOurFormat(t *testing.T) {
 		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			imp, err := importBytes(tc.data, DefaultLimits())
+			imp, err := importBytes(tc.data, Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestImportOurFormat(t *testing.T) {
 		})
 	}
 
-	imp, err := importBytes(getFile(t, fixturePath("numpy.npz")), DefaultLimits())
+	imp, err := importBytes(getFile(t, fixturePath("numpy.npz")), Limits{})
 	if err != nil {
 		t.Fatalf("Import of testdata/numpy.npz: %v", err)
 	}
@@ -123,7 +123,7 @@ func TestImportOurFormat(t *testing.T) {
 	}
 
 	// What Decode refuses, Import refuses.
-	if _, err := importBytes(editMeta(t, "epochs_trained", -1), DefaultLimits()); err == nil || !strings.Contains(err.Error(), "epochs_trained") {
+	if _, err := importBytes(editMeta(t, "epochs_trained", -1), Limits{}); err == nil || !strings.Contains(err.Error(), "epochs_trained") {
 		t.Errorf("Import of a bad meta.json: %v", err)
 	}
 }
@@ -226,7 +226,7 @@ func importCases(t testing.TB) []importCase {
 func TestImportErrors(t *testing.T) {
 	for _, tc := range importCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			imp, err := importBytes(tc.data, DefaultLimits())
+			imp, err := importBytes(tc.data, Limits{})
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -263,7 +263,7 @@ func TestImportSizeLimit(t *testing.T) {
 	}
 	defer f.Close()
 	c := &countingReaderAt{r: f}
-	if _, err := Import(c, MaxImportSize+1, DefaultLimits()); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "MaxImportSize") {
+	if _, err := Import(c, MaxImportSize+1, Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "MaxImportSize") {
 		t.Errorf("Import of MaxImportSize+1 bytes: %v, want ErrTooLarge naming MaxImportSize", err)
 	}
 	if c.n != 0 {

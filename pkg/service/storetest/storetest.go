@@ -1,5 +1,6 @@
-// Package storetest is a contract test suite for model stores: every
-// backend (the directory store, an S3-compatible one) runs Run, so that the
+// Package storetest is the contract every implementation of service.Store
+// passes: the directory store of single mode (pkg/dirstore) and the
+// S3-compatible one of scaled mode (pkg/s3store) run Run, so that the
 // service can rely on the same behaviour from all of them.
 package storetest
 
@@ -20,35 +21,19 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-// Backend is a model store as the service uses it. *store.Store implements
-// it.
-type Backend interface {
-	// Save stores n under m.ID, replacing what was stored there, atomically.
-	Save(ctx context.Context, m store.Meta, n *network.Network) error
-	// Load returns what Save stored; errors wrap store.ErrNotFound,
-	// store.ErrInvalidID or store.ErrTooLarge where those apply.
-	Load(ctx context.Context, id string) (store.Meta, *network.Network, error)
-	// List describes every stored network, ordered by CreatedAt then ID;
-	// each unreadable one is reported by an error instead.
-	List(ctx context.Context) ([]store.Entry, []error)
-	// Delete removes what is stored under id and says what it did.
-	Delete(ctx context.Context, id string) (store.DeleteResult, error)
-	// Open returns the stored bytes, exactly those store.Encode writes, and
-	// their length.
-	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
-}
-
-// Run tests the backend newStore returns against the contract. Each call of
-// newStore must return a new, empty store that uses store.DefaultLimits();
-// it should register its own cleanup with t.Cleanup.
-func Run(t *testing.T, newStore func(t *testing.T) Backend) {
+// Run tests the store newStore returns against the contract. Each call of
+// newStore must return a new, empty store that uses the default limits (the
+// zero modelfile.Limits); it should register its own cleanup with
+// t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) service.Store) {
 	tests := []struct {
 		name string
-		test func(t *testing.T, s Backend)
+		test func(t *testing.T, s service.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"OpenReturnsEncodedBytes", testOpen},
@@ -98,22 +83,22 @@ func net(t *testing.T, sizes []int, seed uint64) *network.Network {
 
 // meta returns a full description of a network of the given sizes, created
 // at created.
-func meta(sizes []int, created time.Time) store.Meta {
+func meta(sizes []int, created time.Time) modelfile.Meta {
 	acc := 0.8765
 	seed := uint64(1<<64 - 3) // beyond 2^53: must survive exactly
 	job := uuid.NewString()
-	var history []store.EpochRecord
+	var history []modelfile.EpochRecord
 	for e := 1; e <= 2; e++ {
-		history = append(history, store.EpochRecord{
+		history = append(history, modelfile.EpochRecord{
 			Epoch: e, JobID: job, Accuracy: 0.8 + float64(e)/100, Correct: 8000 + 100*e, Total: 10000,
 			ElapsedTime: 0.5 * float64(e), LearningRate: 0.5, MiniBatchSize: 32, Cost: "cross_entropy",
 			Lambda: 5, Seed: uint64(e) << 60, FinishedAt: created.Add(time.Duration(e) * time.Second),
 		})
 	}
-	return store.Meta{
+	return modelfile.Meta{
 		ID:            uuid.NewString(),
 		Sizes:         slices.Clone(sizes),
-		Init:          store.InitScaled,
+		Init:          modelfile.InitScaled,
 		Seed:          &seed,
 		Trained:       true,
 		Accuracy:      &acc,
@@ -161,7 +146,7 @@ func diffNetwork(got, want *network.Network) error {
 
 // sameMeta fails t unless got describes what want does; times are compared
 // as instants.
-func sameMeta(t *testing.T, got, want store.Meta) {
+func sameMeta(t *testing.T, got, want modelfile.Meta) {
 	t.Helper()
 	if got.ID != want.ID || !slices.Equal(got.Sizes, want.Sizes) || got.Init != want.Init ||
 		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
@@ -177,13 +162,13 @@ func samePtr[T comparable](a, b *T) bool {
 }
 
 // sameRecord compares records, their times as instants.
-func sameRecord(a, b store.EpochRecord) bool {
+func sameRecord(a, b modelfile.EpochRecord) bool {
 	at, bt := a.FinishedAt, b.FinishedAt
 	a.FinishedAt, b.FinishedAt = time.Time{}, time.Time{}
 	return a == b && at.Equal(bt)
 }
 
-func ids(es []store.Entry) []string {
+func ids(es []modelfile.Entry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, e.ID)
@@ -191,19 +176,19 @@ func ids(es []store.Entry) []string {
 	return out
 }
 
-func testRoundTrip(t *testing.T, s Backend) {
+func testRoundTrip(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	untrained := meta([]int{784, 30, 10}, epoch)
 	untrained.Trained, untrained.Accuracy, untrained.EpochsTrained, untrained.History = false, nil, 0, nil
 	imported := meta([]int{784, 30, 10}, epoch)
 	imported.Init, imported.Seed = "", nil
-	for i, m := range []store.Meta{
+	for i, m := range []modelfile.Meta{
 		meta([]int{784, 30, 10}, epoch),
 		meta([]int{784, 17, 5, 10}, epoch),
 		untrained,
 		imported,
 		meta([]int{1, 1}, epoch),
-		meta(slices.Repeat([]int{2}, store.DefaultMaxLayers), epoch), // at the layer limit
+		meta(slices.Repeat([]int{2}, modelfile.DefaultMaxLayers), epoch), // at the layer limit
 	} {
 		n := net(t, m.Sizes, uint64(i))
 		if err := s.Save(ctx, m, n); err != nil {
@@ -218,7 +203,7 @@ func testRoundTrip(t *testing.T, s Backend) {
 	}
 }
 
-func testOpen(t *testing.T, s Backend) {
+func testOpen(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{784, 16, 10}, epoch)
 	n := net(t, m.Sizes, 7)
@@ -226,7 +211,7 @@ func testOpen(t *testing.T, s Backend) {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
-	if err := store.Encode(&want, m, n); err != nil {
+	if err := modelfile.Encode(&want, m, n); err != nil {
 		t.Fatal(err)
 	}
 	rc, size, err := s.Open(ctx, m.ID)
@@ -244,9 +229,9 @@ func testOpen(t *testing.T, s Backend) {
 		t.Errorf("Open says %d bytes, reads %d", size, len(got))
 	}
 	if !bytes.Equal(got, want.Bytes()) {
-		t.Errorf("Open returns %d bytes that differ from store.Encode's %d", len(got), want.Len())
+		t.Errorf("Open returns %d bytes that differ from modelfile.Encode's %d", len(got), want.Len())
 	}
-	gm, gn, err := store.Decode(bytes.NewReader(got), int64(len(got)), store.DefaultLimits())
+	gm, gn, err := modelfile.Decode(bytes.NewReader(got), int64(len(got)), modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +239,7 @@ func testOpen(t *testing.T, s Backend) {
 	sameNetwork(t, gn, n)
 }
 
-func testList(t *testing.T, s Backend) {
+func testList(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 0 {
 		t.Fatalf("List of an empty store: %v, %v", es, errs)
@@ -262,7 +247,7 @@ func testList(t *testing.T, s Backend) {
 	early := meta([]int{3, 2, 2}, epoch.Add(-time.Nanosecond))
 	late1, late2 := meta([]int{3, 2, 2}, epoch), meta([]int{5, 4, 3, 2}, epoch)
 	// Saved out of order, to check sorting by CreatedAt, then ID.
-	for i, m := range []store.Meta{late1, late2, early} {
+	for i, m := range []modelfile.Meta{late1, late2, early} {
 		if err := s.Save(ctx, m, net(t, m.Sizes, uint64(i))); err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +264,7 @@ func testList(t *testing.T, s Backend) {
 			continue
 		}
 		// List leaves the history out.
-		sameMeta(t, e.Meta, store.EntryOf(late2).Meta)
+		sameMeta(t, e.Meta, modelfile.EntryOf(late2).Meta)
 		ws, bs := [][2]int{{4, 5}, {3, 4}, {2, 3}}, [][2]int{{4, 1}, {3, 1}, {2, 1}}
 		if !slices.Equal(e.WeightShapes, ws) || !slices.Equal(e.BiasShapes, bs) {
 			t.Errorf("shapes %v, %v; want %v, %v", e.WeightShapes, e.BiasShapes, ws, bs)
@@ -287,7 +272,7 @@ func testList(t *testing.T, s Backend) {
 	}
 }
 
-func testOverwrite(t *testing.T, s Backend) {
+func testOverwrite(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{6, 4, 2}, epoch)
 	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); err != nil {
@@ -313,15 +298,15 @@ func testOverwrite(t *testing.T, s Backend) {
 	}
 }
 
-func testDelete(t *testing.T, s Backend) {
+func testDelete(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m, other := meta([]int{3, 2, 2}, epoch), meta([]int{3, 2, 2}, epoch)
-	for _, m := range []store.Meta{m, other} {
+	for _, m := range []modelfile.Meta{m, other} {
 		if err := s.Save(ctx, m, net(t, m.Sizes, 3)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, want := range []store.DeleteResult{store.DeleteRemoved, store.DeleteNotFound} {
+	for i, want := range []service.DeleteResult{service.DeleteRemoved, service.DeleteNotFound} {
 		got, err := s.Delete(ctx, m.ID)
 		if got != want || err != nil {
 			t.Errorf("Delete #%d: %v, %v; want %v, nil", i+1, got, err, want)
@@ -330,10 +315,10 @@ func testDelete(t *testing.T, s Backend) {
 			t.Errorf("Delete #%d: %v is not Gone", i+1, got)
 		}
 	}
-	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Open(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Open after Delete: %v, want ErrNotFound", err)
 	}
 	if es, errs := s.List(ctx); !slices.Equal(ids(es), []string{other.ID}) || len(errs) != 0 {
@@ -344,24 +329,24 @@ func testDelete(t *testing.T, s Backend) {
 	}
 }
 
-func testNotFound(t *testing.T, s Backend) {
+func testNotFound(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	id := uuid.NewString()
-	if _, _, err := s.Load(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Load(ctx, id); !errors.Is(err, service.ErrModelNotFound) {
 		t.Errorf("Load: %v, want ErrNotFound", err)
 	}
-	if rc, _, err := s.Open(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if rc, _, err := s.Open(ctx, id); !errors.Is(err, service.ErrModelNotFound) {
 		if rc != nil {
 			rc.Close()
 		}
 		t.Errorf("Open: %v, want ErrNotFound", err)
 	}
-	if got, err := s.Delete(ctx, id); got != store.DeleteNotFound || err != nil {
+	if got, err := s.Delete(ctx, id); got != service.DeleteNotFound || err != nil {
 		t.Errorf("Delete: %v, %v; want not found, nil", got, err)
 	}
 }
 
-func testInvalidIDs(t *testing.T, s Backend) {
+func testInvalidIDs(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	id := uuid.NewString()
 	for _, bad := range []string{
@@ -371,19 +356,19 @@ func testInvalidIDs(t *testing.T, s Backend) {
 		t.Run(fmt.Sprintf("%.40q", bad), func(t *testing.T) {
 			m := meta([]int{3, 2, 2}, epoch)
 			m.ID = bad
-			if err := s.Save(ctx, m, net(t, m.Sizes, 1)); !errors.Is(err, store.ErrInvalidID) {
+			if err := s.Save(ctx, m, net(t, m.Sizes, 1)); !errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Save: %v, want ErrInvalidID", err)
 			}
-			if _, _, err := s.Load(ctx, bad); !errors.Is(err, store.ErrInvalidID) {
+			if _, _, err := s.Load(ctx, bad); !errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Load: %v, want ErrInvalidID", err)
 			}
-			if rc, _, err := s.Open(ctx, bad); !errors.Is(err, store.ErrInvalidID) {
+			if rc, _, err := s.Open(ctx, bad); !errors.Is(err, modelfile.ErrInvalidID) {
 				if rc != nil {
 					rc.Close()
 				}
 				t.Errorf("Open: %v, want ErrInvalidID", err)
 			}
-			if got, err := s.Delete(ctx, bad); got != store.DeleteFailed || !errors.Is(err, store.ErrInvalidID) {
+			if got, err := s.Delete(ctx, bad); got != service.DeleteFailed || !errors.Is(err, modelfile.ErrInvalidID) {
 				t.Errorf("Delete: %v, %v; want failed, ErrInvalidID", got, err)
 			}
 		})
@@ -393,20 +378,21 @@ func testInvalidIDs(t *testing.T, s Backend) {
 	}
 }
 
-// testLimits saves networks just beyond store.DefaultLimits(). Networks
-// just within them are saved by testRoundTrip (layers) and here (params).
-func testLimits(t *testing.T, s Backend) {
+// testLimits saves networks just beyond the default limits
+// (modelfile.DefaultMaxLayers and DefaultMaxParams). Networks just within
+// them are saved by testRoundTrip (layers) and here (params).
+func testLimits(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	for _, sizes := range [][]int{
-		slices.Repeat([]int{1}, store.DefaultMaxLayers+1),
-		{store.DefaultMaxParams, 1}, // one weight per input and a bias
+		slices.Repeat([]int{1}, modelfile.DefaultMaxLayers+1),
+		{modelfile.DefaultMaxParams, 1}, // one weight per input and a bias
 	} {
 		m := meta(sizes, epoch)
 		n := zeros(t, sizes)
-		if err := s.Save(ctx, m, n); !errors.Is(err, store.ErrTooLarge) {
+		if err := s.Save(ctx, m, n); !errors.Is(err, modelfile.ErrTooLarge) {
 			t.Errorf("Save of %d layers, %d inputs: %v, want ErrTooLarge", len(sizes), sizes[0], err)
 		}
-		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := s.Load(ctx, m.ID); !errors.Is(err, service.ErrModelNotFound) {
 			t.Errorf("Load of what Save refused: %v, want ErrNotFound", err)
 		}
 	}
@@ -414,7 +400,7 @@ func testLimits(t *testing.T, s Backend) {
 		return
 	}
 	// Exactly at MaxParams: 40 MB of parameters, saved and loaded back.
-	sizes := []int{store.DefaultMaxParams - 1, 1}
+	sizes := []int{modelfile.DefaultMaxParams - 1, 1}
 	m := meta(sizes, epoch)
 	n := zeros(t, sizes)
 	if err := s.Save(ctx, m, n); err != nil {
@@ -444,7 +430,7 @@ func zeros(t *testing.T, sizes []int) *network.Network {
 	return n
 }
 
-func testCancelled(t *testing.T, s Backend) {
+func testCancelled(t *testing.T, s service.Store) {
 	saved := meta([]int{3, 2, 2}, epoch)
 	if err := s.Save(t.Context(), saved, net(t, saved.Sizes, 1)); err != nil {
 		t.Fatal(err)
@@ -467,7 +453,7 @@ func testCancelled(t *testing.T, s Backend) {
 	if es, errs := s.List(ctx); len(es) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
 		t.Errorf("List: %v, %v; want no entries and context.Canceled", ids(es), errs)
 	}
-	if got, err := s.Delete(ctx, saved.ID); got != store.DeleteFailed || !errors.Is(err, context.Canceled) {
+	if got, err := s.Delete(ctx, saved.ID); got != service.DeleteFailed || !errors.Is(err, context.Canceled) {
 		t.Errorf("Delete: %v, %v; want failed, context.Canceled", got, err)
 	}
 	// Nothing was done.
@@ -479,14 +465,14 @@ func testCancelled(t *testing.T, s Backend) {
 // testConcurrent saves two versions of one network in turn while others
 // load and open it: every Load must see one version whole, never a mix or
 // a torn file.
-func testConcurrent(t *testing.T, s Backend) {
+func testConcurrent(t *testing.T, s service.Store) {
 	ctx := t.Context()
 	m := meta([]int{50, 20, 10}, epoch)
 	versions := []*network.Network{net(t, m.Sizes, 100), net(t, m.Sizes, 101)}
 	var encoded [2][]byte
 	for i, v := range versions {
 		var b bytes.Buffer
-		if err := store.Encode(&b, m, v); err != nil {
+		if err := modelfile.Encode(&b, m, v); err != nil {
 			t.Fatal(err)
 		}
 		encoded[i] = b.Bytes()

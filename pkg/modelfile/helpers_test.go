@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"archive/zip"
@@ -23,7 +23,8 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden_v2.npz and the fuzz seed corpora")
 
 // fixtureID is the id of testdata/golden_v*.npz and testdata/numpy.npz, and
-// the name FuzzLoad gives its input.
+// the id under which the tests decode the files they make (FuzzDecode's
+// input too), as a store reads the file it keeps under that id.
 const fixtureID = "6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f"
 
 func newNet(t testing.TB, sizes []int, seed uint64) *network.Network {
@@ -76,17 +77,7 @@ func fixture(t testing.TB) (Meta, *network.Network) {
 	return newMeta(fixtureID, sizes), newNet(t, sizes, 42)
 }
 
-func openStore(t testing.TB, dir string) *Store {
-	t.Helper()
-	s, err := Open(dir, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// encode returns the bytes Save writes for m and n.
+// encode returns the bytes Encode writes for m and n.
 func encode(t testing.TB, m Meta, n *network.Network) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -96,11 +87,47 @@ func encode(t testing.TB, m Meta, n *network.Network) []byte {
 	return b.Bytes()
 }
 
+// saved returns the bytes a store with the default limits saves for m and
+// n: what EncodeWithin writes.
+func saved(t testing.TB, m Meta, n *network.Network) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := EncodeWithin(&b, m, n, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// decodeAs reads data as a store reads the file it keeps under id.
+func decodeAs(data []byte, lim Limits, id string) (Meta, *network.Network, error) {
+	r := bytes.NewReader(data)
+	return DecodeAs(r, r.Size(), lim, id)
+}
+
+// decodeEntryAs reads data as a store's List reads the file it keeps under
+// id.
+func decodeEntryAs(data []byte, lim Limits, id string) (Entry, error) {
+	r := bytes.NewReader(data)
+	return DecodeEntryAs(r, r.Size(), lim, id)
+}
+
 // zipEntry is one member of an archive that tests build by hand.
 type zipEntry struct {
 	name   string
 	data   []byte
 	method uint16 // zip.Store unless set
+}
+
+// entry returns the contents of the archive b's entry name.
+func entry(t testing.TB, b []byte, name string) []byte {
+	t.Helper()
+	for _, e := range unzip(t, b) {
+		if e.name == name {
+			return e.data
+		}
+	}
+	t.Fatalf("no entry %s", name)
+	return nil
 }
 
 func unzip(t testing.TB, b []byte) []zipEntry {
@@ -284,20 +311,6 @@ func getFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// dirNames lists the names in dir, to check what a test left behind.
-func dirNames(t testing.TB, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
 }
 
 // sameNetwork fails t unless a and b have the same sizes and bit-identical

@@ -1,48 +1,14 @@
-// Package store saves networks so that they survive a restart, and loads
-// them back.
+// Package dirstore keeps networks as files in one directory, so that they
+// survive a restart, and loads them back: the directory adapter of the
+// service's Store. The bytes of each file are the model file format's
+// (package modelfile), which also reads them back; this package keeps them.
 //
-// The file format is independent of where the bytes are kept: Encode writes
-// a network as an archive, Decode and DecodeEntry read one from any
-// io.ReaderAt, and Import reads networks made elsewhere (ours, or Michael
-// Nielsen's network.py's saved with NumPy). Store keeps the archives as
-// files in one directory; other backends keep the same bytes elsewhere, and
-// package storetest holds the contract they all meet.
-//
-// Each network is one NumPy .npz archive (a Store names it <id>.npz), which
-// a data scientist can open with np.load (docs/PYTHON.md shows how). Its
-// entries, in this order:
-//
-//	meta.json     the description (below)
-//	history.json  a JSON array of every epoch trained (EpochRecord), one a line
-//	w0.npy ...    layer l's weights, shape (sizes[l+1], sizes[l]): one row per neuron
-//	b0.npy ...    layer l's biases, shape (sizes[l+1],)
-//
-// The arrays are NPY files of little-endian float64 ('<f8') in C order,
-// stored uncompressed as np.savez writes them (Decode also reads deflated
-// entries, as np.savez_compressed writes them). The .json entries are not
-// arrays: np.load returns their bytes. meta.json's fields:
-//
-//	format_version   2 (version 1 files, without init, seed, history_records
-//	                 and history.json, are still read)
-//	id               the network's id, the file's name without ".npz"
-//	layer_sizes      [784, 30, 10]
-//	init             "normal", "scaled" or "" (unknown)
-//	seed             the seed the network was made with (an exact integer up
-//	                 to 2^64-1), or null
-//	trained          true once an epoch of training has finished
-//	accuracy         test-set accuracy between 0 and 1, or null
-//	epochs_trained   epochs completed, over all training jobs
-//	history_records  the records in history.json, at most MaxHistory
-//	created_at       RFC 3339 time, UTC, to the nanosecond
-//	updated_at       RFC 3339 time, UTC, to the nanosecond
-//
-// Files are written atomically, so a crash or a full disk never leaves a
-// half-written network behind, and every file read is treated as hostile:
-// its headers are checked against each other and against the operator's
-// Limits before anything is allocated or inflated, no entry is read past the
-// size the zip directory records for it, and every entry's CRC-32 is
-// checked.
-package store
+// Each network is one file, <id>.npz. Files are written atomically, so a
+// crash or a full disk never leaves a half-written network behind, and
+// every file read is treated as hostile: all access goes through an
+// os.Root, nothing but regular files is opened, and modelfile checks what
+// they hold against the operator's limits before anything is allocated.
+package dirstore
 
 import (
 	"bufio"
@@ -58,21 +24,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
-
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
+	"github.com/mnist-go/nnserver/pkg/service"
 )
 
 // DefaultDir is the directory networks are kept in unless configured
 // otherwise ($MODELS_DIR).
 const DefaultDir = "models"
-
-// ErrNotFound reports that no network is saved under the id asked for.
-var ErrNotFound = errors.New("no saved network with that id")
-
-// ErrInvalidID reports an id that is not a UUID in canonical form
-// (lowercase, hyphenated, 36 characters). Only such ids become file names.
-var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
 
 // Store keeps networks in one directory. All access goes through an os.Root,
 // so no file outside that directory can be read or written, whatever a name
@@ -88,7 +47,7 @@ var ErrInvalidID = errors.New("network id is not a canonical lowercase UUID")
 type Store struct {
 	dir  string
 	root *os.Root
-	lim  Limits // resolved
+	lim  modelfile.Limits // resolved
 	// flush flushes an open directory to disk: (*os.File).Sync, unless a
 	// test of this package makes it fail.
 	flush func(*os.File) error
@@ -100,28 +59,30 @@ const (
 	// hides them from ls, and their names never match <uuid>.npz, so List
 	// ignores them.
 	tempPrefix = ".nnstore-tmp-"
+	// bufSize is the buffer a Save writes through.
+	bufSize = 64 << 10
 )
 
 // Open returns a Store keeping networks in dir, creating dir (mode 0755) if
 // it does not exist, and removes temporary files left behind by a Save that
 // was interrupted by a crash. The Store saves and reads only networks within
-// lim (see Limits: a zero field means the default).
-func Open(dir string, lim Limits) (*Store, error) {
+// lim (see modelfile.Limits: a zero field means the default).
+func Open(dir string, lim modelfile.Limits) (*Store, error) {
 	lim, err := lim.Resolve()
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	s := &Store{dir: filepath.Clean(dir), root: root, lim: lim, flush: (*os.File).Sync}
 	if err := s.removeTemps(); err != nil {
 		root.Close()
-		return nil, fmt.Errorf("store: removing leftover temporary files in %s: %w", dir, err)
+		return nil, fmt.Errorf("dirstore: removing leftover temporary files in %s: %w", dir, err)
 	}
 	return s, nil
 }
@@ -142,7 +103,7 @@ func (s *Store) removeTemps() error {
 }
 
 // Limits returns the limits the Store holds networks to, defaults filled in.
-func (s *Store) Limits() Limits { return s.lim }
+func (s *Store) Limits() modelfile.Limits { return s.lim }
 
 // Dir returns the directory the Store keeps networks in.
 func (s *Store) Dir() string { return s.dir }
@@ -151,9 +112,10 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Close() error { return s.root.Close() }
 
 // Save writes n with its description m to <m.ID>.npz, replacing any network
-// saved under that id. m.ID must be a canonical UUID, m.Sizes must equal
-// n.Sizes() and be within the Store's limits (else the error wraps
-// ErrTooLarge).
+// saved under that id. m.ID must be a canonical UUID (else the error wraps
+// modelfile.ErrInvalidID), m.Sizes must equal n.Sizes() and be within the
+// Store's limits (else the error wraps modelfile.ErrTooLarge). Nothing is
+// written before these checks pass.
 //
 // Save is atomic: it writes a temporary file in the same directory, flushes
 // it to disk, renames it over the old file and flushes the directory. If
@@ -163,39 +125,39 @@ func (s *Store) Close() error { return s.root.Close() }
 //
 // Save checks ctx before it starts, not while it writes: a started Save
 // runs to the end, so that a cancelled caller never leaves half its work.
-func (s *Store) Save(ctx context.Context, m Meta, n *network.Network) error {
+func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: save %.40q: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %.40q: %w", m.ID, err)
 	}
-	if err := checkEncodable(m, n, s.lim); err != nil {
-		return fmt.Errorf("store: save: %w", err)
+	if err := modelfile.CheckEncodable(m, n, s.lim); err != nil {
+		return fmt.Errorf("dirstore: save: %w", err)
 	}
 
 	tmp := tempPrefix + m.ID + "-" + rand.Text()
 	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
-	err = writeFile(f, m, n)
+	err = s.writeFile(f, m, n)
 	if err == nil {
 		err = s.root.Rename(tmp, fileName(m.ID))
 	}
 	if err != nil {
 		// Best effort: if this fails too, the next Open removes it.
 		s.root.Remove(tmp)
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return fmt.Errorf("store: save %s: %w", m.ID, err)
+		return fmt.Errorf("dirstore: save %s: %w", m.ID, err)
 	}
 	return nil
 }
 
 // writeFile writes m and n to f as an .npz archive, flushes it to stable
 // storage and closes f.
-func writeFile(f *os.File, m Meta, n *network.Network) error {
+func (s *Store) writeFile(f *os.File, m modelfile.Meta, n *network.Network) error {
 	bw := bufio.NewWriterSize(f, bufSize)
-	err := writeNPZ(bw, m, n)
+	err := modelfile.EncodeWithin(bw, m, n, s.lim)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -209,25 +171,26 @@ func writeFile(f *os.File, m Meta, n *network.Network) error {
 }
 
 // Load reads the network saved under id. It returns an error wrapping
-// ErrInvalidID if id is not a canonical UUID, one wrapping ErrNotFound if no
-// such network is saved, one wrapping ErrTooLarge if the file is beyond the
-// Store's limits, and an error describing the problem if the file is
-// corrupt. See Decode for what is checked.
-func (s *Store) Load(ctx context.Context, id string) (Meta, *network.Network, error) {
+// modelfile.ErrInvalidID if id is not a canonical UUID, one wrapping
+// service.ErrModelNotFound if no such network is saved, one wrapping
+// modelfile.ErrTooLarge if the file is beyond the Store's limits, and an
+// error describing the problem if the file is corrupt. See modelfile.Decode
+// for what is checked.
+func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load: %w", err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load: %w", err)
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", id, ErrNotFound)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", id, service.ErrModelNotFound)
 	}
 	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", fileName(id), err)
 	}
 	defer f.Close()
-	m, n, err := decode(f, size, s.lim, id)
+	m, n, err := modelfile.DecodeAs(f, size, s.lim, id)
 	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: load %s: %w", fileName(id), err)
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", fileName(id), err)
 	}
 	return m, n, nil
 }
@@ -242,18 +205,18 @@ func (s *Store) Load(ctx context.Context, id string) (Meta, *network.Network, er
 // Errors are as Load's.
 func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return nil, 0, fmt.Errorf("store: open: %w", err)
+		return nil, 0, fmt.Errorf("dirstore: open: %w", err)
 	}
 	f, size, err := s.openRegular(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("store: open %s: %w", id, ErrNotFound)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", id, service.ErrModelNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", fileName(id), err)
 	}
-	if _, err := decodeEntry(f, size, s.lim, id); err != nil {
+	if _, err := modelfile.DecodeEntryAs(f, size, s.lim, id); err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("store: open %s: %w", fileName(id), err)
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", fileName(id), err)
 	}
 	return &fileReader{SectionReader: io.NewSectionReader(f, 0, size), f: f}, size, nil
 }
@@ -271,7 +234,7 @@ func (s *Store) begin(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%.40q: %w", id, err)
 	}
-	return checkID(id)
+	return modelfile.CheckID(id)
 }
 
 // openRegular opens name for reading without ever blocking (see openFlags)
@@ -320,30 +283,30 @@ func notRegular(mode fs.FileMode) error {
 //
 // If ctx is done before List has read every file, List returns no entries
 // and ctx's error: a partial list would look like a list of fewer networks.
-func (s *Store) List(ctx context.Context) ([]Entry, []error) {
+func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 	if err := ctx.Err(); err != nil {
-		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+		return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 	}
 	des, err := s.readDir()
 	if err != nil {
-		return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+		return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 	}
 	var (
-		entries []Entry
+		entries []modelfile.Entry
 		errs    []error
 	)
 	for _, de := range des {
 		id, ok := strings.CutSuffix(de.Name(), fileExt)
-		if !ok || checkID(id) != nil {
+		if !ok || modelfile.CheckID(id) != nil {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, []error{fmt.Errorf("store: listing %s: %w", s.dir, err)}
+			return nil, []error{fmt.Errorf("dirstore: listing %s: %w", s.dir, err)}
 		}
 		// Symbolic links are opened: Root keeps them inside the directory, and
 		// openRegular checks what they lead to.
 		if t := de.Type(); t != 0 && t != fs.ModeSymlink {
-			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), notRegular(t)))
+			errs = append(errs, fmt.Errorf("dirstore: %s: %w", de.Name(), notRegular(t)))
 			continue
 		}
 		e, err := s.entry(id)
@@ -351,98 +314,50 @@ func (s *Store) List(ctx context.Context) ([]Entry, []error) {
 			continue // deleted since we read the directory
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("store: %s: %w", de.Name(), err))
+			errs = append(errs, fmt.Errorf("dirstore: %s: %w", de.Name(), err))
 			continue
 		}
 		entries = append(entries, e)
 	}
-	slices.SortFunc(entries, func(a, b Entry) int {
+	slices.SortFunc(entries, func(a, b modelfile.Entry) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return entries, errs
 }
 
-func (s *Store) entry(id string) (Entry, error) {
+func (s *Store) entry(id string) (modelfile.Entry, error) {
 	f, size, err := s.openRegular(fileName(id))
 	if err != nil {
-		return Entry{}, err
+		return modelfile.Entry{}, err
 	}
 	defer f.Close()
-	return decodeEntry(f, size, s.lim, id)
+	return modelfile.DecodeEntryAs(f, size, s.lim, id)
 }
 
-// DeleteResult says what Delete did to the file of a network.
-type DeleteResult int
-
-const (
-	// DeleteFailed: the file, if there is one, is still there; Delete's
-	// error says why. It is the zero value, so a caller that ignores the
-	// result errs on the side of the network still existing.
-	DeleteFailed DeleteResult = iota
-	// DeleteNotFound: no network was saved under the id; nothing was done.
-	// The error is nil.
-	DeleteNotFound
-	// DeleteRemoved: the file was removed and the removal flushed to disk.
-	// The error is nil.
-	DeleteRemoved
-	// DeleteRemovedNotFlushed: the file was removed, so Load and List no
-	// longer find it, but flushing the directory failed, so a power failure
-	// may bring it back. The error describes the failed flush.
-	DeleteRemovedNotFlushed
-)
-
-// Gone reports whether no file is left under the id: the network is
-// deleted, although after DeleteRemovedNotFlushed not durably.
-func (r DeleteResult) Gone() bool { return r != DeleteFailed }
-
-func (r DeleteResult) String() string {
-	switch r {
-	case DeleteFailed:
-		return "failed"
-	case DeleteNotFound:
-		return "not found"
-	case DeleteRemoved:
-		return "removed"
-	case DeleteRemovedNotFlushed:
-		return "removed, not flushed"
-	}
-	return fmt.Sprintf("DeleteResult(%d)", int(r))
-}
-
-// Delete removes the network saved under id and says what it did: see
-// DeleteResult. Deleting an id under which nothing is saved is not an
-// error. An invalid id gives DeleteFailed and an error wrapping
-// ErrInvalidID; so does a done ctx, with ctx's error.
-func (s *Store) Delete(ctx context.Context, id string) (DeleteResult, error) {
+// Delete removes the network saved under id and says what it did (see
+// service.DeleteResult): DeleteRemoved once the removal of the file is
+// flushed to disk; DeleteRemovedNotFlushed if the file is gone but flushing
+// the directory failed, with that error; DeleteNotFound, and no error, if
+// nothing was saved under id. An invalid id gives DeleteFailed and an error
+// wrapping modelfile.ErrInvalidID; so does a done ctx, with ctx's error.
+func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, error) {
 	if err := s.begin(ctx, id); err != nil {
-		return DeleteFailed, fmt.Errorf("store: delete: %w", err)
+		return service.DeleteFailed, fmt.Errorf("dirstore: delete: %w", err)
 	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return DeleteNotFound, nil
+		return service.DeleteNotFound, nil
 	}
 	if err != nil {
-		return DeleteFailed, fmt.Errorf("store: delete %s: %w", id, err)
+		return service.DeleteFailed, fmt.Errorf("dirstore: delete %s: %w", id, err)
 	}
 	if err := s.syncDir(); err != nil {
-		return DeleteRemovedNotFlushed, fmt.Errorf("store: delete %s: removed, but not flushed to disk: %w", id, err)
+		return service.DeleteRemovedNotFlushed, fmt.Errorf("dirstore: delete %s: removed, but not flushed to disk: %w", id, err)
 	}
-	return DeleteRemoved, nil
+	return service.DeleteRemoved, nil
 }
 
-// checkID accepts only the canonical form of a UUID. uuid.Parse alone also
-// takes upper case, braces and "urn:uuid:" prefixes; requiring the round trip
-// gives each network exactly one possible file name, built from nothing but
-// hex digits and hyphens.
-func checkID(id string) error {
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
-		return fmt.Errorf("%w: %.40q", ErrInvalidID, id)
-	}
-	return nil
-}
-
-// fileName must only be called with an id that passed checkID.
+// fileName must only be called with an id that passed modelfile.CheckID.
 func fileName(id string) string { return id + fileExt }
 
 func (s *Store) readDir() ([]fs.DirEntry, error) {

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"archive/zip"
@@ -16,8 +16,8 @@ import (
 // Meta describes a saved network; it is stored in the archive's meta.json
 // and, for History, history.json.
 type Meta struct {
-	// ID is the network's id, a canonical lowercase UUID; a Store names the
-	// file <ID>.npz.
+	// ID is the network's id, a canonical lowercase UUID (see CheckID); an
+	// adapter names the file <ID>.npz.
 	ID string
 	// Sizes is the number of neurons in each layer, inputs first.
 	Sizes []int
@@ -39,8 +39,8 @@ type Meta struct {
 	// History records every epoch the network trained, oldest first, across
 	// jobs: at most MaxHistory records, epochs increasing and at most
 	// EpochsTrained. Epochs trained before format version 2 have no record:
-	// version 1 files read with an empty history. List does not read the
-	// history: its entries' History is nil.
+	// version 1 files read with an empty history. DecodeEntry (a store's
+	// List) does not read the history: its entries' History is nil.
 	History []EpochRecord
 	// CreatedAt is when the network was created, UpdatedAt when it last
 	// changed. They are stored in UTC to the nanosecond.
@@ -56,7 +56,8 @@ const (
 	InitScaled = "scaled"
 )
 
-// Entry describes one saved network, as List reports it.
+// Entry describes one saved network, as DecodeEntry reads it and a store's
+// List reports it.
 type Entry struct {
 	// Meta is the network's description, without History (nil).
 	Meta
@@ -68,7 +69,7 @@ type Entry struct {
 	BiasShapes [][2]int
 }
 
-// EntryOf returns the Entry that List reports for a network saved with m:
+// EntryOf returns the Entry that DecodeEntry reads from a network saved with m:
 // m without its History, and the shapes of its arrays.
 func EntryOf(m Meta) Entry {
 	m.History = nil
@@ -121,10 +122,10 @@ var metaKeys = map[int][]string{
 		"history_records", "created_at", "updated_at"},
 }
 
-// validate checks what both Save and Load require of a Meta, so that Save
-// never writes a file Load would refuse. lim must be resolved.
+// validate checks what both encoding and decoding require of a Meta, so
+// that Encode never writes a file Decode would refuse. lim must be resolved.
 func (m *Meta) validate(lim Limits) error {
-	if err := checkID(m.ID); err != nil {
+	if err := CheckID(m.ID); err != nil {
 		return err
 	}
 	return m.validateContent(lim)
@@ -164,15 +165,43 @@ func (m *Meta) validateContent(lim Limits) error {
 // m must be valid (a canonical UUID, sizes within the format's caps MaxLayers
 // and MaxParams, ...) and m.Sizes must equal n.Sizes(); Encode checks this
 // before writing anything, and refuses non-finite parameters as it meets
-// them. A store also checks its own Limits.
+// them. A store holds networks to its own Limits: see EncodeWithin.
 func Encode(w io.Writer, m Meta, n *network.Network) error {
 	if err := checkEncodable(m, n, formatLimits); err != nil {
-		return fmt.Errorf("store: encode: %w", err)
+		return fmt.Errorf("modelfile: encode: %w", err)
 	}
 	if err := writeNPZ(w, m, n); err != nil {
-		return fmt.Errorf("store: encode %s: %w", m.ID, err)
+		return fmt.Errorf("modelfile: encode %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// EncodeWithin is Encode holding m and n to lim (a zero field means the
+// default) instead of the format's caps: a network beyond lim is refused
+// with an error wrapping ErrTooLarge before anything is written. What it
+// writes, Decode with the same limits reads back.
+func EncodeWithin(w io.Writer, m Meta, n *network.Network, lim Limits) error {
+	if err := CheckEncodable(m, n, lim); err != nil {
+		return fmt.Errorf("modelfile: encode: %w", err)
+	}
+	if err := writeNPZ(w, m, n); err != nil {
+		return fmt.Errorf("modelfile: encode %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// CheckEncodable checks what EncodeWithin checks before it writes anything:
+// that m is valid within lim (a zero field means the default) and describes
+// n. A store calls it before it makes room for the file (a temporary file,
+// an upload), so that a network it must refuse leaves nothing behind.
+// Errors wrap ErrInvalidID for an id that is not a canonical UUID, and
+// ErrTooLarge for a network beyond lim.
+func CheckEncodable(m Meta, n *network.Network, lim Limits) error {
+	lim, err := lim.Resolve()
+	if err != nil {
+		return err
+	}
+	return checkEncodable(m, n, lim)
 }
 
 // formatLimits are the format's caps as Limits.
@@ -282,7 +311,21 @@ func maxFileSize(lim Limits) int64 {
 func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, error) {
 	m, n, err := decode(r, size, lim, "")
 	if err != nil {
-		return Meta{}, nil, fmt.Errorf("store: decode: %w", err)
+		return Meta{}, nil, fmt.Errorf("modelfile: decode: %w", err)
+	}
+	return m, n, nil
+}
+
+// DecodeAs is Decode for the file a store keeps under id: meta.json must
+// name that id, which is checked before any array is read. id must be a
+// canonical UUID (see CheckID).
+func DecodeAs(r io.ReaderAt, size int64, lim Limits, id string) (Meta, *network.Network, error) {
+	if err := CheckID(id); err != nil {
+		return Meta{}, nil, fmt.Errorf("modelfile: decode: %w", err)
+	}
+	m, n, err := decode(r, size, lim, id)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("modelfile: decode: %w", err)
 	}
 	return m, n, nil
 }
@@ -294,7 +337,20 @@ func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, erro
 func DecodeEntry(r io.ReaderAt, size int64, lim Limits) (Entry, error) {
 	e, err := decodeEntry(r, size, lim, "")
 	if err != nil {
-		return Entry{}, fmt.Errorf("store: decode: %w", err)
+		return Entry{}, fmt.Errorf("modelfile: decode: %w", err)
+	}
+	return e, nil
+}
+
+// DecodeEntryAs is DecodeEntry for the file a store keeps under id:
+// meta.json must name that id. id must be a canonical UUID (see CheckID).
+func DecodeEntryAs(r io.ReaderAt, size int64, lim Limits, id string) (Entry, error) {
+	if err := CheckID(id); err != nil {
+		return Entry{}, fmt.Errorf("modelfile: decode: %w", err)
+	}
+	e, err := decodeEntry(r, size, lim, id)
+	if err != nil {
+		return Entry{}, fmt.Errorf("modelfile: decode: %w", err)
 	}
 	return e, nil
 }

@@ -1,4 +1,4 @@
-package store
+package modelfile
 
 import (
 	"bytes"
@@ -59,13 +59,11 @@ func TestPredictExample(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := openStore(t, t.TempDir())
 	m := newMeta(newID(), sizes)
 	m.History, m.EpochsTrained = nil, 1
-	if err := s.Save(t.Context(), m, n); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, script, filepath.Join(s.Dir(), m.ID+".npz"))
+	path := filepath.Join(t.TempDir(), m.ID+".npz")
+	putFile(t, path, saved(t, m, n))
+	cmd := exec.Command(py, script, path)
 	cmd.Dir = root // the script reads data/*.gz from the repository's root
 	out, err := cmd.Output()
 	if err != nil {

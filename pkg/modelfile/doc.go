@@ -1,0 +1,43 @@
+// Package modelfile is the model file format: how a network and its
+// description are written as bytes, and read back, whatever keeps the bytes.
+//
+// Encode writes a network as an archive, Decode and DecodeEntry read one from
+// any io.ReaderAt, and Import reads networks made elsewhere (ours, or Michael
+// Nielsen's network.py's saved with NumPy). Limits are the operator's bounds
+// on what is written and read; CheckID says which ids a network may have.
+// The adapters that keep the bytes (pkg/dirstore in a directory,
+// pkg/s3store in a bucket) store exactly what Encode writes.
+//
+// Each network is one NumPy .npz archive (an adapter names it <id>.npz),
+// which a data scientist can open with np.load (docs/PYTHON.md shows how).
+// Its entries, in this order:
+//
+//	meta.json     the description (below)
+//	history.json  a JSON array of every epoch trained (EpochRecord), one a line
+//	w0.npy ...    layer l's weights, shape (sizes[l+1], sizes[l]): one row per neuron
+//	b0.npy ...    layer l's biases, shape (sizes[l+1],)
+//
+// The arrays are NPY files of little-endian float64 ('<f8') in C order,
+// stored uncompressed as np.savez writes them (Decode also reads deflated
+// entries, as np.savez_compressed writes them). The .json entries are not
+// arrays: np.load returns their bytes. meta.json's fields:
+//
+//	format_version   2 (version 1 files, without init, seed, history_records
+//	                 and history.json, are still read)
+//	id               the network's id, the file's name without ".npz"
+//	layer_sizes      [784, 30, 10]
+//	init             "normal", "scaled" or "" (unknown)
+//	seed             the seed the network was made with (an exact integer up
+//	                 to 2^64-1), or null
+//	trained          true once an epoch of training has finished
+//	accuracy         test-set accuracy between 0 and 1, or null
+//	epochs_trained   epochs completed, over all training jobs
+//	history_records  the records in history.json, at most MaxHistory
+//	created_at       RFC 3339 time, UTC, to the nanosecond
+//	updated_at       RFC 3339 time, UTC, to the nanosecond
+//
+// Every file read is treated as hostile: its headers are checked against
+// each other and against the operator's Limits before anything is allocated
+// or inflated, no entry is read past the size the zip directory records for
+// it, and every entry's CRC-32 is checked.
+package modelfile

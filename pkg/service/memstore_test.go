@@ -1,0 +1,132 @@
+package service
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/mnist-go/nnserver/pkg/modelfile"
+	"github.com/mnist-go/nnserver/pkg/network"
+)
+
+// memStore is a Store in memory for this package's tests, which cannot use
+// an adapter: pkg/dirstore and pkg/s3store import this package. It keeps
+// each network as the bytes of its model file, written and read with the
+// default limits as the adapters write and read theirs (modelfile's
+// EncodeWithin, DecodeAs and DecodeEntryAs), so that what the service saves
+// goes through the format, and checks ctx and the id first, as they do.
+// Its behaviour is the contract's (pkg/service/storetest), which it cannot
+// run for the same reason; the adapters run it.
+type memStore struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{files: map[string][]byte{}} }
+
+// begin checks what every call checks first: ctx, then id.
+func begin(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%.40q: %w", id, err)
+	}
+	return modelfile.CheckID(id)
+}
+
+func (s *memStore) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
+	if err := begin(ctx, m.ID); err != nil {
+		return fmt.Errorf("memstore: save: %w", err)
+	}
+	var b bytes.Buffer
+	if err := modelfile.EncodeWithin(&b, m, n, modelfile.Limits{}); err != nil {
+		return fmt.Errorf("memstore: save: %w", err)
+	}
+	s.mu.Lock()
+	s.files[m.ID] = b.Bytes()
+	s.mu.Unlock()
+	return nil
+}
+
+// file returns the bytes saved under id.
+func (s *memStore) file(ctx context.Context, id string) (*bytes.Reader, error) {
+	if err := begin(ctx, id); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	b, ok := s.files[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", id, ErrModelNotFound)
+	}
+	return bytes.NewReader(b), nil
+}
+
+func (s *memStore) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
+	r, err := s.file(ctx, id)
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load: %w", err)
+	}
+	m, n, err := modelfile.DecodeAs(r, r.Size(), modelfile.Limits{}, id)
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load %s: %w", id, err)
+	}
+	return m, n, nil
+}
+
+func (s *memStore) List(ctx context.Context) ([]modelfile.Entry, []error) {
+	if err := ctx.Err(); err != nil {
+		return nil, []error{fmt.Errorf("memstore: list: %w", err)}
+	}
+	s.mu.Lock()
+	files := make(map[string][]byte, len(s.files))
+	for id, b := range s.files {
+		files[id] = b
+	}
+	s.mu.Unlock()
+	var (
+		entries []modelfile.Entry
+		errs    []error
+	)
+	for id, b := range files {
+		e, err := modelfile.DecodeEntryAs(bytes.NewReader(b), int64(len(b)), modelfile.Limits{}, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("memstore: %s: %w", id, err))
+			continue
+		}
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b modelfile.Entry) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return entries, errs
+}
+
+func (s *memStore) Delete(ctx context.Context, id string) (DeleteResult, error) {
+	if err := begin(ctx, id); err != nil {
+		return DeleteFailed, fmt.Errorf("memstore: delete: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.files[id]; !ok {
+		return DeleteNotFound, nil
+	}
+	delete(s.files, id)
+	return DeleteRemoved, nil
+}
+
+func (s *memStore) Open(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	r, err := s.file(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("memstore: open: %w", err)
+	}
+	if _, err := modelfile.DecodeEntryAs(r, r.Size(), modelfile.Limits{}, id); err != nil {
+		return nil, 0, fmt.Errorf("memstore: open %s: %w", id, err)
+	}
+	return io.NopCloser(r), r.Size(), nil
+}
