@@ -271,7 +271,7 @@ func TestCancelledSave(t *testing.T) {
 	t.Cleanup(front.Close)
 	cfg := f.cfg
 	cfg.Endpoint = strings.TrimPrefix(front.URL, "http://")
-	s, err := Open(t.Context(), cfg, store.DefaultLimits())
+	s, err := Open(t.Context(), cfg, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

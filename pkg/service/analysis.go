@@ -2,8 +2,8 @@ package service
 
 import (
 	"context"
-	"math"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
