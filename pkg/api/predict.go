@@ -170,6 +170,11 @@ func (h *handlers) decodeImage(c *gin.Context, data []byte) ([]float64, bool) {
 	defer h.releaseDecode()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), decodeTimeout)
 	defer cancel()
+	// AfterFunc runs cancel in a goroutine of its own: a decode that starts
+	// once shutdown has begun must not race it.
+	if h.stopping.Err() != nil {
+		cancel()
+	}
 	stop := context.AfterFunc(h.stopping, cancel)
 	defer stop()
 	return fromDigit(c, func() ([]float64, error) { return digit.FromImage(ctx, data) })
