@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,69 +83,23 @@ type setting struct {
 	min, max  int64 // for integers; both 0: no bounds
 }
 
+// raw holds the settings whose flags are not config fields as they are:
+// they are checked and turned into config fields by finish.
+type raw struct {
+	host, level, proxies, metrics, dbURL string
+	port, scratch, budgetMB              int
+}
+
+// parseConfig reads the settings: each flag's default comes from its
+// environment variable if set, the flags from args win; then every value is
+// checked and the config derived.
 func parseConfig(args []string, getenv func(string) string) (config, error) {
-	lim := service.DefaultLimits()
-	cpus := runtime.GOMAXPROCS(0)
-	cfg := config{
-		Limits: lim, CPUs: cpus,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Above the 25 s ping interval, the longest a long-poll is held open.
-		WriteTimeout:   60 * time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-	}
+	cfg := defaultConfig()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var usage strings.Builder
 	fs.SetOutput(&usage)
-	var (
-		settings []setting
-		port     int
-		level    string
-		proxies  string
-		metrics  string
-		dbURL    string
-		scratch  int
-		budgetMB int
-	)
-	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
-		fs.IntVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
-		settings = append(settings, setting{name, env, min, max})
-	}
-	strVar := func(dst *string, name, env, def, help string) {
-		fs.StringVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
-		settings = append(settings, setting{flag: name, env: env})
-	}
-	durVar := func(dst *time.Duration, name, env string, def time.Duration, help string) {
-		fs.DurationVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
-		settings = append(settings, setting{flag: name, env: env})
-	}
-	intVar(&port, "port", "PORT", 8000, 1, 65535, "HTTP port, all interfaces")
-	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", dirstore.DefaultDir, "directory of saved networks")
-	strVar(&cfg.MNISTDir, "mnist-dir", "MNIST_DIR", "", "directory with the four MNIST .gz files; empty: the copy built in")
-	intVar(&cfg.Workers, "max-concurrent-jobs", "MAX_CONCURRENT_JOBS", cpus, 1, 256, "training jobs run at once; default: the CPUs this process may use")
-	strVar(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
-	strVar(&cfg.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty")
-	strVar(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed in logs; empty: none")
-	strVar(&metrics, "metrics", "METRICS", "on", "serve Prometheus metrics at /metrics: on or off")
-	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
-	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
-	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, modelfile.MaxParams, "weights and biases per network at most")
-	intVar(&cfg.Limits.MaxParamsInMemory, "max-params-in-memory", "MAX_PARAMS_IN_MEMORY", lim.MaxParamsInMemory, 1, 1<<40, "weights and biases held in memory; past it idle networks are unloaded")
-	intVar(&cfg.Limits.MaxEpochs, "max-epochs", "MAX_EPOCHS", lim.MaxEpochs, 1, 1_000_000, "epochs per job at most")
-	intVar(&scratch, "job-scratch-mb", "JOB_SCRATCH_MB", lim.JobScratchBytes>>20, 1, 1<<20, "MiB of scratch memory per training job; larger mini-batches run in chunks")
-	intVar(&cfg.Limits.MaxFinishedJobs, "max-finished-jobs", "MAX_FINISHED_JOBS", lim.MaxFinishedJobs, 1, 10_000_000, "finished jobs remembered at most")
-	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
-	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
-	intVar(&budgetMB, "memory-budget-mb", "MEMORY_BUDGET_MB", DefaultMemoryBudgetMB, 16, 1<<20, "MiB that requests and training jobs may hold together (bodies, image decodes, imports, analyses, encoded answers, training scratch); past it requests get 503 and jobs wait")
-	intVar(&cfg.Limits.MaxQueuedJobsPerClient, "max-queued-jobs-per-client", "MAX_QUEUED_JOBS_PER_CLIENT", lim.MaxQueuedJobsPerClient, 0, 1_000_000, "training jobs one client address may have waiting; 0: no bound")
-	intVar(&cfg.MaxSessionsPerAddr, "max-sessions-per-addr", "MAX_SESSIONS_PER_ADDR", live.DefaultMaxSessionsPerAddr, 1, 1_000_000, "Socket.IO sessions one client address may hold")
-	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
-	strVar(&dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
-	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
-	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
-	durVar(&cfg.DBTimeout, "db-timeout", "DB_TIMEOUT", postgres.DefaultTimeout, fmt.Sprintf("scaled mode: each call to Postgres fails after this long (the request gets 503), and the server stops each statement a second later; from %v to %v", minDBTimeout, maxDBTimeout))
-
+	var r raw
+	settings := defineSettings(fs, &cfg, &r)
 	// The environment sets defaults, through the flags' own parsers, so
 	// that a bad value is reported the same way from either.
 	for _, s := range settings {
@@ -161,34 +117,110 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := checkRanges(fs, settings); err != nil {
+		return config{}, err
+	}
+	return finish(cfg, r, getenv)
+}
+
+// defaultConfig is the configuration before any setting is read: the
+// fixed HTTP bounds and the service's default limits.
+func defaultConfig() config {
+	return config{
+		Limits: service.DefaultLimits(), CPUs: runtime.GOMAXPROCS(0),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Above the 25 s ping interval, the longest a long-poll is held open.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// defineSettings defines every setting's flag on fs, writing to cfg or r,
+// and returns them with their environment variables and integer bounds.
+func defineSettings(fs *flag.FlagSet, cfg *config, r *raw) []setting {
+	var settings []setting
+	lim, cpus := cfg.Limits, cfg.CPUs
+	intVar := func(dst *int, name, env string, def int, min, max int64, help string) {
+		fs.IntVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{name, env, min, max})
+	}
+	strVar := func(dst *string, name, env, def, help string) {
+		fs.StringVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{flag: name, env: env})
+	}
+	durVar := func(dst *time.Duration, name, env string, def time.Duration, help string) {
+		fs.DurationVar(dst, name, def, fmt.Sprintf("%s (env %s)", help, env))
+		settings = append(settings, setting{flag: name, env: env})
+	}
+	strVar(&r.host, "host", "HOST", "", "address to listen on, e.g. 127.0.0.1 or ::1; empty: all interfaces")
+	intVar(&r.port, "port", "PORT", 8000, 1, 65535, "HTTP port")
+	strVar(&cfg.ModelsDir, "models-dir", "MODELS_DIR", dirstore.DefaultDir, "directory of saved networks")
+	strVar(&cfg.MNISTDir, "mnist-dir", "MNIST_DIR", "", "directory with the four MNIST .gz files; empty: the copy built in")
+	intVar(&cfg.Workers, "max-concurrent-jobs", "MAX_CONCURRENT_JOBS", cpus, 1, 256, "training jobs run at once; default: the CPUs this process may use")
+	strVar(&r.level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	strVar(&cfg.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; off when empty")
+	strVar(&r.proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (logs, per-client bounds); empty: none")
+	strVar(&r.metrics, "metrics", "METRICS", "on", "serve Prometheus metrics at /metrics: on or off")
+	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
+	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
+	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, modelfile.MaxParams, "weights and biases per network at most")
+	intVar(&cfg.Limits.MaxParamsInMemory, "max-params-in-memory", "MAX_PARAMS_IN_MEMORY", lim.MaxParamsInMemory, 1, 1<<40, "weights and biases held in memory; past it idle networks are unloaded")
+	intVar(&cfg.Limits.MaxEpochs, "max-epochs", "MAX_EPOCHS", lim.MaxEpochs, 1, 1_000_000, "epochs per job at most")
+	intVar(&r.scratch, "job-scratch-mb", "JOB_SCRATCH_MB", lim.JobScratchBytes>>20, 1, 1<<20, "MiB of scratch memory per training job; larger mini-batches run in chunks")
+	intVar(&cfg.Limits.MaxFinishedJobs, "max-finished-jobs", "MAX_FINISHED_JOBS", lim.MaxFinishedJobs, 1, 10_000_000, "finished jobs remembered at most")
+	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
+	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
+	intVar(&r.budgetMB, "memory-budget-mb", "MEMORY_BUDGET_MB", DefaultMemoryBudgetMB, 16, 1<<20, "MiB that requests and training jobs may hold together (bodies, image decodes, imports, analyses, encoded answers, training scratch); past it requests get 503 and jobs wait")
+	intVar(&cfg.Limits.MaxQueuedJobsPerClient, "max-queued-jobs-per-client", "MAX_QUEUED_JOBS_PER_CLIENT", lim.MaxQueuedJobsPerClient, 0, 1_000_000, "training jobs one client address may have waiting; 0: no bound")
+	intVar(&cfg.MaxSessionsPerAddr, "max-sessions-per-addr", "MAX_SESSIONS_PER_ADDR", live.DefaultMaxSessionsPerAddr, 1, 1_000_000, "Socket.IO sessions one client address may hold")
+	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
+	strVar(&r.dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
+	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
+	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
+	durVar(&cfg.DBTimeout, "db-timeout", "DB_TIMEOUT", postgres.DefaultTimeout, fmt.Sprintf("scaled mode: each call to Postgres fails after this long (the request gets 503), and the server stops each statement a second later; from %v to %v", minDBTimeout, maxDBTimeout))
+	return settings
+}
+
+// checkRanges checks every integer setting against its bounds.
+func checkRanges(fs *flag.FlagSet, settings []setting) error {
 	for _, s := range settings {
 		if s.min == 0 && s.max == 0 {
 			continue
 		}
 		v := fs.Lookup(s.flag).Value.(flag.Getter).Get().(int)
 		if int64(v) < s.min || int64(v) > s.max {
-			return config{}, fmt.Errorf("%s must be an integer between %d and %d, got %d (flag -%s, env %s)", s.flag, s.min, s.max, v, s.flag, s.env)
+			return fmt.Errorf("%s must be an integer between %d and %d, got %d (flag -%s, env %s)", s.flag, s.min, s.max, v, s.flag, s.env)
 		}
 	}
+	return nil
+}
+
+// finish checks what the flags could not and derives the rest of cfg.
+func finish(cfg config, r raw, getenv func(string) string) (config, error) {
 	if cfg.Limits.JobRetention <= 0 || cfg.ShutdownTimeout <= 0 {
 		return config{}, errors.New("job-retention and shutdown-timeout must be positive durations such as 24h or 10s")
 	}
-	cfg.Addr = fmt.Sprintf(":%d", port)
-	cfg.Limits.JobScratchBytes = scratch << 20
-	cfg.MemoryBudget = int64(budgetMB) << 20
-	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
-		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	if r.host != "" && net.ParseIP(strings.Trim(r.host, "[]")) == nil && !validHostname(r.host) {
+		return config{}, fmt.Errorf("host %q: want an IP address or a host name (flag -host, env HOST)", r.host)
 	}
-	switch strings.ToLower(metrics) {
+	cfg.Addr = net.JoinHostPort(strings.Trim(r.host, "[]"), strconv.Itoa(r.port))
+	cfg.Limits.JobScratchBytes = r.scratch << 20
+	cfg.MemoryBudget = int64(r.budgetMB) << 20
+	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ToLower(r.level))); err != nil {
+		return config{}, fmt.Errorf("log level %q: want debug, info, warn or error", r.level)
+	}
+	switch strings.ToLower(r.metrics) {
 	case "on", "true", "1":
 		cfg.Metrics = true
 	case "off", "false", "0":
 	default:
-		return config{}, fmt.Errorf("metrics %q: want on or off", metrics)
+		return config{}, fmt.Errorf("metrics %q: want on or off", r.metrics)
 	}
 	var err error
-	if dbURL != "" {
-		if cfg.DatabaseURL, err = postgres.ParseURL(dbURL); err != nil {
+	if r.dbURL != "" {
+		if cfg.DatabaseURL, err = postgres.ParseURL(r.dbURL); err != nil {
 			return config{}, err
 		}
 	}
@@ -210,10 +242,24 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if cfg.S3, cfg.UseS3, err = s3store.ConfigFromEnv(getenv); err != nil {
 		return config{}, err
 	}
-	for _, p := range strings.Split(proxies, ",") {
+	for _, p := range strings.Split(r.proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 		}
 	}
 	return cfg, nil
+}
+
+// validHostname reports whether s could be a DNS host name (letters,
+// digits, '-' and '.').
+func validHostname(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -175,3 +175,67 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySetting: each environment variable, given a valid value, sets
+// what it names; given an invalid one, stops the server with a message
+// naming it. Every setting the flag set defines is in the table: a new
+// setting without a test here fails.
+func TestEverySetting(t *testing.T) {
+	tests := []struct {
+		env, good string
+		check     func(config) bool
+		bad       string // "" when any string is valid
+	}{
+		{"HOST", "127.0.0.1", func(c config) bool { return c.Addr == "127.0.0.1:8000" }, "not a host!"},
+		{"PORT", "9001", func(c config) bool { return c.Addr == ":9001" }, "0"},
+		{"MODELS_DIR", "/var/models", func(c config) bool { return c.ModelsDir == "/var/models" }, ""},
+		{"MNIST_DIR", "/mnist", func(c config) bool { return c.MNISTDir == "/mnist" }, ""},
+		{"MAX_CONCURRENT_JOBS", "5", func(c config) bool { return c.Workers == 5 }, "257"},
+		{"LOG_LEVEL", "warn", func(c config) bool { return c.LogLevel == slog.LevelWarn }, "chatty"},
+		{"DEBUG_ADDR", "127.0.0.1:6061", func(c config) bool { return c.DebugAddr == "127.0.0.1:6061" }, ""},
+		{"TRUSTED_PROXIES", "10.1.2.3", func(c config) bool { return slices.Equal(c.TrustedProxies, []string{"10.1.2.3"}) }, ""},
+		{"METRICS", "off", func(c config) bool { return !c.Metrics }, "maybe"},
+		{"MAX_NETWORKS", "11", func(c config) bool { return c.Limits.MaxNetworks == 11 }, "0"},
+		{"MAX_QUEUED_JOBS", "12", func(c config) bool { return c.Limits.MaxQueuedJobs == 12 }, "-3"},
+		{"MAX_PARAMS", "13000", func(c config) bool { return c.Limits.MaxParams == 13000 }, "50000001"},
+		{"MAX_PARAMS_IN_MEMORY", "14000", func(c config) bool { return c.Limits.MaxParamsInMemory == 14000 }, "0"},
+		{"MAX_EPOCHS", "15", func(c config) bool { return c.Limits.MaxEpochs == 15 }, "1000001"},
+		{"JOB_SCRATCH_MB", "16", func(c config) bool { return c.Limits.JobScratchBytes == 16<<20 }, "0"},
+		{"MAX_FINISHED_JOBS", "17", func(c config) bool { return c.Limits.MaxFinishedJobs == 17 }, "0"},
+		{"JOB_RETENTION", "18h", func(c config) bool { return c.Limits.JobRetention == 18*time.Hour }, "0s"},
+		{"MAX_ANALYSES", "19", func(c config) bool { return c.Limits.MaxAnalyses == 19 }, "1025"},
+		{"MEMORY_BUDGET_MB", "200", func(c config) bool { return c.MemoryBudget == 200<<20 }, "15"},
+		{"MAX_QUEUED_JOBS_PER_CLIENT", "0", func(c config) bool { return c.Limits.MaxQueuedJobsPerClient == 0 }, "-1"},
+		{"MAX_SESSIONS_PER_ADDR", "21", func(c config) bool { return c.MaxSessionsPerAddr == 21 }, "0"},
+		{"SHUTDOWN_TIMEOUT", "22s", func(c config) bool { return c.ShutdownTimeout == 22*time.Second }, "-1s"},
+		{"DATABASE_URL", "postgres://u@db.example:5432/nn", func(c config) bool { return strings.Contains(c.DatabaseURL, "db.example") }, "mysql://x"},
+		{"ROLE", "all", func(c config) bool { return c.Role == "all" }, "boss"},
+		{"TAKEOVER_AFTER", "25s", func(c config) bool { return c.TakeoverAfter == 25*time.Second }, "10ms"},
+		{"DB_TIMEOUT", "3s", func(c config) bool { return c.DBTimeout == 3*time.Second }, "2m"},
+	}
+	covered := map[string]bool{}
+	for _, tc := range tests {
+		covered[tc.env] = true
+		t.Run(tc.env, func(t *testing.T) {
+			cfg, err := parseConfig(nil, envOf(map[string]string{tc.env: tc.good}))
+			if err != nil || !tc.check(cfg) {
+				t.Errorf("%s=%s: %v, %+v", tc.env, tc.good, err, cfg)
+			}
+			if tc.bad == "" {
+				return
+			}
+			if _, err := parseConfig(nil, envOf(map[string]string{tc.env: tc.bad})); err == nil ||
+				!strings.Contains(err.Error(), tc.env) && !strings.Contains(err.Error(), strings.ReplaceAll(strings.ToLower(tc.env), "_", "-")) &&
+					!strings.Contains(strings.ToLower(err.Error()), strings.ToLower(strings.ReplaceAll(tc.env, "_", " "))) {
+				t.Errorf("%s=%s: %v, want an error naming it", tc.env, tc.bad, err)
+			}
+		})
+	}
+	var cfg config
+	var r raw
+	for _, s := range defineSettings(flag.NewFlagSet("x", flag.ContinueOnError), &cfg, &r) {
+		if !covered[s.env] {
+			t.Errorf("setting %s (flag -%s) has no case in TestEverySetting", s.env, s.flag)
+		}
+	}
+}
