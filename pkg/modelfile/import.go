@@ -18,6 +18,17 @@ import (
 // float64 parameters, more than the default MaxParams allows.
 const MaxImportSize = 64 << 20
 
+// An ImportError is why a file cannot be imported. Its Reason is for the
+// person who sent the file; it wraps the cause (ErrTooLarge among others).
+type ImportError struct{ Err error }
+
+// Reason says what is wrong with the file, without the package's prefix.
+func (e *ImportError) Reason() string { return e.Err.Error() }
+
+func (e *ImportError) Error() string { return "modelfile: import: " + e.Err.Error() }
+
+func (e *ImportError) Unwrap() error { return e.Err }
+
 // ImportFormat names the layout of an imported file.
 type ImportFormat string
 
@@ -58,7 +69,7 @@ type Imported struct {
 func Import(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 	imp, err := importNPZ(r, size, lim)
 	if err != nil {
-		return Imported{}, fmt.Errorf("modelfile: import: %w", err)
+		return Imported{}, &ImportError{Err: err}
 	}
 	return imp, nil
 }
@@ -81,7 +92,7 @@ func (s ImportShape) Params() int { return network.ParamCount(s.Sizes) }
 func PeekImport(r io.ReaderAt, size int64, lim Limits) (ImportShape, error) {
 	shape, err := peekImport(r, size, lim)
 	if err != nil {
-		return ImportShape{}, fmt.Errorf("modelfile: import: %w", err)
+		return ImportShape{}, &ImportError{Err: err}
 	}
 	return shape, nil
 }

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"time"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -41,10 +40,6 @@ type analysisFlight struct {
 // analysisBlock is how many test images are classified between checks that
 // the request is still wanted.
 const analysisBlock = 1000
-
-// errBusy answers a request for a new analysis while MaxAnalyses run.
-var errBusy = &Error{Code: Unavailable, Message: "the server is busy analysing other networks; try again shortly",
-	RetryAfter: 2 * time.Second}
 
 // analysisOf returns the analysis of e's current snapshot. A new one is
 // computed by the first request that asks, one per network at a time and

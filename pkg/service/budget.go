@@ -2,9 +2,7 @@ package service
 
 import (
 	"context"
-	"errors"
 	"runtime"
-	"time"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
@@ -93,28 +91,8 @@ func importBytes(shape modelfile.ImportShape) int64 {
 	return loadBytes(shape.Sizes, shape.HistoryRecords) + analysisBytes(shape.Sizes)
 }
 
-// errMemoryBusy answers work the budget could not take in time.
-var errMemoryBusy = &Error{Code: Unavailable, RetryAfter: 2 * time.Second,
-	Message: "the server is busy: its memory is held by other work; try again shortly"}
-
 // reserve takes n bytes of the budget for a request, waiting briefly.
 func (s *Service) reserve(ctx context.Context, n int64) (*budget.Hold, error) {
 	h, err := s.budget.Reserve(ctx, n)
 	return h, memoryError(ctx, err)
-}
-
-// memoryError is the client's error for a reservation refused.
-func memoryError(ctx context.Context, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, budget.ErrTooLarge):
-		return &Error{Code: Conflict, Err: err,
-			Message: "this needs more memory than the server's whole budget (MEMORY_BUDGET_MB); a smaller network would fit"}
-	case errors.Is(err, budget.ErrBusy):
-		return &Error{Code: errMemoryBusy.Code, RetryAfter: errMemoryBusy.RetryAfter, Message: errMemoryBusy.Message, Err: err}
-	case ctx.Err() != nil:
-		return ctxError(ctx)
-	}
-	return &Error{Code: Internal, Message: "internal error", Err: err}
 }

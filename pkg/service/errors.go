@@ -6,8 +6,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
+
+// The service's error vocabulary, in this one file: the Error type and its
+// codes, the errors the service answers with, the sentinels of the state
+// stores and of the Store, and the functions that turn the errors of what
+// the service consumes (the state stores, a request's context, the memory
+// budget, the numeric core) into the client's answer.
 
 // Code classifies an Error; the HTTP layer maps each code to one status.
 type Code string
@@ -83,7 +90,7 @@ const (
 var (
 	errNetworkNotFound = &Error{Code: NotFound, Message: MsgNetworkNotFound}
 	errJobNotFound     = &Error{Code: NotFound, Message: MsgJobNotFound}
-	errShuttingDown    = &Error{Code: Unavailable, Message: "the server is shutting down", RetryAfter: 10 * time.Second}
+	ErrShuttingDown    = &Error{Code: Unavailable, Message: "the server is shutting down", RetryAfter: 10 * time.Second}
 	errNetworkDeleted  = Errorf(Conflict, "the network was deleted")
 	errCancelled       = Errorf(Conflict, MsgCancelled)
 	errNoData          = Errorf(Internal, "the MNIST data set is not available")
@@ -111,3 +118,84 @@ func runError(id string, err error) error {
 	}
 	return &Error{Code: Internal, Message: "could not run the network", Err: fmt.Errorf("run network %s: %w", id, err)}
 }
+
+// Errors of the state stores.
+var (
+	ErrUnknownNetwork = errors.New("no such network")
+	ErrUnknownJob     = errors.New("no such job")
+	ErrCatalogFull    = errors.New("the catalog holds the most networks allowed")
+	ErrVersionMoved   = errors.New("the network was saved meanwhile by someone else")
+	ErrQueueIsFull    = errors.New("the queue holds the most pending jobs allowed")
+	// ErrClientQueueIsFull: the job's client has Admission.MaxQueuedPerClient
+	// jobs pending already.
+	ErrClientQueueIsFull = errors.New("the client has the most pending jobs allowed")
+	// ErrLifetimeEpochs: the job would take its network past
+	// Admission.MaxNetworkEpochs.
+	ErrLifetimeEpochs = errors.New("the network would train more epochs than its life allows")
+	// ErrHandOver is the cause a Queue gives a running job's context when
+	// the job is to go on elsewhere (this replica is stopping, and another
+	// will resume it from its last saved epoch): the job is left as it is.
+	ErrHandOver = errors.New("the job is handed over to another replica")
+)
+
+// ErrModelNotFound reports that a Store holds no network under the id asked
+// for: Load's and Open's errors wrap it.
+var ErrModelNotFound = errors.New("no saved network with that id")
+
+// stateError is the client's error for a failure of the Catalog or Queue:
+// their sentinels map to the contract's answers, anything else means the
+// shared state cannot be reached (scaled mode: Postgres is down).
+func stateError(err error) error {
+	switch {
+	case errors.Is(err, ErrUnknownNetwork):
+		return errNetworkNotFound
+	case errors.Is(err, ErrUnknownJob):
+		return errJobNotFound
+	case errors.As(err, new(*Error)):
+		return err
+	}
+	return &Error{Code: Unavailable, Message: "the database is unavailable; try again shortly", RetryAfter: 5 * time.Second,
+		Err: fmt.Errorf("%w: %w", errStateUnavailable, err)}
+}
+
+// errStateUnavailable marks the errors of a Catalog or Queue that could not
+// be reached: a job that meets one is handed over, not failed, and resumes
+// once the database is back.
+var errStateUnavailable = errors.New("shared state unavailable")
+
+// ErrJobEnded is what Queue.Epoch returns for a job that has ended (it was
+// cancelled, or its network deleted, while the epoch ran).
+var ErrJobEnded = Errorf(Conflict, "the job has ended")
+
+// ErrQueueFull is the error Train returns when MaxQueuedJobs jobs are
+// waiting.
+var ErrQueueFull = &Error{Code: Unavailable, Message: "too many training jobs are waiting; try again later",
+	RetryAfter: 10 * time.Second}
+
+// errBusy answers a request for a new analysis while MaxAnalyses run.
+var errBusy = &Error{Code: Unavailable, Message: "the server is busy analysing other networks; try again shortly",
+	RetryAfter: 2 * time.Second}
+
+// errMemoryBusy answers work the budget could not take in time.
+var errMemoryBusy = &Error{Code: Unavailable, RetryAfter: 2 * time.Second,
+	Message: "the server is busy: its memory is held by other work; try again shortly"}
+
+// memoryError is the client's error for a reservation refused.
+func memoryError(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, budget.ErrTooLarge):
+		return &Error{Code: Conflict, Err: err,
+			Message: "this needs more memory than the server's whole budget (MEMORY_BUDGET_MB); a smaller network would fit"}
+	case errors.Is(err, budget.ErrBusy):
+		return &Error{Code: errMemoryBusy.Code, RetryAfter: errMemoryBusy.RetryAfter, Message: errMemoryBusy.Message, Err: err}
+	case ctx.Err() != nil:
+		return ctxError(ctx)
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}
+
+// errUnloaded is the cause given to an unloaded entry's context. Nothing
+// runs on an idle entry, so nobody sees it.
+var errUnloaded = Errorf(Internal, "the network was unloaded from memory")

@@ -36,7 +36,7 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 		return JobInfo{}, err
 	}
 	if s.isDone() {
-		return JobInfo{}, errShuttingDown
+		return JobInfo{}, ErrShuttingDown
 	}
 	rec, err := s.catalog.Get(ctx, networkID)
 	if err != nil {
@@ -84,11 +84,6 @@ func ClientOf(ctx context.Context) string {
 	s, _ := ctx.Value(clientKey{}).(string)
 	return s
 }
-
-// ErrQueueFull is the error Train returns when MaxQueuedJobs jobs are
-// waiting.
-var ErrQueueFull = &Error{Code: Unavailable, Message: "too many training jobs are waiting; try again later",
-	RetryAfter: 10 * time.Second}
 
 // Job returns a job's state.
 func (s *Service) Job(ctx context.Context, id string) (JobInfo, error) {

@@ -1,9 +1,5 @@
 package service
 
-// errUnloaded is the cause given to an unloaded entry's context. Nothing
-// runs on an idle entry, so nobody sees it.
-var errUnloaded = Errorf(Internal, "the network was unloaded from memory")
-
 // admitLocked puts e in memory, first unloading the least recently used
 // idle networks while the networks in memory would hold more than
 // MaxParamsInMemory parameters. An idle network has no job running here

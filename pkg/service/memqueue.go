@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// ErrJobEnded is what Queue.Epoch returns for a job that has ended (it was
-// cancelled, or its network deleted, while the epoch ran).
-var ErrJobEnded = Errorf(Conflict, "the job has ended")
-
 // memQueue is the Queue of a single process: pending jobs in a FIFO, run
 // by a fixed pool of workers, at most one job per network at a time;
 // finished jobs kept until the retention limits forget them.
@@ -69,7 +65,7 @@ func (q *memQueue) Add(_ context.Context, j JobInfo, a Admission) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
-		return errShuttingDown
+		return ErrShuttingDown
 	}
 	if len(q.queue) >= a.MaxQueued {
 		return ErrQueueIsFull
@@ -275,12 +271,12 @@ func (q *memQueue) Stop(ctx context.Context) ([]JobInfo, error) {
 	q.stopped = true
 	var pending []JobInfo
 	for _, j := range slices.Clone(q.queue) {
-		q.endLocked(j, StatusFailed, errShuttingDown)
+		q.endLocked(j, StatusFailed, ErrShuttingDown)
 		pending = append(pending, j.snapshot())
 	}
 	for _, j := range q.running {
 		if j.cancel != nil {
-			j.cancel(errShuttingDown)
+			j.cancel(ErrShuttingDown)
 		}
 	}
 	q.cond.Broadcast()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -59,7 +58,7 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	lim := modelfile.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
 	notOurs := func(err error) error {
 		return &Error{Code: Invalid, Err: err,
-			Message: "not a network this server can import: " + strings.TrimPrefix(err.Error(), "modelfile: import: ")}
+			Message: "not a network this server can import: " + importReason(err)}
 	}
 	// What the file declares tells what reading it will take, before any
 	// of it is inflated.
@@ -120,4 +119,12 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	}
 	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
 	return e.info(), nil
+}
+
+// importReason is what the format says is wrong with an imported file.
+func importReason(err error) string {
+	if ie, ok := errors.AsType[*modelfile.ImportError](err); ok {
+		return ie.Reason()
+	}
+	return err.Error()
 }

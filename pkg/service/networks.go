@@ -116,7 +116,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, erro
 // exist; add checks again, atomically.
 func (s *Service) roomForOne(ctx context.Context) error {
 	if s.isDone() {
-		return errShuttingDown
+		return ErrShuttingDown
 	}
 	recs, err := s.catalog.List(ctx)
 	if err != nil {

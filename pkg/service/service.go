@@ -53,10 +53,6 @@ type Store interface {
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
 }
 
-// ErrModelNotFound reports that a Store holds no network under the id asked
-// for: Load's and Open's errors wrap it.
-var ErrModelNotFound = errors.New("no saved network with that id")
-
 // DeleteResult says what a Store's Delete did to the model of a network.
 type DeleteResult int
 
@@ -163,7 +159,7 @@ type Service struct {
 	// them small).
 	progressEvery, progressAfter time.Duration
 
-	ctx    context.Context // cancelled by Close, with errShuttingDown as its cause
+	ctx    context.Context // cancelled by Close, with ErrShuttingDown as its cause
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex           // guards everything below
@@ -290,7 +286,7 @@ func (s *Service) Close(ctx context.Context) error {
 		s.jobEnded(j)
 		s.emitFailure(j)
 	}
-	s.cancel(errShuttingDown)
+	s.cancel(ErrShuttingDown)
 	if err != nil {
 		return fmt.Errorf("service: workers still running: %w", err)
 	}
@@ -362,27 +358,6 @@ func (s *Service) Ready(ctx context.Context) Readiness {
 	check("models", s.store)
 	return r
 }
-
-// stateError is the client's error for a failure of the Catalog or Queue:
-// their sentinels map to the contract's answers, anything else means the
-// shared state cannot be reached (scaled mode: Postgres is down).
-func stateError(err error) error {
-	switch {
-	case errors.Is(err, ErrUnknownNetwork):
-		return errNetworkNotFound
-	case errors.Is(err, ErrUnknownJob):
-		return errJobNotFound
-	case errors.As(err, new(*Error)):
-		return err
-	}
-	return &Error{Code: Unavailable, Message: "the database is unavailable; try again shortly", RetryAfter: 5 * time.Second,
-		Err: fmt.Errorf("%w: %w", errStateUnavailable, err)}
-}
-
-// errStateUnavailable marks the errors of a Catalog or Queue that could not
-// be reached: a job that meets one is handed over, not failed, and resumes
-// once the database is back.
-var errStateUnavailable = errors.New("shared state unavailable")
 
 // data returns the data set or an Internal error.
 func (s *Service) dataset() (*mnist.Dataset, error) {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -52,25 +51,6 @@ type Catalog interface {
 	// lock is free or ctx ends.
 	LockSaves(ctx context.Context, id string) (unlock func(), err error)
 }
-
-// Errors of the state stores.
-var (
-	ErrUnknownNetwork = errors.New("no such network")
-	ErrUnknownJob     = errors.New("no such job")
-	ErrCatalogFull    = errors.New("the catalog holds the most networks allowed")
-	ErrVersionMoved   = errors.New("the network was saved meanwhile by someone else")
-	ErrQueueIsFull    = errors.New("the queue holds the most pending jobs allowed")
-	// ErrClientQueueIsFull: the job's client has Admission.MaxQueuedPerClient
-	// jobs pending already.
-	ErrClientQueueIsFull = errors.New("the client has the most pending jobs allowed")
-	// ErrLifetimeEpochs: the job would take its network past
-	// Admission.MaxNetworkEpochs.
-	ErrLifetimeEpochs = errors.New("the network would train more epochs than its life allows")
-	// ErrHandOver is the cause a Queue gives a running job's context when
-	// the job is to go on elsewhere (this replica is stopping, and another
-	// will resume it from its last saved epoch): the job is left as it is.
-	ErrHandOver = errors.New("the job is handed over to another replica")
-)
 
 // Admission bounds what Queue.Add accepts.
 type Admission struct {
@@ -139,7 +119,7 @@ type ActiveJobs struct {
 
 // Work runs one job. The Queue calls it with the job marked training, and
 // cancels ctx (with a cause) when the job must stop early: it was ended
-// (End), or the queue is stopping (errShuttingDown, or ErrHandOver when the
+// (End), or the queue is stopping (ErrShuttingDown, or ErrHandOver when the
 // job goes on elsewhere). Work ends the job itself (End), except when the
 // cause is ErrHandOver.
 type Work func(ctx context.Context, j JobInfo) error
@@ -169,7 +149,7 @@ type Queue interface {
 	// Start starts the workers, which call work until Stop.
 	Start(work Work) error
 	// Stop stops the workers: running jobs have their Work's context
-	// cancelled (errShuttingDown, or ErrHandOver), pending ones are ended or
+	// cancelled (ErrShuttingDown, or ErrHandOver), pending ones are ended or
 	// left for other replicas. It returns the pending jobs it ended, whose
 	// ends are for the caller to tell, and waits for the workers until ctx
 	// ends.
