@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -46,8 +47,8 @@ type Limits struct {
 // DefaultLimits returns the limits used unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxLayers:              10,
-		MaxParams:              5_000_000,
+		MaxLayers:              modelfile.DefaultMaxLayers, // the format's defaults: one home for both
+		MaxParams:              modelfile.DefaultMaxParams,
 		MaxOutputFanIn:         20_000,
 		MaxEpochs:              1000,
 		MaxBatchSize:           mnist.TrainSize,
