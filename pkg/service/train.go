@@ -112,16 +112,7 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.busy[j.NetworkID]++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.busy[j.NetworkID]--; s.busy[j.NetworkID] == 0 {
-			delete(s.busy, j.NetworkID)
-		}
-		s.mu.Unlock()
-	}()
+	defer s.markBusy(j.NetworkID)()
 	// The job stops when the queue says (cancel, shutdown, hand-over) or
 	// the network goes (deleted, here or elsewhere).
 	ctx, cancel := context.WithCancelCause(qctx)
@@ -134,67 +125,14 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 		return nil // resumed after its last epoch was saved
 	}
 	start := e.state.Load()
-	log := s.log.With("job_id", j.ID, "network_id", j.NetworkID)
-	log.Info("training started", "params", j.Params.String(), "seed", *j.Params.Seed, "from_epoch", start.epochs,
-		"epochs_done", j.Epoch)
-
-	// Progress inside an epoch: OnBatch runs on this goroutine after every
-	// mini-batch, as onEpoch does after every epoch, so they share these
-	// variables without a lock.
-	done := j.Epoch
-	gate := &progressGate{every: s.progressEvery, after: s.progressAfter, epochStart: time.Now()}
-	onBatch := func(batch, batches int) {
-		if !gate.allow(time.Now()) {
-			return
-		}
-		s.events.TrainingProgress(Progress{
-			JobID: j.ID, NetworkID: j.NetworkID, Epoch: done + 1, TotalEpochs: j.Params.Epochs,
-			Batch: batch, Batches: batches,
-			Progress: (float64(done) + float64(batch)/float64(batches)) / float64(j.Params.Epochs) * 100,
-		})
-	}
-	onEpoch := func(ep network.Epoch) error {
-		epoch := j.Epoch + ep.Epoch // within the job, counting epochs done before a resumption
-		acc := ep.Accuracy
-		now := s.now().UTC()
-		prev := e.state.Load()
-		st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
-			epochs: prev.epochs + 1, updated: now,
-			history: append(prev.history, modelfile.EpochRecord{
-				Epoch: prev.epochs + 1, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
-				ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
-				Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
-			})}
-		// Saved first: what clients are told and what memory holds is
-		// never ahead of the store.
-		if err := s.save(e, st); err != nil {
-			return err
-		}
-		e.state.Store(st)
-		// Recorded even if the job was cancelled meanwhile: the epoch is saved.
-		err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
-			Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
-		})
-		if errors.Is(err, ErrJobEnded) {
-			return err // ended meanwhile: no more events but its training_error
-		}
-		if err != nil {
-			return stateError(err)
-		}
-		s.obs.EpochTrained(ep.Seconds)
-		s.events.TrainingUpdate(Update{
-			JobID: j.ID, NetworkID: j.NetworkID, Epoch: epoch, TotalEpochs: j.Params.Epochs, NetworkEpoch: st.epochs,
-			Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(epoch, j.Params.Epochs),
-			Correct: ep.Correct, Total: ep.Total,
-		})
-		log.Debug("epoch done", "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
-		done = epoch
-		gate.epoch(time.Now())
-		return nil
-	}
+	s.log.Info("training started", "job_id", j.ID, "network_id", j.NetworkID, "params", j.Params.String(),
+		"seed", *j.Params.Seed, "from_epoch", start.epochs, "epochs_done", j.Epoch)
+	r := &jobRun{s: s, j: j, e: e, done: j.Epoch,
+		gate: &progressGate{every: s.progressEvery, after: s.progressAfter, epochStart: time.Now()}}
 	p := j.Params
 	p.Epochs = remaining
-	np := p.network(s.limits.JobScratchBytes, onBatch)
+	np := p.network(s.limits.JobScratchBytes, r.onBatch)
+	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
 	// The job's memory comes from the budget; it waits for room (it is
 	// queued work, no client waits on it), or until it is cancelled.
 	hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
@@ -205,8 +143,30 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 		return memoryError(ctx, err)
 	}
 	defer hold.Release()
-	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), onEpoch)
+	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), r.onEpoch)
+	return trainError(ctx, j, err)
+}
+
+// markBusy notes that a job of the network runs here (a copy with a job
+// running is the newest: it is neither reloaded nor unloaded), until the
+// function it returns is called.
+func (s *Service) markBusy(networkID string) (done func()) {
+	s.mu.Lock()
+	s.busy[networkID]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.busy[networkID]--; s.busy[networkID] == 0 {
+			delete(s.busy, networkID)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// trainError is why SGD stopped, as the job's end: the cause of a
+// cancelled context (cancel, delete, shutdown, hand-over), a divergence, an
+// error of onEpoch, or an internal failure.
+func trainError(ctx context.Context, j JobInfo, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -220,4 +180,71 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 		return err // one of ours, from onEpoch
 	}
 	return &Error{Code: Internal, Message: "training failed", Err: fmt.Errorf("train network %s: %w", j.NetworkID, err)}
+}
+
+// jobRun is one run of a job on this replica: what its callbacks share.
+// OnBatch and onEpoch run on SGD's goroutine, one after another, so they
+// share these fields without a lock.
+type jobRun struct {
+	s    *Service
+	j    JobInfo
+	e    *entry
+	done int // epochs of the job finished, counting those before a resumption
+	gate *progressGate
+}
+
+// onBatch sends training_progress inside an epoch, as the gate allows.
+func (r *jobRun) onBatch(batch, batches int) {
+	if !r.gate.allow(time.Now()) {
+		return
+	}
+	j := r.j
+	r.s.events.TrainingProgress(Progress{
+		JobID: j.ID, NetworkID: j.NetworkID, Epoch: r.done + 1, TotalEpochs: j.Params.Epochs,
+		Batch: batch, Batches: batches,
+		Progress: (float64(r.done) + float64(batch)/float64(batches)) / float64(j.Params.Epochs) * 100,
+	})
+}
+
+// onEpoch saves the epoch's network, publishes it as the network's state,
+// records the epoch in the job and tells the clients: in that order, so
+// that what clients are told and what memory holds is never ahead of the
+// store.
+func (r *jobRun) onEpoch(ep network.Epoch) error {
+	s, j, e := r.s, r.j, r.e
+	epoch := j.Epoch + ep.Epoch // within the job, counting epochs done before a resumption
+	acc := ep.Accuracy
+	now := s.now().UTC()
+	prev := e.state.Load()
+	st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
+		epochs: prev.epochs + 1, updated: now,
+		history: append(prev.history, modelfile.EpochRecord{
+			Epoch: prev.epochs + 1, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
+			ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
+			Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
+		})}
+	if err := s.save(e, st); err != nil {
+		return err
+	}
+	e.state.Store(st)
+	// Recorded even if the job was cancelled meanwhile: the epoch is saved.
+	err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
+		Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
+	})
+	if errors.Is(err, ErrJobEnded) {
+		return err // ended meanwhile: no more events but its training_error
+	}
+	if err != nil {
+		return stateError(err)
+	}
+	s.obs.EpochTrained(ep.Seconds)
+	s.events.TrainingUpdate(Update{
+		JobID: j.ID, NetworkID: j.NetworkID, Epoch: epoch, TotalEpochs: j.Params.Epochs, NetworkEpoch: st.epochs,
+		Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(epoch, j.Params.Epochs),
+		Correct: ep.Correct, Total: ep.Total,
+	})
+	s.log.Debug("epoch done", "job_id", j.ID, "network_id", j.NetworkID, "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
+	r.done = epoch
+	r.gate.epoch(time.Now())
+	return nil
 }
