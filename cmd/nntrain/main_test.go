@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	// Decompressing MNIST takes seconds under the race detector: once.
-	loadEmbedded = sync.OnceValues(mnist.LoadEmbedded)
+	loadEmbedded = testutil.MNIST
 	os.Exit(m.Run())
 }
 

@@ -8,22 +8,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 
 	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
-	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
+var loadMNIST = testutil.MNIST // loaded once for every test of the package
 
 type server struct {
 	h     http.Handler

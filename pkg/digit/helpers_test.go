@@ -8,8 +8,9 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
-	"sync"
 	"testing"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 
 	"golang.org/x/image/draw"
 
@@ -17,7 +18,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-var loadOnce = sync.OnceValues(mnist.LoadEmbedded)
+var loadOnce = testutil.MNIST // loaded once for every test of the package
 
 func dataset(tb testing.TB) *mnist.Dataset {
 	tb.Helper()

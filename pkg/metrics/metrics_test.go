@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -19,12 +20,11 @@ import (
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/metrics"
-	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
-var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
+var loadMNIST = testutil.MNIST // loaded once for every test of the package
 
 // events records the end of jobs, so the test waits for them.
 type events struct {

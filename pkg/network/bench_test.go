@@ -3,14 +3,15 @@ package network_test
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"testing"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-var loadOnce = sync.OnceValues(mnist.LoadEmbedded)
+var loadOnce = testutil.MNIST // loaded once for every test of the package
 
 func dataset(tb testing.TB) *mnist.Dataset {
 	tb.Helper()

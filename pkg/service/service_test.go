@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
@@ -18,7 +20,7 @@ import (
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
-var loadMNIST = sync.OnceValues(mnist.LoadEmbedded)
+var loadMNIST = testutil.MNIST // loaded once for every test of the package
 
 // faultyStore is a Store (memStore: a model file a network, in memory) that
 // can be told to fail, and counts what it is asked to do.
