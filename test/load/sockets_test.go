@@ -51,7 +51,7 @@ func TestSocketLoad(t *testing.T) {
 		clients, epochs = 1, 30
 	}
 	s := startServer(t, "MAX_SESSIONS_PER_ADDR=5000") // every client comes from 127.0.0.1
-	s.waitMNIST(t) // idle means with the data loaded
+	s.waitMNIST(t)                                    // idle means with the data loaded
 	idleG, idleRSS, idleHeap := s.goroutines(t), s.rssMB(t), s.heapMB(t)
 
 	var rssDuring float64
