@@ -8,6 +8,7 @@
 //	go test ./test/load -run TestSocketLoad -v -args -full
 //	go test ./test/load -run TestFaults -v
 //	go test ./test/load -run TestSocketLoad -v -args -e2e30
+//	go test ./test/load -run TestAllAttacksAtOnce -v   (60 s; LOAD_ATTACK_SECONDS, LOAD_ATTACKS)
 //
 // Figures are logged, not asserted: the machines are small and shared. What
 // is asserted is that nothing fails.
