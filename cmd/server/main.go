@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,15 +136,8 @@ type app struct {
 // listens; the relay of scaled mode runs from here on.
 func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string,
 	data func() (*mnist.Dataset, error)) (*app, error) {
-	// One memory budget for every request and job (pkg/budget); the Go
-	// garbage collector is told the process's whole size unless GOMEMLIMIT
-	// says otherwise, so that garbage does not pile up above it.
-	mem := budget.New(cfg.MemoryBudget, budgetWait)
-	if getenv("GOMEMLIMIT") == "" {
-		limit := cfg.MemoryBudget + 8*int64(cfg.Limits.MaxParamsInMemory) + idleHeadroom
-		debug.SetMemoryLimit(limit)
-		log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "gc_limit_mb", limit>>20)
-	}
+	// One memory budget for every request and job (pkg/budget).
+	mem := budget.New(cfg.MemoryBudget, api.BusyWait)
 	a := &app{log: log, cfg: cfg, sio: live.New(live.Options{Logger: log, MaxSessionsPerAddr: cfg.MaxSessionsPerAddr})}
 	b, err := openBackends(ctx, cfg, log, a.sio)
 	if err != nil {
@@ -173,6 +165,18 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		return nil, err
 	}
 	apiOpts.Service = a.svc
+	// Unless GOMEMLIMIT says otherwise, the garbage collector keeps the
+	// process within its idle size (measured once MNIST is loaded) + the
+	// budget + the networks in memory, so that garbage does not pile up
+	// above what may be live.
+	if getenv("GOMEMLIMIT") == "" {
+		go func() {
+			if _, err := data(); err == nil {
+				log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "idle_mb", budget.RuntimeMemory()>>20)
+				mem.LimitGC(ctx, func() int64 { return 8 * int64(a.svc.ParamsInMemory()) }, time.Second)
+			}
+		}()
+	}
 	if b.relay != nil {
 		b.relay.OnRemoved(a.svc.Forget) // a network deleted on another replica
 	}
@@ -254,15 +258,6 @@ func (a *app) shutdown() error {
 	a.log.Info("stopped")
 	return nil
 }
-
-// budgetWait is how long a request waits for room in the memory budget
-// before it is answered 503.
-const budgetWait = 2 * time.Second
-
-// idleHeadroom is what the process holds besides the budget and the
-// networks: MNIST, the runtime, Socket.IO sessions, buffers (about 70 MB
-// idle), and room for the garbage collector to work in.
-const idleHeadroom = 96 << 20
 
 // flushWait bounds how long shutdown waits for the last events to reach
 // Socket.IO clients: a live polling client comes back for them within

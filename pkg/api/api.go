@@ -88,7 +88,8 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cache: newVersionCache(o.Budget),
+	cpu := newCPUSlots()
+	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cpu: cpu, cache: newVersionCache(o.Budget, cpu),
 		requests: o.Requests, budget: o.Budget, stopping: cmp.Or(o.Stopping, context.Background()),
 		imports: make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
 
@@ -226,6 +227,7 @@ type handlers struct {
 	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	budget   *budget.Budget  // nil: unbounded
+	cpu      cpuSlots        // heavy work of requests: large bodies, encodings
 	stopping context.Context // done when the server shuts down
 	imports  chan struct{}   // bounds the imports read at once
 	decodes  chan struct{}   // bounds the images decoded at once
@@ -403,7 +405,7 @@ func (h *handlers) listNetworks(c *gin.Context) {
 }
 
 func (h *handlers) createNetwork(c *gin.Context) {
-	release, ok := h.meter(c, jsonReadFactor)
+	release, ok := h.meter(c, jsonReadFactor, true)
 	if !ok {
 		return
 	}
@@ -452,7 +454,7 @@ func (h *handlers) train(c *gin.Context) {
 	if !ok {
 		return
 	}
-	release, ok := h.meter(c, jsonReadFactor)
+	release, ok := h.meter(c, jsonReadFactor, true)
 	if !ok {
 		return
 	}

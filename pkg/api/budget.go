@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,6 +37,48 @@ const (
 	bodyBase = 16 << 10
 )
 
+// cpuSlots bound the CPU-heavy work of requests that run at once: decoding
+// a large JSON body, encoding a large answer. Without them, twenty 1 MiB
+// bodies decoded at once kept every CPU busy, and /api/status waited for a
+// time slice (p99 over 200 ms on 2 CPUs). A request waits up to BusyWait
+// for a slot, then is answered 503.
+type cpuSlots chan struct{}
+
+// newCPUSlots returns slots for half the CPUs the process may use, at least
+// one: the rest stay for training and for answering everyone else.
+func newCPUSlots() cpuSlots { return make(cpuSlots, max(1, (runtime.GOMAXPROCS(0)-1)/2)) }
+
+// errCPUBusy: no CPU slot came free in time.
+var errCPUBusy = fmt.Errorf("%w: every slot for heavy work is taken", budget.ErrBusy)
+
+// take waits for a slot, at most budgetWait or until ctx ends.
+func (s cpuSlots) take(ctx context.Context) (release func(), err error) {
+	select {
+	case s <- struct{}{}:
+		return sync.OnceFunc(func() { <-s }), nil
+	default:
+	}
+	t := time.NewTimer(BusyWait)
+	defer t.Stop()
+	select {
+	case s <- struct{}{}:
+		return sync.OnceFunc(func() { <-s }), nil
+	case <-t.C:
+		return nil, errCPUBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// BusyWait is how long a request waits for room in the memory budget (the
+// server gives it to budget.New) or for a CPU slot before it is answered
+// 503.
+const BusyWait = 2 * time.Second
+
+// largeBody is where a JSON body's decoding becomes heavy work: past it, the
+// body's reader takes a CPU slot.
+const largeBody = 64 << 10
+
 // busyRetryAfter is the Retry-After of a 503 for a busy budget.
 const busyRetryAfter = 2
 
@@ -58,14 +103,24 @@ func writeBusy(c *gin.Context, err error) {
 // of the budget for every byte before it is read (and bodyBase at once).
 // The reservation lasts until release, which the handler defers: what the
 // body was decoded into is held until the answer is written.
-func (h *handlers) meter(c *gin.Context, factor int64) (release func(), ok bool) {
+//
+// A JSON body (heavy) takes a CPU slot once it is larger than largeBody,
+// until it has been read.
+func (h *handlers) meter(c *gin.Context, factor int64, heavy bool) (release func(), ok bool) {
 	hold, err := h.budget.Reserve(c.Request.Context(), bodyBase)
 	if err != nil {
 		writeBusy(c, err)
 		return nil, false
 	}
-	c.Request.Body = &budgetReader{r: c.Request.Body, ctx: c.Request.Context(), hold: hold, factor: factor}
-	return hold.Release, true
+	br := &budgetReader{r: c.Request.Body, ctx: c.Request.Context(), hold: hold, factor: factor}
+	if heavy {
+		br.cpu = h.cpu
+	}
+	c.Request.Body = br
+	return func() {
+		br.releaseCPU()
+		hold.Release()
+	}, true
 }
 
 // budgetReader reserves factor bytes per byte read, bodyChunk bytes ahead.
@@ -75,18 +130,36 @@ type budgetReader struct {
 	hold   *budget.Hold
 	factor int64
 	read   int64
+	cpu    cpuSlots // nil: the body is not heavy work
+	slot   func()   // the CPU slot's release, once taken
 }
 
-func (b *budgetReader) Read(p []byte) (int, error) {
+func (b *budgetReader) releaseCPU() {
+	if b.slot != nil {
+		b.slot()
+	}
+}
+
+func (b *budgetReader) Read(p []byte) (n int, err error) {
 	if len(p) > bodyChunk {
 		p = p[:bodyChunk]
 	}
+	if b.cpu != nil && b.slot == nil && b.read+int64(len(p)) > largeBody {
+		if b.slot, err = b.cpu.take(b.ctx); err != nil {
+			return 0, fmt.Errorf("read the request body: %w", err)
+		}
+	}
+	defer func() {
+		if err != nil { // the end of the body, or an error: the decoding is done
+			b.releaseCPU()
+		}
+	}()
 	if need := bodyBase + b.factor*(b.read+int64(len(p))); need > b.hold.Size() {
 		if err := b.hold.Grow(b.ctx, max(need-b.hold.Size(), b.factor*bodyChunk)); err != nil {
 			return 0, fmt.Errorf("read the request body: %w", err)
 		}
 	}
-	n, err := b.r.Read(p)
+	n, err = b.r.Read(p)
 	b.read += int64(n)
 	return n, err
 }

@@ -44,6 +44,7 @@ type versionKey struct {
 // slow client reads it is still counted until that client is done.
 type versionCache struct {
 	budget  *budget.Budget
+	cpu     cpuSlots // encodings run in them
 	mu      sync.Mutex
 	entries map[versionKey]*list.Element // of *versionEntry
 	order   list.List                    // most recently used first
@@ -61,8 +62,10 @@ type versionEntry struct {
 	bytes int          // counted in versionCache.bytes
 }
 
-func newVersionCache(b *budget.Budget) *versionCache {
-	return &versionCache{budget: b, entries: map[versionKey]*list.Element{}}
+func newVersionCache(b *budget.Budget, cpu cpuSlots) *versionCache {
+	c := &versionCache{budget: b, cpu: cpu, entries: map[versionKey]*list.Element{}}
+	b.SetReclaimer(c.reclaim)
+	return c
 }
 
 // get returns the answer of this kind for this key, calling encode only if
@@ -89,7 +92,14 @@ func (c *versionCache) get(ctx context.Context, key versionKey, estimate int64, 
 			e.err = err
 			return
 		}
+		release, err := c.cpu.take(ctx)
+		if err != nil {
+			hold.Release()
+			e.err = err
+			return
+		}
 		e.data = encode()
+		release()
 		hold.Shrink(int64(len(e.data)))
 		e.hold = hold
 		c.mu.Lock()
@@ -137,6 +147,24 @@ func (c *versionCache) releaseLocked(e *versionEntry) {
 	e.refs--
 	if e.refs == 0 && e.gone {
 		e.hold.Release()
+	}
+}
+
+// reclaim evicts answers no request is writing, least recently used first,
+// until about need bytes are given back to the budget: kept answers are a
+// convenience, and give way to requests that need the memory. The budget
+// calls it when a reservation does not fit.
+func (c *versionCache) reclaim(need int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	freed := int64(0)
+	for el := c.order.Back(); el != nil && freed < need; {
+		prev := el.Prev()
+		if e := el.Value.(*versionEntry); e.refs == 0 && e.bytes > 0 {
+			freed += int64(e.bytes)
+			c.evictLocked(el)
+		}
+		el = prev
 	}
 }
 

@@ -110,7 +110,7 @@ func (h *handlers) download(c *gin.Context) {
 // the "file" field of a multipart form, and imports it. The file is read
 // first, within the memory budget; then one of the import slots is taken.
 func (h *handlers) importNetwork(c *gin.Context) {
-	release, ok := h.meter(c, 1)
+	release, ok := h.meter(c, 1, false)
 	if !ok {
 		return
 	}

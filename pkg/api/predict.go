@@ -59,7 +59,7 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	switch mt {
 	case "image/png", "image/jpeg", "image/gif":
-		release, ok := h.meter(c, rawReadFactor)
+		release, ok := h.meter(c, rawReadFactor, false)
 		if !ok {
 			return nil, false
 		}
@@ -82,7 +82,7 @@ func (h *handlers) readDigit(c *gin.Context) ([]float64, bool) {
 		writeError(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json, image/png, image/jpeg or image/gif")
 		return nil, false
 	}
-	release, ok := h.meter(c, jsonReadFactor)
+	release, ok := h.meter(c, jsonReadFactor, true)
 	if !ok {
 		return nil, false
 	}

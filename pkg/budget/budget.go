@@ -42,6 +42,19 @@ type Budget struct {
 	used    atomic.Int64
 	peak    atomic.Int64
 	refused atomic.Int64
+
+	reclaim atomic.Pointer[func(need int64)] // SetReclaimer's
+}
+
+// SetReclaimer sets what the budget calls when a reservation does not fit
+// at once: something that holds reservations it can give up (a cache of
+// encoded answers), asked to release about need bytes. It is called
+// without any lock of the budget's held; the reservation is tried again
+// after it returns.
+func (b *Budget) SetReclaimer(f func(need int64)) {
+	if b != nil {
+		b.reclaim.Store(&f)
+	}
 }
 
 // New returns a budget of capacity bytes. Reserve waits at most wait for
@@ -123,7 +136,12 @@ func (b *Budget) acquire(ctx context.Context, n int64, wait time.Duration) error
 		b.refused.Add(1)
 		return fmt.Errorf("%w: %d bytes asked, the budget is %d", ErrTooLarge, n, b.capacity)
 	}
-	if !b.sem.TryAcquire(n) {
+	ok := b.sem.TryAcquire(n)
+	if f := b.reclaim.Load(); !ok && f != nil {
+		(*f)(n - (b.capacity - b.used.Load()))
+		ok = b.sem.TryAcquire(n)
+	}
+	if !ok {
 		if wait == 0 {
 			b.refused.Add(1)
 			return fmt.Errorf("%w: %d bytes asked, %d of %d in use", ErrBusy, n, b.used.Load(), b.capacity)

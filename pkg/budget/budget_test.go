@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,5 +177,41 @@ func TestNeverPastCapacity(t *testing.T) {
 	}
 	if st := b.Stats(); st.Used != 0 || st.Peak > capacity {
 		t.Errorf("stats after all released: %+v", st)
+	}
+}
+
+// TestLimitGC: the collector's limit is the baseline, the budget, what is
+// held besides and the slack; it follows what is held, and the previous
+// limit comes back at the end.
+func TestLimitGC(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	b := budget.New(100<<20, 0)
+	var held atomic.Int64
+	held.Store(7 << 20)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		b.LimitGC(ctx, held.Load, time.Millisecond)
+		close(done)
+	}()
+	base := budget.RuntimeMemory()
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	within := func(want int64) bool { d := limit() - want; return d > -(64<<20) && d < 64<<20 }
+	for deadline := time.Now().Add(10 * time.Second); !within(base + 107<<20 + budget.GCSlack); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("limit %d, want about %d", limit(), base+107<<20+budget.GCSlack)
+		}
+	}
+	first := limit()
+	held.Store(200 << 20)
+	for deadline := time.Now().Add(10 * time.Second); limit() < first+150<<20; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("limit %d did not follow what is held (was %d)", limit(), first)
+		}
+	}
+	cancel()
+	<-done
+	if got := limit(); got != before {
+		t.Errorf("limit after LimitGC ended: %d, want the previous %d", got, before)
 	}
 }

@@ -38,3 +38,16 @@ func (s *Service) idlestLocked() *entry {
 	}
 	return victim
 }
+
+// ParamsInMemory is the weights and biases of the networks held in memory
+// here (what MaxParamsInMemory bounds), for sizing the garbage collector's
+// memory limit.
+func (s *Service) ParamsInMemory() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.nets {
+		n += e.params
+	}
+	return n
+}
