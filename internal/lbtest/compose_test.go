@@ -9,17 +9,25 @@ import (
 
 var update = flag.Bool("update", false, "rewrite deploy/nginx.compose.conf from deploy/nginx.conf")
 
-// composeConfig is what docker-compose.scale.yml's nginx runs: the template
-// rendered for its three replicas.
+// composeConfig is what docker-compose.scale.yml's nginx runs: the shipped
+// file with its three replicas, listening on 80 in its container.
 var composeConfig = Config{Listen: "80", Backends: []string{"replica1:8000", "replica2:8000", "replica3:8000"}}
 
-// TestComposeConfigIsRendered: deploy/nginx.compose.conf is the template
-// rendered, not a copy drifting away from it (go test -update rewrites it).
+const composeHeader = `# GENERATED from deploy/nginx.conf for docker-compose.scale.yml (its
+# replicas replica1-3:8000, port 80 in the container): do not edit; edit
+# deploy/nginx.conf, then run go test ./internal/lbtest -run Compose -update.
+
+`
+
+// TestComposeConfigIsRendered: deploy/nginx.compose.conf is the shipped
+// file rendered, not a copy drifting away from it (go test -update
+// rewrites it).
 func TestComposeConfigIsRendered(t *testing.T) {
-	want, err := Render(DeployFile(t, "nginx.conf"), composeConfig)
+	body, err := Render(DeployFile(t, "nginx.conf"), composeConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := append([]byte(composeHeader), body...)
 	path := DeployFile(t, "nginx.compose.conf")
 	if *update {
 		if err := os.WriteFile(path, want, 0o644); err != nil {

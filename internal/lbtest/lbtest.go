@@ -1,16 +1,16 @@
 // Package lbtest runs the load balancers of deploy/ in front of test
-// backends: StartNginx and StartHAProxy render deploy/nginx.conf and
-// deploy/haproxy.cfg (Go templates) with the backends and a free loopback
-// port, and run Debian's nginx and haproxy on them. The committed files are
-// the only source of the configuration: what the tests run is what is
-// deployed.
+// backends: StartNginx and StartHAProxy take deploy/nginx.conf and
+// deploy/haproxy.cfg, plain configuration files ready for three replicas
+// on 127.0.0.1:8001-8003, replace their replicas and listen address (as a
+// person deploying them does, see Render), and run Debian's nginx and
+// haproxy on them. The committed files are the only source of the
+// configuration: what the tests run is what is deployed.
 //
 // Where nginx or haproxy is not installed the tests skip, saying what to
 // install; when the environment variable CI is set, they fail instead.
 package lbtest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 )
 
@@ -29,26 +28,6 @@ const Install = "install nginx and HAProxy (apt-get install -y nginx-light hapro
 
 // startTimeout bounds how long a load balancer may take to listen.
 const startTimeout = 30 * time.Second
-
-// Config is what the templates in deploy/ are rendered with.
-type Config struct {
-	Listen   string   // what to listen on: host:port
-	Backends []string // host:port of each replica
-	Prefix   string   // a directory for pid files, logs and temporary files; "" in production
-}
-
-// Render renders the template file at path with c.
-func Render(path string, c Config) ([]byte, error) {
-	tmpl, err := template.New(filepath.Base(path)).Option("missingkey=error").ParseFiles(path)
-	if err != nil {
-		return nil, fmt.Errorf("lbtest: %w", err)
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, c); err != nil {
-		return nil, fmt.Errorf("lbtest: rendering %s: %w", path, err)
-	}
-	return b.Bytes(), nil
-}
 
 // DeployFile returns the path of a file in the module's deploy directory,
 // found by walking up from the working directory to go.mod.

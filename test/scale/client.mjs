@@ -15,14 +15,13 @@
 //
 // options (all optional):
 //
-//	transports       e.g. ["websocket"]; default: io(url)'s, polling then upgraded
-//	cookie           a Cookie header sent with every request and with the
-//	                 WebSocket handshake (HAProxy's SERVERID=rN pins a replica)
-//	withCredentials  true: keep the cookies the server sets (socket.io-client's
-//	                 cookie jar in Node), as a browser would
-//	localAddress     the loopback address to connect from (127.0.0.N): nginx's
-//	                 hash on $remote_addr pins a replica per address
-//	reconnection     default false
+//	transports    e.g. ["websocket"]; default: io(url)'s, polling then upgraded
+//	localAddress  the loopback address to connect from (127.0.0.N): both
+//	              balancers hash the client's address to pick its replica
+//	reconnection  default false
+//
+// Like a Node client by default, it sends no cookies (no withCredentials):
+// the balancers' stickiness must not need them.
 
 import http from 'node:http';
 import { io } from 'socket.io-client';
@@ -39,8 +38,6 @@ const out = (obj) => process.stdout.write(`${JSON.stringify({ ...obj, at: now() 
 
 const ioOpts = { forceNew: true, reconnection: opts.reconnection ?? false, timeout: 30_000 };
 if (opts.transports) ioOpts.transports = opts.transports;
-if (opts.cookie) ioOpts.extraHeaders = { Cookie: opts.cookie };
-if (opts.withCredentials) ioOpts.withCredentials = true;
 if (opts.localAddress) {
   // Both transports take an agent: polling's XMLHttpRequest and the
   // WebSocket's handshake connect through it.

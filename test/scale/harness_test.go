@@ -549,7 +549,7 @@ func listIDs(t *testing.T, base string) []string {
 }
 
 // fromAddress is an HTTP client whose connections come from a loopback
-// address of its own (nginx hashes it to pick a replica).
+// address of its own (both balancers hash it to pick a replica).
 func fromAddress(local string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
@@ -586,13 +586,29 @@ type sioClient struct {
 	stderr  bytes.Buffer
 }
 
-// clientOpts are client.mjs's options.
+// clientOpts are client.mjs's options. There is no cookie option: like
+// Node's socket.io-client by default (docs/WEBSOCKET.md's train.mjs), the
+// clients send none, and the balancers must keep them on one replica
+// without.
 type clientOpts struct {
-	Transports      []string `json:"transports,omitempty"`
-	Cookie          string   `json:"cookie,omitempty"`
-	WithCredentials bool     `json:"withCredentials,omitempty"`
-	LocalAddress    string   `json:"localAddress,omitempty"`
-	Reconnection    bool     `json:"reconnection,omitempty"`
+	Transports   []string `json:"transports,omitempty"`
+	LocalAddress string   `json:"localAddress,omitempty"`
+	Reconnection bool     `json:"reconnection,omitempty"`
+}
+
+// npmMu serialises testenv.NpmCI: clients start in parallel, and two
+// npm ci at once in one folder corrupt its node_modules.
+var npmMu sync.Mutex
+
+// nodeModules returns node and test/scale, once its packages are there.
+func nodeModules(t *testing.T) (node, dir string) {
+	t.Helper()
+	node = testenv.Tool(t, "node", "Node.js 20+ and npm (the tests run `npm ci` in test/scale)")
+	dir = filepath.Join(testenv.ModuleRoot(t), "test", "scale")
+	npmMu.Lock()
+	defer npmMu.Unlock()
+	testenv.NpmCI(t, dir, "socket.io-client")
+	return node, dir
 }
 
 // connect starts a client and waits until it is connected, and, with the
@@ -600,9 +616,7 @@ type clientOpts struct {
 // or a parent of t) ends.
 func connect(t *testing.T, owner testing.TB, label, url string, o clientOpts) *sioClient {
 	t.Helper()
-	node := testenv.Tool(t, "node", "Node.js 20+ and npm (the tests run `npm ci` in test/scale)")
-	dir := filepath.Join(testenv.ModuleRoot(t), "test", "scale")
-	testenv.NpmCI(t, dir, "socket.io-client")
+	node, dir := nodeModules(t)
 	opts, _ := json.Marshal(o)
 	c := &sioClient{label: label, changed: make(chan struct{}), done: make(chan struct{})}
 	c.cmd = exec.Command(node, filepath.Join(dir, "client.mjs"), url, string(opts))

@@ -2,7 +2,9 @@
 // replicas on one Postgres (internal/pgtest) and one S3 bucket (gofakes3,
 // served by this process over loopback HTTP), behind the deployed nginx and
 // HAProxy configurations (internal/lbtest), with the npm socket.io-client
-// 4.8 as the browsers' stand-in (client.mjs, one Node process per client).
+// 4.8 as the browsers' stand-in (client.mjs, one Node process per client,
+// sending no cookies, as Node clients do by default), and the Node client
+// that docs/WEBSOCKET.md documents (train.mjs, run as the doc has it).
 //
 // TestScaled runs the scenarios on one set of replicas, in order: each
 // leaves the cluster whole for the next (the kill scenario starts its
@@ -83,6 +85,7 @@ func TestScaled(t *testing.T) {
 		f    func(*testing.T)
 	}{
 		{"1_events_and_reads_agree", s.eventsAndReads},
+		{"documented_client_through_each_balancer", s.documentedClient},
 		{"3_one_job_per_network", s.oneJobPerNetwork},
 		{"4_delete_while_training", s.deleteWhileTraining},
 		{"burst_spreads", s.burst},
@@ -201,53 +204,56 @@ func (s *suite) reportLatency(t *testing.T) {
 
 // ------------------------------------------------------------ scenario 1
 
-// nginxAddressFor finds a loopback source address that nginx's hash on
-// $remote_addr sends to replica want: a request from each candidate for a
-// path of its own, and the replica that logged it.
-func (s *suite) nginxAddressFor(t *testing.T, want *replica) string {
+// addressFor finds a loopback source address that the balancer at lb
+// (named name), hashing the client's address, sends to replica want: a
+// request from each candidate for a path of its own, and the replica that
+// logged it. Each replica must log the client's address, not the
+// balancer's (TRUSTED_PROXIES=127.0.0.1).
+func (s *suite) addressFor(t *testing.T, name, lb string, want *replica) string {
 	t.Helper()
 	for i := 2; i < 100; i++ {
 		addr := fmt.Sprintf("127.0.0.%d", i)
 		probe := uuid.NewString()
-		r, err := call(fromAddress(addr), "GET", s.nginx+"/api/training/"+probe, nil)
+		r, err := call(fromAddress(addr), "GET", lb+"/api/training/"+probe, nil)
 		if err != nil || r.status != 404 {
-			t.Fatalf("probe from %s through nginx: %v %v", addr, r, err)
+			t.Fatalf("probe from %s through %s: %v %v", addr, name, r, err)
 		}
 		got, line := s.c.waitLogged(t, "the probe from "+addr, 10*time.Second, func(l logLine) bool {
 			return l.str("msg") == "http request" && strings.HasSuffix(l.str("path"), probe)
 		})
 		if line.str("remote") != addr {
-			t.Errorf("replica %s logged the request from %s (through nginx, TRUSTED_PROXIES=127.0.0.1) as from %q",
-				got.name, addr, line.str("remote"))
+			t.Errorf("replica %s logged the request from %s (through %s, TRUSTED_PROXIES=127.0.0.1) as from %q",
+				got.name, addr, name, line.str("remote"))
 		}
 		if got == want {
 			return addr
 		}
 	}
-	t.Fatalf("no address of 127.0.0.2-99 hashes to replica %s", want.name)
+	t.Fatalf("no address of 127.0.0.2-99 goes to replica %s through %s", want.name, name)
 	return ""
 }
 
 // eventsAndReads is scenario 1: a network created on A and trained through
-// B; clients of C (through HAProxy pinned by its cookie, through nginx from
-// an address that hashes to C, and directly) and one through HAProxy that
-// keeps the cookie HAProxy gives it, wherever that lands, receive every
-// event once, in order; GET /api/training/{id} agrees on every replica and
-// through both balancers whenever it is sampled.
+// B; clients of C (through each balancer from an address it sends to C,
+// upgraded to WebSocket and polling only, none with a cookie, and
+// directly) receive every event once, in order; GET /api/training/{id}
+// agrees on every replica and through both balancers whenever it is
+// sampled.
 func (s *suite) eventsAndReads(t *testing.T) {
 	A, B, C := s.c.reps[0], s.c.reps[1], s.c.reps[2]
-	ngAddr := s.nginxAddressFor(t, C)
-	clients := map[string]*sioClient{
-		"haproxy-cookie-r2":    connect(t, t, "haproxy-cookie-r2", s.haproxy, clientOpts{Cookie: fmt.Sprintf("SERVERID=r%d", C.idx)}),
-		"nginx-from-" + ngAddr: connect(t, t, "nginx-from-"+ngAddr, s.nginx, clientOpts{LocalAddress: ngAddr}),
-		"haproxy-jar":          connect(t, t, "haproxy-jar", s.haproxy, clientOpts{WithCredentials: true}),
-		"haproxy-jar-polling":  connect(t, t, "haproxy-jar-polling", s.haproxy, clientOpts{WithCredentials: true, Transports: []string{"polling"}}),
-		"direct-C":             s.direct[2],
+	clients := map[string]*sioClient{"direct-C": s.direct[2]}
+	for _, lb := range []struct{ name, url string }{{"nginx", s.nginx}, {"haproxy", s.haproxy}} {
+		addr := s.addressFor(t, lb.name, lb.url, C)
+		for _, o := range []clientOpts{{LocalAddress: addr}, {LocalAddress: addr, Transports: []string{"polling"}}} {
+			label := lb.name + "-from-" + addr
+			if o.Transports != nil {
+				label = lb.name + "-polling-from-" + addr
+			}
+			clients[label] = connect(t, t, label, lb.url, o)
+		}
 	}
 	for name, cl := range clients {
-		on := s.c.landedOn(t, cl)
-		t.Logf("client %s is on replica %s", name, on.name)
-		if !strings.HasPrefix(name, "haproxy-jar") && on != C {
+		if on := s.c.landedOn(t, cl); on != C {
 			t.Errorf("client %s should be on C, is on %s", name, on.name)
 		}
 	}
@@ -549,11 +555,12 @@ func (s *suite) burst(t *testing.T) {
 func (s *suite) killMidEpoch(t *testing.T) {
 	net := createNetworkInit(t, s.haproxy, []int{784, 600, 10}, 51, "scaled")
 	const epochs = 3
-	// Clients through HAProxy that keep its cookie, as browsers do, and
-	// reconnect by themselves: the victim's find another replica.
-	var jars []*sioClient
-	for i := range s.c.reps {
-		jars = append(jars, connect(t, t, fmt.Sprintf("haproxy-jar-%d", i), s.haproxy, clientOpts{WithCredentials: true, Reconnection: true}))
+	// Clients through HAProxy, one on each replica, that reconnect by
+	// themselves: the victim's finds another replica.
+	var lbClients []*sioClient
+	for _, r := range s.c.reps {
+		addr := s.addressFor(t, "haproxy", s.haproxy, r)
+		lbClients = append(lbClients, connect(t, t, "haproxy-from-"+addr, s.haproxy, clientOpts{LocalAddress: addr, Reconnection: true}))
 	}
 	job := train(t, s.nginx, net, trainParams{Epochs: epochs, Seed: 52, Rate: 0.5})
 	victim := s.trainer(t, job)
@@ -608,25 +615,31 @@ func (s *suite) killMidEpoch(t *testing.T) {
 		taker.name, takeover.time.Sub(killed).Round(time.Millisecond), resumer.name, resumed.time.Sub(killed).Round(time.Millisecond),
 		firstAfter.Sub(killed).Round(time.Millisecond))
 
-	// The balancer's clients on the victim: when did they reconnect, and
-	// where?
-	for _, c := range jars {
+	// HAProxy's client of the victim reconnects by itself, through
+	// HAProxy, to a survivor: from the same address, which the victim no
+	// longer serves.
+	for _, c := range lbClients {
 		if s.c.landedOn(t, c) != victim {
 			continue
 		}
-		var again *clientRec
-		for _, r := range c.snapshot() {
-			if r.Type == "connect" && r.time().After(killed) {
-				again = &r
-				break
+		var again clientRec
+		c.waitFor(t, "a reconnection after the kill", 2*eventTimeout, func(rs []clientRec) bool {
+			for _, r := range rs {
+				if r.Type == "connect" && r.time().After(killed) {
+					again = r
+					return true
+				}
 			}
+			return false
+		})
+		on, _ := s.c.waitLogged(t, "the reconnection of client "+c.label, 10*time.Second, func(l logLine) bool {
+			return l.str("msg") == "socket.io client connected" && l.str("sid") == again.ID
+		})
+		if on == victim {
+			t.Errorf("HAProxy client %s reconnected to the killed replica %s", c.label, victim.name)
 		}
-		if again == nil {
-			t.Logf("HAProxy client %s was on %s: not reconnected when the job completed (%s)", c.label, victim.name, c.describe(job))
-			continue
-		}
-		t.Logf("HAProxy client %s was on %s: reconnected %v after the kill; events of the job it saw: %s",
-			c.label, victim.name, again.time().Sub(killed).Round(time.Millisecond), c.describe(job))
+		t.Logf("HAProxy client %s was on %s: reconnected to %s %v after the kill; events of the job it saw: %s",
+			c.label, victim.name, on.name, again.time().Sub(killed).Round(time.Millisecond), c.describe(job))
 	}
 
 	// Restart the victim now, so that the barrier job can run anywhere.
