@@ -162,6 +162,8 @@ type Service struct {
 	ctx    context.Context // cancelled by Close, with ErrShuttingDown as its cause
 	cancel context.CancelCauseFunc
 
+	unready sync.Map // backend name → true while Ready finds it unreachable
+
 	mu      sync.Mutex           // guards everything below
 	nets    map[string]*entry    // networks loaded on this replica
 	loading map[string]*loadCall // networks being read from the store
@@ -346,10 +348,19 @@ func (s *Service) Ready(ctx context.Context) Readiness {
 		if !ok {
 			return
 		}
-		if err := p.Ping(ctx); err != nil {
+		err := p.Ping(ctx)
+		// Logged when a backend changes state, not at every probe: a
+		// balancer probes every second or two.
+		if was, _ := s.unready.Swap(name, err != nil); (was == true) != (err != nil) {
+			if err != nil {
+				s.log.Warn("backend not ready", "backend", name, "err", err)
+			} else {
+				s.log.Info("backend ready again", "backend", name)
+			}
+		}
+		if err != nil {
 			r.Ready = false
 			r.Backends[name] = "unavailable"
-			s.log.Warn("backend not ready", "backend", name, "err", err)
 			return
 		}
 		r.Backends[name] = "ok"
