@@ -33,8 +33,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
-	"github.com/mnist-go/nnserver/pkg/store"
 	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
@@ -45,13 +45,13 @@ const defaultAttackSeconds = 60
 // What the server's defaults are (cmd/server, pkg/api, pkg/live): the test
 // checks the server against them, it does not set them.
 const (
-	defaultBudgetMB    = 192              // MEMORY_BUDGET_MB
-	serverReadTimeout  = 30 * time.Second // http.Server.ReadTimeout
-	answerCacheBytes   = 64 << 20         // api.versionCacheBytes: encoded answers kept, reserved from the budget
-	sessionsPerAddr    = 200              // live.DefaultMaxSessionsPerAddr
-	sessionBytes       = 20 << 10         // live: "~20 KB of RSS" per abandoned session
-	historyRecords     = store.MaxHistory // 100,000 epochs
-	importAndDecodeCap = 2                // api.maxImports, api.maxDecodes
+	defaultBudgetMB    = 192                  // MEMORY_BUDGET_MB
+	serverReadTimeout  = 30 * time.Second     // http.Server.ReadTimeout
+	answerCacheBytes   = 64 << 20             // api.versionCacheBytes: encoded answers kept, reserved from the budget
+	sessionsPerAddr    = 200                  // live.DefaultMaxSessionsPerAddr
+	sessionBytes       = 20 << 10             // live: "~20 KB of RSS" per abandoned session
+	historyRecords     = modelfile.MaxHistory // 100,000 epochs
+	importAndDecodeCap = 2                    // api.maxImports, api.maxDecodes
 )
 
 // The networks the test makes the server hold. Each is counted, 8 bytes a
@@ -141,7 +141,7 @@ func TestAllAttacksAtOnce(t *testing.T) {
 	w := h.create(t, wide, 3)       // examples with the widest output_weights, predicts, training
 	histFile := modelFile(t, historyMeta(historyRecords), zeroNet(t, small))
 	hist := h.importFile(t, histFile)
-	almost := h.importFile(t, modelFile(t, store.Meta{Init: "normal", Trained: true, EpochsTrained: store.MaxHistory - 1}, zeroNet(t, small)))
+	almost := h.importFile(t, modelFile(t, modelfile.Meta{Init: "normal", Trained: true, EpochsTrained: modelfile.MaxHistory - 1}, zeroNet(t, small)))
 	setupNets := [][]int{small, small, wide, small, small}
 	h.legit.add(setupNets...)
 	setupHeap := s.heapMB(t)
@@ -729,7 +729,7 @@ func (h *harness) slowUploads(wg *sync.WaitGroup, t *testing.T, predictID string
 		}
 	}
 	// Legitimate imports meanwhile, each deleted once imported.
-	file := modelFile(t, store.Meta{Init: "normal"}, zeroNet(t, small))
+	file := modelFile(t, modelfile.Meta{Init: "normal"}, zeroNet(t, small))
 	a := h.tally("5 legit import + delete, during slow uploads")
 	h.workers(wg, 2, 5, func(int, *rand.Rand) {
 		open := h.slowOpen[slowImport].Load()
@@ -831,7 +831,7 @@ func (h *harness) slowUpload(a *tally, open *atomic.Int64, path, contentType str
 // 6. Lifetimes: imports claiming 2^63-1 epochs or a seed of 2^60, and
 // training a network one epoch short of its life (one job, then 409).
 func (h *harness) lifetimes(wg *sync.WaitGroup, t *testing.T, almostID string) {
-	base := modelFile(t, store.Meta{Init: "normal"}, zeroNet(t, small))
+	base := modelFile(t, modelfile.Meta{Init: "normal"}, zeroNet(t, small))
 	epochs := rezip(t, base, func(m map[string]any) { m["epochs_trained"] = json.Number("9223372036854775807") })
 	seed := rezip(t, base, func(m map[string]any) { m["seed"] = json.Number(strconv.FormatUint(1<<60, 10)) })
 	imports := h.tally("6 import epochs_trained 2^63-1 / seed 2^60")
@@ -865,7 +865,7 @@ func (h *harness) notNumbers(wg *sync.WaitGroup, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := modelFile(t, store.Meta{Init: "normal"}, n)
+	file := modelFile(t, modelfile.Meta{Init: "normal"}, n)
 	a := h.tally("7 import weights ±1.7e308 (NaN outputs)")
 	h.workers(wg, 2, 7, func(int, *rand.Rand) {
 		h.do(a, "POST", "/api/networks/import", "application/octet-stream", file, expect{400: "would not be numbers", busy: ""})
@@ -1160,25 +1160,25 @@ func (h *harness) importFile(t *testing.T, file []byte) string {
 
 // historyMeta is the description of a network that has trained n epochs,
 // each recorded.
-func historyMeta(n int) store.Meta {
+func historyMeta(n int) modelfile.Meta {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	recs := make([]store.EpochRecord, n)
+	recs := make([]modelfile.EpochRecord, n)
 	for i := range recs {
-		recs[i] = store.EpochRecord{Epoch: i + 1, JobID: "job-1", Accuracy: 0.5, Correct: 5000, Total: 10000,
+		recs[i] = modelfile.EpochRecord{Epoch: i + 1, JobID: "job-1", Accuracy: 0.5, Correct: 5000, Total: 10000,
 			ElapsedTime: 0.1, LearningRate: 3, MiniBatchSize: 10, Cost: "quadratic", Seed: 1, FinishedAt: at}
 	}
-	return store.Meta{Init: "normal", Trained: true, EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
+	return modelfile.Meta{Init: "normal", Trained: true, EpochsTrained: n, History: recs, CreatedAt: at, UpdatedAt: at}
 }
 
 // modelFile is a model file in the server's format (pkg/store) holding n.
-func modelFile(t testing.TB, m store.Meta, n *network.Network) []byte {
+func modelFile(t testing.TB, m modelfile.Meta, n *network.Network) []byte {
 	t.Helper()
 	m.ID, m.Sizes = "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", n.Sizes()
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt, m.UpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
 	var buf bytes.Buffer
-	if err := store.Encode(&buf, m, n); err != nil {
+	if err := modelfile.Encode(&buf, m, n); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -1201,7 +1201,7 @@ func zeroNet(t testing.TB, sizes []int) *network.Network {
 }
 
 // rezip rewrites meta.json of a model file with edit applied: files that
-// store.Encode would refuse to write.
+// modelfile.Encode would refuse to write.
 func rezip(t *testing.T, npz []byte, edit func(meta map[string]any)) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(npz), int64(len(npz)))
