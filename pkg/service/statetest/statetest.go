@@ -322,307 +322,337 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// RunQueue runs the Queue contract.
+// RunQueue runs the Queue contract, each part a subtest of its own.
 func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
-	ctx := context.Background()
-	lim := service.DefaultLimits()
-	stop := func(t *testing.T, q service.Queue) {
-		t.Cleanup(func() {
-			c, cancel := context.WithTimeout(ctx, waitLimit)
-			defer cancel()
-			q.Stop(c)
-		})
+	env := queueEnv{opts: opts, newQueue: newQueue, lim: service.DefaultLimits()}
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, queueEnv)
+	}{
+		{"AddGetAndTheLimit", queueAddGetAndTheLimit},
+		{"Admission", queueAdmission},
+		{"AdmissionLifetimeEpochs", queueAdmissionLifetimeEpochs},
+		{"OneJobPerNetworkInOrder", queueOneJobPerNetworkInOrder},
+		{"End", queueEnd},
+		{"EndNetwork", queueEndNetwork},
+		{"Retention", queueRetention},
+		{"Stop", queueStop},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, env) })
 	}
+}
 
-	t.Run("AddGetAndTheLimit", func(t *testing.T) {
-		q := newQueue(t, 1, lim, nil)
-		stop(t, q)
-		a := job(uuid.NewString(), 3)
-		if err := q.Add(ctx, a, service.Admission{MaxQueued: 2}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := q.Get(ctx, a.ID)
-		if err != nil || got.ID != a.ID || got.NetworkID != a.NetworkID || got.Status != service.StatusPending ||
-			got.Params.Epochs != 3 || got.Params.Seed == nil || *got.Params.Seed != 5 || got.Epoch != 0 || len(got.History) != 0 {
-			t.Errorf("Get: %+v, %v", got, err)
-		}
-		if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); !errors.Is(err, service.ErrQueueIsFull) {
-			t.Errorf("a third pending job with a limit of 2: %v", err)
-		}
-		if _, err := q.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownJob) {
-			t.Errorf("Get of an unknown job: %v", err)
-		}
-		a2, err := q.Active(ctx)
-		if err != nil || a2.Queued != 2 || a2.Running != 0 || a2.Current[a.NetworkID] != a.ID {
-			t.Errorf("Active: %+v, %v", a2, err)
-		}
-	})
+// queueEnv is what every part of the Queue contract starts from.
+type queueEnv struct {
+	opts     QueueOptions
+	newQueue NewQueue
+	lim      service.Limits
+}
 
-	t.Run("Admission", func(t *testing.T) {
-		q := newQueue(t, 1, lim, nil)
-		stop(t, q)
-		from := func(client string, j service.JobInfo) service.JobInfo { j.Client = client; return j }
-		perClient := service.Admission{MaxQueued: 10, MaxQueuedPerClient: 2}
-		for i := range 2 {
-			if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); err != nil {
-				t.Fatalf("pending job %d of client 1: %v", i+1, err)
-			}
-		}
-		if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); !errors.Is(err, service.ErrClientQueueIsFull) {
-			t.Errorf("a third pending job of one client with a bound of 2: %v", err)
-		}
-		for _, c := range []string{"192.0.2.2", "", ""} {
-			if err := q.Add(ctx, from(c, job(uuid.NewString(), 1)), perClient); err != nil {
-				t.Errorf("a job of client %q while client 1 is at its bound: %v", c, err)
-			}
-		}
-
-	})
-
-	t.Run("AdmissionLifetimeEpochs", func(t *testing.T) {
-		// A network's life: trained + what its unfinished jobs still have
-		// to run + the new job, within MaxNetworkEpochs.
-		q := newQueue(t, 1, lim, nil)
-		stop(t, q)
-		w := newWorker(q)
-		net := uuid.NewString()
-		life := func(trained int) service.Admission {
-			return service.Admission{MaxQueued: 100, MaxNetworkEpochs: 10, EpochsTrained: trained}
-		}
-		running := job(net, 4)
-		if err := q.Add(ctx, running, life(2)); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Add(ctx, job(net, 3), life(2)); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Add(ctx, job(net, 2), life(2)); !errors.Is(err, service.ErrLifetimeEpochs) {
-			t.Errorf("2 trained + 4 + 3 queued, 2 more with a life of 10: %v", err)
-		}
-		if err := q.Add(ctx, job(uuid.NewString(), 8), life(2)); err != nil {
-			t.Errorf("another network's job: %v", err)
-		}
-		// A job that runs counts only its epochs not yet done.
-		if err := q.Start(w.work); err != nil {
-			t.Fatal(err)
-		}
-		w.waitStarted(t, running.ID)
-		if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Add(ctx, job(net, 1), life(3)); err != nil {
-			t.Errorf("3 trained + 3 left of the running job + 3 queued + 1, with a life of 10: %v", err)
-		}
-		if err := q.Add(ctx, job(net, 1), life(3)); !errors.Is(err, service.ErrLifetimeEpochs) {
-			t.Errorf("one more epoch than the life allows: %v", err)
-		}
-		close(w.releaseCh(running.ID))
-	})
-
-	t.Run("OneJobPerNetworkInOrder", func(t *testing.T) {
-		q := newQueue(t, 2, lim, nil)
-		stop(t, q)
-		w := newWorker(q)
-		netA, netB := uuid.NewString(), uuid.NewString()
-		a1, a2, b1 := job(netA, 1), job(netA, 1), job(netB, 1)
-		for _, j := range []service.JobInfo{a1, a2, b1} {
-			if err := q.Add(ctx, j, service.Admission{MaxQueued: 10}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := q.Start(w.work); err != nil {
-			t.Fatal(err)
-		}
-		// a1 and b1 run together on the two workers; a2 waits for a1.
-		w.waitStarted(t, a1.ID)
-		waitStatus(t, q, b1.ID, service.StatusTraining)
-		if j, _ := q.Get(ctx, a2.ID); j.Status != service.StatusPending {
-			t.Errorf("a2 is %s while a1 runs", j.Status)
-		}
-		act, _ := q.Active(ctx)
-		if act.Running != 2 || act.Queued != 1 || act.Current[netA] != a1.ID || act.Current[netB] != b1.ID {
-			t.Errorf("Active: %+v", act)
-		}
-		close(w.releaseCh(a1.ID))
-		done := waitStatus(t, q, a1.ID, service.StatusCompleted)
-		if done.Epoch != 1 || done.Accuracy == nil || *done.Accuracy != 0.9 || len(done.History) != 1 ||
-			done.History[0] != (service.EpochResult{Epoch: 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}) ||
-			done.ElapsedTime != 0.25 || done.FinishedAt.IsZero() || done.StartedAt.IsZero() {
-			t.Errorf("completed job: %+v", done)
-		}
-		w.waitStarted(t, a2.ID)
-		close(w.releaseCh(a2.ID))
-		close(w.releaseCh(b1.ID))
-		waitStatus(t, q, a2.ID, service.StatusCompleted)
-		waitStatus(t, q, b1.ID, service.StatusCompleted)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.maxPar[netA] != 1 {
-			t.Errorf("%d jobs of one network ran at once", w.maxPar[netA])
-		}
-		if ia, ib := slices.Index(w.order, a1.ID), slices.Index(w.order, a2.ID); ia < 0 || ib < ia {
-			t.Errorf("order %v: a2 before a1", w.order)
-		}
-	})
-
-	t.Run("End", func(t *testing.T) {
-		q := newQueue(t, 1, lim, nil)
-		stop(t, q)
-		w := newWorker(q)
-		net := uuid.NewString()
-		running, pending := job(net, 1), job(net, 1)
-		mustAdd(t, q, running, 10)
-		mustAdd(t, q, pending, 10)
-		if err := q.Start(w.work); err != nil {
-			t.Fatal(err)
-		}
-		w.waitStarted(t, running.ID)
-
-		//lint:ignore ST1005 the client's message, capitalised as the wire has it
-		j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New(service.MsgCancelled))
-		if err != nil || !e.Now || !e.WasPending || j.Status != service.StatusCancelled || j.Error != "internal error" && j.Error != "Training cancelled" {
-			t.Errorf("End of a pending job: %+v %+v %v", j, e, err)
-		}
-		j, e, err = q.End(ctx, running.ID, service.StatusCancelled, service.Errorf(service.Conflict, "Training cancelled"))
-		if err != nil || !e.Now || e.WasPending || j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
-			t.Errorf("End of a running job: %+v %+v %v", j, e, err)
-		}
-		// The running job's Work stops; the job keeps the status it was
-		// ended with.
-		for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
-			w.mu.Lock()
-			_, stopped := w.causes[running.ID]
-			w.mu.Unlock()
-			if stopped {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the running job's Work was not stopped")
-			}
-		}
-		if j, _ := q.Get(ctx, running.ID); j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
-			t.Errorf("after its Work stopped: %+v", j)
-		}
-		j, e, err = q.End(ctx, running.ID, service.StatusFailed, errors.New("x"))
-		if err != nil || e.Now || j.Status != service.StatusCancelled {
-			t.Errorf("End of an ended job: %+v %+v %v", j, e, err)
-		}
-		if _, _, err := q.End(ctx, uuid.NewString(), service.StatusCancelled, nil); !errors.Is(err, service.ErrUnknownJob) {
-			t.Errorf("End of an unknown job: %v", err)
-		}
-		if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); !errors.Is(err, service.ErrJobEnded) {
-			t.Errorf("Epoch of an ended job: %v", err)
-		}
-	})
-
-	t.Run("EndNetwork", func(t *testing.T) {
-		q := newQueue(t, 2, lim, nil)
-		stop(t, q)
-		w := newWorker(q)
-		gone, other := uuid.NewString(), uuid.NewString()
-		running, p1, p2, kept := job(gone, 1), job(gone, 1), job(gone, 1), job(other, 1)
-		for _, j := range []service.JobInfo{running, p1, p2, kept} {
-			mustAdd(t, q, j, 10)
-		}
-		if err := q.Start(w.work); err != nil {
-			t.Fatal(err)
-		}
-		w.waitStarted(t, running.ID)
-		w.waitStarted(t, kept.ID)
-		deleted := service.Errorf(service.Conflict, "the network was deleted")
-		pending, err := q.EndNetwork(ctx, gone, service.StatusFailed, deleted)
-		if err != nil || len(pending) != 2 {
-			t.Fatalf("EndNetwork: %+v, %v", pending, err)
-		}
-		for _, j := range pending {
-			if (j.ID != p1.ID && j.ID != p2.ID) || j.Status != service.StatusFailed || j.Error != "the network was deleted" {
-				t.Errorf("ended pending job %+v", j)
-			}
-		}
-		waitStatus(t, q, running.ID, service.StatusFailed)
-		if j, _ := q.Get(ctx, kept.ID); j.Status != service.StatusTraining {
-			t.Errorf("another network's job: %+v", j)
-		}
-		close(w.releaseCh(kept.ID))
-		waitStatus(t, q, kept.ID, service.StatusCompleted)
-		act, _ := q.Active(ctx)
-		if act.Queued != 0 || act.Running != 0 || len(act.Current) != 0 {
-			t.Errorf("Active after everything ended: %+v", act)
-		}
-	})
-
-	t.Run("Retention", func(t *testing.T) {
-		clk := &clock{t: time.Now().UTC()}
-		l := lim
-		l.MaxFinishedJobs, l.JobRetention = 3, time.Hour
-		q := newQueue(t, 1, l, clk.now)
-		stop(t, q)
-		var ids []string
-		for range 5 {
-			j := job(uuid.NewString(), 1)
-			mustAdd(t, q, j, 100)
-			if _, _, err := q.End(ctx, j.ID, service.StatusCancelled, nil); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, j.ID)
-			clk.add(time.Second)
-		}
-		waiting := job(uuid.NewString(), 1)
-		mustAdd(t, q, waiting, 100)
-		for i, id := range ids {
-			_, err := q.Get(ctx, id)
-			if forgotten := i < 2; forgotten != errors.Is(err, service.ErrUnknownJob) {
-				t.Errorf("finished job %d of 5: %v (want forgotten=%v)", i+1, err, forgotten)
-			}
-		}
-		clk.add(time.Hour)
-		for _, id := range ids[2:] {
-			if _, err := q.Get(ctx, id); !errors.Is(err, service.ErrUnknownJob) {
-				t.Errorf("an hour later: %v", err)
-			}
-		}
-		if j, err := q.Get(ctx, waiting.ID); err != nil || j.Status != service.StatusPending {
-			t.Errorf("a pending job was forgotten: %+v %v", j, err)
-		}
-	})
-
-	t.Run("Stop", func(t *testing.T) {
-		q := newQueue(t, 1, lim, nil)
-		w := newWorker(q)
-		net := uuid.NewString()
-		running, pending := job(net, 1), job(net, 1)
-		mustAdd(t, q, running, 10)
-		mustAdd(t, q, pending, 10)
-		if err := q.Start(w.work); err != nil {
-			t.Fatal(err)
-		}
-		w.waitStarted(t, running.ID)
-		c, cancel := context.WithTimeout(ctx, waitLimit)
+// stop stops q when the test ends.
+func stopAtEnd(t *testing.T, q service.Queue) {
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
-		ended, err := q.Stop(c)
-		if err != nil {
+		q.Stop(c)
+	})
+}
+
+func queueAddGetAndTheLimit(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	a := job(uuid.NewString(), 3)
+	if err := q.Add(ctx, a, service.Admission{MaxQueued: 2}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Get(ctx, a.ID)
+	if err != nil || got.ID != a.ID || got.NetworkID != a.NetworkID || got.Status != service.StatusPending ||
+		got.Params.Epochs != 3 || got.Params.Seed == nil || *got.Params.Seed != 5 || got.Epoch != 0 || len(got.History) != 0 {
+		t.Errorf("Get: %+v, %v", got, err)
+	}
+	if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(ctx, job(a.NetworkID, 1), service.Admission{MaxQueued: 2}); !errors.Is(err, service.ErrQueueIsFull) {
+		t.Errorf("a third pending job with a limit of 2: %v", err)
+	}
+	if _, err := q.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownJob) {
+		t.Errorf("Get of an unknown job: %v", err)
+	}
+	a2, err := q.Active(ctx)
+	if err != nil || a2.Queued != 2 || a2.Running != 0 || a2.Current[a.NetworkID] != a.ID {
+		t.Errorf("Active: %+v, %v", a2, err)
+	}
+}
+
+func queueAdmission(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	from := func(client string, j service.JobInfo) service.JobInfo { j.Client = client; return j }
+	perClient := service.Admission{MaxQueued: 10, MaxQueuedPerClient: 2}
+	for i := range 2 {
+		if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); err != nil {
+			t.Fatalf("pending job %d of client 1: %v", i+1, err)
+		}
+	}
+	if err := q.Add(ctx, from("192.0.2.1", job(uuid.NewString(), 1)), perClient); !errors.Is(err, service.ErrClientQueueIsFull) {
+		t.Errorf("a third pending job of one client with a bound of 2: %v", err)
+	}
+	for _, c := range []string{"192.0.2.2", "", ""} {
+		if err := q.Add(ctx, from(c, job(uuid.NewString(), 1)), perClient); err != nil {
+			t.Errorf("a job of client %q while client 1 is at its bound: %v", c, err)
+		}
+	}
+}
+
+func queueAdmissionLifetimeEpochs(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	// A network's life: trained + what its unfinished jobs still have
+	// to run + the new job, within MaxNetworkEpochs.
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	w := newWorker(q)
+	net := uuid.NewString()
+	life := func(trained int) service.Admission {
+		return service.Admission{MaxQueued: 100, MaxNetworkEpochs: 10, EpochsTrained: trained}
+	}
+	running := job(net, 4)
+	if err := q.Add(ctx, running, life(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(ctx, job(net, 3), life(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(ctx, job(net, 2), life(2)); !errors.Is(err, service.ErrLifetimeEpochs) {
+		t.Errorf("2 trained + 4 + 3 queued, 2 more with a life of 10: %v", err)
+	}
+	if err := q.Add(ctx, job(uuid.NewString(), 8), life(2)); err != nil {
+		t.Errorf("another network's job: %v", err)
+	}
+	// A job that runs counts only its epochs not yet done.
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStarted(t, running.ID)
+	if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(ctx, job(net, 1), life(3)); err != nil {
+		t.Errorf("3 trained + 3 left of the running job + 3 queued + 1, with a life of 10: %v", err)
+	}
+	if err := q.Add(ctx, job(net, 1), life(3)); !errors.Is(err, service.ErrLifetimeEpochs) {
+		t.Errorf("one more epoch than the life allows: %v", err)
+	}
+	close(w.releaseCh(running.ID))
+}
+
+func queueOneJobPerNetworkInOrder(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 2, env.lim, nil)
+	stopAtEnd(t, q)
+	w := newWorker(q)
+	netA, netB := uuid.NewString(), uuid.NewString()
+	a1, a2, b1 := job(netA, 1), job(netA, 1), job(netB, 1)
+	for _, j := range []service.JobInfo{a1, a2, b1} {
+		if err := q.Add(ctx, j, service.Admission{MaxQueued: 10}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	// a1 and b1 run together on the two workers; a2 waits for a1.
+	w.waitStarted(t, a1.ID)
+	waitStatus(t, q, b1.ID, service.StatusTraining)
+	if j, _ := q.Get(ctx, a2.ID); j.Status != service.StatusPending {
+		t.Errorf("a2 is %s while a1 runs", j.Status)
+	}
+	act, _ := q.Active(ctx)
+	if act.Running != 2 || act.Queued != 1 || act.Current[netA] != a1.ID || act.Current[netB] != b1.ID {
+		t.Errorf("Active: %+v", act)
+	}
+	close(w.releaseCh(a1.ID))
+	done := waitStatus(t, q, a1.ID, service.StatusCompleted)
+	if done.Epoch != 1 || done.Accuracy == nil || *done.Accuracy != 0.9 || len(done.History) != 1 ||
+		done.History[0] != (service.EpochResult{Epoch: 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}) ||
+		done.ElapsedTime != 0.25 || done.FinishedAt.IsZero() || done.StartedAt.IsZero() {
+		t.Errorf("completed job: %+v", done)
+	}
+	w.waitStarted(t, a2.ID)
+	close(w.releaseCh(a2.ID))
+	close(w.releaseCh(b1.ID))
+	waitStatus(t, q, a2.ID, service.StatusCompleted)
+	waitStatus(t, q, b1.ID, service.StatusCompleted)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.maxPar[netA] != 1 {
+		t.Errorf("%d jobs of one network ran at once", w.maxPar[netA])
+	}
+	if ia, ib := slices.Index(w.order, a1.ID), slices.Index(w.order, a2.ID); ia < 0 || ib < ia {
+		t.Errorf("order %v: a2 before a1", w.order)
+	}
+}
+
+func queueEnd(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	w := newWorker(q)
+	net := uuid.NewString()
+	running, pending := job(net, 1), job(net, 1)
+	mustAdd(t, q, running, 10)
+	mustAdd(t, q, pending, 10)
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStarted(t, running.ID)
+
+	//lint:ignore ST1005 the client's message, capitalised as the wire has it
+	j, e, err := q.End(ctx, pending.ID, service.StatusCancelled, errors.New(service.MsgCancelled))
+	if err != nil || !e.Now || !e.WasPending || j.Status != service.StatusCancelled || j.Error != "internal error" && j.Error != "Training cancelled" {
+		t.Errorf("End of a pending job: %+v %+v %v", j, e, err)
+	}
+	j, e, err = q.End(ctx, running.ID, service.StatusCancelled, service.Errorf(service.Conflict, "Training cancelled"))
+	if err != nil || !e.Now || e.WasPending || j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
+		t.Errorf("End of a running job: %+v %+v %v", j, e, err)
+	}
+	// The running job's Work stops; the job keeps the status it was
+	// ended with.
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
 		w.mu.Lock()
-		cause := w.causes[running.ID]
+		_, stopped := w.causes[running.ID]
 		w.mu.Unlock()
-		if opts.HandsOver {
-			if len(ended) != 0 || !errors.Is(cause, service.ErrHandOver) {
-				t.Errorf("Stop ended %+v; the running job's cause: %v; want none and a hand-over", ended, cause)
-			}
-			return
+		if stopped {
+			break
 		}
-		if len(ended) != 1 || ended[0].ID != pending.ID || ended[0].Status != service.StatusFailed {
-			t.Errorf("Stop ended %+v, want the pending job, failed", ended)
+		if time.Now().After(deadline) {
+			t.Fatal("the running job's Work was not stopped")
 		}
-		if j, _ := q.Get(ctx, running.ID); cause == nil || j.Status != service.StatusFailed || j.Error != service.ErrorMessage(cause) {
-			t.Errorf("the running job after Stop: %+v (cause %v)", j, cause)
+	}
+	if j, _ := q.Get(ctx, running.ID); j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
+		t.Errorf("after its Work stopped: %+v", j)
+	}
+	j, e, err = q.End(ctx, running.ID, service.StatusFailed, errors.New("x"))
+	if err != nil || e.Now || j.Status != service.StatusCancelled {
+		t.Errorf("End of an ended job: %+v %+v %v", j, e, err)
+	}
+	if _, _, err := q.End(ctx, uuid.NewString(), service.StatusCancelled, nil); !errors.Is(err, service.ErrUnknownJob) {
+		t.Errorf("End of an unknown job: %v", err)
+	}
+	if err := q.Epoch(ctx, running.ID, service.EpochResult{Epoch: 1, Correct: 1, Total: 2, Accuracy: 0.5}); !errors.Is(err, service.ErrJobEnded) {
+		t.Errorf("Epoch of an ended job: %v", err)
+	}
+}
+
+func queueEndNetwork(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 2, env.lim, nil)
+	stopAtEnd(t, q)
+	w := newWorker(q)
+	gone, other := uuid.NewString(), uuid.NewString()
+	running, p1, p2, kept := job(gone, 1), job(gone, 1), job(gone, 1), job(other, 1)
+	for _, j := range []service.JobInfo{running, p1, p2, kept} {
+		mustAdd(t, q, j, 10)
+	}
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStarted(t, running.ID)
+	w.waitStarted(t, kept.ID)
+	deleted := service.Errorf(service.Conflict, "the network was deleted")
+	pending, err := q.EndNetwork(ctx, gone, service.StatusFailed, deleted)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("EndNetwork: %+v, %v", pending, err)
+	}
+	for _, j := range pending {
+		if (j.ID != p1.ID && j.ID != p2.ID) || j.Status != service.StatusFailed || j.Error != "the network was deleted" {
+			t.Errorf("ended pending job %+v", j)
 		}
-		if err := q.Add(ctx, job(net, 1), service.Admission{MaxQueued: 10}); err == nil {
-			t.Error("a job was added after Stop")
+	}
+	waitStatus(t, q, running.ID, service.StatusFailed)
+	if j, _ := q.Get(ctx, kept.ID); j.Status != service.StatusTraining {
+		t.Errorf("another network's job: %+v", j)
+	}
+	close(w.releaseCh(kept.ID))
+	waitStatus(t, q, kept.ID, service.StatusCompleted)
+	act, _ := q.Active(ctx)
+	if act.Queued != 0 || act.Running != 0 || len(act.Current) != 0 {
+		t.Errorf("Active after everything ended: %+v", act)
+	}
+}
+
+func queueRetention(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now().UTC()}
+	l := env.lim
+	l.MaxFinishedJobs, l.JobRetention = 3, time.Hour
+	q := env.newQueue(t, 1, l, clk.now)
+	stopAtEnd(t, q)
+	var ids []string
+	for range 5 {
+		j := job(uuid.NewString(), 1)
+		mustAdd(t, q, j, 100)
+		if _, _, err := q.End(ctx, j.ID, service.StatusCancelled, nil); err != nil {
+			t.Fatal(err)
 		}
-	})
+		ids = append(ids, j.ID)
+		clk.add(time.Second)
+	}
+	waiting := job(uuid.NewString(), 1)
+	mustAdd(t, q, waiting, 100)
+	for i, id := range ids {
+		_, err := q.Get(ctx, id)
+		if forgotten := i < 2; forgotten != errors.Is(err, service.ErrUnknownJob) {
+			t.Errorf("finished job %d of 5: %v (want forgotten=%v)", i+1, err, forgotten)
+		}
+	}
+	clk.add(time.Hour)
+	for _, id := range ids[2:] {
+		if _, err := q.Get(ctx, id); !errors.Is(err, service.ErrUnknownJob) {
+			t.Errorf("an hour later: %v", err)
+		}
+	}
+	if j, err := q.Get(ctx, waiting.ID); err != nil || j.Status != service.StatusPending {
+		t.Errorf("a pending job was forgotten: %+v %v", j, err)
+	}
+}
+
+func queueStop(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	w := newWorker(q)
+	net := uuid.NewString()
+	running, pending := job(net, 1), job(net, 1)
+	mustAdd(t, q, running, 10)
+	mustAdd(t, q, pending, 10)
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStarted(t, running.ID)
+	c, cancel := context.WithTimeout(ctx, waitLimit)
+	defer cancel()
+	ended, err := q.Stop(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	cause := w.causes[running.ID]
+	w.mu.Unlock()
+	if env.opts.HandsOver {
+		if len(ended) != 0 || !errors.Is(cause, service.ErrHandOver) {
+			t.Errorf("Stop ended %+v; the running job's cause: %v; want none and a hand-over", ended, cause)
+		}
+		return
+	}
+	if len(ended) != 1 || ended[0].ID != pending.ID || ended[0].Status != service.StatusFailed {
+		t.Errorf("Stop ended %+v, want the pending job, failed", ended)
+	}
+	if j, _ := q.Get(ctx, running.ID); cause == nil || j.Status != service.StatusFailed || j.Error != service.ErrorMessage(cause) {
+		t.Errorf("the running job after Stop: %+v (cause %v)", j, cause)
+	}
+	if err := q.Add(ctx, job(net, 1), service.Admission{MaxQueued: 10}); err == nil {
+		t.Error("a job was added after Stop")
+	}
 }
