@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 
 	"github.com/google/uuid"
 
@@ -39,16 +40,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestStartsPastAFIFOAndStops: a FIFO named like a saved network in the
 // models directory (which once hung start-up forever) is skipped with a
 // warning; the real network beside it is listed; cancelling the context,
@@ -72,7 +63,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -120,7 +111,7 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 func TestSignalDuringStartUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := run(ctx, []string{"--port", fmt.Sprint(freePort(t)), "--models-dir", t.TempDir()}, func(string) string { return "" }, &lockedBuffer{})
+	err := run(ctx, []string{"--port", fmt.Sprint(testutil.FreePort(t)), "--models-dir", t.TempDir()}, func(string) string { return "" }, &lockedBuffer{})
 	if err != nil {
 		t.Errorf("run with the signal already given: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"github.com/mnist-go/nnserver/internal/pgtest"
 )
 
@@ -23,7 +25,7 @@ type replica struct {
 // until it answers.
 func startReplica(t *testing.T, env map[string]string) *replica {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	r := &replica{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
 	env["PORT"] = fmt.Sprint(port)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,10 +3,11 @@
 package testenv
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 // ModuleRoot returns the directory holding go.mod, walking up from the
@@ -30,12 +31,4 @@ func ModuleRoot(t testing.TB) string {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return testutil.FreePort(t) }
