@@ -173,7 +173,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		go func() {
 			if _, err := data(); err == nil {
 				log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "idle_mb", budget.RuntimeMemory()>>20)
-				mem.LimitGC(ctx, func() int64 { return 8 * int64(a.svc.ParamsInMemory()) }, time.Second)
+				mem.LimitGC(ctx, a.svc.HeldInMemory, time.Second)
 			}
 		}()
 	}

@@ -10,7 +10,7 @@ import (
 // GCSlack is what LimitGC allows beyond the baseline, the budget and the
 // other memory held: room for the runtime's own bookkeeping, so that the
 // collector is not made to run without end.
-const GCSlack = 24 << 20
+const GCSlack = 16 << 20
 
 // LimitGC keeps the Go garbage collector's soft memory limit
 // (debug.SetMemoryLimit) at what the process may hold: its baseline (the

@@ -39,15 +39,20 @@ func (s *Service) idlestLocked() *entry {
 	return victim
 }
 
-// ParamsInMemory is the weights and biases of the networks held in memory
-// here (what MaxParamsInMemory bounds), for sizing the garbage collector's
-// memory limit.
-func (s *Service) ParamsInMemory() int {
+// HeldInMemory is about the bytes the networks held in memory here take:
+// their weights and biases (what MaxParamsInMemory bounds, 8 bytes each)
+// and their histories (historyRecordHeld bytes a record), for sizing the
+// garbage collector's memory limit.
+func (s *Service) HeldInMemory() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
+	n := int64(0)
 	for _, e := range s.nets {
-		n += e.params
+		n += 8*int64(e.params) + historyRecordHeld*int64(len(e.state.Load().history))
 	}
 	return n
 }
+
+// historyRecordHeld is what one history record in memory takes: the
+// record (about 150 bytes) and its strings (measured: 156 bytes a record).
+const historyRecordHeld = 192
