@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/network"
+	"gonum.org/v1/gonum/mat"
 )
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -89,4 +91,21 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// ZeroNetwork returns a network of these layer sizes whose weights and
+// biases are all zero: every output is 0.5, whatever the input.
+func ZeroNetwork(t testing.TB, sizes []int) *network.Network {
+	t.Helper()
+	var ws []*mat.Dense
+	var bs []*mat.VecDense
+	for l := 1; l < len(sizes); l++ {
+		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
+		bs = append(bs, mat.NewVecDense(sizes[l], nil))
+	}
+	n, err := network.FromParams(sizes, ws, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -263,17 +263,7 @@ func TestLifecycle(t *testing.T) {
 	if m["network_id"] != id || m["status"] != "training_started" || uuid.Validate(job) != nil {
 		t.Fatalf("train: %v", m)
 	}
-	var info map[string]any
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		info = s.do(t, "GET", "/api/training/"+job, "", "").json(t)
-		if info["status"] == "completed" || info["status"] == "failed" || time.Now().After(deadline) {
-			break
-		}
-		if st := info["status"]; st != "pending" && st != "training" {
-			t.Fatalf("job status %v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	info := s.waitJob(t, job)
 	if info["status"] != "completed" || info["progress"] != 100.0 || info["epochs"] != 1.0 || info["network_id"] != id {
 		t.Fatalf("job: %v", info)
 	}
@@ -376,15 +366,10 @@ func TestLimitsAnswers(t *testing.T) {
 		t.Fatalf("train: %d %s", r.status, r.body)
 	}
 	job := r.json(t)["job_id"].(string)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if info, _ := s.svc.Job(context.Background(), job); info.Status == service.StatusTraining {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first job never started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "the first job to start", func() bool {
+		info, _ := s.svc.Job(context.Background(), job)
+		return info.Status == service.StatusTraining
+	})
 	if r := s.do(t, "POST", "/api/networks/"+b+"/train", jsonCT, `{"epochs":1}`); r.status != 200 {
 		t.Fatalf("train: %d %s", r.status, r.body)
 	}

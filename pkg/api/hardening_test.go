@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
@@ -104,12 +106,9 @@ func TestLogFloodIsBounded(t *testing.T) {
 	s.do(t, "POST", "/api/networks/"+a+"/train", jsonCT, `{"epochs":1000}`)
 	// Wait until the first job runs and the second waits: then the queue
 	// is full.
-	for deadline := time.Now().Add(30 * time.Second); s.svc.Gauges(context.Background()).JobsRunning != 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("the first job never started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "the first job to start", func() bool {
+		return s.svc.Gauges(context.Background()).JobsRunning == 1
+	})
 	if r := s.do(t, "POST", "/api/networks/"+b+"/train", jsonCT, `{"epochs":1}`); r.status != 200 {
 		t.Fatalf("second job: %d %s", r.status, r.body)
 	}
@@ -258,13 +257,7 @@ func TestElapsedTimeIsRounded(t *testing.T) {
 	s := newServer(t)
 	id := s.createNetwork(t)
 	job := s.do(t, "POST", "/api/networks/"+id+"/train", jsonCT, `{"epochs":1}`).json(t)["job_id"].(string)
-	var info map[string]any
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		info = s.do(t, "GET", "/api/training/"+job, "", "").json(t)
-		if info["status"] == "completed" || time.Now().After(deadline) {
-			break
-		}
-	}
+	info := s.waitJob(t, job)
 	e := info["elapsed_time"].(float64)
 	// As JSON writes it: at most 6 digits after the point.
 	if text := strconv.FormatFloat(e, 'f', -1, 64); e <= 0 || len(text)-strings.IndexByte(text+".", '.')-1 > 6 {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
@@ -25,16 +27,16 @@ import (
 // waitJob polls a job until it ends (a deadline guards against a hang).
 func (s *server) waitJob(t *testing.T, job string) map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		info := s.do(t, "GET", "/api/training/"+job, "", "").json(t)
+	var info map[string]any
+	testutil.Eventually(t, 60*time.Second, "job "+job+" to end", func() bool {
+		info = s.do(t, "GET", "/api/training/"+job, "", "").json(t)
 		switch info["status"] {
 		case "completed", "failed", "cancelled":
-			return info
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not end: %v", job, info)
-		}
-	}
+		return false
+	})
+	return info
 }
 
 func (s *server) doBytes(t *testing.T, method, path, contentType string, body []byte) response {
@@ -228,20 +230,7 @@ func TestImportRefusals(t *testing.T) {
 }
 
 // mustNet returns a network of these sizes with all weights zero.
-func mustNet(t *testing.T, sizes []int) *network.Network {
-	t.Helper()
-	var ws []*mat.Dense
-	var bs []*mat.VecDense
-	for l := 1; l < len(sizes); l++ {
-		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
-		bs = append(bs, mat.NewVecDense(sizes[l], nil))
-	}
-	n, err := network.FromParams(sizes, ws, bs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func mustNet(t *testing.T, sizes []int) *network.Network { return testutil.ZeroNetwork(t, sizes) }
 
 // oursNPZ is a model file in our format holding n and m (m.ID is set).
 func oursNPZ(t *testing.T, m modelfile.Meta, n *network.Network) []byte {

@@ -31,6 +31,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
@@ -1189,21 +1191,7 @@ func modelFile(t testing.TB, m modelfile.Meta, n *network.Network) []byte {
 	return buf.Bytes()
 }
 
-// zeroNet is a network of these sizes with every weight and bias zero.
-func zeroNet(t testing.TB, sizes []int) *network.Network {
-	t.Helper()
-	var ws []*mat.Dense
-	var bs []*mat.VecDense
-	for l := 1; l < len(sizes); l++ {
-		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
-		bs = append(bs, mat.NewVecDense(sizes[l], nil))
-	}
-	n, err := network.FromParams(sizes, ws, bs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func zeroNet(t testing.TB, sizes []int) *network.Network { return testutil.ZeroNetwork(t, sizes) }
 
 // rezip rewrites meta.json of a model file with edit applied: files that
 // modelfile.Encode would refuse to write.

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
+
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
@@ -413,22 +415,7 @@ func testLimits(t *testing.T, s service.Store) {
 	}
 }
 
-// zeros returns a network of the given sizes whose parameters are all 0:
-// cheap to make at any size.
-func zeros(t *testing.T, sizes []int) *network.Network {
-	t.Helper()
-	var ws []*mat.Dense
-	var bs []*mat.VecDense
-	for l := 1; l < len(sizes); l++ {
-		ws = append(ws, mat.NewDense(sizes[l], sizes[l-1], nil))
-		bs = append(bs, mat.NewVecDense(sizes[l], nil))
-	}
-	n, err := network.FromParams(sizes, ws, bs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func zeros(t *testing.T, sizes []int) *network.Network { return testutil.ZeroNetwork(t, sizes) }
 
 func testCancelled(t *testing.T, s service.Store) {
 	saved := meta([]int{3, 2, 2}, epoch)
