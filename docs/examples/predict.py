@@ -1,7 +1,19 @@
 # Prints the accuracy of a network saved by the server on MNIST's 10,000 test
 # images. From the repository's root: python3 docs/examples/predict.py models/<id>.npz
+# It needs a Python 3 that has NumPy (docs/PYTHON.md says which).
 import gzip, sys
-import numpy as np
+
+try:
+    import numpy as np
+except ImportError as e:  # say which Python lacks it, and how to get it
+    py = sys.executable or "python3"
+    print("predict.py needs NumPy, which the Python running it cannot import (%s).\n"
+          "That Python is %s. Either install NumPy for it:\n"
+          "    %s -m pip install numpy\n"
+          "or, on Debian or Ubuntu, install the system's and run the script with it:\n"
+          "    apt-get install python3-numpy\n"
+          "    /usr/bin/python3 %s" % (e, py, py, " ".join(sys.argv)), file=sys.stderr)
+    sys.exit(2)
 
 z = np.load(sys.argv[1])
 net = [(z["w%d" % l], z["b%d" % l].reshape(-1, 1))  # weights (n_out, n_in), biases as columns
