@@ -55,10 +55,10 @@ type config struct {
 }
 
 // DefaultMemoryBudgetMB sizes the memory budget for a 512 MB container:
-// about 70 MB idle (MNIST, the runtime), this budget, and the networks held
-// in memory (MAX_PARAMS_IN_MEMORY: at most 200 MB, usually far less);
-// docs/LIMITS.md works it out.
-const DefaultMemoryBudgetMB = 192
+// about 70 MB idle (MNIST, the runtime), this budget (the networks held in
+// memory included) and the garbage collector's slack; docs/LIMITS.md works
+// it out.
+const DefaultMemoryBudgetMB = 384
 
 // DB_TIMEOUT's bounds. Below 100 ms, an ordinary load spike (a
 // checkpoint, a busy machine) would fail requests; beyond a minute, the

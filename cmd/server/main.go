@@ -167,13 +167,13 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	apiOpts.Service = a.svc
 	// Unless GOMEMLIMIT says otherwise, the garbage collector keeps the
 	// process within its idle size (measured once MNIST is loaded) + the
-	// budget + the networks in memory, so that garbage does not pile up
-	// above what may be live.
+	// budget (networks in memory included), so that garbage does not pile
+	// up above what may be live.
 	if getenv("GOMEMLIMIT") == "" {
 		go func() {
 			if _, err := data(); err == nil {
 				log.Info("memory", "budget_mb", cfg.MemoryBudget>>20, "idle_mb", budget.RuntimeMemory()>>20)
-				mem.LimitGC(ctx, a.svc.HeldInMemory, time.Second)
+				mem.LimitGC(ctx)
 			}
 		}()
 	}

@@ -257,8 +257,13 @@ func TestBudgetRefusesWhatDoesNotFit(t *testing.T) {
 	if r := s2.doBytes(t, "POST", "/api/networks/import", "application/octet-stream", historyOfLength(t, 1)); r.status != 413 {
 		t.Errorf("an import larger than the whole budget: %d %s, want 413", r.status, r.body)
 	}
+	// The networks in memory hold their share until they go.
+	if st := b.Stats(); st.Used != 381_952 {
+		t.Errorf("%d bytes reserved with two [784, 30, 10] networks in memory (one with a recorded epoch), want 2 × 190,880 + 192: %+v", st.Used, st)
+	}
+	s.do(t, "DELETE", "/api/networks", "", "")
 	if st := b.Stats(); st.Used != 0 {
-		t.Errorf("%d bytes still reserved after every request: %+v", st.Used, st)
+		t.Errorf("%d bytes still reserved after every request and network has gone: %+v", st.Used, st)
 	}
 	if st := small.Stats(); st.Used != 0 {
 		t.Errorf("%d bytes still reserved after every request: %+v", st.Used, st)
@@ -312,6 +317,7 @@ func TestImageBombs(t *testing.T) {
 			t.Errorf("refusing %s allocated %d bytes", tc.file, got)
 		}
 	}
+	s.do(t, "DELETE", "/api/networks", "", "")
 	if st := b.Stats(); st.Used != 0 {
 		t.Errorf("%d bytes still reserved", st.Used)
 	}

@@ -64,7 +64,7 @@ type versionEntry struct {
 
 func newVersionCache(b *budget.Budget, cpu cpuSlots) *versionCache {
 	c := &versionCache{budget: b, cpu: cpu, entries: map[versionKey]*list.Element{}}
-	b.SetReclaimer(c.reclaim)
+	b.AddReclaimer(c.reclaim)
 	return c
 }
 

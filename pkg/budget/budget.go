@@ -43,18 +43,37 @@ type Budget struct {
 	peak    atomic.Int64
 	refused atomic.Int64
 
-	reclaim atomic.Pointer[func(need int64)] // SetReclaimer's
+	reclaimMu  sync.Mutex
+	reclaimers []func(need int64) // AddReclaimer's, in the order added
 }
 
-// SetReclaimer sets what the budget calls when a reservation does not fit
+// AddReclaimer adds what the budget calls when a reservation does not fit
 // at once: something that holds reservations it can give up (a cache of
-// encoded answers), asked to release about need bytes. It is called
-// without any lock of the budget's held; the reservation is tried again
-// after it returns.
-func (b *Budget) SetReclaimer(f func(need int64)) {
+// encoded answers, networks kept in memory while idle), asked to release
+// about need bytes, synchronously. Reclaimers are called in the order they
+// were added, until the reservation fits, without any lock of the
+// budget's held; they must not reserve.
+func (b *Budget) AddReclaimer(f func(need int64)) {
 	if b != nil {
-		b.reclaim.Store(&f)
+		b.reclaimMu.Lock()
+		b.reclaimers = append(b.reclaimers, f)
+		b.reclaimMu.Unlock()
 	}
+}
+
+// reclaimFor asks the reclaimers for room for n bytes, and reports whether
+// n was then taken.
+func (b *Budget) reclaimFor(n int64) bool {
+	b.reclaimMu.Lock()
+	fs := b.reclaimers
+	b.reclaimMu.Unlock()
+	for _, f := range fs {
+		f(n - (b.capacity - b.used.Load()))
+		if b.sem.TryAcquire(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a budget of capacity bytes. Reserve waits at most wait for
@@ -136,12 +155,7 @@ func (b *Budget) acquire(ctx context.Context, n int64, wait time.Duration) error
 		b.refused.Add(1)
 		return fmt.Errorf("%w: %d bytes asked, the budget is %d", ErrTooLarge, n, b.capacity)
 	}
-	ok := b.sem.TryAcquire(n)
-	if f := b.reclaim.Load(); !ok && f != nil {
-		(*f)(n - (b.capacity - b.used.Load()))
-		ok = b.sem.TryAcquire(n)
-	}
-	if !ok {
+	if !b.sem.TryAcquire(n) && !b.reclaimFor(n) {
 		if wait == 0 {
 			b.refused.Add(1)
 			return fmt.Errorf("%w: %d bytes asked, %d of %d in use", ErrBusy, n, b.used.Load(), b.capacity)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
 )
 
 // GCSlack is what LimitGC allows beyond the baseline, the budget and the
@@ -12,28 +11,17 @@ import (
 // collector is not made to run without end.
 const GCSlack = 16 << 20
 
-// LimitGC keeps the Go garbage collector's soft memory limit
-// (debug.SetMemoryLimit) at what the process may hold: its baseline (the
-// memory the runtime holds when LimitGC starts: call it once the process
-// is idle and loaded) + the budget's capacity + held() (what is held
-// outside the budget, such as the networks in memory) + GCSlack, updated
-// every interval until ctx ends. Garbage then never piles up far above
-// what is live: at the default GOGC, a heap may otherwise grow to twice its
-// live size before a collection. The previous limit is restored at the end.
-func (b *Budget) LimitGC(ctx context.Context, held func() int64, every time.Duration) {
-	base := RuntimeMemory()
-	prev := debug.SetMemoryLimit(-1)
-	defer debug.SetMemoryLimit(prev)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		debug.SetMemoryLimit(base + b.Capacity() + held() + GCSlack)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// LimitGC sets the Go garbage collector's soft memory limit
+// (debug.SetMemoryLimit) to what the process may hold: its baseline (the
+// memory the runtime holds when LimitGC is called: call it once the process
+// is idle and loaded) + the budget's capacity + GCSlack, until ctx ends,
+// when the previous limit comes back. Garbage then never piles up far above
+// what may be live: at the default GOGC, a heap may otherwise grow to twice
+// its live size before a collection.
+func (b *Budget) LimitGC(ctx context.Context) {
+	prev := debug.SetMemoryLimit(RuntimeMemory() + b.Capacity() + GCSlack)
+	<-ctx.Done()
+	debug.SetMemoryLimit(prev)
 }
 
 // RuntimeMemory is the memory the Go runtime holds from the OS now (heap,

@@ -1,5 +1,7 @@
 package service
 
+import "github.com/mnist-go/nnserver/pkg/network"
+
 // admitLocked puts e in memory, first unloading the least recently used
 // idle networks while the networks in memory would hold more than
 // MaxParamsInMemory parameters. An idle network has no job running here
@@ -18,6 +20,7 @@ func (s *Service) admitLocked(e *entry) {
 		}
 		delete(s.nets, victim.id)
 		victim.cancel(errUnloaded)
+		victim.release()
 		total -= victim.params
 		s.log.Info("network unloaded from memory", "network_id", victim.id, "params", victim.params)
 	}
@@ -39,20 +42,34 @@ func (s *Service) idlestLocked() *entry {
 	return victim
 }
 
-// HeldInMemory is about the bytes the networks held in memory here take:
-// their weights and biases (what MaxParamsInMemory bounds, 8 bytes each)
-// and their histories (historyRecordHeld bytes a record), for sizing the
-// garbage collector's memory limit.
-func (s *Service) HeldInMemory() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := int64(0)
-	for _, e := range s.nets {
-		n += 8*int64(e.params) + historyRecordHeld*int64(len(e.state.Load().history))
-	}
-	return n
+// heldBytes is what a network in memory holds of the budget: its weights
+// and biases (8 bytes each) and its history (historyRecordHeld bytes a
+// record; a record added by training after it was loaded is not counted
+// until it is loaded again: 192 bytes an epoch).
+func heldBytes(sizes []int, records int) int64 {
+	return 8*int64(network.ParamCount(sizes)) + historyRecordHeld*int64(records)
 }
 
 // historyRecordHeld is what one history record in memory takes: the
 // record (about 150 bytes) and its strings (measured: 156 bytes a record).
 const historyRecordHeld = 192
+
+// reclaimNetworks unloads idle networks, least recently used first, until
+// about need bytes of the budget are given back: networks kept in memory
+// for their next use give way to work that needs the memory now (they stay
+// saved, and load again on their next use). The budget calls it.
+func (s *Service) reclaimNetworks(need int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for freed := int64(0); freed < need; {
+		victim := s.idlestLocked()
+		if victim == nil {
+			return
+		}
+		delete(s.nets, victim.id)
+		victim.cancel(errUnloaded)
+		victim.release()
+		freed += heldBytes(victim.sizes, len(victim.state.Load().history))
+		s.log.Info("network unloaded from memory: the budget needed room", "network_id", victim.id, "params", victim.params)
+	}
+}

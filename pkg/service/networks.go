@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -36,6 +38,11 @@ type entry struct {
 	// deleted or unloaded: a running job stops within one chunk.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// release gives back the memory budget the entry holds (its weights
+	// and history); it is called when the entry leaves memory, at once by
+	// whoever removes it, and by its context's end otherwise.
+	release func()
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last lookup, for unloading
 	unsaved  atomic.Bool  // the last save failed: the disk lags memory, keep it loaded
@@ -155,7 +162,12 @@ func (s *Service) isDone() bool {
 // has begun, the steps run to the end whatever becomes of ctx (its values
 // and deadline aside): a model is never left without its record.
 func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, st *state) (*entry, error) {
-	e := s.newEntry(id, created, init, seed, st)
+	// The network stays in memory: it holds its share of the budget.
+	hold, err := s.reserve(ctx, heldBytes(st.net.Sizes(), len(st.history)))
+	if err != nil {
+		return nil, err
+	}
+	e := s.newEntry(id, created, init, seed, st, hold)
 	ctx = context.WithoutCancel(ctx)
 	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
 		e.cancel(errNetworkDeleted)
@@ -195,10 +207,14 @@ func newRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64, st *state) *entry {
+// newEntry makes the entry of a network in memory, which holds hold (its
+// share of the budget) until it leaves memory.
+func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64, st *state, hold *budget.Hold) *entry {
 	sizes := st.net.Sizes()
 	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: network.ParamCount(sizes)}
 	e.ctx, e.cancel = context.WithCancelCause(s.ctx)
+	e.release = sync.OnceFunc(hold.Release)
+	context.AfterFunc(e.ctx, e.release)
 	e.state.Store(st)
 	e.lastUsed.Store(time.Now().UnixNano())
 	return e
@@ -358,12 +374,18 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 		meta modelfile.Meta
 		net  *network.Network
 	)
+	// The load's reservation covers reading the file; what the network
+	// keeps of it, its share of the budget while it stays in memory.
 	hold, busy := s.reserve(lctx, loadBytes(rec.Sizes, rec.EpochsTrained))
 	if busy == nil {
 		meta, net, err = s.store.Load(lctx, id)
-		hold.Release()
 		if err == nil {
 			_, err = s.limits.NewArchitecture(net.Sizes())
+		}
+		if err != nil {
+			hold.Release()
+		} else {
+			hold.Shrink(heldBytes(net.Sizes(), len(meta.History)))
 		}
 	}
 	s.mu.Lock()
@@ -379,11 +401,12 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	default:
 		c.e = s.newEntry(id, meta.CreatedAt, Init(meta.Init), meta.Seed,
 			&state{net: net, version: s.versions.next(), trained: meta.Trained, accuracy: meta.Accuracy,
-				epochs: meta.EpochsTrained, updated: meta.UpdatedAt, history: meta.History})
+				epochs: meta.EpochsTrained, updated: meta.UpdatedAt, history: meta.History}, hold)
 		c.e.version.Store(rec.Version)
 		if old := s.nets[id]; old != nil {
 			delete(s.nets, id)
 			old.cancel(errUnloaded)
+			old.release()
 		}
 		s.admitLocked(c.e)
 		s.log.Info("network loaded", "network_id", id, "version", rec.Version)
@@ -399,6 +422,7 @@ func (s *Service) evict(id string, cause error) bool {
 	s.mu.Unlock()
 	if e != nil {
 		e.cancel(cause)
+		e.release()
 	}
 	return e != nil
 }

@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
 		progressEvery: progressEvery, progressAfter: progressAfter,
 	}
+	s.budget.AddReclaimer(s.reclaimNetworks)
 	if err := s.queue.Start(s.runJob); err != nil {
 		cancel(err)
 		return nil, fmt.Errorf("service: starting the workers: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
@@ -828,4 +829,49 @@ func TestDeleteTellsTheOtherReplicas(t *testing.T) {
 		t.Errorf("the forgotten copy's context: %v", context.Cause(e.ctx))
 	}
 	svc.Forget(kept) // again, and of a network not loaded: nothing
+}
+
+// TestNetworksHoldTheirShare: a network in memory holds its share of the
+// memory budget; when other work needs the room, idle networks are
+// unloaded (they stay saved, and load again on their next use), and a
+// network that goes gives its share back.
+func TestNetworksHoldTheirShare(t *testing.T) {
+	b := budget.New(4<<20, 0)
+	svc, err := New(context.Background(), Config{Data: loadMNIST, Store: newFaultyStore(t), Workers: 1,
+		Logger: testLogger(t), Budget: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	f := &fixture{svc: svc}
+	ids := []string{f.create(t), f.create(t), f.create(t)}
+	share := heldBytes([]int{784, 30, 10}, 0)
+	if st := b.Stats(); st.Used != 3*share {
+		t.Fatalf("%d bytes reserved with three networks in memory, want 3 × %d", st.Used, share)
+	}
+	// Work that needs more than is free: the least recently used idle
+	// networks give way.
+	h, ok := b.TryReserve(4<<20 - share)
+	if !ok {
+		t.Fatal("the reservation did not fit although the networks in memory were idle")
+	}
+	if st := svc.Status(context.Background()); st.ActiveNetworks != 1 {
+		t.Errorf("%d networks still in memory, want the one the room allowed", st.ActiveNetworks)
+	}
+	h.Release()
+	if n := len(f.list(t)); n != 3 {
+		t.Fatalf("%d networks listed after they were unloaded, want 3", n)
+	}
+	if _, err := svc.Predict(context.Background(), ids[0], make([]float64, 784)); err != nil {
+		t.Fatalf("a network unloaded for room, used again: %v", err)
+	}
+	if st := b.Stats(); st.Used != 2*share {
+		t.Errorf("%d bytes reserved with two networks in memory, want %d", st.Used, 2*share)
+	}
+	if _, err := svc.Delete(context.Background(), ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Used != share {
+		t.Errorf("%d bytes reserved after a network was deleted, want %d", st.Used, share)
+	}
 }
