@@ -136,8 +136,10 @@ type app struct {
 // listens; the relay of scaled mode runs from here on.
 func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string,
 	data func() (*mnist.Dataset, error)) (*app, error) {
-	// One memory budget for every request and job (pkg/budget).
+	// One memory budget for every request and job, one CPU budget for the
+	// heavy work of requests (pkg/budget).
 	mem := budget.New(cfg.MemoryBudget, api.BusyWait)
+	cpu := budget.NewCPU(budget.DefaultCPUSlots(), api.BusyWait)
 	a := &app{log: log, cfg: cfg, sio: live.New(live.Options{Logger: log, MaxSessionsPerAddr: cfg.MaxSessionsPerAddr})}
 	b, err := openBackends(ctx, cfg, log, a.sio)
 	if err != nil {
@@ -146,9 +148,9 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	a.backends = b
 	var m *metrics.Metrics
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
-		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem}
+		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem, CPU: cpu}
 	apiOpts := api.Options{SocketIO: a.sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
-		Budget: mem, Stopping: ctx}
+		Budget: mem, CPU: cpu, Stopping: ctx}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
 			// Scraped once svc is set; each database call has its DB_TIMEOUT.

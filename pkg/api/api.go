@@ -52,6 +52,9 @@ type Options struct {
 	// Stopping, if not nil, is cancelled when the server begins to shut
 	// down: work that only a request waits for (an image decode) stops.
 	Stopping context.Context
+	// CPU is the process's budget of CPU for heavy request work, shared
+	// with the service; nil: one of the default size for this router.
+	CPU *budget.CPU
 }
 
 // RequestObserver is told of every request answered, for metrics. route is
@@ -88,10 +91,13 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	cpu := newCPUSlots()
+	cpu := o.CPU
+	if cpu == nil {
+		cpu = budget.NewCPU(budget.DefaultCPUSlots(), BusyWait)
+	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cpu: cpu, cache: newVersionCache(o.Budget, cpu),
 		requests: o.Requests, budget: o.Budget, stopping: cmp.Or(o.Stopping, context.Background()),
-		imports: make(chan struct{}, maxImports), decodes: make(chan struct{}, maxDecodes)}
+		imports: make(chan struct{}, maxImports)}
 
 	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
 
@@ -227,10 +233,9 @@ type handlers struct {
 	cache    *versionCache   // answers encoded once per network version
 	requests RequestObserver // nil: none
 	budget   *budget.Budget  // nil: unbounded
-	cpu      cpuSlots        // heavy work of requests: large bodies, encodings
+	cpu      *budget.CPU     // heavy work of requests: large bodies, image decodes, encodings
 	stopping context.Context // done when the server shuts down
-	imports  chan struct{}   // bounds the imports read at once
-	decodes  chan struct{}   // bounds the images decoded at once
+	imports  chan struct{}   // bounds the imports checked at once
 }
 
 // writeError answers {"error": msg} with status and ends the request.

@@ -10,18 +10,21 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mnist-go/nnserver/pkg/budget"
 )
 
 // TestBusyAnswers: with every image-decoding or import slot taken, those
 // requests are refused with 503 and Retry-After once their bodies are read
 // (a client sending slowly holds no slot: TestSlotsAfterTheBody).
 func TestBusyAnswers(t *testing.T) {
-	r, h, err := build(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cpu := budget.NewCPU(1, 0)
+	r, h, err := build(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CPU: cpu})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range maxDecodes {
-		h.decodes <- struct{}{}
+	if _, err := cpu.Take(t.Context()); err != nil { // the one CPU slot, busy
+		t.Fatal(err)
 	}
 	for range maxImports {
 		h.imports <- struct{}{}

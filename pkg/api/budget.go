@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,39 +34,6 @@ const (
 	// decoder's and reader's fixed buffers.
 	bodyBase = 16 << 10
 )
-
-// cpuSlots bound the CPU-heavy work of requests that run at once: decoding
-// a large JSON body, encoding a large answer. Without them, twenty 1 MiB
-// bodies decoded at once kept every CPU busy, and /api/status waited for a
-// time slice (p99 over 200 ms on 2 CPUs). A request waits up to BusyWait
-// for a slot, then is answered 503.
-type cpuSlots chan struct{}
-
-// newCPUSlots returns slots for half the CPUs the process may use, at least
-// one: the rest stay for training and for answering everyone else.
-func newCPUSlots() cpuSlots { return make(cpuSlots, max(1, (runtime.GOMAXPROCS(0)-1)/2)) }
-
-// errCPUBusy: no CPU slot came free in time.
-var errCPUBusy = fmt.Errorf("%w: every slot for heavy work is taken", budget.ErrBusy)
-
-// take waits for a slot, at most budgetWait or until ctx ends.
-func (s cpuSlots) take(ctx context.Context) (release func(), err error) {
-	select {
-	case s <- struct{}{}:
-		return sync.OnceFunc(func() { <-s }), nil
-	default:
-	}
-	t := time.NewTimer(BusyWait)
-	defer t.Stop()
-	select {
-	case s <- struct{}{}:
-		return sync.OnceFunc(func() { <-s }), nil
-	case <-t.C:
-		return nil, errCPUBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
 
 // BusyWait is how long a request waits for room in the memory budget (the
 // server gives it to budget.New) or for a CPU slot before it is answered
@@ -130,8 +95,8 @@ type budgetReader struct {
 	hold   *budget.Hold
 	factor int64
 	read   int64
-	cpu    cpuSlots // nil: the body is not heavy work
-	slot   func()   // the CPU slot's release, once taken
+	cpu    *budget.CPU // nil: the body is not heavy work
+	slot   func()      // the CPU slot's release, once taken
 }
 
 func (b *budgetReader) releaseCPU() {
@@ -145,7 +110,7 @@ func (b *budgetReader) Read(p []byte) (n int, err error) {
 		p = p[:bodyChunk]
 	}
 	if b.cpu != nil && b.slot == nil && b.read+int64(len(p)) > largeBody {
-		if b.slot, err = b.cpu.take(b.ctx); err != nil {
+		if b.slot, err = b.cpu.Take(b.ctx); err != nil {
 			return 0, fmt.Errorf("read the request body: %w", err)
 		}
 	}

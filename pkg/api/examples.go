@@ -44,7 +44,7 @@ type versionKey struct {
 // slow client reads it is still counted until that client is done.
 type versionCache struct {
 	budget  *budget.Budget
-	cpu     cpuSlots // encodings run in them
+	cpu     *budget.CPU // encodings take a slot
 	mu      sync.Mutex
 	entries map[versionKey]*list.Element // of *versionEntry
 	order   list.List                    // most recently used first
@@ -62,7 +62,7 @@ type versionEntry struct {
 	bytes int          // counted in versionCache.bytes
 }
 
-func newVersionCache(b *budget.Budget, cpu cpuSlots) *versionCache {
+func newVersionCache(b *budget.Budget, cpu *budget.CPU) *versionCache {
 	c := &versionCache{budget: b, cpu: cpu, entries: map[versionKey]*list.Element{}}
 	b.AddReclaimer(c.reclaim)
 	return c
@@ -92,7 +92,7 @@ func (c *versionCache) get(ctx context.Context, key versionKey, estimate int64, 
 			e.err = err
 			return
 		}
-		release, err := c.cpu.take(ctx)
+		release, err := c.cpu.Take(ctx)
 		if err != nil {
 			hold.Release()
 			e.err = err

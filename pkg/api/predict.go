@@ -164,10 +164,13 @@ func (h *handlers) decodeImage(c *gin.Context, data []byte) ([]float64, bool) {
 		return nil, false
 	}
 	defer hold.Release()
-	if !h.decodeSlot(c) {
+	release, err := h.cpu.Take(c.Request.Context())
+	if err != nil {
+		c.Header("Retry-After", "1")
+		writeError(c, http.StatusServiceUnavailable, "too many images are being read at once; try again shortly")
 		return nil, false
 	}
-	defer h.releaseDecode()
+	defer release()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), decodeTimeout)
 	defer cancel()
 	// AfterFunc runs cancel in a goroutine of its own: a decode that starts
@@ -199,23 +202,3 @@ func fromDigit(c *gin.Context, convert func() ([]float64, error)) ([]float64, bo
 	writeError(c, http.StatusBadRequest, "the digit could not be read")
 	return nil, false
 }
-
-// maxDecodes bounds the images decoded at once, for the CPU they take (the
-// memory comes from the budget: pkg/digit's Inspect bounds it, at most
-// digit.MaxDecodeBytes). Beyond it, 503 with Retry-After.
-const maxDecodes = 2
-
-// decodeSlot takes one of the maxDecodes slots, or answers 503 and returns
-// false.
-func (h *handlers) decodeSlot(c *gin.Context) bool {
-	select {
-	case h.decodes <- struct{}{}:
-		return true
-	default:
-		c.Header("Retry-After", "1")
-		writeError(c, http.StatusServiceUnavailable, "too many images are being read at once; try again shortly")
-		return false
-	}
-}
-
-func (h *handlers) releaseDecode() { <-h.decodes }

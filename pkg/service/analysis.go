@@ -79,7 +79,11 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 		hold, err := s.reserve(ctx, analysisBytes(e.sizes))
 		var a *analysis
 		if err == nil {
-			a, err = analyse(ctx, st, test)
+			var release func()
+			if release, err = s.takeCPU(ctx); err == nil {
+				a, err = analyse(ctx, st, test)
+				release()
+			}
 			hold.Release()
 		}
 		<-s.analyses
@@ -214,6 +218,11 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 		return Example{}, err
 	}
 	defer hold.Release()
+	release, err := s.takeCPUFor(ctx, e.params)
+	if err != nil {
+		return Example{}, err
+	}
+	defer release()
 	out, err := st.net.FeedForward(scalePixels(pixels))
 	if err != nil {
 		return Example{}, runError(networkID, err)

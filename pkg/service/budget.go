@@ -96,3 +96,23 @@ func (s *Service) reserve(ctx context.Context, n int64) (*budget.Hold, error) {
 	h, err := s.budget.Reserve(ctx, n)
 	return h, memoryError(ctx, err)
 }
+
+// wideRun is the size of network (weights and biases) from which running it
+// on one input is heavy work, taking a CPU slot: about a millisecond of
+// arithmetic.
+const wideRun = 1_000_000
+
+// takeCPU takes a slot of the CPU budget for heavy work, waiting briefly.
+func (s *Service) takeCPU(ctx context.Context) (release func(), err error) {
+	release, err = s.cpu.Take(ctx)
+	return release, memoryError(ctx, err)
+}
+
+// takeCPUFor takes a CPU slot to run a network of this many parameters on
+// one input if it is wide, else nothing.
+func (s *Service) takeCPUFor(ctx context.Context, params int) (release func(), err error) {
+	if params < wideRun {
+		return func() {}, nil
+	}
+	return s.takeCPU(ctx)
+}

@@ -178,7 +178,7 @@ var errBusy = &Error{Code: Unavailable, Message: "the server is busy analysing o
 
 // errMemoryBusy answers work the budget could not take in time.
 var errMemoryBusy = &Error{Code: Unavailable, RetryAfter: 2 * time.Second,
-	Message: "the server is busy: its memory is held by other work; try again shortly"}
+	Message: "the server is busy: its memory or its CPU for heavy work is taken by other requests; try again shortly"}
 
 // memoryError is the client's error for a reservation refused.
 func memoryError(ctx context.Context, err error) error {

@@ -174,6 +174,11 @@ func (s *Service) Predict(ctx context.Context, id string, x []float64) (Predicti
 		return Prediction{}, err
 	}
 	defer hold.Release()
+	release, err := s.takeCPUFor(ctx, e.params)
+	if err != nil {
+		return Prediction{}, err
+	}
+	defer release()
 	out, err := e.state.Load().net.FeedForward(x)
 	if err != nil {
 		return Prediction{}, runError(id, err)

@@ -91,7 +91,12 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	if err != nil {
 		return NetworkInfo{}, err
 	}
+	releaseCPU, err := s.takeCPU(ctx)
+	if err != nil {
+		return NetworkInfo{}, err
+	}
 	correct, err := imp.Network.Evaluate(ds.Test)
+	releaseCPU()
 	if err != nil {
 		return NetworkInfo{}, runError("(imported)", err)
 	}

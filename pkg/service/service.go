@@ -114,6 +114,10 @@ type Config struct {
 	// loads, imports and predictions reserve what they allocate; nil:
 	// unbounded.
 	Budget *budget.Budget
+	// CPU is the process's budget of CPU for heavy request work, shared
+	// with the API: analyses, measuring imports and running wide networks
+	// take a slot; nil: unbounded.
+	CPU *budget.CPU
 	// Replicas, in scaled mode, carries to the other replicas what they must
 	// act on at once (a network deleted here); nil: there are none.
 	Replicas Replicas
@@ -147,6 +151,7 @@ type Service struct {
 	queue    Queue
 	replicas Replicas // nil: none
 	budget   *budget.Budget
+	cpu      *budget.CPU
 
 	// makers bounds the networks being made and saved at once: each may be
 	// MaxParams large, and they count against the memory limit only once
@@ -210,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
-		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas, budget: cfg.Budget,
+		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas, budget: cfg.Budget, cpu: cfg.CPU,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
