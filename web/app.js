@@ -995,22 +995,27 @@ function renderExamples() {
   }
 }
 
-// barsView shows ten output activations as bars, each with its number, so
-// that a small output (a wrong example's) is still readable.
+// barsView shows ten output activations, one labelled row per digit (digit,
+// bar, value), so that the values never run into each other however narrow
+// the card: a row's label and value keep their width, the bar takes the rest.
+// The rows are separated by spaces in the text too (copy, find, readers).
 function barsView(outputs, predicted, actual) {
   const out = Array.isArray(outputs) ? outputs.map(Number) : [];
   const correct = actual === undefined || predicted === actual;
-  const bars = h("div", { class: "bars", role: "img",
-    "aria-label": `Outputs: ${out.map((v, d) => `${d}: ${isNum(v) ? v.toFixed(2) : "?"}`).join(", ")}` });
+  const fmt = (v) => (isNum(v) ? v.toFixed(2) : "?");
+  const label = `Output activations, 0 to 1: ${out.map((v, d) => `${d}: ${fmt(v)}`).join(", ")}` +
+    (isNum(predicted) ? `; predicted ${predicted}` : "") + (actual !== undefined && !correct ? `, actually ${actual}` : "");
+  const bars = h("ol", { class: "bars", role: "img", "aria-label": label });
   out.forEach((v, digit) => {
-    const height = isNum(v) ? Math.max(0, Math.min(1, v)) * 100 : 0;
-    const cls = ["bar-col"];
+    const width = isNum(v) ? Math.max(0, Math.min(1, v)) * 100 : 0;
+    const cls = ["bar-row"];
     if (digit === predicted) cls.push(correct ? "predicted ok" : "predicted wrong");
     if (actual !== undefined && digit === actual && !correct) cls.push("actual");
-    bars.append(h("div", { class: cls.join(" "), title: `output ${digit}: ${isNum(v) ? v.toFixed(4) : "?"}` },
-      h("span", { class: "bar-value" }, isNum(v) ? v.toFixed(2) : "?"),
-      h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { height: `${height.toFixed(1)}%` } })),
-      h("div", { class: "bar-digit" }, String(digit))));
+    if (digit) bars.append(" ");
+    bars.append(h("li", { class: cls.join(" "), title: `output ${digit}: ${isNum(v) ? v.toFixed(4) : "?"}` },
+      h("span", { class: "bar-digit" }, String(digit)),
+      h("span", { class: "bar-track" }, h("span", { class: "bar-fill", style: { width: `${width.toFixed(1)}%` } })), " ",
+      h("span", { class: "bar-value" }, fmt(v))));
   });
   return bars;
 }

@@ -96,6 +96,39 @@ async function drawSeven(page) {
   await page.mouse.up();
 }
 
+/**
+ * The ten output activations under selector, as shown: the text must name
+ * each digit and its value apart ("0 0.01 1 0.97 …", never "0.010.97…"),
+ * and on screen no value may overlap another value or a digit, or be cut.
+ */
+async function outputsApart(page, selector) {
+  const m = await page.$eval(selector, (bars) => {
+    const box = (e) => e.getBoundingClientRect();
+    const values = [...bars.querySelectorAll('.bar-value')];
+    const labels = [...values, ...bars.querySelectorAll('.bar-digit')].map(box);
+    const overlaps = [];
+    values.forEach((v, i) => {
+      const a = box(v);
+      labels.forEach((b, j) => {
+        if (j === i) return;
+        const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (x > 0.5 && y > 0.5) overlaps.push(`value ${i} overlaps ${j < 10 ? `value ${j}` : `digit ${j - 10}`}`);
+      });
+    });
+    return {
+      text: bars.textContent.trim().replace(/\s+/g, ' '),
+      cut: values.filter((v) => v.scrollWidth > v.clientWidth + 0.5 || box(v).right > box(bars).right + 0.5).map((v) => v.textContent),
+      overlaps, width: box(bars).width,
+    };
+  });
+  assert.match(m.text, /^0 \d\.\d\d 1 \d\.\d\d 2 \d\.\d\d 3 \d\.\d\d 4 \d\.\d\d 5 \d\.\d\d 6 \d\.\d\d 7 \d\.\d\d 8 \d\.\d\d 9 \d\.\d\d$/,
+    `${selector}: the ten outputs read apart`);
+  assert.deepEqual(m.overlaps, [], `${selector} (${m.width} px wide): values overlap`);
+  assert.deepEqual(m.cut, [], `${selector} (${m.width} px wide): values cut off`);
+  return m.text.split(' ').filter((_, i) => i % 2).map(Number);
+}
+
 /** Waits for the selected network's job to show a status. */
 async function jobStatus(page, status) {
   await page.waitForSelector(`#job-status.badge.${status}`);
@@ -191,6 +224,7 @@ describe('management page', { concurrency: false }, () => {
       return values.length === 10 && /^\d$/.test(digit) && src && { values, digit, src };
     });
     assert.ok(view.values.every((v) => /^\d\.\d\d$/.test(v)), `every bar has its number: ${view.values}`);
+    assert.deepEqual(await outputsApart(page, '#prediction-bars .bars'), view.values.map(Number));
     const shown = view.values.map(Number);
     assert.equal(shown[Number(view.digit)], Math.max(...shown), 'the predicted digit has the highest output shown');
     assert.match(view.src, /^data:image\/png;base64,iVBOR/);
@@ -316,6 +350,23 @@ describe('management page', { concurrency: false }, () => {
       assert.ok(await page.isHidden('#toast'));
     }
     await shot(page, 'desktop');
+    clean(w);
+  });
+
+  test('examples: a correct and a misclassified test image, their ten outputs apart', async () => {
+    const { page, w } = desk;
+    for (const [box, kind] of [['#example-good', 'successful'], ['#example-bad', 'unsuccessful']]) {
+      const res = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/${kind}_example`));
+      await page.click(`${box} .example-head button`);
+      const ex = await (await res).json();
+      await page.waitForSelector(`${box} .bars`);
+      const shown = await outputsApart(page, `${box} .bars`);
+      assert.deepEqual(shown, ex.network_output.map((v) => Number(v.toFixed(2))), 'the values are the answer\'s');
+      assert.equal(await page.locator(`${box} .bar-row.predicted`).count(), 1);
+      const predicted = await page.$eval(`${box} .bar-row.predicted .bar-digit`, (e) => Number(e.textContent));
+      assert.equal(predicted, ex.predicted_digit);
+      assert.equal(await page.locator(`${box} .bar-row.actual`).count(), kind === 'successful' ? 0 : 1);
+    }
     clean(w);
   });
 
