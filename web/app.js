@@ -284,67 +284,95 @@ function initText(n) {
   return parts.join(", ");
 }
 
+// progressText is how far a job is, as the list's row and the progress bar
+// both show it: whole percents, rounded down (100% only once it is done).
+function progressText(job) {
+  return `${Math.floor(Math.max(0, Math.min(100, job.progress || 0)))}%`;
+}
+
+// renderNetworks brings the table up to date with state.networks. Rows are
+// kept (keyed by network id) and only changed rows are rebuilt: the list
+// changes several times a second while a job trains, and a click whose
+// press and release landed on two different row elements would be lost.
 function renderNetworks() {
   const tbody = $("network-rows");
-  // Rows are rebuilt; keep the keyboard focus where it was.
-  const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
-  const focusKey = focused && focused.closest("tr") &&
-    [focused.closest("tr").dataset.id, focused.dataset.action || "row"];
-  tbody.replaceChildren();
   $("network-count").textContent = state.networks.length ? `(${state.networks.length})` : "";
   $("networks-empty").hidden = state.networks.length > 0;
-
+  const old = new Map([...tbody.rows].map((r) => [r.dataset.id, r]));
+  let before = tbody.firstElementChild;
   for (const n of state.networks) {
-    const id = n.network_id;
-    const job = activeJobOf(id);
-    const statusCell = () => job
-      ? h("span", { class: "badge training" },
-        job.status === "pending" ? "queued" : `training ${Math.floor(job.progress)}%`)
-      : h("span", { class: `badge ${n.status === "saved" ? "saved" : "memory"}`,
-                    title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory" },
-          n.status === "in_memory" ? "in memory" : String(n.status ?? "—"));
-    const trained = typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—";
-    const selected = id === state.selected;
-    const row = h("tr", {
-      class: selected ? "selected" : "",
-      tabindex: 0,
-      dataset: { id },
-      "aria-selected": selected ? "true" : "false",
-      title: [`Network ${id}`, initText(n)].filter(Boolean).join(" · "),
-      onclick: () => select(id),
-      onkeydown: (ev) => {
-        if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
-          ev.preventDefault();
-          select(id);
-        }
-      },
-    },
-      h("td", { class: "mono" }, shortId(id)),
-      h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
-      h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
-        title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
-      h("td", { class: "num acc" }, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy)),
-      h("td", { class: "col-status" }, statusCell()),
-      h("td", { class: "row-actions" },
-        h("a", {
-          class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
-          title: `Download network ${id} (.npz)`, "aria-label": `Download network ${shortId(id)}`,
-          dataset: { action: "download" }, onclick: (ev) => ev.stopPropagation(),
-        }, "⤓"),
-        h("button", {
-          type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
-          "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
-          onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
-        }, "✕")),
-    );
-    tbody.append(row);
+    const row = old.get(n.network_id) || h("tr", { tabindex: 0, dataset: { id: n.network_id } });
+    old.delete(n.network_id);
+    fillRow(row, n);
+    if (row === before) before = row.nextElementSibling;
+    else tbody.insertBefore(row, before);
   }
-  if (focusKey) {
-    const row = [...tbody.rows].find((r) => r.dataset.id === focusKey[0]);
-    const el = row && (focusKey[1] === "row" ? row : row.querySelector(`[data-action="${focusKey[1]}"]`));
+  for (const r of old.values()) r.remove();
+  updateControls();
+}
+
+// renderRow updates one network's row at once (a job's event), so that it
+// shows what the training card shows.
+function renderRow(networkId) {
+  const n = findNetwork(networkId);
+  const row = n && [...$("network-rows").rows].find((r) => r.dataset.id === networkId);
+  if (row) fillRow(row, n);
+}
+
+function fillRow(row, n) {
+  const id = n.network_id;
+  const job = activeJobOf(id);
+  const selected = id === state.selected;
+  const status = job ? (job.status === "pending" ? "queued" : `training ${progressText(job)}`) : n.status;
+  const acc = n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy);
+  const key = JSON.stringify([archText(n), status, n.trained, n.epochs_trained, acc, n.init, n.seed]);
+  row.className = selected ? "selected" : "";
+  row.setAttribute("aria-selected", selected ? "true" : "false");
+  if (row._key === key) return;
+  row._key = key;
+  // The cells are rebuilt, the row stays: keep the keyboard focus where it was.
+  const focused = row.contains(document.activeElement) && document.activeElement !== row
+    ? document.activeElement.dataset.action : null;
+  row.title = [`Network ${id}`, initText(n)].filter(Boolean).join(" · ");
+  if (!row._wired) {
+    row._wired = true;
+    row.addEventListener("click", () => select(id));
+    row.addEventListener("keydown", (ev) => {
+      if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
+        ev.preventDefault();
+        select(id);
+      }
+    });
+  }
+  const statusCell = () => job
+    ? h("span", { class: "badge training" }, status)
+    : h("span", { class: `badge ${n.status === "saved" ? "saved" : "memory"}`,
+                  title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory" },
+        n.status === "in_memory" ? "in memory" : String(n.status ?? "—"));
+  const trained = typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—";
+  row.replaceChildren(
+    h("td", { class: "mono" }, shortId(id)),
+    h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
+    h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
+      title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
+    h("td", { class: "num acc" }, acc),
+    h("td", { class: "col-status" }, statusCell()),
+    h("td", { class: "row-actions" },
+      h("a", {
+        class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
+        title: `Download network ${id} (.npz)`, "aria-label": `Download network ${shortId(id)}`,
+        dataset: { action: "download" }, onclick: (ev) => ev.stopPropagation(),
+      }, "⤓"),
+      h("button", {
+        type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
+        "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
+        onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
+      }, "✕")),
+  );
+  if (focused) {
+    const el = row.querySelector(`[data-action="${focused}"]`);
     if (el) el.focus({ preventScroll: true });
   }
-  updateControls();
 }
 
 function parseLayers(text) {
@@ -651,6 +679,7 @@ const refreshNetworksSoon = throttle(() => refreshNetworks(), 2000);
 
 function refreshJobViews(job) {
   if (job.networkId === state.selected) renderTraining();
+  renderRow(job.networkId); // at once: the row and the bar show the same figure
   renderNetworksSoon();
 }
 
@@ -757,8 +786,10 @@ function renderTraining() {
   const p = Math.max(0, Math.min(100, job.progress || 0));
   $("progress-bar").style.width = `${p}%`;
   $("progress-bar").className = `bar ${job.status}`;
-  $("progress").setAttribute("aria-valuenow", p.toFixed(0));
-  $("progress-label").textContent = `${p.toFixed(p % 1 ? 1 : 0)}%`;
+  const shown = progressText(job);
+  $("progress").setAttribute("aria-valuenow", String(parseInt(shown, 10)));
+  $("progress").setAttribute("aria-valuetext", shown);
+  $("progress-label").textContent = shown;
 
   const pts = job.points.filter((q) => isNum(q.accuracy));
   drawChart($("chart"), {

@@ -443,6 +443,35 @@ describe('management page', { concurrency: false }, () => {
     });
     assert.ok(await page.isVisible('#cancel-button'));
 
+    // One figure, one rounding: after every change of the bar's label or of
+    // the list, the row says "training N%" for the N% of the label.
+    await page.evaluate((id) => {
+      const seen = (window.progressSeen = []);
+      const read = () => {
+        const r = document.querySelector(`#network-rows tr[data-id="${id}"]`);
+        seen.push({
+          label: document.querySelector('#progress-label').textContent,
+          now: document.querySelector('#progress').getAttribute('aria-valuenow'),
+          row: r?.querySelector('.col-status')?.textContent, inline: r?.querySelector('.status-inline')?.textContent,
+        });
+      };
+      const o = (window.progressObserver = new MutationObserver(read));
+      for (const el of [document.querySelector('#progress-label'), document.querySelector('#network-rows')]) {
+        o.observe(el, { childList: true, characterData: true, subtree: true });
+      }
+    }, long);
+    await page.waitForFunction(() => new Set(window.progressSeen.map((x) => x.label)).size >= 4);
+    const seen = await page.evaluate(() => {
+      window.progressObserver.disconnect();
+      return window.progressSeen;
+    });
+    for (const x of seen) {
+      assert.match(x.label, /^\d+%$/, 'whole percents');
+      assert.equal(x.now, x.label.slice(0, -1), 'aria-valuenow is the number shown');
+      assert.equal(x.row, `training ${x.label}`, 'the row shows the bar\'s figure');
+      assert.equal(x.inline, x.row);
+    }
+
     // Two epochs: the table row shows the accuracy while the job runs.
     await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
     await page.waitForFunction((id) => {
