@@ -33,6 +33,7 @@ const state = {
   evaluation: null,        // {networkId, data, stale} or {networkId, error}
   cell: null,              // {networkId, actual, predicted, data|error|loading}
   socketConnected: false,
+  listed: false,           // the list has been read once
 };
 
 // ---------------------------------------------------------------- helpers
@@ -229,6 +230,9 @@ async function refreshStatus() {
     counts.hidden = false;
     counts.textContent =
       `${plural(st.active_networks, "network")} in memory · ${plural(st.training_jobs, "training job")}`;
+    // The list is read less often: when it no longer agrees, read it again.
+    const listed = state.networks.filter((n) => n.status === "in_memory").length;
+    if (state.listed && isNum(st.active_networks) && listed !== st.active_networks) refreshNetworksSoon();
   } catch (e) {
     chip.className = "chip bad";
     chip.querySelector(".label").textContent = `API: ${e.status === 0 ? "offline" : "error"}`;
@@ -243,6 +247,7 @@ async function refreshNetworks() {
   try {
     const data = await api("GET", "/networks");
     state.networks = Array.isArray(data.networks) ? data.networks : [];
+    state.listed = true;
     // The list is read at one moment; an epoch heard since is newer.
     for (const n of state.networks) {
       const job = activeJobOf(n.network_id);
@@ -258,6 +263,18 @@ async function refreshNetworks() {
   }
   if (state.selected && !findNetwork(state.selected)) select(null);
   renderNetworks();
+}
+
+// usedNetwork is told of every answer that needed the network in memory
+// (history, examples, predict, evaluation, training): the server loads a
+// network listed "saved" on such a request, and may unload an idle one to
+// make room. The list and the header's count are then read again, so that
+// the row says what the header counts.
+function usedNetwork(id) {
+  const n = findNetwork(id);
+  if (!n || n.status === "in_memory") return;
+  refreshNetworksSoon();
+  refreshStatus();
 }
 
 function archText(n) {
@@ -711,6 +728,7 @@ async function startTraining(ev) {
   await withBusy($("train-button"), async () => {
     try {
       const res = await api("POST", `/networks/${enc(id)}/train`, body);
+      usedNetwork(id);
       // Its events may have come first; else it is new and has no past.
       const job = jobFor(res.job_id, res.network_id || id, false);
       job.fresh = false;
@@ -919,6 +937,7 @@ async function loadHistory() {
       from = res.next_from_epoch;
     }
     state.history = { networkId: id, epochs };
+    usedNetwork(id);
   } catch (e) {
     if (state.selected !== id) return;
     state.history = { networkId: id, error: e.message };
@@ -998,6 +1017,7 @@ async function loadExample(kind, button) {
     let result;
     try {
       result = await api("GET", `/networks/${enc(id)}/${kind}_example`);
+      usedNetwork(id);
     } catch (e) {
       result = { error: e.message };
     }
@@ -1258,6 +1278,7 @@ function pumpPrediction() {
 async function predict(id, body, seq, fromFile) {
   try {
     const res = await api("POST", `/networks/${enc(id)}/predict`, body);
+    usedNetwork(id);
     if (seq < draw.shown || state.selected !== id) return;
     draw.shown = seq;
     showPrediction(res, fromFile);
@@ -1315,6 +1336,7 @@ async function loadEvaluation() {
     $("eval-button").textContent = "Evaluating…";
     try {
       const data = await api("GET", `/networks/${enc(id)}/evaluation`);
+      usedNetwork(id);
       if (state.selected !== id) return;
       state.evaluation = { networkId: id, data };
     } catch (e) {
@@ -1414,6 +1436,7 @@ async function openCell(actual, predicted, count) {
   let result;
   try {
     result = { data: await api("GET", `/networks/${enc(id)}/evaluation/examples?actual=${actual}&predicted=${predicted}`) };
+    usedNetwork(id);
   } catch (e) {
     result = { error: e.message };
   }

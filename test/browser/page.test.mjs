@@ -31,6 +31,7 @@ let browser;
 let dir;
 let desk; // {context, page, w} at desktop size, used by most tests
 const extra = []; // other contexts, closed at the end
+const servers = []; // other servers, stopped at the end
 
 before(async () => {
   dir = await artifactsDir();
@@ -41,6 +42,7 @@ before(async () => {
 after(async () => {
   for (const c of [desk?.context, ...extra]) await c?.close().catch(() => {});
   await browser?.close();
+  for (const other of servers) await other.stop();
   if (srv) {
     await srv.stop();
     const log = path.join(dir, 'server.log');
@@ -567,6 +569,44 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(m.tickHeight >= 11, `chart labels are ${m.tickHeight} px high`);
     await shot(page, 'phone');
     clean(w);
+  });
+
+  test('a network the server had unloaded: its row says "in memory" once used, as the header counts', async () => {
+    // A server that holds one [784, 30, 10] at a time: making b unloads a.
+    const small = await Server.start({ env: { MAX_PARAMS_IN_MEMORY: '30000' } });
+    servers.push(small);
+    const a = (await small.api('POST', '/api/networks', { seed: 1 })).network_id;
+    const b = (await small.api('POST', '/api/networks', { seed: 2 })).network_id;
+    const listed = async () => Object.fromEntries((await small.api('GET', '/api/networks')).networks.map((n) => [n.network_id, n.status]));
+    assert.deepEqual(await listed(), { [a]: 'saved', [b]: 'in_memory' });
+
+    const tab = await open('unloaded', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    await page.goto(small.url + '/');
+    await loaded(page);
+    const view = () => page.evaluate(([a, b]) => {
+      const badge = (id) => document.querySelector(`#network-rows tr[data-id="${id}"] .col-status .badge`)?.textContent;
+      return { a: badge(a), b: badge(b), header: document.querySelector('#api-counts').textContent };
+    }, [a, b]);
+    await page.waitForFunction(() => /network/.test(document.querySelector('#api-counts').textContent));
+    assert.deepEqual(await view(), { a: 'saved', b: 'in memory', header: '1 network in memory · 0 training jobs' });
+
+    // Using a: the server loads it (and unloads b); the rows follow the header.
+    await row(page, a).click();
+    const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${a}/predict`));
+    await drawSeven(page);
+    assert.equal((await predicted).status(), 200);
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    assert.deepEqual(await listed(), { [a]: 'in_memory', [b]: 'saved' });
+    // Soon after the answer, not at the list's next periodic reading (every 15 s).
+    await page.waitForFunction(([a, b]) => {
+      const badge = (id) => document.querySelector(`#network-rows tr[data-id="${id}"] .col-status .badge`)?.textContent;
+      return badge(a) === 'in memory' && badge(b) === 'saved';
+    }, [a, b], { timeout: 5000 });
+    assert.deepEqual(await view(), { a: 'in memory', b: 'saved', header: '1 network in memory · 0 training jobs' });
+    clean(w);
+    w.closing();
   });
 
   test('delete all', async () => {
