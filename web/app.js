@@ -143,9 +143,40 @@ function toast(text, kind = "error") {
   el.className = `toast ${kind}`;
   el.setAttribute("role", kind === "error" ? "alert" : "status");
   el.hidden = false;
+  placeToast();
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => (el.hidden = true), kind === "error" ? 10000 : 5000);
 }
+
+// The toast must not hide what the user is watching: the output bars and
+// the drawing pad. It sits at the bottom of the window, or at the top when
+// at the bottom it would cover one of them (whichever covers less if both
+// would). Placed again when the page scrolls or resizes, or bars appear.
+const TOAST_AVOID = "#prediction-bars, .example-view .bars, #pad";
+function placeToast() {
+  const el = $("toast");
+  if (el.hidden) return;
+  const covered = () => {
+    const t = el.getBoundingClientRect();
+    let area = 0;
+    for (const x of document.querySelectorAll(TOAST_AVOID)) {
+      const r = x.getBoundingClientRect();
+      const w = Math.min(t.right, r.right) - Math.max(t.left, r.left);
+      const hh = Math.min(t.bottom, r.bottom) - Math.max(t.top, r.top);
+      if (r.width && r.height && w > 0 && hh > 0) area += w * hh;
+    }
+    return area;
+  };
+  el.classList.remove("top");
+  const atBottom = covered();
+  if (!atBottom) return;
+  el.classList.add("top");
+  if (covered() > atBottom) el.classList.remove("top");
+}
+let toastFrame = 0;
+const placeToastSoon = () => {
+  if (!toastFrame && !$("toast").hidden) toastFrame = requestAnimationFrame(() => { toastFrame = 0; placeToast(); });
+};
 
 async function withBusy(button, fn) {
   button.disabled = true;
@@ -1044,6 +1075,7 @@ function renderExamples() {
       content.replaceChildren(exampleView(ex));
     }
   }
+  placeToastSoon();
 }
 
 // barsView shows ten output activations, one labelled row per digit (digit,
@@ -1325,6 +1357,7 @@ function showPrediction(res, fromFile) {
   img.src = imageSrc(res.image_data);
   img.alt = `The 28×28 input the network saw, read as ${res.predicted_digit}`;
   $("prediction-bars").replaceChildren(barsView(res.network_output, res.predicted_digit));
+  placeToastSoon();
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -1512,6 +1545,8 @@ async function init() {
   $("import-file").addEventListener("change", importNetwork);
   $("eval-button").addEventListener("click", loadEvaluation);
   $("toast-close").addEventListener("click", () => ($("toast").hidden = true));
+  window.addEventListener("scroll", placeToastSoon, { passive: true });
+  window.addEventListener("resize", placeToastSoon);
   for (const b of document.querySelectorAll(".example-head button")) {
     b.addEventListener("click", () => loadExample(b.dataset.kind, b));
   }

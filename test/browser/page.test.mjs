@@ -70,9 +70,9 @@ function clean(w) {
   assert.deepEqual(w.problems(), [], 'no console errors, page errors, failed requests or HTTP errors');
 }
 
-async function shot(page, name) {
+async function shot(page, name, fullPage = true) {
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage });
   console.log(`# screenshot ${file}`);
 }
 
@@ -568,6 +568,37 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(m.lastButtons.every((r) => r <= PHONE.width), `row buttons off screen: ${m.lastButtons}`);
     assert.ok(m.tickHeight >= 11, `chart labels are ${m.tickHeight} px high`);
     await shot(page, 'phone');
+    await page.click('#toast-close');
+
+    // The example cards' outputs, at a phone's width.
+    await page.click('#example-bad .example-head button');
+    await page.waitForSelector('#example-bad .bars');
+    await outputsApart(page, '#example-bad .bars');
+
+    // "Training … finished" comes while the user watches the output bars:
+    // wherever the bars are on the screen, the toast does not cover them.
+    const boxes = () => page.evaluate(() => {
+      const t = document.querySelector('#toast').getBoundingClientRect();
+      const b = document.querySelector('#prediction-bars').getBoundingClientRect();
+      const x = Math.min(t.right, b.right) - Math.max(t.left, b.left);
+      const y = Math.min(t.bottom, b.bottom) - Math.max(t.top, b.top);
+      return { overlap: x > 0 && y > 0, toast: [t.left, t.top, t.right, t.bottom].map(Math.round),
+        bars: [b.left, b.top, b.right, b.bottom].map(Math.round), height: innerHeight, width: innerWidth };
+    });
+    const barsAt = (block) => page.$eval('#prediction-bars', (e, block) => e.scrollIntoView({ block }), block);
+    const settled = () => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await barsAt('end');
+    await srv.api('POST', `/api/networks/${first}/train`, { epochs: 1, learning_rate: 0.5, cost: 'cross_entropy', seed: 9 });
+    await page.waitForSelector('#toast.ok:not([hidden])');
+    assert.match(await page.textContent('#toast-text'), /^Training of \w+ finished/);
+    for (const block of ['end', 'start', 'center', 'end']) {
+      await barsAt(block);
+      await settled();
+      const o = await boxes();
+      assert.ok(!o.overlap, `bars scrolled to the ${block}: the toast ${o.toast} covers the output bars ${o.bars}`);
+      assert.ok(o.toast[0] >= 0 && o.toast[1] >= 0 && o.toast[2] <= o.width && o.toast[3] <= o.height, `the toast ${o.toast} is off screen`);
+      if (block === 'end') await shot(page, 'phone-toast', false);
+    }
     clean(w);
   });
 
