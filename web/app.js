@@ -18,7 +18,10 @@ const HISTORY_EVERY_MS = 1000;
 const DEFAULT_LAYERS = [784, 30, 10];
 const STORE_JOBS = "nnserver.jobs";
 const STORE_SELECTED = "nnserver.selected";
+const STORE_ENDS = "nnserver.jobEnds";
 const KEEP_JOBS = 50;
+const KEEP_ENDS = 500;     // job ends remembered across reloads
+const LOOKUP_JOBS = 50;    // the history's most recent jobs whose end is asked for
 
 // ---------------------------------------------------------------- state
 
@@ -34,6 +37,8 @@ const state = {
   cell: null,              // {networkId, actual, predicted, data|error|loading}
   socketConnected: false,
   listed: false,           // the list has been read once
+  ends: new Map(),         // job_id → {status, error} as the server told it, or null: it no longer knows the job
+  lookingUp: new Set(),    // job_ids whose end is being asked for (or could not be)
 };
 
 // ---------------------------------------------------------------- helpers
@@ -610,6 +615,7 @@ function syncJob(jobId) {
       if (e.status === 404) {
         forgetJob(jobId);
         if (job && isActive(job)) finishJob(job, "failed", { error: "The server no longer knows this job." }, false);
+        noteEnd(jobId, null);
       }
     } finally {
       state.syncing.delete(jobId);
@@ -640,8 +646,10 @@ function mergeJob(job, st) {
     if (st.status === "training") job.status = "training";
     else if (st.status === "completed" || st.status === "failed" || st.status === "cancelled") {
       // Found finished: nothing to tell or refresh if the page never saw it run.
-      if (fresh) Object.assign(job, { status: st.status, error: st.error || null, progress: st.status === "completed" ? 100 : job.progress });
-      else finishJob(job, st.status, { accuracy: st.accuracy, error: st.error });
+      if (fresh) {
+        Object.assign(job, { status: st.status, error: st.error || null, progress: st.status === "completed" ? 100 : job.progress });
+        noteEnd(job.id, st.status, st.error);
+      } else finishJob(job, st.status, { accuracy: st.accuracy, error: st.error });
     }
   }
   if (!isActive(job)) forgetJob(job.id);
@@ -654,6 +662,7 @@ function finishJob(job, status, { accuracy, error } = {}, announce = true) {
   if (!isActive(job)) return;
   job.status = status;
   forgetJob(job.id);
+  noteEnd(job.id, status, error);
   job.batch = null;
   if (status === "completed") {
     job.progress = 100;
@@ -951,6 +960,75 @@ const chartObserver = new ResizeObserver((entries) => {
   }
 });
 
+// ---------------------------------------------------------------- job ends
+
+// How each job of a history ended, for its legend: what the page heard
+// (events, its own requests) or GET /api/training/{id} answers. The server
+// keeps a finished job 24 hours; a job it no longer knows gets no label
+// rather than a guess. Ends are kept in localStorage across reloads.
+function loadEnds() {
+  for (const e of readStore(STORE_ENDS, [])) {
+    if (Array.isArray(e) && typeof e[0] === "string") state.ends.set(e[0], e[1] ? { status: e[1], error: e[2] || null } : null);
+  }
+}
+
+// noteEnd records how a job ended; status null: the server does not know it.
+function noteEnd(jobId, status, error) {
+  if (status !== null && !(status === "completed" || status === "failed" || status === "cancelled")) return;
+  state.ends.delete(jobId);
+  state.ends.set(jobId, status ? { status, error: typeof error === "string" && error ? error : null } : null);
+  const all = [...state.ends].slice(-KEEP_ENDS);
+  writeStore(STORE_ENDS, all.map(([id, e]) => (e ? [id, e.status, e.error] : [id, null])));
+}
+
+// jobEnd is what the page knows of a job's state: {status, error}, null
+// when the server no longer knows it, undefined when not known yet.
+function jobEnd(jobId) {
+  const job = state.jobs.get(jobId);
+  if (job && isActive(job)) return { status: job.status };
+  if (state.ends.has(jobId)) return state.ends.get(jobId);
+  return undefined;
+}
+
+// lookUpEnds asks the server how the given jobs ended, three at a time,
+// then draws the legend again.
+async function lookUpEnds(jobIds) {
+  const todo = jobIds.filter((id) => jobEnd(id) === undefined && !state.lookingUp.has(id));
+  if (!todo.length) return;
+  for (const id of todo) state.lookingUp.add(id);
+  const next = async () => {
+    for (let id = todo.shift(); id; id = todo.shift()) {
+      try {
+        const st = await api("GET", `/training/${enc(id)}`);
+        if (ACTIVE.has(st.status)) mergeJob(jobFor(id, st.network_id, false), st); // running: followed from now on
+        else noteEnd(id, st.status, st.error);
+      } catch (e) {
+        if (e.status === 404) noteEnd(id, null); // forgotten (24 h) or from another server: say nothing
+      }
+    }
+  };
+  await Promise.all([next(), next(), next()]);
+  renderHistory();
+}
+
+// endLabel words a job's end for the legend: {text, kind, title}.
+function endLabel(end) {
+  if (!end) return null;
+  const err = typeof end.error === "string" ? end.error : "";
+  switch (end.status) {
+    case "pending": return { text: "queued", kind: "pending" };
+    case "training": return { text: "training now", kind: "training" };
+    case "completed": return { text: "completed", kind: "completed", title: "Every epoch asked for was trained" };
+    case "cancelled": return { text: !err || err === "Training cancelled" ? "cancelled" : `cancelled: ${err}`, kind: "cancelled",
+      title: "Cancelled: the epochs before the cancel were kept" };
+    case "failed":
+      if (/shutting down/i.test(err)) return { text: "stopped: the server shut down", kind: "stopped", title: err };
+      if (/^training diverged/i.test(err)) return { text: "failed: training diverged", kind: "failed", title: err };
+      return { text: err ? `failed: ${err}` : "failed", kind: "failed", title: err || null };
+    default: return null;
+  }
+}
+
 // ---------------------------------------------------------------- history
 
 async function loadHistory() {
@@ -1027,9 +1105,13 @@ function renderHistory() {
     const m = markerShape(se.marker, 12, 7, 4);
     m.setAttribute("class", "point");
     sw.append(m);
-    return h("li", { title: `job ${se.jobId}` }, sw, h("span", { class: "legend-name" }, se.label),
-      h("span", { class: "legend-detail" }, `${se.range} · ${se.params}`));
+    const end = endLabel(jobEnd(se.jobId));
+    return h("li", { title: `job ${se.jobId}`, dataset: { job: se.jobId, end: end ? end.kind : "" } },
+      sw, h("span", { class: "legend-name" }, se.label),
+      h("span", { class: "legend-detail" }, `${se.range} · ${se.params}`),
+      end && h("span", { class: `legend-end badge ${end.kind}`, title: end.title }, end.text));
   }));
+  lookUpEnds(series.slice(-LOOKUP_JOBS).map((se) => se.jobId).filter((j) => j !== "?"));
 }
 
 // ---------------------------------------------------------------- examples
@@ -1515,10 +1597,19 @@ function connectSocket() {
     return;
   }
   const socket = io({ path: "/socket.io/", transports: ["polling", "websocket"] });
+  let connectedBefore = false;
   socket.on("connect", () => {
     state.socketConnected = true;
     setLive("ok", "connected");
     pollJobs(); // catch up on anything missed while disconnected
+    if (connectedBefore) {
+      // Back after a disconnect (the server may have restarted): what was
+      // read while it was away may have failed.
+      refreshStatus();
+      refreshNetworks();
+      if (state.selected) loadHistory();
+    }
+    connectedBefore = true;
   });
   socket.on("disconnect", () => {
     state.socketConnected = false;
@@ -1551,6 +1642,7 @@ async function init() {
     b.addEventListener("click", () => loadExample(b.dataset.kind, b));
   }
   setupPad();
+  loadEnds();
 
   connectSocket();
   refreshStatus();

@@ -131,6 +131,11 @@ async function outputsApart(page, selector) {
   return m.text.split(' ').filter((_, i) => i % 2).map(Number);
 }
 
+/** The history legend's entries: how each job ended ("" when the page does not say). */
+function legendEnds(page) {
+  return page.$$eval('#history-legend li', (lis) => lis.map((li) => li.querySelector('.legend-end')?.textContent ?? ''));
+}
+
 /** Waits for the selected network's job to show a status. */
 async function jobStatus(page, status) {
   await page.waitForSelector(`#job-status.badge.${status}`);
@@ -335,6 +340,8 @@ describe('management page', { concurrency: false }, () => {
     })));
     assert.deepEqual(series, [{ cls: 'series c0', marker: 'circle', n: 2 }, { cls: 'series c1', marker: 'rect', n: 2 }]);
     assert.match(await page.textContent('#history-legend'), /Job 1.*epochs 1–2.*Job 2.*epochs 3–4.*cross-entropy, λ 1/);
+    // How each job ended.
+    assert.deepEqual(await legendEnds(page), ['completed', 'completed']);
     // Re-evaluating was offered: the network changed.
     assert.match(await page.textContent('#eval-msg'), /out of date/);
     const evaluated = page.waitForResponse((r) => r.url().endsWith('/evaluation'));
@@ -509,6 +516,11 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(await page.isHidden('#cancel-button'));
     assert.match(await other.page.textContent('#job-text'), /Training cancelled/);
     assert.equal((await srv.api('GET', `/api/training/${job}`)).status, 'cancelled');
+    // The history says the job was cancelled, in both browsers.
+    for (const p of [page, other.page]) {
+      await p.waitForFunction(() => document.querySelector('#history-legend li .legend-end')?.textContent === 'cancelled');
+      assert.deepEqual(await legendEnds(p), ['cancelled']);
+    }
     await shot(other.page, 'desktop-cancelled');
     clean(w);
     other.w.closing();
@@ -524,6 +536,8 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(await rows(page).count() >= 3);
     await row(page, first).click();
     await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4);
+    // This browser never saw the jobs run: it asks the server how they ended.
+    await page.waitForFunction(() => [...document.querySelectorAll('#history-legend .legend-end')].map((e) => e.textContent).join() === 'completed,completed');
 
     // Drawing with a finger: touch events become pointer events, and the
     // pad keeps the page from scrolling under the finger (touch-action: none).
@@ -637,6 +651,56 @@ describe('management page', { concurrency: false }, () => {
     }, [a, b], { timeout: 5000 });
     assert.deepEqual(await view(), { a: 'in memory', b: 'saved', header: '1 network in memory · 0 training jobs' });
     clean(w);
+    w.closing();
+  });
+
+  test('history legend: a job stopped by a server shutdown says so; a job the server forgot says nothing', async () => {
+    let rs = await Server.start();
+    servers.push(rs);
+    const net = (await rs.api('POST', '/api/networks', { seed: 5 })).network_id;
+    const tab = await open('restart', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    w.allow(/\/(api|socket\.io)\//); // the server goes away for a moment: requests fail meanwhile
+    await page.goto(rs.url + '/');
+    await loaded(page);
+    await row(page, net).click();
+    await page.fill('#epochs', '500');
+    await page.fill('#eta', '0.5');
+    await page.selectOption('#cost', 'cross_entropy');
+    await page.fill('#lambda', '0');
+    await page.fill('#train-seed', '5');
+    await page.click('#train-button');
+    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 1);
+
+    const before = rs;
+    rs = await rs.restart(); // SIGTERM: running jobs end, "the server is shutting down"
+    servers[servers.indexOf(before)] = rs;
+    await jobStatus(page, 'failed');
+    assert.match(await page.textContent('#job-text'), /the server is shutting down/);
+    // Back: the page reads the history again; the legend says how the job ended.
+    const stopped = () => page.waitForFunction(() =>
+      document.querySelector('#history-legend li .legend-end')?.textContent === 'stopped: the server shut down');
+    await stopped();
+    // The server forgot the job (a restart): the page remembers what it heard.
+    await w.navigate(() => page.reload());
+    await loaded(page);
+    await stopped();
+
+    // A browser that never heard of the job: the server no longer knows it
+    // (404), so the legend says nothing rather than guess.
+    const late = await open('late', DESKTOP);
+    extra.push(late.context);
+    late.w.allow(/\/api\/training\//, 404);
+    await late.page.goto(rs.url + '/');
+    await loaded(late.page);
+    const asked = late.page.waitForResponse((r) => /\/api\/training\//.test(r.url()));
+    await row(late.page, net).click();
+    assert.equal((await asked).status(), 404);
+    await late.page.waitForFunction(() => document.querySelectorAll('#history-legend li').length === 1);
+    assert.deepEqual(await legendEnds(late.page), ['']);
+    clean(late.w);
+    late.w.closing();
     w.closing();
   });
 
