@@ -555,6 +555,57 @@ function select(id) {
   renderEvaluation();
 }
 
+// ---------------------------------------------------------------- presets
+
+// Two recipes: network.py's (Nielsen ch. 1: the API's defaults, which often
+// stall at 75–87%) and network2.py's (ch. 3: scaled weights, cross-entropy,
+// η 0.5, λ 5, which train reliably). The radios of the "New network" card
+// set the initial weights and the training settings; the training card's
+// select sets the training settings. Both show what the fields hold.
+const PRESETS = {
+  ch1: { init: "normal", cost: "quadratic", eta: "3.0", lambda: "0" },
+  ch3: { init: "scaled", cost: "cross_entropy", eta: "0.5", lambda: "5" },
+};
+
+function applyPreset(name, withInit) {
+  const p = PRESETS[name];
+  if (!p) return;
+  if (withInit) $("init").value = p.init;
+  $("cost").value = p.cost;
+  $("eta").value = p.eta;
+  $("lambda").value = p.lambda;
+  syncPresets();
+}
+
+// presetOf names the preset the fields hold, or "" (custom). Empty number
+// fields mean the server's defaults (η 3, λ 0).
+function presetOf(withInit) {
+  const num = (id, dflt) => ($(id).value.trim() === "" ? dflt : Number($(id).value));
+  return Object.keys(PRESETS).find((k) => {
+    const p = PRESETS[k];
+    return (!withInit || $("init").value === p.init) && $("cost").value === p.cost &&
+      num("eta", 3) === Number(p.eta) && num("lambda", 0) === Number(p.lambda);
+  }) || "";
+}
+
+function syncPresets() {
+  const full = presetOf(true);
+  for (const r of document.querySelectorAll('input[name="preset"]')) r.checked = r.value === full;
+  $("train-preset").value = presetOf(false);
+}
+
+function setupPresets() {
+  for (const r of document.querySelectorAll('input[name="preset"]')) {
+    r.addEventListener("change", () => { if (r.checked) applyPreset(r.value, true); });
+  }
+  $("train-preset").addEventListener("change", () => applyPreset($("train-preset").value, false));
+  for (const id of ["init", "cost", "eta", "lambda"]) {
+    $(id).addEventListener("input", syncPresets);
+    $(id).addEventListener("change", syncPresets);
+  }
+  syncPresets();
+}
+
 // ---------------------------------------------------------------- jobs
 
 function newJob(jobId, networkId) {
@@ -1642,6 +1693,7 @@ async function init() {
     b.addEventListener("click", () => loadExample(b.dataset.kind, b));
   }
   setupPad();
+  setupPresets();
   loadEnds();
 
   connectSocket();

@@ -421,6 +421,52 @@ describe('management page', { concurrency: false }, () => {
     clean(w);
   });
 
+  test('presets: Nielsen ch. 3 (network2) fills the forms, and the requests carry it', async () => {
+    const { page, w } = desk;
+    const fields = () => page.evaluate(() => Object.fromEntries(['init', 'cost', 'eta', 'lambda', 'train-preset']
+      .map((id) => [id, document.getElementById(id).value])
+      .concat([['recipe', document.querySelector('input[name=preset]:checked')?.value ?? '']])));
+    assert.match(await page.textContent('.presets'), /Nielsen ch\. 1 \(network\.py\).*Nielsen ch\. 3 \(network2\): scaled init, cross-entropy, η 0\.5, λ 5 — trains reliably.*Why: /s);
+
+    await page.check('input[name=preset][value=ch3]');
+    assert.deepEqual(await fields(),
+      { init: 'scaled', cost: 'cross_entropy', eta: '0.5', lambda: '5', 'train-preset': 'ch3', recipe: 'ch3' });
+    await page.fill('#layer-sizes', '784,30,10');
+    await page.fill('#create-seed', '11');
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
+    await page.click('#create-form button[type=submit]');
+    const res = await created;
+    assert.deepEqual(res.request().postDataJSON(), { layer_sizes: [784, 30, 10], init: 'scaled', seed: 11 });
+    const id = (await res.json()).network_id;
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${id}"]`);
+
+    await page.fill('#epochs', '1');
+    await page.fill('#batch', '10');
+    await page.fill('#train-seed', '11');
+    const started = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${id}/train`));
+    await page.click('#train-button');
+    assert.deepEqual((await started).postDataJSON(),
+      { epochs: 1, mini_batch_size: 10, learning_rate: 0.5, cost: 'cross_entropy', lambda: 5, seed: 11 });
+    await jobStatus(page, 'completed');
+    assert.match(await page.textContent('#job-params'), /η 0\.5 · mini-batch 10 · cross-entropy cost · λ 5 · seed 11/);
+
+    // The training card's preset: ch. 1's training settings, the weights' choice left alone.
+    await page.selectOption('#train-preset', 'ch1');
+    assert.deepEqual(await fields(),
+      { init: 'scaled', cost: 'quadratic', eta: '3.0', lambda: '0', 'train-preset': 'ch1', recipe: '' });
+    // Any other value is "custom".
+    await page.fill('#eta', '0.25');
+    assert.equal(await page.inputValue('#train-preset'), '');
+    assert.equal(await page.$eval('#train-preset', (s) => s.selectedOptions[0].textContent), 'custom');
+    await page.selectOption('#init', 'normal');
+    await page.fill('#eta', '3');
+    assert.equal((await fields()).recipe, 'ch1', 'ch. 1\'s values are ch. 1 again');
+
+    await row(page, first).click(); // as the next test expects
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+    clean(w);
+  });
+
   test('a long job: progress inside epochs, the list follows, late joiners, cancel', async () => {
     const { page, w } = desk;
     await page.fill('#layer-sizes', '784,600,10'); // epochs of about 2 s: training_progress is sent after 1 s
