@@ -344,9 +344,9 @@ function progressText(job) {
 }
 
 // renderNetworks brings the table up to date with state.networks. Rows are
-// kept (keyed by network id) and only changed rows are rebuilt: the list
+// kept (keyed by network id) and updated in place (fillRow): the list
 // changes several times a second while a job trains, and a click whose
-// press and release landed on two different row elements would be lost.
+// press and release landed on two different elements would be lost.
 function renderNetworks() {
   const tbody = $("network-rows");
   $("network-count").textContent = state.networks.length ? `(${state.networks.length})` : "";
@@ -372,23 +372,40 @@ function renderRow(networkId) {
   if (row) fillRow(row, n);
 }
 
+// fillRow makes a row's cells once and afterwards changes only their text
+// and classes: the elements under the pointer never change between a press
+// and its release, so no click is lost while a job's figures change.
 function fillRow(row, n) {
   const id = n.network_id;
   const job = activeJobOf(id);
   const selected = id === state.selected;
-  const status = job ? (job.status === "pending" ? "queued" : `training ${progressText(job)}`) : n.status;
-  const acc = n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy);
-  const key = JSON.stringify([archText(n), status, n.trained, n.epochs_trained, acc, n.init, n.seed]);
   row.className = selected ? "selected" : "";
   row.setAttribute("aria-selected", selected ? "true" : "false");
-  if (row._key === key) return;
-  row._key = key;
-  // The cells are rebuilt, the row stays: keep the keyboard focus where it was.
-  const focused = row.contains(document.activeElement) && document.activeElement !== row
-    ? document.activeElement.dataset.action : null;
   row.title = [`Network ${id}`, initText(n)].filter(Boolean).join(" · ");
-  if (!row._wired) {
-    row._wired = true;
+  let c = row._cells;
+  if (!c) {
+    c = row._cells = {
+      arch: h("span", { class: "arch-text" }),
+      badges: [h("span", { class: "badge" }), h("span", { class: "badge" })],
+      trained: h("td", { class: "col-trained" }),
+      acc: h("td", { class: "num acc" }),
+    };
+    row.append(
+      h("td", { class: "mono" }, shortId(id)),
+      h("td", { class: "arch" }, c.arch, h("span", { class: "status-inline" }, c.badges[0])),
+      c.trained, c.acc,
+      h("td", { class: "col-status" }, c.badges[1]),
+      h("td", { class: "row-actions" },
+        h("a", {
+          class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
+          title: `Download network ${id} (.npz)`, "aria-label": `Download network ${shortId(id)}`,
+          dataset: { action: "download" }, onclick: (ev) => ev.stopPropagation(),
+        }, "⤓"),
+        h("button", {
+          type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
+          "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
+          onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
+        }, "✕")));
     row.addEventListener("click", () => select(id));
     row.addEventListener("keydown", (ev) => {
       if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
@@ -397,35 +414,24 @@ function fillRow(row, n) {
       }
     });
   }
-  const statusCell = () => job
-    ? h("span", { class: "badge training" }, status)
-    : h("span", { class: `badge ${n.status === "saved" ? "saved" : "memory"}`,
-                  title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory" },
-        n.status === "in_memory" ? "in memory" : String(n.status ?? "—"));
-  const trained = typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—";
-  row.replaceChildren(
-    h("td", { class: "mono" }, shortId(id)),
-    h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
-    h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
-      title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
-    h("td", { class: "num acc" }, acc),
-    h("td", { class: "col-status" }, statusCell()),
-    h("td", { class: "row-actions" },
-      h("a", {
-        class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
-        title: `Download network ${id} (.npz)`, "aria-label": `Download network ${shortId(id)}`,
-        dataset: { action: "download" }, onclick: (ev) => ev.stopPropagation(),
-      }, "⤓"),
-      h("button", {
-        type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
-        "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
-        onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
-      }, "✕")),
-  );
-  if (focused) {
-    const el = row.querySelector(`[data-action="${focused}"]`);
-    if (el) el.focus({ preventScroll: true });
+  const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  setText(c.arch, archText(n));
+  const badge = job
+    ? { cls: "badge training", title: job.status === "pending" ? "Waiting for a free training slot" : "Training now",
+        text: job.status === "pending" ? "queued" : `training ${progressText(job)}` }
+    : { cls: `badge ${n.status === "saved" ? "saved" : "memory"}`,
+        title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory",
+        text: n.status === "in_memory" ? "in memory" : String(n.status ?? "—") };
+  for (const b of c.badges) {
+    b.className = badge.cls;
+    b.title = badge.title;
+    setText(b, badge.text);
   }
+  c.trained.className = `col-trained ${n.trained ? "yes" : "muted"}`;
+  if (isNum(n.epochs_trained)) c.trained.title = `${plural(n.epochs_trained, "epoch")} when listed`;
+  else c.trained.removeAttribute("title");
+  setText(c.trained, typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—");
+  setText(c.acc, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy));
 }
 
 function parseLayers(text) {
