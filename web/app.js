@@ -1483,12 +1483,23 @@ async function predictFile(file) {
   await predict(id, blob, seq, file.name);
 }
 
+// confidenceNote says what the confidence is: the top output's margin over
+// the next one, e.g. "the margin of 7 (0.97) over the next digit, 2 (0.04)".
+function confidenceNote(res) {
+  const out = Array.isArray(res.network_output) ? res.network_output.map(Number) : [];
+  if (out.length < 2 || !out.every(isNum)) return "Confidence: the margin of the top output over the next digit's.";
+  const order = out.map((v, d) => [v, d]).sort((a, b) => b[0] - a[0]);
+  const [[v1, d1], [v2, d2]] = order;
+  return `Confidence: the margin of ${d1} (${v1.toFixed(2)}) over the next digit, ${d2} (${v2.toFixed(2)}).`;
+}
+
 function showPrediction(res, fromFile) {
   showMsg($("draw-msg"), "");
   $("prediction-empty").hidden = true;
   $("prediction-body").hidden = false;
   $("predicted-digit").textContent = String(res.predicted_digit);
   $("predicted-text").textContent = `predicted, ${pct(res.confidence, 1)} confidence`;
+  $("confidence-note").textContent = confidenceNote(res);
   $("prediction-meta").textContent = fromFile
     ? `From ${fromFile}. Left: the 28×28 input as the network saw it.`
     : "Left: your drawing as the network saw it (28×28).";
@@ -1632,7 +1643,8 @@ function renderCell() {
 
 function digitFigure(data, actual, predicted, confidence, index) {
   const wrong = actual !== predicted;
-  const label = `Test image ${index}: actual ${actual}, predicted ${predicted}` + (isNum(confidence) ? `, ${pct(confidence, 1)} confidence` : "");
+  const label = `Test image ${index}: actual ${actual}, predicted ${predicted}` +
+    (isNum(confidence) ? `, ${pct(confidence, 1)} confidence (margin over the next digit)` : "");
   return h("li", { class: `digit ${wrong ? "wrong" : "ok"}`, title: label },
     h("img", { class: "digit-img", src: imageSrc(data), width: 56, height: 56, alt: label }),
     h("span", { class: "digit-labels", "aria-hidden": "true" },

@@ -236,6 +236,16 @@ describe('management page', { concurrency: false }, () => {
     assert.equal(shown[Number(view.digit)], Math.max(...shown), 'the predicted digit has the highest output shown');
     assert.match(view.src, /^data:image\/png;base64,iVBOR/);
     assert.match(await page.textContent('#predicted-text'), /confidence/);
+    // Confidence is the margin of the top output over the next: said, with the two outputs.
+    const now = await page.evaluate(() => ({ // one reading: a later prediction may come
+      note: document.querySelector('#confidence-note').textContent,
+      digit: document.querySelector('#predicted-digit').textContent,
+      values: [...document.querySelectorAll('#prediction-bars .bar-value')].map((e) => e.textContent),
+    }));
+    const [, top, topValue, next, nextValue] = now.note.match(/margin of (\d) \((\d\.\d\d)\) over the next digit, (\d) \((\d\.\d\d)\)/) ?? [];
+    assert.ok(top, `the note says what confidence is: ${now.note}`);
+    assert.deepEqual([top, now.values[Number(top)], now.values[Number(next)]], [now.digit, topValue, nextValue]);
+    assert.match(await page.getAttribute('#predicted-text', 'title'), /how much more the top output fires than the next/);
 
     // At most 10 predictions a second: requests at least 100 ms apart.
     const starts = await page.evaluate(() => performance.getEntriesByType('resource')
@@ -294,6 +304,7 @@ describe('management page', { concurrency: false }, () => {
       src: e.querySelector('img')?.getAttribute('src'),
     })));
     assert.equal(mistakes.length, 12);
+    assert.match(await page.textContent('#confidence-hint'), /margin of the top output over the next/);
     mistakes.forEach((m, i) => {
       const want = ev.most_confident_mistakes[i];
       assert.equal(m.labels, `${want.actual_digit} → ${want.predicted_digit}`);
