@@ -1032,6 +1032,7 @@ function loadEnds() {
 // noteEnd records how a job ended; status null: the server does not know it.
 function noteEnd(jobId, status, error) {
   if (status !== null && !(status === "completed" || status === "failed" || status === "cancelled")) return;
+  if (status === null && state.ends.get(jobId)) return; // what the page heard stays
   state.ends.delete(jobId);
   state.ends.set(jobId, status ? { status, error: typeof error === "string" && error ? error : null } : null);
   const all = [...state.ends].slice(-KEEP_ENDS);
