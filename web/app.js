@@ -1089,9 +1089,15 @@ function endLabel(end) {
 
 // ---------------------------------------------------------------- history
 
+// loadHistory reads the selected network's history. Several readings may be
+// under way (one per epoch, one when a job ends): an answer older than the
+// one shown is dropped, whatever order the answers come in.
+let historyAsked = 0, historyShown = 0;
 async function loadHistory() {
   const id = state.selected;
   if (!id) return;
+  const seq = ++historyAsked;
+  let result;
   try {
     // The history comes a page at a time (at most 10,000 records each).
     const epochs = [];
@@ -1103,12 +1109,14 @@ async function loadHistory() {
       if (res.next_from_epoch == null || res.next_from_epoch <= from) break;
       from = res.next_from_epoch;
     }
-    state.history = { networkId: id, epochs };
+    result = { networkId: id, epochs };
     usedNetwork(id);
   } catch (e) {
-    if (state.selected !== id) return;
-    state.history = { networkId: id, error: e.message };
+    result = { networkId: id, error: e.message };
   }
+  if (state.selected !== id || seq < historyShown) return;
+  historyShown = seq;
+  state.history = result;
   renderHistory();
 }
 

@@ -144,6 +144,7 @@ async function jobStatus(page, status) {
 describe('management page', { concurrency: false }, () => {
   let first; // the network created and trained with seeds
   let imported;
+  let presetNet; // made and trained once with network2's preset
 
   test('first load: small, accessible, nothing listed', async () => {
     desk = await open('desktop', DESKTOP);
@@ -448,7 +449,7 @@ describe('management page', { concurrency: false }, () => {
     await page.click('#create-form button[type=submit]');
     const res = await created;
     assert.deepEqual(res.request().postDataJSON(), { layer_sizes: [784, 30, 10], init: 'scaled', seed: 11 });
-    const id = (await res.json()).network_id;
+    const id = (presetNet = (await res.json()).network_id);
     await page.waitForSelector(`#network-rows tr.selected[data-id="${id}"]`);
 
     await page.fill('#epochs', '1');
@@ -473,6 +474,37 @@ describe('management page', { concurrency: false }, () => {
     await page.fill('#eta', '3');
     assert.equal((await fields()).recipe, 'ch1', 'ch. 1\'s values are ch. 1 again');
 
+    await row(page, first).click(); // as the next test expects
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+    clean(w);
+  });
+
+  test('history: an older answer that comes late does not replace a newer one', async () => {
+    const { page, w } = desk;
+    await row(page, presetNet).click();
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 1);
+    // The first reading after the next epoch is held back until a newer one is shown.
+    let release, delivered;
+    const gate = new Promise((r) => (release = r));
+    const heldDone = new Promise((r) => (delivered = r));
+    let held = 0;
+    const pattern = `**/api/networks/${presetNet}/history?**`;
+    await page.route(pattern, async (route) => {
+      const res = await route.fetch();
+      const first = !held++;
+      if (first) await gate;
+      await route.fulfill({ response: res });
+      if (first) delivered();
+    });
+    await srv.api('POST', `/api/networks/${presetNet}/train`, { epochs: 2, learning_rate: 0.5, cost: 'cross_entropy', lambda: 5, seed: 12 });
+    await jobStatus(page, 'completed');
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 3);
+    assert.ok(held >= 2, `a newer reading came after the held one (${held})`);
+    release();
+    await heldDone; // the held answer (2 epochs) is delivered; the page has a moment to take it
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+    assert.equal(await points(page, '#history-chart'), 3, 'the newest history stays');
+    await page.unroute(pattern);
     await row(page, first).click(); // as the next test expects
     await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
     clean(w);
