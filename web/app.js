@@ -18,7 +18,10 @@ const HISTORY_EVERY_MS = 1000;
 const DEFAULT_LAYERS = [784, 30, 10];
 const STORE_JOBS = "nnserver.jobs";
 const STORE_SELECTED = "nnserver.selected";
+const STORE_ENDS = "nnserver.jobEnds";
 const KEEP_JOBS = 50;
+const KEEP_ENDS = 500;     // job ends remembered across reloads
+const LOOKUP_JOBS = 50;    // the history's most recent jobs whose end is asked for
 
 // ---------------------------------------------------------------- state
 
@@ -33,6 +36,9 @@ const state = {
   evaluation: null,        // {networkId, data, stale} or {networkId, error}
   cell: null,              // {networkId, actual, predicted, data|error|loading}
   socketConnected: false,
+  listed: false,           // the list has been read once
+  ends: new Map(),         // job_id → {status, error} as the server told it, or null: it no longer knows the job
+  lookingUp: new Set(),    // job_ids whose end is being asked for (or could not be)
 };
 
 // ---------------------------------------------------------------- helpers
@@ -142,9 +148,40 @@ function toast(text, kind = "error") {
   el.className = `toast ${kind}`;
   el.setAttribute("role", kind === "error" ? "alert" : "status");
   el.hidden = false;
+  placeToast();
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => (el.hidden = true), kind === "error" ? 10000 : 5000);
 }
+
+// The toast must not hide what the user is watching: the output bars and
+// the drawing pad. It sits at the bottom of the window, or at the top when
+// at the bottom it would cover one of them (whichever covers less if both
+// would). Placed again when the page scrolls or resizes, or bars appear.
+const TOAST_AVOID = "#prediction-bars, .example-view .bars, #pad";
+function placeToast() {
+  const el = $("toast");
+  if (el.hidden) return;
+  const covered = () => {
+    const t = el.getBoundingClientRect();
+    let area = 0;
+    for (const x of document.querySelectorAll(TOAST_AVOID)) {
+      const r = x.getBoundingClientRect();
+      const w = Math.min(t.right, r.right) - Math.max(t.left, r.left);
+      const hh = Math.min(t.bottom, r.bottom) - Math.max(t.top, r.top);
+      if (r.width && r.height && w > 0 && hh > 0) area += w * hh;
+    }
+    return area;
+  };
+  el.classList.remove("top");
+  const atBottom = covered();
+  if (!atBottom) return;
+  el.classList.add("top");
+  if (covered() > atBottom) el.classList.remove("top");
+}
+let toastFrame = 0;
+const placeToastSoon = () => {
+  if (!toastFrame && !$("toast").hidden) toastFrame = requestAnimationFrame(() => { toastFrame = 0; placeToast(); });
+};
 
 async function withBusy(button, fn) {
   button.disabled = true;
@@ -229,6 +266,9 @@ async function refreshStatus() {
     counts.hidden = false;
     counts.textContent =
       `${plural(st.active_networks, "network")} in memory · ${plural(st.training_jobs, "training job")}`;
+    // The list is read less often: when it no longer agrees, read it again.
+    const listed = state.networks.filter((n) => n.status === "in_memory").length;
+    if (state.listed && isNum(st.active_networks) && listed !== st.active_networks) refreshNetworksSoon();
   } catch (e) {
     chip.className = "chip bad";
     chip.querySelector(".label").textContent = `API: ${e.status === 0 ? "offline" : "error"}`;
@@ -243,6 +283,7 @@ async function refreshNetworks() {
   try {
     const data = await api("GET", "/networks");
     state.networks = Array.isArray(data.networks) ? data.networks : [];
+    state.listed = true;
     // The list is read at one moment; an epoch heard since is newer.
     for (const n of state.networks) {
       const job = activeJobOf(n.network_id);
@@ -258,6 +299,18 @@ async function refreshNetworks() {
   }
   if (state.selected && !findNetwork(state.selected)) select(null);
   renderNetworks();
+}
+
+// usedNetwork is told of every answer that needed the network in memory
+// (history, examples, predict, evaluation, training): the server loads a
+// network listed "saved" on such a request, and may unload an idle one to
+// make room. The list and the header's count are then read again, so that
+// the row says what the header counts.
+function usedNetwork(id) {
+  const n = findNetwork(id);
+  if (!n || n.status === "in_memory") return;
+  refreshNetworksSoon();
+  refreshStatus();
 }
 
 function archText(n) {
@@ -284,47 +337,64 @@ function initText(n) {
   return parts.join(", ");
 }
 
+// progressText is how far a job is, as the list's row and the progress bar
+// both show it: whole percents, rounded down (100% only once it is done).
+function progressText(job) {
+  return `${Math.floor(Math.max(0, Math.min(100, job.progress || 0)))}%`;
+}
+
+// renderNetworks brings the table up to date with state.networks. Rows are
+// kept (keyed by network id) and updated in place (fillRow): the list
+// changes several times a second while a job trains, and a click whose
+// press and release landed on two different elements would be lost.
 function renderNetworks() {
   const tbody = $("network-rows");
-  // Rows are rebuilt; keep the keyboard focus where it was.
-  const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
-  const focusKey = focused && focused.closest("tr") &&
-    [focused.closest("tr").dataset.id, focused.dataset.action || "row"];
-  tbody.replaceChildren();
   $("network-count").textContent = state.networks.length ? `(${state.networks.length})` : "";
   $("networks-empty").hidden = state.networks.length > 0;
-
+  const old = new Map([...tbody.rows].map((r) => [r.dataset.id, r]));
+  let before = tbody.firstElementChild;
   for (const n of state.networks) {
-    const id = n.network_id;
-    const job = activeJobOf(id);
-    const statusCell = () => job
-      ? h("span", { class: "badge training" },
-        job.status === "pending" ? "queued" : `training ${Math.floor(job.progress)}%`)
-      : h("span", { class: `badge ${n.status === "saved" ? "saved" : "memory"}`,
-                    title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory" },
-          n.status === "in_memory" ? "in memory" : String(n.status ?? "—"));
-    const trained = typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—";
-    const selected = id === state.selected;
-    const row = h("tr", {
-      class: selected ? "selected" : "",
-      tabindex: 0,
-      dataset: { id },
-      "aria-selected": selected ? "true" : "false",
-      title: [`Network ${id}`, initText(n)].filter(Boolean).join(" · "),
-      onclick: () => select(id),
-      onkeydown: (ev) => {
-        if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
-          ev.preventDefault();
-          select(id);
-        }
-      },
-    },
+    const row = old.get(n.network_id) || h("tr", { tabindex: 0, dataset: { id: n.network_id } });
+    old.delete(n.network_id);
+    fillRow(row, n);
+    if (row === before) before = row.nextElementSibling;
+    else tbody.insertBefore(row, before);
+  }
+  for (const r of old.values()) r.remove();
+  updateControls();
+}
+
+// renderRow updates one network's row at once (a job's event), so that it
+// shows what the training card shows.
+function renderRow(networkId) {
+  const n = findNetwork(networkId);
+  const row = n && [...$("network-rows").rows].find((r) => r.dataset.id === networkId);
+  if (row) fillRow(row, n);
+}
+
+// fillRow makes a row's cells once and afterwards changes only their text
+// and classes: the elements under the pointer never change between a press
+// and its release, so no click is lost while a job's figures change.
+function fillRow(row, n) {
+  const id = n.network_id;
+  const job = activeJobOf(id);
+  const selected = id === state.selected;
+  row.className = selected ? "selected" : "";
+  row.setAttribute("aria-selected", selected ? "true" : "false");
+  row.title = [`Network ${id}`, initText(n)].filter(Boolean).join(" · ");
+  let c = row._cells;
+  if (!c) {
+    c = row._cells = {
+      arch: h("span", { class: "arch-text" }),
+      badges: [h("span", { class: "badge" }), h("span", { class: "badge" })],
+      trained: h("td", { class: "col-trained" }),
+      acc: h("td", { class: "num acc" }),
+    };
+    row.append(
       h("td", { class: "mono" }, shortId(id)),
-      h("td", { class: "arch" }, h("span", { class: "arch-text" }, archText(n)), h("span", { class: "status-inline" }, statusCell())),
-      h("td", { class: `col-trained ${n.trained ? "yes" : "muted"}`,
-        title: isNum(n.epochs_trained) ? `${plural(n.epochs_trained, "epoch")} when listed` : null }, trained),
-      h("td", { class: "num acc" }, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy)),
-      h("td", { class: "col-status" }, statusCell()),
+      h("td", { class: "arch" }, c.arch, h("span", { class: "status-inline" }, c.badges[0])),
+      c.trained, c.acc,
+      h("td", { class: "col-status" }, c.badges[1]),
       h("td", { class: "row-actions" },
         h("a", {
           class: "icon-link", href: `${API}/networks/${enc(id)}/download`, download: `${id}.npz`,
@@ -335,16 +405,33 @@ function renderNetworks() {
           type: "button", class: "danger ghost icon", title: `Delete network ${id}`,
           "aria-label": `Delete network ${shortId(id)}`, dataset: { action: "delete" },
           onclick: (ev) => { ev.stopPropagation(); deleteNetwork(id, ev.currentTarget); },
-        }, "✕")),
-    );
-    tbody.append(row);
+        }, "✕")));
+    row.addEventListener("click", () => select(id));
+    row.addEventListener("keydown", (ev) => {
+      if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
+        ev.preventDefault();
+        select(id);
+      }
+    });
   }
-  if (focusKey) {
-    const row = [...tbody.rows].find((r) => r.dataset.id === focusKey[0]);
-    const el = row && (focusKey[1] === "row" ? row : row.querySelector(`[data-action="${focusKey[1]}"]`));
-    if (el) el.focus({ preventScroll: true });
+  const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  setText(c.arch, archText(n));
+  const badge = job
+    ? { cls: "badge training", title: job.status === "pending" ? "Waiting for a free training slot" : "Training now",
+        text: job.status === "pending" ? "queued" : `training ${progressText(job)}` }
+    : { cls: `badge ${n.status === "saved" ? "saved" : "memory"}`,
+        title: n.status === "saved" ? "Saved on disk, loaded when used" : "Held in memory",
+        text: n.status === "in_memory" ? "in memory" : String(n.status ?? "—") };
+  for (const b of c.badges) {
+    b.className = badge.cls;
+    b.title = badge.title;
+    setText(b, badge.text);
   }
-  updateControls();
+  c.trained.className = `col-trained ${n.trained ? "yes" : "muted"}`;
+  if (isNum(n.epochs_trained)) c.trained.title = `${plural(n.epochs_trained, "epoch")} when listed`;
+  else c.trained.removeAttribute("title");
+  setText(c.trained, typeof n.trained === "boolean" ? (n.trained ? "yes" : "no") : "—");
+  setText(c.acc, n.accuracy === null || n.accuracy === undefined ? "—" : pct(n.accuracy));
 }
 
 function parseLayers(text) {
@@ -474,6 +561,57 @@ function select(id) {
   renderEvaluation();
 }
 
+// ---------------------------------------------------------------- presets
+
+// Two recipes: network.py's (Nielsen ch. 1: the API's defaults, which often
+// stall at 75–87%) and network2.py's (ch. 3: scaled weights, cross-entropy,
+// η 0.5, λ 5, which train reliably). The radios of the "New network" card
+// set the initial weights and the training settings; the training card's
+// select sets the training settings. Both show what the fields hold.
+const PRESETS = {
+  ch1: { init: "normal", cost: "quadratic", eta: "3.0", lambda: "0" },
+  ch3: { init: "scaled", cost: "cross_entropy", eta: "0.5", lambda: "5" },
+};
+
+function applyPreset(name, withInit) {
+  const p = PRESETS[name];
+  if (!p) return;
+  if (withInit) $("init").value = p.init;
+  $("cost").value = p.cost;
+  $("eta").value = p.eta;
+  $("lambda").value = p.lambda;
+  syncPresets();
+}
+
+// presetOf names the preset the fields hold, or "" (custom). Empty number
+// fields mean the server's defaults (η 3, λ 0).
+function presetOf(withInit) {
+  const num = (id, dflt) => ($(id).value.trim() === "" ? dflt : Number($(id).value));
+  return Object.keys(PRESETS).find((k) => {
+    const p = PRESETS[k];
+    return (!withInit || $("init").value === p.init) && $("cost").value === p.cost &&
+      num("eta", 3) === Number(p.eta) && num("lambda", 0) === Number(p.lambda);
+  }) || "";
+}
+
+function syncPresets() {
+  const full = presetOf(true);
+  for (const r of document.querySelectorAll('input[name="preset"]')) r.checked = r.value === full;
+  $("train-preset").value = presetOf(false);
+}
+
+function setupPresets() {
+  for (const r of document.querySelectorAll('input[name="preset"]')) {
+    r.addEventListener("change", () => { if (r.checked) applyPreset(r.value, true); });
+  }
+  $("train-preset").addEventListener("change", () => applyPreset($("train-preset").value, false));
+  for (const id of ["init", "cost", "eta", "lambda"]) {
+    $(id).addEventListener("input", syncPresets);
+    $(id).addEventListener("change", syncPresets);
+  }
+  syncPresets();
+}
+
 // ---------------------------------------------------------------- jobs
 
 function newJob(jobId, networkId) {
@@ -534,6 +672,7 @@ function syncJob(jobId) {
       if (e.status === 404) {
         forgetJob(jobId);
         if (job && isActive(job)) finishJob(job, "failed", { error: "The server no longer knows this job." }, false);
+        noteEnd(jobId, null);
       }
     } finally {
       state.syncing.delete(jobId);
@@ -564,8 +703,10 @@ function mergeJob(job, st) {
     if (st.status === "training") job.status = "training";
     else if (st.status === "completed" || st.status === "failed" || st.status === "cancelled") {
       // Found finished: nothing to tell or refresh if the page never saw it run.
-      if (fresh) Object.assign(job, { status: st.status, error: st.error || null, progress: st.status === "completed" ? 100 : job.progress });
-      else finishJob(job, st.status, { accuracy: st.accuracy, error: st.error });
+      if (fresh) {
+        Object.assign(job, { status: st.status, error: st.error || null, progress: st.status === "completed" ? 100 : job.progress });
+        noteEnd(job.id, st.status, st.error);
+      } else finishJob(job, st.status, { accuracy: st.accuracy, error: st.error });
     }
   }
   if (!isActive(job)) forgetJob(job.id);
@@ -578,6 +719,7 @@ function finishJob(job, status, { accuracy, error } = {}, announce = true) {
   if (!isActive(job)) return;
   job.status = status;
   forgetJob(job.id);
+  noteEnd(job.id, status, error);
   job.batch = null;
   if (status === "completed") {
     job.progress = 100;
@@ -651,6 +793,7 @@ const refreshNetworksSoon = throttle(() => refreshNetworks(), 2000);
 
 function refreshJobViews(job) {
   if (job.networkId === state.selected) renderTraining();
+  renderRow(job.networkId); // at once: the row and the bar show the same figure
   renderNetworksSoon();
 }
 
@@ -682,6 +825,7 @@ async function startTraining(ev) {
   await withBusy($("train-button"), async () => {
     try {
       const res = await api("POST", `/networks/${enc(id)}/train`, body);
+      usedNetwork(id);
       // Its events may have come first; else it is new and has no past.
       const job = jobFor(res.job_id, res.network_id || id, false);
       job.fresh = false;
@@ -757,8 +901,10 @@ function renderTraining() {
   const p = Math.max(0, Math.min(100, job.progress || 0));
   $("progress-bar").style.width = `${p}%`;
   $("progress-bar").className = `bar ${job.status}`;
-  $("progress").setAttribute("aria-valuenow", p.toFixed(0));
-  $("progress-label").textContent = `${p.toFixed(p % 1 ? 1 : 0)}%`;
+  const shown = progressText(job);
+  $("progress").setAttribute("aria-valuenow", String(parseInt(shown, 10)));
+  $("progress").setAttribute("aria-valuetext", shown);
+  $("progress-label").textContent = shown;
 
   const pts = job.points.filter((q) => isNum(q.accuracy));
   drawChart($("chart"), {
@@ -871,11 +1017,87 @@ const chartObserver = new ResizeObserver((entries) => {
   }
 });
 
+// ---------------------------------------------------------------- job ends
+
+// How each job of a history ended, for its legend: what the page heard
+// (events, its own requests) or GET /api/training/{id} answers. The server
+// keeps a finished job 24 hours; a job it no longer knows gets no label
+// rather than a guess. Ends are kept in localStorage across reloads.
+function loadEnds() {
+  for (const e of readStore(STORE_ENDS, [])) {
+    if (Array.isArray(e) && typeof e[0] === "string") state.ends.set(e[0], e[1] ? { status: e[1], error: e[2] || null } : null);
+  }
+}
+
+// noteEnd records how a job ended; status null: the server does not know it.
+function noteEnd(jobId, status, error) {
+  if (status !== null && !(status === "completed" || status === "failed" || status === "cancelled")) return;
+  if (status === null && state.ends.get(jobId)) return; // what the page heard stays
+  state.ends.delete(jobId);
+  state.ends.set(jobId, status ? { status, error: typeof error === "string" && error ? error : null } : null);
+  const all = [...state.ends].slice(-KEEP_ENDS);
+  writeStore(STORE_ENDS, all.map(([id, e]) => (e ? [id, e.status, e.error] : [id, null])));
+}
+
+// jobEnd is what the page knows of a job's state: {status, error}, null
+// when the server no longer knows it, undefined when not known yet.
+function jobEnd(jobId) {
+  const job = state.jobs.get(jobId);
+  if (job && isActive(job)) return { status: job.status };
+  if (state.ends.has(jobId)) return state.ends.get(jobId);
+  return undefined;
+}
+
+// lookUpEnds asks the server how the given jobs ended, three at a time,
+// then draws the legend again.
+async function lookUpEnds(jobIds) {
+  const todo = jobIds.filter((id) => jobEnd(id) === undefined && !state.lookingUp.has(id));
+  if (!todo.length) return;
+  for (const id of todo) state.lookingUp.add(id);
+  const next = async () => {
+    for (let id = todo.shift(); id; id = todo.shift()) {
+      try {
+        const st = await api("GET", `/training/${enc(id)}`);
+        if (ACTIVE.has(st.status)) mergeJob(jobFor(id, st.network_id, false), st); // running: followed from now on
+        else noteEnd(id, st.status, st.error);
+      } catch (e) {
+        if (e.status === 404) noteEnd(id, null); // forgotten (24 h) or from another server: say nothing
+      }
+    }
+  };
+  await Promise.all([next(), next(), next()]);
+  renderHistory();
+}
+
+// endLabel words a job's end for the legend: {text, kind, title}.
+function endLabel(end) {
+  if (!end) return null;
+  const err = typeof end.error === "string" ? end.error : "";
+  switch (end.status) {
+    case "pending": return { text: "queued", kind: "pending" };
+    case "training": return { text: "training now", kind: "training" };
+    case "completed": return { text: "completed", kind: "completed", title: "Every epoch asked for was trained" };
+    case "cancelled": return { text: !err || err === "Training cancelled" ? "cancelled" : `cancelled: ${err}`, kind: "cancelled",
+      title: "Cancelled: the epochs before the cancel were kept" };
+    case "failed":
+      if (/shutting down/i.test(err)) return { text: "stopped: the server shut down", kind: "stopped", title: err };
+      if (/^training diverged/i.test(err)) return { text: "failed: training diverged", kind: "failed", title: err };
+      return { text: err ? `failed: ${err}` : "failed", kind: "failed", title: err || null };
+    default: return null;
+  }
+}
+
 // ---------------------------------------------------------------- history
 
+// loadHistory reads the selected network's history. Several readings may be
+// under way (one per epoch, one when a job ends): an answer older than the
+// one shown is dropped, whatever order the answers come in.
+let historyAsked = 0, historyShown = 0;
 async function loadHistory() {
   const id = state.selected;
   if (!id) return;
+  const seq = ++historyAsked;
+  let result;
   try {
     // The history comes a page at a time (at most 10,000 records each).
     const epochs = [];
@@ -887,11 +1109,14 @@ async function loadHistory() {
       if (res.next_from_epoch == null || res.next_from_epoch <= from) break;
       from = res.next_from_epoch;
     }
-    state.history = { networkId: id, epochs };
+    result = { networkId: id, epochs };
+    usedNetwork(id);
   } catch (e) {
-    if (state.selected !== id) return;
-    state.history = { networkId: id, error: e.message };
+    result = { networkId: id, error: e.message };
   }
+  if (state.selected !== id || seq < historyShown) return;
+  historyShown = seq;
+  state.history = result;
   renderHistory();
 }
 
@@ -946,9 +1171,13 @@ function renderHistory() {
     const m = markerShape(se.marker, 12, 7, 4);
     m.setAttribute("class", "point");
     sw.append(m);
-    return h("li", { title: `job ${se.jobId}` }, sw, h("span", { class: "legend-name" }, se.label),
-      h("span", { class: "legend-detail" }, `${se.range} · ${se.params}`));
+    const end = endLabel(jobEnd(se.jobId));
+    return h("li", { title: `job ${se.jobId}`, dataset: { job: se.jobId, end: end ? end.kind : "" } },
+      sw, h("span", { class: "legend-name" }, se.label),
+      h("span", { class: "legend-detail" }, `${se.range} · ${se.params}`),
+      end && h("span", { class: `legend-end badge ${end.kind}`, title: end.title }, end.text));
   }));
+  lookUpEnds(series.slice(-LOOKUP_JOBS).map((se) => se.jobId).filter((j) => j !== "?"));
 }
 
 // ---------------------------------------------------------------- examples
@@ -967,6 +1196,7 @@ async function loadExample(kind, button) {
     let result;
     try {
       result = await api("GET", `/networks/${enc(id)}/${kind}_example`);
+      usedNetwork(id);
     } catch (e) {
       result = { error: e.message };
     }
@@ -993,24 +1223,30 @@ function renderExamples() {
       content.replaceChildren(exampleView(ex));
     }
   }
+  placeToastSoon();
 }
 
-// barsView shows ten output activations as bars, each with its number, so
-// that a small output (a wrong example's) is still readable.
+// barsView shows ten output activations, one labelled row per digit (digit,
+// bar, value), so that the values never run into each other however narrow
+// the card: a row's label and value keep their width, the bar takes the rest.
+// The rows are separated by spaces in the text too (copy, find, readers).
 function barsView(outputs, predicted, actual) {
   const out = Array.isArray(outputs) ? outputs.map(Number) : [];
   const correct = actual === undefined || predicted === actual;
-  const bars = h("div", { class: "bars", role: "img",
-    "aria-label": `Outputs: ${out.map((v, d) => `${d}: ${isNum(v) ? v.toFixed(2) : "?"}`).join(", ")}` });
+  const fmt = (v) => (isNum(v) ? v.toFixed(2) : "?");
+  const label = `Output activations, 0 to 1: ${out.map((v, d) => `${d}: ${fmt(v)}`).join(", ")}` +
+    (isNum(predicted) ? `; predicted ${predicted}` : "") + (actual !== undefined && !correct ? `, actually ${actual}` : "");
+  const bars = h("ol", { class: "bars", role: "img", "aria-label": label });
   out.forEach((v, digit) => {
-    const height = isNum(v) ? Math.max(0, Math.min(1, v)) * 100 : 0;
-    const cls = ["bar-col"];
+    const width = isNum(v) ? Math.max(0, Math.min(1, v)) * 100 : 0;
+    const cls = ["bar-row"];
     if (digit === predicted) cls.push(correct ? "predicted ok" : "predicted wrong");
     if (actual !== undefined && digit === actual && !correct) cls.push("actual");
-    bars.append(h("div", { class: cls.join(" "), title: `output ${digit}: ${isNum(v) ? v.toFixed(4) : "?"}` },
-      h("span", { class: "bar-value" }, isNum(v) ? v.toFixed(2) : "?"),
-      h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { height: `${height.toFixed(1)}%` } })),
-      h("div", { class: "bar-digit" }, String(digit))));
+    if (digit) bars.append(" ");
+    bars.append(h("li", { class: cls.join(" "), title: `output ${digit}: ${isNum(v) ? v.toFixed(4) : "?"}` },
+      h("span", { class: "bar-digit" }, String(digit)),
+      h("span", { class: "bar-track" }, h("span", { class: "bar-fill", style: { width: `${width.toFixed(1)}%` } })), " ",
+      h("span", { class: "bar-value" }, fmt(v))));
   });
   return bars;
 }
@@ -1222,6 +1458,7 @@ function pumpPrediction() {
 async function predict(id, body, seq, fromFile) {
   try {
     const res = await api("POST", `/networks/${enc(id)}/predict`, body);
+    usedNetwork(id);
     if (seq < draw.shown || state.selected !== id) return;
     draw.shown = seq;
     showPrediction(res, fromFile);
@@ -1255,12 +1492,23 @@ async function predictFile(file) {
   await predict(id, blob, seq, file.name);
 }
 
+// confidenceNote says what the confidence is: the top output's margin over
+// the next one, e.g. "the margin of 7 (0.97) over the next digit, 2 (0.04)".
+function confidenceNote(res) {
+  const out = Array.isArray(res.network_output) ? res.network_output.map(Number) : [];
+  if (out.length < 2 || !out.every(isNum)) return "Confidence: the margin of the top output over the next digit's.";
+  const order = out.map((v, d) => [v, d]).sort((a, b) => b[0] - a[0]);
+  const [[v1, d1], [v2, d2]] = order;
+  return `Confidence: the margin of ${d1} (${v1.toFixed(2)}) over the next digit, ${d2} (${v2.toFixed(2)}).`;
+}
+
 function showPrediction(res, fromFile) {
   showMsg($("draw-msg"), "");
   $("prediction-empty").hidden = true;
   $("prediction-body").hidden = false;
   $("predicted-digit").textContent = String(res.predicted_digit);
   $("predicted-text").textContent = `predicted, ${pct(res.confidence, 1)} confidence`;
+  $("confidence-note").textContent = confidenceNote(res);
   $("prediction-meta").textContent = fromFile
     ? `From ${fromFile}. Left: the 28×28 input as the network saw it.`
     : "Left: your drawing as the network saw it (28×28).";
@@ -1268,6 +1516,7 @@ function showPrediction(res, fromFile) {
   img.src = imageSrc(res.image_data);
   img.alt = `The 28×28 input the network saw, read as ${res.predicted_digit}`;
   $("prediction-bars").replaceChildren(barsView(res.network_output, res.predicted_digit));
+  placeToastSoon();
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -1279,6 +1528,7 @@ async function loadEvaluation() {
     $("eval-button").textContent = "Evaluating…";
     try {
       const data = await api("GET", `/networks/${enc(id)}/evaluation`);
+      usedNetwork(id);
       if (state.selected !== id) return;
       state.evaluation = { networkId: id, data };
     } catch (e) {
@@ -1378,6 +1628,7 @@ async function openCell(actual, predicted, count) {
   let result;
   try {
     result = { data: await api("GET", `/networks/${enc(id)}/evaluation/examples?actual=${actual}&predicted=${predicted}`) };
+    usedNetwork(id);
   } catch (e) {
     result = { error: e.message };
   }
@@ -1401,7 +1652,8 @@ function renderCell() {
 
 function digitFigure(data, actual, predicted, confidence, index) {
   const wrong = actual !== predicted;
-  const label = `Test image ${index}: actual ${actual}, predicted ${predicted}` + (isNum(confidence) ? `, ${pct(confidence, 1)} confidence` : "");
+  const label = `Test image ${index}: actual ${actual}, predicted ${predicted}` +
+    (isNum(confidence) ? `, ${pct(confidence, 1)} confidence (margin over the next digit)` : "");
   return h("li", { class: `digit ${wrong ? "wrong" : "ok"}`, title: label },
     h("img", { class: "digit-img", src: imageSrc(data), width: 56, height: 56, alt: label }),
     h("span", { class: "digit-labels", "aria-hidden": "true" },
@@ -1423,10 +1675,19 @@ function connectSocket() {
     return;
   }
   const socket = io({ path: "/socket.io/", transports: ["polling", "websocket"] });
+  let connectedBefore = false;
   socket.on("connect", () => {
     state.socketConnected = true;
     setLive("ok", "connected");
     pollJobs(); // catch up on anything missed while disconnected
+    if (connectedBefore) {
+      // Back after a disconnect (the server may have restarted): what was
+      // read while it was away may have failed.
+      refreshStatus();
+      refreshNetworks();
+      if (state.selected) loadHistory();
+    }
+    connectedBefore = true;
   });
   socket.on("disconnect", () => {
     state.socketConnected = false;
@@ -1453,10 +1714,14 @@ async function init() {
   $("import-file").addEventListener("change", importNetwork);
   $("eval-button").addEventListener("click", loadEvaluation);
   $("toast-close").addEventListener("click", () => ($("toast").hidden = true));
+  window.addEventListener("scroll", placeToastSoon, { passive: true });
+  window.addEventListener("resize", placeToastSoon);
   for (const b of document.querySelectorAll(".example-head button")) {
     b.addEventListener("click", () => loadExample(b.dataset.kind, b));
   }
   setupPad();
+  setupPresets();
+  loadEnds();
 
   connectSocket();
   refreshStatus();

@@ -31,6 +31,7 @@ let browser;
 let dir;
 let desk; // {context, page, w} at desktop size, used by most tests
 const extra = []; // other contexts, closed at the end
+const servers = []; // other servers, stopped at the end
 
 before(async () => {
   dir = await artifactsDir();
@@ -41,6 +42,7 @@ before(async () => {
 after(async () => {
   for (const c of [desk?.context, ...extra]) await c?.close().catch(() => {});
   await browser?.close();
+  for (const other of servers) await other.stop();
   if (srv) {
     await srv.stop();
     const log = path.join(dir, 'server.log');
@@ -68,9 +70,9 @@ function clean(w) {
   assert.deepEqual(w.problems(), [], 'no console errors, page errors, failed requests or HTTP errors');
 }
 
-async function shot(page, name) {
+async function shot(page, name, fullPage = true) {
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage });
   console.log(`# screenshot ${file}`);
 }
 
@@ -96,6 +98,44 @@ async function drawSeven(page) {
   await page.mouse.up();
 }
 
+/**
+ * The ten output activations under selector, as shown: the text must name
+ * each digit and its value apart ("0 0.01 1 0.97 …", never "0.010.97…"),
+ * and on screen no value may overlap another value or a digit, or be cut.
+ */
+async function outputsApart(page, selector) {
+  const m = await page.$eval(selector, (bars) => {
+    const box = (e) => e.getBoundingClientRect();
+    const values = [...bars.querySelectorAll('.bar-value')];
+    const labels = [...values, ...bars.querySelectorAll('.bar-digit')].map(box);
+    const overlaps = [];
+    values.forEach((v, i) => {
+      const a = box(v);
+      labels.forEach((b, j) => {
+        if (j === i) return;
+        const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (x > 0.5 && y > 0.5) overlaps.push(`value ${i} overlaps ${j < 10 ? `value ${j}` : `digit ${j - 10}`}`);
+      });
+    });
+    return {
+      text: bars.textContent.trim().replace(/\s+/g, ' '),
+      cut: values.filter((v) => v.scrollWidth > v.clientWidth + 0.5 || box(v).right > box(bars).right + 0.5).map((v) => v.textContent),
+      overlaps, width: box(bars).width,
+    };
+  });
+  assert.match(m.text, /^0 \d\.\d\d 1 \d\.\d\d 2 \d\.\d\d 3 \d\.\d\d 4 \d\.\d\d 5 \d\.\d\d 6 \d\.\d\d 7 \d\.\d\d 8 \d\.\d\d 9 \d\.\d\d$/,
+    `${selector}: the ten outputs read apart`);
+  assert.deepEqual(m.overlaps, [], `${selector} (${m.width} px wide): values overlap`);
+  assert.deepEqual(m.cut, [], `${selector} (${m.width} px wide): values cut off`);
+  return m.text.split(' ').filter((_, i) => i % 2).map(Number);
+}
+
+/** The history legend's entries: how each job ended ("" when the page does not say). */
+function legendEnds(page) {
+  return page.$$eval('#history-legend li', (lis) => lis.map((li) => li.querySelector('.legend-end')?.textContent ?? ''));
+}
+
 /** Waits for the selected network's job to show a status. */
 async function jobStatus(page, status) {
   await page.waitForSelector(`#job-status.badge.${status}`);
@@ -104,6 +144,7 @@ async function jobStatus(page, status) {
 describe('management page', { concurrency: false }, () => {
   let first; // the network created and trained with seeds
   let imported;
+  let presetNet; // made and trained once with network2's preset
 
   test('first load: small, accessible, nothing listed', async () => {
     desk = await open('desktop', DESKTOP);
@@ -191,10 +232,21 @@ describe('management page', { concurrency: false }, () => {
       return values.length === 10 && /^\d$/.test(digit) && src && { values, digit, src };
     });
     assert.ok(view.values.every((v) => /^\d\.\d\d$/.test(v)), `every bar has its number: ${view.values}`);
+    await outputsApart(page, '#prediction-bars .bars'); // (a later prediction of the drawing may have come meanwhile)
     const shown = view.values.map(Number);
     assert.equal(shown[Number(view.digit)], Math.max(...shown), 'the predicted digit has the highest output shown');
     assert.match(view.src, /^data:image\/png;base64,iVBOR/);
     assert.match(await page.textContent('#predicted-text'), /confidence/);
+    // Confidence is the margin of the top output over the next: said, with the two outputs.
+    const now = await page.evaluate(() => ({ // one reading: a later prediction may come
+      note: document.querySelector('#confidence-note').textContent,
+      digit: document.querySelector('#predicted-digit').textContent,
+      values: [...document.querySelectorAll('#prediction-bars .bar-value')].map((e) => e.textContent),
+    }));
+    const [, top, topValue, next, nextValue] = now.note.match(/margin of (\d) \((\d\.\d\d)\) over the next digit, (\d) \((\d\.\d\d)\)/) ?? [];
+    assert.ok(top, `the note says what confidence is: ${now.note}`);
+    assert.deepEqual([top, now.values[Number(top)], now.values[Number(next)]], [now.digit, topValue, nextValue]);
+    assert.match(await page.getAttribute('#predicted-text', 'title'), /how much more the top output fires than the next/);
 
     // At most 10 predictions a second: requests at least 100 ms apart.
     const starts = await page.evaluate(() => performance.getEntriesByType('resource')
@@ -253,6 +305,7 @@ describe('management page', { concurrency: false }, () => {
       src: e.querySelector('img')?.getAttribute('src'),
     })));
     assert.equal(mistakes.length, 12);
+    assert.match(await page.textContent('#confidence-hint'), /margin of the top output over the next/);
     mistakes.forEach((m, i) => {
       const want = ev.most_confident_mistakes[i];
       assert.equal(m.labels, `${want.actual_digit} → ${want.predicted_digit}`);
@@ -299,6 +352,8 @@ describe('management page', { concurrency: false }, () => {
     })));
     assert.deepEqual(series, [{ cls: 'series c0', marker: 'circle', n: 2 }, { cls: 'series c1', marker: 'rect', n: 2 }]);
     assert.match(await page.textContent('#history-legend'), /Job 1.*epochs 1–2.*Job 2.*epochs 3–4.*cross-entropy, λ 1/);
+    // How each job ended.
+    assert.deepEqual(await legendEnds(page), ['completed', 'completed']);
     // Re-evaluating was offered: the network changed.
     assert.match(await page.textContent('#eval-msg'), /out of date/);
     const evaluated = page.waitForResponse((r) => r.url().endsWith('/evaluation'));
@@ -316,6 +371,23 @@ describe('management page', { concurrency: false }, () => {
       assert.ok(await page.isHidden('#toast'));
     }
     await shot(page, 'desktop');
+    clean(w);
+  });
+
+  test('examples: a correct and a misclassified test image, their ten outputs apart', async () => {
+    const { page, w } = desk;
+    for (const [box, kind] of [['#example-good', 'successful'], ['#example-bad', 'unsuccessful']]) {
+      const res = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${first}/${kind}_example`));
+      await page.click(`${box} .example-head button`);
+      const ex = await (await res).json();
+      await page.waitForSelector(`${box} .bars`);
+      const shown = await outputsApart(page, `${box} .bars`);
+      assert.deepEqual(shown, ex.network_output.map((v) => Number(v.toFixed(2))), 'the values are the answer\'s');
+      assert.equal(await page.locator(`${box} .bar-row.predicted`).count(), 1);
+      const predicted = await page.$eval(`${box} .bar-row.predicted .bar-digit`, (e) => Number(e.textContent));
+      assert.equal(predicted, ex.predicted_digit);
+      assert.equal(await page.locator(`${box} .bar-row.actual`).count(), kind === 'successful' ? 0 : 1);
+    }
     clean(w);
   });
 
@@ -361,6 +433,83 @@ describe('management page', { concurrency: false }, () => {
     clean(w);
   });
 
+  test('presets: Nielsen ch. 3 (network2) fills the forms, and the requests carry it', async () => {
+    const { page, w } = desk;
+    const fields = () => page.evaluate(() => Object.fromEntries(['init', 'cost', 'eta', 'lambda', 'train-preset']
+      .map((id) => [id, document.getElementById(id).value])
+      .concat([['recipe', document.querySelector('input[name=preset]:checked')?.value ?? '']])));
+    assert.match(await page.textContent('.presets'), /Nielsen ch\. 1 \(network\.py\).*Nielsen ch\. 3 \(network2\): scaled init, cross-entropy, η 0\.5, λ 5 — trains reliably.*Why: /s);
+
+    await page.check('input[name=preset][value=ch3]');
+    assert.deepEqual(await fields(),
+      { init: 'scaled', cost: 'cross_entropy', eta: '0.5', lambda: '5', 'train-preset': 'ch3', recipe: 'ch3' });
+    await page.fill('#layer-sizes', '784,30,10');
+    await page.fill('#create-seed', '11');
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
+    await page.click('#create-form button[type=submit]');
+    const res = await created;
+    assert.deepEqual(res.request().postDataJSON(), { layer_sizes: [784, 30, 10], init: 'scaled', seed: 11 });
+    const id = (presetNet = (await res.json()).network_id);
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${id}"]`);
+
+    await page.fill('#epochs', '1');
+    await page.fill('#batch', '10');
+    await page.fill('#train-seed', '11');
+    const started = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${id}/train`));
+    await page.click('#train-button');
+    assert.deepEqual((await started).postDataJSON(),
+      { epochs: 1, mini_batch_size: 10, learning_rate: 0.5, cost: 'cross_entropy', lambda: 5, seed: 11 });
+    await jobStatus(page, 'completed');
+    assert.match(await page.textContent('#job-params'), /η 0\.5 · mini-batch 10 · cross-entropy cost · λ 5 · seed 11/);
+
+    // The training card's preset: ch. 1's training settings, the weights' choice left alone.
+    await page.selectOption('#train-preset', 'ch1');
+    assert.deepEqual(await fields(),
+      { init: 'scaled', cost: 'quadratic', eta: '3.0', lambda: '0', 'train-preset': 'ch1', recipe: '' });
+    // Any other value is "custom".
+    await page.fill('#eta', '0.25');
+    assert.equal(await page.inputValue('#train-preset'), '');
+    assert.equal(await page.$eval('#train-preset', (s) => s.selectedOptions[0].textContent), 'custom');
+    await page.selectOption('#init', 'normal');
+    await page.fill('#eta', '3');
+    assert.equal((await fields()).recipe, 'ch1', 'ch. 1\'s values are ch. 1 again');
+
+    await row(page, first).click(); // as the next test expects
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+    clean(w);
+  });
+
+  test('history: an older answer that comes late does not replace a newer one', async () => {
+    const { page, w } = desk;
+    await row(page, presetNet).click();
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 1);
+    // The first reading after the next epoch is held back until a newer one is shown.
+    let release, delivered;
+    const gate = new Promise((r) => (release = r));
+    const heldDone = new Promise((r) => (delivered = r));
+    let held = 0;
+    const pattern = `**/api/networks/${presetNet}/history?**`;
+    await page.route(pattern, async (route) => {
+      const res = await route.fetch();
+      const first = !held++;
+      if (first) await gate;
+      await route.fulfill({ response: res });
+      if (first) delivered();
+    });
+    await srv.api('POST', `/api/networks/${presetNet}/train`, { epochs: 2, learning_rate: 0.5, cost: 'cross_entropy', lambda: 5, seed: 12 });
+    await jobStatus(page, 'completed');
+    await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 3);
+    assert.ok(held >= 2, `a newer reading came after the held one (${held})`);
+    release();
+    await heldDone; // the held answer (2 epochs) is delivered; the page has a moment to take it
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+    assert.equal(await points(page, '#history-chart'), 3, 'the newest history stays');
+    await page.unroute(pattern);
+    await row(page, first).click(); // as the next test expects
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+    clean(w);
+  });
+
   test('a long job: progress inside epochs, the list follows, late joiners, cancel', async () => {
     const { page, w } = desk;
     await page.fill('#layer-sizes', '784,600,10'); // epochs of about 2 s: training_progress is sent after 1 s
@@ -391,6 +540,35 @@ describe('management page', { concurrency: false }, () => {
         document.querySelectorAll('#chart .point').length === 0 && now > 0 && now < 5;
     });
     assert.ok(await page.isVisible('#cancel-button'));
+
+    // One figure, one rounding: after every change of the bar's label or of
+    // the list, the row says "training N%" for the N% of the label.
+    await page.evaluate((id) => {
+      const seen = (window.progressSeen = []);
+      const read = () => {
+        const r = document.querySelector(`#network-rows tr[data-id="${id}"]`);
+        seen.push({
+          label: document.querySelector('#progress-label').textContent,
+          now: document.querySelector('#progress').getAttribute('aria-valuenow'),
+          row: r?.querySelector('.col-status')?.textContent, inline: r?.querySelector('.status-inline')?.textContent,
+        });
+      };
+      const o = (window.progressObserver = new MutationObserver(read));
+      for (const el of [document.querySelector('#progress-label'), document.querySelector('#network-rows')]) {
+        o.observe(el, { childList: true, characterData: true, subtree: true });
+      }
+    }, long);
+    await page.waitForFunction(() => new Set(window.progressSeen.map((x) => x.label)).size >= 4);
+    const seen = await page.evaluate(() => {
+      window.progressObserver.disconnect();
+      return window.progressSeen;
+    });
+    for (const x of seen) {
+      assert.match(x.label, /^\d+%$/, 'whole percents');
+      assert.equal(x.now, x.label.slice(0, -1), 'aria-valuenow is the number shown');
+      assert.equal(x.row, `training ${x.label}`, 'the row shows the bar\'s figure');
+      assert.equal(x.inline, x.row);
+    }
 
     // Two epochs: the table row shows the accuracy while the job runs.
     await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
@@ -427,6 +605,11 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(await page.isHidden('#cancel-button'));
     assert.match(await other.page.textContent('#job-text'), /Training cancelled/);
     assert.equal((await srv.api('GET', `/api/training/${job}`)).status, 'cancelled');
+    // The history says the job was cancelled, in both browsers.
+    for (const p of [page, other.page]) {
+      await p.waitForFunction(() => document.querySelector('#history-legend li .legend-end')?.textContent === 'cancelled');
+      assert.deepEqual(await legendEnds(p), ['cancelled']);
+    }
     await shot(other.page, 'desktop-cancelled');
     clean(w);
     other.w.closing();
@@ -442,6 +625,8 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(await rows(page).count() >= 3);
     await row(page, first).click();
     await page.waitForFunction(() => document.querySelectorAll('#history-chart .point').length === 4);
+    // This browser never saw the jobs run: it asks the server how they ended.
+    await page.waitForFunction(() => [...document.querySelectorAll('#history-legend .legend-end')].map((e) => e.textContent).join() === 'completed,completed');
 
     // Drawing with a finger: touch events become pointer events, and the
     // pad keeps the page from scrolling under the finger (touch-action: none).
@@ -486,7 +671,126 @@ describe('management page', { concurrency: false }, () => {
     assert.ok(m.lastButtons.every((r) => r <= PHONE.width), `row buttons off screen: ${m.lastButtons}`);
     assert.ok(m.tickHeight >= 11, `chart labels are ${m.tickHeight} px high`);
     await shot(page, 'phone');
+    await page.click('#toast-close');
+
+    // The example cards' outputs, at a phone's width.
+    await page.click('#example-bad .example-head button');
+    await page.waitForSelector('#example-bad .bars');
+    await outputsApart(page, '#example-bad .bars');
+
+    // "Training … finished" comes while the user watches the output bars:
+    // wherever the bars are on the screen, the toast does not cover them.
+    const boxes = () => page.evaluate(() => {
+      const t = document.querySelector('#toast').getBoundingClientRect();
+      const b = document.querySelector('#prediction-bars').getBoundingClientRect();
+      const x = Math.min(t.right, b.right) - Math.max(t.left, b.left);
+      const y = Math.min(t.bottom, b.bottom) - Math.max(t.top, b.top);
+      return { overlap: x > 0 && y > 0, toast: [t.left, t.top, t.right, t.bottom].map(Math.round),
+        bars: [b.left, b.top, b.right, b.bottom].map(Math.round), height: innerHeight, width: innerWidth };
+    });
+    const barsAt = (block) => page.$eval('#prediction-bars', (e, block) => e.scrollIntoView({ block }), block);
+    const settled = () => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await barsAt('end');
+    await srv.api('POST', `/api/networks/${first}/train`, { epochs: 1, learning_rate: 0.5, cost: 'cross_entropy', seed: 9 });
+    await page.waitForSelector('#toast.ok:not([hidden])');
+    assert.match(await page.textContent('#toast-text'), /^Training of \w+ finished/);
+    for (const [i, block] of ['end', 'start', 'center', 'end'].entries()) {
+      await barsAt(block);
+      await settled();
+      const o = await boxes();
+      assert.ok(!o.overlap, `bars scrolled to the ${block}: the toast ${o.toast} covers the output bars ${o.bars}`);
+      assert.ok(o.toast[0] >= 0 && o.toast[1] >= 0 && o.toast[2] <= o.width && o.toast[3] <= o.height, `the toast ${o.toast} is off screen`);
+      if (i === 0) await shot(page, 'phone-toast', false); // the window as it is, the toast where it shows
+    }
     clean(w);
+  });
+
+  test('a network the server had unloaded: its row says "in memory" once used, as the header counts', async () => {
+    // A server that holds one [784, 30, 10] at a time: making b unloads a.
+    const small = await Server.start({ env: { MAX_PARAMS_IN_MEMORY: '30000' } });
+    servers.push(small);
+    const a = (await small.api('POST', '/api/networks', { seed: 1 })).network_id;
+    const b = (await small.api('POST', '/api/networks', { seed: 2 })).network_id;
+    const listed = async () => Object.fromEntries((await small.api('GET', '/api/networks')).networks.map((n) => [n.network_id, n.status]));
+    assert.deepEqual(await listed(), { [a]: 'saved', [b]: 'in_memory' });
+
+    const tab = await open('unloaded', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    await page.goto(small.url + '/');
+    await loaded(page);
+    const view = () => page.evaluate(([a, b]) => {
+      const badge = (id) => document.querySelector(`#network-rows tr[data-id="${id}"] .col-status .badge`)?.textContent;
+      return { a: badge(a), b: badge(b), header: document.querySelector('#api-counts').textContent };
+    }, [a, b]);
+    await page.waitForFunction(() => /network/.test(document.querySelector('#api-counts').textContent));
+    assert.deepEqual(await view(), { a: 'saved', b: 'in memory', header: '1 network in memory · 0 training jobs' });
+
+    // Using a: the server loads it (and unloads b); the rows follow the header.
+    await row(page, a).click();
+    const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${a}/predict`));
+    await drawSeven(page);
+    assert.equal((await predicted).status(), 200);
+    await page.waitForSelector('#prediction-body:not([hidden])');
+    assert.deepEqual(await listed(), { [a]: 'in_memory', [b]: 'saved' });
+    // Soon after the answer, not at the list's next periodic reading (every 15 s).
+    await page.waitForFunction(([a, b]) => {
+      const badge = (id) => document.querySelector(`#network-rows tr[data-id="${id}"] .col-status .badge`)?.textContent;
+      return badge(a) === 'in memory' && badge(b) === 'saved';
+    }, [a, b], { timeout: 5000 });
+    assert.deepEqual(await view(), { a: 'in memory', b: 'saved', header: '1 network in memory · 0 training jobs' });
+    clean(w);
+    w.closing();
+  });
+
+  test('history legend: a job stopped by a server shutdown says so; a job the server forgot says nothing', async () => {
+    let rs = await Server.start();
+    servers.push(rs);
+    const net = (await rs.api('POST', '/api/networks', { seed: 5 })).network_id;
+    const tab = await open('restart', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    w.allow(/\/(api|socket\.io)\//); // the server goes away for a moment: requests fail meanwhile
+    await page.goto(rs.url + '/');
+    await loaded(page);
+    await row(page, net).click();
+    await page.fill('#epochs', '500');
+    await page.fill('#eta', '0.5');
+    await page.selectOption('#cost', 'cross_entropy');
+    await page.fill('#lambda', '0');
+    await page.fill('#train-seed', '5');
+    await page.click('#train-button');
+    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 1);
+
+    const before = rs;
+    rs = await rs.restart(); // SIGTERM: running jobs end, "the server is shutting down"
+    servers[servers.indexOf(before)] = rs;
+    await jobStatus(page, 'failed');
+    assert.match(await page.textContent('#job-text'), /the server is shutting down/);
+    // Back: the page reads the history again; the legend says how the job ended.
+    const stopped = () => page.waitForFunction(() =>
+      document.querySelector('#history-legend li .legend-end')?.textContent === 'stopped: the server shut down');
+    await stopped();
+    // The server forgot the job (a restart): the page remembers what it heard.
+    await w.navigate(() => page.reload());
+    await loaded(page);
+    await stopped();
+
+    // A browser that never heard of the job: the server no longer knows it
+    // (404), so the legend says nothing rather than guess.
+    const late = await open('late', DESKTOP);
+    extra.push(late.context);
+    late.w.allow(/\/api\/training\//, 404);
+    await late.page.goto(rs.url + '/');
+    await loaded(late.page);
+    const asked = late.page.waitForResponse((r) => /\/api\/training\//.test(r.url()));
+    await row(late.page, net).click();
+    assert.equal((await asked).status(), 404);
+    await late.page.waitForFunction(() => document.querySelectorAll('#history-legend li').length === 1);
+    assert.deepEqual(await legendEnds(late.page), ['']);
+    clean(late.w);
+    late.w.closing();
+    w.closing();
   });
 
   test('delete all', async () => {

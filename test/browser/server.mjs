@@ -39,14 +39,18 @@ function serverBin() {
 
 /** One running server process with its own models directory. */
 export class Server {
-  /** Starts the binary on a free port with a temp MODELS_DIR; waits until it answers. */
-  static async start({ env = {} } = {}) {
+  /**
+   * Starts the binary on a free port with a temp MODELS_DIR; waits until it
+   * answers. port and modelsDir: those of a stopped server, to restart it.
+   */
+  static async start({ env = {}, port, modelsDir } = {}) {
     const srv = new Server();
-    srv.modelsDir = await mkdtemp(path.join(os.tmpdir(), 'nnserver-browser-models-'));
-    srv.port = await freePort();
+    srv.modelsDir = modelsDir ?? (await mkdtemp(path.join(os.tmpdir(), 'nnserver-browser-models-')));
+    srv.port = port ?? (await freePort());
     srv.url = `http://127.0.0.1:${srv.port}`;
     srv.output = [];
     srv.exit = null;
+    srv.env = env;
     srv.proc = spawn(serverBin(), [], {
       env: {
         ...process.env,
@@ -93,8 +97,8 @@ export class Server {
     throw new Error(`server not ready within ${READY_TIMEOUT_MS} ms: ${lastErr?.message ?? lastErr}`);
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT_MS; removes MODELS_DIR. */
-  async stop() {
+  /** SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT_MS; removes MODELS_DIR unless keepModels. */
+  async stop({ keepModels = false } = {}) {
     if (!this.exit) {
       this.proc.kill('SIGTERM');
       const done = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null)]);
@@ -103,7 +107,16 @@ export class Server {
         await this.exited;
       }
     }
-    await rm(this.modelsDir, { recursive: true, force: true });
+    if (!keepModels) await rm(this.modelsDir, { recursive: true, force: true });
+  }
+
+  /** Stops the server (SIGTERM: a graceful shutdown) and starts it again on its port and models. */
+  async restart() {
+    await this.stop({ keepModels: true });
+    this.output.push(`\n---------- restarted ----------\n`);
+    const next = await Server.start({ env: this.env, port: this.port, modelsDir: this.modelsDir });
+    next.output = [...this.output, ...next.output];
+    return next;
   }
 
   logs() {
