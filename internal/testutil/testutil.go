@@ -55,18 +55,41 @@ func LoadMNIST(t testing.TB) *mnist.Dataset {
 	return ds
 }
 
-// Eventually waits until cond is true, checking it every few milliseconds,
-// for conditions no event announces; after limit (a guard against a hang,
-// not a timing assertion) it fails the test naming what was awaited.
+// Every is how often Eventually checks its condition.
+const Every = 5 * time.Millisecond
+
+// Eventually waits until cond is true, checking it every few milliseconds
+// (Every), for conditions no event announces; after limit (a guard against
+// a hang, not a timing assertion) it fails the test naming what was
+// awaited. cond runs on the caller's goroutine, so it may itself call
+// t.Fatal to fail at once when what is awaited can no longer come (the
+// server exited, the job failed).
 func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(limit, Every, cond) {
+		t.Fatalf("waited %v for %s", limit, what)
+	}
+}
+
+// Poll is the loop of Eventually, leaving the failure to its caller: it
+// checks cond, sleeping every between checks (0: check again at once, for
+// a condition that takes its own time, as a request does), until cond is
+// true, and reports whether it became true; it gives up, reporting false,
+// at the first false check that ends after limit.
+// Use Eventually unless its message will not do: when the failure must
+// say what was last seen (a status, a log), when the checks must be
+// spaced out (each a request to a server under test), or when the wait
+// ending is no failure (waiting for something to settle before
+// measuring it). Like Eventually's, cond may call t.Fatal.
+func Poll(limit, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
+			return false
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(every)
 	}
+	return true
 }
 
 // Clock is a time a test sets and moves. Its Now can stand in for
