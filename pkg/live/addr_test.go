@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 // addrHeader carries a test client's address to the router of startRouted.
@@ -121,7 +123,7 @@ func (s *Server) addrsTracked() int {
 // idle waits until the server has no session and counts none by address.
 func idle(t *testing.T, s *Server) {
 	t.Helper()
-	eventually(t, "no session, and none counted by address", func() bool {
+	testutil.Eventually(t, waitLimit, "no session, and none counted by address", func() bool {
 		return s.Sessions() == 0 && s.tracked() == 0 && s.addrsTracked() == 0
 	})
 }
@@ -161,7 +163,7 @@ func TestMaxSessionsPerAddr(t *testing.T) {
 	if ack := ws.read(); !strings.HasPrefix(ack, `40{"sid":`) {
 		t.Fatalf("connect ack %q", ack)
 	}
-	eventually(t, "three clients joined", func() bool { return s.Clients() == 3 })
+	testutil.Eventually(t, waitLimit, "three clients joined", func() bool { return s.Clients() == 3 })
 }
 
 // Every way a session ends gives its place under its address back: the
@@ -519,7 +521,7 @@ func TestMaxSessionsPerAddrLogged(t *testing.T) {
 		}
 	}
 	end(ps[0])
-	eventually(t, "one session closed", func() bool { return s.addrSessions(addr) == max-1 })
+	testutil.Eventually(t, waitLimit, "one session closed", func() bool { return s.addrSessions(addr) == max-1 })
 	handshakeFrom(t, base, addr)
 	refused(t, base, addr, bodyAddrFull)
 	if n, m := logs.lines(atCap), logs.lines(relieve); n != 1 || m != 0 {
@@ -528,7 +530,7 @@ func TestMaxSessionsPerAddrLogged(t *testing.T) {
 	// Down to half the cap.
 	end(ps[1])
 	end(ps[2])
-	eventually(t, "at half the cap, and logged", func() bool { return s.addrSessions(addr) == max/2 && logs.lines(relieve) == 1 })
+	testutil.Eventually(t, waitLimit, "at half the cap, and logged", func() bool { return s.addrSessions(addr) == max/2 && logs.lines(relieve) == 1 })
 	if n := logs.lines(atCap); n != 1 || logs.lines("refused=12") != 1 {
 		t.Fatalf("%d lines at the cap, want 1, and 12 refused:\n%s", n, logs.b.String())
 	}

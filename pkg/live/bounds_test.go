@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 func TestDefaults(t *testing.T) {
@@ -59,7 +61,7 @@ func TestMaxPayload(t *testing.T) {
 	if code := c.closeCode(); code != websocket.CloseMessageTooBig {
 		t.Errorf("WebSocket message over the cap: close code %d, want 1009", code)
 	}
-	eventually(t, "the sessions over the cap are closed, the polling one stays", func() bool { return s.Sessions() == 1 })
+	testutil.Eventually(t, waitLimit, "the sessions over the cap are closed, the polling one stays", func() bool { return s.Sessions() == 1 })
 }
 
 // A1: connect packets for a namespace that does not exist each queue a
@@ -95,7 +97,7 @@ func TestQueuedRepliesBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, "every session over the queue bound is closed", func() bool { return s.Sessions() == 0 })
+	testutil.Eventually(t, waitLimit, "every session over the queue bound is closed", func() bool { return s.Sessions() == 0 })
 	grown := int64(heapInUse()) - int64(before)
 	t.Logf("%d sessions × %d POSTs of %d connects: heap grew by %d KiB", sessions, posts, perPost, grown>>10)
 
@@ -118,12 +120,12 @@ func TestQueuedPacketsBoundedWebSocket(t *testing.T) {
 	const max = 16
 	s, base := start(t, Options{MaxQueuedPackets: max})
 	c := dial(t, base)
-	eventually(t, "one client connected", func() bool { return s.Clients() == 1 })
+	testutil.Eventually(t, waitLimit, "one client connected", func() bool { return s.Clients() == 1 })
 	// Enough events to fill the socket buffers of a client that does not
 	// read, and then the queue.
 	big := strings.Repeat("x", 64<<10)
 	emitted := 0
-	eventually(t, "the session of a client that does not read is closed", func() bool {
+	testutil.Eventually(t, waitLimit, "the session of a client that does not read is closed", func() bool {
 		s.TrainingError(trainingFailure(big))
 		emitted++
 		return s.Sessions() == 0
@@ -163,7 +165,7 @@ func TestBinaryRefused(t *testing.T) {
 			t.Errorf("close code %d, want 1008", code)
 		}
 	}
-	eventually(t, "every session that sent a binary header is closed", func() bool { return s.Sessions() == 0 })
+	testutil.Eventually(t, waitLimit, "every session that sent a binary header is closed", func() bool { return s.Sessions() == 0 })
 	grown := int64(heapInUse()) - int64(before)
 	t.Logf("%d connections × (header + 9 attachments of %d bytes): heap grew by %d KiB", conns, len(attachment)+1, grown>>10)
 	if grown > 4<<20 {
@@ -179,7 +181,7 @@ func TestBinaryRefused(t *testing.T) {
 	p := handshake(t, base)
 	p.join()
 	p.post(header)
-	eventually(t, "the binary sessions are closed", func() bool { return s.Sessions() == 0 })
+	testutil.Eventually(t, waitLimit, "the binary sessions are closed", func() bool { return s.Sessions() == 0 })
 	if status, body := p.get(); status != http.StatusBadRequest {
 		t.Errorf("GET after a binary header: %d %q, want 400", status, body)
 	}
@@ -221,7 +223,7 @@ func TestMaxSessions(t *testing.T) {
 			t.Fatal("close packet not accepted")
 		}
 	}
-	eventually(t, "the closed sessions are gone", func() bool { return s.Sessions() == max-2 })
+	testutil.Eventually(t, waitLimit, "the closed sessions are gone", func() bool { return s.Sessions() == max-2 })
 	handshake(t, base)
 	dialRaw(t, base).ws.Close()
 }
@@ -239,7 +241,7 @@ func TestConnectTimeout(t *testing.T) {
 	if code := abandonedWS.closeCode(); code != websocket.ClosePolicyViolation {
 		t.Errorf("abandoned WebSocket: close code %d, want 1008", code)
 	}
-	eventually(t, "abandoned sessions closed", func() bool { return s.Sessions() == 1 })
+	testutil.Eventually(t, waitLimit, "abandoned sessions closed", func() bool { return s.Sessions() == 1 })
 	if status, body := abandonedPolling.get(); status != http.StatusBadRequest {
 		t.Errorf("GET on the abandoned polling session: %d %q, want 400", status, body)
 	}
@@ -268,8 +270,8 @@ func TestAbandonedHandshakes(t *testing.T) {
 	}
 	held := s.Sessions()
 	heldGoroutines, heldHeap := runtime.NumGoroutine()-goroutines, int64(heapInUse())-int64(heap)
-	eventually(t, "abandoned handshakes closed", func() bool { return s.Sessions() == 0 })
-	eventually(t, "their goroutines end", func() bool { return runtime.NumGoroutine()-goroutines < 50 })
+	testutil.Eventually(t, waitLimit, "abandoned handshakes closed", func() bool { return s.Sessions() == 0 })
+	testutil.Eventually(t, waitLimit, "their goroutines end", func() bool { return runtime.NumGoroutine()-goroutines < 50 })
 	left := int64(heapInUse()) - int64(heap)
 	t.Logf("%d abandoned handshakes: %d sessions, %d goroutines, %d KiB held; after %v: %d goroutines, %d KiB",
 		burst, held, heldGoroutines, heldHeap>>10, timeout, runtime.NumGoroutine()-goroutines, left>>10)

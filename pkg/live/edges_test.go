@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 // A4: CORS on /socket.io/ is "*" without credentials, preflights and errors
@@ -117,7 +119,7 @@ func TestClosePacketOverWebSocket(t *testing.T) {
 		}
 		// Closed right after the connect acknowledgement: the socket
 		// leaves "/" too.
-		eventually(t, "the session is closed", func() bool { return s.Sessions() == 0 && s.Clients() == 0 })
+		testutil.Eventually(t, waitLimit, "the session is closed", func() bool { return s.Sessions() == 0 && s.Clients() == 0 })
 	}
 }
 

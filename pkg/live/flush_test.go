@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 // A5: Flush returns once the events emitted so far are written to every
@@ -24,7 +26,7 @@ func TestFlush(t *testing.T) {
 	ws := dial(t, base)
 	p := handshake(t, base)
 	p.join()
-	eventually(t, "both clients joined", func() bool { return s.Clients() == 2 })
+	testutil.Eventually(t, waitLimit, "both clients joined", func() bool { return s.Clients() == 2 })
 
 	// A long-poll is pending (or about to be: then it takes the event as
 	// it comes).
@@ -81,13 +83,13 @@ func TestCloseIsOrderly(t *testing.T) {
 	raw := dialRaw(t, base)
 	p := handshake(t, base)
 	p.join()
-	eventually(t, "clients joined", func() bool { return s.Clients() == 2 && s.tracked() == 3 })
+	testutil.Eventually(t, waitLimit, "clients joined", func() bool { return s.Clients() == 2 && s.tracked() == 3 })
 	polled := make(chan string, 1)
 	go func() {
 		_, body := p.get()
 		polled <- body
 	}()
-	eventually(t, "the long-poll is pending", func() bool { return s.polling(p.sid) })
+	testutil.Eventually(t, waitLimit, "the long-poll is pending", func() bool { return s.polling(p.sid) })
 	// The close frame is answered by the client as it reads.
 	codes := make(chan int, 2)
 	go func() { codes <- ws.closeCode() }()
@@ -124,13 +126,13 @@ func TestCloseWaitsForTheNextPoll(t *testing.T) {
 	s, base := start(t, Options{})
 	p := handshake(t, base)
 	p.join()
-	eventually(t, "the client joined", func() bool { return s.Clients() == 1 })
+	testutil.Eventually(t, waitLimit, "the client joined", func() bool { return s.Clients() == 1 })
 	closed := make(chan struct{})
 	go func() {
 		s.Close()
 		close(closed)
 	}()
-	eventually(t, "Close has begun", func() bool { return s.closing.Load() })
+	testutil.Eventually(t, waitLimit, "Close has begun", func() bool { return s.closing.Load() })
 	if status, body := p.get(); status != http.StatusOK || (body != "1" && body != "6\x1e1") {
 		t.Errorf("the next long-poll: %d %q, want a close packet", status, body)
 	}
@@ -164,13 +166,13 @@ func TestEventFlushCloseOverPolling(t *testing.T) {
 		s, base := start(t, Options{})
 		p := handshake(t, base)
 		p.join()
-		eventually(t, "the client joined", func() bool { return s.Clients() == 1 })
+		testutil.Eventually(t, waitLimit, "the client joined", func() bool { return s.Clients() == 1 })
 		polled := make(chan string, 1)
 		go func() {
 			_, body := p.get()
 			polled <- body
 		}()
-		eventually(t, "the long-poll is pending", func() bool { return s.polling(p.sid) })
+		testutil.Eventually(t, waitLimit, "the long-poll is pending", func() bool { return s.polling(p.sid) })
 		s.TrainingError(trainingFailure("the server is shutting down"))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := s.Flush(ctx); err != nil {

@@ -36,18 +36,6 @@ func start(t *testing.T, o Options) (*Server, string) {
 	return s, hs.URL
 }
 
-// eventually waits until cond holds, failing the test after waitLimit.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", waitLimit, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // poller is a bare Engine.IO 4 long-polling client.
 type poller struct {
 	t    *testing.T

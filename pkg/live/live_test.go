@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -79,7 +80,7 @@ func TestBroadcast(t *testing.T) {
 	defer hs.Close()
 	defer s.Close()
 	a, b := dial(t, hs.URL), dial(t, hs.URL)
-	eventually(t, "two clients connected", func() bool { return s.Clients() == 2 })
+	testutil.Eventually(t, waitLimit, "two clients connected", func() bool { return s.Clients() == 2 })
 
 	s.TrainingUpdate(service.Update{JobID: "j", NetworkID: "n", Epoch: 1, TotalEpochs: 2, NetworkEpoch: 4, Accuracy: 0.9,
 		ElapsedTime: 0.1234567891, Progress: 50, Correct: 9000, Total: 10000})
