@@ -72,22 +72,22 @@ func TestStartsPastAFIFOAndStops(t *testing.T) {
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d/api/networks", port)
 	var body string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	if !testutil.Poll(30*time.Second, 10*time.Millisecond, func() bool {
 		if resp, err := http.Get(url); err == nil {
 			var b bytes.Buffer
 			b.ReadFrom(resp.Body)
 			resp.Body.Close()
 			body = b.String()
-			break
+			return true
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("the server stopped: %v\n%s", err, logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not answer within 30 s\n%s", logs)
-		}
+		return false
+	}) {
+		t.Fatalf("the server did not answer within 30 s\n%s", logs)
 	}
 	if strings.Count(body, `"network_id"`) != 1 || !strings.Contains(body, good) {
 		t.Errorf("listed %s, want only %s", body, good)

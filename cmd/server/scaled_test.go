@@ -42,20 +42,21 @@ func startReplica(t *testing.T, env map[string]string) *replica {
 			t.Errorf("replica %s did not stop within 30 s", r.url)
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	if !testutil.Poll(30*time.Second, 10*time.Millisecond, func() bool {
 		if resp, err := http.Get(r.url + "/api/status"); err == nil {
 			resp.Body.Close()
-			return r
+			return true
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("the replica stopped: %v\n%s", err, r.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not answer within 30 s\n%s", r.logs)
-		}
+		return false
+	}) {
+		t.Fatalf("the replica did not answer within 30 s\n%s", r.logs)
 	}
+	return r
 }
 
 // call sends a JSON request and decodes the answer into out (if not nil).
@@ -109,14 +110,11 @@ func TestDeleteEvictsEverywhere(t *testing.T) {
 
 	start := time.Now()
 	a.call(t, "DELETE", "/api/networks/"+id, "", 200, nil)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	if !testutil.Poll(30*time.Second, testutil.Every, func() bool {
 		b.call(t, "GET", "/api/status", "", 200, &status)
-		if status.ActiveNetworks == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b still holds the deleted network 30 s after the delete\n%s", b.logs)
-		}
+		return status.ActiveNetworks == 0
+	}) {
+		t.Fatalf("b still holds the deleted network 30 s after the delete\n%s", b.logs)
 	}
 	t.Logf("b dropped the network %v after the delete was sent to a", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(b.logs.String(), "deleted on another replica") {
@@ -177,17 +175,15 @@ func TestFrozenPostgresAnswers503(t *testing.T) {
 	}
 
 	p.Thaw()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !testutil.Poll(30*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(r.url + "/api/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready 30 s after the thaw")
-		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("not ready 30 s after the thaw")
 	}
 	r.call(t, "GET", "/api/networks", "", 200, nil)
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mnist-go/nnserver/internal/testutil"
 )
 
 // backend is a test replica that says who it is: GET /whoami answers its
@@ -110,22 +112,18 @@ func (b *backend) setReady(t *testing.T, ok bool, n int) {
 	t.Helper()
 	from := b.checkCount()
 	b.ready.Store(ok)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := b.checksSince(from)
-		same := 0
+	var got []bool
+	var same int
+	if !testutil.Poll(30*time.Second, 50*time.Millisecond, func() bool {
+		got, same = b.checksSince(from), 0
 		for _, c := range got {
 			if c == ok {
 				same++
 			}
 		}
-		if same >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s answered %d health checks %v in 30 s (%v): does HAProxy check GET /api/ready?", b.name, same, ok, got)
-		}
-		time.Sleep(50 * time.Millisecond) // the polling interval
+		return same >= n
+	}) {
+		t.Fatalf("replica %s answered %d health checks %v in 30 s (%v): does HAProxy check GET /api/ready?", b.name, same, ok, got)
 	}
 }
 

@@ -497,18 +497,14 @@ func (p *Postgres) Restart(t testing.TB) {
 	t.Helper()
 	p.Stop()
 	// A killed server's backends may take a moment to go; the new postmaster
-	// refuses to start while they hold the old shared memory. Retry until
-	// the deadline.
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := p.start()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pgtest: restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // the retry interval
+	// refuses to start while they hold the old shared memory. Retry, every
+	// 50 ms, for up to startTimeout.
+	var err error
+	if !testutil.Poll(startTimeout, 50*time.Millisecond, func() bool {
+		err = p.start()
+		return err == nil
+	}) {
+		t.Fatalf("pgtest: restart: %v", err)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/metrics"
@@ -635,15 +636,14 @@ func (c *contract) validateJSON(where, schema string, data []byte) {
 // is the one awaited.
 func (c *contract) waitJob(job string, done func(status string) bool) {
 	c.t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+	var status string
+	if !testutil.Poll(2*time.Minute, 20*time.Millisecond, func() bool {
 		var info struct{ Status string }
 		json.Unmarshal(c.check("GET", "/api/training/"+job, "", nil, 200).body, &info)
-		if done(info.Status) {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("job %s still %s", job, info.Status)
-		}
+		status = info.Status
+		return done(status)
+	}) {
+		c.t.Fatalf("job %s still %s", job, status)
 	}
 }
 

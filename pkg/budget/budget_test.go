@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/budget"
 )
 
@@ -193,11 +194,7 @@ func TestLimitGC(t *testing.T) {
 	}()
 	want := budget.RuntimeMemory() + 100<<20 + budget.GCSlack
 	limit := func() int64 { return debug.SetMemoryLimit(-1) }
-	for deadline := time.Now().Add(10 * time.Second); limit() == before; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("LimitGC set no limit")
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "LimitGC to set a limit", func() bool { return limit() != before })
 	if d := limit() - want; d < -(64<<20) || d > 64<<20 {
 		t.Errorf("limit %d, want about %d (the runtime's memory + the budget + the slack)", limit(), want)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/internal/pgtest"
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -135,7 +136,7 @@ func TestFrozenPostgres(t *testing.T) {
 	p.Freeze(t)
 	frozen := time.Now()
 	// Both relays notice that the server stopped answering.
-	waitFor(t, "both relays to notice the frozen server", func() bool {
+	testutil.Eventually(t, testWait, "both relays to notice the frozen server", func() bool {
 		return logs.count("lost the connection to Postgres") >= 2
 	})
 	t.Logf("the relays noticed %v after the freeze (within a wait of %v and a call of %v)",
@@ -195,18 +196,13 @@ func TestFrozenPostgres(t *testing.T) {
 	// statement sent reaches the server once it reads it).
 	works := func(name string, f func() error) {
 		t.Helper()
-		deadline := time.Now().Add(testWait)
-		for attempt := 1; ; attempt++ {
-			err := f()
-			if err == nil {
-				if attempt > 1 {
-					t.Logf("%s worked after the thaw at attempt %d", name, attempt)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s after the thaw: %v", name, err)
-			}
+		attempts := 0
+		var err error
+		if !testutil.Poll(testWait, 0, func() bool { attempts++; err = f(); return err == nil }) {
+			t.Fatalf("%s after the thaw: %v", name, err)
+		}
+		if attempts > 1 {
+			t.Logf("%s worked after the thaw at attempt %d", name, attempts)
 		}
 	}
 	works("Catalog.Get", func() error { _, err := cat.Get(ctx, net.ID); return err })
@@ -295,7 +291,7 @@ func TestCatalogPing(t *testing.T) {
 	}
 	p.Restart(t)
 	// The pool's connections died with the server: a Ping may meet one.
-	waitFor(t, "Ping to succeed after the restart", func() bool { return cat.Ping(t.Context()) == nil })
+	testutil.Eventually(t, testWait, "Ping to succeed after the restart", func() bool { return cat.Ping(t.Context()) == nil })
 }
 
 // TestLockSavesWaitsPastTimeout: the timeout bounds each attempt to take

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mnist-go/nnserver/internal/pgtest"
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -137,30 +138,18 @@ func (w *trainer) waitStart(t *testing.T, id string, within time.Duration) servi
 	}
 }
 
+// waitJob polls job id until it has status want, and returns it.
 func waitJob(t *testing.T, q service.Queue, id string, want service.JobStatus) service.JobInfo {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for {
-		j, err := q.Get(t.Context(), id)
-		if err == nil && j.Status == want {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s: %+v, %v; want %s", id, j, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var j service.JobInfo
+	var err error
+	if !testutil.Poll(testWait, 20*time.Millisecond, func() bool {
+		j, err = q.Get(t.Context(), id)
+		return err == nil && j.Status == want
+	}) {
+		t.Fatalf("job %s: %+v, %v; want %s", id, j, err, want)
 	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return j
 }
 
 // TestQueueTwoReplicas runs jobs of three networks on two queues ("replicas")
@@ -335,7 +324,7 @@ func TestQueueTakeover(t *testing.T) {
 	}
 	first := wa.waitStart(t, j.ID, testWait)
 	wa.gate(j.ID) <- struct{}{}
-	waitFor(t, "epoch 1", func() bool { got, _ := qb.Get(t.Context(), j.ID); return got.Epoch == 1 })
+	testutil.Eventually(t, testWait, "epoch 1", func() bool { got, _ := qb.Get(t.Context(), j.ID); return got.Epoch == 1 })
 	if err := qb.Start(wb.work); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +365,7 @@ func TestQueueTakeover(t *testing.T) {
 	}
 	// The killed replica's Work was told to hand over: its lock's
 	// connection was gone.
-	waitFor(t, "the killed replica's Work to stop", func() bool { return wa.cause(j.ID) != nil })
+	testutil.Eventually(t, testWait, "the killed replica's Work to stop", func() bool { return wa.cause(j.ID) != nil })
 	if c := wa.cause(j.ID); !errors.Is(c, service.ErrHandOver) {
 		t.Errorf("the killed replica's Work stopped with %v", c)
 	}
@@ -404,11 +393,11 @@ func TestQueuePostgresRestart(t *testing.T) {
 	}
 	w.waitStart(t, j.ID, testWait)
 	w.gate(j.ID) <- struct{}{}
-	waitFor(t, "epoch 1", func() bool { got, _ := q.Get(t.Context(), j.ID); return got.Epoch == 1 })
+	testutil.Eventually(t, testWait, "epoch 1", func() bool { got, _ := q.Get(t.Context(), j.ID); return got.Epoch == 1 })
 
 	p.Restart(t)
 	back := time.Now()
-	waitFor(t, "the Work to stop", func() bool { return w.cause(j.ID) != nil })
+	testutil.Eventually(t, testWait, "the Work to stop", func() bool { return w.cause(j.ID) != nil })
 	if c := w.cause(j.ID); !errors.Is(c, service.ErrHandOver) {
 		t.Errorf("the Work stopped with %v, want a hand-over", c)
 	}
@@ -462,7 +451,7 @@ func TestQueueEndFromAnotherReplica(t *testing.T) {
 	if err != nil || !e.Now || e.WasPending || got.Status != service.StatusCancelled {
 		t.Fatalf("End: %+v %+v %v", got, e, err)
 	}
-	waitFor(t, "the Work to stop", func() bool { return w.cause(running.ID) != nil })
+	testutil.Eventually(t, testWait, "the Work to stop", func() bool { return w.cause(running.ID) != nil })
 	t.Logf("the Work stopped %v after End on another replica", time.Since(ended).Round(time.Millisecond))
 	if c := w.cause(running.ID); !errors.Is(c, service.ErrJobEnded) {
 		t.Errorf("the Work stopped with %v", c)
@@ -511,7 +500,7 @@ func TestQueueTakenOverRunStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.gate(j.ID) <- struct{}{}
-	waitFor(t, "the Work to stop", func() bool { return w.cause(j.ID) != nil })
+	testutil.Eventually(t, testWait, "the Work to stop", func() bool { return w.cause(j.ID) != nil })
 	if c := w.cause(j.ID); !errors.Is(c, service.ErrHandOver) {
 		t.Errorf("the Work stopped with %v", c)
 	}
@@ -578,7 +567,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event =
 		}
 		return n
 	}
-	waitFor(t, "the given-up waits to leave Postgres", func() bool { return waiting() == 0 })
+	testutil.Eventually(t, testWait, "the given-up waits to leave Postgres", func() bool { return waiting() == 0 })
 	got := make(chan error, 1)
 	go func() {
 		u, err := b.LockSaves(t.Context(), id)
@@ -587,7 +576,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event =
 		}
 		got <- err
 	}()
-	waitFor(t, "the second replica to wait", func() bool { return waiting() == 1 })
+	testutil.Eventually(t, testWait, "the second replica to wait", func() bool { return waiting() == 1 })
 	unlock()
 	select {
 	case err := <-got:
@@ -641,7 +630,7 @@ WHERE j.id = $1`, second.ID).Scan(&at)
 		return at, err
 	}
 	var snoozedUntil time.Time
-	waitFor(t, "a long snooze", func() bool {
+	testutil.Eventually(t, testWait, "a long snooze", func() bool {
 		var snoozes int
 		var left float64
 		err := pool.QueryRow(t.Context(), `SELECT coalesce((r.metadata->>'snoozes')::int, 0), extract(epoch FROM r.scheduled_at - now()), r.scheduled_at

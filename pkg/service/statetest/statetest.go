@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -277,15 +278,15 @@ func (w *worker) waitStarted(t *testing.T, id string) {
 
 func waitStatus(t *testing.T, q service.Queue, id string, want service.JobStatus) service.JobInfo {
 	t.Helper()
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
-		j, err := q.Get(context.Background(), id)
-		if err == nil && j.Status == want {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s: %+v, %v; want status %s", id, j, err, want)
-		}
+	var j service.JobInfo
+	var err error
+	if !testutil.Poll(waitLimit, testutil.Every, func() bool {
+		j, err = q.Get(context.Background(), id)
+		return err == nil && j.Status == want
+	}) {
+		t.Fatalf("job %s: %+v, %v; want status %s", id, j, err, want)
 	}
+	return j
 }
 
 func job(network string, epochs int) service.JobInfo {
@@ -520,17 +521,12 @@ func queueEnd(t *testing.T, env queueEnv) {
 	}
 	// The running job's Work stops; the job keeps the status it was
 	// ended with.
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+	testutil.Eventually(t, waitLimit, "the running job's Work to stop", func() bool {
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		_, stopped := w.causes[running.ID]
-		w.mu.Unlock()
-		if stopped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the running job's Work was not stopped")
-		}
-	}
+		return stopped
+	})
 	if j, _ := q.Get(ctx, running.ID); j.Status != service.StatusCancelled || j.Error != "Training cancelled" {
 		t.Errorf("after its Work stopped: %+v", j)
 	}
