@@ -47,6 +47,7 @@ import (
 
 	"github.com/mnist-go/nnserver/web"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
@@ -387,22 +388,21 @@ func (c *container) start(t *testing.T) {
 		}
 	})
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var err error
+	if !testutil.Poll(20*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case err := <-c.done:
 			t.Fatalf("the server exited at start: %v\n%s", err, c.logs)
 		default:
 		}
-		resp, err := c.client.Get(c.url("/api/status"))
-		if err == nil {
-			resp.Body.Close()
-			return
+		var resp *http.Response
+		if resp, err = c.client.Get(c.url("/api/status")); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not answer within 20 s: %v\n%s", err, c.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return true
+	}) {
+		t.Fatalf("the server did not answer within 20 s: %v\n%s", err, c.logs)
 	}
 }
 

@@ -212,18 +212,15 @@ func startServer(t *testing.T) *server {
 			t.Error("server did not stop within 15 s of SIGTERM")
 		}
 	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := http.Get(s.URL + "/api/status")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+	if !testutil.Poll(15*time.Second, 20*time.Millisecond, func() bool {
+		var resp *http.Response
+		if resp, err = http.Get(s.URL + "/api/status"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not answering: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("server not answering: %v", err)
 	}
 	select {
 	case <-s.mnist:
@@ -274,24 +271,27 @@ func (s *server) trainedNetwork(t *testing.T) string {
 	}
 	s.call(t, "POST", "/api/networks/"+created.NetworkID+"/train", "application/json",
 		[]byte(`{"epochs":3,"mini_batch_size":10,"learning_rate":3.0,"seed":1}`), &started)
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	var status string
+	if !testutil.Poll(90*time.Second, 100*time.Millisecond, func() bool {
 		var job struct {
 			Status   string  `json:"status"`
 			Accuracy float64 `json:"accuracy"`
 			Error    string  `json:"error"`
 		}
 		s.call(t, "GET", "/api/training/"+started.JobID, "", nil, &job)
+		status = job.Status
 		switch job.Status {
 		case "completed":
 			t.Logf("network %s trained: accuracy %.4f", created.NetworkID, job.Accuracy)
-			return created.NetworkID
+			return true
 		case "failed", "cancelled":
 			t.Fatalf("training %s: %s", job.Status, job.Error)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("training still %s after 90 s", job.Status)
-		}
+		return false
+	}) {
+		t.Fatalf("training still %s after 90 s", status)
 	}
+	return created.NetworkID
 }
 
 // numpyPython returns a Python interpreter that can import NumPy: python3

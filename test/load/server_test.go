@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
@@ -66,18 +67,16 @@ func startServer(t *testing.T, env ...string) *server {
 		}
 	})
 	for _, u := range []string{s.URL + "/api/status", s.DebugURL + "/debug/pprof/"} {
-		for deadline := time.Now().Add(15 * time.Second); ; {
-			resp, err := http.Get(u)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
+		var err error
+		if !testutil.Poll(15*time.Second, 20*time.Millisecond, func() bool {
+			var resp *http.Response
+			if resp, err = http.Get(u); err != nil {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("server not ready: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		}) {
+			t.Fatalf("server not ready: %v", err)
 		}
 	}
 	return s

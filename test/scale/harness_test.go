@@ -25,6 +25,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/mnist-go/nnserver/internal/pgtest"
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/test/internal/testenv"
 )
 
@@ -522,18 +523,18 @@ func getJob(t *testing.T, base, job string) map[string]any {
 // the client's way of seeing a job's state; the deadline is a guard.
 func waitJobEnded(t *testing.T, base, job string, timeout time.Duration) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		j := getJob(t, base, job)
+	var j map[string]any
+	if !testutil.Poll(timeout, 50*time.Millisecond, func() bool { // 50 ms: the polling interval
+		j = getJob(t, base, job)
 		switch j["status"] {
 		case "completed", "failed", "cancelled":
-			return j
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %v after %v", job, j["status"], timeout)
-		}
-		time.Sleep(50 * time.Millisecond) // the polling interval
+		return false
+	}) {
+		t.Fatalf("job %s still %v after %v", job, j["status"], timeout)
 	}
+	return j
 }
 
 // listIDs returns the ids GET /api/networks lists, sorted.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/mnist-go/nnserver/internal/lbtest"
 	"github.com/mnist-go/nnserver/internal/pgtest"
+	"github.com/mnist-go/nnserver/internal/testutil"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
@@ -280,11 +281,8 @@ func (s *suite) eventsAndReads(t *testing.T) {
 	}
 	var agreed, training, moved int
 	epochsSeen := map[any]bool{}
-	deadline := time.Now().Add(2 * eventTimeout)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not ended after %v", job, 2*eventTimeout)
-		}
+	// Sample one after the other, until the job ends.
+	if !testutil.Poll(2*eventTimeout, 0, func() bool {
 		first := read(A.URL)
 		views := []view{first}
 		for _, b := range bases[1:] {
@@ -292,7 +290,7 @@ func (s *suite) eventsAndReads(t *testing.T) {
 		}
 		if last := read(A.URL); last != first {
 			moved++
-			continue
+			return false
 		}
 		for i, v := range views {
 			if v != first {
@@ -308,8 +306,11 @@ func (s *suite) eventsAndReads(t *testing.T) {
 			if first.Status != "completed" || first.Epoch != float64(epochs) {
 				t.Fatalf("job ended %+v", first)
 			}
-			break
+			return true
 		}
+		return false
+	}) {
+		t.Fatalf("job %s not ended after %v", job, 2*eventTimeout)
 	}
 	t.Logf("GET /api/training on A, B, C, nginx, HAProxy: %d samples agreed (%d while training, at %d different epochs), %d skipped because an epoch ended mid-sample",
 		agreed, training, len(epochsSeen), moved)
@@ -371,11 +372,7 @@ func (s *suite) oneJobPerNetwork(t *testing.T) {
 	// GET through C: the second is pending while the first trains (read
 	// first, second, first: the first trained throughout).
 	var pendingSeen int
-	deadline := time.Now().Add(2 * eventTimeout)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not ended after %v", first, 2*eventTimeout)
-		}
+	if !testutil.Poll(2*eventTimeout, 0, func() bool {
 		j1 := getJob(t, C.URL, first)
 		j2 := getJob(t, C.URL, second)
 		j1b := getJob(t, s.nginx, first)
@@ -385,9 +382,9 @@ func (s *suite) oneJobPerNetwork(t *testing.T) {
 			}
 			pendingSeen++
 		}
-		if j1b["status"] != "training" && j1b["status"] != "pending" {
-			break
-		}
+		return j1b["status"] != "training" && j1b["status"] != "pending"
+	}) {
+		t.Fatalf("job %s not ended after %v", first, 2*eventTimeout)
 	}
 	if pendingSeen == 0 {
 		t.Error("never saw the second job pending while the first trained")
@@ -800,19 +797,29 @@ func checkProbes(t *testing.T, label string, rs []probeResult) {
 func (s *suite) waitAll200(t *testing.T, job string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
+	type probe struct {
+		r    *replica
+		path string
+	}
+	var probes []probe // those still to answer 200, in turn
 	for _, r := range s.c.reps {
 		for _, p := range []string{"/api/status", "/api/networks", "/api/training/" + job} {
-			for {
-				res, err := call(httpClient, "GET", r.URL+p, nil)
-				if err == nil && res.status == 200 {
-					break
-				}
-				if time.Since(start) > timeout {
-					t.Fatalf("%s: GET %s still %v %v %v after Postgres restarted", r.name, p, res.status, err, timeout)
-				}
-				time.Sleep(50 * time.Millisecond) // the polling interval
-			}
+			probes = append(probes, probe{r, p})
 		}
+	}
+	var res resp
+	var err error
+	if !testutil.Poll(timeout, 50*time.Millisecond, func() bool { // 50 ms: the polling interval
+		for len(probes) > 0 {
+			res, err = call(httpClient, "GET", probes[0].r.URL+probes[0].path, nil)
+			if err != nil || res.status != 200 {
+				return false
+			}
+			probes = probes[1:]
+		}
+		return true
+	}) {
+		t.Fatalf("%s: GET %s still %v %v %v after Postgres restarted", probes[0].r.name, probes[0].path, res.status, err, timeout)
 	}
 	return time.Since(start)
 }
@@ -823,23 +830,27 @@ func (s *suite) waitAll503(t *testing.T, job string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	client := &http.Client{Timeout: 8 * time.Second}
-	for _, r := range s.c.reps {
-		for {
-			res, err := call(client, "GET", r.URL+"/api/training/"+job, nil)
+	reps := s.c.reps // those still to answer 503, in turn
+	var res resp
+	if !testutil.Poll(30*time.Second, 50*time.Millisecond, func() bool { // 50 ms: the polling interval
+		for len(reps) > 0 {
+			r := reps[0]
+			var err error
+			res, err = call(client, "GET", r.URL+"/api/training/"+job, nil)
 			if err != nil {
 				t.Fatalf("%s: GET /api/training/%s with Postgres down: %v", r.name, job, err)
 			}
-			if res.status == 503 {
-				if res.body == nil || res.body["error"] == nil || res.header.Get("Retry-After") == "" {
-					t.Errorf("%s: the 503 is not a JSON error with Retry-After: %s %v", r.name, res, res.header)
-				}
-				break
+			if res.status != 503 {
+				return false
 			}
-			if time.Since(start) > 30*time.Second {
-				t.Fatalf("%s: GET /api/training/%s still %s 30 s after Postgres stopped", r.name, job, res)
+			if res.body == nil || res.body["error"] == nil || res.header.Get("Retry-After") == "" {
+				t.Errorf("%s: the 503 is not a JSON error with Retry-After: %s %v", r.name, res, res.header)
 			}
-			time.Sleep(50 * time.Millisecond) // the polling interval
+			reps = reps[1:]
 		}
+		return true
+	}) {
+		t.Fatalf("%s: GET /api/training/%s still %s 30 s after Postgres stopped", reps[0].name, job, res)
 	}
 	return time.Since(start)
 }
