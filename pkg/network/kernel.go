@@ -156,6 +156,16 @@ func (k *kernel) shrinkWeights(f float64) {
 	k.setWeightScale(1)
 }
 
+// squaredWeights is the sum of the squares of the weights (not the biases),
+// as they stand: the first layer's padding is zeros and adds nothing.
+func (k *kernel) squaredWeights() float64 {
+	sum := 0.0
+	for _, w := range k.w {
+		sum += floats.Dot(w, w)
+	}
+	return sum * k.ws * k.ws
+}
+
 func (k *kernel) setWeightScale(ws float64) {
 	k.ws = ws
 	if ws == 1 {

@@ -924,3 +924,82 @@ func TestOutputsThatAreNotNumbers(t *testing.T) {
 		t.Errorf("CheckBounded of weights and bias summing to 5m/16: %v", err)
 	}
 }
+
+// TestTrainingCostAndValidation: an epoch's training cost is the mean cost
+// of its examples with the weights of their mini-batch (one mini-batch
+// here: the starting weights) plus, with λ, λ/(2n)·Σw² with the epoch's
+// final weights; the validation figures are the snapshot's on the
+// validation examples.
+func TestTrainingCostAndValidation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 5))
+	sizes := []int{16, 5, 3}
+	train := randomExamples(rng, 40, 16, 3)
+	val := randomExamples(rng, 25, 16, 3)
+	for _, tc := range []struct {
+		name   string
+		cost   network.Cost
+		lambda float64
+	}{
+		{"quadratic", network.Quadratic, 0},
+		{"cross-entropy", network.CrossEntropy, 0},
+		{"cross-entropy with λ", network.CrossEntropy, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start, err := network.New(sizes, network.InitScaled, rand.New(rand.NewPCG(7, 7)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0.0
+			for i := range train.Len() {
+				out, err := start.FeedForward(train.input(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j, a := range out {
+					y := 0.0
+					if j == train.Label(i) {
+						y = 1
+					}
+					if tc.cost == network.CrossEntropy {
+						want += -y*math.Log(a) - (1-y)*math.Log(1-a)
+					} else {
+						want += 0.5 * (a - y) * (a - y)
+					}
+				}
+			}
+			want /= float64(train.Len())
+			p := network.Params{Epochs: 1, BatchSize: train.Len(), Eta: 0.5, Cost: tc.cost, Lambda: tc.lambda, Validation: val}
+			var ep network.Epoch
+			_, err = network.SGD(context.Background(), start, train, train, p, rand.New(rand.NewPCG(1, 1)), func(e network.Epoch) error {
+				ep = e
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.lambda != 0 {
+				sq := 0.0
+				for l := range ep.Network.NumLayers() {
+					w := ep.Network.Weights(l)
+					r, c := w.Dims()
+					for i := range r {
+						for j := range c {
+							sq += w.At(i, j) * w.At(i, j)
+						}
+					}
+				}
+				want += tc.lambda / (2 * float64(train.Len())) * sq
+			}
+			if d := math.Abs(ep.TrainingCost - want); d > 1e-9*math.Max(1, want) {
+				t.Errorf("TrainingCost %v, want %v", ep.TrainingCost, want)
+			}
+			vc, err := ep.Network.Evaluate(val)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ep.ValidationCorrect != vc || ep.ValidationTotal != val.Len() {
+				t.Errorf("validation %d of %d, want %d of %d", ep.ValidationCorrect, ep.ValidationTotal, vc, val.Len())
+			}
+		})
+	}
+}

@@ -55,6 +55,11 @@ type Params struct {
 	// to rounding: the decay's running factor starts afresh). Epochs
 	// counts the epochs still to train.
 	Done int
+
+	// Validation, if not nil, is evaluated after every epoch besides the
+	// test set (Epoch.ValidationCorrect): examples never trained on, to
+	// choose between epochs without looking at the test set.
+	Validation Examples
 }
 
 // MaxLambda is the largest L2 regularisation parameter Params accepts.
@@ -100,6 +105,16 @@ type Epoch struct {
 	// Network is a snapshot of the weights after this epoch. It belongs to
 	// the receiver and is never modified.
 	Network *Network
+
+	// TrainingCost is the mean cost of the epoch's training examples under
+	// Params.Cost, each taken with the weights of its mini-batch (summed
+	// while training: no extra pass over the data), plus the L2 term
+	// λ/(2n)·Σw² with the weights at the epoch's end, as network2.py's
+	// total_cost.
+	TrainingCost float64
+	// ValidationCorrect and ValidationTotal are Params.Validation's figures
+	// (0 and 0 without it).
+	ValidationCorrect, ValidationTotal int
 }
 
 // SGD trains a copy of start with mini-batch stochastic gradient descent,
@@ -148,7 +163,13 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		}
 		ep := Epoch{
 			Epoch: e, Epochs: p.Epochs, Correct: correct, Total: test.Len(),
-			Seconds: secs, Network: t.Network(),
+			Seconds: secs, Network: t.Network(), TrainingCost: t.epochCost(train.Len()),
+		}
+		if p.Validation != nil {
+			if ep.ValidationCorrect, err = t.Evaluate(p.Validation); err != nil {
+				return nil, err
+			}
+			ep.ValidationTotal = p.Validation.Len()
 		}
 		if err := ep.Network.CheckBounded(); err != nil {
 			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, err)
@@ -177,11 +198,12 @@ type Trainer struct {
 	rng  *rand.Rand
 	rows int // examples the scratch holds: ScratchRows
 
-	perm  []int32     // training order, reshuffled every epoch
-	acts  activations // one row per example of a mini-batch (or chunk)
-	delta activations // errors, same shape as acts
-	back  []float64   // scratch for one example's back-propagated error
-	coef  []float64   // scratch: one neuron's scaled errors across a mini-batch
+	perm    []int32     // training order, reshuffled every epoch
+	costSum float64     // the costs of this epoch's examples so far
+	acts    activations // one row per example of a mini-batch (or chunk)
+	delta   activations // errors, same shape as acts
+	back    []float64   // scratch for one example's back-propagated error
+	coef    []float64   // scratch: one neuron's scaled errors across a mini-batch
 	// grad sums the gradient of a mini-batch larger than rows, chunk by
 	// chunk, in the kernel's layout; nil if no mini-batch is.
 	grad *params
@@ -318,6 +340,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	start := time.Now()
 	n := train.Len()
 	t.shuffle(n)
+	t.costSum = 0
 	done := ctx.Done()
 	t.lastYield = start
 	batch := t.p.BatchSize
@@ -389,6 +412,35 @@ func (t *Trainer) step(data Examples, batch []int32, done <-chan struct{}) bool 
 	return true
 }
 
+// crossEntropyCost is −[y ln a + (1 − y) ln(1 − a)], network2.py's
+// CrossEntropyCost with its np.nan_to_num: a saturated output that is
+// wrong costs the largest float64 rather than +Inf.
+func crossEntropyCost(a, y float64) float64 {
+	var c float64
+	if y == 1 {
+		c = -math.Log(a)
+	} else {
+		c = -math.Log(1 - a)
+	}
+	if math.IsInf(c, 0) || math.IsNaN(c) {
+		return math.MaxFloat64 / 1e6 // large, and a sum of many stays finite
+	}
+	return c
+}
+
+// epochCost is the mean of the costs summed during the epoch just trained
+// on n examples, plus the L2 term λ/(2n)·Σw².
+func (t *Trainer) epochCost(n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	c := t.costSum / float64(n)
+	if t.p.Lambda != 0 {
+		c += t.p.Lambda / (2 * float64(n)) * t.k.squaredWeights()
+	}
+	return c
+}
+
 // shrinkWeights applies L2 regularisation's w ← (1 − η·λ/n)·w, if any, for
 // n training examples. It changes ws, so it comes after the backward pass
 // and before the gradient step.
@@ -409,7 +461,9 @@ func (t *Trainer) backprop(data Examples, batch []int32) {
 
 	// Forward pass and output error: (a - y) ⊙ σ'(z) for the quadratic
 	// cost, with σ'(z) = a(1 - a); a - y for the cross-entropy.
+	// The cost of each example is summed for Epoch.TrainingCost.
 	crossEntropy := t.p.Cost == CrossEntropy
+	cost := 0.0
 	for r, ex := range batch {
 		k.forward(data, int(ex), &t.acts, r)
 		a := t.acts.row(last, r, out)
@@ -422,11 +476,14 @@ func (t *Trainer) backprop(data Examples, batch []int32) {
 			}
 			if crossEntropy {
 				d[i] = ai - target
+				cost += crossEntropyCost(ai, target)
 			} else {
 				d[i] = (ai - target) * ai * (1 - ai)
+				cost += 0.5 * (ai - target) * (ai - target)
 			}
 		}
 	}
+	t.costSum += cost
 
 	// Back-propagate the errors with the weights as they were for the
 	// forward pass: δ(l-1) = (W(l)ᵀ δ(l)) ⊙ σ'(z(l-1)), W(l) = ws·w(l).
