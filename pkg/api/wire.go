@@ -103,10 +103,12 @@ type jobBody struct {
 }
 
 type epochBody struct {
-	Epoch       int     `json:"epoch"`
-	Accuracy    float64 `json:"accuracy"`
-	Correct     int     `json:"correct"`
-	ElapsedTime float64 `json:"elapsed_time"`
+	Epoch              int      `json:"epoch"`
+	Accuracy           float64  `json:"accuracy"`
+	Correct            int      `json:"correct"`
+	ElapsedTime        float64  `json:"elapsed_time"`
+	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"` // added; absent where unknown
+	TrainingCost       *float64 `json:"training_cost,omitempty"`
 }
 
 type cancelledBody struct {
@@ -158,7 +160,8 @@ func jobOf(j service.JobInfo) jobBody {
 		b.Seed = *j.Params.Seed
 	}
 	for i, e := range j.History {
-		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: service.Microseconds(e.ElapsedTime)}
+		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: service.Microseconds(e.ElapsedTime),
+			ValidationAccuracy: e.ValidationAccuracy, TrainingCost: e.TrainingCost}
 	}
 	return b
 }
@@ -199,6 +202,9 @@ type historyEpochBody struct {
 	Lambda        float64 `json:"lambda"`
 	Seed          uint64  `json:"seed"`
 	FinishedAt    string  `json:"finished_at"` // RFC 3339
+	// Added; absent in records of epochs trained before they were kept.
+	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"`
+	TrainingCost       *float64 `json:"training_cost,omitempty"`
 }
 
 func historyOf(id string, recs []modelfile.EpochRecord) historyBody {
@@ -207,7 +213,8 @@ func historyOf(id string, recs []modelfile.EpochRecord) historyBody {
 		b.Epochs[i] = historyEpochBody{
 			Epoch: r.Epoch, JobID: r.JobID, Accuracy: r.Accuracy, Correct: r.Correct, ElapsedTime: service.Microseconds(r.ElapsedTime),
 			LearningRate: r.LearningRate, MiniBatchSize: r.MiniBatchSize, Cost: r.Cost, Lambda: r.Lambda, Seed: r.Seed,
-			FinishedAt: r.FinishedAt.UTC().Format(time.RFC3339Nano),
+			FinishedAt:         r.FinishedAt.UTC().Format(time.RFC3339Nano),
+			ValidationAccuracy: r.ValidationAccuracy, TrainingCost: r.TrainingCost,
 		}
 	}
 	return b

@@ -438,6 +438,10 @@ type (
 		Correct      int     `json:"correct"`
 		Total        int     `json:"total"`
 		NetworkEpoch int     `json:"network_epoch"` // added: the epoch counted from the network's creation
+		// Added: the accuracy on the validation images and the epoch's
+		// training cost.
+		ValidationAccuracy float64 `json:"validation_accuracy"`
+		TrainingCost       float64 `json:"training_cost"`
 	}
 	progressEvent struct {
 		JobID       string  `json:"job_id"`
@@ -469,6 +473,7 @@ func (s *Server) TrainingUpdate(u service.Update) {
 		JobID: u.JobID, NetworkID: u.NetworkID, Epoch: u.Epoch, TotalEpochs: u.TotalEpochs,
 		Accuracy: u.Accuracy, ElapsedTime: service.Microseconds(u.ElapsedTime), Progress: u.Progress,
 		Correct: u.Correct, Total: u.Total, NetworkEpoch: u.NetworkEpoch,
+		ValidationAccuracy: u.ValidationAccuracy, TrainingCost: u.TrainingCost,
 	})
 }
 

@@ -83,7 +83,7 @@ func TestBroadcast(t *testing.T) {
 	testutil.Eventually(t, waitLimit, "two clients connected", func() bool { return s.Clients() == 2 })
 
 	s.TrainingUpdate(service.Update{JobID: "j", NetworkID: "n", Epoch: 1, TotalEpochs: 2, NetworkEpoch: 4, Accuracy: 0.9,
-		ElapsedTime: 0.1234567891, Progress: 50, Correct: 9000, Total: 10000})
+		ElapsedTime: 0.1234567891, Progress: 50, Correct: 9000, Total: 10000, ValidationAccuracy: 0.91, TrainingCost: 0.25})
 	// A NaN cannot be encoded: nothing may go out, or socket.io-client
 	// would choke on a bare packet.
 	s.TrainingUpdate(service.Update{JobID: "j", Accuracy: math.NaN()})
@@ -92,9 +92,11 @@ func TestBroadcast(t *testing.T) {
 
 	for _, c := range []*client{a, b} {
 		name, p := c.event()
-		// The contract's 9 fields, and network_epoch added.
+		// The contract's 9 fields, and network_epoch, validation_accuracy
+		// and training_cost added.
 		if name != EventUpdate || p["epoch"] != 1.0 || p["progress"] != 50.0 || p["correct"] != 9000.0 ||
-			p["network_epoch"] != 4.0 || p["elapsed_time"] != 0.123457 || len(p) != 10 {
+			p["network_epoch"] != 4.0 || p["elapsed_time"] != 0.123457 || p["validation_accuracy"] != 0.91 ||
+			p["training_cost"] != 0.25 || len(p) != 12 {
 			t.Errorf("first event %s %v", name, p)
 		}
 		name, p = c.event()

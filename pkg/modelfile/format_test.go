@@ -321,7 +321,7 @@ func corruptCases(t testing.TB) []corruptCase {
 		{"meta negative seed", editMeta(t, "seed", -1), "seed", false},
 		{"meta history records over MaxHistory", editMeta(t, "history_records", MaxHistory+1), "history_records 100001, want 0 to 100000 (MaxHistory)", false},
 		{"no history.json", edit(t, "history.json", nil), "entry history.json is missing", false},
-		{"history.json larger than its records need", edit(t, "history.json", slices.Repeat([]byte(" "), int(maxHistoryJSON(3))+1)), "entry history.json holds 1559 bytes, more than the 1558", false},
+		{"history.json larger than its records need", edit(t, "history.json", slices.Repeat([]byte(" "), int(maxHistoryJSON(3))+1)), "entry history.json holds 1943 bytes, more than the 1942", false},
 		{"history not JSON", edit(t, "history.json", []byte("[{")), "history.json: record 0", true},
 		{"history not an array", edit(t, "history.json", []byte(`{"epoch": 1}`)), "history.json: not a JSON array", true},
 		{"history of fewer records than declared", editHistory(t, func(h []map[string]any) []map[string]any { return h[:2] }), "2 records, meta.json declares 3", true},

@@ -27,7 +27,7 @@ const (
 	// maxRecordJSON bounds the average record in history.json: ours take
 	// about 270 bytes, at most 470 (TestRecordJSONBound), and a typical one
 	// pretty-printed by another tool about 340.
-	maxRecordJSON = 512
+	maxRecordJSON = 640
 )
 
 // maxHistoryJSON bounds the size of a history.json of n records.
@@ -58,6 +58,12 @@ type EpochRecord struct {
 	Seed uint64 `json:"seed"`
 	// FinishedAt is when the epoch ended; stored in UTC to the nanosecond.
 	FinishedAt time.Time `json:"finished_at"`
+	// ValidationAccuracy is the accuracy on the 10,000 validation images
+	// (never trained on), 0 to 1; TrainingCost the mean cost of the epoch's
+	// training examples (plus the L2 term), >= 0. Both nil in records of
+	// epochs trained before they were kept.
+	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"`
+	TrainingCost       *float64 `json:"training_cost,omitempty"`
 }
 
 // recordKeys are the keys every record must have: a missing one would
@@ -111,6 +117,10 @@ func (r *EpochRecord) validate() error {
 		return fmt.Errorf("lambda %v, want a finite number >= 0", r.Lambda)
 	case r.FinishedAt.Year() < 1 || r.FinishedAt.Year() > 9999:
 		return fmt.Errorf("finished_at %v is not between the years 1 and 9999", r.FinishedAt)
+	case r.ValidationAccuracy != nil && !(*r.ValidationAccuracy >= 0 && *r.ValidationAccuracy <= 1):
+		return fmt.Errorf("validation_accuracy %v is not a number between 0 and 1", *r.ValidationAccuracy)
+	case r.TrainingCost != nil && (!finite(*r.TrainingCost) || *r.TrainingCost < 0):
+		return fmt.Errorf("training_cost %v, want a finite number >= 0", *r.TrainingCost)
 	}
 	return nil
 }
@@ -160,6 +170,9 @@ type recordFile struct {
 	Lambda        *float64   `json:"lambda"`
 	Seed          *uint64    `json:"seed"`
 	FinishedAt    *time.Time `json:"finished_at"`
+	// Optional: absent in records written before they were kept.
+	ValidationAccuracy *float64 `json:"validation_accuracy"`
+	TrainingCost       *float64 `json:"training_cost"`
 }
 
 func (f *recordFile) record() (EpochRecord, error) {
@@ -175,6 +188,7 @@ func (f *recordFile) record() (EpochRecord, error) {
 		Epoch: *f.Epoch, JobID: *f.JobID, Accuracy: *f.Accuracy, Correct: *f.Correct, Total: *f.Total,
 		ElapsedTime: *f.ElapsedTime, LearningRate: *f.LearningRate, MiniBatchSize: *f.MiniBatchSize,
 		Cost: *f.Cost, Lambda: *f.Lambda, Seed: *f.Seed, FinishedAt: *f.FinishedAt,
+		ValidationAccuracy: f.ValidationAccuracy, TrainingCost: f.TrainingCost,
 	}, nil
 }
 

@@ -18,8 +18,9 @@ func TestRecordJSONBound(t *testing.T) {
 		Accuracy: 0.12345678901234568, Correct: math.MaxInt64, Total: math.MaxInt64,
 		ElapsedTime: 1.2345678901234567e+300, LearningRate: 1.2345678901234567e-300,
 		MiniBatchSize: math.MaxInt64, Cost: strings.Repeat("c", maxCostLen), Lambda: 1.2345678901234567e+300,
-		Seed:       math.MaxUint64,
-		FinishedAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		Seed:               math.MaxUint64,
+		FinishedAt:         time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		ValidationAccuracy: new(0.12345678901234568), TrainingCost: new(1.2345678901234567e+300),
 	}
 	if err := worst.validate(); err != nil {
 		t.Fatal(err)

@@ -23,11 +23,13 @@ type jobParams struct {
 
 // epochJSON is an element of a job's history column.
 type epochJSON struct {
-	Epoch       int     `json:"epoch"`
-	Correct     int     `json:"correct"`
-	Total       int     `json:"total"`
-	Accuracy    float64 `json:"accuracy"`
-	ElapsedTime float64 `json:"elapsed_time"`
+	Epoch              int      `json:"epoch"`
+	Correct            int      `json:"correct"`
+	Total              int      `json:"total"`
+	Accuracy           float64  `json:"accuracy"`
+	ElapsedTime        float64  `json:"elapsed_time"`
+	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"` // absent in rows of older releases
+	TrainingCost       *float64 `json:"training_cost,omitempty"`
 }
 
 // jobColumns are what scanJob reads, from the table aliased j.
@@ -61,7 +63,7 @@ func scanJob(row pgx.Row, pre ...any) (service.JobInfo, error) {
 	j.History = make([]service.EpochResult, len(history))
 	for i, e := range history {
 		j.History[i] = service.EpochResult{Epoch: e.Epoch, Correct: e.Correct, Total: e.Total,
-			Accuracy: e.Accuracy, ElapsedTime: e.ElapsedTime}
+			Accuracy: e.Accuracy, ElapsedTime: e.ElapsedTime, ValidationAccuracy: e.ValidationAccuracy, TrainingCost: e.TrainingCost}
 	}
 	j.CreatedAt = j.CreatedAt.UTC()
 	if started != nil {

@@ -492,7 +492,7 @@ func (q *Queue) Epoch(ctx context.Context, id string, r service.EpochResult) err
 		ticket = &run.ticket
 	}
 	e, err := json.Marshal(epochJSON{Epoch: r.Epoch, Correct: r.Correct, Total: r.Total, Accuracy: r.Accuracy,
-		ElapsedTime: r.ElapsedTime})
+		ElapsedTime: r.ElapsedTime, ValidationAccuracy: r.ValidationAccuracy, TrainingCost: r.TrainingCost})
 	if err != nil {
 		return fmt.Errorf("postgres: recording an epoch of job %s: %w", id, err)
 	}

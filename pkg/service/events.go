@@ -45,6 +45,11 @@ type Update struct {
 	Progress     float64 // 0–100 over the whole job
 	Correct      int
 	Total        int
+	// ValidationAccuracy is the accuracy on the 10,000 validation images,
+	// never trained on; TrainingCost the epoch's mean cost (with the L2
+	// term).
+	ValidationAccuracy float64
+	TrainingCost       float64
 }
 
 // Progress reports progress inside an epoch (training_progress). It is sent

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -32,10 +33,27 @@ type memJob struct {
 }
 
 // epochRecord is one finished epoch, kept small: a job's history lives as
-// long as the job (MaxFinishedJobs × MaxEpochs × 16 bytes at most).
+// long as the job (MaxFinishedJobs × MaxEpochs × 32 bytes at most).
 type epochRecord struct {
 	correct, total int32
 	elapsed        float64
+	valAcc, cost   float64 // NaN: unknown
+}
+
+// optional is x, or nil for NaN (unknown).
+func optional(x float64) *float64 {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return &x
+}
+
+// orNaN is *p, or NaN for nil.
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
 }
 
 // snapshot returns a copy of the job with its history.
@@ -44,7 +62,8 @@ func (j *memJob) snapshot() JobInfo {
 	info.History = make([]EpochResult, len(j.hist))
 	for i, r := range j.hist {
 		info.History[i] = EpochResult{Epoch: i + 1, Correct: int(r.correct), Total: int(r.total),
-			Accuracy: float64(r.correct) / float64(r.total), ElapsedTime: r.elapsed}
+			Accuracy: float64(r.correct) / float64(r.total), ElapsedTime: r.elapsed,
+			ValidationAccuracy: optional(r.valAcc), TrainingCost: optional(r.cost)}
 	}
 	return info
 }
@@ -200,7 +219,8 @@ func (q *memQueue) Epoch(_ context.Context, id string, r EpochResult) error {
 	acc := r.Accuracy
 	j.info.Epoch, j.info.Accuracy = r.Epoch, &acc
 	j.info.ElapsedTime += r.ElapsedTime
-	j.hist = append(j.hist, epochRecord{correct: int32(r.Correct), total: int32(r.Total), elapsed: r.ElapsedTime})
+	j.hist = append(j.hist, epochRecord{correct: int32(r.Correct), total: int32(r.Total), elapsed: r.ElapsedTime,
+		valAcc: orNaN(r.ValidationAccuracy), cost: orNaN(r.TrainingCost)})
 	return nil
 }
 

@@ -100,6 +100,10 @@ type EpochResult struct {
 	Total       int
 	Accuracy    float64
 	ElapsedTime float64 // seconds of training, evaluation excluded
+	// ValidationAccuracy (on the validation images) and TrainingCost (the
+	// epoch's mean cost, with the L2 term); nil where a store kept none.
+	ValidationAccuracy *float64
+	TrainingCost       *float64
 }
 
 // Ended says what Queue.End did.

@@ -133,6 +133,7 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	p.Epochs = remaining
 	np := p.network(s.limits.JobScratchBytes, r.onBatch)
 	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
+	np.Validation = ds.Validation
 	// The job's memory comes from the budget; it waits for room (it is
 	// queued work, no client waits on it), or until it is cancelled.
 	hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
@@ -214,6 +215,10 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 	s, j, e := r.s, r.j, r.e
 	epoch := j.Epoch + ep.Epoch // within the job, counting epochs done before a resumption
 	acc := ep.Accuracy
+	valAcc, cost := 0.0, ep.TrainingCost
+	if ep.ValidationTotal > 0 {
+		valAcc = float64(ep.ValidationCorrect) / float64(ep.ValidationTotal)
+	}
 	now := s.now().UTC()
 	prev := e.state.Load()
 	st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
@@ -222,6 +227,7 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 			Epoch: prev.epochs + 1, JobID: j.ID, Accuracy: acc, Correct: ep.Correct, Total: ep.Total,
 			ElapsedTime: ep.Seconds, LearningRate: j.Params.LearningRate, MiniBatchSize: j.Params.MiniBatch,
 			Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
+			ValidationAccuracy: &valAcc, TrainingCost: &cost,
 		})}
 	if err := s.save(e, st); err != nil {
 		return err
@@ -230,6 +236,7 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 	// Recorded even if the job was cancelled meanwhile: the epoch is saved.
 	err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
 		Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
+		ValidationAccuracy: &valAcc, TrainingCost: &cost,
 	})
 	if errors.Is(err, ErrJobEnded) {
 		return err // ended meanwhile: no more events but its training_error
@@ -241,7 +248,7 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 	s.events.TrainingUpdate(Update{
 		JobID: j.ID, NetworkID: j.NetworkID, Epoch: epoch, TotalEpochs: j.Params.Epochs, NetworkEpoch: st.epochs,
 		Accuracy: acc, ElapsedTime: ep.Seconds, Progress: progress(epoch, j.Params.Epochs),
-		Correct: ep.Correct, Total: ep.Total,
+		Correct: ep.Correct, Total: ep.Total, ValidationAccuracy: valAcc, TrainingCost: cost,
 	})
 	s.log.Debug("epoch done", "job_id", j.ID, "network_id", j.NetworkID, "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
 	r.done = epoch
