@@ -32,7 +32,7 @@ func sameJob(t *testing.T, what string, got, want service.JobInfo) {
 }
 
 // waitStatus waits until job id has status want, and returns it.
-func waitStatus(t *testing.T, q service.Queue, id string, want service.JobStatus) service.JobInfo {
+func waitStatus(t testing.TB, q service.Queue, id string, want service.JobStatus) service.JobInfo {
 	t.Helper()
 	var j service.JobInfo
 	var err error
@@ -333,4 +333,33 @@ func TestOpenWaitsForTheLock(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("Open did not go on once the file was closed")
 	}
+}
+
+// A job added after Stop (a request that raced the shutdown) is kept
+// pending, and runs when the next process starts.
+func TestAddAfterStopRunsAtNextStart(t *testing.T) {
+	path := dbPath(t)
+	db := openDB(t, path)
+	q := newQueue(t, db, 1, service.Limits{}, nil)
+	if err := q.Start(newWorker(q).work); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, q)
+	if err := q.Start(newWorker(q).work); err == nil {
+		t.Error("Start after Stop")
+	}
+	late := job(uuid.NewString(), 1)
+	mustAdd(t, q, late)
+	if j := mustGet(t, q, late.ID); j.Status != service.StatusPending {
+		t.Errorf("added after Stop: %+v", j)
+	}
+	db.Close()
+
+	db2 := openDB(t, path)
+	q2 := newQueue(t, db2, 1, service.Limits{}, nil)
+	w2 := newWorker(q2)
+	if err := q2.Start(w2.work); err != nil {
+		t.Fatal(err)
+	}
+	w2.nextIs(t, late)
 }
