@@ -15,6 +15,13 @@
 // way for the two to disagree: a crash between a model's save and the
 // record's update, a file deleted or copied in by hand.
 //
+// Not River (whose SQLite driver would share pkg/postgres's design): one
+// process needs none of its distributed machinery (leader election,
+// rescuers, snoozes), and one job per network at a time, which River does
+// not know, pkg/postgres builds from Postgres's advisory locks, which
+// SQLite lacks. Here a mutex and a condition variable schedule, and the
+// file records.
+//
 // # Durability
 //
 // The file is in WAL mode with synchronous=FULL: a transaction is on disk
