@@ -53,12 +53,21 @@ func (q *Queue) readJob(ctx context.Context, tx *sql.Tx, id string) (service.Job
 	if finished.Valid {
 		j.FinishedAt = fromNanos(finished.Int64)
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT epoch, correct, total, accuracy, elapsed FROM job_epochs WHERE job_seq = ? ORDER BY rowid", seq)
+	rows, err := tx.QueryContext(ctx, `SELECT epoch, correct, total, accuracy, elapsed, validation_accuracy, training_cost
+FROM job_epochs WHERE job_seq = ? ORDER BY rowid`, seq)
 	if err != nil {
 		return service.JobInfo{}, 0, err
 	}
 	j.History, err = collect(rows, func(r *sql.Rows) (e service.EpochResult, err error) {
-		return e, r.Scan(&e.Epoch, &e.Correct, &e.Total, &e.Accuracy, &e.ElapsedTime)
+		var val, cost sql.NullFloat64
+		err = r.Scan(&e.Epoch, &e.Correct, &e.Total, &e.Accuracy, &e.ElapsedTime, &val, &cost)
+		if val.Valid {
+			e.ValidationAccuracy = &val.Float64
+		}
+		if cost.Valid {
+			e.TrainingCost = &cost.Float64
+		}
+		return e, err
 	})
 	if err != nil {
 		return service.JobInfo{}, 0, err

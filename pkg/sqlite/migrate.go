@@ -67,6 +67,10 @@ CREATE TABLE job_epochs (
 );
 CREATE INDEX job_epochs_job ON job_epochs (job_seq);
 `},
+	{2, "the validation accuracy and training cost of each epoch", `
+ALTER TABLE job_epochs ADD COLUMN validation_accuracy REAL; -- NULL: not kept
+ALTER TABLE job_epochs ADD COLUMN training_cost REAL;
+`},
 }
 
 // migrate brings the schema up to date, each step in a transaction of its

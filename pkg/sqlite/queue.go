@@ -351,8 +351,9 @@ WHERE id = ? AND status = 'training' RETURNING seq`, r.Epoch, r.Accuracy, r.Elap
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO job_epochs (job_seq, epoch, correct, total, accuracy, elapsed) VALUES (?, ?, ?, ?, ?, ?)",
-			seq, r.Epoch, r.Correct, r.Total, r.Accuracy, r.ElapsedTime)
+		_, err = tx.ExecContext(ctx, `INSERT INTO job_epochs (job_seq, epoch, correct, total, accuracy, elapsed,
+	validation_accuracy, training_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			seq, r.Epoch, r.Correct, r.Total, r.Accuracy, r.ElapsedTime, r.ValidationAccuracy, r.TrainingCost)
 		return err
 	})
 	if errors.Is(err, service.ErrUnknownJob) || errors.Is(err, service.ErrJobEnded) {

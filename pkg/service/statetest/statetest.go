@@ -238,7 +238,8 @@ func (w *worker) work(ctx context.Context, j service.JobInfo) error {
 	}
 	select {
 	case <-w.releaseCh(j.ID):
-		if err := w.q.Epoch(context.Background(), j.ID, service.EpochResult{Epoch: j.Epoch + 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}); err != nil {
+		if err := w.q.Epoch(context.Background(), j.ID, service.EpochResult{Epoch: j.Epoch + 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25,
+			ValidationAccuracy: new(0.91), TrainingCost: new(0.0625)}); err != nil {
 			return err
 		}
 		_, _, err := w.q.End(context.Background(), j.ID, service.StatusCompleted, nil)
@@ -294,6 +295,13 @@ func job(network string, epochs int) service.JobInfo {
 	return service.JobInfo{ID: uuid.NewString(), NetworkID: network, Status: service.StatusPending,
 		Params:    service.TrainParams{Epochs: epochs, MiniBatch: 10, LearningRate: 3, Cost: service.CostQuadratic, Seed: &seed},
 		CreatedAt: time.Now().UTC()}
+}
+
+// sameEpoch reports whether two epoch results say the same.
+func sameEpoch(a, b service.EpochResult) bool {
+	same := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Epoch == b.Epoch && a.Correct == b.Correct && a.Total == b.Total && a.Accuracy == b.Accuracy &&
+		a.ElapsedTime == b.ElapsedTime && same(a.ValidationAccuracy, b.ValidationAccuracy) && same(a.TrainingCost, b.TrainingCost)
 }
 
 // mustAdd adds j with room for maxQueued pending jobs, failing the test
@@ -477,7 +485,8 @@ func queueOneJobPerNetworkInOrder(t *testing.T, env queueEnv) {
 	close(w.releaseCh(a1.ID))
 	done := waitStatus(t, q, a1.ID, service.StatusCompleted)
 	if done.Epoch != 1 || done.Accuracy == nil || *done.Accuracy != 0.9 || len(done.History) != 1 ||
-		done.History[0] != (service.EpochResult{Epoch: 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25}) ||
+		!sameEpoch(done.History[0], service.EpochResult{Epoch: 1, Correct: 9000, Total: 10000, Accuracy: 0.9, ElapsedTime: 0.25,
+			ValidationAccuracy: new(0.91), TrainingCost: new(0.0625)}) ||
 		done.ElapsedTime != 0.25 || done.FinishedAt.IsZero() || done.StartedAt.IsZero() {
 		t.Errorf("completed job: %+v", done)
 	}
