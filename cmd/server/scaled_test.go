@@ -259,8 +259,18 @@ func TestOwnershipAcrossReplicas(t *testing.T) {
 			if status, m := b.send(t, "DELETE", "/api/networks/"+z, "", "X-Owner-Token: "+tokX); status != tc.wrong {
 				t.Errorf("delete on b with another's token: %d %v, want %d", status, m, tc.wrong)
 			}
-			if status, m := b.send(t, "POST", "/api/networks/"+y+"/train", `{"epochs":1}`, "Authorization: Bearer "+tokY); status != 200 {
-				t.Errorf("train on b with the owner token made on a: %d %v", status, m)
+			status, m := b.send(t, "POST", "/api/networks/"+y+"/train", `{"epochs":1}`, "Authorization: Bearer "+tokY)
+			if status != 200 {
+				t.Fatalf("train on b with the owner token made on a: %d %v", status, m)
+			}
+			// The job ends before anything else: none is left running
+			// when the replicas stop.
+			job, _ := m["job_id"].(string)
+			if !testutil.Poll(2*time.Minute, testutil.Every, func() bool {
+				_, j := a.send(t, "GET", "/api/training/"+job, "")
+				return j["status"] == "completed"
+			}) {
+				t.Fatalf("the job %s did not complete within 2 minutes", job)
 			}
 			if status, m := b.send(t, "DELETE", "/api/networks", ""); status != tc.anonAll {
 				t.Errorf("delete all on b without a token: %d %v, want %d", status, m, tc.anonAll)
