@@ -19,6 +19,7 @@ const DEFAULT_LAYERS = [784, 30, 10];
 const STORE_JOBS = "nnserver.jobs";
 const STORE_SELECTED = "nnserver.selected";
 const STORE_ENDS = "nnserver.jobEnds";
+const STORE_OWNERS = "nnserver.owners"; // network_id → the owner token create or import gave
 const KEEP_JOBS = 50;
 const KEEP_ENDS = 500;     // job ends remembered across reloads
 const LOOKUP_JOBS = 50;    // the history's most recent jobs whose end is asked for
@@ -39,6 +40,7 @@ const state = {
   listed: false,           // the list has been read once
   ends: new Map(),         // job_id → {status, error} as the server told it, or null: it no longer knows the job
   lookingUp: new Set(),    // job_ids whose end is being asked for (or could not be)
+  ownership: false,        // the server says changing a network needs its owner token
 };
 
 // ---------------------------------------------------------------- helpers
@@ -89,11 +91,14 @@ class ApiError extends Error {
 }
 
 // api calls the REST API and returns the parsed JSON body. body is sent as
-// JSON, or as it is when it is a Blob (with the Blob's type). Any failure
-// throws an ApiError whose message is the server's {"error": "..."} when
-// there is one.
-async function api(method, path, body) {
+// JSON, or as it is when it is a Blob (with the Blob's type). A request
+// that changes the network networkId carries its owner token, if this
+// browser has it (X-Owner-Token). Any failure throws an ApiError whose
+// message is the server's {"error": "..."} when there is one.
+async function api(method, path, body, networkId) {
   const init = { method, headers: { Accept: "application/json" } };
+  const token = networkId && ownerToken(networkId);
+  if (token) init.headers["X-Owner-Token"] = token;
   if (body instanceof Blob) {
     init.headers["Content-Type"] = body.type || "application/octet-stream";
     init.body = body;
@@ -221,6 +226,25 @@ function writeStore(key, value) {
   }
 }
 
+// The owner tokens of the networks this browser created, imported or
+// claimed: the server shows each once and keeps only its hash. With
+// OWNERSHIP=on, deleting or training a network needs it.
+function ownerToken(networkId) {
+  const t = readStore(STORE_OWNERS, {})[networkId];
+  return typeof t === "string" ? t : null;
+}
+
+function keepOwner(networkId, token) {
+  if (typeof networkId !== "string" || typeof token !== "string" || !token) return;
+  writeStore(STORE_OWNERS, { ...readStore(STORE_OWNERS, {}), [networkId]: token });
+}
+
+function dropOwners(ids) {
+  const owners = readStore(STORE_OWNERS, {});
+  for (const id of ids) delete owners[id];
+  writeStore(STORE_OWNERS, owners);
+}
+
 // rememberJob keeps a job id across reloads, so that the page can follow it
 // again ("late joiner"): jobs are not listed anywhere else.
 function rememberJob(jobId, networkId) {
@@ -264,6 +288,10 @@ async function refreshStatus() {
     chip.className = `chip ${online ? "ok" : "warn"}`;
     chip.querySelector(".label").textContent = `API: ${st.status}`;
     counts.hidden = false;
+    if (state.ownership !== (st.ownership === true)) {
+      state.ownership = st.ownership === true;
+      renderNetworks();
+    }
     counts.textContent =
       `${plural(st.active_networks, "network")} in memory · ${plural(st.training_jobs, "training job")}`;
     // The list is read less often: when it no longer agrees, read it again.
@@ -385,13 +413,14 @@ function fillRow(row, n) {
   let c = row._cells;
   if (!c) {
     c = row._cells = {
+      mine: h("span", { class: "badge mine", hidden: true }, "yours"),
       arch: h("span", { class: "arch-text" }),
       badges: [h("span", { class: "badge" }), h("span", { class: "badge" })],
       trained: h("td", { class: "col-trained" }),
       acc: h("td", { class: "num acc" }),
     };
     row.append(
-      h("td", { class: "mono" }, shortId(id)),
+      h("td", { class: "mono" }, shortId(id), " ", c.mine),
       h("td", { class: "arch" }, c.arch, h("span", { class: "status-inline" }, c.badges[0])),
       c.trained, c.acc,
       h("td", { class: "col-status" }, c.badges[1]),
@@ -415,6 +444,12 @@ function fillRow(row, n) {
     });
   }
   const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  const mine = !!ownerToken(id);
+  c.mine.hidden = !mine;
+  c.mine.title = state.ownership
+    ? "Yours: this browser has its owner token, which deleting and training it need"
+    : "Yours: this browser has its owner token (the server does not ask for it now)";
+  row.classList.toggle("not-mine", state.ownership && !mine);
   setText(c.arch, archText(n));
   const badge = job
     ? { cls: "badge training", title: job.status === "pending" ? "Waiting for a free training slot" : "Training now",
@@ -477,6 +512,7 @@ async function createNetwork(ev) {
   await withBusy(button, async () => {
     try {
       const res = await api("POST", "/networks", body);
+      keepOwner(res.network_id, res.owner_token);
       showMsg(msg, `Created network ${shortId(res.network_id)} (${(res.architecture || body.layer_sizes).join(" → ")}).`, "ok");
       await refreshNetworks();
       select(res.network_id);
@@ -493,7 +529,8 @@ async function deleteNetwork(id, button) {
   if (!confirm(`Delete network ${what}?\n\nIt is removed from memory and from disk. This cannot be undone.`)) return;
   await withBusy(button, async () => {
     try {
-      await api("DELETE", `/networks/${enc(id)}`);
+      await api("DELETE", `/networks/${enc(id)}`, undefined, id);
+      dropOwners([id]);
       toast(`Deleted network ${shortId(id)}.`, "ok");
     } catch (e) {
       toast(`Could not delete network ${shortId(id)}: ${e.message}`);
@@ -509,8 +546,11 @@ async function deleteAll(ev) {
   if (!confirm(`Delete all ${plural(count, "network")}?\n\nThey are removed from memory and from disk. This cannot be undone.`)) return;
   await withBusy(ev.currentTarget, async () => {
     try {
+      const before = state.networks.map((n) => n.network_id);
       const res = await api("DELETE", "/networks");
       toast(res.message || `Deleted ${plural(res.deleted_count, "network")}.`, "ok");
+      await refreshNetworks();
+      dropOwners(before.filter((id) => !findNetwork(id)));
     } catch (e) {
       toast(`Could not delete the networks: ${e.message}`);
     }
@@ -528,6 +568,7 @@ async function importNetwork() {
     try {
       // Raw bytes; the server reads the .npz from the body.
       const res = await api("POST", "/networks/import", new Blob([file], { type: "application/octet-stream" }));
+      keepOwner(res.network_id, res.owner_token);
       const arch = Array.isArray(res.architecture) ? ` (${res.architecture.join(" → ")})` : "";
       toast(`Imported ${file.name} as network ${shortId(res.network_id)}${arch}.`, "ok");
       await refreshNetworks();
@@ -537,6 +578,42 @@ async function importNetwork() {
       toast(`Could not import ${file.name}: ${e.message}`);
     }
   });
+}
+
+// claimNetwork keeps a pasted owner token for the selected network, once
+// the server says it is that network's (GET …/access): a network made in
+// another browser becomes this browser's too.
+async function claimNetwork(ev) {
+  ev.preventDefault();
+  const input = $("claim-token");
+  const token = input.value.trim();
+  const id = state.selected;
+  const msg = $("claim-msg");
+  if (!id) return showMsg(msg, "Select the network to claim first.");
+  if (!token) return showMsg(msg, "Paste the network's owner token.");
+  await withBusy(ev.submitter || $("claim-form").querySelector("button"), async () => {
+    try {
+      const res = await fetchAccess(id, token);
+      if (res.role !== "owner") {
+        showMsg(msg, `That is not the owner token of network ${shortId(id)}.`);
+        return;
+      }
+      keepOwner(id, token);
+      input.value = "";
+      showMsg(msg, `Network ${shortId(id)} is yours in this browser now.`, "ok");
+      renderNetworks();
+    } catch (e) {
+      showMsg(msg, `Could not check the token: ${e.message}`);
+    }
+  });
+}
+
+// fetchAccess asks what token may do to network id (it changes nothing).
+async function fetchAccess(id, token) {
+  const res = await fetch(`${API}/networks/${enc(id)}/access`, { headers: { Accept: "application/json", "X-Owner-Token": token } });
+  const data = await res.json().catch(() => null);
+  if (!res.ok || !data) throw new ApiError(res.status, (data && data.error) || `${res.status} ${res.statusText}`.trim(), data);
+  return data;
 }
 
 // select makes a network the subject of the cards on the right.
@@ -824,7 +901,7 @@ async function startTraining(ev) {
   }
   await withBusy($("train-button"), async () => {
     try {
-      const res = await api("POST", `/networks/${enc(id)}/train`, body);
+      const res = await api("POST", `/networks/${enc(id)}/train`, body, id);
       usedNetwork(id);
       // Its events may have come first; else it is new and has no past.
       const job = jobFor(res.job_id, res.network_id || id, false);
@@ -850,7 +927,7 @@ async function cancelTraining() {
   const button = $("cancel-button");
   await withBusy(button, async () => {
     try {
-      const res = await api("POST", `/training/${enc(job.id)}/cancel`);
+      const res = await api("POST", `/training/${enc(job.id)}/cancel`, undefined, job.networkId);
       finishJob(job, res.status === "cancelled" ? "cancelled" : "failed", { error: "Training cancelled" });
     } catch (e) {
       if (e.status === 409 && e.data && typeof e.data.status === "string") {
@@ -1710,6 +1787,7 @@ async function init() {
   $("cancel-button").addEventListener("click", cancelTraining);
   $("refresh-networks").addEventListener("click", (ev) => withBusy(ev.currentTarget, refreshNetworks));
   $("delete-all").addEventListener("click", deleteAll);
+  $("claim-form").addEventListener("submit", claimNetwork);
   $("import-button").addEventListener("click", () => $("import-file").click());
   $("import-file").addEventListener("change", importNetwork);
   $("eval-button").addEventListener("click", loadEvaluation);

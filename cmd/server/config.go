@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
 	"github.com/mnist-go/nnserver/pkg/live"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
@@ -37,6 +38,13 @@ type config struct {
 	MemoryBudget int64
 	// MaxSessionsPerAddr bounds the Socket.IO sessions of one client address.
 	MaxSessionsPerAddr int
+	// Access is who may do what (ADMIN_TOKEN, METRICS_TOKEN, OWNERSHIP):
+	// checked by finish, made a service.Policy by start. The tokens are
+	// never logged.
+	Access service.PolicyConfig
+	// RateLimits bound the creates, trainings and imports of one client
+	// address a minute.
+	RateLimits api.RateLimits
 
 	// Scaled mode: DatabaseURL set. Role says what this replica does.
 	DatabaseURL   string
@@ -86,8 +94,8 @@ type setting struct {
 // raw holds the settings whose flags are not config fields as they are:
 // they are checked and turned into config fields by finish.
 type raw struct {
-	host, level, proxies, metrics, dbURL string
-	port, scratch, budgetMB              int
+	host, level, proxies, metrics, dbURL, ownership string
+	port, scratch, budgetMB                         int
 }
 
 // parseConfig reads the settings: each flag's default comes from its
@@ -179,6 +187,12 @@ func defineSettings(fs *flag.FlagSet, cfg *config, r *raw) []setting {
 	strVar(&r.dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
 	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
 	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
+	strVar(&cfg.Access.AdminToken, "admin-token", "ADMIN_TOKEN", "", fmt.Sprintf("a secret of at least %d characters: deleting every network then needs Authorization: Bearer with it, and it opens every network with -ownership on and the metrics; empty: none (prefer the environment: flags show in ps)", service.MinAdminTokenLength))
+	strVar(&cfg.Access.MetricsToken, "metrics-token", "METRICS_TOKEN", "", fmt.Sprintf("a secret of at least %d characters: /metrics then needs Authorization: Bearer with it (or the admin token); empty: /metrics is open", service.MinAdminTokenLength))
+	strVar(&r.ownership, "ownership", "OWNERSHIP", "off", "on: deleting or training a network, or cancelling its jobs, needs its owner token (given by create and import) or the admin token; off: anyone may")
+	intVar(&cfg.RateLimits.Create, "rate-limit-create", "RATE_LIMIT_CREATE", api.DefaultRateLimits().Create, 0, 1_000_000, "networks one client address may create a minute (a burst of as many); 0: no limit")
+	intVar(&cfg.RateLimits.Train, "rate-limit-train", "RATE_LIMIT_TRAIN", api.DefaultRateLimits().Train, 0, 1_000_000, "training jobs one client address may start a minute (a burst of as many); 0: no limit")
+	intVar(&cfg.RateLimits.Import, "rate-limit-import", "RATE_LIMIT_IMPORT", api.DefaultRateLimits().Import, 0, 1_000_000, "networks one client address may import a minute (a burst of as many); 0: no limit")
 	durVar(&cfg.DBTimeout, "db-timeout", "DB_TIMEOUT", postgres.DefaultTimeout, fmt.Sprintf("scaled mode: each call to Postgres fails after this long (the request gets 503), and the server stops each statement a second later; from %v to %v", minDBTimeout, maxDBTimeout))
 	return settings
 }
@@ -217,6 +231,17 @@ func finish(cfg config, r raw, getenv func(string) string) (config, error) {
 	case "off", "false", "0":
 	default:
 		return config{}, fmt.Errorf("metrics %q: want on or off", r.metrics)
+	}
+	switch strings.ToLower(r.ownership) {
+	case "on", "true", "1":
+		cfg.Access.Ownership = true
+	case "off", "false", "0":
+	default:
+		return config{}, fmt.Errorf("ownership %q: want on or off", r.ownership)
+	}
+	// The tokens' rules; the errors do not quote them.
+	if _, err := service.NewPolicy(cfg.Access); err != nil {
+		return config{}, err
 	}
 	var err error
 	if r.dbURL != "" {

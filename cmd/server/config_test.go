@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/api"
 	"github.com/mnist-go/nnserver/pkg/postgres"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
@@ -25,6 +26,10 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := service.DefaultLimits()
+	// Both switches off by default: existing clients send no credentials.
+	if cfg.Access != (service.PolicyConfig{}) || cfg.RateLimits != api.DefaultRateLimits() {
+		t.Errorf("access %+v, rate limits %+v; want none and the defaults", cfg.Access, cfg.RateLimits)
+	}
 	if cfg.Addr != ":8000" || cfg.ModelsDir != "models" || cfg.MNISTDir != "" || cfg.DebugAddr != "" ||
 		cfg.Workers != runtime.GOMAXPROCS(0) || cfg.LogLevel != slog.LevelInfo || cfg.Limits != def {
 		t.Errorf("defaults: %+v", cfg)
@@ -212,6 +217,12 @@ func TestEverySetting(t *testing.T) {
 		{"ROLE", "all", func(c config) bool { return c.Role == "all" }, "boss"},
 		{"TAKEOVER_AFTER", "25s", func(c config) bool { return c.TakeoverAfter == 25*time.Second }, "10ms"},
 		{"DB_TIMEOUT", "3s", func(c config) bool { return c.DBTimeout == 3*time.Second }, "2m"},
+		{"ADMIN_TOKEN", "0123456789abcdef", func(c config) bool { return c.Access.AdminToken == "0123456789abcdef" }, "0123456789abcde"},
+		{"METRICS_TOKEN", "metrics-0123456789", func(c config) bool { return c.Access.MetricsToken == "metrics-0123456789" }, "short"},
+		{"OWNERSHIP", "on", func(c config) bool { return c.Access.Ownership }, "sometimes"},
+		{"RATE_LIMIT_CREATE", "7", func(c config) bool { return c.RateLimits.Create == 7 }, "-1"},
+		{"RATE_LIMIT_TRAIN", "0", func(c config) bool { return c.RateLimits.Train == 0 }, "1000001"},
+		{"RATE_LIMIT_IMPORT", "9", func(c config) bool { return c.RateLimits.Import == 9 }, "x"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range tests {
@@ -237,5 +248,31 @@ func TestEverySetting(t *testing.T) {
 		if !covered[s.env] {
 			t.Errorf("setting %s (flag -%s) has no case in TestEverySetting", s.env, s.flag)
 		}
+	}
+}
+
+// TestTokensAreNeverQuoted: a token refused at start (too short) is not in
+// the error, whether it came from the environment or a flag.
+func TestTokensAreNeverQuoted(t *testing.T) {
+	const short = "s3cr3t-t0ken"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"ADMIN_TOKEN", nil, map[string]string{"ADMIN_TOKEN": short}},
+		{"-admin-token", []string{"--admin-token", short}, nil},
+		{"METRICS_TOKEN", nil, map[string]string{"METRICS_TOKEN": short}},
+		{"--help with a token set", []string{"--help"}, map[string]string{"ADMIN_TOKEN": short + "-long-enough"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, envOf(tc.env))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), short) {
+				t.Errorf("the error quotes the token: %v", err)
+			}
+		})
 	}
 }

@@ -147,10 +147,16 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	}
 	a.backends = b
 	var m *metrics.Metrics
+	policy, err := service.NewPolicy(cfg.Access)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	logAccess(log, cfg)
 	svcCfg := service.Config{Data: data, Store: b.store, Events: b.events, Workers: cfg.Workers, Limits: cfg.Limits,
-		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem, CPU: cpu}
+		Logger: log, Catalog: b.catalog, Queue: b.queue, Replicas: b.replicas, Budget: mem, CPU: cpu, Policy: policy}
 	apiOpts := api.Options{SocketIO: a.sio.Handler(), Static: web.Files, Logger: log, TrustedProxies: cfg.TrustedProxies,
-		Budget: mem, CPU: cpu, Stopping: ctx}
+		Budget: mem, CPU: cpu, Stopping: ctx, RateLimits: cfg.RateLimits}
 	if cfg.Metrics {
 		m = metrics.New(metrics.Sources{
 			// Scraped once svc is set; each database call has its DB_TIMEOUT.
@@ -207,6 +213,17 @@ func start(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	}
 	a.stopRelay = a.runRelay()
 	return a, nil
+}
+
+// logAccess says at start which access switches are on: whether each
+// token is set, never the token.
+func logAccess(log *slog.Logger, cfg config) {
+	c := cfg.Access
+	log.Info("access", "admin_token", c.AdminToken != "", "metrics_token", c.MetricsToken != "", "ownership", c.Ownership,
+		"rate_limit_create", cfg.RateLimits.Create, "rate_limit_train", cfg.RateLimits.Train, "rate_limit_import", cfg.RateLimits.Import)
+	if c.Ownership && c.AdminToken == "" {
+		log.Warn("OWNERSHIP=on without ADMIN_TOKEN: networks saved without an owner token cannot be changed, and no one may delete every network")
+	}
 }
 
 // runRelay runs scaled mode's event relay, if any, until the function it

@@ -187,3 +187,113 @@ func TestFrozenPostgresAnswers503(t *testing.T) {
 	}
 	r.call(t, "GET", "/api/networks", "", 200, nil)
 }
+
+// send is call with request headers ("Name: value"); it returns the status
+// and the decoded body.
+func (r *replica) send(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: %d, not JSON: %v", method, path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
+
+// TestOwnershipAcrossReplicas: two replicas on one Postgres. With
+// OWNERSHIP=on and ADMIN_TOKEN, a network created on one can be changed
+// through the other only with its owner token (kept as a hash in the
+// catalog and the model file) or the admin token; with both off, by
+// anyone, and the answers only gain owner_token.
+func TestOwnershipAcrossReplicas(t *testing.T) {
+	const admin = "admin-token-of-the-replicas"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		// statuses on replica b of: delete without a token, with another
+		// network's token, delete all without a token
+		anon, wrong, anonAll int
+	}{
+		{"both off", map[string]string{}, 200, 200, 200},
+		{"both on", map[string]string{"OWNERSHIP": "on", "ADMIN_TOKEN": admin}, 401, 403, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := pgtest.NewDatabase(t)
+			dir := t.TempDir()
+			env := func() map[string]string {
+				e := map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir}
+				for k, v := range tc.env {
+					e[k] = v
+				}
+				return e
+			}
+			a, b := startReplica(t, env()), startReplica(t, env())
+			create := func() (id, token string) {
+				status, m := a.send(t, "POST", "/api/networks", `{"layer_sizes":[784,10]}`)
+				id, _ = m["network_id"].(string)
+				token, _ = m["owner_token"].(string)
+				if status != 200 || id == "" || len(token) != 43 {
+					t.Fatalf("create on a: %d %v", status, m)
+				}
+				return id, token
+			}
+			x, tokX := create()
+			y, tokY := create()
+			z, _ := create()
+			if status, m := b.send(t, "DELETE", "/api/networks/"+x, ""); status != tc.anon {
+				t.Errorf("delete on b without a token: %d %v, want %d", status, m, tc.anon)
+			}
+			if status, m := b.send(t, "DELETE", "/api/networks/"+z, "", "X-Owner-Token: "+tokX); status != tc.wrong {
+				t.Errorf("delete on b with another's token: %d %v, want %d", status, m, tc.wrong)
+			}
+			status, m := b.send(t, "POST", "/api/networks/"+y+"/train", `{"epochs":1}`, "Authorization: Bearer "+tokY)
+			if status != 200 {
+				t.Fatalf("train on b with the owner token made on a: %d %v", status, m)
+			}
+			// The job ends before anything else: none is left running
+			// when the replicas stop.
+			job, _ := m["job_id"].(string)
+			if !testutil.Poll(2*time.Minute, testutil.Every, func() bool {
+				_, j := a.send(t, "GET", "/api/training/"+job, "")
+				return j["status"] == "completed"
+			}) {
+				t.Fatalf("the job %s did not complete within 2 minutes", job)
+			}
+			if status, m := b.send(t, "DELETE", "/api/networks", ""); status != tc.anonAll {
+				t.Errorf("delete all on b without a token: %d %v, want %d", status, m, tc.anonAll)
+			}
+			if tc.anon == 200 {
+				return // all gone
+			}
+			if status, m := b.send(t, "DELETE", "/api/networks/"+x, "", "X-Owner-Token: "+tokX); status != 200 {
+				t.Errorf("delete on b with the owner token made on a: %d %v", status, m)
+			}
+			if status, m := b.send(t, "DELETE", "/api/networks/"+z, "", "Authorization: Bearer "+admin); status != 200 {
+				t.Errorf("delete on b with the admin token: %d %v", status, m)
+			}
+			if status, m := b.send(t, "DELETE", "/api/networks", "", "Authorization: Bearer "+admin); status != 200 || m["deleted_count"] != 1.0 {
+				t.Errorf("delete all on b with the admin token: %d %v, want y deleted", status, m)
+			}
+			for _, r := range []*replica{a, b} {
+				for _, secret := range []string{tokX, tokY, admin} {
+					if strings.Contains(r.logs.String(), secret) {
+						t.Errorf("replica %s logged a token", r.url)
+					}
+				}
+			}
+		})
+	}
+}

@@ -55,6 +55,12 @@ type Options struct {
 	// CPU is the process's budget of CPU for heavy request work, shared
 	// with the service; nil: one of the default size for this router.
 	CPU *budget.CPU
+	// RateLimits bound the creates, trainings and imports of one client
+	// address; the zero value: no bound (DefaultRateLimits are the
+	// server's defaults).
+	RateLimits RateLimits
+	// Now returns the time for the rate limits; nil: time.Now.
+	Now func() time.Time
 }
 
 // RequestObserver is told of every request answered, for metrics. route is
@@ -98,8 +104,15 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), cpu: cpu, cache: newVersionCache(o.Budget, cpu),
 		requests: o.Requests, budget: o.Budget, stopping: cmp.Or(o.Stopping, context.Background()),
 		imports: make(chan struct{}, maxImports)}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	creates := newAddrLimiter("networks created", o.RateLimits.Create, now)
+	trains := newAddrLimiter("training jobs started", o.RateLimits.Train, now)
+	imports := newAddrLimiter("networks imported", o.RateLimits.Import, now)
 
-	r.Use(h.recover, h.logRequests, corsExceptSocketIO())
+	r.Use(h.recover, h.logRequests, corsExceptSocketIO(), credentials)
 
 	if o.SocketIO != nil {
 		// Every method: the handler answers those Engine.IO does not use
@@ -115,10 +128,11 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	a.GET("/status", h.status)
 	a.GET("/ready", h.ready)
 	a.GET("/networks", h.listNetworks)
-	a.POST("/networks", h.createNetwork)
+	a.POST("/networks", rateLimited(creates), h.createNetwork)
 	a.DELETE("/networks", h.deleteAll)
 	a.DELETE("/networks/:id", h.deleteNetwork)
-	a.POST("/networks/:id/train", h.train)
+	a.POST("/networks/:id/train", rateLimited(trains), h.train)
+	a.GET("/networks/:id/access", h.access)
 	a.GET("/networks/:id/successful_example", h.example(true))
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
 	a.POST("/networks/:id/predict", h.predict)
@@ -126,12 +140,12 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	a.GET("/networks/:id/evaluation", h.evaluation)
 	a.GET("/networks/:id/evaluation/examples", h.confusion)
 	a.GET("/networks/:id/download", h.download)
-	a.POST("/networks/import", h.importNetwork)
+	a.POST("/networks/import", rateLimited(imports), h.importNetwork)
 	a.GET("/training/:id", h.job)
 	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)
 	if o.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(o.Metrics))
+		r.GET("/metrics", h.metricsGuard, gin.WrapH(o.Metrics))
 	}
 
 	static := http.FileServerFS(o.Static)
@@ -165,7 +179,7 @@ func NewWorker(o Options) (http.Handler, error) {
 		o.Logger = slog.Default()
 	}
 	h := &handlers{svc: o.Service, log: o.Logger, logs: newLogLimiter(time.Second, 20), requests: o.Requests}
-	r.Use(h.recover, h.logRequests)
+	r.Use(h.recover, h.logRequests, credentials)
 	r.GET("/api/status", func(c *gin.Context) {
 		st := h.svc.Status(c.Request.Context())
 		h.writeJSON(c, http.StatusOK, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks,
@@ -173,7 +187,7 @@ func NewWorker(o Options) (http.Handler, error) {
 	})
 	r.GET("/api/ready", h.ready)
 	if o.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(o.Metrics))
+		r.GET("/metrics", h.metricsGuard, gin.WrapH(o.Metrics))
 	}
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "this replica only trains (ROLE=worker): send requests to an api replica")
@@ -213,8 +227,8 @@ func corsExceptSocketIO() gin.HandlerFunc {
 	c := cors.New(cors.Config{
 		AllowAllOrigins: true,
 		AllowMethods:    []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
-		AllowHeaders:    []string{"Origin", "Content-Type", "Accept", "Authorization", "X-Requested-With"},
-		ExposeHeaders:   []string{"Retry-After", "Content-Disposition"},
+		AllowHeaders:    []string{"Origin", "Content-Type", "Accept", "Authorization", "X-Requested-With", OwnerTokenHeader},
+		ExposeHeaders:   []string{"Retry-After", "Content-Disposition", "WWW-Authenticate"},
 		MaxAge:          12 * time.Hour,
 	})
 	return func(ctx *gin.Context) {
@@ -280,6 +294,7 @@ func (h *handlers) fail(c *gin.Context, err error) {
 	if d := service.RetryAfter(err); d > 0 {
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(d)))
 	}
+	authenticate(c, status)
 	writeError(c, status, service.ErrorMessage(err))
 }
 
@@ -296,6 +311,10 @@ func statusOf(code service.Code) int {
 		return http.StatusServiceUnavailable
 	case service.Storage:
 		return http.StatusInsufficientStorage
+	case service.Unauthenticated:
+		return http.StatusUnauthorized
+	case service.Forbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -374,7 +393,8 @@ func pathID(c *gin.Context, notFound string) (string, bool) {
 
 func (h *handlers) status(c *gin.Context) {
 	st := h.svc.Status(c.Request.Context())
-	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs, Database: st.Database}, nil)
+	h.reply(c, statusBody{Status: "online", ActiveNetworks: st.ActiveNetworks, TrainingJobs: st.TrainingJobs, Database: st.Database,
+		Ownership: h.svc.Policy().Ownership()}, nil)
 }
 
 // ready answers whether this replica can serve: 200 when every backend it
@@ -432,6 +452,10 @@ func (h *handlers) deleteNetwork(c *gin.Context) {
 
 func (h *handlers) deleteAll(c *gin.Context) {
 	all, err := h.svc.DeleteAll(c.Request.Context())
+	if code := service.ErrorCode(err); err != nil && (code == service.Unauthenticated || code == service.Forbidden) {
+		h.fail(c, err) // refused: nothing was deleted
+		return
+	}
 	out := deletedAllBody{DeletedCount: len(all.Deleted)}
 	for _, d := range all.Deleted {
 		if d.FromMemory {

@@ -373,6 +373,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	c.check("GET", "/api/networks/"+a+"/evaluation/examples?actual=12&predicted=9", "", nil, 400)
 	c.check("GET", "/api/networks/"+a+"/history?from_epoch=2&limit=1", "", nil, 200)
 	c.check("GET", "/api/networks/"+a+"/history?limit=10001", "", nil, 400)
+	c.check("GET", "/api/networks/"+a+"/access", "", nil, 200)
+	c.check("HEAD", "/api/networks/"+a+"/access", "", nil, 200)
+	c.check("GET", "/api/networks/"+unknown+"/access", "", nil, 404)
 
 	// Download and import, raw and as a form.
 	file := c.check("GET", "/api/networks/"+a+"/download", "", nil, 200).body
@@ -442,6 +445,76 @@ func TestOpenAPIResponses(t *testing.T) {
 	c.report()
 }
 
+// TestOpenAPIAuthResponses: with both switches on (ADMIN_TOKEN,
+// OWNERSHIP=on), METRICS_TOKEN and a rate limit, the answers 401 (with
+// WWW-Authenticate), 403 and 429 (with Retry-After) are the documented
+// ones, and so are those of the requests that the right token lets
+// through.
+func TestOpenAPIAuthResponses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
+	const admin, metricsToken = "admin-token-for-the-contract", "metrics-token-for-the-contract"
+	p, err := service.NewPolicy(service.PolicyConfig{AdminToken: admin, MetricsToken: metricsToken, Ownership: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newContractWith(t, p, RateLimits{Create: 3, Train: 100, Import: 100})
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	owner := func(tok string) http.Header { return http.Header{"X-Owner-Token": {tok}} }
+	const jsonCT = "application/json"
+
+	if r := c.check("GET", "/api/status", "", nil, 200); !bytes.Contains(r.body, []byte(`"ownership":true`)) {
+		t.Errorf("status does not say ownership is on: %s", r.body)
+	}
+	var mine, theirs struct {
+		NetworkID  string `json:"network_id"`
+		OwnerToken string `json:"owner_token"`
+	}
+	for _, n := range []any{&mine, &theirs} {
+		r := c.check("POST", "/api/networks", jsonCT, []byte(`{"layer_sizes":[784,10]}`), 200)
+		if err := json.Unmarshal(r.body, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := mine.NetworkID
+	me, someone := c.as(owner(mine.OwnerToken)), c.as(owner(theirs.OwnerToken))
+
+	for _, who := range []*contract{c, someone, me, c.as(bearer(admin))} {
+		who.check("GET", "/api/networks/"+id+"/access", "", nil, 200)
+	}
+	if r := c.check("DELETE", "/api/networks/"+id, "", nil, 401); r.header.Get("WWW-Authenticate") == "" {
+		t.Error("401 without WWW-Authenticate")
+	}
+	someone.check("DELETE", "/api/networks/"+id, "", nil, 403)
+	c.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1}`), 401)
+	someone.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1}`), 403)
+	job := me.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1000}`), 200).field(t, "job_id")
+	c.check("POST", "/api/training/"+job+"/cancel", "", nil, 401)
+	someone.check("POST", "/api/training/"+job+"/cancel", "", nil, 403)
+	c.as(bearer(mine.OwnerToken)).check("POST", "/api/training/"+job+"/cancel", "", nil, 200)
+
+	c.check("GET", "/metrics", "", nil, 401)
+	c.as(bearer(admin+"-not")).check("GET", "/metrics", "", nil, 403)
+	c.as(bearer(metricsToken)).check("GET", "/metrics", "", nil, 200)
+	c.as(bearer(admin)).check("GET", "/metrics", "", nil, 200)
+
+	// The third create of this address within the minute.
+	if r := c.check("POST", "/api/networks", jsonCT, []byte(`{"layer_sizes":[784,10]}`), 200); r.field(t, "owner_token") == "" {
+		t.Error("no owner token")
+	}
+	if r := c.check("POST", "/api/networks", jsonCT, []byte(`{"layer_sizes":[784,10]}`), 429); r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+
+	c.check("DELETE", "/api/networks", "", nil, 401)
+	me.check("DELETE", "/api/networks", "", nil, 401)
+	c.as(bearer(mine.OwnerToken)).check("DELETE", "/api/networks", "", nil, 403)
+	me.check("DELETE", "/api/networks/"+id, "", nil, 200)
+	c.as(bearer(admin)).check("DELETE", "/api/networks/"+theirs.NetworkID, "", nil, 200)
+	c.as(bearer(admin)).check("DELETE", "/api/networks", "", nil, 200)
+}
+
 // contract is a real server (HTTP on loopback, a service with the embedded
 // MNIST, Socket.IO, metrics) and the document it is checked against.
 type contract struct {
@@ -455,9 +528,15 @@ type contract struct {
 	events    *eventLog
 
 	seen map[string]map[int]bool // operation ("GET /api/status") → statuses answered
+	// headers are sent with every request (credentials).
+	headers http.Header
 }
 
-func newContract(t *testing.T) *contract {
+func newContract(t *testing.T) *contract { return newContractWith(t, nil, RateLimits{}) }
+
+// newContractWith is newContract with an access policy (nil: open) and
+// rate limits.
+func newContractWith(t *testing.T, policy *service.Policy, rl RateLimits) *contract {
 	t.Helper()
 	for _, ct := range []string{"image/png", "image/jpeg", "image/gif"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
@@ -484,12 +563,12 @@ func newContract(t *testing.T) *contract {
 	})
 	svc, err = service.New(context.Background(), service.Config{
 		Data: sync.OnceValues(mnist.LoadEmbedded), Store: st, Events: io, Workers: 1, Limits: lim,
-		Logger: discardLog(), Observer: m,
+		Logger: discardLog(), Observer: m, Policy: policy,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Service: svc, SocketIO: io.Handler(), Logger: discardLog(), Metrics: m.Handler(), Requests: m})
+	h, err := New(Options{Service: svc, SocketIO: io.Handler(), Logger: discardLog(), Metrics: m.Handler(), Requests: m, RateLimits: rl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +695,17 @@ func (c *contract) request(method, path, contentType string, body []byte) *http.
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	for k, v := range c.headers {
+		req.Header[k] = v
+	}
 	return req
+}
+
+// as returns a copy of c that sends these headers (nil: none).
+func (c *contract) as(h http.Header) *contract {
+	cc := *c
+	cc.headers = h
+	return &cc
 }
 
 // validateJSON validates data against a component schema.

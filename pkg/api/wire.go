@@ -23,6 +23,17 @@ type statusBody struct {
 	// Database, in scaled mode only: "ok" or "unavailable".
 	Database string `json:"database,omitempty"`
 	Role     string `json:"role,omitempty"` // "worker" on a worker replica
+	// Ownership is true when changing a network needs its owner token
+	// (OWNERSHIP=on); absent otherwise.
+	Ownership bool `json:"ownership,omitempty"`
+}
+
+// accessBody is what GET /api/networks/{id}/access answers.
+type accessBody struct {
+	NetworkID string  `json:"network_id"`
+	Ownership bool    `json:"ownership"`  // changing networks needs an owner token
+	MayChange bool    `json:"may_change"` // the caller may delete, train it, cancel its jobs
+	Role      *string `json:"role"`       // "owner", "admin", "anyone"; null when it may not
 }
 
 type readyBody struct {
@@ -37,6 +48,9 @@ type createdBody struct {
 	Status       string  `json:"status"` // "created" (or "imported")
 	Init         *string `json:"init"`   // null when unknown (imported)
 	Seed         *uint64 `json:"seed"`   // null when unknown
+	// OwnerToken is the network's owner token, given this once (only its
+	// hash is kept): with OWNERSHIP=on, changing the network needs it.
+	OwnerToken string `json:"owner_token"`
 }
 
 type networkBody struct {
@@ -178,7 +192,8 @@ func initOf(i service.Init) *string {
 }
 
 func createdOf(n service.NetworkInfo, status string) createdBody {
-	return createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: status, Init: initOf(n.Init), Seed: n.Seed}
+	return createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: status, Init: initOf(n.Init), Seed: n.Seed,
+		OwnerToken: n.OwnerToken}
 }
 
 type historyBody struct {

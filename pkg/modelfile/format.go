@@ -2,7 +2,9 @@ package modelfile
 
 import (
 	"archive/zip"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -45,6 +47,12 @@ type Meta struct {
 	// CreatedAt is when the network was created, UpdatedAt when it last
 	// changed. They are stored in UTC to the nanosecond.
 	CreatedAt, UpdatedAt time.Time
+	// OwnerHash is the SHA-256 of the network's owner token, 64 lowercase
+	// hex digits, or "" when it has none. It is meta.json's optional key
+	// owner_token_sha256, absent from older files (and from those of a
+	// network without an owner). Import ignores it: an imported network
+	// gets an owner of its own.
+	OwnerHash string
 }
 
 // The ways a network's weights are first drawn (Meta.Init).
@@ -112,6 +120,8 @@ type metaFile struct {
 	HistoryRecords int       `json:"history_records"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// OwnerHash is optional in every version: older files have none.
+	OwnerHash string `json:"owner_token_sha256,omitempty"`
 }
 
 // metaKeys are the keys meta.json must have in each format version: a
@@ -120,6 +130,19 @@ var metaKeys = map[int][]string{
 	1: {"format_version", "id", "layer_sizes", "trained", "accuracy", "epochs_trained", "created_at", "updated_at"},
 	2: {"format_version", "id", "layer_sizes", "init", "seed", "trained", "accuracy", "epochs_trained",
 		"history_records", "created_at", "updated_at"},
+}
+
+// isOwnerHash reports whether s is a SHA-256 in lowercase hex.
+func isOwnerHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validate checks what both encoding and decoding require of a Meta, so
@@ -144,6 +167,10 @@ func (m *Meta) validateContent(lim Limits) error {
 	}
 	if m.Init != "" && m.Init != InitNormal && m.Init != InitScaled {
 		return fmt.Errorf("init %.40q, want %q, %q or none", m.Init, InitNormal, InitScaled)
+	}
+	if m.OwnerHash != "" && !isOwnerHash(m.OwnerHash) {
+		// The value is not quoted: it may be a secret put in the wrong place.
+		return errors.New("owner_token_sha256 is not 64 lowercase hex digits")
 	}
 	if err := validateHistory(m.History, m.EpochsTrained); err != nil {
 		return err
@@ -241,6 +268,7 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 		HistoryRecords: len(m.History),
 		CreatedAt:      m.CreatedAt.UTC(),
 		UpdatedAt:      m.UpdatedAt.UTC(),
+		OwnerHash:      m.OwnerHash,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -495,7 +523,8 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 		return Meta{}, 0, 0, fmt.Errorf("id %.40q does not match the file name", mf.ID)
 	}
 	if d.ignoreID {
-		mf.ID = ""
+		// An import is a new network, with an owner of its own.
+		mf.ID, mf.OwnerHash = "", ""
 	}
 	if mf.HistoryRecords < 0 || mf.HistoryRecords > MaxHistory {
 		return Meta{}, 0, 0, fmt.Errorf("%w: history_records %d, want 0 to %d (MaxHistory)", ErrTooLarge, mf.HistoryRecords, MaxHistory)
@@ -510,6 +539,7 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 		EpochsTrained: mf.EpochsTrained,
 		CreatedAt:     mf.CreatedAt,
 		UpdatedAt:     mf.UpdatedAt,
+		OwnerHash:     mf.OwnerHash,
 	}
 	validate := m.validate
 	if d.ignoreID {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ func TestRoundTrip(t *testing.T) {
 	unknown.Init, unknown.Seed = "", nil
 	scaled := newMeta(newID(), []int{784, 30, 10})
 	scaled.Init = InitScaled
+	owned := newMeta(newID(), []int{784, 30, 10})
+	owned.OwnerHash = ownerHash
 	for _, tc := range []struct {
 		name string
 		meta Meta
@@ -32,6 +35,7 @@ func TestRoundTrip(t *testing.T) {
 		{"unknown init and seed", unknown},
 		{"scaled init", scaled},
 		{"smallest", newMeta(newID(), []int{1, 1})},
+		{"an owner", owned},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, tc.meta.Sizes, 7)
@@ -418,3 +422,62 @@ func TestCorruptFiles(t *testing.T) {
 // detect: Decode and DecodeEntry do not know the name the file is kept
 // under.
 const idMismatch = "meta id of another network"
+
+// ownerHash is a well-formed owner_token_sha256 (that of "token").
+const ownerHash = "3c469e9d6c5875d37a43f353d4f88e61fcf812c66eee3457465a40b0da4153e0"
+
+// TestOwnerHash: meta.json's optional owner_token_sha256 is read back as
+// written; a file without it (older, or a network without an owner) reads
+// as none; a malformed one is refused without quoting it; an import drops
+// it (the new network gets an owner of its own).
+func TestOwnerHash(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value any // nil: the key is absent
+		want  string
+		err   bool
+	}{
+		{"absent", nil, "", false},
+		{"a SHA-256", ownerHash, ownerHash, false},
+		{"upper case", strings.ToUpper(ownerHash), "", true},
+		{"too short", ownerHash[:63], "", true},
+		{"the token itself", "s3cr3t-t0ken-put-in-the-wrong-place", "", true},
+		{"not a string", 42, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := editMeta(t, "owner_token_sha256", tc.value)
+			m, _, err := decodeAs(data, Limits{}, fixtureID)
+			switch {
+			case tc.err && err == nil:
+				t.Fatalf("read %v, want an error", m.OwnerHash)
+			case tc.err:
+				if s, ok := tc.value.(string); ok && strings.Contains(err.Error(), s) {
+					t.Errorf("the error quotes the value: %v", err)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if m.OwnerHash != tc.want {
+				t.Errorf("OwnerHash %q, want %q", m.OwnerHash, tc.want)
+			}
+			imp, err := importBytes(data, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if imp.Meta.OwnerHash != "" {
+				t.Errorf("an import keeps the file's owner %q", imp.Meta.OwnerHash)
+			}
+		})
+	}
+	// Encode leaves the key out for a network without an owner: the file
+	// is byte for byte what older releases wrote.
+	m, n := fixture(t)
+	if meta := entry(t, encode(t, m, n), metaEntry); strings.Contains(string(meta), "owner_token_sha256") {
+		t.Errorf("meta.json of a network without an owner: %s", meta)
+	}
+	m.OwnerHash = "not hex"
+	if err := Encode(io.Discard, m, n); err == nil {
+		t.Error("Encode wrote a malformed owner hash")
+	}
+}

@@ -103,7 +103,7 @@ func canonicalUUID(id string) bool {
 
 func roundTime(t time.Time) time.Time { return t.Round(time.Microsecond).UTC() }
 
-const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version"
+const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version, owner_hash"
 
 func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 	var (
@@ -111,9 +111,10 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 		sizes []int32
 		init  string
 		seed  *int64
+		owner *string
 	)
 	if err := row.Scan(&r.ID, &sizes, &init, &seed, &r.Trained, &r.Accuracy, &r.EpochsTrained,
-		&r.CreatedAt, &r.UpdatedAt, &r.Version); err != nil {
+		&r.CreatedAt, &r.UpdatedAt, &r.Version, &owner); err != nil {
 		return service.NetworkRecord{}, err
 	}
 	r.Sizes = make([]int, len(sizes))
@@ -121,6 +122,9 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 		r.Sizes[i] = int(s)
 	}
 	r.Init = service.Init(init)
+	if owner != nil {
+		r.OwnerHash = *owner
+	}
 	if seed != nil {
 		s := uint64(*seed)
 		r.Seed = &s
@@ -129,7 +133,8 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 	return r, nil
 }
 
-// networkArgs returns rec's columns after id, in networkColumns' order.
+// networkArgs returns rec's columns after id, in networkColumns' order,
+// without owner_hash, which only Add writes.
 func networkArgs(rec service.NetworkRecord) []any {
 	sizes := make([]int32, len(rec.Sizes))
 	for i, s := range rec.Sizes {
@@ -164,9 +169,13 @@ func (c *Catalog) Add(ctx context.Context, rec service.NetworkRecord, max int) e
 		if n >= max {
 			return service.ErrCatalogFull
 		}
+		var owner *string
+		if rec.OwnerHash != "" {
+			owner = &rec.OwnerHash
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO nnserver_networks (id, sizes, init, seed, trained, accuracy, epochs_trained,
-	created_at, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, append([]any{rec.ID}, networkArgs(rec)...)...)
+	created_at, updated_at, version, owner_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, append(append([]any{rec.ID}, networkArgs(rec)...), owner)...)
 		return err
 	})
 	if err != nil && !errors.Is(err, service.ErrCatalogFull) {

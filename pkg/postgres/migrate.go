@@ -85,6 +85,13 @@ CREATE INDEX nnserver_jobs_finished ON nnserver_jobs (finished_at, seq) WHERE fi
 ALTER TABLE nnserver_jobs ADD COLUMN client text NOT NULL DEFAULT '';
 CREATE INDEX nnserver_jobs_pending_client ON nnserver_jobs (client) WHERE status = 'pending';
 `},
+	{5, "owner token hash of each network, for OWNERSHIP=on", `
+-- The SHA-256 (lowercase hex) of the network's owner token; NULL for the
+-- networks added before this step, which belong to the admin. Set once,
+-- by Add: Update leaves it alone, so a replica of the previous release
+-- saving the network keeps it.
+ALTER TABLE nnserver_networks ADD COLUMN owner_hash text;
+`},
 }
 
 // migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"

@@ -26,7 +26,11 @@ const (
 	Conflict    Code = "conflict"    // the request conflicts with the current state (e.g. a limit)
 	Unavailable Code = "unavailable" // overloaded or shutting down; try again later
 	Storage     Code = "storage"     // the models directory could not be written
-	Internal    Code = "internal"    // a bug or an unexpected failure
+	// Unauthenticated: the request needs credentials and gave none (Policy).
+	Unauthenticated Code = "unauthenticated"
+	// Forbidden: the credentials given do not allow the request (Policy).
+	Forbidden Code = "forbidden"
+	Internal  Code = "internal" // a bug or an unexpected failure
 )
 
 // Error is an error with a code and a message meant for the client.

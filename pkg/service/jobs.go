@@ -42,6 +42,9 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 	if err != nil {
 		return JobInfo{}, stateError(err)
 	}
+	if err := s.authorize(ctx, rec); err != nil {
+		return JobInfo{}, err
+	}
 	if c := s.budget.Capacity(); c > 0 {
 		if need := jobBytes(rec.Sizes, p.network(s.limits.JobScratchBytes, nil)); need > c {
 			return JobInfo{}, Errorf(Conflict, "training this network needs %d MB, more than the server's memory budget of %d MB (MEMORY_BUDGET_MB)",
@@ -97,8 +100,26 @@ func (s *Service) Job(ctx context.Context, id string) (JobInfo, error) {
 // Cancel ends a job: a pending one leaves the queue at once, a running one
 // stops at the next mini-batch boundary (the network keeps its last
 // finished epoch). The job ends cancelled and one training_error goes out.
-// Cancelling a finished job is a Conflict naming its status.
+// Cancelling a finished job is a Conflict naming its status. With
+// ownership on (Policy), it needs the owner token of the job's network or
+// the admin token in ctx; a job whose network is gone has ended already.
 func (s *Service) Cancel(ctx context.Context, id string) (JobInfo, error) {
+	if s.policy.Ownership() {
+		cur, err := s.queue.Get(ctx, id)
+		if err != nil {
+			return JobInfo{}, stateError(err)
+		}
+		rec, err := s.catalog.Get(ctx, cur.NetworkID)
+		switch {
+		case errors.Is(err, ErrUnknownNetwork): // deleted: its jobs ended with it
+		case err != nil:
+			return JobInfo{}, stateError(err)
+		default:
+			if err := s.authorize(ctx, rec); err != nil {
+				return JobInfo{}, err
+			}
+		}
+	}
 	j, ended, err := s.queue.End(ctx, id, StatusCancelled, errCancelled)
 	if err != nil {
 		return JobInfo{}, stateError(err)

@@ -68,6 +68,7 @@ func (c *memCatalog) Update(_ context.Context, rec NetworkRecord) error {
 	if rec.Version != old.Version+1 {
 		return ErrVersionMoved
 	}
+	rec.OwnerHash = old.OwnerHash // set once, by Add
 	c.recs[rec.ID] = cloneRecord(rec)
 	return nil
 }

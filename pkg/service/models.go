@@ -105,6 +105,11 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	if err := s.roomForOne(ctx); err != nil {
 		return NetworkInfo{}, err
 	}
+	// A new owner: the file's own, if it has one, is not the importer's.
+	token, hash, err := newOwnerToken()
+	if err != nil {
+		return NetworkInfo{}, &Error{Code: Internal, Message: "could not import the network", Err: err}
+	}
 	release, err := s.makerSlot(ctx)
 	if err != nil {
 		return NetworkInfo{}, err
@@ -118,12 +123,14 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 		init, seed = Init(m.Init), m.Seed
 		st.epochs, st.history = m.EpochsTrained, m.History
 	}
-	e, err := s.add(ctx, uuid.NewString(), now, init, seed, st)
+	e, err := s.add(ctx, uuid.NewString(), now, init, seed, hash, st)
 	if err != nil {
 		return NetworkInfo{}, err
 	}
 	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
-	return e.info(), nil
+	info := e.info()
+	info.OwnerToken = token
+	return info, nil
 }
 
 // importReason is what the format says is wrong with an imported file.

@@ -28,6 +28,9 @@ type entry struct {
 	init    Init    // "" when unknown (imported)
 	seed    *uint64 // nil when unknown (saved by an older version, or imported)
 	params  int     // weights and biases
+	// ownerHash is the SHA-256 of the owner token, "" when it has none
+	// (saved before owner tokens existed): saved with the model.
+	ownerHash string
 
 	state atomic.Pointer[state] // replaced whole after every epoch
 	// version is the catalog version of state: the copy is current while
@@ -83,6 +86,10 @@ type NetworkInfo struct {
 	// CurrentJob is the job training the network, or else the first one
 	// waiting for it; "" when there is none.
 	CurrentJob string
+	// OwnerToken is the secret that allows changing the network when
+	// ownership is on. Only Create's and Import's answers carry it, once:
+	// only its hash is kept.
+	OwnerToken string
 }
 
 func infoOf(r NetworkRecord) NetworkInfo {
@@ -110,13 +117,19 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, erro
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
+	token, hash, err := newOwnerToken()
+	if err != nil {
+		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
+	}
 	now := s.now().UTC()
-	e, err := s.add(ctx, uuid.NewString(), now, p.Init, &seed, &state{net: net, version: s.versions.next(), updated: now})
+	e, err := s.add(ctx, uuid.NewString(), now, p.Init, &seed, hash, &state{net: net, version: s.versions.next(), updated: now})
 	if err != nil {
 		return NetworkInfo{}, err
 	}
 	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "init", p.Init, "seed", seed)
-	return e.info(), nil
+	info := e.info()
+	info.OwnerToken = token
+	return info, nil
 }
 
 // roomForOne refuses early, before any work, when MaxNetworks networks
@@ -161,13 +174,14 @@ func (s *Service) isDone() bool {
 // If the catalog is full, the saved model is removed again. Once the save
 // has begun, the steps run to the end whatever becomes of ctx (its values
 // and deadline aside): a model is never left without its record.
-func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, st *state) (*entry, error) {
+func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, ownerHash string, st *state) (*entry, error) {
 	// The network stays in memory: it holds its share of the budget.
 	hold, err := s.reserve(ctx, heldBytes(st.net.Sizes(), len(st.history)))
 	if err != nil {
 		return nil, err
 	}
 	e := s.newEntry(id, created, init, seed, st, hold)
+	e.ownerHash = ownerHash
 	ctx = context.WithoutCancel(ctx)
 	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
 		e.cancel(errNetworkDeleted)
@@ -230,7 +244,7 @@ func (e *entry) info() NetworkInfo {
 func (e *entry) record(st *state, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: e.id, Sizes: e.sizes, Init: e.init, Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
-		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated, Version: version,
+		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated, Version: version, OwnerHash: e.ownerHash,
 	}
 }
 
@@ -239,6 +253,7 @@ func (e *entry) meta(st *state) modelfile.Meta {
 	return modelfile.Meta{
 		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
+		OwnerHash: e.ownerHash,
 	}
 }
 
@@ -402,6 +417,9 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 		c.e = s.newEntry(id, meta.CreatedAt, Init(meta.Init), meta.Seed,
 			&state{net: net, version: s.versions.next(), trained: meta.Trained, accuracy: meta.Accuracy,
 				epochs: meta.EpochsTrained, updated: meta.UpdatedAt, history: meta.History}, hold)
+		// The catalog's owner is the one: a model saved by an older
+		// release may have lost it.
+		c.e.ownerHash = rec.OwnerHash
 		c.e.version.Store(rec.Version)
 		if old := s.nets[id]; old != nil {
 			delete(s.nets, id)
@@ -438,10 +456,22 @@ type Deleted struct {
 // memory; its pending and running jobs fail. If the model cannot be
 // removed, nothing else changes: the network and its jobs go on, and the
 // error says so.
+//
+// With ownership on (Policy), it needs the network's owner token or the
+// admin token in ctx (WithCredentials).
 func (s *Service) Delete(ctx context.Context, id string) (Deleted, error) {
-	if _, err := s.catalog.Get(ctx, id); err != nil {
+	rec, err := s.catalog.Get(ctx, id)
+	if err != nil {
 		return Deleted{}, stateError(err)
 	}
+	if err := s.authorize(ctx, rec); err != nil {
+		return Deleted{}, err
+	}
+	return s.delete(ctx, id)
+}
+
+// delete is Delete once allowed.
+func (s *Service) delete(ctx context.Context, id string) (Deleted, error) {
 	// Holding the save lock while the model goes keeps a running job from
 	// writing it back: its next save waits, then finds the network gone.
 	unlock, err := s.catalog.LockSaves(ctx, id)
@@ -499,8 +529,13 @@ type DeleteFailure struct {
 
 // DeleteAll deletes every network it can. Networks whose file cannot be
 // removed are kept and reported in Failed, each cause logged; the error is
-// that of the first failure, nil when there was none.
+// that of the first failure, nil when there was none. It affects everyone:
+// with an admin token or ownership on (Policy.Admin), it needs the admin
+// token in ctx.
 func (s *Service) DeleteAll(ctx context.Context) (DeletedAll, error) {
+	if err := s.policy.Admin(CredentialsOf(ctx)); err != nil {
+		return DeletedAll{}, err
+	}
 	recs, err := s.catalog.List(ctx)
 	if err != nil {
 		return DeletedAll{}, stateError(err)
@@ -516,7 +551,7 @@ func (s *Service) DeleteAll(ctx context.Context) (DeletedAll, error) {
 		if ctx.Err() != nil {
 			return out, cmp.Or(first, ctxError(ctx))
 		}
-		d, err := s.Delete(ctx, id)
+		d, err := s.delete(ctx, id)
 		switch {
 		case ErrorCode(err) == NotFound: // deleted meanwhile by someone else
 		case err != nil:

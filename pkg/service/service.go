@@ -121,6 +121,9 @@ type Config struct {
 	// Replicas, in scaled mode, carries to the other replicas what they must
 	// act on at once (a network deleted here); nil: there are none.
 	Replicas Replicas
+	// Policy decides who may change what (NewPolicy); nil: the zero
+	// Policy, everything open.
+	Policy *Policy
 }
 
 // Replicas tells the other replicas of a deployment what they must act on
@@ -150,6 +153,7 @@ type Service struct {
 	catalog  Catalog
 	queue    Queue
 	replicas Replicas // nil: none
+	policy   *Policy
 	budget   *budget.Budget
 	cpu      *budget.CPU
 
@@ -205,6 +209,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = &Policy{}
+	}
 	if cfg.Catalog == nil {
 		cat, err := catalogFromStore(ctx, cfg)
 		if err != nil {
@@ -215,7 +222,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
 		data: cfg.Data, store: cfg.Store, events: cfg.Events, limits: cfg.Limits, log: cfg.Logger, now: cfg.Now,
-		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas, budget: cfg.Budget, cpu: cfg.CPU,
+		obs: cfg.Observer, catalog: cfg.Catalog, queue: cfg.Queue, replicas: cfg.Replicas, policy: cfg.Policy, budget: cfg.Budget, cpu: cfg.CPU,
 		ctx: sctx, cancel: cancel,
 		makers: make(chan struct{}, 2), analyses: make(chan struct{}, max(1, cfg.Limits.MaxAnalyses)),
 		nets: map[string]*entry{}, loading: map[string]*loadCall{}, busy: map[string]int{},
@@ -274,6 +281,7 @@ func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,
+		OwnerHash: m.OwnerHash,
 	}
 }
 

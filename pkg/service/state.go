@@ -27,6 +27,10 @@ type NetworkRecord struct {
 	// Version is 1 when the network is added and grows by one with every
 	// save: a replica's copy in memory is current while its version is.
 	Version int64
+	// OwnerHash is the SHA-256 (lowercase hex) of the network's owner
+	// token, "" for a network made before owner tokens (the admin's). It
+	// is set by Add and never changes: Update keeps the one recorded.
+	OwnerHash string
 }
 
 // Catalog records the networks. Implementations are safe for concurrent
@@ -41,7 +45,8 @@ type Catalog interface {
 	List(ctx context.Context) ([]NetworkRecord, error)
 	// Update replaces a record after a save: rec.Version must be the
 	// recorded version plus one (ErrVersionMoved otherwise); a removed
-	// network gives ErrUnknownNetwork.
+	// network gives ErrUnknownNetwork. The recorded OwnerHash is kept,
+	// whatever rec says.
 	Update(ctx context.Context, rec NetworkRecord) error
 	// Remove forgets a network; ErrUnknownNetwork if it is not recorded.
 	Remove(ctx context.Context, id string) error

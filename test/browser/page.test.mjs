@@ -793,6 +793,76 @@ describe('management page', { concurrency: false }, () => {
     w.closing();
   });
 
+  test('ownership on: the page keeps and sends the owner token; another browser cannot delete, and claims with the token', async () => {
+    const owned = await Server.start({ env: { OWNERSHIP: 'on', ADMIN_TOKEN: 'the-admin-token-of-the-browser-test' } });
+    servers.push(owned);
+    const tab = await open('owner', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    await page.goto(owned.url + '/');
+    await loaded(page);
+
+    // Create: the answer's owner token is kept, and the row says "yours".
+    await page.fill('#layer-sizes', '784,10');
+    await page.fill('#create-seed', '3');
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
+    await page.click('#create-form button[type=submit]');
+    const { network_id: id, owner_token: token } = await (await created).json();
+    assert.equal(typeof token, 'string');
+    assert.equal(token.length, 43);
+    assert.equal(await page.evaluate((id) => JSON.parse(localStorage.getItem('nnserver.owners'))[id], id), token);
+    await page.waitForSelector(`#network-rows tr[data-id="${id}"].selected .badge.mine:not([hidden])`);
+
+    // Training sends it, and the server lets it through.
+    await page.fill('#epochs', '1');
+    await page.fill('#train-seed', '3');
+    const started = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${id}/train`));
+    await page.click('#train-button');
+    const answer = await started;
+    assert.equal(answer.request().headers()['x-owner-token'], token, 'the train request carries the owner token');
+    assert.equal(answer.status(), 200);
+    await jobStatus(page, 'completed');
+    clean(w);
+
+    // Another browser (its own localStorage): not yours, and deleting is refused.
+    const other = await open('not-owner', DESKTOP);
+    extra.push(other.context);
+    other.w.allow(new RegExp(`/api/networks/${id}$`), 401);
+    const p2 = other.page;
+    await p2.goto(owned.url + '/');
+    await loaded(p2);
+    await row(p2, id).waitFor();
+    assert.ok(await p2.isHidden(`#network-rows tr[data-id="${id}"] .badge.mine`), 'another browser does not call it yours');
+    const refused = p2.waitForResponse((r) => r.request().method() === 'DELETE');
+    await row(p2, id).locator('[data-action=delete]').click();
+    assert.equal((await refused).status(), 401);
+    await p2.waitForFunction(() => /owner token/.test(document.querySelector('#toast')?.textContent ?? ''));
+    assert.equal((await owned.api('GET', '/api/networks')).networks.length, 1, 'the network is still there');
+
+    // Claim: a wrong token is refused; the right one makes it yours here too.
+    await row(p2, id).click();
+    await p2.click('#claim summary');
+    await p2.fill('#claim-token', 'not-the-owner-token');
+    await p2.click('#claim-form button[type=submit]');
+    await p2.waitForFunction(() => /not the owner token/.test(document.querySelector('#claim-msg').textContent));
+    await p2.fill('#claim-token', token);
+    await p2.click('#claim-form button[type=submit]');
+    await p2.waitForFunction(() => /is yours/.test(document.querySelector('#claim-msg').textContent));
+    await p2.waitForSelector(`#network-rows tr[data-id="${id}"] .badge.mine:not([hidden])`);
+    await shot(p2, 'ownership-claimed', false);
+
+    const deleted = p2.waitForResponse((r) => r.request().method() === 'DELETE');
+    await row(p2, id).locator('[data-action=delete]').click();
+    const del = await deleted;
+    assert.equal(del.request().headers()['x-owner-token'], token);
+    assert.equal(del.status(), 200);
+    await p2.waitForSelector('#networks-empty:not([hidden])');
+    assert.deepEqual((await owned.api('GET', '/api/networks')).networks, []);
+    clean(other.w);
+    other.w.closing();
+    w.closing();
+  });
+
   test('delete all', async () => {
     const { page, w } = desk;
     await page.click('#delete-all');

@@ -29,6 +29,7 @@ func record(id string, version int64) service.NetworkRecord {
 	return service.NetworkRecord{
 		ID: id, Sizes: []int{784, 30, 10}, Init: service.InitScaled, Seed: &seed, Trained: true, Accuracy: &acc,
 		EpochsTrained: 3, CreatedAt: now, UpdatedAt: now.Add(time.Minute), Version: version,
+		OwnerHash: service.OwnerHash(id),
 	}
 }
 
@@ -37,7 +38,8 @@ func sameRecord(a, b service.NetworkRecord) bool {
 		(a.Seed == nil) == (b.Seed == nil) && (a.Seed == nil || *a.Seed == *b.Seed) &&
 		a.Trained == b.Trained && (a.Accuracy == nil) == (b.Accuracy == nil) &&
 		(a.Accuracy == nil || *a.Accuracy == *b.Accuracy) && a.EpochsTrained == b.EpochsTrained &&
-		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version &&
+		a.OwnerHash == b.OwnerHash
 }
 
 // RunCatalog runs the Catalog contract; newCatalog returns an empty one.
@@ -46,7 +48,7 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) service.Catalog) {
 	t.Run("AddGetList", func(t *testing.T) {
 		c := newCatalog(t)
 		a, b := record(uuid.NewString(), 1), record(uuid.NewString(), 1)
-		b.Init, b.Seed, b.Accuracy, b.Trained, b.EpochsTrained = "", nil, nil, false, 0
+		b.Init, b.Seed, b.Accuracy, b.Trained, b.EpochsTrained, b.OwnerHash = "", nil, nil, false, 0, ""
 		for _, r := range []service.NetworkRecord{a, b} {
 			if err := c.Add(ctx, r, 10); err != nil {
 				t.Fatal(err)
@@ -108,17 +110,28 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) service.Catalog) {
 		if got, _ := c.Get(ctx, r.ID); !sameRecord(got, r) {
 			t.Errorf("after Update: %+v", got)
 		}
-		for _, v := range []int64{2, 4, 1} {
+		// The owner is set once, by Add: an Update without it keeps it.
+		r.Version = 3
+		noOwner := r
+		noOwner.OwnerHash = ""
+		if err := c.Update(ctx, noOwner); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get(ctx, r.ID); !sameRecord(got, r) {
+			t.Errorf("after an Update without the owner: %+v, want the owner kept", got)
+		}
+		r.Version = 2
+		for _, v := range []int64{3, 5, 1} {
 			stale := r
 			stale.Version = v
 			if err := c.Update(ctx, stale); !errors.Is(err, service.ErrVersionMoved) {
-				t.Errorf("Update to version %d after 2: %v", v, err)
+				t.Errorf("Update to version %d after 3: %v", v, err)
 			}
 		}
 		if err := c.Remove(ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		r.Version = 3
+		r.Version = 4
 		if err := c.Update(ctx, r); !errors.Is(err, service.ErrUnknownNetwork) {
 			t.Errorf("Update after Remove: %v", err)
 		}
