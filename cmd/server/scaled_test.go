@@ -91,7 +91,12 @@ func TestDeleteEvictsEverywhere(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	dir := t.TempDir() // the models, shared as a volume would be
 	a := startReplica(t, map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir})
-	b := startReplica(t, map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir})
+	b := startReplica(t, map[string]string{"DATABASE_URL": url, "MODELS_DIR": dir, "LOG_LEVEL": "debug"})
+	// A removal is a notification, not a stored event: b must be listening
+	// before the delete is sent.
+	testutil.Eventually(t, 30*time.Second, "b's relay to listen", func() bool {
+		return strings.Contains(b.logs.String(), "event relay: listening")
+	})
 
 	var created struct {
 		NetworkID string `json:"network_id"`

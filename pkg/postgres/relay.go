@@ -364,7 +364,10 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 		r.log.Info("event relay: reconnected; catching up", "after_id", *last)
 	}
 	*started = true
-	r.readyOnce.Do(func() { close(r.ready) })
+	r.readyOnce.Do(func() {
+		r.log.Debug("event relay: listening")
+		close(r.ready)
+	})
 
 	// Catch up on what was committed while we were not listening.
 	if events {
