@@ -150,6 +150,14 @@ type TrainParams struct {
 	Cost         Cost
 	Lambda       float64
 	Seed         *uint64 // nil: drawn at random (and reported)
+	// StopAfterNoImprovement, when not 0, stops the job once its
+	// validation accuracy has not improved for that many epochs (network2's
+	// early stopping); 1 to MaxEpochs.
+	StopAfterNoImprovement int
+	// RestoreBest: when the job ends (all its epochs, or stopped early),
+	// the network's weights become those of the job's best epoch by
+	// validation accuracy (a restore, Service.Restore).
+	RestoreBest bool
 }
 
 // DefaultTrainParams are used for fields a train request leaves out.
