@@ -319,7 +319,7 @@ func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,
-		OwnerHash: m.OwnerHash,
+		OwnerHash: m.OwnerHash, Name: m.Name, Notes: m.Notes,
 	}
 }
 
