@@ -238,6 +238,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	cfg.Limits.SnapshotsKept = cfg.Limits.snapshotsKept()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
