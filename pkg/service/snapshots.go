@@ -231,7 +231,7 @@ func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int)
 	if from.epochs >= modelfile.MaxHistory {
 		return modelfile.EpochRecord{}, Errorf(Conflict, "a network's history holds at most %d epochs and restores; this one's is full", modelfile.MaxHistory)
 	}
-	hold, err := s.reserve(ctx, loadBytes(e.sizes, epoch)+historyRecordHeld*int64(len(from.history)+1))
+	hold, err := s.reserve(ctx, restoreBytes(e.sizes, epoch, len(from.history)))
 	if err != nil {
 		return modelfile.EpochRecord{}, err
 	}
@@ -257,8 +257,7 @@ func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int)
 	r.Epoch, r.RestoredFrom, r.ElapsedTime, r.FinishedAt = from.epochs+1, epoch, 0, now
 	acc := r.Accuracy
 	st := &state{net: net, version: s.versions.next(), trained: true, accuracy: &acc, epochs: from.epochs + 1, updated: now,
-		// A new array: a job's appends to the old one must not show here.
-		history: append(slices.Clip(from.history), r)}
+		history: restoredHistory(from.history, r)}
 	if err := s.save(e, from, st, saveOpts{}); err != nil {
 		if errors.Is(err, errNetworkChanged) || errors.Is(err, ErrVersionMoved) {
 			return modelfile.EpochRecord{}, Errorf(Conflict, "the network changed while it was restored; try again")
@@ -266,4 +265,21 @@ func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int)
 		return modelfile.EpochRecord{}, err
 	}
 	return r, nil
+}
+
+// restoredHistory is h followed by the restore's record r, in an array of
+// its own, exactly as long (a job's appends to h's array must not show in
+// it, and the budget counts historyRecordHeld a record).
+func restoredHistory(h []modelfile.EpochRecord, r modelfile.EpochRecord) []modelfile.EpochRecord {
+	out := make([]modelfile.EpochRecord, len(h)+1)
+	copy(out, h)
+	out[len(h)] = r
+	return out
+}
+
+// restoreBytes bounds a restore of a network of these sizes whose history
+// holds records records, from a snapshot after epoch: the snapshot read as
+// a load, and the new history.
+func restoreBytes(sizes []int, epoch, records int) int64 {
+	return loadBytes(sizes, epoch) + historyRecordHeld*int64(records+1)
 }
