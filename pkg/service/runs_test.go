@@ -410,7 +410,7 @@ func TestRestoreDuringAJobFailsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := e.state.Load()
-	if _, err := f.svc.restore(ctx, e, from, 1); err != nil {
+	if _, err := f.svc.restore(ctx, e, from, 1, false); err != nil {
 		t.Fatal(err)
 	}
 	// A save built on the state before the restore is refused.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 )
 
@@ -190,7 +191,7 @@ func (s *Service) Restore(ctx context.Context, id string, epoch int, best bool) 
 			return Restored{}, errNoSnapshots
 		}
 	}
-	r, err := s.restore(ctx, e, from, epoch)
+	r, err := s.restore(ctx, e, from, epoch, false)
 	if err != nil {
 		return Restored{}, err
 	}
@@ -226,12 +227,21 @@ func (s *Service) training(ctx context.Context, id string) error {
 // restore makes e's weights those of its snapshot after epoch, as the next
 // version of from (e's state), saved and published, and returns the
 // restore's history record. The memory budget holds the snapshot while it
-// is read and the new history.
-func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int) (modelfile.EpochRecord, error) {
+// is read and the new history: a request waits for room briefly, a job
+// (queued work, wait) as long as its ctx lets it.
+func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int, wait bool) (modelfile.EpochRecord, error) {
 	if from.epochs >= modelfile.MaxHistory {
 		return modelfile.EpochRecord{}, Errorf(Conflict, "a network's history holds at most %d epochs and restores; this one's is full", modelfile.MaxHistory)
 	}
-	hold, err := s.reserve(ctx, restoreBytes(e.sizes, epoch, len(from.history)))
+	need := restoreBytes(e.sizes, epoch, len(from.history))
+	var hold *budget.Hold
+	var err error
+	if wait {
+		hold, err = s.budget.ReserveWait(ctx, need)
+		err = memoryError(ctx, err)
+	} else {
+		hold, err = s.reserve(ctx, need)
+	}
 	if err != nil {
 		return modelfile.EpochRecord{}, err
 	}

@@ -321,7 +321,7 @@ func (r *jobRun) restoreBest(ctx context.Context) error {
 			return nil
 		}
 	}
-	if _, err := r.s.restore(ctx, r.e, r.base, netEpoch); err != nil {
+	if _, err := r.s.restore(ctx, r.e, r.base, netEpoch, true); err != nil {
 		if ErrorCode(err) == Internal || ErrorCode(err) == NotFound {
 			return &Error{Code: Internal, Message: "could not restore the job's best epoch: " + ErrorMessage(err), Err: err}
 		}
