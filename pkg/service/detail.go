@@ -167,8 +167,8 @@ func (s *Service) Label(ctx context.Context, id string, name, notes *string) (Ne
 		l.notes = *notes
 	}
 	st := e.state.Load()
+	// The state saved before: a failure leaves the model file as it was.
 	if err := s.store.Save(ctx, e.meta(st, l), st.net); err != nil {
-		e.unsaved.Store(true)
 		s.obs.ModelSaveFailed()
 		return NetworkInfo{}, &Error{Code: Storage, Message: "could not save the network to the models directory",
 			Err: fmt.Errorf("save network %s: %w", id, err)}

@@ -115,6 +115,19 @@ func TestNamesAndNotes(t *testing.T) {
 	if _, err := f.svc.Label(ctx, n.ID, new(strings.Repeat("é", modelfile.MaxNameLength)), nil); err != nil {
 		t.Errorf("a name of exactly 100 characters: %v", err)
 	}
+	// A model file that cannot be written: nothing changes.
+	st.mu.Lock()
+	st.failing = true
+	st.mu.Unlock()
+	if _, err := f.svc.Label(ctx, n.ID, new("not saved"), nil); ErrorCode(err) != Storage {
+		t.Errorf("Label with a failing store: %v, want Storage", err)
+	}
+	st.mu.Lock()
+	st.failing = false
+	st.mu.Unlock()
+	if l := f.list(t); l[0].Name != strings.Repeat("é", modelfile.MaxNameLength) {
+		t.Errorf("after a failed Label the network is named %q", l[0].Name)
+	}
 	if _, err := f.svc.Label(ctx, "00000000-0000-4000-8000-000000000000", new("x"), nil); ErrorCode(err) != NotFound {
 		t.Errorf("Label of an unknown network: %v", err)
 	}
