@@ -20,6 +20,7 @@ const STORE_JOBS = "nnserver.jobs";
 const STORE_SELECTED = "nnserver.selected";
 const STORE_ENDS = "nnserver.jobEnds";
 const STORE_OWNERS = "nnserver.owners"; // network_id → the owner token create or import gave
+const STORE_COMPARE = "nnserver.compare"; // network_ids ticked to compare
 const KEEP_JOBS = 50;
 const KEEP_ENDS = 500;     // job ends remembered across reloads
 const LOOKUP_JOBS = 50;    // the history's most recent jobs whose end is asked for
@@ -41,6 +42,9 @@ const state = {
   ends: new Map(),         // job_id → {status, error} as the server told it, or null: it no longer knows the job
   lookingUp: new Set(),    // job_ids whose end is being asked for (or could not be)
   ownership: false,        // the server says changing a network needs its owner token
+  details: null,           // {networkId, data} (GET /api/networks/{id}) or {networkId, error}
+  compare: new Set(),      // network_ids whose curves the Compare card overlays
+  compareHist: new Map(),  // network_id → {at: epochs_trained read, epochs} or {error}
 };
 
 // ---------------------------------------------------------------- helpers
@@ -81,6 +85,8 @@ const plural = (n, one, many = one + "s") => `${n} ${n === 1 ? one : many}`;
 const enc = encodeURIComponent;
 const ACTIVE = new Set(["pending", "training"]);
 const isActive = (job) => !!job && ACTIVE.has(job.status);
+// nameOf is how the page calls a network: its name, or its id's start.
+const nameOf = (n, id) => (n && typeof n.name === "string" && n.name) || `network ${shortId(id || (n && n.network_id))}`;
 
 class ApiError extends Error {
   constructor(status, message, data) {
@@ -326,7 +332,13 @@ async function refreshNetworks() {
     showMsg($("networks-msg"), `Could not load the networks: ${e.message}`);
   }
   if (state.selected && !findNetwork(state.selected)) select(null);
+  for (const id of state.compare) {
+    const n = findNetwork(id), had = state.compareHist.get(id);
+    if (!n && state.listed) toggleCompare(id, false);
+    else if (n && (!had || had.at !== n.epochs_trained)) loadCompare(id);
+  }
   renderNetworks();
+  renderCompare();
 }
 
 // usedNetwork is told of every answer that needed the network in memory
@@ -409,10 +421,13 @@ function fillRow(row, n) {
   const selected = id === state.selected;
   row.className = selected ? "selected" : "";
   row.setAttribute("aria-selected", selected ? "true" : "false");
-  row.title = [`Network ${id}`, initText(n)].filter(Boolean).join(" · ");
+  row.title = [n.name, `Network ${id}`, initText(n)].filter(Boolean).join(" · ");
   let c = row._cells;
   if (!c) {
     c = row._cells = {
+      cmp: h("input", { type: "checkbox", class: "compare", onchange: (ev) => toggleCompare(id, ev.currentTarget.checked) }),
+      cmpLabel: h("span", { class: "sr-only" }),
+      name: h("span", { class: "net-name" }),
       mine: h("span", { class: "badge mine", hidden: true }, "yours"),
       arch: h("span", { class: "arch-text" }),
       badges: [h("span", { class: "badge" }), h("span", { class: "badge" })],
@@ -420,7 +435,7 @@ function fillRow(row, n) {
       acc: h("td", { class: "num acc" }),
     };
     row.append(
-      h("td", { class: "mono" }, shortId(id), " ", c.mine),
+      h("td", { class: "mono" }, c.name, h("label", { onclick: (ev) => ev.stopPropagation() }, c.cmp, c.cmpLabel), shortId(id), " ", c.mine),
       h("td", { class: "arch" }, c.arch, h("span", { class: "status-inline" }, c.badges[0])),
       c.trained, c.acc,
       h("td", { class: "col-status" }, c.badges[1]),
@@ -444,6 +459,9 @@ function fillRow(row, n) {
     });
   }
   const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  setText(c.name, typeof n.name === "string" ? n.name : "");
+  c.cmp.checked = state.compare.has(id);
+  setText(c.cmpLabel, `Compare ${nameOf(n, id)}`);
   const mine = !!ownerToken(id);
   c.mine.hidden = !mine;
   c.mine.title = state.ownership
@@ -503,6 +521,7 @@ async function createNetwork(ev) {
       layer_sizes: parseLayers($("layer-sizes").value),
       init: $("init").value,
       seed: readNumber("create-seed", "The seed", { integer: true }),
+      name: $("create-name").value.trim() || undefined,
     };
   } catch (e) {
     showMsg(msg, e.message);
@@ -513,7 +532,8 @@ async function createNetwork(ev) {
     try {
       const res = await api("POST", "/networks", body);
       keepOwner(res.network_id, res.owner_token);
-      showMsg(msg, `Created network ${shortId(res.network_id)} (${(res.architecture || body.layer_sizes).join(" → ")}).`, "ok");
+      showMsg(msg, `Created ${nameOf(res)} (${(res.architecture || body.layer_sizes).join(" → ")}).`, "ok");
+      $("create-name").value = "";
       await refreshNetworks();
       select(res.network_id);
       refreshStatus();
@@ -622,7 +642,7 @@ function select(id) {
   state.selected = id;
   writeStore(STORE_SELECTED, id);
   showMsg($("train-msg"), "");
-  for (const name of ["train", "draw", "history", "examples", "eval"]) {
+  for (const name of ["train", "draw", "history", "details", "examples", "eval"]) {
     $(`${name}-selected`).textContent = id ? `network ${shortId(id)}` : "";
     $(`${name}-selected`).title = id || "";
   }
@@ -633,6 +653,9 @@ function select(id) {
   state.history = null;
   renderHistory();
   if (id) loadHistory();
+  state.details = null;
+  renderDetails();
+  if (id) loadDetails();
   state.evaluation = null;
   state.cell = null;
   renderEvaluation();
@@ -767,7 +790,10 @@ function mergeJob(job, st) {
   job.params = {
     epochs: total, mini_batch_size: st.mini_batch_size, learning_rate: st.learning_rate,
     cost: st.cost, lambda: st.lambda, seed: st.seed,
+    stop_after_no_improvement: st.stop_after_no_improvement, restore_best: st.restore_best,
   };
+  job.stoppedEarly = st.stopped_early === true;
+  if (isNum(st.best_epoch)) job.bestEpoch = st.best_epoch;
   for (const e of Array.isArray(st.history) ? st.history : []) {
     if (isNum(e.epoch) && isNum(e.accuracy)) {
       setPoint(job, { epoch: e.epoch, accuracy: e.accuracy, correct: e.correct, elapsed: e.elapsed_time });
@@ -800,7 +826,9 @@ function finishJob(job, status, { accuracy, error } = {}, announce = true) {
   job.batch = null;
   if (status === "completed") {
     job.progress = 100;
-    if (job.totalEpochs) job.epoch = job.totalEpochs;
+    // A job with early stopping may end before its last epoch: its record says.
+    if (job.params && job.params.stop_after_no_improvement) syncJob(job.id);
+    else if (job.totalEpochs) job.epoch = job.totalEpochs;
     if (isNum(accuracy)) job.accuracy = accuracy;
     if (announce) toast(`Training of ${shortId(job.networkId)} finished: ${pct(job.accuracy)} test accuracy.`, "ok");
   } else {
@@ -816,7 +844,11 @@ function finishJob(job, status, { accuracy, error } = {}, announce = true) {
     state.evaluation.stale = true;
     renderEvaluation();
   }
-  if (job.networkId === state.selected) loadHistory();
+  if (job.networkId === state.selected) {
+    loadHistory();
+    loadDetails();
+  }
+  if (state.compare.has(job.networkId)) loadCompare(job.networkId);
   refreshNetworks();
   refreshStatus();
 }
@@ -848,6 +880,7 @@ function onEvent(type, data) {
     }
     if (job.networkId === state.selected) {
       historySoon();
+      detailsSoon();
       if (draw.hasInk) requestPrediction();
     }
   } else if (type === "training_progress") {
@@ -894,6 +927,8 @@ async function startTraining(ev) {
       cost: $("cost").value,
       lambda: readNumber("lambda", "λ", { min: 0, max: 1000 }),
       seed: readNumber("train-seed", "The seed", { integer: true }),
+      stop_after_no_improvement: readNumber("stop-after", "Stop after", { integer: true, min: 1 }),
+      restore_best: $("restore-best-opt").checked || undefined,
     };
   } catch (e) {
     showMsg(msg, e.message);
@@ -966,13 +1001,17 @@ function renderTraining() {
   if (last && isNum(last.elapsed)) text += ` · last epoch ${last.elapsed.toFixed(1)} s`;
   if (isNum(job.accuracy)) text += ` · accuracy ${pct(job.accuracy)}`;
   if (job.status === "failed" || job.status === "cancelled") text = `${job.error || job.status} · ${text}`;
+  if (job.stoppedEarly) text = `Stopped early: no gain for ${job.params.stop_after_no_improvement} epochs` +
+    `${isNum(job.bestEpoch) ? `, best was epoch ${job.bestEpoch}` : ""} · ${text}`;
   $("job-text").textContent = text;
   $("job-text").title = `job ${job.id}`;
   const pr = job.params;
   $("job-params").textContent = pr
     ? [isNum(pr.learning_rate) && `η ${pr.learning_rate}`, isNum(pr.mini_batch_size) && `mini-batch ${pr.mini_batch_size}`,
       pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost} cost`,
-      isNum(pr.lambda) && `λ ${pr.lambda}`, isNum(pr.seed) && `seed ${pr.seed}`].filter(Boolean).join(" · ")
+      isNum(pr.lambda) && `λ ${pr.lambda}`, isNum(pr.seed) && `seed ${pr.seed}`,
+      pr.stop_after_no_improvement && `stop after ${pr.stop_after_no_improvement} without gain`,
+      pr.restore_best && "restore best"].filter(Boolean).join(" · ")
     : "";
 
   const p = Math.max(0, Math.min(100, job.progress || 0));
@@ -1255,6 +1294,197 @@ function renderHistory() {
       end && h("span", { class: `legend-end badge ${end.kind}`, title: end.title }, end.text));
   }));
   lookUpEnds(series.slice(-LOOKUP_JOBS).map((se) => se.jobId).filter((j) => j !== "?"));
+}
+
+// ---------------------------------------------------------------- name and snapshots
+
+// loadDetails reads the selected network (GET /api/networks/{id}): its name
+// and notes, its snapshots and a summary of its history. The newest answer
+// asked for wins.
+let detailsAsked = 0;
+async function loadDetails() {
+  const id = state.selected;
+  if (!id) return;
+  const seq = ++detailsAsked;
+  let result;
+  try {
+    result = { networkId: id, data: await api("GET", `/networks/${enc(id)}`) };
+    usedNetwork(id);
+  } catch (e) {
+    result = { networkId: id, error: e.message };
+  }
+  if (state.selected !== id || seq !== detailsAsked) return;
+  state.details = result;
+  renderDetails();
+}
+
+const detailsSoon = throttle(() => loadDetails(), HISTORY_EVERY_MS);
+
+function renderDetails() {
+  const id = state.selected;
+  $("details-placeholder").hidden = !!id;
+  $("details-body").hidden = !id;
+  if (!id) return;
+  const det = state.details && state.details.networkId === id ? state.details : null;
+  const d = det && det.data;
+  showMsg($("snapshot-msg"), det && det.error ? `Could not load the network: ${det.error}` : "");
+  // The form follows the network, not the answers: what is being typed stays.
+  const form = $("label-form");
+  if (d && form.dataset.for !== id) {
+    form.dataset.for = id;
+    $("net-name").value = typeof d.name === "string" ? d.name : "";
+    $("net-notes").value = typeof d.notes === "string" ? d.notes : "";
+  }
+  const sum = d && d.history_summary;
+  $("net-summary").textContent = sum
+    ? [plural(sum.epochs, "epoch"), isNum(sum.best_accuracy) && `best test ${pct(sum.best_accuracy)} (epoch ${sum.best_epoch})`,
+      isNum(sum.best_validation_accuracy) && `best validation ${pct(sum.best_validation_accuracy)} (epoch ${sum.best_validation_epoch})`,
+      sum.restores && plural(sum.restores, "restore"), Array.isArray(d.jobs) && plural(d.jobs.length, "job")].filter(Boolean).join(" · ")
+    : "";
+  const snaps = d && Array.isArray(d.snapshots) ? d.snapshots : [];
+  $("snapshots-empty").hidden = !d || snaps.length > 0;
+  $("restore-best").disabled = !snaps.some((x) => x.best);
+  $("snapshot-rows").replaceChildren(...snaps.slice().reverse().map((x) => h("tr", { dataset: { epoch: x.epoch }, class: x.best ? "best" : "" },
+    h("td", {}, `${x.epoch} `, x.best && h("span", { class: "badge completed", title: "The highest validation accuracy" }, "best")),
+    h("td", { class: "num" }, pct(x.accuracy)),
+    h("td", { class: "num" }, pct(x.validation_accuracy)),
+    h("td", { class: "col-saved", title: `job ${x.job_id}` }, x.finished_at ? new Date(x.finished_at).toLocaleString() : ""),
+    h("td", { class: "row-actions" },
+      h("a", { class: "icon-link", href: `${API}/networks/${enc(id)}/download?epoch=${x.epoch}`, download: `${id}-epoch-${x.epoch}.npz`,
+        title: `Download the snapshot of epoch ${x.epoch} (.npz)`, "aria-label": `Download epoch ${x.epoch}` }, "⤓"),
+      h("button", { type: "button", class: "ghost small", "aria-label": `Restore epoch ${x.epoch}`,
+        onclick: (ev) => restoreSnapshot({ epoch: x.epoch }, ev.currentTarget) }, "Restore")))));
+}
+
+async function saveLabel(ev) {
+  ev.preventDefault();
+  const id = state.selected;
+  if (!id) return;
+  const msg = $("label-msg");
+  const body = { name: $("net-name").value.trim(), notes: $("net-notes").value };
+  await withBusy($("label-save"), async () => {
+    try {
+      const res = await api("PATCH", `/networks/${enc(id)}`, body, id);
+      const n = findNetwork(id);
+      if (n) Object.assign(n, { name: res.name, notes: res.notes });
+      showMsg(msg, `Saved: ${nameOf(res, id)}.`, "ok");
+      renderNetworks();
+      renderCompare();
+      loadDetails();
+    } catch (e) {
+      showMsg(msg, `Could not save: ${e.message}`);
+    }
+  });
+}
+
+// restoreSnapshot gives the selected network the weights of a snapshot:
+// body {epoch: N} or {best: true}.
+async function restoreSnapshot(body, button) {
+  const id = state.selected;
+  if (!id) return;
+  await withBusy(button, async () => {
+    try {
+      const res = await api("POST", `/networks/${enc(id)}/restore`, body, id);
+      toast(`Restored epoch ${res.restored_from} of ${nameOf(findNetwork(id), id)}: ${pct(res.accuracy)} test accuracy.`, "ok");
+      showMsg($("snapshot-msg"), "");
+      dropExamples(id);
+      if (state.evaluation && state.evaluation.networkId === id && state.evaluation.data) {
+        state.evaluation.stale = true;
+        renderEvaluation();
+      }
+      loadHistory();
+      loadDetails();
+      if (state.compare.has(id)) loadCompare(id);
+      refreshNetworks();
+    } catch (e) {
+      showMsg($("snapshot-msg"), `Could not restore: ${e.message}`);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- compare
+
+function toggleCompare(id, on) {
+  if (on) state.compare.add(id);
+  else {
+    state.compare.delete(id);
+    state.compareHist.delete(id);
+  }
+  writeStore(STORE_COMPARE, [...state.compare]);
+  if (on && !state.compareHist.has(id)) loadCompare(id);
+  renderRow(id);
+  renderCompare();
+}
+
+// loadCompare reads a compared network's whole history, a page at a time
+// (one reading per network at once: the next list reads it again if it
+// has changed meanwhile).
+const comparing = new Set();
+async function loadCompare(id) {
+  if (comparing.has(id)) return;
+  comparing.add(id);
+  try {
+    await readCompare(id);
+  } finally {
+    comparing.delete(id);
+  }
+}
+
+async function readCompare(id) {
+  const n = findNetwork(id);
+  const at = n ? n.epochs_trained : null;
+  let result;
+  try {
+    const epochs = [];
+    for (let from = 1; ;) {
+      const res = await api("GET", `/networks/${enc(id)}/history?from_epoch=${from}&limit=10000`);
+      if (Array.isArray(res.epochs)) epochs.push(...res.epochs);
+      if (res.next_from_epoch == null || res.next_from_epoch <= from) break;
+      from = res.next_from_epoch;
+    }
+    result = { at, epochs };
+  } catch (e) {
+    result = { at, error: e.message };
+  }
+  if (!state.compare.has(id)) return;
+  state.compareHist.set(id, result);
+  renderCompare();
+}
+
+function renderCompare() {
+  const ids = state.networks.map((n) => n.network_id).filter((id) => state.compare.has(id));
+  $("compare-placeholder").hidden = ids.length > 0;
+  $("compare-body").hidden = !ids.length;
+  if (!ids.length) return;
+  const errors = ids.filter((id) => (state.compareHist.get(id) || {}).error);
+  showMsg($("compare-msg"), errors.length ? `Could not load ${errors.map((id) => nameOf(findNetwork(id), id)).join(", ")}.` : "");
+  const series = ids.map((id, i) => {
+    const epochs = ((state.compareHist.get(id) || {}).epochs || []).filter((e) => isNum(e.epoch) && isNum(e.accuracy));
+    const name = nameOf(findNetwork(id), id);
+    return {
+      label: name, id, color: i, marker: i, epochs,
+      points: epochs.map((e) => ({ x: e.epoch, y: e.accuracy,
+        tip: `${name}, epoch ${e.epoch}: ${pct(e.accuracy)}${isNum(e.validation_accuracy) ? ` (validation ${pct(e.validation_accuracy)})` : ""}` +
+          (e.restored_from ? `, restored from epoch ${e.restored_from}` : "") })),
+    };
+  });
+  const all = series.flatMap((se) => se.epochs);
+  drawChart($("compare-chart"), {
+    series, xMax: Math.max(1, ...all.map((e) => e.epoch)),
+    empty: ids.every((id) => state.compareHist.has(id)) ? "Not trained yet" : "Loading…",
+    label: `Test accuracy of ${series.map((se) => `${se.label}: ${plural(se.epochs.length, "epoch")}` +
+      (se.epochs.length ? `, last ${pct(se.epochs[se.epochs.length - 1].accuracy)}` : "")).join("; ")}`,
+  });
+  $("compare-legend").replaceChildren(...series.map((se) => {
+    const sw = s("svg", { class: `swatch c${se.color % PALETTE}`, viewBox: "0 0 24 14", width: 24, height: 14, "aria-hidden": "true" },
+      s("line", { x1: 0, x2: 24, y1: 7, y2: 7, class: "line" }));
+    const m = markerShape(se.marker, 12, 7, 4);
+    m.setAttribute("class", "point");
+    sw.append(m);
+    const best = se.epochs.reduce((a, e) => (!a || e.accuracy > a.accuracy ? e : a), null);
+    return h("li", { title: `network ${se.id}`, dataset: { id: se.id } }, sw, h("span", { class: "legend-name" }, se.label),
+      h("span", { class: "legend-detail" }, se.epochs.length ? `${plural(se.epochs.length, "epoch")} · best ${pct(best.accuracy)}` : "no epoch yet"));
+  }));
 }
 
 // ---------------------------------------------------------------- examples
@@ -1791,6 +2021,9 @@ async function init() {
   $("import-button").addEventListener("click", () => $("import-file").click());
   $("import-file").addEventListener("change", importNetwork);
   $("eval-button").addEventListener("click", loadEvaluation);
+  $("label-form").addEventListener("submit", saveLabel);
+  $("restore-best").addEventListener("click", (ev) => restoreSnapshot({ best: true }, ev.currentTarget));
+  for (const id of readStore(STORE_COMPARE, [])) if (typeof id === "string") state.compare.add(id);
   $("toast-close").addEventListener("click", () => ($("toast").hidden = true));
   window.addEventListener("scroll", placeToastSoon, { passive: true });
   window.addEventListener("resize", placeToastSoon);
@@ -1807,6 +2040,7 @@ async function init() {
   renderExamples();
   resetDraw();
   renderHistory();
+  renderDetails();
   renderEvaluation();
 
   await refreshNetworks();

@@ -180,6 +180,7 @@ func defineSettings(fs *flag.FlagSet, cfg *config, r *raw) []setting {
 	intVar(&cfg.Limits.MaxFinishedJobs, "max-finished-jobs", "MAX_FINISHED_JOBS", lim.MaxFinishedJobs, 1, 10_000_000, "finished jobs remembered at most")
 	durVar(&cfg.Limits.JobRetention, "job-retention", "JOB_RETENTION", lim.JobRetention, "how long a finished job is remembered")
 	intVar(&cfg.Limits.MaxAnalyses, "max-analyses", "MAX_ANALYSES", lim.MaxAnalyses, 1, 1024, "network versions analysed at once for examples; more get 503")
+	intVar(&cfg.Limits.SnapshotsKept, "snapshots-kept", "SNAPSHOTS_KEPT", lim.SnapshotsKept, 1, service.MaxSnapshotsKept, "latest epochs of each network whose weights are kept as snapshots (besides its best), where the network is saved")
 	intVar(&r.budgetMB, "memory-budget-mb", "MEMORY_BUDGET_MB", DefaultMemoryBudgetMB, 16, 1<<20, "MiB that requests and training jobs may hold together (bodies, image decodes, imports, analyses, encoded answers, training scratch); past it requests get 503 and jobs wait")
 	intVar(&cfg.Limits.MaxQueuedJobsPerClient, "max-queued-jobs-per-client", "MAX_QUEUED_JOBS_PER_CLIENT", lim.MaxQueuedJobsPerClient, 0, 1_000_000, "training jobs one client address may have waiting; 0: no bound")
 	intVar(&cfg.MaxSessionsPerAddr, "max-sessions-per-addr", "MAX_SESSIONS_PER_ADDR", live.DefaultMaxSessionsPerAddr, 1, 1_000_000, "Socket.IO sessions one client address may hold")

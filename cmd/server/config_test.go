@@ -209,6 +209,7 @@ func TestEverySetting(t *testing.T) {
 		{"MAX_FINISHED_JOBS", "17", func(c config) bool { return c.Limits.MaxFinishedJobs == 17 }, "0"},
 		{"JOB_RETENTION", "18h", func(c config) bool { return c.Limits.JobRetention == 18*time.Hour }, "0s"},
 		{"MAX_ANALYSES", "19", func(c config) bool { return c.Limits.MaxAnalyses == 19 }, "1025"},
+		{"SNAPSHOTS_KEPT", "7", func(c config) bool { return c.Limits.SnapshotsKept == 7 }, "0"},
 		{"MEMORY_BUDGET_MB", "200", func(c config) bool { return c.MemoryBudget == 200<<20 }, "15"},
 		{"MAX_QUEUED_JOBS_PER_CLIENT", "0", func(c config) bool { return c.Limits.MaxQueuedJobsPerClient == 0 }, "-1"},
 		{"MAX_SESSIONS_PER_ADDR", "21", func(c config) bool { return c.MaxSessionsPerAddr == 21 }, "0"},

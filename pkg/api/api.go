@@ -131,6 +131,10 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	a.POST("/networks", rateLimited(creates), h.createNetwork)
 	a.DELETE("/networks", h.deleteAll)
 	a.DELETE("/networks/:id", h.deleteNetwork)
+	a.GET("/networks/:id", h.network)
+	a.PATCH("/networks/:id", h.labelNetwork)
+	a.GET("/networks/:id/snapshots", h.snapshots)
+	a.POST("/networks/:id/restore", h.restore)
 	a.POST("/networks/:id/train", rateLimited(trains), h.train)
 	a.GET("/networks/:id/access", h.access)
 	a.GET("/networks/:id/successful_example", h.example(true))
@@ -226,7 +230,7 @@ func isStaticFile(fsys fs.FS, urlPath string) bool {
 func corsExceptSocketIO() gin.HandlerFunc {
 	c := cors.New(cors.Config{
 		AllowAllOrigins: true,
-		AllowMethods:    []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
+		AllowMethods:    []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodOptions},
 		AllowHeaders:    []string{"Origin", "Content-Type", "Accept", "Authorization", "X-Requested-With", OwnerTokenHeader},
 		ExposeHeaders:   []string{"Retry-After", "Content-Disposition", "WWW-Authenticate"},
 		MaxAge:          12 * time.Hour,

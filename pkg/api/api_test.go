@@ -113,7 +113,7 @@ func TestCreateNetwork(t *testing.T) {
 		{"given layers", jsonCT, `{"layer_sizes":[784,100,10]}`, 200, `"architecture":[784,100,10]`},
 		{"whole floats accepted", jsonCT, `{"layer_sizes":[784,30.0,10]}`, 200, `"architecture":[784,30,10]`},
 		{"charset allowed", "application/json; charset=utf-8", `{"layer_sizes":[784,10]}`, 200, `"status":"created"`},
-		{"unknown fields ignored", jsonCT, `{"layer_sizes":[784,10],"name":"x"}`, 200, `"status":"created"`},
+		{"unknown fields ignored", jsonCT, `{"layer_sizes":[784,10],"colour":"x"}`, 200, `"status":"created"`},
 		{"not JSON", jsonCT, `not json`, 400, "not valid JSON"},
 		{"truncated JSON", jsonCT, `{"layer_sizes":[784,`, 400, "not valid JSON"},
 		{"trailing garbage", jsonCT, `{"layer_sizes":[784,30,10]} x`, 400, "data after the JSON value"},

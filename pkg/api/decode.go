@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -55,9 +56,10 @@ func readSeed(v *valueReader, l service.Limits, f *field[*uint64]) error {
 func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool) {
 	p := service.DefaultCreateParams()
 	var (
-		sizes field[[]int]
-		init  field[string]
-		seed  field[*uint64]
+		sizes       field[[]int]
+		init        field[string]
+		seed        field[*uint64]
+		name, notes field[string]
 	)
 	ok := readObject(c, func(key string, v *valueReader) error {
 		switch key {
@@ -90,13 +92,17 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 			return readScalar(v, &init, asString, l.FieldError(service.FieldInit))
 		case service.FieldSeed:
 			return readSeed(v, l, &seed)
+		case service.FieldName:
+			return readText(v, &name, l.CheckName, l.FieldError(key))
+		case service.FieldNotes:
+			return readText(v, &notes, l.CheckNotes, l.FieldError(key))
 		}
 		return v.skip()
 	})
 	if !ok {
 		return p, false
 	}
-	for _, err := range []error{sizes.err, init.err, seed.err} {
+	for _, err := range []error{sizes.err, init.err, seed.err, name.err, notes.err} {
 		if err != nil {
 			return p, invalid(c, err)
 		}
@@ -110,6 +116,7 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 	if seed.present {
 		p.Seed = seed.val
 	}
+	p.Name, p.Notes = name.val, notes.val
 	if err := l.ValidateCreate(p); err != nil {
 		return p, invalid(c, err)
 	}
@@ -123,6 +130,8 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 		eta, lambda   field[float64]
 		cost          field[string]
 		seed          field[*uint64]
+		stopAfter     field[int]
+		restoreBest   field[bool]
 	)
 	ok := readObject(c, func(key string, v *valueReader) error {
 		switch key {
@@ -138,6 +147,13 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 			return readScalar(v, &cost, asString, l.FieldError(key))
 		case service.FieldSeed:
 			return readSeed(v, l, &seed)
+		case service.FieldStopAfter:
+			return readScalar(v, &stopAfter, func(t jsontext.Token) (int, bool) {
+				n, ok := asInt(t)
+				return n, ok && n >= 1 && n <= l.MaxEpochs
+			}, l.FieldError(key))
+		case service.FieldRestoreBest:
+			return readScalar(v, &restoreBest, asBool, l.FieldError(key))
 		}
 		return v.skip()
 	})
@@ -145,7 +161,7 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 		return p, false
 	}
 	// In the order the checks always ran: the first bad field is named.
-	for _, err := range []error{epochs.err, batch.err, eta.err, lambda.err, cost.err, seed.err} {
+	for _, err := range []error{epochs.err, batch.err, eta.err, lambda.err, cost.err, seed.err, stopAfter.err, restoreBest.err} {
 		if err != nil {
 			return p, invalid(c, err)
 		}
@@ -168,10 +184,87 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 	if seed.present {
 		p.Seed = seed.val
 	}
+	p.StopAfterNoImprovement, p.RestoreBest = stopAfter.val, restoreBest.val
 	if err := l.ValidateTrain(p); err != nil {
 		return p, invalid(c, err)
 	}
 	return p, true
+}
+
+// readText reads a string field that check accepts; anything else is bad.
+func readText(v *valueReader, f *field[string], check func(string) error, bad error) error {
+	return readScalar(v, f, func(t jsontext.Token) (string, bool) {
+		s, ok := asString(t)
+		return s, ok && check(s) == nil
+	}, bad)
+}
+
+// decodeLabel reads PATCH /api/networks/{id}: name, notes or both.
+func decodeLabel(c *gin.Context, l service.Limits) (name, notes *string, ok bool) {
+	var nameF, notesF field[string]
+	ok = readObject(c, func(key string, v *valueReader) error {
+		switch key {
+		case service.FieldName:
+			return readText(v, &nameF, l.CheckName, l.FieldError(key))
+		case service.FieldNotes:
+			return readText(v, &notesF, l.CheckNotes, l.FieldError(key))
+		}
+		return v.skip()
+	})
+	if !ok {
+		return nil, nil, false
+	}
+	for _, err := range []error{nameF.err, notesF.err} {
+		if err != nil {
+			return nil, nil, invalid(c, err)
+		}
+	}
+	if !nameF.present && !notesF.present {
+		writeError(c, http.StatusBadRequest, `the body needs "name", "notes" or both`)
+		return nil, nil, false
+	}
+	if nameF.present {
+		name = &nameF.val
+	}
+	if notesF.present {
+		notes = &notesF.val
+	}
+	return name, notes, true
+}
+
+// decodeRestore reads POST /api/networks/{id}/restore: {"epoch": N} or
+// {"best": true}, one of them.
+func decodeRestore(c *gin.Context, l service.Limits) (epoch int, best, ok bool) {
+	var epochF field[int]
+	var bestF field[bool]
+	ok = readObject(c, func(key string, v *valueReader) error {
+		switch key {
+		case service.FieldEpoch:
+			return readScalar(v, &epochF, func(t jsontext.Token) (int, bool) {
+				n, ok := asInt(t)
+				return n, ok && n >= 1 && n <= modelfile.MaxHistory
+			}, l.FieldError(key))
+		case service.FieldBest:
+			return readScalar(v, &bestF, func(t jsontext.Token) (bool, bool) {
+				b, ok := asBool(t)
+				return b, ok && b
+			}, l.FieldError(key))
+		}
+		return v.skip()
+	})
+	if !ok {
+		return 0, false, false
+	}
+	for _, err := range []error{epochF.err, bestF.err} {
+		if err != nil {
+			return 0, false, invalid(c, err)
+		}
+	}
+	if epochF.present == bestF.present {
+		writeError(c, http.StatusBadRequest, `the body needs "epoch" (a snapshot's epoch) or "best": true, not both`)
+		return 0, false, false
+	}
+	return epochF.val, bestF.present, true
 }
 
 // invalid answers 400 with err's message and returns false. err is a

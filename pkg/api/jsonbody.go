@@ -275,3 +275,10 @@ func asString(t jsontext.Token) (string, bool) {
 	}
 	return t.String(), true
 }
+
+func asBool(t jsontext.Token) (bool, bool) {
+	if k := t.Kind(); k != 't' && k != 'f' {
+		return false, false
+	}
+	return t.Bool(), true
+}

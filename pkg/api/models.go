@@ -90,19 +90,36 @@ func (h *handlers) history(c *gin.Context) {
 // historyRecordJSON bounds one history record in JSON.
 const historyRecordJSON = 512
 
-// download sends the model file as stored, as an attachment.
+// download sends the model file as stored, as an attachment; with
+// ?epoch=N, the snapshot after that epoch.
 func (h *handlers) download(c *gin.Context) {
 	id, ok := pathID(c, service.MsgNetworkNotFound)
 	if !ok {
 		return
 	}
-	rc, size, err := h.svc.Download(c.Request.Context(), id)
+	name := id + ".npz"
+	var (
+		rc   io.ReadCloser
+		size int64
+		err  error
+	)
+	if v, given := c.GetQuery("epoch"); given {
+		epoch, perr := strconv.Atoi(v)
+		if perr != nil || epoch < 1 || epoch > modelfile.MaxHistory {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("epoch must be an integer between 1 and %d", modelfile.MaxHistory))
+			return
+		}
+		rc, size, err = h.svc.DownloadSnapshot(c.Request.Context(), id, epoch)
+		name = fmt.Sprintf("%s-epoch-%d.npz", id, epoch)
+	} else {
+		rc, size, err = h.svc.Download(c.Request.Context(), id)
+	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	defer rc.Close()
-	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.npz"`, id))
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 	c.DataFromReader(http.StatusOK, size, "application/octet-stream", rc, nil)
 }
 
@@ -110,6 +127,21 @@ func (h *handlers) download(c *gin.Context) {
 // the "file" field of a multipart form, and imports it. The file is read
 // first, within the memory budget; then one of the import slots is taken.
 func (h *handlers) importNetwork(c *gin.Context) {
+	// The name and notes given, checked before the file is read.
+	var o service.ImportOptions
+	for _, q := range []struct {
+		key   string
+		dst   **string
+		check func(service.Limits, string) error
+	}{{service.FieldName, &o.Name, service.Limits.CheckName}, {service.FieldNotes, &o.Notes, service.Limits.CheckNotes}} {
+		if v, given := c.GetQuery(q.key); given {
+			if err := q.check(h.svc.Limits(), v); err != nil {
+				invalid(c, err)
+				return
+			}
+			*q.dst = &v
+		}
+	}
 	release, ok := h.meter(c, 1, false)
 	if !ok {
 		return
@@ -127,7 +159,7 @@ func (h *handlers) importNetwork(c *gin.Context) {
 		writeError(c, http.StatusServiceUnavailable, "too many imports at once; try again shortly")
 		return
 	}
-	n, err := h.svc.Import(c.Request.Context(), file, file.size)
+	n, err := h.svc.Import(c.Request.Context(), file, file.size, o)
 	h.reply(c, createdOf(n, "imported"), err)
 }
 

@@ -221,8 +221,12 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("TrainRequest.%s: default %v maximum %v, want %v and %v", field, p.Value.Default, gotMax, want[0], want[1])
 		}
 	}
-	if got := slices.Sorted(maps.Keys(train)); !slices.Equal(got, []string{"cost", "epochs", "lambda", "learning_rate", "mini_batch_size", "seed"}) {
-		t.Errorf("TrainRequest has %v: the fields decodeTrain reads are epochs, mini_batch_size, learning_rate, cost, lambda and seed", got)
+	if got := slices.Sorted(maps.Keys(train)); !slices.Equal(got, []string{"cost", "epochs", "lambda", "learning_rate", "mini_batch_size",
+		"restore_best", "seed", "stop_after_no_improvement"}) {
+		t.Errorf("TrainRequest has %v: the fields decodeTrain reads are epochs, mini_batch_size, learning_rate, cost, lambda, seed, stop_after_no_improvement and restore_best", got)
+	}
+	if m := train[service.FieldStopAfter].Value.Max; m == nil || *m != float64(lim.MaxEpochs) {
+		t.Errorf("TrainRequest.stop_after_no_improvement: maximum %v, want %d", m, lim.MaxEpochs)
 	}
 
 	create := schema("CreateNetworkRequest").Properties
@@ -240,8 +244,17 @@ func TestOpenAPIDocument(t *testing.T) {
 	if m := create[service.FieldSeed].Value.Max; m == nil || *m != service.MaxSeed {
 		t.Errorf("CreateNetworkRequest.seed: maximum %v, want %d", m, service.MaxSeed)
 	}
-	if got := slices.Sorted(maps.Keys(create)); !slices.Equal(got, []string{"init", "layer_sizes", "seed"}) {
-		t.Errorf("CreateNetworkRequest has %v, want init, layer_sizes and seed", got)
+	if got := slices.Sorted(maps.Keys(create)); !slices.Equal(got, []string{"init", "layer_sizes", "name", "notes", "seed"}) {
+		t.Errorf("CreateNetworkRequest has %v, want init, layer_sizes, name, notes and seed", got)
+	}
+	for _, s := range []string{"CreateNetworkRequest", "LabelRequest", "NetworkInfo"} {
+		props := schema(s).Properties
+		if m := props[service.FieldName].Value.MaxLength; m == nil || *m != modelfile.MaxNameLength {
+			t.Errorf("%s.name: maxLength %v, want %d", s, m, modelfile.MaxNameLength)
+		}
+		if m := props[service.FieldNotes].Value.MaxLength; m == nil || *m != modelfile.MaxNotesLength {
+			t.Errorf("%s.notes: maxLength %v, want %d", s, m, modelfile.MaxNotesLength)
+		}
 	}
 	if px := schema("PredictRequest").Properties["pixels"].Value; px.MinItems != mnist.Pixels || px.MaxItems == nil || *px.MaxItems != mnist.Pixels {
 		t.Errorf("PredictRequest.pixels: minItems %d maxItems %v, want %d", px.MinItems, px.MaxItems, mnist.Pixels)
@@ -335,8 +348,10 @@ func TestOpenAPIResponses(t *testing.T) {
 	train := func(id, body string) string {
 		return c.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(body), 200).field(t, "job_id")
 	}
-	jobA := train(a, `{"epochs":2,"mini_batch_size":10,"learning_rate":3.0,"seed":1}`)
+	jobA := train(a, `{"epochs":2,"mini_batch_size":10,"learning_rate":3.0,"seed":1,"stop_after_no_improvement":1,"restore_best":true}`)
 	c.waitJob(jobA, func(s string) bool { return s == "completed" })
+	c.check("POST", "/api/networks/"+a+"/train", jsonCT, []byte(`{"stop_after_no_improvement":0}`), 400)
+	c.check("POST", "/api/networks/"+a+"/train", jsonCT, []byte(`{"restore_best":"yes"}`), 400)
 	c.check("HEAD", "/api/training/"+jobA, "", nil, 200)
 	c.check("POST", "/api/networks/"+a+"/train", jsonCT, []byte(`{"epochs":0}`), 400)
 	c.check("POST", "/api/networks/"+a+"/train", jsonCT, []byte(`{"cost":"hinge"}`), 400)
@@ -377,9 +392,37 @@ func TestOpenAPIResponses(t *testing.T) {
 	c.check("HEAD", "/api/networks/"+a+"/access", "", nil, 200)
 	c.check("GET", "/api/networks/"+unknown+"/access", "", nil, 404)
 
+	// One network: its name and notes, its snapshots, a restore.
+	c.check("GET", "/api/networks/"+a, "", nil, 200)
+	c.check("HEAD", "/api/networks/"+a, "", nil, 200)
+	c.check("GET", "/api/networks/"+unknown, "", nil, 404)
+	c.check("PATCH", "/api/networks/"+a, jsonCT, []byte(`{"name":"ch. 3 ✓","notes":"two epochs\nseeded"}`), 200)
+	c.check("PATCH", "/api/networks/"+a, jsonCT, []byte(`{"notes":""}`), 200)
+	c.check("PATCH", "/api/networks/"+a, jsonCT, []byte(`{}`), 400)
+	c.check("PATCH", "/api/networks/"+a, jsonCT, []byte(`{"name":"`+strings.Repeat("n", 101)+`"}`), 400)
+	c.check("PATCH", "/api/networks/"+unknown, jsonCT, []byte(`{"name":"x"}`), 404)
+	c.check("PATCH", "/api/networks/"+a, "text/plain", []byte(`{"name":"x"}`), 415)
+	c.check("PATCH", "/api/networks/"+a, jsonCT, []byte(`{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`"}`), 413)
+	c.check("GET", "/api/networks/"+a+"/snapshots", "", nil, 200)
+	c.check("HEAD", "/api/networks/"+a+"/snapshots", "", nil, 200)
+	c.check("GET", "/api/networks/"+unknown+"/snapshots", "", nil, 404)
+	c.check("GET", "/api/networks/"+a+"/download?epoch=1", "", nil, 200)
+	c.check("HEAD", "/api/networks/"+a+"/download?epoch=1", "", nil, 200)
+	c.check("GET", "/api/networks/"+a+"/download?epoch=0", "", nil, 400)
+	c.check("GET", "/api/networks/"+a+"/download?epoch=99", "", nil, 404)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{"epoch":1}`), 200)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{"best":true}`), 200)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{}`), 400)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{"epoch":1,"best":true}`), 400)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{"epoch":99}`), 404)
+	c.check("POST", "/api/networks/"+unknown+"/restore", jsonCT, []byte(`{"best":true}`), 404)
+	c.check("POST", "/api/networks/"+a+"/restore", "text/plain", []byte(`{"best":true}`), 415)
+	c.check("POST", "/api/networks/"+a+"/restore", jsonCT, []byte(`{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`"}`), 413)
+
 	// Download and import, raw and as a form.
 	file := c.check("GET", "/api/networks/"+a+"/download", "", nil, 200).body
-	imported := c.check("POST", "/api/networks/import", "application/octet-stream", file, 200).field(t, "network_id")
+	imported := c.check("POST", "/api/networks/import?name=imported&notes=from+a+file", "application/octet-stream", file, 200).field(t, "network_id")
+	c.check("POST", "/api/networks/import?name="+strings.Repeat("n", 101), "application/octet-stream", file, 400)
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
 	fw, _ := mw.CreateFormFile("file", "net.npz")
@@ -398,6 +441,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	// pending one; one worker and a queue of one, so a third job is 503.
 	jobD := train(d, `{"epochs":3,"seed":3}`)
 	c.waitJob(jobD, func(s string) bool { return s == "training" })
+	c.check("POST", "/api/networks/"+d+"/restore", jsonCT, []byte(`{"best":true}`), 409)
 	jobB := train(b, `{"epochs":1}`)
 	c.check("POST", "/api/networks/"+b+"/train", jsonCT, []byte(`{"epochs":1}`), 503)
 	c.check("POST", "/api/training/"+jobB+"/cancel", "", nil, 200)
@@ -487,6 +531,11 @@ func TestOpenAPIAuthResponses(t *testing.T) {
 		t.Error("401 without WWW-Authenticate")
 	}
 	someone.check("DELETE", "/api/networks/"+id, "", nil, 403)
+	c.check("PATCH", "/api/networks/"+id, jsonCT, []byte(`{"name":"mine"}`), 401)
+	someone.check("PATCH", "/api/networks/"+id, jsonCT, []byte(`{"name":"theirs"}`), 403)
+	me.check("PATCH", "/api/networks/"+id, jsonCT, []byte(`{"name":"mine"}`), 200)
+	c.check("POST", "/api/networks/"+id+"/restore", jsonCT, []byte(`{"best":true}`), 401)
+	someone.check("POST", "/api/networks/"+id+"/restore", jsonCT, []byte(`{"best":true}`), 403)
 	c.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1}`), 401)
 	someone.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1}`), 403)
 	job := me.check("POST", "/api/networks/"+id+"/train", jsonCT, []byte(`{"epochs":1000}`), 200).field(t, "job_id")

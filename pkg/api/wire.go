@@ -51,6 +51,8 @@ type createdBody struct {
 	// OwnerToken is the network's owner token, given this once (only its
 	// hash is kept): with OWNERSHIP=on, changing the network needs it.
 	OwnerToken string `json:"owner_token"`
+	Name       string `json:"name"`  // added; "" when none
+	Notes      string `json:"notes"` // added; "" when none
 }
 
 type networkBody struct {
@@ -65,6 +67,8 @@ type networkBody struct {
 	CurrentJobID  *string  `json:"current_job_id"` // the job training it, or the first waiting; null when none
 	WeightsShape  [][2]int `json:"weights_shape,omitempty"`
 	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
+	Name          string   `json:"name"`  // added; "" when none
+	Notes         string   `json:"notes"` // added; "" when none
 }
 
 type listBody struct {
@@ -114,6 +118,13 @@ type jobBody struct {
 	Accuracy     *float64    `json:"accuracy,omitempty"`
 	Error        string      `json:"error,omitempty"`
 	History      []epochBody `json:"history"`
+	// Added: the early stopping options (0 and false when not asked for),
+	// the job's epoch of the best validation accuracy (null before one),
+	// and whether it stopped early.
+	StopAfterNoImprovement int  `json:"stop_after_no_improvement"`
+	RestoreBest            bool `json:"restore_best"`
+	BestEpoch              *int `json:"best_epoch"`
+	StoppedEarly           bool `json:"stopped_early"`
 }
 
 type epochBody struct {
@@ -146,6 +157,7 @@ func networkOf(n service.NetworkInfo) networkBody {
 	b := networkBody{
 		NetworkID: n.ID, Architecture: n.Sizes, Trained: n.Trained, Accuracy: n.Accuracy,
 		Status: "in_memory", EpochsTrained: n.EpochsTrained, Init: initOf(n.Init), Seed: n.Seed,
+		Name: n.Name, Notes: n.Notes,
 	}
 	if n.CurrentJob != "" {
 		b.CurrentJobID = &n.CurrentJob
@@ -168,10 +180,15 @@ func jobOf(j service.JobInfo) jobBody {
 		MiniBatch: j.Params.MiniBatch, LearningRate: j.Params.LearningRate,
 		Cost: string(j.Params.Cost), Lambda: j.Params.Lambda,
 		ElapsedTime: service.Microseconds(j.ElapsedTime), Accuracy: j.Accuracy, Error: j.Error,
-		History: make([]epochBody, len(j.History)),
+		History:                make([]epochBody, len(j.History)),
+		StopAfterNoImprovement: j.Params.StopAfterNoImprovement, RestoreBest: j.Params.RestoreBest,
+		StoppedEarly: j.StoppedEarly(),
 	}
 	if j.Params.Seed != nil {
 		b.Seed = *j.Params.Seed
+	}
+	if best := j.BestEpoch(); best > 0 {
+		b.BestEpoch = &best
 	}
 	for i, e := range j.History {
 		b.History[i] = epochBody{Epoch: e.Epoch, Accuracy: e.Accuracy, Correct: e.Correct, ElapsedTime: service.Microseconds(e.ElapsedTime),
@@ -193,7 +210,7 @@ func initOf(i service.Init) *string {
 
 func createdOf(n service.NetworkInfo, status string) createdBody {
 	return createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: status, Init: initOf(n.Init), Seed: n.Seed,
-		OwnerToken: n.OwnerToken}
+		OwnerToken: n.OwnerToken, Name: n.Name, Notes: n.Notes}
 }
 
 type historyBody struct {
@@ -220,6 +237,9 @@ type historyEpochBody struct {
 	// Added; absent in records of epochs trained before they were kept.
 	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"`
 	TrainingCost       *float64 `json:"training_cost,omitempty"`
+	// Added; only in the record of a restore: the epoch whose snapshot
+	// became the network's weights.
+	RestoredFrom int `json:"restored_from,omitempty"`
 }
 
 func historyOf(id string, recs []modelfile.EpochRecord) historyBody {
@@ -229,7 +249,7 @@ func historyOf(id string, recs []modelfile.EpochRecord) historyBody {
 			Epoch: r.Epoch, JobID: r.JobID, Accuracy: r.Accuracy, Correct: r.Correct, ElapsedTime: service.Microseconds(r.ElapsedTime),
 			LearningRate: r.LearningRate, MiniBatchSize: r.MiniBatchSize, Cost: r.Cost, Lambda: r.Lambda, Seed: r.Seed,
 			FinishedAt:         r.FinishedAt.UTC().Format(time.RFC3339Nano),
-			ValidationAccuracy: r.ValidationAccuracy, TrainingCost: r.TrainingCost,
+			ValidationAccuracy: r.ValidationAccuracy, TrainingCost: r.TrainingCost, RestoredFrom: r.RestoredFrom,
 		}
 	}
 	return b

@@ -3,7 +3,10 @@
 // service's Store. The bytes of each file are the model file format's
 // (package modelfile), which also reads them back; this package keeps them.
 //
-// Each network is one file, <id>.npz. Files are written atomically, so a
+// Each network is one file, <id>.npz, and its snapshots are files of the
+// directory snapshots/<id>/, named <epoch>.npz: hard links to the model
+// file as it was saved after that epoch (a copy where the file system has
+// no hard links). Files are written atomically, so a
 // crash or a full disk never leaves a half-written network behind, and
 // every file read is treated as hostile: all access goes through an
 // os.Root, nothing but regular files is opened, and modelfile checks what
@@ -20,8 +23,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
@@ -87,14 +92,47 @@ func Open(dir string, lim modelfile.Limits) (*Store, error) {
 	return s, nil
 }
 
+// removeTemps removes the temporary files of interrupted saves and
+// snapshots, and the snapshots of networks whose model is gone (a crash
+// while one was deleted).
 func (s *Store) removeTemps() error {
-	des, err := s.readDir()
+	if err := s.removeTempsIn("."); err != nil {
+		return err
+	}
+	des, err := s.readDirOf(snapshotDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		id := de.Name()
+		if !de.IsDir() || modelfile.CheckID(id) != nil {
+			continue
+		}
+		if _, err := s.root.Lstat(fileName(id)); errors.Is(err, fs.ErrNotExist) {
+			if err := s.root.RemoveAll(snapshotsOf(id)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.removeTempsIn(snapshotsOf(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeTempsIn removes the temporary files in dir.
+func (s *Store) removeTempsIn(dir string) error {
+	des, err := s.readDirOf(dir)
 	if err != nil {
 		return err
 	}
 	for _, de := range des {
 		if strings.HasPrefix(de.Name(), tempPrefix) && de.Type().IsRegular() {
-			if err := s.root.Remove(de.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := s.root.Remove(path.Join(dir, de.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
@@ -344,6 +382,11 @@ func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, er
 	if err := s.begin(ctx, id); err != nil {
 		return service.DeleteFailed, fmt.Errorf("dirstore: delete: %w", err)
 	}
+	// The snapshots first: a failure leaves the model, never snapshots
+	// without their network.
+	if err := s.root.RemoveAll(snapshotsOf(id)); err != nil {
+		return service.DeleteFailed, fmt.Errorf("dirstore: delete the snapshots of %s: %w", id, err)
+	}
 	err := s.root.Remove(fileName(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return service.DeleteNotFound, nil
@@ -360,8 +403,10 @@ func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, er
 // fileName must only be called with an id that passed modelfile.CheckID.
 func fileName(id string) string { return id + fileExt }
 
-func (s *Store) readDir() ([]fs.DirEntry, error) {
-	d, err := s.root.Open(".")
+func (s *Store) readDir() ([]fs.DirEntry, error) { return s.readDirOf(".") }
+
+func (s *Store) readDirOf(dir string) ([]fs.DirEntry, error) {
+	d, err := s.root.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -371,8 +416,11 @@ func (s *Store) readDir() ([]fs.DirEntry, error) {
 
 // syncDir flushes the directory itself, so that a rename or removal survives
 // a power failure, not only the file's contents.
-func (s *Store) syncDir() error {
-	d, err := s.root.Open(".")
+func (s *Store) syncDir() error { return s.syncDirOf(".") }
+
+// syncDirOf flushes dir, a directory under the root.
+func (s *Store) syncDirOf(dir string) error {
+	d, err := s.root.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -381,4 +429,211 @@ func (s *Store) syncDir() error {
 		err = cerr
 	}
 	return err
+}
+
+// snapshotDir holds the snapshots, a directory per network. Its name never
+// matches <uuid>.npz: List does not see it.
+const snapshotDir = "snapshots"
+
+// snapshotsOf is the directory of network id's snapshots; id must have
+// passed modelfile.CheckID.
+func snapshotsOf(id string) string { return snapshotDir + "/" + id }
+
+// snapshotName is the file of a snapshot; epoch must have passed
+// service.CheckSnapshotEpoch.
+func snapshotName(id string, epoch int) string {
+	return snapshotsOf(id) + "/" + strconv.Itoa(epoch) + fileExt
+}
+
+// Snapshot keeps the file saved under id as its snapshot after epoch: a
+// hard link to it, so that no byte is copied (a later Save renames a new
+// file over the model and leaves the snapshot's alone), or, where the file
+// system has no hard links (or the model is a symbolic link), a copy. The
+// snapshot is in place atomically (a temporary name renamed) and flushed,
+// with its directory, to disk. An existing snapshot of epoch is replaced.
+func (s *Store) Snapshot(ctx context.Context, id string, epoch int) error {
+	if err := s.begin(ctx, id); err != nil {
+		return fmt.Errorf("dirstore: snapshot: %w", err)
+	}
+	if err := service.CheckSnapshotEpoch(epoch); err != nil {
+		return fmt.Errorf("dirstore: snapshot: %w", err)
+	}
+	fi, err := s.root.Lstat(fileName(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("dirstore: snapshot %s: %w", id, service.ErrModelNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: snapshot %s: %w", id, err)
+	}
+	dir := snapshotsOf(id)
+	_, err = s.root.Stat(dir)
+	created := errors.Is(err, fs.ErrNotExist)
+	if err := s.root.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("dirstore: snapshot %s: %w", id, err)
+	}
+	tmp := dir + "/" + tempPrefix + rand.Text()
+	err = errors.New("not a regular file")
+	if fi.Mode().IsRegular() {
+		err = s.root.Link(fileName(id), tmp)
+	}
+	if err != nil {
+		// No hard links here (or the model is a link itself): a copy.
+		err = s.copyFile(fileName(id), tmp)
+	}
+	if err == nil {
+		err = s.root.Rename(tmp, snapshotName(id, epoch))
+	}
+	if err != nil {
+		s.root.Remove(tmp) // best effort: the next Open removes it
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w: %w", service.ErrModelNotFound, err) // deleted meanwhile
+		}
+		return fmt.Errorf("dirstore: snapshot %s after epoch %d: %w", id, epoch, err)
+	}
+	dirs := []string{dir}
+	if created {
+		dirs = append(dirs, snapshotDir, ".")
+	}
+	for _, d := range dirs {
+		if err := s.syncDirOf(d); err != nil {
+			return fmt.Errorf("dirstore: snapshot %s after epoch %d: %w", id, epoch, err)
+		}
+	}
+	return nil
+}
+
+// copyFile copies the regular file src to dst, a new file, and flushes it.
+func (s *Store) copyFile(src, dst string) error {
+	in, _, err := s.openRegular(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := s.root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(out, in, make([]byte, bufSize))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Snapshots returns the epochs of network id's snapshots, ascending. Files
+// of its directory not named <epoch>.npz are ignored.
+func (s *Store) Snapshots(ctx context.Context, id string) ([]int, error) {
+	if err := s.begin(ctx, id); err != nil {
+		return nil, fmt.Errorf("dirstore: snapshots: %w", err)
+	}
+	des, err := s.readDirOf(snapshotsOf(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dirstore: snapshots of %s: %w", id, err)
+	}
+	var epochs []int
+	for _, de := range des {
+		if e, ok := snapshotEpoch(de.Name()); ok {
+			epochs = append(epochs, e)
+		}
+	}
+	slices.Sort(epochs)
+	return epochs, nil
+}
+
+// snapshotEpoch returns the epoch a snapshot's file name holds:
+// <epoch>.npz, the epoch written as strconv.Itoa writes it.
+func snapshotEpoch(name string) (int, bool) {
+	digits, ok := strings.CutSuffix(name, fileExt)
+	if !ok {
+		return 0, false
+	}
+	e, err := strconv.Atoi(digits)
+	if err != nil || strconv.Itoa(e) != digits || service.CheckSnapshotEpoch(e) != nil {
+		return 0, false
+	}
+	return e, true
+}
+
+// openSnapshot opens a snapshot's file: an error wrapping
+// service.ErrSnapshotNotFound if there is none.
+func (s *Store) openSnapshot(ctx context.Context, id string, epoch int) (*os.File, int64, error) {
+	if err := s.begin(ctx, id); err != nil {
+		return nil, 0, err
+	}
+	if service.CheckSnapshotEpoch(epoch) != nil {
+		return nil, 0, fmt.Errorf("%s after epoch %d: %w", id, epoch, service.ErrSnapshotNotFound)
+	}
+	f, size, err := s.openRegular(snapshotName(id, epoch))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%s after epoch %d: %w", id, epoch, service.ErrSnapshotNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", snapshotName(id, epoch), err)
+	}
+	return f, size, nil
+}
+
+// LoadSnapshot reads a snapshot as Load reads a model; the file must hold
+// the network after epoch. Errors wrap service.ErrSnapshotNotFound when
+// there is no such snapshot.
+func (s *Store) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error) {
+	f, size, err := s.openSnapshot(ctx, id, epoch)
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load snapshot: %w", err)
+	}
+	defer f.Close()
+	m, n, err := modelfile.DecodeAs(f, size, s.lim, id)
+	if err == nil && m.EpochsTrained != epoch {
+		err = fmt.Errorf("the file holds the network after epoch %d", m.EpochsTrained)
+	}
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load %s: %w", snapshotName(id, epoch), err)
+	}
+	return m, n, nil
+}
+
+// OpenSnapshot returns a snapshot's bytes as Open returns a model's, after
+// the same checks; the file must hold the network after epoch.
+func (s *Store) OpenSnapshot(ctx context.Context, id string, epoch int) (io.ReadCloser, int64, error) {
+	f, size, err := s.openSnapshot(ctx, id, epoch)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dirstore: open snapshot: %w", err)
+	}
+	e, err := modelfile.DecodeEntryAs(f, size, s.lim, id)
+	if err == nil && e.EpochsTrained != epoch {
+		err = fmt.Errorf("the file holds the network after epoch %d", e.EpochsTrained)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("dirstore: open %s: %w", snapshotName(id, epoch), err)
+	}
+	return &fileReader{SectionReader: io.NewSectionReader(f, 0, size), f: f}, size, nil
+}
+
+// DeleteSnapshot removes a snapshot and flushes its directory; nil if
+// there was none.
+func (s *Store) DeleteSnapshot(ctx context.Context, id string, epoch int) error {
+	if err := s.begin(ctx, id); err != nil {
+		return fmt.Errorf("dirstore: delete snapshot: %w", err)
+	}
+	if service.CheckSnapshotEpoch(epoch) != nil {
+		return nil
+	}
+	err := s.root.Remove(snapshotName(id, epoch))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = s.syncDirOf(snapshotsOf(id))
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: delete %s: %w", snapshotName(id, epoch), err)
+	}
+	return nil
 }

@@ -35,6 +35,12 @@
 //	history_records  the records in history.json, at most MaxHistory
 //	created_at       RFC 3339 time, UTC, to the nanosecond
 //	updated_at       RFC 3339 time, UTC, to the nanosecond
+//	name, notes      optional: what people call the network (at most 100
+//	                 characters, one line) and note of it (at most 2,000)
+//
+// A record of history.json may carry restored_from (optional): it records
+// a restore of the snapshot after that earlier epoch, not an epoch of
+// training.
 //
 // Every file read is treated as hostile: its headers are checked against
 // each other and against the operator's Limits before anything is allocated

@@ -53,6 +53,11 @@ type Meta struct {
 	// network without an owner). Import ignores it: an imported network
 	// gets an owner of its own.
 	OwnerHash string
+	// Name and Notes are what people call the network and what they note
+	// of it: at most MaxNameLength and MaxNotesLength characters of UTF-8
+	// (CheckName, CheckNotes), "" when none. They are meta.json's optional
+	// keys name and notes, absent when empty and from older files.
+	Name, Notes string
 }
 
 // The ways a network's weights are first drawn (Meta.Init).
@@ -122,6 +127,9 @@ type metaFile struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 	// OwnerHash is optional in every version: older files have none.
 	OwnerHash string `json:"owner_token_sha256,omitempty"`
+	// Name and Notes are optional in every version.
+	Name  string `json:"name,omitempty"`
+	Notes string `json:"notes,omitempty"`
 }
 
 // metaKeys are the keys meta.json must have in each format version: a
@@ -171,6 +179,12 @@ func (m *Meta) validateContent(lim Limits) error {
 	if m.OwnerHash != "" && !isOwnerHash(m.OwnerHash) {
 		// The value is not quoted: it may be a secret put in the wrong place.
 		return errors.New("owner_token_sha256 is not 64 lowercase hex digits")
+	}
+	if err := CheckName(m.Name); err != nil {
+		return err
+	}
+	if err := CheckNotes(m.Notes); err != nil {
+		return err
 	}
 	if err := validateHistory(m.History, m.EpochsTrained); err != nil {
 		return err
@@ -269,6 +283,8 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 		CreatedAt:      m.CreatedAt.UTC(),
 		UpdatedAt:      m.UpdatedAt.UTC(),
 		OwnerHash:      m.OwnerHash,
+		Name:           m.Name,
+		Notes:          m.Notes,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -540,6 +556,8 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 		CreatedAt:     mf.CreatedAt,
 		UpdatedAt:     mf.UpdatedAt,
 		OwnerHash:     mf.OwnerHash,
+		Name:          mf.Name,
+		Notes:         mf.Notes,
 	}
 	validate := m.validate
 	if d.ignoreID {

@@ -347,7 +347,8 @@ func sameMeta(t testing.TB, got, want Meta) {
 		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
 		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
 		!got.UpdatedAt.Equal(want.UpdatedAt) || !samePtr(got.Accuracy, want.Accuracy) ||
-		!slices.EqualFunc(got.History, want.History, sameRecord) || got.OwnerHash != want.OwnerHash {
+		!slices.EqualFunc(got.History, want.History, sameRecord) || got.OwnerHash != want.OwnerHash ||
+		got.Name != want.Name || got.Notes != want.Notes {
 		t.Fatalf("meta\n got %+v (accuracy %v, seed %v)\nwant %+v (accuracy %v, seed %v)",
 			got, deref(got.Accuracy), deref(got.Seed), want, deref(want.Accuracy), deref(want.Seed))
 	}

@@ -64,7 +64,18 @@ type EpochRecord struct {
 	// epochs trained before they were kept.
 	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"`
 	TrainingCost       *float64 `json:"training_cost,omitempty"`
+	// RestoredFrom, when not 0, marks a record that is no epoch of
+	// training but a restore: the network's weights became those of the
+	// snapshot after epoch RestoredFrom (an earlier record), whose figures
+	// and parameters the record repeats, with ElapsedTime 0 and FinishedAt
+	// the time of the restore. The restore is a version of its own: it
+	// takes the next epoch number. Absent from older files.
+	RestoredFrom int `json:"restored_from,omitempty"`
 }
+
+// Restore reports whether r records a restore rather than an epoch of
+// training.
+func (r EpochRecord) Restore() bool { return r.RestoredFrom != 0 }
 
 // recordKeys are the keys every record must have: a missing one would
 // silently decode as a zero value.
@@ -121,6 +132,8 @@ func (r *EpochRecord) validate() error {
 		return fmt.Errorf("validation_accuracy %v is not a number between 0 and 1", *r.ValidationAccuracy)
 	case r.TrainingCost != nil && (!finite(*r.TrainingCost) || *r.TrainingCost < 0):
 		return fmt.Errorf("training_cost %v, want a finite number >= 0", *r.TrainingCost)
+	case r.RestoredFrom < 0 || r.RestoredFrom >= r.Epoch:
+		return fmt.Errorf("restored_from %d, want an epoch before %d", r.RestoredFrom, r.Epoch)
 	}
 	return nil
 }
@@ -173,6 +186,7 @@ type recordFile struct {
 	// Optional: absent in records written before they were kept.
 	ValidationAccuracy *float64 `json:"validation_accuracy"`
 	TrainingCost       *float64 `json:"training_cost"`
+	RestoredFrom       int      `json:"restored_from"`
 }
 
 func (f *recordFile) record() (EpochRecord, error) {
@@ -188,7 +202,7 @@ func (f *recordFile) record() (EpochRecord, error) {
 		Epoch: *f.Epoch, JobID: *f.JobID, Accuracy: *f.Accuracy, Correct: *f.Correct, Total: *f.Total,
 		ElapsedTime: *f.ElapsedTime, LearningRate: *f.LearningRate, MiniBatchSize: *f.MiniBatchSize,
 		Cost: *f.Cost, Lambda: *f.Lambda, Seed: *f.Seed, FinishedAt: *f.FinishedAt,
-		ValidationAccuracy: f.ValidationAccuracy, TrainingCost: f.TrainingCost,
+		ValidationAccuracy: f.ValidationAccuracy, TrainingCost: f.TrainingCost, RestoredFrom: f.RestoredFrom,
 	}, nil
 }
 

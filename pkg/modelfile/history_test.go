@@ -21,6 +21,7 @@ func TestRecordJSONBound(t *testing.T) {
 		Seed:               math.MaxUint64,
 		FinishedAt:         time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 		ValidationAccuracy: new(0.12345678901234568), TrainingCost: new(1.2345678901234567e+300),
+		RestoredFrom: math.MaxInt64 - 1,
 	}
 	if err := worst.validate(); err != nil {
 		t.Fatal(err)

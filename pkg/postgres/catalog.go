@@ -103,7 +103,7 @@ func canonicalUUID(id string) bool {
 
 func roundTime(t time.Time) time.Time { return t.Round(time.Microsecond).UTC() }
 
-const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version, owner_hash"
+const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version, owner_hash, name, notes"
 
 func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 	var (
@@ -114,7 +114,7 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 		owner *string
 	)
 	if err := row.Scan(&r.ID, &sizes, &init, &seed, &r.Trained, &r.Accuracy, &r.EpochsTrained,
-		&r.CreatedAt, &r.UpdatedAt, &r.Version, &owner); err != nil {
+		&r.CreatedAt, &r.UpdatedAt, &r.Version, &owner, &r.Name, &r.Notes); err != nil {
 		return service.NetworkRecord{}, err
 	}
 	r.Sizes = make([]int, len(sizes))
@@ -134,7 +134,7 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 }
 
 // networkArgs returns rec's columns after id, in networkColumns' order,
-// without owner_hash, which only Add writes.
+// without owner_hash, name and notes, which only Add (and Label) write.
 func networkArgs(rec service.NetworkRecord) []any {
 	sizes := make([]int32, len(rec.Sizes))
 	for i, s := range rec.Sizes {
@@ -174,8 +174,9 @@ func (c *Catalog) Add(ctx context.Context, rec service.NetworkRecord, max int) e
 			owner = &rec.OwnerHash
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO nnserver_networks (id, sizes, init, seed, trained, accuracy, epochs_trained,
-	created_at, updated_at, version, owner_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, append(append([]any{rec.ID}, networkArgs(rec)...), owner)...)
+	created_at, updated_at, version, owner_hash, name, notes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			append(append([]any{rec.ID}, networkArgs(rec)...), owner, rec.Name, rec.Notes)...)
 		return err
 	})
 	if err != nil && !errors.Is(err, service.ErrCatalogFull) {
@@ -242,6 +243,23 @@ SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM nnserver_networks WHERE i
 		return service.ErrVersionMoved
 	}
 	return service.ErrUnknownNetwork
+}
+
+// Label sets a network's name and notes, and nothing else.
+func (c *Catalog) Label(ctx context.Context, id, name, notes string) error {
+	if !canonicalUUID(id) {
+		return service.ErrUnknownNetwork
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	tag, err := c.pool.Exec(ctx, "UPDATE nnserver_networks SET name = $2, notes = $3 WHERE id = $1", id, name, notes)
+	if err != nil {
+		return fmt.Errorf("postgres: labelling network %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return service.ErrUnknownNetwork
+	}
+	return nil
 }
 
 // Remove deletes a record.

@@ -19,6 +19,9 @@ type jobParams struct {
 	Cost         service.Cost `json:"cost"`
 	Lambda       float64      `json:"lambda"`
 	Seed         *uint64      `json:"seed,omitempty"` // jsonb keeps all 64 bits (numeric)
+	// Absent from the rows of older releases, and when not asked for.
+	StopAfter   int  `json:"stop_after_no_improvement,omitempty"`
+	RestoreBest bool `json:"restore_best,omitempty"`
 }
 
 // epochJSON is an element of a job's history column.
@@ -58,7 +61,7 @@ func scanJob(row pgx.Row, pre ...any) (service.JobInfo, error) {
 		return service.JobInfo{}, fmt.Errorf("job %s: history: %w", j.ID, err)
 	}
 	j.Params = service.TrainParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
-		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed}
+		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed, StopAfterNoImprovement: p.StopAfter, RestoreBest: p.RestoreBest}
 	j.Status = service.JobStatus(status)
 	j.History = make([]service.EpochResult, len(history))
 	for i, e := range history {

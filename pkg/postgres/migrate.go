@@ -92,6 +92,12 @@ CREATE INDEX nnserver_jobs_pending_client ON nnserver_jobs (client) WHERE status
 -- saving the network keeps it.
 ALTER TABLE nnserver_networks ADD COLUMN owner_hash text;
 `},
+	{6, "name and notes of each network", `
+-- Set by Add and by Label (PATCH), never by Update: a replica of the
+-- previous release saving the network keeps them.
+ALTER TABLE nnserver_networks ADD COLUMN name text NOT NULL DEFAULT '';
+ALTER TABLE nnserver_networks ADD COLUMN notes text NOT NULL DEFAULT '';
+`},
 }
 
 // migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"

@@ -48,13 +48,13 @@ type objectReader struct {
 	gets   int    // requests made, for tests
 }
 
-// probe starts reading the object of id: it fetches its first window,
+// probe starts reading the object under key: it fetches its first window,
 // which gives the object's size and ETag too, and returns a reader pinned
 // to that version holding that window. An object no larger than a window
 // is thus read in one request, which S3 serves from one version. Its error
 // wraps service.ErrModelNotFound if there is no such object.
-func (s *Store) probe(ctx context.Context, id string) (*objectReader, error) {
-	r := &objectReader{ctx: ctx, s: s, key: s.key(id), window: probeWindow}
+func (s *Store) probe(ctx context.Context, key string) (*objectReader, error) {
+	r := &objectReader{ctx: ctx, s: s, key: key, window: probeWindow}
 	r.gets++
 	opts := minio.GetObjectOptions{}
 	if err := opts.SetRange(0, probeWindow-1); err != nil {

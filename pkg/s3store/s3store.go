@@ -1,9 +1,10 @@
 // Package s3store keeps networks in an S3-compatible object store (Amazon
 // S3, MinIO, Ceph, R2...), for the scaled mode, where replicas share their
 // models. It stores exactly the bytes the directory store (package dirstore)
-// writes, one object per network under <prefix><id>.npz, and meets the same
-// contract (package service/storetest): the same ids, limits, errors and
-// results.
+// writes, one object per network under <prefix><id>.npz, and its snapshots
+// under <prefix>snapshots/<id>/<epoch>.npz (copies made inside the bucket,
+// which send no bytes), and meets the same contract (package
+// service/storetest): the same ids, limits, errors and results.
 //
 // Reads go through ranged GETs, so List reads only the zip directory and the
 // headers of each archive, never its weights. Every response of a read must
@@ -225,7 +226,7 @@ func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.N
 		m modelfile.Meta
 		n *network.Network
 	)
-	err := s.read(ctx, id, func(r *objectReader) error {
+	err := s.read(ctx, s.key(id), func(r *objectReader) error {
 		var err error
 		m, n, err = modelfile.Decode(r, r.size, s.lim)
 		if err == nil && m.ID != id {
@@ -239,10 +240,10 @@ func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.N
 	return m, n, nil
 }
 
-// read runs f on a reader of the object of id, pinned to the version its
-// first request finds, and starts again if the object changes while f reads
-// it.
-func (s *Store) read(ctx context.Context, id string, f func(*objectReader) error) error {
+// read runs f on a reader of the object under key, pinned to the version
+// its first request finds, and starts again if the object changes while f
+// reads it.
+func (s *Store) read(ctx context.Context, key string, f func(*objectReader) error) error {
 	var err error
 	for attempt := range changeRetries {
 		if attempt > 0 {
@@ -255,7 +256,7 @@ func (s *Store) read(ctx context.Context, id string, f func(*objectReader) error
 			}
 		}
 		var r *objectReader
-		r, err = s.probe(ctx, id)
+		r, err = s.probe(ctx, key)
 		if err != nil {
 			return err
 		}
@@ -293,7 +294,7 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 		body io.ReadCloser
 		size int64
 	)
-	err := s.read(ctx, id, func(r *objectReader) error {
+	err := s.read(ctx, s.key(id), func(r *objectReader) error {
 		if _, err := s.decodeEntry(r, id); err != nil {
 			return err
 		}
@@ -359,7 +360,7 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 		wg.Go(func() {
 			for i := range work {
 				res := &results[i]
-				res.err = s.read(ctx, ids[i], func(r *objectReader) error {
+				res.err = s.read(ctx, s.key(ids[i]), func(r *objectReader) error {
 					var err error
 					res.e, err = s.decodeEntry(r, ids[i])
 					return err
@@ -404,6 +405,11 @@ func (s *Store) List(ctx context.Context) ([]modelfile.Entry, []error) {
 func (s *Store) Delete(ctx context.Context, id string) (service.DeleteResult, error) {
 	if err := begin(ctx, id); err != nil {
 		return service.DeleteFailed, fmt.Errorf("s3store: delete: %w", err)
+	}
+	// The snapshots first: a failure leaves the model, never snapshots
+	// without their network.
+	if err := s.deleteSnapshots(ctx, id); err != nil {
+		return service.DeleteFailed, fmt.Errorf("s3store: delete the snapshots of %s: %w", id, err)
 	}
 	// S3 deletes a missing key without complaint: ask first, to tell "not
 	// found" from "removed".

@@ -40,6 +40,7 @@ type fake struct {
 	gets      atomic.Int64 // GET requests
 	sentBytes atomic.Int64 // body bytes answered to GETs
 	puts      atomic.Int64 // PUT requests, failed or not
+	putBytes  atomic.Int64 // body bytes PUT requests announced
 
 	// frozen, when set, is closed by thaw: until then the server hangs
 	// (see freeze).
@@ -122,6 +123,7 @@ func (s *stallingWriter) Write(p []byte) (int, error) {
 func (f *fake) serve(s3 http.Handler, w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut {
 		f.puts.Add(1)
+		f.putBytes.Add(max(r.ContentLength, 0))
 	}
 	if ch := f.frozen.Load(); ch != nil {
 		if after := f.frozenAfter.Load(); after == 0 {

@@ -112,9 +112,10 @@ type PolicyConfig struct {
 	// MetricsToken, if set, is needed for GET /metrics (the admin token
 	// opens it too). At least MinAdminTokenLength.
 	MetricsToken string
-	// Ownership: changing a network (delete, train, cancel its jobs) needs
-	// its owner token or the admin token. Networks without an owner (made
-	// before owner tokens existed) are the admin's.
+	// Ownership: changing a network (delete, train, cancel its jobs, label,
+	// restore a snapshot) needs its owner token or the admin token.
+	// Networks without an owner (made before owner tokens existed) are the
+	// admin's.
 	Ownership bool
 }
 
@@ -212,9 +213,10 @@ func (p *Policy) Role(c Credentials, ownerHash string) Role {
 	return RoleNone
 }
 
-// Change allows changing a network (deleting it, training it, cancelling
-// its jobs) whose owner hash is ownerHash: anyone while ownership is off;
-// else its owner token or the admin token.
+// Change allows changing a network (deleting it, training it, labelling
+// it, restoring a snapshot, cancelling its jobs) whose owner hash is
+// ownerHash: anyone while ownership is off; else its owner token or the
+// admin token.
 func (p *Policy) Change(c Credentials, ownerHash string) error {
 	if p.Role(c, ownerHash) != RoleNone {
 		return nil

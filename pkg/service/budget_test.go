@@ -80,6 +80,19 @@ func TestBudgetEstimates(t *testing.T) {
 			}
 		})
 		check(t, "load", got, loadBytes(sizes, n))
+		// A restore of the snapshot of its last epoch: read as a load, and
+		// the history copied with the restore's record.
+		if err := dir.Snapshot(context.Background(), m.ID, n); err != nil {
+			t.Fatal(err)
+		}
+		got = allocated(func() {
+			sm, _, err := dir.LoadSnapshot(context.Background(), m.ID, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = restoredHistory(recs, sm.History[n-1])
+		})
+		check(t, "restore", got, restoreBytes(sizes, n, n))
 	})
 	for _, sizes := range shapes {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {

@@ -29,6 +29,41 @@ func (s JobStatus) Finished() bool {
 	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
 }
 
+// BestEpoch is the job's epoch (1 for its first, as History numbers them)
+// whose validation accuracy is the highest so far, the first of equals; 0
+// while none of its epochs has one. It is read from the job's recorded
+// epochs, whichever replica or process trained them.
+func (j JobInfo) BestEpoch() int {
+	best, bestAcc := 0, -1.0
+	for _, r := range j.History {
+		if r.ValidationAccuracy != nil && *r.ValidationAccuracy > bestAcc {
+			best, bestAcc = r.Epoch, *r.ValidationAccuracy
+		}
+	}
+	return best
+}
+
+// noImprovement reports whether the job's validation accuracy has not
+// improved for its StopAfterNoImprovement epochs: early stopping stops it
+// there. Like BestEpoch, it is read from the recorded epochs, so that a
+// job resumed elsewhere stops where the uninterrupted one would have.
+func (j JobInfo) noImprovement() bool {
+	n := j.Params.StopAfterNoImprovement
+	if n <= 0 || len(j.History) == 0 {
+		return false
+	}
+	best := j.BestEpoch()
+	return best > 0 && j.History[len(j.History)-1].Epoch-best >= n
+}
+
+// StoppedEarly reports whether the job stopped before its last epoch
+// because its validation accuracy had stopped improving: it completed
+// with fewer epochs than it asked for, which nothing else does (a cancel,
+// a failure or a shutdown does not complete a job).
+func (j JobInfo) StoppedEarly() bool {
+	return j.Status == StatusCompleted && j.Params.StopAfterNoImprovement > 0 && j.Epoch < j.Params.Epochs
+}
+
 // Train queues a training job for a network and returns at once. Jobs of
 // the same network run one after another, each continuing from the last.
 func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (JobInfo, error) {

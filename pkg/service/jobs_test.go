@@ -278,7 +278,7 @@ func TestStaleCopyDoesNotSave(t *testing.T) {
 	}
 	st := *e.state.Load()
 	st.epochs = 1
-	if err := f.svc.save(e, &st); !errors.Is(err, ErrVersionMoved) {
+	if err := f.svc.save(e, e.state.Load(), &st, saveOpts{}); !errors.Is(err, ErrVersionMoved) {
 		t.Fatalf("a stale save: %v, want ErrVersionMoved", err)
 	}
 	after, _ := f.store.get(id)

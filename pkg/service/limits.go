@@ -42,6 +42,26 @@ type Limits struct {
 	// network versions not seen yet (each classifies the 10,000 test
 	// images); past it, requests get 503 with Retry-After.
 	MaxAnalyses int
+	// SnapshotsKept is how many of a network's latest epochs keep a
+	// snapshot of its weights, besides its best epoch by validation
+	// accuracy (and, while a job trains it, the job's best): at most
+	// SnapshotsKept+2 snapshots a network. 0: DefaultSnapshotsKept.
+	SnapshotsKept int
+}
+
+// DefaultSnapshotsKept is SnapshotsKept unless configured otherwise;
+// MaxSnapshotsKept is the most it may be.
+const (
+	DefaultSnapshotsKept = 5
+	MaxSnapshotsKept     = 1000
+)
+
+// snapshotsKept is l.SnapshotsKept, or its default.
+func (l Limits) snapshotsKept() int {
+	if l.SnapshotsKept <= 0 {
+		return DefaultSnapshotsKept
+	}
+	return l.SnapshotsKept
 }
 
 // DefaultLimits returns the limits used unless configured otherwise.
@@ -62,6 +82,7 @@ func DefaultLimits() Limits {
 		MaxFinishedJobs:        10_000,
 		JobRetention:           24 * time.Hour,
 		MaxAnalyses:            2,
+		SnapshotsKept:          DefaultSnapshotsKept,
 	}
 }
 
@@ -135,6 +156,9 @@ type CreateParams struct {
 	Arch Architecture
 	Init Init
 	Seed *uint64 // nil: drawn at random (and reported)
+	// Name and Notes: what people call the network and note of it; ""
+	// when none (CheckName, CheckNotes).
+	Name, Notes string
 }
 
 // DefaultCreateParams are used for fields a create request leaves out.
@@ -150,6 +174,14 @@ type TrainParams struct {
 	Cost         Cost
 	Lambda       float64
 	Seed         *uint64 // nil: drawn at random (and reported)
+	// StopAfterNoImprovement, when not 0, stops the job once its
+	// validation accuracy has not improved for that many epochs (network2's
+	// early stopping); 1 to MaxEpochs.
+	StopAfterNoImprovement int
+	// RestoreBest: when the job ends (all its epochs, or stopped early),
+	// the network's weights become those of the job's best epoch by
+	// validation accuracy (a restore, Service.Restore).
+	RestoreBest bool
 }
 
 // DefaultTrainParams are used for fields a train request leaves out.
@@ -167,6 +199,12 @@ const (
 	FieldCost         = "cost"
 	FieldLambda       = "lambda"
 	FieldSeed         = "seed"
+	FieldName         = "name"
+	FieldNotes        = "notes"
+	FieldStopAfter    = "stop_after_no_improvement"
+	FieldRestoreBest  = "restore_best"
+	FieldEpoch        = "epoch"
+	FieldBest         = "best"
 )
 
 // FieldError returns the error for a request field that breaks its rule,
@@ -190,6 +228,18 @@ func (l Limits) FieldError(field string) *Error {
 		return Errorf(Invalid, "lambda must be a number between 0 and %g", l.MaxLambda)
 	case FieldSeed:
 		return Errorf(Invalid, "seed must be an integer between 0 and %d", MaxSeed)
+	case FieldName:
+		return Errorf(Invalid, "name must be a string of at most %d characters on one line", modelfile.MaxNameLength)
+	case FieldNotes:
+		return Errorf(Invalid, "notes must be a string of at most %d characters", modelfile.MaxNotesLength)
+	case FieldStopAfter:
+		return Errorf(Invalid, "stop_after_no_improvement must be an integer between 1 and %d", l.MaxEpochs)
+	case FieldRestoreBest:
+		return Errorf(Invalid, "restore_best must be true or false")
+	case FieldEpoch:
+		return Errorf(Invalid, "epoch must be an integer between 1 and %d", modelfile.MaxHistory)
+	case FieldBest:
+		return Errorf(Invalid, "best must be true")
 	}
 	return Errorf(Invalid, "%s is not valid", field)
 }
@@ -213,6 +263,26 @@ func (l Limits) ValidateTrain(p TrainParams) error {
 		return l.FieldError(FieldLambda)
 	case p.Seed != nil && *p.Seed > MaxSeed:
 		return l.FieldError(FieldSeed)
+	case p.StopAfterNoImprovement < 0 || p.StopAfterNoImprovement > l.MaxEpochs:
+		return l.FieldError(FieldStopAfter)
+	}
+	return nil
+}
+
+// CheckName checks a network's name: at most modelfile.MaxNameLength
+// characters of UTF-8 on one line.
+func (l Limits) CheckName(name string) error {
+	if modelfile.CheckName(name) != nil {
+		return l.FieldError(FieldName)
+	}
+	return nil
+}
+
+// CheckNotes checks a network's notes: at most modelfile.MaxNotesLength
+// characters of UTF-8, no control characters but line breaks and tabs.
+func (l Limits) CheckNotes(notes string) error {
+	if modelfile.CheckNotes(notes) != nil {
+		return l.FieldError(FieldNotes)
 	}
 	return nil
 }
@@ -227,7 +297,10 @@ func (l Limits) ValidateCreate(p CreateParams) error {
 	case len(p.Arch) == 0:
 		return l.FieldError(FieldLayerSizes)
 	}
-	return nil
+	if err := l.CheckName(p.Name); err != nil {
+		return err
+	}
+	return l.CheckNotes(p.Notes)
 }
 
 // network returns the numeric core's parameters for p, with the scratch
@@ -249,6 +322,6 @@ func (i Init) network() network.Init {
 }
 
 func (p TrainParams) String() string {
-	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g cost=%s lambda=%g",
-		p.Epochs, p.MiniBatch, p.LearningRate, p.Cost, p.Lambda)
+	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g cost=%s lambda=%g stop_after_no_improvement=%d restore_best=%t",
+		p.Epochs, p.MiniBatch, p.LearningRate, p.Cost, p.Lambda, p.StopAfterNoImprovement, p.RestoreBest)
 }

@@ -69,7 +69,20 @@ func (c *memCatalog) Update(_ context.Context, rec NetworkRecord) error {
 		return ErrVersionMoved
 	}
 	rec.OwnerHash = old.OwnerHash // set once, by Add
+	rec.Name, rec.Notes = old.Name, old.Notes
 	c.recs[rec.ID] = cloneRecord(rec)
+	return nil
+}
+
+func (c *memCatalog) Label(_ context.Context, id, name, notes string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.recs[id]
+	if !ok {
+		return ErrUnknownNetwork
+	}
+	r.Name, r.Notes = name, notes
+	c.recs[id] = r
 	return nil
 }
 

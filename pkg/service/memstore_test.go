@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,11 +26,14 @@ import (
 type memStore struct {
 	mu    sync.Mutex
 	files map[string][]byte
+	snaps map[string]map[int][]byte // by network, then epoch: the model's bytes when snapshot
 }
 
 var _ Store = (*memStore)(nil)
 
-func newMemStore() *memStore { return &memStore{files: map[string][]byte{}} }
+func newMemStore() *memStore {
+	return &memStore{files: map[string][]byte{}, snaps: map[string]map[int][]byte{}}
+}
 
 // begin checks what every call checks first: ctx, then id.
 func begin(ctx context.Context, id string) error {
@@ -113,6 +117,7 @@ func (s *memStore) Delete(ctx context.Context, id string) (DeleteResult, error) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.snaps, id)
 	if _, ok := s.files[id]; !ok {
 		return DeleteNotFound, nil
 	}
@@ -129,4 +134,80 @@ func (s *memStore) Open(ctx context.Context, id string) (io.ReadCloser, int64, e
 		return nil, 0, fmt.Errorf("memstore: open %s: %w", id, err)
 	}
 	return io.NopCloser(r), r.Size(), nil
+}
+
+func (s *memStore) Snapshot(ctx context.Context, id string, epoch int) error {
+	if err := begin(ctx, id); err != nil {
+		return fmt.Errorf("memstore: snapshot: %w", err)
+	}
+	if err := CheckSnapshotEpoch(epoch); err != nil {
+		return fmt.Errorf("memstore: snapshot: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.files[id]
+	if !ok {
+		return fmt.Errorf("memstore: snapshot %s: %w", id, ErrModelNotFound)
+	}
+	if s.snaps[id] == nil {
+		s.snaps[id] = map[int][]byte{}
+	}
+	s.snaps[id][epoch] = b // saves replace the slice, never its bytes
+	return nil
+}
+
+func (s *memStore) Snapshots(ctx context.Context, id string) ([]int, error) {
+	if err := begin(ctx, id); err != nil {
+		return nil, fmt.Errorf("memstore: snapshots: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.snaps[id])), nil
+}
+
+// snapshot returns the bytes of a snapshot.
+func (s *memStore) snapshot(ctx context.Context, id string, epoch int) (*bytes.Reader, error) {
+	if err := begin(ctx, id); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	b, ok := s.snaps[id][epoch]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s after epoch %d: %w", id, epoch, ErrSnapshotNotFound)
+	}
+	return bytes.NewReader(b), nil
+}
+
+func (s *memStore) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error) {
+	r, err := s.snapshot(ctx, id, epoch)
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load snapshot: %w", err)
+	}
+	m, n, err := modelfile.DecodeAs(r, r.Size(), modelfile.Limits{}, id)
+	if err == nil && m.EpochsTrained != epoch {
+		err = fmt.Errorf("the snapshot holds epoch %d", m.EpochsTrained)
+	}
+	if err != nil {
+		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load snapshot %s after epoch %d: %w", id, epoch, err)
+	}
+	return m, n, nil
+}
+
+func (s *memStore) OpenSnapshot(ctx context.Context, id string, epoch int) (io.ReadCloser, int64, error) {
+	r, err := s.snapshot(ctx, id, epoch)
+	if err != nil {
+		return nil, 0, fmt.Errorf("memstore: open snapshot: %w", err)
+	}
+	return io.NopCloser(r), r.Size(), nil
+}
+
+func (s *memStore) DeleteSnapshot(ctx context.Context, id string, epoch int) error {
+	if err := begin(ctx, id); err != nil {
+		return fmt.Errorf("memstore: delete snapshot: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.snaps[id], epoch)
+	return nil
 }

@@ -49,12 +49,26 @@ func (s *Service) Download(ctx context.Context, id string) (io.ReadCloser, int64
 	return rc, size, nil
 }
 
+// ImportOptions are given with an import.
+type ImportOptions struct {
+	// Name and Notes, if not nil, are the new network's; nil: the file's
+	// (none for Nielsen's layout).
+	Name, Notes *string
+}
+
 // Import makes a new network from a model file made elsewhere: one of ours
 // (downloaded from this or another server) or Nielsen's layout saved by
 // NumPy. The file is checked like any input (784 inputs, 10 outputs, the
 // limits, finite values) before anything is written; its accuracy on the
-// test set is measured at once.
-func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (NetworkInfo, error) {
+// test set is measured at once. It keeps the file's name and notes unless
+// o gives others.
+func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64, o ImportOptions) (NetworkInfo, error) {
+	if err := checkGiven(o.Name, s.limits.CheckName); err != nil {
+		return NetworkInfo{}, err
+	}
+	if err := checkGiven(o.Notes, s.limits.CheckNotes); err != nil {
+		return NetworkInfo{}, err
+	}
 	lim := modelfile.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
 	notOurs := func(err error) error {
 		return &Error{Code: Invalid, Err: err,
@@ -119,18 +133,34 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64) (Networ
 	st := &state{net: imp.Network, version: s.versions.next(), trained: true, accuracy: &acc, updated: now}
 	var init Init
 	var seed *uint64
+	var l label
 	if m := imp.Meta; m != nil { // ours: keep what it knows of its life
 		init, seed = Init(m.Init), m.Seed
 		st.epochs, st.history = m.EpochsTrained, m.History
+		l = label{m.Name, m.Notes}
 	}
-	e, err := s.add(ctx, uuid.NewString(), now, init, seed, hash, st)
+	if o.Name != nil {
+		l.name = *o.Name
+	}
+	if o.Notes != nil {
+		l.notes = *o.Notes
+	}
+	e, err := s.add(ctx, uuid.NewString(), now, init, seed, hash, l, st)
 	if err != nil {
 		return NetworkInfo{}, err
 	}
 	s.log.Info("network imported", "network_id", e.id, "architecture", e.sizes, "format", imp.Format, "accuracy", acc)
 	info := e.info()
-	info.OwnerToken = token
+	info.OwnerToken, info.Name, info.Notes = token, l.name, l.notes
 	return info, nil
+}
+
+// checkGiven checks *v with check, if v is given.
+func checkGiven(v *string, check func(string) error) error {
+	if v == nil {
+		return nil
+	}
+	return check(*v)
 }
 
 // importReason is what the format says is wrong with an imported file.

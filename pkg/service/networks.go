@@ -90,12 +90,14 @@ type NetworkInfo struct {
 	// ownership is on. Only Create's and Import's answers carry it, once:
 	// only its hash is kept.
 	OwnerToken string
+	// Name and Notes, "" when none.
+	Name, Notes string
 }
 
 func infoOf(r NetworkRecord) NetworkInfo {
 	return NetworkInfo{
 		ID: r.ID, Sizes: r.Sizes, Init: r.Init, Seed: r.Seed, Trained: r.Trained, Accuracy: r.Accuracy,
-		EpochsTrained: r.EpochsTrained, CreatedAt: r.CreatedAt,
+		EpochsTrained: r.EpochsTrained, CreatedAt: r.CreatedAt, Name: r.Name, Notes: r.Notes,
 	}
 }
 
@@ -122,13 +124,14 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, erro
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
 	now := s.now().UTC()
-	e, err := s.add(ctx, uuid.NewString(), now, p.Init, &seed, hash, &state{net: net, version: s.versions.next(), updated: now})
+	e, err := s.add(ctx, uuid.NewString(), now, p.Init, &seed, hash, label{p.Name, p.Notes},
+		&state{net: net, version: s.versions.next(), updated: now})
 	if err != nil {
 		return NetworkInfo{}, err
 	}
 	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "init", p.Init, "seed", seed)
 	info := e.info()
-	info.OwnerToken = token
+	info.OwnerToken, info.Name, info.Notes = token, p.Name, p.Notes
 	return info, nil
 }
 
@@ -174,7 +177,7 @@ func (s *Service) isDone() bool {
 // If the catalog is full, the saved model is removed again. Once the save
 // has begun, the steps run to the end whatever becomes of ctx (its values
 // and deadline aside): a model is never left without its record.
-func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, ownerHash string, st *state) (*entry, error) {
+func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, ownerHash string, l label, st *state) (*entry, error) {
 	// The network stays in memory: it holds its share of the budget.
 	hold, err := s.reserve(ctx, heldBytes(st.net.Sizes(), len(st.history)))
 	if err != nil {
@@ -183,13 +186,14 @@ func (s *Service) add(ctx context.Context, id string, created time.Time, init In
 	e := s.newEntry(id, created, init, seed, st, hold)
 	e.ownerHash = ownerHash
 	ctx = context.WithoutCancel(ctx)
-	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
+	if err := s.store.Save(ctx, e.meta(st, l), st.net); err != nil {
 		e.cancel(errNetworkDeleted)
 		s.obs.ModelSaveFailed()
 		return nil, &Error{Code: Storage, Message: "could not save the network to the models directory",
 			Err: fmt.Errorf("save network %s: %w", id, err)}
 	}
 	rec := e.record(st, 1)
+	rec.Name, rec.Notes = l.name, l.notes
 	if err := s.catalog.Add(ctx, rec, s.limits.MaxNetworks); err != nil {
 		e.cancel(errNetworkDeleted)
 		if _, derr := s.store.Delete(ctx, id); derr != nil {
@@ -248,19 +252,44 @@ func (e *entry) record(st *state, version int64) NetworkRecord {
 	}
 }
 
-// meta describes e in state st, as it is saved.
-func (e *entry) meta(st *state) modelfile.Meta {
+// label is a network's name and notes, which the catalog keeps (Label
+// changes them) and every save writes into the model file.
+type label struct{ name, notes string }
+
+func labelOf(r NetworkRecord) label { return label{r.Name, r.Notes} }
+
+// meta describes e in state st, as it is saved, under the name and notes
+// of l.
+func (e *entry) meta(st *state, l label) modelfile.Meta {
 	return modelfile.Meta{
 		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
-		OwnerHash: e.ownerHash,
+		OwnerHash: e.ownerHash, Name: l.name, Notes: l.notes,
 	}
 }
 
-// save writes st as e's model and records it in the catalog, holding the
-// network's save lock: a deleted network is never written back. A failure
-// marks e unsaved, so that it is not unloaded while the store lags.
-func (s *Service) save(e *entry, st *state) error {
+// errNetworkChanged ends a job whose network was given other weights (a
+// restore) while it trained: its epochs would build on weights the
+// network no longer has.
+var errNetworkChanged = Errorf(Conflict, "the network was restored from a snapshot while this job trained it; train it again")
+
+// saveOpts say what a save does besides writing the model.
+type saveOpts struct {
+	// snapshot: the model saved is kept as the snapshot of its epoch, and
+	// the snapshots the policy no longer keeps are removed.
+	snapshot bool
+	// jobID is the job training the network, whose best snapshot is kept
+	// while it trains; "" for none.
+	jobID string
+}
+
+// save writes st, which follows from (e's state when st was made), as e's
+// model, records it in the catalog and publishes it as e's state, holding
+// the network's save lock: a deleted network is never written back, and
+// nothing publishes another state in between (if something did, the save
+// is refused: errNetworkChanged). A failure marks e unsaved, so that it is
+// not unloaded while the store lags.
+func (s *Service) save(e *entry, from, st *state, o saveOpts) error {
 	// Not cancellable: a finished epoch is saved even while the server
 	// shuts down.
 	ctx := context.Background()
@@ -282,7 +311,10 @@ func (s *Service) save(e *entry, st *state) error {
 	if v := e.version.Load(); cur.Version != v {
 		return fmt.Errorf("save network %s from version %d, the catalog has %d: %w", e.id, v, cur.Version, ErrVersionMoved)
 	}
-	if err := s.store.Save(ctx, e.meta(st), st.net); err != nil {
+	if e.state.Load() != from {
+		return errNetworkChanged
+	}
+	if err := s.store.Save(ctx, e.meta(st, labelOf(cur)), st.net); err != nil {
 		e.unsaved.Store(true)
 		s.obs.ModelSaveFailed()
 		return &Error{Code: Storage, Message: "could not save the network to the models directory",
@@ -294,6 +326,12 @@ func (s *Service) save(e *entry, st *state) error {
 	e.version.Store(cur.Version + 1)
 	if err := s.catalog.Update(ctx, e.record(st, cur.Version+1)); err != nil {
 		return stateError(fmt.Errorf("record network %s: %w", e.id, err))
+	}
+	// Published before the lock goes: whoever takes it next (a rename,
+	// a restore) sees this state.
+	e.state.Store(st)
+	if o.snapshot {
+		s.snapshot(ctx, e, st, o.jobID)
 	}
 	return nil
 }
@@ -319,6 +357,7 @@ func (s *Service) List(ctx context.Context) ([]NetworkInfo, error) {
 			out[i].Loaded = e != nil
 		}
 		out[i].CurrentJob = active.Current[r.ID]
+		out[i].Name, out[i].Notes = r.Name, r.Notes
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b NetworkInfo) int {

@@ -45,12 +45,50 @@ type Store interface {
 	// List describes every stored network, ordered by CreatedAt then ID;
 	// each unreadable one is reported by an error instead.
 	List(ctx context.Context) ([]modelfile.Entry, []error)
-	// Delete removes a network's model and says what it did. DeleteFailed
-	// (with an error) means it is still there.
+	// Delete removes a network's model, and its snapshots first, and says
+	// what it did. DeleteFailed (with an error) means the model is still
+	// there (some of its snapshots may be gone).
 	Delete(ctx context.Context, id string) (DeleteResult, error)
 	// Open returns the stored bytes of a network's model, exactly those
 	// modelfile.Encode writes, and their length. Errors are as Load's.
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
+
+	// A network's snapshots are copies of its model as stored after some
+	// of its epochs, kept where the model is, until DeleteSnapshot or
+	// Delete. Epochs are 1 to modelfile.MaxHistory.
+
+	// Snapshot keeps the model stored now under id (what the last Save
+	// stored, whose epochs_trained must be epoch) as the network's
+	// snapshot after epoch, replacing any snapshot of that epoch. It
+	// stores no new bytes where the store can share the model's (a hard
+	// link, a copy inside the bucket). ErrModelNotFound if there is no
+	// model.
+	Snapshot(ctx context.Context, id string, epoch int) error
+	// Snapshots returns the epochs of the network's snapshots, ascending;
+	// none for a network without any (or unknown).
+	Snapshots(ctx context.Context, id string) ([]int, error)
+	// LoadSnapshot returns what a snapshot holds, as Load does; errors
+	// wrap ErrSnapshotNotFound when there is no such snapshot, and the
+	// snapshot's epochs_trained must be epoch.
+	LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error)
+	// OpenSnapshot returns a snapshot's stored bytes and their length, as
+	// Open does; errors are as LoadSnapshot's.
+	OpenSnapshot(ctx context.Context, id string, epoch int) (io.ReadCloser, int64, error)
+	// DeleteSnapshot removes a snapshot; nil if there was none.
+	DeleteSnapshot(ctx context.Context, id string, epoch int) error
+}
+
+// ErrSnapshotNotFound reports that a Store keeps no snapshot of a network
+// after the epoch asked for.
+var ErrSnapshotNotFound = errors.New("no snapshot of that epoch")
+
+// CheckSnapshotEpoch reports whether epoch may name a snapshot: 1 to
+// modelfile.MaxHistory. A Store checks it before using it in a name.
+func CheckSnapshotEpoch(epoch int) error {
+	if epoch < 1 || epoch > modelfile.MaxHistory {
+		return fmt.Errorf("snapshot epoch %d, want 1 to %d", epoch, modelfile.MaxHistory)
+	}
+	return nil
 }
 
 // DeleteResult says what a Store's Delete did to the model of a network.
@@ -200,6 +238,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	cfg.Limits.SnapshotsKept = cfg.Limits.snapshotsKept()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -281,7 +320,7 @@ func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
 		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,
-		OwnerHash: m.OwnerHash,
+		OwnerHash: m.OwnerHash, Name: m.Name, Notes: m.Notes,
 	}
 }
 

@@ -31,6 +31,11 @@ type NetworkRecord struct {
 	// token, "" for a network made before owner tokens (the admin's). It
 	// is set by Add and never changes: Update keeps the one recorded.
 	OwnerHash string
+	// Name and Notes are what people call the network and note of it
+	// ("" when none). Add records them, Label replaces them; Update keeps
+	// the recorded ones, so that a save (of a job's epoch, on any replica)
+	// never undoes a rename.
+	Name, Notes string
 }
 
 // Catalog records the networks. Implementations are safe for concurrent
@@ -45,9 +50,13 @@ type Catalog interface {
 	List(ctx context.Context) ([]NetworkRecord, error)
 	// Update replaces a record after a save: rec.Version must be the
 	// recorded version plus one (ErrVersionMoved otherwise); a removed
-	// network gives ErrUnknownNetwork. The recorded OwnerHash is kept,
-	// whatever rec says.
+	// network gives ErrUnknownNetwork. The recorded OwnerHash, Name and
+	// Notes are kept, whatever rec says.
 	Update(ctx context.Context, rec NetworkRecord) error
+	// Label replaces a network's Name and Notes, leaving its Version
+	// alone (no model changes: copies in memory stay current);
+	// ErrUnknownNetwork if it is not recorded.
+	Label(ctx context.Context, id, name, notes string) error
 	// Remove forgets a network; ErrUnknownNetwork if it is not recorded.
 	Remove(ctx context.Context, id string) error
 	// LockSaves holds the network's save lock until unlock is called: saves

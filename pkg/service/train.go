@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
@@ -120,33 +121,50 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	stop := context.AfterFunc(e.ctx, func() { cancel(context.Cause(e.ctx)) })
 	defer stop()
 
-	remaining := j.Params.Epochs - j.Epoch
-	if remaining <= 0 {
-		return nil // resumed after its last epoch was saved
-	}
 	start := e.state.Load()
-	s.log.Info("training started", "job_id", j.ID, "network_id", j.NetworkID, "params", j.Params.String(),
-		"seed", *j.Params.Seed, "from_epoch", start.epochs, "epochs_done", j.Epoch)
-	r := &jobRun{s: s, j: j, e: e, done: j.Epoch,
+	r := &jobRun{s: s, j: j, e: e, done: j.Epoch, base: start, hist: slices.Clone(j.History), netEpochs: map[int]int{},
 		gate: &progressGate{every: s.progressEvery, after: s.progressAfter, epochStart: time.Now()}}
-	p := j.Params
-	p.Epochs = remaining
-	np := p.network(s.limits.JobScratchBytes, r.onBatch)
-	np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
-	np.Validation = ds.Validation
-	// The job's memory comes from the budget; it waits for room (it is
-	// queued work, no client waits on it), or until it is cancelled.
-	hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
-	if err != nil {
-		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
-			return cause
+	// A job resumed after its last epoch was saved, or after its
+	// validation accuracy had stopped improving, has no epoch left: its
+	// recorded epochs say so, whichever replica trained them.
+	if remaining := j.Params.Epochs - j.Epoch; remaining > 0 && !r.info().noImprovement() {
+		s.log.Info("training started", "job_id", j.ID, "network_id", j.NetworkID, "params", j.Params.String(),
+			"seed", *j.Params.Seed, "from_epoch", start.epochs, "epochs_done", j.Epoch)
+		p := j.Params
+		p.Epochs = remaining
+		np := p.network(s.limits.JobScratchBytes, r.onBatch)
+		np.Done = j.Epoch // a resumed job draws the shuffles it would have: the same run as without the interruption
+		np.Validation = ds.Validation
+		// The job's memory comes from the budget; it waits for room (it is
+		// queued work, no client waits on it), or until it is cancelled.
+		hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
+		if err != nil {
+			if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+				return cause
+			}
+			return memoryError(ctx, err)
 		}
-		return memoryError(ctx, err)
+		_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), r.onEpoch)
+		hold.Release()
+		if errors.Is(err, errStopEarly) {
+			s.log.Info("training stopped early: validation accuracy did not improve", "job_id", j.ID, "network_id", j.NetworkID,
+				"epochs", r.done, "best_epoch", r.info().BestEpoch(), "stop_after_no_improvement", j.Params.StopAfterNoImprovement)
+			err = nil
+		}
+		if err := trainError(ctx, j, err); err != nil {
+			return err
+		}
 	}
-	defer hold.Release()
-	_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), r.onEpoch)
-	return trainError(ctx, j, err)
+	if j.Params.RestoreBest {
+		return r.restoreBest(ctx)
+	}
+	return nil
 }
+
+// errStopEarly is what onEpoch returns to stop SGD once the job's
+// validation accuracy has not improved for StopAfterNoImprovement epochs:
+// the job then completes.
+var errStopEarly = errors.New("validation accuracy stopped improving")
 
 // markBusy notes that a job of the network runs here (a copy with a job
 // running is the newest: it is neither reloaded nor unloaded), until the
@@ -192,6 +210,23 @@ type jobRun struct {
 	e    *entry
 	done int // epochs of the job finished, counting those before a resumption
 	gate *progressGate
+	// base is the network's state the next epoch builds on: the one the
+	// job started from, then the one it published last. A save refuses to
+	// publish over another (errNetworkChanged).
+	base *state
+	// hist is the job's epochs as recorded (those before a resumption
+	// included): early stopping and the best epoch are read from it.
+	hist []EpochResult
+	// netEpochs maps the job's epochs trained in this run to the network's
+	// epochs they became.
+	netEpochs map[int]int
+}
+
+// info is the job as its recorded epochs leave it.
+func (r *jobRun) info() JobInfo {
+	j := r.j
+	j.History, j.Epoch = r.hist, r.done
+	return j
 }
 
 // onBatch sends training_progress inside an epoch, as the gate allows.
@@ -220,7 +255,7 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 		valAcc = float64(ep.ValidationCorrect) / float64(ep.ValidationTotal)
 	}
 	now := s.now().UTC()
-	prev := e.state.Load()
+	prev := r.base
 	st := &state{net: ep.Network, version: s.versions.next(), trained: true, accuracy: &acc,
 		epochs: prev.epochs + 1, updated: now,
 		history: append(prev.history, modelfile.EpochRecord{
@@ -229,15 +264,17 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 			Cost: string(j.Params.Cost), Lambda: j.Params.Lambda, Seed: *j.Params.Seed, FinishedAt: now,
 			ValidationAccuracy: &valAcc, TrainingCost: &cost,
 		})}
-	if err := s.save(e, st); err != nil {
+	if err := s.save(e, prev, st, saveOpts{snapshot: true, jobID: j.ID}); err != nil {
 		return err
 	}
-	e.state.Store(st)
+	r.base = st
+	r.netEpochs[epoch] = st.epochs
 	// Recorded even if the job was cancelled meanwhile: the epoch is saved.
-	err := s.queue.Epoch(context.Background(), j.ID, EpochResult{
+	result := EpochResult{
 		Epoch: epoch, Correct: ep.Correct, Total: ep.Total, Accuracy: acc, ElapsedTime: ep.Seconds,
 		ValidationAccuracy: &valAcc, TrainingCost: &cost,
-	})
+	}
+	err := s.queue.Epoch(context.Background(), j.ID, result)
 	if errors.Is(err, ErrJobEnded) {
 		return err // ended meanwhile: no more events but its training_error
 	}
@@ -252,6 +289,58 @@ func (r *jobRun) onEpoch(ep network.Epoch) error {
 	})
 	s.log.Debug("epoch done", "job_id", j.ID, "network_id", j.NetworkID, "epoch", epoch, "accuracy", acc, "seconds", ep.Seconds)
 	r.done = epoch
+	r.hist = append(r.hist, result)
 	r.gate.epoch(time.Now())
+	if r.info().noImprovement() && epoch < j.Params.Epochs {
+		return errStopEarly
+	}
 	return nil
+}
+
+// restoreBest gives the network the weights of the job's best epoch by
+// validation accuracy, as a restore (a version of its own), unless they
+// are its weights already: the best epoch is its last, or the job was
+// resumed after it had restored them.
+func (r *jobRun) restoreBest(ctx context.Context) error {
+	best := r.info().BestEpoch()
+	if best == 0 {
+		return nil // no epoch of the job has a validation accuracy
+	}
+	cur := r.e.state.Load()
+	netEpoch, ok := r.netEpochs[best]
+	if !ok {
+		netEpoch, ok = jobEpochOf(cur.history, r.j.ID, best)
+	}
+	if !ok {
+		return &Error{Code: Internal, Message: "could not restore the job's best epoch: the network's history does not have it",
+			Err: fmt.Errorf("job %s epoch %d: no record of network %s", r.j.ID, best, r.j.NetworkID)}
+	}
+	if n := len(cur.history); n > 0 {
+		last := cur.history[n-1]
+		if last.Epoch == netEpoch || last.Restore() && last.RestoredFrom == netEpoch && last.JobID == r.j.ID {
+			return nil
+		}
+	}
+	if _, err := r.s.restore(ctx, r.e, r.base, netEpoch, true); err != nil {
+		if ErrorCode(err) == Internal || ErrorCode(err) == NotFound {
+			return &Error{Code: Internal, Message: "could not restore the job's best epoch: " + ErrorMessage(err), Err: err}
+		}
+		return err
+	}
+	r.s.log.Info("restored the job's best epoch", "job_id", r.j.ID, "network_id", r.j.NetworkID, "job_epoch", best, "epoch", netEpoch)
+	return nil
+}
+
+// jobEpochOf returns the network's epoch that the job's epoch n (1 for its
+// first) became: the n-th record of the job in the history, restores left
+// out.
+func jobEpochOf(h []modelfile.EpochRecord, jobID string, n int) (int, bool) {
+	for _, rec := range h {
+		if rec.JobID == jobID && !rec.Restore() {
+			if n--; n == 0 {
+				return rec.Epoch, true
+			}
+		}
+	}
+	return 0, false
 }

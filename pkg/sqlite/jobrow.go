@@ -11,7 +11,7 @@ import (
 
 // jobColumns are what readJob reads of a row of jobs.
 const jobColumns = `seq, id, network_id, client, epochs, mini_batch, learning_rate, cost, lambda, seed,
-	status, epoch, accuracy, elapsed, error, created_at, started_at, finished_at`
+	stop_after_no_improvement, restore_best, status, epoch, accuracy, elapsed, error, created_at, started_at, finished_at`
 
 // readJob reads job id with its history, within tx, and returns its seq
 // too: service.ErrUnknownJob if there is no such job, or it finished more
@@ -30,7 +30,7 @@ func (q *Queue) readJob(ctx context.Context, tx *sql.Tx, id string) (service.Job
 	err := tx.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ? AND (finished_at IS NULL OR finished_at >= ?)",
 		id, q.now().Add(-q.lim.JobRetention).UnixNano()).Scan(
 		&seq, &j.ID, &j.NetworkID, &j.Client, &p.Epochs, &p.MiniBatch, &p.LearningRate, &cost, &p.Lambda, &seed,
-		&status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
+		&p.StopAfterNoImprovement, &p.RestoreBest, &status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.JobInfo{}, 0, service.ErrUnknownJob
 	}

@@ -71,6 +71,10 @@ CREATE INDEX job_epochs_job ON job_epochs (job_seq);
 ALTER TABLE job_epochs ADD COLUMN validation_accuracy REAL; -- NULL: not kept
 ALTER TABLE job_epochs ADD COLUMN training_cost REAL;
 `},
+	{3, "early stopping and restoring the best epoch, options of a job", `
+ALTER TABLE jobs ADD COLUMN stop_after_no_improvement INTEGER NOT NULL DEFAULT 0; -- 0: not asked for
+ALTER TABLE jobs ADD COLUMN restore_best INTEGER NOT NULL DEFAULT 0;              -- 0 or 1
+`},
 }
 
 // migrate brings the schema up to date, each step in a transaction of its

@@ -863,6 +863,79 @@ describe('management page', { concurrency: false }, () => {
     w.closing();
   });
 
+  test('names, snapshots and restore best, two networks\' curves overlaid', async () => {
+    const { page, w } = desk;
+    // A network with a name, trained with early stopping's options.
+    await page.fill('#create-name', 'ch. 3 run');
+    await page.fill('#layer-sizes', '784,30,10');
+    await page.fill('#create-seed', '21');
+    const created = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/networks'));
+    await page.click('#create-form button[type=submit]');
+    assert.equal((await created).postDataJSON().name, 'ch. 3 run');
+    await page.waitForSelector('#network-rows tr.selected');
+    const second = await page.getAttribute('#network-rows tr.selected', 'data-id');
+    assert.equal(await row(page, second).locator('.net-name').textContent(), 'ch. 3 run');
+    await page.fill('#epochs', '4');
+    await page.fill('#eta', '3');
+    await page.selectOption('#cost', 'quadratic');
+    await page.fill('#lambda', '0');
+    await page.fill('#train-seed', '21');
+    await page.fill('#stop-after', '3');
+    const started = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${second}/train`));
+    await page.click('#train-button');
+    assert.equal((await started).postDataJSON().stop_after_no_improvement, 3);
+    await jobStatus(page, 'completed');
+    assert.match(await page.textContent('#job-params'), /stop after 3 without gain/);
+    await page.fill('#stop-after', '');
+
+    // A snapshot after every epoch; restore the best one.
+    await page.waitForFunction(() => document.querySelectorAll('#snapshot-rows tr').length === 4);
+    const snaps = await srv.api('GET', `/api/networks/${second}/snapshots`);
+    assert.deepEqual(snaps.snapshots.map((x) => x.epoch), [1, 2, 3, 4]);
+    assert.equal(await page.textContent('#snapshot-rows tr.best td'), `${snaps.best_epoch} best`);
+    const restored = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${second}/restore`));
+    await page.click('#restore-best');
+    const res = await restored;
+    assert.deepEqual(res.request().postDataJSON(), { best: true });
+    assert.equal(res.status(), 200);
+    assert.equal((await res.json()).restored_from, snaps.best_epoch);
+    await page.waitForFunction((n) => /^Restored epoch \d+/.test(document.querySelector('#toast-text').textContent) &&
+      document.querySelectorAll('#history-chart .point').length === n, 5);
+    const hist = await srv.api('GET', `/api/networks/${second}/history`);
+    assert.deepEqual(hist.epochs.map((e) => e.restored_from ?? 0), [0, 0, 0, 0, snaps.best_epoch]);
+    await page.waitForFunction(() => /1 restore/.test(document.querySelector('#net-summary').textContent));
+
+    // Rename the first network, with notes.
+    await row(page, first).click();
+    await page.waitForFunction((id) => document.querySelector('#label-form').dataset.for === id, first);
+    await page.fill('#net-name', 'Nielsen ch. 1');
+    await page.fill('#net-notes', 'two jobs\nthen one more');
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH');
+    await page.click('#label-save');
+    const patch = await patched;
+    assert.equal(patch.status(), 200);
+    assert.deepEqual(patch.request().postDataJSON(), { name: 'Nielsen ch. 1', notes: 'two jobs\nthen one more' });
+    await page.waitForFunction((id) => document.querySelector(`#network-rows tr[data-id="${id}"] .net-name`)?.textContent === 'Nielsen ch. 1', first);
+    const listed = (await srv.api('GET', '/api/networks')).networks.find((n) => n.network_id === first);
+    assert.deepEqual([listed.name, listed.notes], ['Nielsen ch. 1', 'two jobs\nthen one more']);
+
+    // Tick both: their curves overlaid, a legend by name.
+    for (const id of [first, second]) await row(page, id).locator('input.compare').check();
+    const lengths = await Promise.all([first, second].map(async (id) => (await srv.api('GET', `/api/networks/${id}/history`)).epochs.length));
+    await page.waitForFunction((n) => {
+      const series = [...document.querySelectorAll('#compare-chart .series')];
+      return series.length === 2 && series.map((g) => g.querySelectorAll('.point').length).join() === n.join();
+    }, lengths);
+    assert.deepEqual(await page.$$eval('#compare-legend .legend-name', (els) => els.map((e) => e.textContent)),
+      ['Nielsen ch. 1', 'ch. 3 run']);
+    await page.locator('#compare-chart').scrollIntoViewIfNeeded();
+    await shot(page, 'desktop-compare');
+    // Unticked: gone from the chart.
+    await row(page, first).locator('input.compare').uncheck();
+    await page.waitForFunction(() => document.querySelectorAll('#compare-chart .series').length === 1);
+    clean(w);
+  });
+
   test('delete all', async () => {
     const { page, w } = desk;
     await page.click('#delete-all');

@@ -1054,8 +1054,29 @@ func (s *suite) restartAll(t *testing.T) {
 	for _, id := range before {
 		keys = append(keys, s3Prefix+id+".npz")
 	}
-	if got := s.c.s3.keys(t); !slices.Equal(got, keys) {
-		t.Errorf("the bucket holds %v, the catalog %v: one model per network, no more", got, keys)
+	// Besides, the snapshots of the networks that are there (the deleted
+	// network's went with it), at most SNAPSHOTS_KEPT+2 (7) each.
+	var models []string
+	snaps := map[string]int{}
+	for _, k := range s.c.s3.keys(t) {
+		rest, ok := strings.CutPrefix(k, s3Prefix+"snapshots/")
+		if !ok {
+			models = append(models, k)
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "/")
+		if !slices.Contains(before, id) || !strings.HasSuffix(rest, ".npz") {
+			t.Errorf("the bucket holds %s, a snapshot of no network listed", k)
+		}
+		snaps[id]++
+	}
+	if !slices.Equal(models, keys) {
+		t.Errorf("the bucket holds the models %v, the catalog %v: one model per network, no more", models, keys)
+	}
+	for id, n := range snaps {
+		if n > 7 {
+			t.Errorf("network %s keeps %d snapshots, more than SNAPSHOTS_KEPT+2", id, n)
+		}
 	}
 	for _, r := range s.c.reps {
 		if got := listIDs(t, r.URL); !slices.Equal(got, before) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func record(id string, version int64) service.NetworkRecord {
 	return service.NetworkRecord{
 		ID: id, Sizes: []int{784, 30, 10}, Init: service.InitScaled, Seed: &seed, Trained: true, Accuracy: &acc,
 		EpochsTrained: 3, CreatedAt: now, UpdatedAt: now.Add(time.Minute), Version: version,
-		OwnerHash: service.OwnerHash(id),
+		OwnerHash: service.OwnerHash(id), Name: "ch. 3 — η 0.5 " + id[:4], Notes: "scaled init\nλ 5",
 	}
 }
 
@@ -39,7 +40,7 @@ func sameRecord(a, b service.NetworkRecord) bool {
 		a.Trained == b.Trained && (a.Accuracy == nil) == (b.Accuracy == nil) &&
 		(a.Accuracy == nil || *a.Accuracy == *b.Accuracy) && a.EpochsTrained == b.EpochsTrained &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version &&
-		a.OwnerHash == b.OwnerHash
+		a.OwnerHash == b.OwnerHash && a.Name == b.Name && a.Notes == b.Notes
 }
 
 // RunCatalog runs the Catalog contract; newCatalog returns an empty one.
@@ -140,6 +141,44 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) service.Catalog) {
 		}
 		if _, err := c.Get(ctx, r.ID); !errors.Is(err, service.ErrUnknownNetwork) {
 			t.Errorf("Get after Remove: %v", err)
+		}
+	})
+	t.Run("Label", func(t *testing.T) {
+		c := newCatalog(t)
+		r := record(uuid.NewString(), 1)
+		if err := c.Add(ctx, r, 10); err != nil {
+			t.Fatal(err)
+		}
+		// Label changes the name and notes, not the version.
+		r.Name, r.Notes = "renamed ✓", strings.Repeat("ü", 2000)
+		if err := c.Label(ctx, r.ID, r.Name, r.Notes); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Get(ctx, r.ID); err != nil || !sameRecord(got, r) {
+			t.Errorf("after Label: %+v, %v; want %+v", got, err, r)
+		}
+		// A save's Update keeps them, whatever its record says.
+		saved := r
+		saved.Version, saved.Name, saved.Notes = 2, "a stale name", ""
+		if err := c.Update(ctx, saved); err != nil {
+			t.Fatal(err)
+		}
+		r.Version = 2
+		if got, _ := c.Get(ctx, r.ID); !sameRecord(got, r) {
+			t.Errorf("after an Update: %+v, want the label kept", got)
+		}
+		if list, err := c.List(ctx); err != nil || len(list) != 1 || !sameRecord(list[0], r) {
+			t.Errorf("List: %+v, %v", list, err)
+		}
+		if err := c.Label(ctx, r.ID, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		r.Name, r.Notes = "", ""
+		if got, _ := c.Get(ctx, r.ID); !sameRecord(got, r) {
+			t.Errorf("after a Label clearing both: %+v", got)
+		}
+		if err := c.Label(ctx, uuid.NewString(), "x", ""); !errors.Is(err, service.ErrUnknownNetwork) {
+			t.Errorf("Label of an unknown network: %v", err)
 		}
 	})
 	t.Run("LockSavesIsExclusivePerNetwork", func(t *testing.T) {
@@ -359,6 +398,7 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		{"EndNetwork", queueEndNetwork},
 		{"Retention", queueRetention},
 		{"Stop", queueStop},
+		{"TrainOptions", queueTrainOptions},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, env) })
 	}
@@ -672,5 +712,62 @@ func queueStop(t *testing.T, env queueEnv) {
 	}
 	if err := q.Add(ctx, job(net, 1), service.Admission{MaxQueued: 10}); err == nil {
 		t.Error("a job was added after Stop")
+	}
+}
+
+// queueTrainOptions: a job's early stopping options are kept with it and
+// handed to its Work; its best epoch and whether it stopped early are read
+// from the epochs the queue recorded.
+func queueTrainOptions(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	early := job(uuid.NewString(), 10)
+	early.Params.StopAfterNoImprovement, early.Params.RestoreBest = 2, true
+	plain := job(uuid.NewString(), 2)
+	mustAdd(t, q, early, 10)
+	mustAdd(t, q, plain, 10)
+	handed := make(chan service.JobInfo, 2)
+	err := q.Start(func(_ context.Context, j service.JobInfo) error {
+		handed <- j
+		vals := []float64{0.9, 0.93, 0.93, 0.92}
+		if j.Params.StopAfterNoImprovement == 0 {
+			vals = vals[:j.Params.Epochs]
+		}
+		for i, v := range vals {
+			if err := q.Epoch(ctx, j.ID, service.EpochResult{Epoch: i + 1, Correct: 9000, Total: 10000, Accuracy: 0.9,
+				ElapsedTime: 0.1, ValidationAccuracy: new(v), TrainingCost: new(0.1)}); err != nil {
+				return err
+			}
+		}
+		_, _, err := q.End(ctx, j.ID, service.StatusCompleted, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case j := <-handed:
+			want := plain.Params
+			if j.ID == early.ID {
+				want = early.Params
+			}
+			if j.Params.StopAfterNoImprovement != want.StopAfterNoImprovement || j.Params.RestoreBest != want.RestoreBest {
+				t.Errorf("Work got job %s with %+v, want %+v", j.ID, j.Params, want)
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("the jobs did not run")
+		}
+	}
+	got := waitStatus(t, q, early.ID, service.StatusCompleted)
+	if got.Params.StopAfterNoImprovement != 2 || !got.Params.RestoreBest || got.Epoch != 4 ||
+		got.BestEpoch() != 2 || !got.StoppedEarly() {
+		t.Errorf("the job stopped early: %+v, best epoch %d, stopped early %v; want options kept, best epoch 2, stopped early",
+			got.Params, got.BestEpoch(), got.StoppedEarly())
+	}
+	got = waitStatus(t, q, plain.ID, service.StatusCompleted)
+	if got.Params.StopAfterNoImprovement != 0 || got.Params.RestoreBest || got.BestEpoch() != 2 || got.StoppedEarly() {
+		t.Errorf("the job without options: %+v, best epoch %d, stopped early %v", got.Params, got.BestEpoch(), got.StoppedEarly())
 	}
 }

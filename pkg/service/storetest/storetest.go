@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) service.Store) {
 		{"Limits", testLimits},
 		{"CancelledContext", testCancelled},
 		{"ConcurrentSaveAndLoad", testConcurrent},
+		{"Snapshots", testSnapshots},
+		{"SnapshotErrors", testSnapshotErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +100,8 @@ func meta(sizes []int, created time.Time) modelfile.Meta {
 		})
 	}
 	return modelfile.Meta{
+		Name:          "ch. 3 — η 0.5",
+		Notes:         "scaled init\ncross-entropy",
 		ID:            uuid.NewString(),
 		Sizes:         slices.Clone(sizes),
 		Init:          modelfile.InitScaled,
@@ -154,7 +158,7 @@ func sameMeta(t *testing.T, got, want modelfile.Meta) {
 		!samePtr(got.Seed, want.Seed) || got.Trained != want.Trained ||
 		got.EpochsTrained != want.EpochsTrained || !got.CreatedAt.Equal(want.CreatedAt) ||
 		!got.UpdatedAt.Equal(want.UpdatedAt) || !samePtr(got.Accuracy, want.Accuracy) ||
-		!slices.EqualFunc(got.History, want.History, sameRecord) {
+		!slices.EqualFunc(got.History, want.History, sameRecord) || got.Name != want.Name || got.Notes != want.Notes {
 		t.Fatalf("meta\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -516,5 +520,213 @@ func testConcurrent(t *testing.T, s service.Store) {
 	}
 	if es, lerrs := s.List(ctx); len(es) != 1 || len(lerrs) != 0 {
 		t.Errorf("List afterwards: %v, %v; want the one network", ids(es), lerrs)
+	}
+}
+
+// after returns m as it stands after one more epoch, numbered epochs.
+func after(m modelfile.Meta, epochs int) modelfile.Meta {
+	last := m.History[len(m.History)-1]
+	last.Epoch, last.FinishedAt = epochs, last.FinishedAt.Add(time.Second)
+	m.History = append(slices.Clone(m.History), last)
+	m.EpochsTrained = epochs
+	return m
+}
+
+// encoded is what modelfile.Encode writes for m and n.
+func encoded(t *testing.T, m modelfile.Meta, n *network.Network) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := modelfile.Encode(&b, m, n); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func readAll(t *testing.T, rc io.ReadCloser, size int64) []byte {
+	t.Helper()
+	got, err := io.ReadAll(rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != int64(len(got)) {
+		t.Errorf("size %d, read %d bytes", size, len(got))
+	}
+	return got
+}
+
+// testSnapshots: a snapshot keeps the model as it was stored when it was
+// taken, whatever is saved after it; snapshots are listed by epoch, read
+// and opened as models, replaced, deleted one by one and with the network,
+// and never listed as networks.
+func testSnapshots(t *testing.T, s service.Store) {
+	ctx := t.Context()
+	m2 := meta([]int{20, 7, 10}, epoch) // two epochs trained
+	m3, m4 := after(m2, 3), after(after(m2, 3), 4)
+	n2, n3, n4, n3b := net(t, m2.Sizes, 2), net(t, m2.Sizes, 3), net(t, m2.Sizes, 4), net(t, m2.Sizes, 5)
+	other := meta([]int{3, 2, 2}, epoch)
+	if err := s.Save(ctx, other, net(t, other.Sizes, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct {
+		m modelfile.Meta
+		n *network.Network
+	}{{m2, n2}, {m3, n3}, {m4, n4}} {
+		if err := s.Save(ctx, v.m, v.n); err != nil {
+			t.Fatal(err)
+		}
+		if v.m.EpochsTrained < 4 {
+			if err := s.Snapshot(ctx, v.m.ID, v.m.EpochsTrained); err != nil {
+				t.Fatalf("Snapshot after epoch %d: %v", v.m.EpochsTrained, err)
+			}
+		}
+	}
+	if got, err := s.Snapshots(ctx, m2.ID); err != nil || !slices.Equal(got, []int{2, 3}) {
+		t.Fatalf("Snapshots: %v, %v; want [2 3]", got, err)
+	}
+	if got, err := s.Snapshots(ctx, other.ID); err != nil || len(got) != 0 {
+		t.Errorf("Snapshots of another network: %v, %v; want none", got, err)
+	}
+	for _, want := range []struct {
+		m modelfile.Meta
+		n *network.Network
+	}{{m2, n2}, {m3, n3}} {
+		gm, gn, err := s.LoadSnapshot(ctx, want.m.ID, want.m.EpochsTrained)
+		if err != nil {
+			t.Fatalf("LoadSnapshot(%d): %v", want.m.EpochsTrained, err)
+		}
+		sameMeta(t, gm, want.m)
+		sameNetwork(t, gn, want.n)
+		rc, size, err := s.OpenSnapshot(ctx, want.m.ID, want.m.EpochsTrained)
+		if err != nil {
+			t.Fatalf("OpenSnapshot(%d): %v", want.m.EpochsTrained, err)
+		}
+		if got := readAll(t, rc, size); !bytes.Equal(got, encoded(t, want.m, want.n)) {
+			t.Errorf("OpenSnapshot(%d): not the bytes Encode wrote for that epoch", want.m.EpochsTrained)
+		}
+	}
+	// The model is the latest save, snapshots or not.
+	if gm, gn, err := s.Load(ctx, m2.ID); err != nil || gm.EpochsTrained != 4 || diffNetwork(gn, n4) != nil {
+		t.Errorf("Load after the snapshots: epoch %d, %v; want the save of epoch 4", gm.EpochsTrained, err)
+	}
+	// A snapshot of an epoch kept already replaces it.
+	if err := s.Save(ctx, m3, n3b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Snapshot(ctx, m3.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, gn, err := s.LoadSnapshot(ctx, m3.ID, 3); err != nil || diffNetwork(gn, n3b) != nil {
+		t.Errorf("LoadSnapshot(3) after it was taken again: %v, %v", err, diffNetwork(gn, n3b))
+	}
+	if es, errs := s.List(ctx); len(es) != 2 || len(errs) != 0 {
+		t.Errorf("List: %v, %v; want the two networks, no snapshot", ids(es), errs)
+	}
+	// Deleted one by one, then with the network.
+	for range 2 {
+		if err := s.DeleteSnapshot(ctx, m2.ID, 2); err != nil {
+			t.Errorf("DeleteSnapshot(2): %v", err)
+		}
+	}
+	if _, _, err := s.LoadSnapshot(ctx, m2.ID, 2); !errors.Is(err, service.ErrSnapshotNotFound) {
+		t.Errorf("LoadSnapshot of a deleted snapshot: %v, want ErrSnapshotNotFound", err)
+	}
+	if rc, _, err := s.OpenSnapshot(ctx, m2.ID, 2); !errors.Is(err, service.ErrSnapshotNotFound) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("OpenSnapshot of a deleted snapshot: %v, want ErrSnapshotNotFound", err)
+	}
+	if got, err := s.Snapshots(ctx, m2.ID); err != nil || !slices.Equal(got, []int{3}) {
+		t.Errorf("Snapshots after DeleteSnapshot(2): %v, %v; want [3]", got, err)
+	}
+	if got, err := s.Delete(ctx, m2.ID); got != service.DeleteRemoved || err != nil {
+		t.Fatalf("Delete: %v, %v", got, err)
+	}
+	if got, err := s.Snapshots(ctx, m2.ID); err != nil || len(got) != 0 {
+		t.Errorf("Snapshots after Delete: %v, %v; want none", got, err)
+	}
+	if _, _, err := s.LoadSnapshot(ctx, m2.ID, 3); !errors.Is(err, service.ErrSnapshotNotFound) {
+		t.Errorf("LoadSnapshot after Delete: %v, want ErrSnapshotNotFound", err)
+	}
+	if es, errs := s.List(ctx); !slices.Equal(ids(es), []string{other.ID}) || len(errs) != 0 {
+		t.Errorf("List after Delete: %v, %v; want only the other network", ids(es), errs)
+	}
+}
+
+// testSnapshotErrors: ids and epochs are checked before anything is done,
+// a snapshot needs a model, and a done ctx does nothing.
+func testSnapshotErrors(t *testing.T, s service.Store) {
+	ctx := t.Context()
+	unknown := uuid.NewString()
+	if err := s.Snapshot(ctx, unknown, 1); !errors.Is(err, service.ErrModelNotFound) {
+		t.Errorf("Snapshot of an unknown network: %v, want ErrModelNotFound", err)
+	}
+	if got, err := s.Snapshots(ctx, unknown); err != nil || len(got) != 0 {
+		t.Errorf("Snapshots of an unknown network: %v, %v; want none", got, err)
+	}
+	if _, _, err := s.LoadSnapshot(ctx, unknown, 1); !errors.Is(err, service.ErrSnapshotNotFound) {
+		t.Errorf("LoadSnapshot of an unknown network: %v, want ErrSnapshotNotFound", err)
+	}
+	if err := s.DeleteSnapshot(ctx, unknown, 1); err != nil {
+		t.Errorf("DeleteSnapshot of an unknown network: %v", err)
+	}
+	for _, bad := range []string{"", "../" + unknown, strings.ToUpper(unknown), unknown + "/1"} {
+		if err := s.Snapshot(ctx, bad, 1); !errors.Is(err, modelfile.ErrInvalidID) {
+			t.Errorf("Snapshot(%q): %v, want ErrInvalidID", bad, err)
+		}
+		if _, err := s.Snapshots(ctx, bad); !errors.Is(err, modelfile.ErrInvalidID) {
+			t.Errorf("Snapshots(%q): %v, want ErrInvalidID", bad, err)
+		}
+		if _, _, err := s.LoadSnapshot(ctx, bad, 1); !errors.Is(err, modelfile.ErrInvalidID) {
+			t.Errorf("LoadSnapshot(%q): %v, want ErrInvalidID", bad, err)
+		}
+		if err := s.DeleteSnapshot(ctx, bad, 1); !errors.Is(err, modelfile.ErrInvalidID) {
+			t.Errorf("DeleteSnapshot(%q): %v, want ErrInvalidID", bad, err)
+		}
+	}
+	m := meta([]int{3, 2, 2}, epoch)
+	if err := s.Save(ctx, m, net(t, m.Sizes, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []int{0, -1, modelfile.MaxHistory + 1} {
+		if err := s.Snapshot(ctx, m.ID, e); err == nil {
+			t.Errorf("Snapshot after epoch %d: no error", e)
+		}
+		if _, _, err := s.LoadSnapshot(ctx, m.ID, e); !errors.Is(err, service.ErrSnapshotNotFound) {
+			t.Errorf("LoadSnapshot after epoch %d: %v, want ErrSnapshotNotFound", e, err)
+		}
+	}
+	// A snapshot whose model says another epoch is refused when read.
+	if err := s.Snapshot(ctx, m.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.LoadSnapshot(ctx, m.ID, 5); err == nil || errors.Is(err, service.ErrSnapshotNotFound) {
+		t.Errorf("LoadSnapshot of a snapshot of epoch 2 kept as epoch 5: %v, want an error", err)
+	}
+	if err := s.DeleteSnapshot(ctx, m.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Snapshot(ctx, m.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Snapshot(done, m.ID, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("Snapshot with a done ctx: %v", err)
+	}
+	if _, err := s.Snapshots(done, m.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Snapshots with a done ctx: %v", err)
+	}
+	if _, _, err := s.LoadSnapshot(done, m.ID, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("LoadSnapshot with a done ctx: %v", err)
+	}
+	if err := s.DeleteSnapshot(done, m.ID, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("DeleteSnapshot with a done ctx: %v", err)
+	}
+	if got, err := s.Snapshots(ctx, m.ID); err != nil || !slices.Equal(got, []int{2}) {
+		t.Errorf("Snapshots afterwards: %v, %v; want [2]", got, err)
 	}
 }
