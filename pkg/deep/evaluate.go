@@ -11,7 +11,7 @@ import (
 
 // evalRows is how many examples a goroutine runs through the engine at a
 // time when evaluating.
-const evalRows = 50
+const evalRows = 16
 
 // evaluator runs inference for an engine, keeping one scratch per
 // goroutine between calls.

@@ -306,11 +306,12 @@ func newTrainer(n *Network, p Params, key [2]uint64) (*trainer, error) {
 	}
 	t.eval = newEvaluator(e)
 	if runtime.GOMAXPROCS(0) > 1 && t.perShd*shards > 1 {
-		t.start, t.done = make(chan struct{}), make(chan struct{})
+		start, done := make(chan struct{}), make(chan struct{})
+		t.start, t.done = start, done
 		go func() {
-			for range t.start {
+			for range start {
 				t.shard(1)
-				t.done <- struct{}{}
+				done <- struct{}{}
 			}
 		}()
 	}
