@@ -278,7 +278,7 @@ func (e *engine) backward(wk *work, n int) {
 		l := e.layers[i]
 		in, o := e.in[i], e.out[i]
 		d := wk.d[i][:n*o.Len()]
-		if i != last && l.Activation != "" {
+		if i != last && l.Activation != "" && !(i+1 <= last && e.layers[i+1].Kind == Pool) {
 			derive(d, wk.act[i][:len(d)], l.Activation)
 		}
 		switch l.Kind {
@@ -303,10 +303,33 @@ func (e *engine) backward(wk *work, n int) {
 				col2im(dst, dcol, in, l.Size, n)
 			}
 		case Pool:
+			// Straight to the pool's input's weighted input: δ goes to
+			// each block's maximum only, so the derivative of the
+			// activation before is taken there alone.
 			dst := wk.d[i-1][:n*in.Len()]
 			clear(dst)
-			for j, p := range wk.arg[i][:len(d)] {
-				dst[p] = d[j]
+			arg := wk.arg[i][:len(d)]
+			prev := wk.act[i-1][:len(dst)]
+			switch f := e.layers[i-1].Activation; f {
+			case ReLU:
+				for j, p := range arg {
+					if prev[p] > 0 {
+						dst[p] = d[j]
+					}
+				}
+			case Sigmoid, Tanh:
+				for j, p := range arg {
+					a := prev[p]
+					if f == Sigmoid {
+						dst[p] = d[j] * a * (1 - a)
+					} else {
+						dst[p] = d[j] * (1 - a*a)
+					}
+				}
+			default:
+				for j, p := range arg {
+					dst[p] = d[j]
+				}
 			}
 		case Dense, Softmax:
 			nin := in.Len()
@@ -379,13 +402,13 @@ func col2im(dst, col []float32, in Shape, size, n int) {
 			for kj := range size {
 				row := col[((c*size+ki)*size+kj)*m:][:m]
 				for b := range n {
-					d := dst[(c*n+b)*plane:][:plane]
+					d := dst[(c*n+b)*plane+ki*w+kj:][:(oh-1)*w+ow]
 					src := row[b*oh*ow:][:oh*ow]
 					for oy := range oh {
-						s := src[oy*ow : (oy+1)*ow]
-						t := d[(oy+ki)*w+kj:][:ow]
-						for j, v := range s {
-							t[j] += v
+						t := d[oy*w : oy*w+ow]
+						s := src[oy*ow:][:len(t)]
+						for j := range t {
+							t[j] += s[j]
 						}
 					}
 				}
@@ -404,6 +427,10 @@ func maxPool(dst []float32, arg []int32, src []float32, in Shape, size, n int) {
 		s := src[p*h*w:][:h*w]
 		d := dst[p*oh*ow:][:oh*ow]
 		a := arg[p*oh*ow:][:oh*ow]
+		if size == 2 {
+			pool2(d, a, s, w, oh, ow, int32(p*h*w))
+			continue
+		}
 		for oy := range oh {
 			for ox := range ow {
 				best := (oy*size)*w + ox*size
@@ -417,6 +444,31 @@ func maxPool(dst []float32, arg []int32, src []float32, in Shape, size, n int) {
 				d[oy*ow+ox] = s[best]
 				a[oy*ow+ox] = int32(p*h*w + best)
 			}
+		}
+	}
+}
+
+// pool2 is maxPool of one plane in blocks of 2×2, base being the plane's
+// offset in the input buffer.
+func pool2(d []float32, a []int32, s []float32, w, oh, ow int, base int32) {
+	for oy := range oh {
+		r0 := s[2*oy*w:][:2*ow]
+		r1 := s[(2*oy+1)*w:][:2*ow]
+		do := d[oy*ow:][:ow]
+		ao := a[oy*ow:][:ow]
+		q0 := base + int32(2*oy*w)
+		for ox := range do {
+			best, q := r0[2*ox], q0+int32(2*ox)
+			if v := r0[2*ox+1]; v > best {
+				best, q = v, q0+int32(2*ox+1)
+			}
+			if v := r1[2*ox]; v > best {
+				best, q = v, q0+int32(w+2*ox)
+			}
+			if v := r1[2*ox+1]; v > best {
+				best, q = v, q0+int32(w+2*ox+1)
+			}
+			do[ox], ao[ox] = best, q
 		}
 	}
 }
