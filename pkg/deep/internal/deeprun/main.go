@@ -12,6 +12,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mnist-go/nnserver/pkg/deep"
@@ -21,16 +23,18 @@ import (
 
 func main() {
 	var (
-		epochs  = flag.Int("epochs", 1, "epochs")
-		batch   = flag.Int("batch", 10, "mini-batch size")
-		eta     = flag.Float64("eta", 0.03, "learning rate")
-		lambda  = flag.Float64("lambda", 0.1, "L2 regularisation (network3's lmbda)")
-		seed    = flag.Uint64("seed", 1, "seed")
-		net     = flag.String("net", "conv20:5:relu,pool2,conv40:5:relu,pool2,dense100:relu:0.5,softmax10", "layers")
-		expand  = flag.Bool("expand", false, "train on the expanded set (250,000)")
-		scratch = flag.Int("scratch", 0, "ScratchBytes")
-		trainN  = flag.Int("train", 50000, "training images (the first n)")
-		validat = flag.Bool("validation", false, "evaluate on the validation set (images 50,000–59,999) instead of the test set")
+		epochs   = flag.Int("epochs", 1, "epochs")
+		batch    = flag.Int("batch", 10, "mini-batch size")
+		eta      = flag.Float64("eta", 0.03, "learning rate")
+		lambda   = flag.Float64("lambda", 0.1, "L2 regularisation (network3's lmbda)")
+		seed     = flag.Uint64("seed", 1, "seed")
+		net      = flag.String("net", "conv20:5:relu,pool2,conv40:5:relu,pool2,dense100:relu:0.5,softmax10", "layers")
+		expand   = flag.Bool("expand", false, "train on the expanded set (250,000)")
+		scratch  = flag.Int("scratch", 0, "ScratchBytes")
+		trainN   = flag.Int("train", 50000, "training images (the first n)")
+		validat  = flag.Bool("validation", false, "evaluate on the validation set (images 50,000–59,999) instead of the test set")
+		trainers = flag.Int("trainers", 1, "concurrent trainers (same network and seed); prints the peak RSS at the end")
+		alsoVal  = flag.Bool("also-validation", false, "print the validation accuracy after every epoch too")
 	)
 	flag.Parse()
 	layers, err := parse(*net)
@@ -52,14 +56,51 @@ func main() {
 	}
 	fmt.Printf("layers %v\nsizes %v, %d parameters, GOMAXPROCS %d\n", layers, n.Sizes(), n.ParamCount(), runtime.GOMAXPROCS(0))
 	p := deep.Params{Epochs: *epochs, BatchSize: *batch, Eta: *eta, Lambda: *lambda, Expand: *expand, ScratchBytes: *scratch}
+	fmt.Printf("TrainerBytes %d; peak RSS before training %d MiB\n", deep.TrainerBytes(layers, p), peakRSS()>>20)
+	if *trainers > 1 {
+		var wg sync.WaitGroup
+		for i := range *trainers {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(*seed, *seed))
+				_, err := deep.SGD(context.Background(), n, train, test, p, r, func(e deep.Epoch) error {
+					fmt.Printf("trainer %d: epoch %d: %.2f s, accuracy %.4f\n", i, e.Epoch, e.Seconds, e.Accuracy)
+					return nil
+				})
+				if err != nil {
+					fail(err)
+				}
+			})
+		}
+		wg.Wait()
+		fmt.Printf("peak RSS %d MiB\n", peakRSS()>>20)
+		return
+	}
 	start := time.Now()
 	_, err = deep.SGD(context.Background(), n, train, test, p, rng, func(e deep.Epoch) error {
-		fmt.Printf("epoch %d: %.2f s, accuracy %.4f (%d/%d), wall %.0f s\n", e.Epoch, e.Seconds, e.Accuracy, e.Correct, e.Total, time.Since(start).Seconds())
+		line := fmt.Sprintf("epoch %d: %.2f s, accuracy %.4f (%d/%d)", e.Epoch, e.Seconds, e.Accuracy, e.Correct, e.Total)
+		if *alsoVal {
+			c, err := e.Network.Evaluate(ds.Validation)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(", validation %.4f", float64(c)/float64(ds.Validation.Len()))
+		}
+		fmt.Printf("%s, wall %.0f s\n", line, time.Since(start).Seconds())
 		return nil
 	})
 	if err != nil {
 		fail(err)
 	}
+	fmt.Printf("peak RSS %d MiB\n", peakRSS()>>20)
+}
+
+// peakRSS returns the process's peak resident set size in bytes.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss << 10 // KiB on Linux
 }
 
 // parse reads layers written as conv20:5:relu, pool2, dense100:relu:0.5,
