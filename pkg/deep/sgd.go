@@ -33,7 +33,7 @@ type Params struct {
 
 	// ScratchBytes bounds the trainer's scratch for a mini-batch's
 	// activations and errors, which otherwise grows with BatchSize (a
-	// mini-batch of 50,000 images of the example network asks for 5 GB).
+	// mini-batch of 50,000 images of the example network asks for 24 GB).
 	// With a bound the trainer holds as many examples' worth as fit and
 	// works through a larger mini-batch in chunks of that many, summing
 	// their gradients (all with the weights as they were at the start of
