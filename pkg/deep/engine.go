@@ -249,8 +249,10 @@ func (e *engine) denseInput(wk *work, i, n int, train bool) []float32 {
 }
 
 // backward computes the gradients of the n examples forward has just run
-// (while training) and adds them to wk.gw and wk.gb.
-func (e *engine) backward(wk *work, n int) {
+// (while training) and adds them to wk.gw and wk.gb; with dense false,
+// those of the dense and softmax layers are left to the caller, who finds
+// each such layer's δ in wk.d and its input in denseX.
+func (e *engine) backward(wk *work, n int, dense bool) {
 	last := len(e.layers) - 1
 	// The output layer's δ = ∂C/∂z: a − y for softmax with the
 	// log-likelihood and for a sigmoid with the cross-entropy,
@@ -333,16 +335,15 @@ func (e *engine) backward(wk *work, n int) {
 			}
 		case Dense, Softmax:
 			nin := in.Len()
-			x := wk.input(i, n)[:n*nin]
-			if wk.col[i] != nil {
-				x = wk.col[i][:n*nin]
-			}
-			for r := range n {
-				for j, v := range d[r*l.Size : (r+1)*l.Size] {
-					wk.gb[i][j] += v
+			if dense {
+				x := e.denseX(wk, i, n)
+				for r := range n {
+					for j, v := range d[r*l.Size : (r+1)*l.Size] {
+						wk.gb[i][j] += v
+					}
 				}
+				gemmTN(l.Size, nin, n, d, l.Size, x, nin, wk.gw[i], nin)
 			}
-			gemmTN(l.Size, nin, n, d, l.Size, x, nin, wk.gw[i], nin)
 			if i == 0 {
 				continue
 			}
@@ -364,6 +365,16 @@ func (e *engine) backward(wk *work, n int) {
 			}
 		}
 	}
+}
+
+// denseX returns the input dense layer i used in the last forward pass of
+// n examples: [n][in].
+func (e *engine) denseX(wk *work, i, n int) []float32 {
+	nin := e.in[i].Len()
+	if wk.col[i] != nil {
+		return wk.col[i][:n*nin]
+	}
+	return wk.input(i, n)[:n*nin]
 }
 
 // im2col writes the k×m matrix of n examples' size×size patches of src

@@ -164,3 +164,43 @@ func gemmNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32
 		}
 	}
 }
+
+// gemmTN2 is two gemmTN into the same C, the second after the first
+// (C += A0ᵀ·B0 + A1ᵀ·B1, k0 and k1 rows), tile by tile, so that each tile of
+// C is read and written once: the update of a dense layer's weights from
+// the two parts of a mini-batch.
+func gemmTN2(m, n, k0 int, a0, b0 []float32, k1 int, a1, b1 []float32, lda, ldb int, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if k0 > 0 {
+		checkGemm(m, n, k0, a0, k0, m, lda, b0, k0, n, ldb, c, ldc)
+	}
+	if k1 > 0 {
+		checkGemm(m, n, k1, a1, k1, m, lda, b1, k1, n, ldb, c, ldc)
+	}
+	if !useAVX {
+		gemmTN(m, n, k0, a0, lda, b0, ldb, c, ldc)
+		gemmTN(m, n, k1, a1, lda, b1, ldb, c, ldc)
+		return
+	}
+	n16 := n &^ 15
+	for j := 0; j < n16; j += 16 {
+		for i := 0; i < m; i += 6 {
+			if k0 > 0 {
+				kernTN(min(6, m-i), k0, &a0[i], lda, &b0[j], ldb, &c[i*ldc+j], ldc)
+			}
+			if k1 > 0 {
+				kernTN(min(6, m-i), k1, &a1[i], lda, &b1[j], ldb, &c[i*ldc+j], ldc)
+			}
+		}
+	}
+	if n16 < n {
+		if k0 > 0 {
+			gemmTNGeneric(m, n-n16, k0, a0, lda, b0[n16:], ldb, c[n16:], ldc)
+		}
+		if k1 > 0 {
+			gemmTNGeneric(m, n-n16, k1, a1, lda, b1[n16:], ldb, c[n16:], ldc)
+		}
+	}
+}

@@ -180,7 +180,7 @@ func TestEngineMatchesReference(t *testing.T) {
 					}
 				}
 				e.forward(wk, rows, true)
-				e.backward(wk, rows)
+				e.backward(wk, rows, true)
 				sumW, sumB := make([][]float64, len(n.layers)), make([][]float64, len(n.layers))
 				for r := range rows {
 					gw, gb := refGradient(n, xs[r], ys[r], c.cost, ms[r])

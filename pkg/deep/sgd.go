@@ -249,10 +249,10 @@ func loadShifted(x []float32, data network.Examples, img, shift int) {
 	}
 }
 
-// trainer runs SGD on its own copy of a network.
+// trainer runs SGD on its own copy of a network. The engine's float32
+// weights and biases are the parameters: updated in place, as PyTorch does.
 type trainer struct {
-	e      *engine // the float32 weights the passes use
-	w, b   [][]float64
+	e      *engine
 	p      Params
 	key    [2]uint64
 	pcg    rand.PCG
@@ -264,9 +264,20 @@ type trainer struct {
 	perm   []int32
 	eval   *evaluator
 
-	start, done chan struct{} // the helper goroutine's, nil without one
+	// The update of the current mini-batch, read by both goroutines.
+	decay, coef float32 // w ← decay·w − coef·Σ∂w
+	direct      bool    // the mini-batch was one chunk: dense layers update from δ and X
+
+	start, done chan int // the helper goroutine's: a phase to run, its end; nil without one
 	lastYield   time.Time
 }
+
+// The phases the helper goroutine runs: part 1 of a chunk's passes, or
+// part 1 of the update.
+const (
+	phasePasses = iota
+	phaseUpdate
+)
 
 // rowsPerShard returns how many examples each shard's scratch holds for
 // p: half the mini-batch, or fewer if p.ScratchBytes bounds it, but at
@@ -288,13 +299,7 @@ func newTrainer(n *Network, p Params, key [2]uint64) (*trainer, error) {
 	}
 	e := newEngine(n)
 	e.cost = p.Cost
-	t := &trainer{e: e, p: p, key: key, w: make([][]float64, len(n.w)), b: make([][]float64, len(n.b))}
-	for i := range n.w {
-		if n.w[i] != nil {
-			t.w[i] = append([]float64(nil), n.w[i]...)
-			t.b[i] = append([]float64(nil), n.b[i]...)
-		}
-	}
+	t := &trainer{e: e, p: p, key: key}
 	t.rng = rand.New(&t.pcg)
 	t.perShd = rowsPerShard(e, p)
 	for s := range t.works {
@@ -305,13 +310,13 @@ func newTrainer(n *Network, p Params, key [2]uint64) (*trainer, error) {
 		t.thresh[i] = dropThreshold(l.Dropout)
 	}
 	t.eval = newEvaluator(e)
-	if runtime.GOMAXPROCS(0) > 1 && t.perShd*shards > 1 {
-		start, done := make(chan struct{}), make(chan struct{})
+	if runtime.GOMAXPROCS(0) > 1 {
+		start, done := make(chan int), make(chan int)
 		t.start, t.done = start, done
 		go func() {
-			for range start {
-				t.shard(1)
-				done <- struct{}{}
+			for phase := range start {
+				t.run(phase, 1)
+				done <- phase
 			}
 		}()
 	}
@@ -333,15 +338,24 @@ func (t *trainer) close() {
 	}
 }
 
+// network returns a snapshot of the trainer's parameters.
 func (t *trainer) network() *Network {
-	n := &Network{layers: t.e.layers, shapes: t.e.out, w: make([][]float64, len(t.w)), b: make([][]float64, len(t.b))}
-	for i := range t.w {
-		if t.w[i] != nil {
-			n.w[i] = append([]float64(nil), t.w[i]...)
-			n.b[i] = append([]float64(nil), t.b[i]...)
+	n := &Network{layers: t.e.layers, shapes: t.e.out, w: make([][]float64, len(t.e.w)), b: make([][]float64, len(t.e.b))}
+	for i := range t.e.w {
+		if t.e.w[i] != nil {
+			n.w[i] = to64(t.e.w[i])
+			n.b[i] = to64(t.e.b[i])
 		}
 	}
 	return n
+}
+
+func to64(src []float32) []float64 {
+	dst := make([]float64, len(src))
+	for i, v := range src {
+		dst[i] = float64(v)
+	}
+	return dst
 }
 
 // seedEpoch seeds the generator of absolute epoch e (1-based, counting
@@ -405,31 +419,57 @@ func (t *trainer) pause(done <-chan struct{}) bool {
 	return true
 }
 
-// step applies one mini-batch update of src's examples batch, in chunks of
-// at most shards·perShd examples. It allocates nothing. If done is closed
-// before a chunk it reports false and leaves the weights as they were.
+// step applies one mini-batch update of src's examples batch, out of
+// src.Len() training examples: w ← (1 − η·λ·BatchSize/n)·w − (η/m)·Σ∂w,
+// b ← b − (η/m)·Σ∂b for m = len(batch). It allocates nothing.
+//
+// A mini-batch of at most shards·perShd examples is one chunk: the shards
+// run their passes, the conv layers' gradients summed per shard, and then
+// the update, split by rows between the goroutines, applies the dense
+// layers' gradients δᵀX straight from each shard's δ and input into the
+// weights (no gradient matrix is written). A larger mini-batch is worked
+// through in chunks, every gradient summed per shard; if done is closed
+// before a chunk, step reports false and leaves the weights as they were.
 func (t *trainer) step(src source, batch []int32, done <-chan struct{}) bool {
+	chunk := shards * t.perShd
+	t.direct = len(batch) <= chunk
 	for _, wk := range t.works {
-		for i := range wk.gw {
-			clear(wk.gw[i])
-			clear(wk.gb[i])
+		for i, l := range t.e.layers {
+			if wk.gw[i] != nil && (l.Kind == Conv || !t.direct) {
+				clear(wk.gw[i])
+				clear(wk.gb[i])
+			}
 		}
 	}
-	chunk := shards * t.perShd
 	for lo := 0; lo < len(batch); lo += chunk {
 		if !t.pause(done) {
 			return false
 		}
-		t.runChunk(src, batch[lo:min(lo+chunk, len(batch))])
+		t.load(src, batch[lo:min(lo+chunk, len(batch))])
+		t.parallel(phasePasses)
 	}
-	t.update(len(batch), src.Len())
+	t.decay = float32(1 - t.p.Eta*t.p.Lambda*float64(t.p.BatchSize)/float64(src.Len()))
+	t.coef = float32(t.p.Eta / float64(len(batch)))
+	t.parallel(phaseUpdate)
 	return true
 }
 
-// runChunk loads the examples of part (at most shards·perShd) into the
-// shards, draws their dropout masks in order, and runs the shards'
-// forward and backward passes.
-func (t *trainer) runChunk(src source, part []int32) {
+// parallel runs phase's part 0 on this goroutine and part 1 on the helper,
+// or both here without one.
+func (t *trainer) parallel(phase int) {
+	if t.start != nil {
+		t.start <- phase
+		t.run(phase, 0)
+		<-t.done
+		return
+	}
+	t.run(phase, 0)
+	t.run(phase, 1)
+}
+
+// load puts the examples of part (at most shards·perShd) into the shards
+// and draws their dropout masks, in order.
+func (t *trainer) load(src source, part []int32) {
 	per := (len(part) + shards - 1) / shards
 	for s := range shards {
 		lo, hi := min(s*per, len(part)), min((s+1)*per, len(part))
@@ -444,15 +484,6 @@ func (t *trainer) runChunk(src source, part []int32) {
 				}
 			}
 		}
-	}
-	if t.start != nil && t.count[1] > 0 {
-		t.start <- struct{}{}
-		t.shard(0)
-		<-t.done
-		return
-	}
-	for s := range shards {
-		t.shard(s)
 	}
 }
 
@@ -474,44 +505,88 @@ func keep(u, th uint32) float32 {
 	return 1
 }
 
-func (t *trainer) shard(s int) {
-	if n := t.count[s]; n > 0 {
-		t.e.forward(t.works[s], n, true)
-		t.e.backward(t.works[s], n)
+// run runs part s (0 or 1) of phase: shard s's passes, or the update of
+// each parameterised layer's rows in half s.
+func (t *trainer) run(phase, s int) {
+	if phase == phasePasses {
+		if n := t.count[s]; n > 0 {
+			t.e.forward(t.works[s], n, true)
+			t.e.backward(t.works[s], n, !t.direct)
+		}
+		return
+	}
+	for i, l := range t.e.layers {
+		if !l.hasParams() {
+			continue
+		}
+		rows := len(t.e.b[i])
+		lo, hi := s*rows/shards, (s+1)*rows/shards
+		if t.direct && l.Kind != Conv {
+			t.updateDense(i, lo, hi)
+		} else {
+			t.updateSums(i, lo, hi)
+		}
 	}
 }
 
-// update applies the mini-batch of m examples, out of n training examples:
-// w ← (1 − η·λ·BatchSize/n)·w − (η/m)·Σ∂w, b ← b − (η/m)·Σ∂b, the shards'
-// sums added in order, in float64; then the float32 copy.
-func (t *trainer) update(m, n int) {
-	decay := 1 - t.p.Eta*t.p.Lambda*float64(t.p.BatchSize)/float64(n)
-	c := t.p.Eta / float64(m)
-	for i := range t.w {
-		if t.w[i] == nil {
-			continue
-		}
-		w, w32 := t.w[i], t.e.w[i]
-		g0, g1 := t.works[0].gw[i][:len(w)], t.works[1].gw[i][:len(w)]
-		w32 = w32[:len(w)]
+// updateSums updates rows lo to hi−1 of layer i from the shards' gradient
+// sums, added in shard order.
+func (t *trainer) updateSums(i, lo, hi int) {
+	fan := len(t.e.w[i]) / len(t.e.b[i])
+	w := t.e.w[i][lo*fan : hi*fan]
+	g0, g1 := t.works[0].gw[i][lo*fan:hi*fan], t.works[1].gw[i][lo*fan:hi*fan]
+	g0, g1 = g0[:len(w)], g1[:len(w)]
+	decay, c := t.decay, t.coef
+	for j, v := range w {
+		w[j] = decay*v - c*(g0[j]+g1[j])
+	}
+	b := t.e.b[i][lo:hi]
+	h0, h1 := t.works[0].gb[i][lo:hi], t.works[1].gb[i][lo:hi]
+	h0, h1 = h0[:len(b)], h1[:len(b)]
+	for j, v := range b {
+		b[j] = v - c*(h0[j]+h1[j])
+	}
+}
+
+// updateDense updates rows (neurons) lo to hi−1 of dense layer i from each
+// shard's δ (scaled in place by −η/m, columns lo to hi−1, which no one
+// reads after) and input: b += Σ δ', W = decay·W + δ'₀ᵀX₀ + δ'₁ᵀX₁.
+func (t *trainer) updateDense(i, lo, hi int) {
+	if lo >= hi {
+		return
+	}
+	out := len(t.e.b[i])
+	nin := t.e.in[i].Len()
+	w := t.e.w[i][lo*nin : hi*nin]
+	if t.decay != 1 {
 		for j, v := range w {
-			v = decay*v - c*(float64(g0[j])+float64(g1[j]))
-			w[j] = v
-			w32[j] = float32(v)
-		}
-		b, b32 := t.b[i], t.e.b[i][:len(t.b[i])]
-		g0, g1 = t.works[0].gb[i][:len(b)], t.works[1].gb[i][:len(b)]
-		for j, v := range b {
-			v -= c * (float64(g0[j]) + float64(g1[j]))
-			b[j] = v
-			b32[j] = float32(v)
+			w[j] = t.decay * v
 		}
 	}
+	b := t.e.b[i][lo:hi]
+	var d, x [shards][]float32 // δ' from column lo, and X, of each shard
+	for s, wk := range t.works {
+		n := t.count[s]
+		if n == 0 {
+			continue
+		}
+		ds := wk.d[i][:n*out]
+		for r := range n {
+			row := ds[r*out+lo : r*out+hi]
+			for j, v := range row {
+				v *= -t.coef
+				row[j] = v
+				b[j] += v
+			}
+		}
+		d[s], x[s] = ds[lo:], t.e.denseX(wk, i, n)
+	}
+	gemmTN2(hi-lo, nin, t.count[0], d[0], x[0], t.count[1], d[1], x[1], out, nin, w, nin)
 }
 
 // TrainerBytes returns an upper estimate of the memory SGD's trainer of a
-// network of these layers holds with p: the parameters (float64, and the
-// float32 copy the passes use), each shard's scratch and gradient sums,
+// network of these layers holds with p: the parameters (float32), each
+// shard's scratch and gradient sums,
 // and the evaluation scratch, each rounded up as the Go allocator does. To
 // it an epoch adds 4 bytes per training example (×5 with Expand) for the
 // shuffle, and SGD a snapshot of the parameters (8 bytes each) per epoch
@@ -538,9 +613,8 @@ func TrainerBytes(layers []Layer, p Params) int {
 			nw = mulSat(nw, d)
 		}
 		paramsTotal = addSat(paramsTotal, addSat(nw, nb))
-		// float64 master, float32 copy, float32 sums per shard
-		total = addSat(total, mulSat(2+shards, addSat(allocBytes(mulSat(4, nw)), allocBytes(mulSat(4, nb)))))
-		total = addSat(total, addSat(allocBytes(mulSat(8, nw)), allocBytes(mulSat(8, nb))))
+		// The float32 parameters and the gradient sums of each shard.
+		total = addSat(total, mulSat(1+shards, addSat(allocBytes(mulSat(4, nw)), allocBytes(mulSat(4, nb)))))
 	}
 	if paramsTotal == math.MaxInt {
 		return math.MaxInt

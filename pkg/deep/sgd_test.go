@@ -391,3 +391,105 @@ func (wrongInputs) Len() int                        { return 1 }
 func (wrongInputs) Inputs() int                     { return 5 }
 func (wrongInputs) Label(int) int                   { return 0 }
 func (wrongInputs) Nonzero(int) ([]uint16, []uint8) { return nil, nil }
+
+// TestStepMatchesReference: one mini-batch step, in one chunk (dense layers
+// updated straight from δ and X) and in chunks (gradient sums), gives
+// w ← (1 − η·λ·BatchSize/n)·w − (η/m)·Σ∇w with the reference's gradients
+// and the masks the trainer drew, within 2e-6 (float32 parameters).
+func TestStepMatchesReference(t *testing.T) {
+	ds := dataset(t)
+	data := ds.Training.Slice(0, 50)
+	batch := []int32{3, 1, 4, 15, 9, 26, 5}
+	for _, c := range gradCases {
+		for _, chunked := range []bool{false, true} {
+			before := newTestNet(t, c.layers, 11)
+			p := Params{BatchSize: len(batch), Eta: 0.5, Lambda: 2, Cost: c.cost}
+			if chunked {
+				p.ScratchBytes = 2 * shards * newEngine(before).workBytes(1, true)
+			}
+			tr, err := newTrainer(before, p, [2]uint64{5, 6})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The reference starts from the float32 parameters the trainer has.
+			start := tr.network()
+			src := source{data: data}
+			var masks [][][]float64
+			if !chunked {
+				tr.step(src, batch, nil)
+				// The masks, recovered from the shards in example order.
+				for s, wk := range tr.works {
+					for r := range tr.count[s] {
+						m := make([][]float64, len(c.layers))
+						for i, mi := range wk.mask {
+							if mi == nil {
+								continue
+							}
+							nin := tr.e.in[i].Len()
+							for _, v := range mi[r*nin : (r+1)*nin] {
+								m[i] = append(m[i], float64(v))
+							}
+						}
+						masks = append(masks, m)
+					}
+				}
+			} else {
+				// Chunks overwrite the masks: draw them as the trainer
+				// will, from a twin generator, then step.
+				twin, _ := newTrainer(before, Params{BatchSize: len(batch), Eta: 0.5, Cost: c.cost}, [2]uint64{5, 6})
+				twin.step(src, batch, nil)
+				for s, wk := range twin.works {
+					for r := range twin.count[s] {
+						m := make([][]float64, len(c.layers))
+						for i, mi := range wk.mask {
+							if mi == nil {
+								continue
+							}
+							nin := twin.e.in[i].Len()
+							for _, v := range mi[r*nin : (r+1)*nin] {
+								m[i] = append(m[i], float64(v))
+							}
+						}
+						masks = append(masks, m)
+					}
+				}
+				twin.close()
+				tr.step(src, batch, nil)
+			}
+			after := tr.network()
+			tr.close()
+			decay := 1 - p.Eta*p.Lambda*float64(p.BatchSize)/float64(data.Len())
+			cm := p.Eta / float64(len(batch))
+			want := &Network{layers: start.layers, shapes: start.shapes, w: make([][]float64, len(start.w)), b: make([][]float64, len(start.b))}
+			for i := range start.w {
+				if start.w[i] != nil {
+					want.w[i] = slices.Clone(start.w[i])
+					want.b[i] = slices.Clone(start.b[i])
+					for j := range want.w[i] {
+						want.w[i][j] *= decay
+					}
+				}
+			}
+			x32 := make([]float32, 784)
+			for e, v := range batch {
+				y := int(src.load(int(v), x32))
+				x := make([]float64, 784)
+				for q, f := range x32 {
+					x[q] = float64(f)
+				}
+				gw, gb := refGradient(start, x, y, c.cost, masks[e])
+				for i := range gw {
+					for j, g := range gw[i] {
+						want.w[i][j] -= cm * g
+					}
+					for j, g := range gb[i] {
+						want.b[i][j] -= cm * g
+					}
+				}
+			}
+			if d := maxDiff(after, want); d > 2e-6 {
+				t.Errorf("%s, chunked %v: the step differs from the reference's by %g", c.name, chunked, d)
+			}
+		}
+	}
+}
