@@ -10,7 +10,7 @@ import (
 func BenchmarkStep(b *testing.B) {
 	ds := dataset(b)
 	n := newTestNet(b, exampleLayers, 1)
-	tr, err := newTrainer(n, Params{BatchSize: 10, Eta: 0.03, Lambda: 0.1}, [2]uint64{1, 2})
+	tr, err := newTrainer(n, Params{BatchSize: 10, Eta: 0.03, Lambda: 0.1}, [2]uint64{1, 2}, 1<<30)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,12 +146,12 @@ func SGD(ctx context.Context, start *Network, train, test network.Examples, p Pa
 		return nil, errors.New("deep: no training examples")
 	}
 	key := [2]uint64{rng.Uint64(), rng.Uint64()}
-	t, err := newTrainer(start, p, key)
+	src := source{data: train, expand: p.Expand}
+	t, err := newTrainer(start, p, key, src.Len())
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	src := source{data: train, expand: p.Expand}
 	var last *Network
 	for e := 1; e <= p.Epochs; e++ {
 		secs, err := t.trainEpoch(ctx, src, p.Done+e)
@@ -238,7 +238,7 @@ func loadShifted(x []float32, data network.Examples, img, shift int) {
 	x = x[:InputShape.Len()]
 	clear(x)
 	idx, val := data.Nonzero(img)
-	val = val[:len(idx)]
+	idx = idx[:min(len(idx), len(val))]
 	dr, dc := shiftRows[shift], shiftCols[shift]
 	const side = 28
 	for j, p := range idx {
@@ -290,7 +290,9 @@ func rowsPerShard(e *engine, p Params) int {
 	return max(r, 1)
 }
 
-func newTrainer(n *Network, p Params, key [2]uint64) (*trainer, error) {
+// newTrainer prepares to train a copy of n on a training set of examples
+// examples (which bounds the scratch a huge mini-batch would ask for).
+func newTrainer(n *Network, p Params, key [2]uint64, examples int) (*trainer, error) {
 	if err := p.validateStep(); err != nil {
 		return nil, err
 	}
@@ -301,7 +303,7 @@ func newTrainer(n *Network, p Params, key [2]uint64) (*trainer, error) {
 	e.cost = p.Cost
 	t := &trainer{e: e, p: p, key: key}
 	t.rng = rand.New(&t.pcg)
-	t.perShd = rowsPerShard(e, p)
+	t.perShd = min(rowsPerShard(e, p), max(1, (examples+shards-1)/shards))
 	for s := range t.works {
 		t.works[s] = e.newWork(t.perShd, true)
 	}

@@ -198,7 +198,7 @@ func TestStepAllocatesNothing(t *testing.T) {
 	for _, scratch := range []int{0, 3 * 4 << 10} {
 		p := smallParams
 		p.ScratchBytes = scratch
-		tr, err := newTrainer(n, p, [2]uint64{1, 2})
+		tr, err := newTrainer(n, p, [2]uint64{1, 2}, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestTrainerBytes(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tr, err := newTrainer(n, c.p, [2]uint64{1, 2})
+		tr, err := newTrainer(n, c.p, [2]uint64{1, 2}, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,6 +375,12 @@ func TestSGDErrors(t *testing.T) {
 	if _, err := n.FeedForward(x); err == nil {
 		t.Error("FeedForward: NaN input: no error")
 	}
+	// A mini-batch larger than the training set needs scratch for the set
+	// only (here 240 GB would not be allocated).
+	huge := Params{Epochs: 1, BatchSize: 1_000_000, Eta: 0.1}
+	if _, err := SGD(context.Background(), n, ds.Training.Slice(0, 30), ds.Test.Slice(0, 10), huge, rng, nil); err != nil {
+		t.Errorf("a mini-batch of 1,000,000 over 30 examples: %v", err)
+	}
 	// Diverging training is an error wrapping ErrNotFinite.
 	big := Params{Epochs: 1, BatchSize: 10, Eta: 1e30}
 	if _, err := SGD(context.Background(), n, ds.Training.Slice(0, 50), ds.Test.Slice(0, 10), big, rng, nil); !errors.Is(err, ErrNotFinite) {
@@ -407,7 +413,7 @@ func TestStepMatchesReference(t *testing.T) {
 			if chunked {
 				p.ScratchBytes = 2 * shards * newEngine(before).workBytes(1, true)
 			}
-			tr, err := newTrainer(before, p, [2]uint64{5, 6})
+			tr, err := newTrainer(before, p, [2]uint64{5, 6}, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -436,7 +442,7 @@ func TestStepMatchesReference(t *testing.T) {
 			} else {
 				// Chunks overwrite the masks: draw them as the trainer
 				// will, from a twin generator, then step.
-				twin, _ := newTrainer(before, Params{BatchSize: len(batch), Eta: 0.5, Cost: c.cost}, [2]uint64{5, 6})
+				twin, _ := newTrainer(before, Params{BatchSize: len(batch), Eta: 0.5, Cost: c.cost}, [2]uint64{5, 6}, 1<<30)
 				twin.step(src, batch, nil)
 				for s, wk := range twin.works {
 					for r := range twin.count[s] {
