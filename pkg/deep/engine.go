@@ -390,11 +390,8 @@ func im2col(col, src []float32, in Shape, size, n int) {
 			for kj := range size {
 				row := col[((c*size+ki)*size+kj)*m:][:m]
 				for b := range n {
-					s := src[(c*n+b)*plane:][:plane]
-					dst := row[b*oh*ow:][:oh*ow]
-					for oy := range oh {
-						copy(dst[oy*ow:(oy+1)*ow], s[(oy+ki)*w+kj:])
-					}
+					s := src[(c*n+b)*plane+ki*w+kj:][:(oh-1)*w+ow]
+					copyRows(row[b*oh*ow:][:oh*ow], ow, s, w, oh, ow)
 				}
 			}
 		}
@@ -414,14 +411,7 @@ func col2im(dst, col []float32, in Shape, size, n int) {
 				row := col[((c*size+ki)*size+kj)*m:][:m]
 				for b := range n {
 					d := dst[(c*n+b)*plane+ki*w+kj:][:(oh-1)*w+ow]
-					src := row[b*oh*ow:][:oh*ow]
-					for oy := range oh {
-						t := d[oy*w : oy*w+ow]
-						s := src[oy*ow:][:len(t)]
-						for j := range t {
-							t[j] += s[j]
-						}
-					}
+					addRows(d, w, row[b*oh*ow:][:oh*ow], ow, oh, ow)
 				}
 			}
 		}

@@ -204,3 +204,49 @@ func gemmTN2(m, n, k0 int, a0, b0 []float32, k1 int, a1, b1 []float32, lda, ldb 
 		}
 	}
 }
+
+// copyRows sets dst[r·ldd:][:width] = src[r·lds:][:width] for each of rows
+// rows; addRows adds instead. They are im2col's and col2im's moves.
+func copyRows(dst []float32, ldd int, src []float32, lds int, rows, width int) {
+	moveRows(dst, ldd, src, lds, rows, width, false)
+}
+
+func addRows(dst []float32, ldd int, src []float32, lds int, rows, width int) {
+	moveRows(dst, ldd, src, lds, rows, width, true)
+}
+
+func moveRows(dst []float32, ldd int, src []float32, lds int, rows, width int, add bool) {
+	if rows <= 0 || width <= 0 {
+		return
+	}
+	if ldd < width || lds < width {
+		panic("deep: moveRows: a row stride is shorter than its row")
+	}
+	_ = dst[(rows-1)*ldd+width-1]
+	_ = src[(rows-1)*lds+width-1]
+	w8 := 0
+	if useAVX {
+		w8 = width &^ 7
+	}
+	if w8 > 0 {
+		if add {
+			addRows8(&dst[0], ldd, &src[0], lds, rows, w8)
+		} else {
+			copyRows8(&dst[0], ldd, &src[0], lds, rows, w8)
+		}
+	}
+	if w8 == width {
+		return
+	}
+	for r := range rows {
+		d := dst[r*ldd+w8 : r*ldd+width]
+		s := src[r*lds+w8:][:len(d)]
+		if add {
+			for j, v := range s {
+				d[j] += v
+			}
+		} else {
+			copy(d, s)
+		}
+	}
+}

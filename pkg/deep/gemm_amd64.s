@@ -1543,3 +1543,56 @@ kernNT43_loop:
 	VMOVSS X11, 8(R12)
 	VZEROUPPER
 	RET
+
+// func copyRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int)
+TEXT ·copyRows8(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), CX
+	MOVQ width+40(FP), R10
+	SHLQ $2, R10 // bytes per row
+copyRows8_row:
+	XORQ AX, AX
+copyRows8_col:
+	VMOVUPS (SI)(AX*1), Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, R10
+	JB copyRows8_col
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ copyRows8_row
+	VZEROUPPER
+	RET
+
+// func addRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int)
+TEXT ·addRows8(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), CX
+	MOVQ width+40(FP), R10
+	SHLQ $2, R10 // bytes per row
+addRows8_row:
+	XORQ AX, AX
+addRows8_col:
+	VMOVUPS (SI)(AX*1), Y0
+	VADDPS (DI)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	CMPQ AX, R10
+	JB addRows8_col
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ addRows8_row
+	VZEROUPPER
+	RET

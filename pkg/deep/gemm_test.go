@@ -88,3 +88,48 @@ func TestGemmKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveRows: copyRows and addRows, with the assembly and the Go loops,
+// for widths around multiples of 8 and strides longer than the rows; exact.
+func TestMoveRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	defer func(u bool) { useAVX = u }(useAVX)
+	for _, avx := range []bool{false, true} {
+		if avx && !hasAVX {
+			continue
+		}
+		useAVX = avx
+		for _, width := range []int{1, 7, 8, 9, 16, 24, 25} {
+			for _, rows := range []int{1, 3, 8} {
+				ldd, lds := width+5, width+2
+				src := randSlice32(rng, rows*lds)
+				dst := randSlice32(rng, rows*ldd)
+				orig := append([]float32(nil), dst...)
+				addRows(dst, ldd, src, lds, rows, width)
+				for i := range dst {
+					r, j := i/ldd, i%ldd
+					want := orig[i]
+					if j < width {
+						want += src[r*lds+j]
+					}
+					if dst[i] != want {
+						t.Fatalf("avx %v, add, %d rows of %d: dst[%d] = %v, want %v", avx, rows, width, i, dst[i], want)
+					}
+				}
+				copyRows(dst, ldd, src, lds, rows, width)
+				for i := range dst {
+					r, j := i/ldd, i%ldd
+					want := orig[i]
+					if j < width {
+						want = src[r*lds+j]
+					} else if dst[i] != want {
+						t.Fatalf("avx %v, copy, %d rows of %d: wrote past a row at %d", avx, rows, width, i)
+					}
+					if j < width && dst[i] != want {
+						t.Fatalf("avx %v, copy, %d rows of %d: dst[%d] = %v, want %v", avx, rows, width, i, dst[i], want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -19,3 +19,11 @@ func kernTN(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc 
 func kernNT(m, n, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
 	panic("deep: no assembly kernels")
 }
+
+func copyRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int) {
+	panic("deep: no assembly kernels")
+}
+
+func addRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int) {
+	panic("deep: no assembly kernels")
+}

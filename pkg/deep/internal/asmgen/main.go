@@ -57,7 +57,46 @@ func generateAsm() string {
 			dotKernel(p, m, n)
 		}
 	}
+	rowsKernel(p, "copyRows8", false)
+	rowsKernel(p, "addRows8", true)
 	return p.b.String()
+}
+
+const argsRows = "dst *float32, ldd int, src *float32, lds int, rows int, width int"
+
+// rowsKernel writes copyRows8 or addRows8: for each of rows ≥ 1 rows,
+// dst[r·ldd:][:width] = (or +=) src[r·lds:][:width], width a multiple of 8
+// and at least 8: im2col and col2im.
+func rowsKernel(p *printer, name string, add bool) {
+	p.f("")
+	p.f("// func %s(%s)", name, argsRows)
+	p.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	p.f("\tMOVQ dst+0(FP), DI")
+	p.f("\tMOVQ ldd+8(FP), R8")
+	p.f("\tSHLQ $2, R8")
+	p.f("\tMOVQ src+16(FP), SI")
+	p.f("\tMOVQ lds+24(FP), R9")
+	p.f("\tSHLQ $2, R9")
+	p.f("\tMOVQ rows+32(FP), CX")
+	p.f("\tMOVQ width+40(FP), R10")
+	p.f("\tSHLQ $2, R10 // bytes per row")
+	p.f("%s_row:", name)
+	p.f("\tXORQ AX, AX")
+	p.f("%s_col:", name)
+	p.f("\tVMOVUPS (SI)(AX*1), Y0")
+	if add {
+		p.f("\tVADDPS (DI)(AX*1), Y0, Y0")
+	}
+	p.f("\tVMOVUPS Y0, (DI)(AX*1)")
+	p.f("\tADDQ $32, AX")
+	p.f("\tCMPQ AX, R10")
+	p.f("\tJB %s_col", name)
+	p.f("\tADDQ R8, DI")
+	p.f("\tADDQ R9, SI")
+	p.f("\tDECQ CX")
+	p.f("\tJNZ %s_row", name)
+	p.f("\tVZEROUPPER")
+	p.f("\tRET")
 }
 
 // row returns the address of row i of a matrix whose rows 0–2 are at base
@@ -220,6 +259,11 @@ func generateGo() string {
 		}
 		p.f("\t}")
 		p.f("}")
+	}
+	for _, name := range []string{"copyRows8", "addRows8"} {
+		p.f("")
+		p.f("//go:noescape")
+		p.f("func %s(%s)", name, argsRows)
 	}
 	p.f("")
 	p.f("// kernNT runs the dot-product kernel of m rows (1 to 4) and n columns (1 to 3).")
