@@ -10,6 +10,6 @@ cores=$(nproc)
 for r in $(seq "$rounds"); do
   for t in 1 "$cores"; do
     echo "round $r: torch, $t thread(s): $(/usr/bin/python3 pkg/deep/testdata/torch_epoch.py --threads "$t" | tail -1)"
-    echo "round $r: deep, GOMAXPROCS $t: $(GOMAXPROCS=$t /tmp/deeprun | tail -1)"
+    echo "round $r: deep, GOMAXPROCS $t: $(GOMAXPROCS=$t /tmp/deeprun | grep "^epoch")"
   done
 done
