@@ -306,6 +306,7 @@ func newTrainer(n *Network, p Params, key [2]uint64, examples int) (*trainer, er
 	t.perShd = min(rowsPerShard(e, p), max(1, (examples+shards-1)/shards))
 	for s := range t.works {
 		t.works[s] = e.newWork(t.perShd, true)
+		t.works[s].lastYield = time.Now()
 	}
 	t.thresh = make([]uint32, len(n.layers))
 	for i, l := range n.layers {
