@@ -105,14 +105,14 @@ func (wk *work) tick() {
 
 // colLen returns the length of layer i's col buffer for rows examples, 0
 // if it has none.
-func (e *engine) colLen(i, rows int, train bool) int {
+func (e *engine) colLen(i, rows int) int {
 	l := e.layers[i]
 	switch l.Kind {
 	case Conv:
-		return e.in[i].Channels * l.Size * l.Size * e.out[i].Height * e.out[i].Width * rows
+		return mulSat(e.in[i].Channels*l.Size*l.Size*e.out[i].Height*e.out[i].Width, rows)
 	case Dense, Softmax:
 		if e.needsFlatten(i) || l.Dropout > 0 {
-			return e.in[i].Len() * rows
+			return mulSat(e.in[i].Len(), rows)
 		}
 	}
 	return 0
@@ -122,7 +122,7 @@ func (e *engine) dcolLen(i, rows int) int {
 	if i == 0 {
 		return 0
 	}
-	return e.colLen(i, rows, true)
+	return e.colLen(i, rows)
 }
 
 // workBytes returns the bytes of a work's buffers for rows examples (all
@@ -133,7 +133,7 @@ func (e *engine) workBytes(rows int, train bool) int {
 	for i, l := range e.layers {
 		o := mulSat(rows, e.out[i].Len())
 		n = addSat(n, o)
-		n = addSat(n, e.colLen(i, rows, train))
+		n = addSat(n, e.colLen(i, rows))
 		if l.Kind == Pool {
 			n = addSat(n, o)
 		}
@@ -165,7 +165,7 @@ func (e *engine) newWork(rows int, train bool) *work {
 	for i, l := range e.layers {
 		o := rows * e.out[i].Len()
 		wk.act[i] = make([]float32, o)
-		if c := e.colLen(i, rows, train); c > 0 {
+		if c := e.colLen(i, rows); c > 0 {
 			wk.col[i] = make([]float32, c)
 		}
 		if l.Kind == Pool {

@@ -209,9 +209,11 @@ func Plan(layers []Layer, lim Limits) ([]Shape, error) {
 		}
 		params, macs, acts = addSat(params, p), addSat(macs, m), addSat(acts, out.Len())
 		switch {
-		case params == math.MaxInt || (lim.MaxParams > 0 && params > lim.MaxParams):
+		case params == math.MaxInt || macs == math.MaxInt:
+			return fail("has too many weights or multiply-adds to count")
+		case lim.MaxParams > 0 && params > lim.MaxParams:
 			return fail("brings the weights and biases to %d, more than the limit of %d", params, lim.MaxParams)
-		case macs == math.MaxInt || (lim.MaxMACs > 0 && macs > lim.MaxMACs):
+		case lim.MaxMACs > 0 && macs > lim.MaxMACs:
 			return fail("brings the multiply-adds per image to %d, more than the limit of %d", macs, lim.MaxMACs)
 		case lim.MaxActivations > 0 && acts > lim.MaxActivations:
 			return fail("brings the activations per image to %d, more than the limit of %d", acts, lim.MaxActivations)
