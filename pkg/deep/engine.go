@@ -129,7 +129,7 @@ func (e *engine) dcolLen(i, rows int) int {
 // float32 or int32), the gradient sums excepted: the measure of
 // Params.ScratchBytes.
 func (e *engine) workBytes(rows int, train bool) int {
-	n := mulSat(rows, InputShape.Len()+1)
+	n := mulSat(rows, inputShape.Len()+1)
 	for i, l := range e.layers {
 		o := mulSat(rows, e.out[i].Len())
 		n = addSat(n, o)
@@ -150,7 +150,7 @@ func (e *engine) workBytes(rows int, train bool) int {
 
 func (e *engine) newWork(rows int, train bool) *work {
 	wk := &work{rows: rows, train: train,
-		x: make([]float32, rows*InputShape.Len()), y: make([]int32, rows)}
+		x: make([]float32, rows*inputShape.Len()), y: make([]int32, rows)}
 	L := len(e.layers)
 	wk.act = make([][]float32, L)
 	wk.col = make([][]float32, L)
@@ -193,7 +193,7 @@ func (e *engine) newWork(rows int, train bool) *work {
 // output.
 func (wk *work) input(i, n int) []float32 {
 	if i == 0 {
-		return wk.x[:n*InputShape.Len()]
+		return wk.x[:n*inputShape.Len()]
 	}
 	return wk.act[i-1]
 }

@@ -43,7 +43,7 @@ func (ev *evaluator) run(data network.Examples, visit func(lo, hi int, out []flo
 			for lo := g * evalRows; lo < n; lo += workers * evalRows {
 				hi := min(lo+evalRows, n)
 				for r := range hi - lo {
-					wk.y[r] = src.load(lo+r, wk.x[r*InputShape.Len():(r+1)*InputShape.Len()])
+					wk.y[r] = src.load(lo+r, wk.x[r*inputShape.Len():(r+1)*inputShape.Len()])
 				}
 				ev.e.forward(wk, hi-lo, false)
 				visit(lo, hi, wk.act[len(wk.act)-1][:(hi-lo)*Classes])
@@ -138,8 +138,8 @@ func (n *Network) Outputs(data network.Examples) ([]float64, error) {
 // FeedForward returns the network's 10 outputs for one image of 784 values
 // in [0, 1], row-major.
 func (n *Network) FeedForward(x []float64) ([]float64, error) {
-	if len(x) != InputShape.Len() {
-		return nil, fmt.Errorf("deep: an input has %d values, want %d", len(x), InputShape.Len())
+	if len(x) != inputShape.Len() {
+		return nil, fmt.Errorf("deep: an input has %d values, want %d", len(x), inputShape.Len())
 	}
 	e := newEngine(n)
 	wk := e.newWork(1, false)

@@ -59,7 +59,7 @@ var gradCases = []gradCase{
 // randomImage returns 784 values in [0, 1]. None is 0: blank patches
 // would give equal maxima, where max-pooling has no derivative.
 func randomImage(rng *rand.Rand) []float64 {
-	x := make([]float64, InputShape.Len())
+	x := make([]float64, inputShape.Len())
 	for i := range x {
 		x[i] = rng.Float64()
 	}

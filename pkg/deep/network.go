@@ -37,7 +37,7 @@ func fanIn(l Layer, in Shape) int {
 // inShape returns the shape of layer i's input.
 func inShape(shapes []Shape, i int) Shape {
 	if i == 0 {
-		return InputShape
+		return inputShape
 	}
 	return shapes[i-1]
 }
@@ -172,7 +172,7 @@ func (n *Network) Shapes() []Shape { return append([]Shape(nil), n.shapes...) }
 // [784 11520 2880 2560 640 100 10] for the example network of
 // docs/DEEP.md.
 func (n *Network) Sizes() []int {
-	s := []int{InputShape.Len()}
+	s := []int{inputShape.Len()}
 	for _, sh := range n.shapes {
 		s = append(s, sh.Len())
 	}

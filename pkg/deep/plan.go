@@ -86,8 +86,9 @@ func (s Shape) String() string {
 	return fmt.Sprintf("%d×%d×%d", s.Height, s.Width, s.Channels)
 }
 
-// InputShape is the shape of the input: one 28×28 image.
-var InputShape = Shape{Channels: 1, Height: 28, Width: 28}
+// inputShape is the shape of the input: one 28×28 image. (A variable only
+// because Go has no constant structs: nothing assigns it.)
+var inputShape = Shape{Channels: 1, Height: 28, Width: 28}
 
 // Limits bound the size of a network. 0 means no bound.
 type Limits struct {
@@ -129,7 +130,7 @@ func Plan(layers []Layer, lim Limits) ([]Shape, error) {
 		return nil, &LayerError{Index: -1, Msg: "a network needs at least one layer"}
 	}
 	shapes := make([]Shape, len(layers))
-	in := InputShape
+	in := inputShape
 	flat := false // a dense layer has been seen
 	params, macs, acts := 0, 0, 0
 	for i, l := range layers {
@@ -248,7 +249,7 @@ func Count(layers []Layer) (Stats, error) {
 		return Stats{}, err
 	}
 	var s Stats
-	in := InputShape
+	in := inputShape
 	for i, l := range layers {
 		out := shapes[i]
 		switch l.Kind {

@@ -196,8 +196,8 @@ func fits(data network.Examples) error {
 	if data == nil {
 		return errors.New("deep: no examples")
 	}
-	if data.Inputs() != InputShape.Len() {
-		return fmt.Errorf("deep: examples have %d inputs, the network %d", data.Inputs(), InputShape.Len())
+	if data.Inputs() != inputShape.Len() {
+		return fmt.Errorf("deep: examples have %d inputs, the network %d", data.Inputs(), inputShape.Len())
 	}
 	return nil
 }
@@ -235,7 +235,7 @@ var (
 )
 
 func loadShifted(x []float32, data network.Examples, img, shift int) {
-	x = x[:InputShape.Len()]
+	x = x[:inputShape.Len()]
 	clear(x)
 	idx, val := data.Nonzero(img)
 	idx = idx[:min(len(idx), len(val))]
@@ -479,7 +479,7 @@ func (t *trainer) load(src source, part []int32) {
 		wk := t.works[s]
 		t.count[s] = hi - lo
 		for r, v := range part[lo:hi] {
-			wk.y[r] = src.load(int(v), wk.x[r*InputShape.Len():(r+1)*InputShape.Len()])
+			wk.y[r] = src.load(int(v), wk.x[r*inputShape.Len():(r+1)*inputShape.Len()])
 			for i, th := range t.thresh {
 				if th > 0 {
 					nin := t.e.in[i].Len()
