@@ -588,13 +588,14 @@ func (t *trainer) updateDense(i, lo, hi int) {
 }
 
 // TrainerBytes returns an upper estimate of the memory SGD's trainer of a
-// network of these layers holds with p: the parameters (float32), each
-// shard's scratch and gradient sums,
-// and the evaluation scratch, each rounded up as the Go allocator does. To
+// network of these layers holds with p: the parameters (float32), each of
+// the two parts' scratch and gradient sums, and the evaluation scratch (one
+// per GOMAXPROCS goroutine), each rounded up as the Go allocator does. To
 // it an epoch adds 4 bytes per training example (×5 with Expand) for the
 // shuffle, and SGD a snapshot of the parameters (8 bytes each) per epoch
-// for its callback. The layers must plan and p be valid; if the bytes do
-// not fit an int the result is math.MaxInt.
+// for its callback. A mini-batch larger than the training set takes less
+// than this says. The layers must plan and p be valid (else the result is
+// 0); if the bytes do not fit an int the result is math.MaxInt.
 func TrainerBytes(layers []Layer, p Params) int {
 	shapes, err := Plan(layers, Limits{})
 	if err != nil || p.BatchSize < 1 || p.ScratchBytes < 0 {
