@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		return err
 	}
 	defer a.backends.close()
-	log.Info("serving", "addr", a.ln.Addr().String(), "mode", cfg.mode(), "role", cfg.Role, "models", a.backends.where,
+	log.Info("serving", "addr", a.ln.Addr().String(), "mode", cfg.mode(), "role", cfg.Role, "models", a.backends.where, "jobs", a.backends.jobs,
 		"workers", cfg.Workers, "startup_seconds", time.Since(started).Seconds())
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
