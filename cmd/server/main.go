@@ -257,13 +257,20 @@ func (a *app) shutdown() error {
 	if err := a.svc.Close(shutCtx); err != nil {
 		errs = append(errs, err)
 	}
-	// Emits are written asynchronously: the training_error events of the
-	// jobs just stopped reach the clients before their sockets close.
-	a.stopRelay()
 	// A polling client that vanished never comes back for its events: do
 	// not let it hold the shutdown for the whole timeout.
 	flushCtx, cancelFlush := context.WithTimeout(shutCtx, flushWait)
 	defer cancelFlush()
+	// Scaled mode: the events of the shutdown (the jobs handed over) go
+	// through Postgres; they reach this replica's clients too.
+	if a.backends.relay != nil {
+		if err := a.backends.relay.Sync(flushCtx); err != nil {
+			a.log.Warn("event relay: not every event of the shutdown reached this replica's clients", "err", err)
+		}
+	}
+	// Emits are written asynchronously: the training_error events of the
+	// jobs just stopped reach the clients before their sockets close.
+	a.stopRelay()
 	if err := a.sio.Flush(flushCtx); err != nil {
 		a.log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}
