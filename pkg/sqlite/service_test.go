@@ -91,15 +91,19 @@ func (e *events) of(id string) []string {
 	return out
 }
 
+// trainLimit bounds a wait for jobs to train: a guard against hangs, long
+// enough for a few epochs on a busy machine under the race detector.
+const trainLimit = 3 * time.Minute
+
 // wait waits until ok holds of job id's events.
 func (e *events) wait(t *testing.T, id, what string, ok func([]string) bool) {
 	t.Helper()
-	deadline := time.After(waitLimit)
+	deadline := time.After(trainLimit)
 	for !ok(e.of(id)) {
 		select {
 		case <-e.signal:
 		case <-deadline:
-			t.Fatalf("job %s: no %s within %v; its events: %v", id, what, waitLimit, e.of(id))
+			t.Fatalf("job %s: no %s within %v; its events: %v", id, what, trainLimit, e.of(id))
 		}
 	}
 }
@@ -148,7 +152,7 @@ func live(t *testing.T, dir string, ev service.Events) *life {
 // stop closes the service, then the database, as cmd/server does.
 func (l *life) stop(t *testing.T) {
 	l.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		ctx, cancel := context.WithTimeout(context.Background(), trainLimit)
 		defer cancel()
 		if err := l.svc.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -228,7 +232,7 @@ func TestServiceResumesJobsAcrossARestart(t *testing.T) {
 	for range 2 {
 		select {
 		case <-blocked:
-		case <-time.After(waitLimit):
+		case <-time.After(trainLimit):
 			t.Fatal("the jobs did not reach their second epoch")
 		}
 	}
