@@ -45,6 +45,7 @@ const state = {
   details: null,           // {networkId, data} (GET /api/networks/{id}) or {networkId, error}
   compare: new Set(),      // network_ids whose curves the Compare card overlays
   compareHist: new Map(),  // network_id → {at: epochs_trained read, epochs} or {error}
+  jobList: [],             // the jobs panel: GET /api/training, queued and running, then recent
 };
 
 // ---------------------------------------------------------------- helpers
@@ -726,6 +727,7 @@ function newJob(jobId, networkId) {
     points: [],          // {epoch, accuracy, elapsed, correct}
     accuracy: null,
     error: null,
+    interrupted: null,   // the server stopped it to resume it later: why (training_error "interrupted")
     params: null,        // from GET /api/training/{id}
     seen: Date.now(),
     fresh: true,         // nothing heard yet but its id
@@ -802,6 +804,7 @@ function mergeJob(job, st) {
   if (isNum(st.epoch)) job.epoch = Math.max(job.epoch, st.epoch);
   if (isNum(st.accuracy)) job.accuracy = st.accuracy;
   if (isActive(job)) {
+    if (ACTIVE.has(st.status)) job.interrupted = null; // the server is back: the job goes on
     if (isNum(st.progress)) job.progress = Math.max(job.progress, st.progress);
     if (st.status === "training") job.status = "training";
     else if (st.status === "completed" || st.status === "failed" || st.status === "cancelled") {
@@ -869,8 +872,10 @@ function onEvent(type, data) {
     if (isActive(job)) {
       if (isNum(data.progress)) job.progress = Math.max(job.progress, data.progress);
       job.status = "training";
+      job.interrupted = null;
       job.batch = null; // until the next epoch reports its batches
     }
+    listedJobEpoch(job);
     // The list's figures follow the epochs as they come.
     const n = findNetwork(job.networkId);
     if (n && isNum(data.accuracy)) {
@@ -887,13 +892,23 @@ function onEvent(type, data) {
     if (isNum(data.total_epochs)) job.totalEpochs = data.total_epochs;
     if (isActive(job)) {
       job.status = "training";
+      job.interrupted = null;
       if (isNum(data.progress)) job.progress = Math.max(job.progress, data.progress);
       if (isNum(data.batch) && isNum(data.batches)) job.batch = { epoch: data.epoch, batch: data.batch, batches: data.batches };
     }
   } else if (type === "training_complete") {
     finishJob(job, "completed", { accuracy: data.accuracy });
+    refreshJobListSoon();
+  } else if (type === "training_error" && data.status === "interrupted") {
+    // The server is shutting down: the job has not ended, it resumes from
+    // its last saved epoch when the server is back (its events then go on).
+    if (isActive(job)) {
+      job.interrupted = typeof data.error === "string" && data.error ? data.error : "interrupted";
+      job.batch = null;
+    }
   } else if (type === "training_error") {
     finishJob(job, data.status === "cancelled" ? "cancelled" : "failed", { error: data.error });
+    refreshJobListSoon();
   }
   refreshJobViews(job);
 }
@@ -946,6 +961,7 @@ async function startTraining(ev) {
       if (body.seed === undefined) syncJob(job.id); // the seed the server chose
       state.latestJob.set(job.networkId, job.id);
       rememberJob(job.id, job.networkId);
+      refreshJobListSoon();
       showMsg(msg, "");
       renderTraining();
       renderNetworks();
@@ -973,6 +989,123 @@ async function cancelTraining() {
     }
   });
   renderTraining();
+  refreshJobList();
+}
+
+// ---------------------------------------------------------------- job list
+
+const RECENT_JOBS = 10; // finished jobs the panel shows
+
+// refreshJobList reads the jobs panel: every queued and running job (the
+// newest 100), then the most recent finished ones.
+async function refreshJobList() {
+  try {
+    const [active, recent] = await Promise.all([
+      api("GET", "/training?status=pending,training&limit=100"),
+      api("GET", `/training?status=completed,failed,cancelled&limit=${RECENT_JOBS}`),
+    ]);
+    const jobs = (x) => (Array.isArray(x.jobs) ? x.jobs.filter((j) => j && typeof j.job_id === "string") : []);
+    state.jobList = [...jobs(active), ...jobs(recent)];
+    showMsg($("jobs-msg"), "");
+  } catch (e) {
+    showMsg($("jobs-msg"), `Could not load the jobs: ${e.message}`);
+  }
+  renderJobList();
+}
+const refreshJobListSoon = throttle(() => refreshJobList(), 1000);
+
+// listedJobEpoch brings a listed job's figures up to a training_update, or
+// reads the list again for a job it does not have yet.
+function listedJobEpoch(job) {
+  const j = state.jobList.find((x) => x.job_id === job.id);
+  if (!j) {
+    refreshJobListSoon();
+    return;
+  }
+  if (j.status === "pending") refreshJobListSoon(); // it moved to running: reorder
+  j.status = "training";
+  j.epoch = Math.max(j.epoch || 0, job.epoch);
+  if (isNum(job.accuracy)) j.accuracy = job.accuracy;
+  renderJobList();
+}
+
+// renderJobList keeps a row per job, reused while the job is listed: only
+// text and classes change, so that no click on a Cancel button is lost.
+function renderJobList() {
+  const tbody = $("job-rows");
+  const jobs = state.jobList;
+  const running = jobs.filter((j) => j.status === "training").length;
+  const queued = jobs.filter((j) => j.status === "pending").length;
+  $("jobs-count").textContent = running || queued ? `(${running} running · ${queued} queued)` : "";
+  $("jobs-empty").hidden = jobs.length > 0;
+  const old = new Map([...tbody.rows].map((r) => [r.dataset.id, r]));
+  let before = tbody.firstElementChild;
+  for (const j of jobs) {
+    const row = old.get(j.job_id) || h("tr", { tabindex: 0, dataset: { id: j.job_id } });
+    old.delete(j.job_id);
+    fillJobRow(row, j);
+    if (row === before) before = row.nextElementSibling;
+    else tbody.insertBefore(row, before);
+  }
+  for (const r of old.values()) r.remove();
+}
+
+function fillJobRow(row, j) {
+  let c = row._cells;
+  if (!c) {
+    c = row._cells = {
+      net: h("td", { class: "mono col-net" }),
+      badge: h("span", { class: "badge" }),
+      epoch: h("td", { class: "num" }),
+      acc: h("td", { class: "num" }),
+      cancel: h("button", {
+        type: "button", class: "danger ghost small", dataset: { action: "cancel-job" },
+        onclick: (ev) => { ev.stopPropagation(); cancelListedJob(row.dataset.id, ev.currentTarget); },
+      }, "Cancel"),
+    };
+    row.append(h("td", { class: "mono" }, shortId(j.job_id)), c.net, h("td", {}, c.badge), c.epoch, c.acc,
+      h("td", { class: "row-actions" }, c.cancel));
+    const open = () => { const n = row._networkId; if (findNetwork(n)) select(n); };
+    row.addEventListener("click", open);
+    row.addEventListener("keydown", (ev) => {
+      if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
+        ev.preventDefault();
+        open();
+      }
+    });
+  }
+  const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  row._networkId = j.network_id;
+  row.title = `Job ${j.job_id} of network ${j.network_id}`;
+  setText(c.net, shortId(j.network_id));
+  const status = String(j.status ?? "—");
+  c.badge.className = `badge ${status}`;
+  c.badge.title = j.error || "";
+  setText(c.badge, status === "pending" ? "queued" : status);
+  setText(c.epoch, `${isNum(j.epoch) ? j.epoch : "?"} / ${isNum(j.epochs) ? j.epochs : "?"}`);
+  setText(c.acc, pct(j.accuracy));
+  c.cancel.hidden = !ACTIVE.has(j.status);
+  c.cancel.title = `Cancel job ${j.job_id}`;
+  c.cancel.setAttribute("aria-label", `Cancel job ${shortId(j.job_id)}`);
+}
+
+// cancelListedJob cancels a job of the panel, with its network's owner
+// token if this browser has it.
+async function cancelListedJob(jobId, button) {
+  const j = state.jobList.find((x) => x.job_id === jobId);
+  if (!j) return;
+  await withBusy(button, async () => {
+    try {
+      const res = await api("POST", `/training/${enc(jobId)}/cancel`, undefined, j.network_id);
+      const job = state.jobs.get(jobId);
+      if (job) finishJob(job, res.status === "cancelled" ? "cancelled" : "failed", { error: "Training cancelled" });
+      else toast(`Job ${shortId(jobId)} cancelled.`, "ok");
+    } catch (e) {
+      if (!(e.status === 409 && e.data && typeof e.data.status === "string")) toast(`Could not cancel the job: ${e.message}`);
+    }
+  });
+  renderTraining();
+  refreshJobList();
 }
 
 // ---------------------------------------------------------------- training card
@@ -991,8 +1124,8 @@ function renderTraining() {
   $("cancel-button").hidden = !active;
 
   const badge = $("job-status");
-  badge.className = `badge ${job.status}`;
-  badge.textContent = job.status === "pending" ? "queued" : job.status;
+  badge.className = `badge ${job.interrupted && active ? "stopped" : job.status}`;
+  badge.textContent = job.interrupted && active ? "interrupted" : job.status === "pending" ? "queued" : job.status;
   const last = job.points[job.points.length - 1];
   let text = `Epoch ${job.epoch} of ${job.totalEpochs || "?"}`;
   if (active && job.batch && job.batch.batches) {
@@ -1003,6 +1136,7 @@ function renderTraining() {
   if (job.status === "failed" || job.status === "cancelled") text = `${job.error || job.status} · ${text}`;
   if (job.stoppedEarly) text = `Stopped early: no gain for ${job.params.stop_after_no_improvement} epochs` +
     `${isNum(job.bestEpoch) ? `, best was epoch ${job.bestEpoch}` : ""} · ${text}`;
+  else if (job.interrupted && active) text = `${job.interrupted} · ${text}`;
   $("job-text").textContent = text;
   $("job-text").title = `job ${job.id}`;
   const pr = job.params;
@@ -1987,6 +2121,7 @@ function connectSocket() {
     state.socketConnected = true;
     setLive("ok", "connected");
     pollJobs(); // catch up on anything missed while disconnected
+    refreshJobList();
     if (connectedBefore) {
       // Back after a disconnect (the server may have restarted): what was
       // read while it was away may have failed.
@@ -2056,6 +2191,7 @@ async function init() {
 
   setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_EVERY_MS);
   setInterval(() => { if (!document.hidden) refreshNetworks(); }, NETWORKS_EVERY_MS);
+  setInterval(() => { if (!document.hidden) refreshJobList(); }, NETWORKS_EVERY_MS);
   setInterval(() => { if (!state.socketConnected) pollJobs(); }, JOB_POLL_MS);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) {

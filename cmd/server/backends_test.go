@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/mnist-go/nnserver/internal/pgtest"
 	"github.com/mnist-go/nnserver/pkg/service"
+	"github.com/mnist-go/nnserver/pkg/sqlite"
 )
 
 // The scaled-mode tests share one Postgres server, started on first use.
@@ -68,5 +71,67 @@ func TestScaledBackends(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the worker was not told of the removal within 30 s")
+	}
+}
+
+// TestSingleBackends: single mode keeps its jobs in a SQLite file (by
+// default jobs.db in the models directory), or in memory with JOBS_DB=off;
+// the file is one process's at a time, until close.
+func TestSingleBackends(t *testing.T) {
+	models, elsewhere := t.TempDir(), filepath.Join(t.TempDir(), "state", "jobs.sqlite")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		file string // "": jobs in memory
+	}{
+		{"default", map[string]string{"MODELS_DIR": models}, filepath.Join(models, "jobs.db")},
+		{"elsewhere", map[string]string{"MODELS_DIR": t.TempDir(), "JOBS_DB": elsewhere}, elsewhere},
+		{"off", map[string]string{"MODELS_DIR": t.TempDir(), "JOBS_DB": "off"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(nil, envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			open := func(ctx context.Context) (*backends, error) {
+				return openBackends(ctx, cfg, slog.New(slog.DiscardHandler), service.NopEvents{})
+			}
+			b, err := open(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.close()
+			if b.catalog != nil || b.relay != nil {
+				t.Errorf("single mode with a catalog %v or a relay %v", b.catalog, b.relay)
+			}
+			if tc.file == "" {
+				if b.queue != nil || b.jobsDB != nil || b.jobs != "memory" {
+					t.Errorf("JOBS_DB=off: queue %v, database %v, jobs %q; want none, in memory", b.queue, b.jobsDB, b.jobs)
+				}
+				return
+			}
+			if _, ok := b.queue.(*sqlite.Queue); !ok || b.jobsDB == nil || b.jobsDB.Path() != tc.file || b.jobs != tc.file {
+				t.Fatalf("queue %T, jobs %q; want the SQLite queue of %s", b.queue, b.jobs, tc.file)
+			}
+			if _, err := os.Stat(tc.file); err != nil {
+				t.Errorf("the job database: %v", err)
+			}
+			// A second process on the same file waits for the first.
+			short, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			if b2, err := open(short); err == nil || !strings.Contains(err.Error(), "JOBS_DB") {
+				if b2 != nil {
+					b2.close()
+				}
+				t.Errorf("a second open of the same job database: %v, want a wait that ends with ctx, naming JOBS_DB", err)
+			}
+			b.close()
+			b.jobsDB = nil // closed
+			b3, err := open(t.Context())
+			if err != nil {
+				t.Fatalf("after close: %v", err)
+			}
+			b3.close()
+		})
 	}
 }

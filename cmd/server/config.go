@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,6 +46,11 @@ type config struct {
 	// RateLimits bound the creates, trainings and imports of one client
 	// address a minute.
 	RateLimits api.RateLimits
+
+	// JobsDB is single mode's job database (pkg/sqlite), by default
+	// jobs.db in ModelsDir; "" keeps the jobs in memory (JOBS_DB=off), as
+	// does scaled mode, whose jobs are in Postgres.
+	JobsDB string
 
 	// Scaled mode: DatabaseURL set. Role says what this replica does.
 	DatabaseURL   string
@@ -94,8 +100,8 @@ type setting struct {
 // raw holds the settings whose flags are not config fields as they are:
 // they are checked and turned into config fields by finish.
 type raw struct {
-	host, level, proxies, metrics, dbURL, ownership string
-	port, scratch, budgetMB                         int
+	host, level, proxies, metrics, dbURL, ownership, jobsDB string
+	port, scratch, budgetMB                                 int
 }
 
 // parseConfig reads the settings: each flag's default comes from its
@@ -185,6 +191,7 @@ func defineSettings(fs *flag.FlagSet, cfg *config, r *raw) []setting {
 	intVar(&cfg.Limits.MaxQueuedJobsPerClient, "max-queued-jobs-per-client", "MAX_QUEUED_JOBS_PER_CLIENT", lim.MaxQueuedJobsPerClient, 0, 1_000_000, "training jobs one client address may have waiting; 0: no bound")
 	intVar(&cfg.MaxSessionsPerAddr, "max-sessions-per-addr", "MAX_SESSIONS_PER_ADDR", live.DefaultMaxSessionsPerAddr, 1, 1_000_000, "Socket.IO sessions one client address may hold")
 	durVar(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for jobs and connections")
+	strVar(&r.jobsDB, "jobs-db", "JOBS_DB", "", "single mode: the SQLite file that keeps the training jobs across restarts (running ones resume); off (or memory): in memory, lost at a restart; empty: jobs.db in the models directory")
 	strVar(&r.dbURL, "database-url", "DATABASE_URL", "", "postgres:// URL: run as one of many replicas sharing this database; empty: a single process")
 	strVar(&cfg.Role, "role", "ROLE", "all", "all (API, Socket.IO and training), api (no training) or worker (training only; HTTP only for health); api and worker need DATABASE_URL")
 	durVar(&cfg.TakeoverAfter, "takeover-after", "TAKEOVER_AFTER", postgres.DefaultTakeoverAfter, "scaled mode: a job whose replica died resumes on another within about this long (and half as long again for the check) once Postgres has dropped the dead replica's connection")
@@ -250,6 +257,9 @@ func finish(cfg config, r raw, getenv func(string) string) (config, error) {
 			return config{}, err
 		}
 	}
+	if cfg.JobsDB, err = jobsDB(r.jobsDB, cfg); err != nil {
+		return config{}, err
+	}
 	switch cfg.Role {
 	case "all":
 	case "api", "worker":
@@ -274,6 +284,25 @@ func finish(cfg config, r raw, getenv func(string) string) (config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// jobsDB is the job database's path for the JOBS_DB setting v: in single
+// mode v, or by default jobs.db in the models directory; "" for off (or
+// memory), and in scaled mode, whose jobs are in Postgres.
+func jobsDB(v string, cfg config) (string, error) {
+	switch strings.ToLower(v) {
+	case "off", "memory", "false", "0":
+		return "", nil
+	case "":
+		if cfg.DatabaseURL != "" {
+			return "", nil
+		}
+		return filepath.Join(cfg.ModelsDir, "jobs.db"), nil
+	}
+	if cfg.DatabaseURL != "" {
+		return "", errors.New("jobs-db is for single mode: with DATABASE_URL the jobs are kept in Postgres (flag -jobs-db, env JOBS_DB)")
+	}
+	return v, nil
 }
 
 // validHostname reports whether s could be a DNS host name (letters,

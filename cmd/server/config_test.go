@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -125,6 +126,44 @@ func TestConfigRejects(t *testing.T) {
 	}
 }
 
+// TestConfigJobsDB: single mode keeps its jobs in MODELS_DIR/jobs.db unless
+// JOBS_DB names another file or turns it off; scaled mode keeps them in
+// Postgres, and refuses a file.
+func TestConfigJobsDB(t *testing.T) {
+	const pg = "postgres://u@db.example:5432/nn"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // JobsDB
+		err  string
+	}{
+		{"default: in the models directory", nil, nil, filepath.Join("models", "jobs.db"), ""},
+		{"in MODELS_DIR", nil, map[string]string{"MODELS_DIR": "/data/models"}, "/data/models/jobs.db", ""},
+		{"in -models-dir", []string{"-models-dir", "m2"}, map[string]string{"MODELS_DIR": "/data/models"}, filepath.Join("m2", "jobs.db"), ""},
+		{"a file of its own", nil, map[string]string{"JOBS_DB": "/var/lib/nn/jobs.sqlite"}, "/var/lib/nn/jobs.sqlite", ""},
+		{"off", nil, map[string]string{"JOBS_DB": "off"}, "", ""},
+		{"memory", nil, map[string]string{"JOBS_DB": "Memory"}, "", ""},
+		{"the flag wins", []string{"-jobs-db", "j.db"}, map[string]string{"JOBS_DB": "off"}, "j.db", ""},
+		{"scaled mode: in Postgres", nil, map[string]string{"DATABASE_URL": pg}, "", ""},
+		{"scaled mode, off", nil, map[string]string{"DATABASE_URL": pg, "JOBS_DB": "off"}, "", ""},
+		{"scaled mode with a file", nil, map[string]string{"DATABASE_URL": pg, "JOBS_DB": "/x/jobs.db"}, "", "jobs-db is for single mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(tc.args, envOf(tc.env))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "JOBS_DB") {
+					t.Errorf("%v: want an error %q naming JOBS_DB", err, tc.err)
+				}
+				return
+			}
+			if err != nil || cfg.JobsDB != tc.want {
+				t.Errorf("JobsDB %q, %v; want %q", cfg.JobsDB, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestConfigS3: the S3 settings, S3_TIMEOUT included, reach the store's
 // configuration; without S3_TIMEOUT the store's default applies.
 func TestConfigS3(t *testing.T) {
@@ -224,6 +263,7 @@ func TestEverySetting(t *testing.T) {
 		{"RATE_LIMIT_CREATE", "7", func(c config) bool { return c.RateLimits.Create == 7 }, "-1"},
 		{"RATE_LIMIT_TRAIN", "0", func(c config) bool { return c.RateLimits.Train == 0 }, "1000001"},
 		{"RATE_LIMIT_IMPORT", "9", func(c config) bool { return c.RateLimits.Import == 9 }, "x"},
+		{"JOBS_DB", "/var/jobs.db", func(c config) bool { return c.JobsDB == "/var/jobs.db" }, ""},
 	}
 	covered := map[string]bool{}
 	for _, tc := range tests {

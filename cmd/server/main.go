@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logTo i
 		return err
 	}
 	defer a.backends.close()
-	log.Info("serving", "addr", a.ln.Addr().String(), "mode", cfg.mode(), "role", cfg.Role, "models", a.backends.where,
+	log.Info("serving", "addr", a.ln.Addr().String(), "mode", cfg.mode(), "role", cfg.Role, "models", a.backends.where, "jobs", a.backends.jobs,
 		"workers", cfg.Workers, "startup_seconds", time.Since(started).Seconds())
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
@@ -257,13 +257,20 @@ func (a *app) shutdown() error {
 	if err := a.svc.Close(shutCtx); err != nil {
 		errs = append(errs, err)
 	}
-	// Emits are written asynchronously: the training_error events of the
-	// jobs just stopped reach the clients before their sockets close.
-	a.stopRelay()
 	// A polling client that vanished never comes back for its events: do
 	// not let it hold the shutdown for the whole timeout.
 	flushCtx, cancelFlush := context.WithTimeout(shutCtx, flushWait)
 	defer cancelFlush()
+	// Scaled mode: the events of the shutdown (the jobs handed over) go
+	// through Postgres; they reach this replica's clients too.
+	if a.backends.relay != nil {
+		if err := a.backends.relay.Sync(flushCtx); err != nil {
+			a.log.Warn("event relay: not every event of the shutdown reached this replica's clients", "err", err)
+		}
+	}
+	// Emits are written asynchronously: the training_error events of the
+	// jobs just stopped reach the clients before their sockets close.
+	a.stopRelay()
 	if err := a.sio.Flush(flushCtx); err != nil {
 		a.log.Warn("socket.io: not every event reached every client before shutdown", "err", err)
 	}

@@ -116,6 +116,7 @@ func TestAccessSwitches(t *testing.T) {
 			// Another scheme than Bearer counts as no credentials.
 			wantStatus("delete with a Basic credential", s.send(t, "DELETE", "/api/networks/"+d, "", "Authorization: Basic YWRtaW46YWRtaW4="), tc.anonDelete)
 			wantStatus("reading stays open", s.send(t, "GET", "/api/networks/"+a+"/history", ""), 200)
+			wantStatus("the job list stays open", s.send(t, "GET", "/api/training?network_id="+a, ""), 200)
 			wantStatus("the owner deletes its own", s.send(t, "DELETE", "/api/networks/"+a, "", "Authorization: Bearer "+tokA), 200)
 			wantStatus("delete all without a token", s.send(t, "DELETE", "/api/networks", ""), tc.anonDeleteAll)
 			wantStatus("delete all as the admin", s.send(t, "DELETE", "/api/networks", "", "Authorization: bearer "+adminToken), tc.adminDeleteAll)

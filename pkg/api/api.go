@@ -145,6 +145,7 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	a.GET("/networks/:id/evaluation/examples", h.confusion)
 	a.GET("/networks/:id/download", h.download)
 	a.POST("/networks/import", rateLimited(imports), h.importNetwork)
+	a.GET("/training", h.listJobs)
 	a.GET("/training/:id", h.job)
 	a.POST("/training/:id/cancel", h.cancel)
 	a.GET("/openapi.json", serveOpenAPI)

@@ -456,6 +456,19 @@ func TestOpenAPIResponses(t *testing.T) {
 	c.events.wait(t, live.EventUpdate, jobA)
 	c.events.wait(t, live.EventComplete, jobA)
 
+	// The job list: every status seen by now, pages, filters, bad
+	// parameters.
+	c.check("GET", "/api/training", "", nil, 200)
+	c.check("HEAD", "/api/training", "", nil, 200)
+	next := c.check("GET", "/api/training?limit=1", "", nil, 200).field(t, "next_cursor")
+	c.check("GET", "/api/training?limit=1&cursor="+next, "", nil, 200)
+	c.check("GET", "/api/training?network_id="+a+"&status=completed,cancelled&limit=100", "", nil, 200)
+	c.check("GET", "/api/training?status=pending&status=training", "", nil, 200)
+	c.check("GET", "/api/training?limit=0", "", nil, 400)
+	c.check("GET", "/api/training?status=done", "", nil, 400)
+	c.check("GET", "/api/training?network_id=NOT-A-UUID", "", nil, 400)
+	c.check("GET", "/api/training?cursor=xyz", "", nil, 400)
+
 	// Methods and paths that are not there.
 	c.check("PUT", "/api/status", jsonCT, []byte(`{}`), 405)
 	c.check("DELETE", "/api/training/"+jobA, "", nil, 405)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -474,6 +475,78 @@ func (q *Queue) Active(ctx context.Context) (service.ActiveJobs, error) {
 		}
 	}
 	return a, nil
+}
+
+// listColumns are jobColumns without the history, which a list leaves out.
+var listColumns = strings.Replace(jobColumns, "j.history", "'[]'::jsonb", 1)
+
+// listSQL lists the jobs not yet forgotten ($1, $2: retentionArgs), newest
+// first, at most $3, with more conditions in place of %s. The finished job
+// the retention by count forgets first (cutoff) is found once, not for
+// each row as in visible.
+const listSQL = `WITH cutoff AS (
+	SELECT finished_at, seq FROM nnserver_jobs WHERE finished_at IS NOT NULL
+	ORDER BY finished_at DESC, seq DESC OFFSET $2 LIMIT 1
+)
+SELECT j.seq, %s FROM nnserver_jobs j
+WHERE (j.finished_at IS NULL OR (j.finished_at >= $1 AND NOT EXISTS (
+	SELECT 1 FROM cutoff c WHERE (j.finished_at, j.seq) <= (c.finished_at, c.seq))))%s
+ORDER BY j.seq DESC LIMIT $3`
+
+// List reads a page of the jobs f selects, newest first, in one query;
+// f.Before is a seq. It reads one job more than the page holds, to tell
+// whether another page follows.
+func (q *Queue) List(ctx context.Context, f service.JobFilter) (service.JobPage, error) {
+	if f.NetworkID != "" && !canonicalUUID(f.NetworkID) {
+		return service.JobPage{}, nil // it names no network: no job has it
+	}
+	before, keep := q.retentionArgs()
+	limit := max(f.Limit, 1)
+	args := []any{before, keep, limit + 1}
+	var where strings.Builder
+	if f.Before > 0 {
+		args = append(args, f.Before)
+		fmt.Fprintf(&where, " AND j.seq < $%d", len(args))
+	}
+	if f.NetworkID != "" {
+		args = append(args, f.NetworkID)
+		fmt.Fprintf(&where, " AND j.network_id = $%d::uuid", len(args))
+	}
+	if len(f.Statuses) > 0 {
+		ss := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			ss[i] = string(st)
+		}
+		args = append(args, ss)
+		fmt.Fprintf(&where, " AND j.status = ANY($%d::text[])", len(args))
+	}
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
+	rows, err := q.pool.Query(ctx, fmt.Sprintf(listSQL, listColumns, where.String()), args...)
+	if err != nil {
+		return service.JobPage{}, fmt.Errorf("postgres: listing jobs: %w", err)
+	}
+	type listed struct {
+		j   service.JobInfo
+		seq int64
+	}
+	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (l listed, err error) {
+		l.j, err = scanJob(row, &l.seq)
+		return l, err
+	})
+	if err != nil {
+		return service.JobPage{}, fmt.Errorf("postgres: listing jobs: %w", err)
+	}
+	var p service.JobPage
+	for i, l := range all {
+		if i == limit {
+			p.Next = all[i-1].seq
+			break
+		}
+		l.j.History = nil
+		p.Jobs = append(p.Jobs, l.j)
+	}
+	return p, nil
 }
 
 // Epoch records a finished epoch of a training job. When the job runs

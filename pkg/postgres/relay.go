@@ -111,6 +111,13 @@ type Relay struct {
 
 	ready     chan struct{} // closed once Run listens and knows where to start
 	readyOnce sync.Once
+
+	// delivered is the id of the last event Run has delivered (or, at its
+	// start, skipped); moved is closed, and replaced, whenever it grows.
+	// Sync waits on them.
+	delivered atomic.Int64
+	movedMu   sync.Mutex
+	moved     chan struct{}
 }
 
 // RelayConfig configures a Relay.
@@ -137,6 +144,7 @@ func NewRelay(pool *pgxpool.Pool, cfg RelayConfig) *Relay {
 		poll: 5 * time.Second, retention: 10 * time.Minute, pruneEvery: time.Minute,
 		maxBackoff: 5 * time.Second,
 		ready:      make(chan struct{}),
+		moved:      make(chan struct{}),
 	}
 }
 
@@ -364,6 +372,7 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 		r.log.Info("event relay: reconnected; catching up", "after_id", *last)
 	}
 	*started = true
+	r.advance(*last) // what came before is not for this replica
 	r.readyOnce.Do(func() {
 		r.log.Debug("event relay: listening")
 		close(r.ready)
@@ -413,6 +422,50 @@ func (r *Relay) session(ctx context.Context, last *int64, started *bool) (listen
 	}
 }
 
+// advance notes that every event up to id has been delivered.
+func (r *Relay) advance(id int64) {
+	if id <= r.delivered.Load() {
+		return
+	}
+	r.delivered.Store(id)
+	r.movedMu.Lock()
+	close(r.moved)
+	r.moved = make(chan struct{})
+	r.movedMu.Unlock()
+}
+
+// Sync waits until Run has delivered to the local Events every event
+// published, by any replica, before Sync was called, or until ctx ends. A
+// replica that stops calls it between stopping its service and stopping
+// Run, so that its own clients get the events of its shutdown (the
+// training_error "interrupted" of each job it hands over) before their
+// connections close. Without local Events it returns at once.
+func (r *Relay) Sync(ctx context.Context) error {
+	if r.local == nil {
+		return nil
+	}
+	var target int64
+	qctx, cancel := context.WithTimeout(ctx, r.timeout)
+	err := r.pool.QueryRow(qctx, "SELECT coalesce(max(id), 0) FROM nnserver_events").Scan(&target)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("postgres: relay: reading the last event: %w", err)
+	}
+	for {
+		r.movedMu.Lock()
+		moved := r.moved
+		r.movedMu.Unlock()
+		if r.delivered.Load() >= target {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: relay: delivering up to event %d (delivered %d): %w", target, r.delivered.Load(), ctx.Err())
+		}
+	}
+}
+
 // removed hands a removal's network id to the OnRemoved function.
 func (r *Relay) removed(id string) {
 	if !canonicalUUID(id) {
@@ -447,6 +500,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn, last *int64) error {
 			r.deliver(e)
 			*last = e.ID
 		}
+		r.advance(*last)
 		if len(batch) < drainBatch {
 			return nil
 		}

@@ -494,3 +494,37 @@ func TestRelayNetworkRemoved(t *testing.T) {
 		t.Errorf("%d events stored, %v; want 1", n, err)
 	}
 }
+
+// TestRelaySync: once Sync returns, every event published before it was
+// called has reached the local Events (a stopping replica's clients get
+// the events of its shutdown before their connections close). A relay
+// whose Run does not run never gets there: Sync ends with its context.
+func TestRelaySync(t *testing.T) {
+	pool := migrated(t)
+	r, rec := startRelay(t, pool, nil)
+	const n = 50
+	for i := range n {
+		publish(r, progress("sync", i+1))
+	}
+	publish(r, service.Failure{JobID: "sync", NetworkID: "net-sync", Status: service.StatusInterrupted, Error: service.MsgInterrupted})
+	ctx, cancel := context.WithTimeout(t.Context(), testWait)
+	defer cancel()
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rec.ch); got != n+1 {
+		t.Fatalf("%d events delivered when Sync returned, want %d", got, n+1)
+	}
+	if last := rec.take(t, n+1)[n]; last != (service.Failure{JobID: "sync", NetworkID: "net-sync", Status: service.StatusInterrupted, Error: service.MsgInterrupted}) {
+		t.Errorf("the last event: %+v", last)
+	}
+	if err := NewRelay(pool, RelayConfig{}).Sync(ctx); err != nil {
+		t.Errorf("Sync without local Events: %v", err)
+	}
+	idle := NewRelay(pool, RelayConfig{Local: newRecorder()})
+	short, cancelShort := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancelShort()
+	if err := idle.Sync(short); err == nil {
+		t.Error("Sync of a relay that does not run returned nil")
+	}
+}

@@ -73,13 +73,24 @@ type Complete struct {
 }
 
 // Failure reports a job that ended without completing (training_error):
-// Status is StatusFailed or StatusCancelled.
+// Status is StatusFailed or StatusCancelled. Or, with Status
+// StatusInterrupted, a job that stopped here without ending: the server is
+// shutting down, and the job resumes from its last saved epoch when it is
+// back (or on another replica), with its training_updates and its final
+// event as usual.
 type Failure struct {
 	JobID     string
 	NetworkID string
 	Status    JobStatus
 	Error     string
 }
+
+// StatusInterrupted is the status of a training_error sent for a job that
+// stops here without ending (Failure); no job ever has it.
+const StatusInterrupted JobStatus = "interrupted"
+
+// MsgInterrupted is the error of a training_error "interrupted".
+const MsgInterrupted = "the server is shutting down; the job will resume from its last saved epoch when the server is back"
 
 // NopEvents discards all events.
 type NopEvents struct{}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -22,11 +23,17 @@ type memQueue struct {
 	queue    []*memJob          // pending, oldest first
 	running  map[string]*memJob // by network
 	finished []*memJob          // oldest first
-	stopped  bool
-	wg       sync.WaitGroup
+	// order is every job added, oldest first (by seq), for List; those
+	// forgotten since (dead of them) are dropped lazily.
+	order   []*memJob
+	dead    int
+	lastSeq int64
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 type memJob struct {
+	seq    int64   // its place in the order of Add, from 1
 	info   JobInfo // without History, kept compact in hist
 	hist   []epochRecord
 	cancel context.CancelCauseFunc // while it runs
@@ -117,11 +124,13 @@ func (q *memQueue) Add(_ context.Context, j JobInfo, a Admission) error {
 			return ErrLifetimeEpochs
 		}
 	}
-	mj := &memJob{info: j}
+	q.lastSeq++
+	mj := &memJob{seq: q.lastSeq, info: j}
 	mj.info.History = nil
 	mj.info.Status = StatusPending
 	q.byID[j.ID] = mj
 	q.queue = append(q.queue, mj)
+	q.order = append(q.order, mj)
 	q.cond.Broadcast()
 	return nil
 }
@@ -324,5 +333,41 @@ func (q *memQueue) forgetLocked() {
 	}
 	if n > 0 {
 		q.finished = q.finished[n:]
+		// Compacted once half is dead: List walks order, and a forget
+		// costs O(1) amortised.
+		if q.dead += n; q.dead > len(q.order)/2 {
+			q.order = slices.DeleteFunc(q.order, func(j *memJob) bool { return q.byID[j.info.ID] != j })
+			q.dead = 0
+		}
 	}
+}
+
+// List walks the jobs from the newest (or from f.Before) to the oldest,
+// until it has a page and knows whether another follows.
+func (q *memQueue) List(_ context.Context, f JobFilter) (JobPage, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.forgetLocked()
+	hi := len(q.order)
+	if f.Before > 0 {
+		hi, _ = slices.BinarySearchFunc(q.order, f.Before, func(j *memJob, seq int64) int { return cmp.Compare(j.seq, seq) })
+	}
+	var (
+		p     JobPage
+		last  int64 // the seq of the last job of the page
+		limit = max(f.Limit, 1)
+	)
+	for i := hi - 1; i >= 0; i-- {
+		j := q.order[i]
+		if q.byID[j.info.ID] != j || !f.Selects(j.info) {
+			continue
+		}
+		if len(p.Jobs) == limit {
+			p.Next = last
+			break
+		}
+		p.Jobs = append(p.Jobs, j.info)
+		last = j.seq
+	}
+	return p, nil
 }

@@ -143,9 +143,11 @@ type Config struct {
 	Now func() time.Time
 	// Observer is told about jobs, epochs and failed saves; nil: nobody.
 	Observer Observer
-	// Catalog and Queue hold what replicas share. Both nil: in memory, the
-	// catalog filled from the networks saved in Store (single mode). Both
-	// set: scaled mode (pkg/postgres).
+	// Catalog and Queue hold what replicas share. Catalog nil: single
+	// mode, an in-memory catalog filled from the networks saved in Store,
+	// with Queue (pkg/sqlite's, which keeps the jobs across restarts) or,
+	// Queue nil too, an in-memory queue. Both set: scaled mode
+	// (pkg/postgres).
 	Catalog Catalog
 	Queue   Queue
 	// Budget is the process's memory budget, from which jobs, analyses,
@@ -221,13 +223,14 @@ type Service struct {
 // New starts a service. In single mode it lists the networks saved in the
 // store into its catalog (a file that cannot be read, or holds a network
 // this server would not accept, is logged and skipped); if ctx ends
-// meanwhile, New returns ctx's error at once. Then it starts the workers.
+// meanwhile, New returns ctx's error at once. Then it starts the workers,
+// which resume the jobs a persistent queue kept running.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Data == nil || cfg.Store == nil {
 		return nil, errors.New("service: Config needs Data and Store")
 	}
-	if (cfg.Catalog == nil) != (cfg.Queue == nil) {
-		return nil, errors.New("service: Config needs both Catalog and Queue, or neither")
+	if cfg.Catalog != nil && cfg.Queue == nil {
+		return nil, errors.New("service: Config.Catalog needs a Queue: a shared catalog goes with a shared queue")
 	}
 	if cfg.Events == nil {
 		cfg.Events = NopEvents{}
@@ -256,7 +259,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Catalog, cfg.Queue = cat, NewMemoryQueue(cfg.Workers, cfg.Limits, cfg.Now)
+		cfg.Catalog = cat
+		if cfg.Queue == nil {
+			cfg.Queue = NewMemoryQueue(cfg.Workers, cfg.Limits, cfg.Now)
+		}
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
@@ -329,9 +335,11 @@ func (s *Service) Limits() Limits { return s.limits }
 
 // Close stops the service: no new job starts here, running jobs stop within
 // one chunk of a mini-batch (their finished epochs are saved), and Close
-// waits for them until ctx is done. In single mode pending and running jobs
-// fail, each with its training_error; in scaled mode they are left to the
-// other replicas, which resume them.
+// waits for them until ctx is done. With a queue that hands jobs over
+// (scaled mode's, and single mode's on SQLite) pending jobs stay pending and
+// running ones are left to be resumed, by another replica or the next
+// process, each with a training_error "interrupted"; with the in-memory
+// queue pending and running jobs fail, each with its training_error.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true

@@ -162,6 +162,9 @@ type Queue interface {
 	EndNetwork(ctx context.Context, networkID string, status JobStatus, cause error) ([]JobInfo, error)
 	// Active counts the jobs pending and running.
 	Active(ctx context.Context) (ActiveJobs, error)
+	// List returns a page of the jobs not yet forgotten that f selects,
+	// newest first (the order of Add), without their History.
+	List(ctx context.Context, f JobFilter) (JobPage, error)
 	// Epoch records a finished epoch of a running job.
 	Epoch(ctx context.Context, id string, r EpochResult) error
 	// Start starts the workers, which call work until Stop.

@@ -49,8 +49,14 @@ func (s *Service) runJob(qctx context.Context, j JobInfo) error {
 	// Handed over: this replica stops, another has taken the job over (it
 	// saved the network meanwhile), or the database is out of reach: the
 	// job goes on later, from its last saved epoch, as it is.
-	if errors.Is(context.Cause(qctx), ErrHandOver) || errors.Is(err, ErrVersionMoved) || errors.Is(err, errStateUnavailable) {
+	if handedOver := errors.Is(context.Cause(qctx), ErrHandOver); handedOver || errors.Is(err, ErrVersionMoved) || errors.Is(err, errStateUnavailable) {
 		s.log.Info("training handed over", "job_id", j.ID, "network_id", j.NetworkID, "reason", err)
+		if handedOver && s.isDone() {
+			// Stopped by the shutdown, to be resumed: its clients are told
+			// (the job has not ended: its updates come again later).
+			s.log.Info("training interrupted", "job_id", j.ID, "network_id", j.NetworkID)
+			s.events.TrainingError(Failure{JobID: j.ID, NetworkID: j.NetworkID, Status: StatusInterrupted, Error: MsgInterrupted})
+		}
 		return ErrHandOver
 	}
 	// The job ran on this worker, not for a request: its end is recorded
@@ -122,6 +128,9 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 	defer stop()
 
 	start := e.state.Load()
+	if j, err = s.catchUp(j, start.history); err != nil {
+		return err
+	}
 	r := &jobRun{s: s, j: j, e: e, done: j.Epoch, base: start, hist: slices.Clone(j.History), netEpochs: map[int]int{},
 		gate: &progressGate{every: s.progressEvery, after: s.progressAfter, epochStart: time.Now()}}
 	// A job resumed after its last epoch was saved, or after its
@@ -165,6 +174,56 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 // validation accuracy has not improved for StopAfterNoImprovement epochs:
 // the job then completes.
 var errStopEarly = errors.New("validation accuracy stopped improving")
+
+// catchUp brings a resumed job up to its network: the epochs of j that the
+// network's history records (its entries carrying j's id) but the queue
+// does not are recorded in the queue, and their training_updates sent (no
+// client had them). A run that stopped between saving an epoch and
+// recording it (the process was killed, the database unreachable) leaves
+// the network one epoch ahead of its job; without this the job would train
+// that epoch again, and not as the uninterrupted job would. It returns j as
+// the queue now has it. Both modes resume through here.
+func (s *Service) catchUp(j JobInfo, history []modelfile.EpochRecord) (JobInfo, error) {
+	var saved []modelfile.EpochRecord // the network's epochs trained by j, in order
+	for _, r := range history {
+		if r.JobID == j.ID && !r.Restore() { // a restore_best of j is not an epoch
+			saved = append(saved, r)
+		}
+	}
+	if len(saved) < j.Epoch {
+		// The queue is ahead of the network: its model was replaced (by
+		// hand, say). Go on from what the network is.
+		s.log.Warn("resuming a job whose network has fewer of its epochs than the job records", "job_id", j.ID,
+			"network_id", j.NetworkID, "job_epochs", j.Epoch, "network_epochs_of_job", len(saved))
+		return j, nil
+	}
+	for _, r := range saved[j.Epoch:min(len(saved), j.Params.Epochs)] {
+		epoch := j.Epoch + 1
+		res := EpochResult{Epoch: epoch, Correct: r.Correct, Total: r.Total, Accuracy: r.Accuracy, ElapsedTime: r.ElapsedTime,
+			ValidationAccuracy: r.ValidationAccuracy, TrainingCost: r.TrainingCost}
+		if err := s.queue.Epoch(context.Background(), j.ID, res); err != nil {
+			if errors.Is(err, ErrJobEnded) {
+				return j, err
+			}
+			return j, stateError(err)
+		}
+		s.log.Info("resumed job caught up with its saved epoch", "job_id", j.ID, "network_id", j.NetworkID, "epoch", epoch,
+			"network_epoch", r.Epoch)
+		acc := r.Accuracy
+		j.Epoch, j.Accuracy, j.ElapsedTime = epoch, &acc, j.ElapsedTime+r.ElapsedTime
+		j.History = append(j.History, res)
+		u := Update{JobID: j.ID, NetworkID: j.NetworkID, Epoch: epoch, TotalEpochs: j.Params.Epochs, NetworkEpoch: r.Epoch,
+			Accuracy: r.Accuracy, ElapsedTime: r.ElapsedTime, Progress: progress(epoch, j.Params.Epochs), Correct: r.Correct, Total: r.Total}
+		if r.ValidationAccuracy != nil {
+			u.ValidationAccuracy = *r.ValidationAccuracy
+		}
+		if r.TrainingCost != nil {
+			u.TrainingCost = *r.TrainingCost
+		}
+		s.events.TrainingUpdate(u)
+	}
+	return j, nil
+}
 
 // markBusy notes that a job of the network runs here (a copy with a job
 // running is the newest: it is neither reloaded nor unloaded), until the

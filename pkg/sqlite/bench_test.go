@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -126,5 +128,49 @@ func BenchmarkGet(b *testing.B) {
 		if got, err := q.Get(ctx, j.ID); err != nil || len(got.History) != 30 {
 			b.Fatal(got, err)
 		}
+	}
+}
+
+// BenchmarkList reads a page of 20 of the job list (GET /api/training)
+// with 10,000 finished jobs of 100 networks kept (MAX_FINISHED_JOBS): the
+// newest, one network's, and a status no job has (every row looked at).
+func BenchmarkList(b *testing.B) {
+	ctx := context.Background()
+	db := openDB(b, dbPath(b))
+	q := newQueue(b, db, 1, service.Limits{}, nil)
+	nets := make([]string, 100)
+	for i := range nets {
+		nets[i] = uuid.NewString()
+	}
+	now := time.Now().UnixNano()
+	err := inTx(ctx, db.sql, func(tx *sql.Tx) error {
+		for i := range 10_000 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, network_id, epochs, mini_batch, learning_rate, cost, lambda, seed,
+	status, epoch, accuracy, created_at, started_at, finished_at) VALUES (?, ?, 30, 10, 3, 'quadratic', 0, 1, 'completed', 30, 0.95, ?, ?, ?)`,
+				uuid.NewString(), nets[i%len(nets)], now, now, now+int64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    service.JobFilter
+		want int
+	}{
+		{"newest", service.JobFilter{Limit: 20}, 20},
+		{"network", service.JobFilter{NetworkID: nets[7], Limit: 20}, 20},
+		{"none", service.JobFilter{Statuses: []service.JobStatus{service.StatusPending}, Limit: 20}, 0},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if p, err := q.List(ctx, tc.f); err != nil || len(p.Jobs) != tc.want {
+					b.Fatal(len(p.Jobs), err)
+				}
+			}
+		})
 	}
 }

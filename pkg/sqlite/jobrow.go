@@ -17,41 +17,13 @@ const jobColumns = `seq, id, network_id, client, epochs, mini_batch, learning_ra
 // too: service.ErrUnknownJob if there is no such job, or it finished more
 // than JobRetention ago (forgotten, though not yet pruned).
 func (q *Queue) readJob(ctx context.Context, tx *sql.Tx, id string) (service.JobInfo, int64, error) {
-	var (
-		j                 service.JobInfo
-		seq               int64
-		cost, status      string
-		seed              sql.NullInt64
-		acc               sql.NullFloat64
-		created           int64
-		started, finished sql.NullInt64
-	)
-	p := &j.Params
-	err := tx.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ? AND (finished_at IS NULL OR finished_at >= ?)",
-		id, q.now().Add(-q.lim.JobRetention).UnixNano()).Scan(
-		&seq, &j.ID, &j.NetworkID, &j.Client, &p.Epochs, &p.MiniBatch, &p.LearningRate, &cost, &p.Lambda, &seed,
-		&p.StopAfterNoImprovement, &p.RestoreBest, &status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
+	j, seq, err := scanJob(tx.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ? AND (finished_at IS NULL OR finished_at >= ?)",
+		id, q.now().Add(-q.lim.JobRetention).UnixNano()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.JobInfo{}, 0, service.ErrUnknownJob
 	}
 	if err != nil {
 		return service.JobInfo{}, 0, err
-	}
-	p.Cost, j.Status = service.Cost(cost), service.JobStatus(status)
-	if seed.Valid {
-		s := uint64(seed.Int64)
-		p.Seed = &s
-	}
-	if acc.Valid {
-		a := acc.Float64
-		j.Accuracy = &a
-	}
-	j.CreatedAt = fromNanos(created)
-	if started.Valid {
-		j.StartedAt = fromNanos(started.Int64)
-	}
-	if finished.Valid {
-		j.FinishedAt = fromNanos(finished.Int64)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT epoch, correct, total, accuracy, elapsed, validation_accuracy, training_cost
 FROM job_epochs WHERE job_seq = ? ORDER BY rowid`, seq)
@@ -74,6 +46,42 @@ FROM job_epochs WHERE job_seq = ? ORDER BY rowid`, seq)
 	}
 	if j.History == nil {
 		j.History = []service.EpochResult{}
+	}
+	return j, seq, nil
+}
+
+// scanJob scans jobColumns, without the history, and returns the seq too.
+func scanJob(row interface{ Scan(...any) error }) (service.JobInfo, int64, error) {
+	var (
+		j                 service.JobInfo
+		seq               int64
+		cost, status      string
+		seed              sql.NullInt64
+		acc               sql.NullFloat64
+		created           int64
+		started, finished sql.NullInt64
+	)
+	p := &j.Params
+	err := row.Scan(&seq, &j.ID, &j.NetworkID, &j.Client, &p.Epochs, &p.MiniBatch, &p.LearningRate, &cost, &p.Lambda, &seed,
+		&p.StopAfterNoImprovement, &p.RestoreBest, &status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
+	if err != nil {
+		return service.JobInfo{}, 0, err
+	}
+	p.Cost, j.Status = service.Cost(cost), service.JobStatus(status)
+	if seed.Valid {
+		s := uint64(seed.Int64)
+		p.Seed = &s
+	}
+	if acc.Valid {
+		a := acc.Float64
+		j.Accuracy = &a
+	}
+	j.CreatedAt = fromNanos(created)
+	if started.Valid {
+		j.StartedAt = fromNanos(started.Int64)
+	}
+	if finished.Valid {
+		j.FinishedAt = fromNanos(finished.Int64)
 	}
 	return j, seq, nil
 }

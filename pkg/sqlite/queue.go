@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -328,6 +329,53 @@ func (q *Queue) Active(ctx context.Context) (service.ActiveJobs, error) {
 		}
 	}
 	return a, nil
+}
+
+// List reads a page of the jobs f selects, newest first, in one query
+// (so on one snapshot); f.Before is a seq. It reads one job more than the
+// page holds, to tell whether another page follows.
+func (q *Queue) List(ctx context.Context, f service.JobFilter) (service.JobPage, error) {
+	where := []string{"(finished_at IS NULL OR finished_at >= ?)"}
+	args := []any{q.now().Add(-q.lim.JobRetention).UnixNano()}
+	if f.Before > 0 {
+		where, args = append(where, "seq < ?"), append(args, f.Before)
+	}
+	if f.NetworkID != "" {
+		where, args = append(where, "network_id = ?"), append(args, f.NetworkID)
+	}
+	if len(f.Statuses) > 0 {
+		where = append(where, "status IN (?"+strings.Repeat(", ?", len(f.Statuses)-1)+")")
+		for _, st := range f.Statuses {
+			args = append(args, string(st))
+		}
+	}
+	limit := max(f.Limit, 1)
+	args = append(args, limit+1)
+	rows, err := q.db.sql.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY seq DESC LIMIT ?", args...)
+	if err != nil {
+		return service.JobPage{}, fmt.Errorf("sqlite: listing jobs: %w", err)
+	}
+	type listed struct {
+		j   service.JobInfo
+		seq int64
+	}
+	all, err := collect(rows, func(r *sql.Rows) (l listed, err error) {
+		l.j, l.seq, err = scanJob(r)
+		return l, err
+	})
+	if err != nil {
+		return service.JobPage{}, fmt.Errorf("sqlite: listing jobs: %w", err)
+	}
+	var p service.JobPage
+	for i, l := range all {
+		if i == limit {
+			p.Next = all[i-1].seq
+			break
+		}
+		p.Jobs = append(p.Jobs, l.j)
+	}
+	return p, nil
 }
 
 // Epoch records a finished epoch of a training job: its row and the

@@ -743,8 +743,8 @@ describe('management page', { concurrency: false }, () => {
     w.closing();
   });
 
-  test('history legend: a job stopped by a server shutdown says so; a job the server forgot says nothing', async () => {
-    let rs = await Server.start();
+  test('history legend, jobs in memory (JOBS_DB=off): a job stopped by a server shutdown says so; a job the server forgot says nothing', async () => {
+    let rs = await Server.start({ env: { JOBS_DB: 'off' } });
     servers.push(rs);
     const net = (await rs.api('POST', '/api/networks', { seed: 5 })).network_id;
     const tab = await open('restart', DESKTOP);
@@ -790,6 +790,54 @@ describe('management page', { concurrency: false }, () => {
     assert.deepEqual(await legendEnds(late.page), ['']);
     clean(late.w);
     late.w.closing();
+    w.closing();
+  });
+
+  test('a job interrupted by a restart: the page says so, follows it when it resumes, and the jobs panel cancels it', async () => {
+    let rs = await Server.start(); // jobs in MODELS_DIR/jobs.db: they survive the restart
+    servers.push(rs);
+    const net = (await rs.api('POST', '/api/networks', { seed: 6 })).network_id;
+    const tab = await open('resume', DESKTOP);
+    extra.push(tab.context);
+    const { page, w } = tab;
+    w.allow(/\/(api|socket\.io)\//); // the server goes away for a moment: requests fail meanwhile
+    await page.goto(rs.url + '/');
+    await loaded(page);
+    await row(page, net).click();
+    await page.fill('#epochs', '500');
+    await page.fill('#train-seed', '6');
+    await page.click('#train-button');
+    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 1);
+    const job = await page.getAttribute('#job-rows tr', 'data-id');
+    await page.waitForSelector(`#job-rows tr[data-id="${job}"] .badge.training`);
+    // What the training card's badge says, every change of it.
+    await page.evaluate(() => {
+      window.badges = [];
+      const b = document.getElementById('job-status');
+      new MutationObserver(() => window.badges.push(b.textContent)).observe(b, { childList: true, characterData: true, subtree: true });
+    });
+
+    const before = rs;
+    rs = await rs.restart(); // SIGTERM: the job is interrupted, then resumes
+    servers[servers.indexOf(before)] = rs;
+    await page.waitForFunction(() => window.badges.includes('interrupted'));
+    // Back: the job trains on, from where it was; the page follows it.
+    const seen = await points(page, '#chart');
+    await page.waitForFunction((n) => document.querySelectorAll('#chart .point').length > n, seen);
+    await jobStatus(page, 'training');
+    assert.doesNotMatch(await page.textContent('#job-text'), /shutting down/);
+    const resumed = await rs.api('GET', `/api/training/${job}`);
+    assert.equal(resumed.status, 'training');
+    assert.deepEqual(resumed.history.map((e) => e.epoch), resumed.history.map((_, i) => i + 1), 'epochs once each');
+
+    // The jobs panel lists it running, and cancels it.
+    const listed = page.locator(`#job-rows tr[data-id="${job}"]`);
+    await listed.locator('.badge.training').waitFor();
+    await listed.locator('button[data-action=cancel-job]').click();
+    await listed.locator('.badge.cancelled').waitFor();
+    await jobStatus(page, 'cancelled');
+    assert.ok(await listed.locator('button[data-action=cancel-job]').isHidden(), 'no Cancel for an ended job');
+    assert.equal((await rs.api('GET', `/api/training/${job}`)).status, 'cancelled');
     w.closing();
   });
 

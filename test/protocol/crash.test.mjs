@@ -1,12 +1,14 @@
 // Scenario 5: kill -9 while a job trains (and saves after every epoch), at a
-// few different moments; after each restart every network is listed once and
-// loads, and nothing left in MODELS_DIR breaks anything.
+// few different moments; after each restart the job resumes and completes
+// with every epoch once, every network is listed once and loads, and nothing
+// left in MODELS_DIR breaks anything.
 
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   api,
+  assertGapFree,
   assertSavedEpochState,
   connectClient,
   createNetwork,
@@ -16,6 +18,8 @@ import {
   sleep,
   startTraining,
   trainAndWait,
+  WAIT_MS,
+  waitJobEnd,
 } from './helpers.mjs';
 import { dumpingLogs, killAll, makeModelsDir, removeDir, Server } from './server.mjs';
 
@@ -89,12 +93,17 @@ describe('crash safety', () => {
       server = await Server.start({ modelsDir, name: `server#${cycle + 2}` });
       servers.push(server);
       client = api(server.url);
+      // The job resumes from its last saved epoch, and completes.
+      sock = await connectClient(server.url, 'websocket', `cycle${cycle + 1}-after`);
+      sockets.push(sock);
+      const job = await waitJobEnd(client, sock, jobId, WAIT_MS + 20 * 10_000);
+      assert.equal(job.status, 'completed', `cycle ${cycle + 1}: the job after the restart: ${JSON.stringify(job)}`);
+      assert.equal(job.epoch, 20, `cycle ${cycle + 1}: epochs of the resumed job`);
+      assertGapFree(job, `cycle ${cycle + 1}`);
       await checkModels(t, client, created);
       await assertSavedEpochState(client, networkId, updates, `cycle ${cycle + 1}`);
 
       // The crashed network trains on from where it was saved.
-      sock = await connectClient(server.url, 'websocket', `cycle${cycle + 1}-after`);
-      sockets.push(sock);
       await trainAndWait(client, sock, networkId, { epochs: 1 });
       const entry = findOnce(await listNetworks(client), networkId);
       assert.equal(entry.status, 'in_memory', 'status after training');

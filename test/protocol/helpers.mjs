@@ -260,6 +260,24 @@ export async function getJob(client, jobId) {
   return body;
 }
 
+/**
+ * Waits for a job's end and returns the job (GET /api/training/{id}).
+ * sock must have connected before the call: an end that comes later
+ * reaches it, one that came before shows in the job's status.
+ */
+export async function waitJobEnd(client, sock, jobId, timeoutMs = WAIT_MS) {
+  const job = await getJob(client, jobId);
+  if (job.status !== 'pending' && job.status !== 'training') return job;
+  await sock.waitForEvents(jobId, { final: true, timeoutMs });
+  return getJob(client, jobId);
+}
+
+/** Asserts that a job's history is its epochs 1..n, each once. */
+export function assertGapFree(job, what) {
+  assert.deepEqual(job.history.map((e) => e.epoch), Array.from({ length: job.epoch }, (_, i) => i + 1),
+    `${what}: the job's history must be epochs 1..${job.epoch}, each once: ${JSON.stringify(job.history)}`);
+}
+
 const MNIST_TEST_LABELS = loadTestLabels();
 
 /** The 10k MNIST test labels from the repository's data/, or null if absent. */

@@ -16,8 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +34,7 @@ var testFiles = []string{
 	"broadcast.test.mjs",
 	"persistence.test.mjs",
 	"crash.test.mjs",
+	"resume.test.mjs",
 	"errors.test.mjs",
 	"training-error.test.mjs",
 	"transport-edges.test.mjs",
@@ -113,39 +112,11 @@ DATABASE_URL=%[3]s TAKEOVER_AFTER=2s exec %[4]s "$@"
 		t.Fatal(err)
 	}
 
-	// One test encodes single mode's SIGTERM: the running job fails with a
-	// training_error "shutting down". In scaled mode a stopping replica
-	// hands its jobs over instead, without an event (docs/SCALE.md), so the
-	// scaled run leaves it out: its file runs on its own, with the names of
-	// its other tests as patterns (Node 20 has no --test-skip-pattern, and
-	// a pattern that matches a suite runs all of it).
-	var others []string
-	for _, f := range testFiles {
-		if f != scaledPartly {
-			others = append(others, f)
-		}
-	}
-	base := []string{"--test", "--test-concurrency=1", "--test-reporter=spec"}
-	env := []string{"SERVER_BIN=" + wrapper}
-	testenv.Run(ctx, t, dir, env, node, append(base, others...)...)
-	t.Logf("scaled mode: %s without %q (single mode's SIGTERM semantics)", scaledPartly, scaledExcluded)
-	args := slices.Clone(base)
-	for _, name := range scaledPartlyRun {
-		args = append(args, "--test-name-pattern=^"+regexp.QuoteMeta(name))
-	}
-	testenv.Run(ctx, t, dir, env, node, append(args, scaledPartly)...)
-}
-
-// The scaled run's exception: scaledPartly runs only the tests named
-// scaledPartlyRun, leaving out scaledExcluded.
-const (
-	scaledPartly   = "persistence.test.mjs"
-	scaledExcluded = "SIGTERM during one long mini-batch"
-)
-
-var scaledPartlyRun = []string{
-	"a trained network is listed, usable and trainable after a SIGTERM restart",
-	"SIGTERM during a long training exits promptly and loses nothing saved",
+	// Both modes keep the contract the same way, a stopping server's jobs
+	// included (interrupted, then resumed): every file runs as in single
+	// mode.
+	args := append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, testFiles...)
+	testenv.Run(ctx, t, dir, []string{"SERVER_BIN=" + wrapper}, node, args...)
 }
 
 // findPsql returns Postgres's psql: beside the server binaries Debian

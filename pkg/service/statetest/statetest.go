@@ -397,6 +397,8 @@ func RunQueue(t *testing.T, opts QueueOptions, newQueue NewQueue) {
 		{"End", queueEnd},
 		{"EndNetwork", queueEndNetwork},
 		{"Retention", queueRetention},
+		{"List", queueList},
+		{"ListRetention", queueListRetention},
 		{"Stop", queueStop},
 		{"TrainOptions", queueTrainOptions},
 	} {
@@ -769,5 +771,153 @@ func queueTrainOptions(t *testing.T, env queueEnv) {
 	got = waitStatus(t, q, plain.ID, service.StatusCompleted)
 	if got.Params.StopAfterNoImprovement != 0 || got.Params.RestoreBest || got.BestEpoch() != 2 || got.StoppedEarly() {
 		t.Errorf("the job without options: %+v, best epoch %d, stopped early %v", got.Params, got.BestEpoch(), got.StoppedEarly())
+	}
+}
+
+// ids are the ids of jobs, in order.
+func ids(jobs []service.JobInfo) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
+
+// listAll follows the pages of f to the end, checking that each but the
+// last is full, and returns the ids in order.
+func listAll(t *testing.T, q service.Queue, f service.JobFilter) []string {
+	t.Helper()
+	var all []string
+	for range 100 {
+		p, err := q.List(context.Background(), f)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", f, err)
+		}
+		all = append(all, ids(p.Jobs)...)
+		if p.Next == 0 {
+			return all
+		}
+		if len(p.Jobs) != f.Limit {
+			t.Fatalf("List(%+v): a page of %d jobs with a next page", f, len(p.Jobs))
+		}
+		if p.Next < 0 {
+			t.Fatalf("List(%+v): next %d", f, p.Next)
+		}
+		f.Before = p.Next
+	}
+	t.Fatalf("List(%+v): more than 100 pages", f)
+	return nil
+}
+
+func queueList(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	q := env.newQueue(t, 1, env.lim, nil)
+	stopAtEnd(t, q)
+	if p, err := q.List(ctx, service.JobFilter{Limit: 10}); err != nil || len(p.Jobs) != 0 || p.Next != 0 {
+		t.Fatalf("List of an empty queue: %+v, %v", p, err)
+	}
+	netA, netB := uuid.NewString(), uuid.NewString()
+	a1, b1, a2, b2, a3 := job(netA, 1), job(netB, 2), job(netA, 3), job(netB, 4), job(netA, 5)
+	for _, j := range []service.JobInfo{a1, b1, a2, b2, a3} {
+		mustAdd(t, q, j, 100)
+	}
+	if _, _, err := q.End(ctx, a1.ID, service.StatusCancelled, errors.New("x")); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(q)
+	if err := q.Start(w.work); err != nil {
+		t.Fatal(err)
+	}
+	// The one worker takes the oldest pending job: b1.
+	w.waitStarted(t, b1.ID)
+	waitStatus(t, q, b1.ID, service.StatusTraining)
+
+	st := func(s ...service.JobStatus) []service.JobStatus { return s }
+	for _, tc := range []struct {
+		name string
+		f    service.JobFilter
+		want []service.JobInfo
+	}{
+		{"every job, newest first", service.JobFilter{Limit: 100}, []service.JobInfo{a3, b2, a2, b1, a1}},
+		{"pages of 2", service.JobFilter{Limit: 2}, []service.JobInfo{a3, b2, a2, b1, a1}},
+		{"pages of 1", service.JobFilter{Limit: 1}, []service.JobInfo{a3, b2, a2, b1, a1}},
+		{"a page of exactly all", service.JobFilter{Limit: 5}, []service.JobInfo{a3, b2, a2, b1, a1}},
+		{"one network", service.JobFilter{NetworkID: netA, Limit: 2}, []service.JobInfo{a3, a2, a1}},
+		{"another network", service.JobFilter{NetworkID: netB, Limit: 100}, []service.JobInfo{b2, b1}},
+		{"a network without jobs", service.JobFilter{NetworkID: uuid.NewString(), Limit: 100}, nil},
+		{"pending", service.JobFilter{Statuses: st(service.StatusPending), Limit: 100}, []service.JobInfo{a3, b2, a2}},
+		{"training", service.JobFilter{Statuses: st(service.StatusTraining), Limit: 100}, []service.JobInfo{b1}},
+		{"cancelled", service.JobFilter{Statuses: st(service.StatusCancelled), Limit: 100}, []service.JobInfo{a1}},
+		{"completed", service.JobFilter{Statuses: st(service.StatusCompleted), Limit: 100}, nil},
+		{"unfinished", service.JobFilter{Statuses: st(service.StatusPending, service.StatusTraining), Limit: 2}, []service.JobInfo{a3, b2, a2, b1}},
+		{"network and status", service.JobFilter{NetworkID: netA, Statuses: st(service.StatusPending), Limit: 1}, []service.JobInfo{a3, a2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, want := listAll(t, q, tc.f), ids(tc.want); !slices.Equal(got, want) {
+				t.Errorf("List(%+v) = %v, want %v", tc.f, got, want)
+			}
+		})
+	}
+
+	// What a listed job says: Get's fields, without the history.
+	p, err := q.List(ctx, service.JobFilter{NetworkID: netB, Limit: 100})
+	if err != nil || len(p.Jobs) != 2 {
+		t.Fatalf("List: %+v, %v", p, err)
+	}
+	for _, got := range p.Jobs {
+		want, err := q.Get(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.NetworkID != want.NetworkID || got.Status != want.Status || got.Epoch != want.Epoch ||
+			got.Params.Epochs != want.Params.Epochs || got.Params.Seed == nil || *got.Params.Seed != *want.Params.Seed ||
+			!got.CreatedAt.Equal(want.CreatedAt) || !got.StartedAt.Equal(want.StartedAt) || len(got.History) != 0 {
+			t.Errorf("listed %+v\n   Get %+v", got, want)
+		}
+	}
+
+	// A cursor stays good while newer jobs come: the next page is the same.
+	first, err := q.List(ctx, service.JobFilter{Limit: 2})
+	if err != nil || first.Next == 0 {
+		t.Fatalf("List: %+v, %v", first, err)
+	}
+	mustAdd(t, q, job(netA, 1), 100)
+	next, err := q.List(ctx, service.JobFilter{Limit: 2, Before: first.Next})
+	if err != nil || !slices.Equal(ids(next.Jobs), []string{a2.ID, b1.ID}) {
+		t.Errorf("the page after the first, once a job was added: %v, %v; want a2, b1", ids(next.Jobs), err)
+	}
+	close(w.releaseCh(b1.ID))
+	waitStatus(t, q, b1.ID, service.StatusCompleted)
+	if got := listAll(t, q, service.JobFilter{Statuses: st(service.StatusCompleted), Limit: 10}); !slices.Equal(got, []string{b1.ID}) {
+		t.Errorf("completed after b1 completed: %v", got)
+	}
+}
+
+func queueListRetention(t *testing.T, env queueEnv) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now().UTC()}
+	l := env.lim
+	l.MaxFinishedJobs, l.JobRetention = 2, time.Hour
+	q := env.newQueue(t, 1, l, clk.now)
+	stopAtEnd(t, q)
+	var ended []service.JobInfo
+	for range 3 {
+		j := job(uuid.NewString(), 1)
+		mustAdd(t, q, j, 100)
+		if _, _, err := q.End(ctx, j.ID, service.StatusFailed, errors.New("x")); err != nil {
+			t.Fatal(err)
+		}
+		ended = append(ended, j)
+		clk.add(time.Second)
+	}
+	waiting := job(uuid.NewString(), 1)
+	mustAdd(t, q, waiting, 100)
+	// The first to end is forgotten (MaxFinishedJobs 2); the pending one never.
+	if got, want := listAll(t, q, service.JobFilter{Limit: 1}), []string{waiting.ID, ended[2].ID, ended[1].ID}; !slices.Equal(got, want) {
+		t.Errorf("List with 2 finished jobs kept: %v, want %v", got, want)
+	}
+	clk.add(time.Hour)
+	if got, want := listAll(t, q, service.JobFilter{Limit: 10}), []string{waiting.ID}; !slices.Equal(got, want) {
+		t.Errorf("List an hour later: %v, want %v", got, want)
 	}
 }
