@@ -76,7 +76,9 @@ func (s *Service) Network(ctx context.Context, id string) (NetworkDetail, error)
 	d := NetworkDetail{NetworkInfo: e.info(), Summary: summarise(st)}
 	// The copy's figures are current: lookup returned the newest.
 	d.Name, d.Notes, d.CurrentJob = rec.Name, rec.Notes, active.Current[id]
-	d.Jobs = s.networkJobs(st.history, d.CurrentJob)
+	if d.Jobs, err = s.networkJobs(ctx, id, st.history); err != nil {
+		return NetworkDetail{}, err
+	}
 	if d.Snapshots, err = s.snapshotsOf(ctx, e, st); err != nil {
 		return NetworkDetail{}, err
 	}
@@ -84,27 +86,30 @@ func (s *Service) Network(ctx context.Context, id string) (NetworkDetail, error)
 }
 
 // networkJobs returns a network's job ids, newest first, at most
-// MaxNetworkJobs: current (the one running or next, "" for none), then
-// those of its history, latest epoch first.
-//
-// Until the Queue can list a network's jobs, the history is where they
-// are: it misses the jobs that ended before their first epoch and those
-// waiting behind current.
-func (s *Service) networkJobs(h []modelfile.EpochRecord, current string) []string {
+// MaxNetworkJobs: those the queue remembers (pending, running, and ended
+// within the retention rules), then the older ones its history records
+// (latest epoch first), which outlive the queue's retention.
+func (s *Service) networkJobs(ctx context.Context, id string, h []modelfile.EpochRecord) ([]string, error) {
+	p, err := s.queue.List(ctx, JobFilter{NetworkID: id, Limit: MaxNetworkJobs})
+	if err != nil {
+		return nil, stateError(err)
+	}
 	jobs, seen := []string{}, map[string]bool{"": true}
 	add := func(id string) {
-		if !seen[id] {
+		if !seen[id] && len(jobs) < MaxNetworkJobs {
 			seen[id] = true
 			jobs = append(jobs, id)
 		}
 	}
-	add(current)
+	for _, j := range p.Jobs {
+		add(j.ID)
+	}
 	for i := len(h) - 1; i >= 0 && len(jobs) < MaxNetworkJobs; i-- {
 		if !h[i].Restore() { // a restore repeats the job of the epoch it restores
 			add(h[i].JobID)
 		}
 	}
-	return jobs
+	return jobs, nil
 }
 
 // Label sets a network's name, its notes, or both (nil: left as it is), in
