@@ -277,10 +277,22 @@ func TestSnapshotsAndRestore(t *testing.T) {
 	if _, err := f.svc.Restore(ctx, n.ID, 0, true); ErrorCode(err) != Conflict {
 		t.Errorf("Restore while a job trains: %v, want Conflict", err)
 	}
-	if _, err := f.svc.Cancel(ctx, long.ID); err != nil {
+	// The network's jobs, newest first: one waiting behind the running one
+	// (no epoch of it in the history), the running one, ..., the first.
+	waiting, err := f.svc.Train(ctx, n.ID, p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.events.waitEnd(t, long.ID)
+	if d, err := f.svc.Network(ctx, n.ID); err != nil || len(d.Jobs) < 3 || d.Jobs[0] != waiting.ID || d.Jobs[1] != long.ID ||
+		d.Jobs[len(d.Jobs)-1] != job.ID {
+		t.Errorf("Network's jobs with one waiting: %v, %v; want %s, %s, ..., %s", d.Jobs, err, waiting.ID, long.ID, job.ID)
+	}
+	for _, id := range []string{waiting.ID, long.ID} {
+		if _, err := f.svc.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		f.events.waitEnd(t, id)
+	}
 
 	// Deleted with the network.
 	if _, err := f.svc.Delete(ctx, n.ID); err != nil {
