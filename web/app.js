@@ -798,7 +798,8 @@ function mergeJob(job, st) {
   if (isNum(st.best_epoch)) job.bestEpoch = st.best_epoch;
   for (const e of Array.isArray(st.history) ? st.history : []) {
     if (isNum(e.epoch) && isNum(e.accuracy)) {
-      setPoint(job, { epoch: e.epoch, accuracy: e.accuracy, correct: e.correct, elapsed: e.elapsed_time });
+      setPoint(job, { epoch: e.epoch, accuracy: e.accuracy, correct: e.correct, elapsed: e.elapsed_time,
+        validation: e.validation_accuracy, cost: e.training_cost });
     }
   }
   if (isNum(st.epoch)) job.epoch = Math.max(job.epoch, st.epoch);
@@ -866,7 +867,8 @@ function onEvent(type, data) {
     if (isNum(data.total_epochs)) job.totalEpochs = data.total_epochs;
     if (isNum(data.epoch)) {
       job.epoch = Math.max(job.epoch, data.epoch);
-      setPoint(job, { epoch: data.epoch, accuracy: data.accuracy, elapsed: data.elapsed_time, correct: data.correct });
+      setPoint(job, { epoch: data.epoch, accuracy: data.accuracy, elapsed: data.elapsed_time, correct: data.correct,
+        validation: data.validation_accuracy, cost: data.training_cost });
     }
     if (isNum(data.accuracy)) job.accuracy = data.accuracy;
     if (isActive(job)) {
@@ -1157,17 +1159,38 @@ function renderTraining() {
   $("progress-label").textContent = shown;
 
   const pts = job.points.filter((q) => isNum(q.accuracy));
+  const val = job.points.filter((q) => isNum(q.validation));
+  const costs = job.points.filter((q) => isNum(q.cost));
+  const xMax = Math.max(job.totalEpochs || 1, pts.length ? pts[pts.length - 1].epoch : 1);
+  const empty = job.status === "failed" || job.status === "cancelled" ? "No epoch finished" : "Waiting for the first epoch…";
   drawChart($("chart"), {
-    xMax: Math.max(job.totalEpochs || 1, pts.length ? pts[pts.length - 1].epoch : 1),
-    series: [{ label: "accuracy", color: 0, marker: 0, points: pts.map((q) => ({
+    xMax,
+    series: [{ label: "test", color: 0, marker: 0, points: pts.map((q) => ({
       x: q.epoch, y: q.accuracy,
-      tip: `Epoch ${q.epoch}: ${pct(q.accuracy)}${isNum(q.correct) ? ` (${q.correct} / 10000)` : ""}${isNum(q.elapsed) ? `, ${q.elapsed.toFixed(1)} s` : ""}`,
+      tip: `Epoch ${q.epoch}: test ${pct(q.accuracy)}${isNum(q.correct) ? ` (${q.correct} / 10000)` : ""}${isNum(q.elapsed) ? `, ${q.elapsed.toFixed(1)} s` : ""}`,
+    })) }, { label: "validation", color: 1, marker: 1, points: val.map((q) => ({
+      x: q.epoch, y: q.validation, tip: `Epoch ${q.epoch}: validation ${pct(q.validation)}`,
     })) }],
-    area: true,
-    empty: job.status === "failed" || job.status === "cancelled" ? "No epoch finished" : "Waiting for the first epoch…",
-    label: `Test accuracy after each epoch: ${pts.map((q) => `epoch ${q.epoch} ${pct(q.accuracy)}`).join(", ") || "none yet"}`,
+    area: !val.length,
+    empty,
+    label: `Test accuracy after each epoch: ${pts.map((q) => `epoch ${q.epoch} ${pct(q.accuracy)}`).join(", ") || "none yet"}` +
+      (val.length ? `; validation accuracy: ${val.map((q) => `epoch ${q.epoch} ${pct(q.validation)}`).join(", ")}` : ""),
   });
+  $("cost-figure").hidden = !costs.length;
+  if (costs.length) {
+    drawChart($("cost-chart"), {
+      xMax, yKind: "cost",
+      series: [{ label: "training cost", color: 2, marker: 2, points: costs.map((q) => ({
+        x: q.epoch, y: q.cost, tip: `Epoch ${q.epoch}: training cost ${fmtCost(q.cost)}`,
+      })) }],
+      empty,
+      label: `Training cost of each epoch: ${costs.map((q) => `epoch ${q.epoch} ${fmtCost(q.cost)}`).join(", ")}`,
+    });
+  }
 }
+
+// fmtCost formats a training cost with 3 significant digits.
+function fmtCost(v) { return v >= 1000 ? v.toExponential(2) : Number(v.toPrecision(3)).toString(); }
 
 // ---------------------------------------------------------------- charts
 
@@ -1201,18 +1224,30 @@ function drawChart(svg, opts) {
   const all = opts.series.flatMap((se) => se.points);
   const xMin = opts.xMin ?? 1;
   const xMax = Math.max(opts.xMax ?? 1, xMin, ...all.map((p) => p.x));
-  const accs = all.map((p) => p.y * 100);
-  const lo = accs.length ? Math.max(0, Math.floor((Math.min(...accs) - 1) / 5) * 5) : 0;
-  const hi = 100;
+  // Accuracy charts plot percentages from a rounded floor to 100; a cost
+  // chart (opts.yKind "cost") plots values from 0 to a rounded ceiling.
+  const cost = opts.yKind === "cost";
+  const yv = (p) => (cost ? p.y : p.y * 100);
+  const vals = all.map(yv);
+  let lo = 0, hi = 100, ystep;
+  if (cost) {
+    const top = Math.max(1e-9, ...vals);
+    const mag = 10 ** Math.floor(Math.log10(top));
+    ystep = [0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => top / st <= 5);
+    hi = Math.ceil(top / ystep - 1e-9) * ystep;
+  } else {
+    lo = vals.length ? Math.max(0, Math.floor((Math.min(...vals) - 1) / 5) * 5) : 0;
+    ystep = hi - lo > 50 ? 20 : hi - lo > 20 ? 10 : hi - lo > 10 ? 5 : 2;
+  }
+  const yLabel = (v) => (cost ? fmtCost(v) : `${v}%`);
   const x = (v) => L + (xMax === xMin ? (W - L - R) / 2 : ((v - xMin) / (xMax - xMin)) * (W - L - R));
   const y = (a) => T + (1 - (a - lo) / (hi - lo)) * (H - T - B);
 
   svg.replaceChildren();
   const grid = s("g", { class: "grid" });
-  const ystep = hi - lo > 50 ? 20 : hi - lo > 20 ? 10 : hi - lo > 10 ? 5 : 2;
-  for (let v = lo; v <= hi + 1e-9; v += ystep) {
+  for (let i = 0, v = lo; v <= hi + ystep * 1e-6; v = lo + ++i * ystep) {
     grid.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    grid.append(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, `${v}%`));
+    grid.append(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, yLabel(v)));
   }
   const maxTicks = Math.max(2, Math.floor((W - L - R) / 44));
   const span = xMax - xMin + 1;
@@ -1236,7 +1271,7 @@ function drawChart(svg, opts) {
     const pts = se.points;
     if (!pts.length) continue;
     const g = s("g", { class: `series c${se.color % PALETTE}` });
-    const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y * 100).toFixed(1)}`).join(" ");
+    const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(yv(p)).toFixed(1)}`).join(" ");
     if (opts.area) {
       g.append(s("path", { d: `${d} L${x(pts[pts.length - 1].x).toFixed(1)},${y(lo)} L${x(pts[0].x).toFixed(1)},${y(lo)} Z`, class: "area" }));
     }
@@ -1244,19 +1279,19 @@ function drawChart(svg, opts) {
     // Markers only where they do not overlap into a smear.
     const dense = pts.length > 1 && (x(pts[pts.length - 1].x) - x(pts[0].x)) / (pts.length - 1) < 6;
     for (const p of pts) {
-      const m = markerShape(se.marker, x(p.x), y(p.y * 100), dense ? r * 0.6 : r);
+      const m = markerShape(se.marker, x(p.x), y(yv(p)), dense ? r * 0.6 : r);
       m.setAttribute("class", "point");
-      m.append(s("title", {}, p.tip || `${se.label}: epoch ${p.x}, ${pct(p.y)}`));
+      m.append(s("title", {}, p.tip || `${se.label}: epoch ${p.x}, ${cost ? fmtCost(p.y) : pct(p.y)}`));
       g.append(m);
     }
     svg.append(g);
   }
   const lastP = all.reduce((a, b) => (b.x >= a.x ? b : a));
-  const lx = x(lastP.x), ly = y(lastP.y * 100);
+  const lx = x(lastP.x), ly = y(yv(lastP));
   svg.append(s("text", {
     x: lx > W - R - 70 ? lx - 9 : lx + 9, y: ly < T + 16 ? ly + 20 : ly - 10,
     "text-anchor": lx > W - R - 70 ? "end" : "start", class: "point-label",
-  }, pct(lastP.y)));
+  }, cost ? fmtCost(lastP.y) : pct(lastP.y)));
 }
 
 const chartObserver = new ResizeObserver((entries) => {

@@ -197,7 +197,17 @@ describe('management page', { concurrency: false }, () => {
     assert.deepEqual((await started).postDataJSON(),
       { epochs: 2, mini_batch_size: 10, learning_rate: 3, cost: 'quadratic', lambda: 0, seed: 7 });
     await jobStatus(page, 'completed');
-    assert.equal(await points(page, '#chart'), 2, 'the live chart has a point per epoch');
+    assert.equal(await points(page, '#chart .series.c0'), 2, 'the live chart has a point per epoch');
+    // Issue 19's curves: validation accuracy beside the test accuracy, and
+    // the training cost in a chart of its own, a point per epoch each.
+    assert.equal(await points(page, '#chart .series.c1'), 2, 'the live chart has a validation point per epoch');
+    assert.ok(await page.isVisible('#cost-figure'), 'the cost chart is shown');
+    assert.equal(await points(page, '#cost-chart'), 2, 'the cost chart has a point per epoch');
+    const job1 = (await srv.api('GET', `/api/training?network_id=${first}`)).jobs[0];
+    const hist1 = (await srv.api('GET', `/api/training/${job1.job_id}`)).history;
+    const costTip = await page.$eval('#cost-chart .point title', (t) => t.textContent);
+    assert.ok(costTip.includes(String(Number(hist1[0].training_cost.toPrecision(3)))),
+      `the cost chart's first point (${costTip}) shows the epoch's training_cost ${hist1[0].training_cost}`);
     assert.equal(await page.getAttribute('#progress', 'aria-valuenow'), '100');
 
     // What the page shows is what the server has.
@@ -537,7 +547,7 @@ describe('management page', { concurrency: false }, () => {
     await page.waitForFunction(() => {
       const now = Number(document.querySelector('#progress').getAttribute('aria-valuenow'));
       return /Epoch 1 of 20 · batch \d+ of 5000/.test(document.querySelector('#job-text').textContent) &&
-        document.querySelectorAll('#chart .point').length === 0 && now > 0 && now < 5;
+        document.querySelectorAll('#chart .series.c0 .point').length === 0 && now > 0 && now < 5;
     });
     assert.ok(await page.isVisible('#cancel-button'));
 
@@ -571,7 +581,7 @@ describe('management page', { concurrency: false }, () => {
     }
 
     // Two epochs: the table row shows the accuracy while the job runs.
-    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
+    await page.waitForFunction(() => document.querySelectorAll('#chart .series.c0 .point').length >= 2);
     await page.waitForFunction((id) => {
       const r = document.querySelector(`#network-rows tr[data-id="${id}"]`);
       return r && /^\d+\.\d\d%$/.test(r.querySelector('.acc').textContent) && /training/.test(r.textContent);
@@ -581,10 +591,10 @@ describe('management page', { concurrency: false }, () => {
     await w.navigate(() => page.reload());
     await page.waitForSelector('body[data-ready]');
     assert.equal(await page.getAttribute('#network-rows tr.selected', 'data-id'), long);
-    const atOnce = await points(page, '#chart');
+    const atOnce = await points(page, '#chart .series.c0');
     assert.ok(atOnce >= 2, `after a reload the chart has ${atOnce} points at once`);
     await page.waitForSelector('#live-status.ok');
-    await page.waitForFunction((n) => document.querySelectorAll('#chart .point').length > n, atOnce);
+    await page.waitForFunction((n) => document.querySelectorAll('#chart .series.c0 .point').length > n, atOnce);
 
     // Another browser, without this one's memory, picks the job up from its events.
     const other = await open('other', DESKTOP);
@@ -594,7 +604,7 @@ describe('management page', { concurrency: false }, () => {
     await other.page.waitForFunction((id) =>
       /training \d+%/.test(document.querySelector(`#network-rows tr[data-id="${id}"]`)?.textContent ?? ''), long);
     await row(other.page, long).click();
-    await other.page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 2);
+    await other.page.waitForFunction(() => document.querySelectorAll('#chart .series.c0 .point').length >= 2);
     assert.ok(await other.page.isVisible('#cancel-button'));
 
     const cancelled = page.waitForResponse((r) => r.url().endsWith(`/api/training/${job}/cancel`));
@@ -760,7 +770,7 @@ describe('management page', { concurrency: false }, () => {
     await page.fill('#lambda', '0');
     await page.fill('#train-seed', '5');
     await page.click('#train-button');
-    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 1);
+    await page.waitForFunction(() => document.querySelectorAll('#chart .series.c0 .point').length >= 1);
 
     const before = rs;
     rs = await rs.restart(); // SIGTERM: running jobs end, "the server is shutting down"
@@ -807,7 +817,7 @@ describe('management page', { concurrency: false }, () => {
     await page.fill('#epochs', '500');
     await page.fill('#train-seed', '6');
     await page.click('#train-button');
-    await page.waitForFunction(() => document.querySelectorAll('#chart .point').length >= 1);
+    await page.waitForFunction(() => document.querySelectorAll('#chart .series.c0 .point').length >= 1);
     const job = await page.getAttribute('#job-rows tr', 'data-id');
     await page.waitForSelector(`#job-rows tr[data-id="${job}"] .badge.training`);
     // What the training card's badge says, every change of it.
@@ -822,8 +832,8 @@ describe('management page', { concurrency: false }, () => {
     servers[servers.indexOf(before)] = rs;
     await page.waitForFunction(() => window.badges.includes('interrupted'));
     // Back: the job trains on, from where it was; the page follows it.
-    const seen = await points(page, '#chart');
-    await page.waitForFunction((n) => document.querySelectorAll('#chart .point').length > n, seen);
+    const seen = await points(page, '#chart .series.c0');
+    await page.waitForFunction((n) => document.querySelectorAll('#chart .series.c0 .point').length > n, seen);
     await jobStatus(page, 'training');
     assert.doesNotMatch(await page.textContent('#job-text'), /shutting down/);
     const resumed = await rs.api('GET', `/api/training/${job}`);
