@@ -111,7 +111,11 @@ func (k *kernel) checkedEvaluate(data Examples, pred []int) (int, error) {
 // evaluate counts the correctly classified examples of data, and those
 // whose outputs hold a NaN. If pred is not nil it receives every prediction.
 func (k *kernel) evaluate(data Examples, pred []int) (correct, nan int) {
-	n := workers(data.Len())
+	return k.evaluateWith(data, pred, workers(data.Len()))
+}
+
+// evaluateWith is evaluate on n goroutines.
+func (k *kernel) evaluateWith(data Examples, pred []int, n int) (correct, nan int) {
 	counts := make([][2]int, n)
 	k.parallel(data.Len(), n, func(w, lo, hi int, acts *activations) {
 		var right, nans int

@@ -86,6 +86,21 @@ func (k *kernel) newParams() *params {
 	return p
 }
 
+// copyOf returns a kernel computing exactly as k does (the same stored
+// weights, weight scale and intensity table), reusing dst's memory if dst
+// was made by an earlier copyOf of a kernel of the same network.
+func (k *kernel) copyOf(dst *kernel) *kernel {
+	if dst == nil {
+		dst = &kernel{sizes: k.sizes, h0: k.h0, params: *k.newParams()}
+	}
+	for l := range k.w {
+		copy(dst.w[l], k.w[l])
+		copy(dst.b[l], k.b[l])
+	}
+	dst.setWeightScale(k.ws)
+	return dst
+}
+
 func (p *params) clear() {
 	for l := range p.w {
 		clear(p.w[l])

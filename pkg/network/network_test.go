@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -1002,4 +1003,134 @@ func TestTrainingCostAndValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidationOverlapsTheNextEpoch: SGD runs epoch e's validation pass
+// while epoch e+1 trains. What onEpoch receives is what training epoch by
+// epoch and evaluating in between gives (weights, test and validation
+// figures, cost), epochs are delivered in order, no OnBatch of epoch e+1
+// comes before onEpoch(e), and an error of onEpoch, or a cancel, stops
+// training as before: at the epoch onEpoch refused, after every epoch
+// trained before the cancel was delivered.
+func TestValidationOverlapsTheNextEpoch(t *testing.T) {
+	data := rand.New(rand.NewPCG(3, 4))
+	train := randomExamples(data, 3000, 20, 4)
+	test := randomExamples(data, 300, 20, 4)
+	val := randomExamples(data, 4000, 20, 4) // a pass long enough to overlap many mini-batches
+	sizes := []int{20, 12, 4}
+	start, err := network.New(sizes, network.InitScaled, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const epochs = 4
+	base := network.Params{Epochs: epochs, BatchSize: 10, Eta: 0.5, Cost: network.CrossEntropy, Lambda: 0.5}
+
+	// The reference: a Trainer, evaluated after every epoch.
+	type figures struct {
+		correct, valCorrect int
+		cost                float64
+		weights             []float64
+	}
+	flat := func(n *network.Network) []float64 {
+		var out []float64
+		for l := range len(sizes) - 1 {
+			out = append(out, n.Weights(l).RawMatrix().Data...)
+		}
+		return out
+	}
+	tr, err := network.NewTrainer(start, base, rand.New(rand.NewPCG(9, 9)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []figures
+	for range epochs {
+		if _, err := tr.TrainEpoch(context.Background(), train); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := tr.Evaluate(test)
+		vc, _ := tr.Evaluate(val)
+		n := tr.Network()
+		want = append(want, figures{correct: c, valCorrect: vc, weights: flat(n)})
+	}
+
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS %d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			var log []string // "b<batch>" and "e<epoch>"
+			p := base
+			p.Validation = val
+			p.OnBatch = func(b, batches int) { log = append(log, fmt.Sprintf("b%d", b)) }
+			var got []network.Epoch
+			_, err := network.SGD(context.Background(), start, train, test, p, rand.New(rand.NewPCG(9, 9)), func(ep network.Epoch) error {
+				got = append(got, ep)
+				log = append(log, fmt.Sprintf("e%d", ep.Epoch))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != epochs {
+				t.Fatalf("%d epochs delivered, want %d", len(got), epochs)
+			}
+			for i, ep := range got {
+				w := want[i]
+				if ep.Epoch != i+1 || ep.Correct != w.correct || ep.ValidationCorrect != w.valCorrect || ep.ValidationTotal != val.Len() ||
+					!slices.Equal(flat(ep.Network), w.weights) {
+					t.Errorf("epoch %d: %d, test %d, validation %d of %d; want %d, %d, %d of %d, and the reference's weights",
+						i+1, ep.Epoch, ep.Correct, ep.ValidationCorrect, ep.ValidationTotal, i+1, w.correct, w.valCorrect, val.Len())
+				}
+			}
+			// Between two calls of onEpoch (and before the first) the
+			// batch numbers only grow: epoch e's mini-batches come after
+			// onEpoch(e-1) (some of its first ones held back until then),
+			// never those of two epochs.
+			delivered, last := 0, 0
+			for _, entry := range log {
+				var e, b int
+				if _, err := fmt.Sscanf(entry, "e%d", &e); err == nil {
+					if e != delivered+1 {
+						t.Fatalf("log %v: onEpoch(%d) after onEpoch(%d)", log, e, delivered)
+					}
+					delivered, last = e, 0
+				} else if _, err := fmt.Sscanf(entry, "b%d", &b); err == nil {
+					if b <= last || delivered == 0 && b != last+1 {
+						t.Fatalf("log %v: mini-batch %d after %d, with %d epochs delivered", log, b, last, delivered)
+					}
+					last = b
+				}
+			}
+		})
+	}
+
+	t.Run("onEpoch refuses", func(t *testing.T) {
+		stopErr := errors.New("stop here")
+		p := base
+		p.Validation = val
+		calls := 0
+		_, err := network.SGD(context.Background(), start, train, test, p, rand.New(rand.NewPCG(9, 9)), func(ep network.Epoch) error {
+			calls++
+			if ep.Epoch == 2 {
+				return stopErr
+			}
+			return nil
+		})
+		if !errors.Is(err, stopErr) || calls != 2 {
+			t.Errorf("SGD: %v after %d calls of onEpoch; want %v after 2", err, calls, stopErr)
+		}
+	})
+	t.Run("cancelled in onEpoch", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		p := base
+		p.Validation = val
+		calls := 0
+		_, err := network.SGD(ctx, start, train, test, p, rand.New(rand.NewPCG(9, 9)), func(ep network.Epoch) error {
+			calls++
+			cancel()
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) || calls != 1 {
+			t.Errorf("SGD: %v after %d calls of onEpoch; want context.Canceled after 1", err, calls)
+		}
+	})
 }

@@ -148,9 +148,35 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 	for range p.Done {
 		t.shuffle(train.Len())
 	}
+	// The validation pass of epoch e runs while epoch e+1 trains (see
+	// overlap); onEpoch(e) is called when it is done, between two
+	// mini-batches of epoch e+1, and no OnBatch of epoch e+1 is called
+	// before it.
+	run, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	o := &overlap{onEpoch: onEpoch, stop: stop}
+	if t.p.OnBatch != nil || p.Validation != nil {
+		onBatch := t.p.OnBatch
+		t.p.OnBatch = func(b, batches int) {
+			if o.deliver(false) && onBatch != nil {
+				onBatch(b, batches)
+			}
+		}
+		defer func() { t.p.OnBatch = onBatch }()
+	}
 	var last *Network // the snapshot of the last epoch, handed out once
 	for e := 1; e <= p.Epochs; e++ {
-		secs, err := t.TrainEpoch(ctx, train)
+		secs, err := t.TrainEpoch(run, train)
+		// The previous epoch is delivered first, as it would have been
+		// before this one began.
+		if !o.deliver(true) {
+			return nil, o.err
+		}
+		if err == nil {
+			// Cancelled while the previous epoch was delivered: this one is
+			// not, as if the cancel had come before its last mini-batch.
+			err = ctx.Err()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("epoch %d: %w", e, err)
 		}
@@ -165,12 +191,6 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 			Epoch: e, Epochs: p.Epochs, Correct: correct, Total: test.Len(),
 			Seconds: secs, Network: t.Network(), TrainingCost: t.epochCost(train.Len()),
 		}
-		if p.Validation != nil {
-			if ep.ValidationCorrect, err = t.Evaluate(p.Validation); err != nil {
-				return nil, err
-			}
-			ep.ValidationTotal = p.Validation.Len()
-		}
 		if err := ep.Network.CheckBounded(); err != nil {
 			return nil, fmt.Errorf("epoch %d: training diverged: %w", e, err)
 		}
@@ -178,16 +198,97 @@ func SGD(ctx context.Context, start *Network, train, test Examples, p Params, rn
 		if ep.Total > 0 {
 			ep.Accuracy = float64(correct) / float64(ep.Total)
 		}
-		if onEpoch != nil {
-			if err := onEpoch(ep); err != nil {
+		switch {
+		case p.Validation == nil:
+			o.ep = &ep
+		case e < p.Epochs:
+			// While the next epoch trains on one core, the validation
+			// pass runs on another, on a copy of the weights.
+			o.vk = t.k.copyOf(o.vk)
+			o.start(&ep, p.Validation)
+			continue
+		default: // the last epoch: nothing to overlap with
+			if ep.ValidationCorrect, err = t.Evaluate(p.Validation); err != nil {
 				return nil, err
 			}
+			ep.ValidationTotal = p.Validation.Len()
+			o.ep = &ep
+		}
+		if !o.deliver(true) {
+			return nil, o.err
 		}
 	}
 	if last == nil {
 		return t.Network(), nil
 	}
 	return last, nil
+}
+
+// overlap holds an epoch whose validation pass runs while the next epoch
+// trains, until onEpoch has it. Training with mini-batches runs on one
+// goroutine, so on a machine with two cores or more the validation pass
+// (10,000 images: about 8% of an epoch of [784, 30, 10]) costs the epoch
+// next to no time; on one core it costs what it did.
+type overlap struct {
+	onEpoch func(Epoch) error
+	stop    context.CancelCauseFunc // stops the epoch training meanwhile
+	vk      *kernel                 // the copy of the weights the pass reads
+
+	ep      *Epoch        // the epoch to deliver, nil if none
+	done    chan struct{} // closed when ep's validation pass is done; nil if none runs
+	passErr error         // the pass's error, read once done is closed
+	err     error         // the pass's or onEpoch's error: SGD stops with it
+}
+
+// start runs the validation pass of ep on o.vk, on a goroutine of its own
+// with one worker.
+func (o *overlap) start(ep *Epoch, validation Examples) {
+	o.ep, o.done = ep, make(chan struct{})
+	go func() {
+		defer close(o.done)
+		correct, nan := o.vk.evaluateWith(validation, nil, 1)
+		if nan > 0 {
+			o.passErr = fmt.Errorf("network: %d of %d examples give outputs that are not numbers: %w", nan, validation.Len(), ErrNotFinite)
+			return
+		}
+		ep.ValidationCorrect, ep.ValidationTotal = correct, validation.Len()
+	}()
+}
+
+// deliver hands the pending epoch, if any, to onEpoch once its validation
+// pass is done, waiting for it if wait is set. It reports whether nothing
+// is pending any more and training may go on; false when the epoch is
+// still pending (and wait is not set) or failed: then o.err says why, and
+// the epoch training meanwhile is stopped with it.
+func (o *overlap) deliver(wait bool) bool {
+	if o.err != nil {
+		return false
+	}
+	if o.ep == nil {
+		return true
+	}
+	if o.done != nil {
+		if wait {
+			<-o.done
+		} else {
+			select {
+			case <-o.done:
+			default:
+				return false
+			}
+		}
+		o.done, o.err = nil, o.passErr
+	}
+	ep := *o.ep
+	o.ep = nil
+	if o.err == nil && o.onEpoch != nil {
+		o.err = o.onEpoch(ep)
+	}
+	if o.err != nil {
+		o.stop(o.err)
+		return false
+	}
+	return true
 }
 
 // Trainer runs SGD epoch by epoch on its own copy of a network. It is not
@@ -252,7 +353,9 @@ func ScratchRows(sizes []int, p Params) int {
 // TrainerBytes returns an upper estimate of the memory a Trainer of a
 // network of these sizes holds with p: its copy of the weights, its scratch
 // (ScratchRows examples), the gradient accumulator if p.BatchSize exceeds
-// that, and smaller buffers, each rounded up as the Go allocator does. To
+// that, with p.Validation the copy of the weights SGD's validation pass
+// reads while the next epoch trains, and smaller buffers, each rounded up
+// as the Go allocator does. To
 // it TrainEpoch adds 4 bytes per training example for the shuffle order on
 // its first call, and SGD every epoch a snapshot of the weights for its
 // callback (8 bytes per ParamCount, the receiver's to keep or drop).
@@ -279,6 +382,9 @@ func TrainerBytes(sizes []int, p Params) int {
 	total := addSat(params, scratch)
 	if p.BatchSize > rows {
 		total = addSat(total, params)
+	}
+	if p.Validation != nil {
+		total = addSat(total, params) // SGD's copy for the validation pass
 	}
 	total = addSat(total, allocBytes(mulSat(8, rows)))              // coef
 	total = addSat(total, allocBytes(mulSat(8, slices.Max(sizes)))) // back
