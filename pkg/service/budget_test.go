@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -79,7 +80,7 @@ func TestBudgetEstimates(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		check(t, "load", got, loadBytes(sizes, n))
+		check(t, "load", got, loadBytes(model.Arch{Sizes: sizes}, n))
 		// A restore of the snapshot of its last epoch: read as a load, and
 		// the history copied with the restore's record.
 		if err := dir.Snapshot(context.Background(), m.ID, n); err != nil {
@@ -92,7 +93,7 @@ func TestBudgetEstimates(t *testing.T) {
 			}
 			_ = restoredHistory(recs, sm.History[n-1])
 		})
-		check(t, "restore", got, restoreBytes(sizes, n, n))
+		check(t, "restore", got, restoreBytes(model.Arch{Sizes: sizes}, n, n))
 	})
 	for _, sizes := range shapes {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
@@ -112,7 +113,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "analysis", got, analysisBytes(sizes))
+			check(t, "analysis", got, analysisBytes(model.Arch{Sizes: sizes}))
 
 			x := make([]float64, 784)
 			got = allocated(func() {
@@ -120,7 +121,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "run", got, runBytes(sizes))
+			check(t, "run", got, runBytes(model.Arch{Sizes: sizes}))
 
 			// A job of one epoch on a slice of the training set (the
 			// allocations do not grow with the examples), evaluating on
@@ -134,7 +135,7 @@ func TestBudgetEstimates(t *testing.T) {
 						t.Fatal(err)
 					}
 				})
-				check(t, "job", got, jobBytes(sizes, np))
+				check(t, "job", got, jobBytes(model.Arch{Sizes: sizes}, np, false))
 			}
 
 			// A save read back, and an import of the same file.
@@ -153,7 +154,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "load", got, loadBytes(sizes, 0))
+			check(t, "load", got, loadBytes(model.Arch{Sizes: sizes}, 0))
 			r := bytes.NewReader(file.Bytes())
 			got = allocated(func() {
 				shape, err := modelfile.PeekImport(r, r.Size(), modelfile.Limits{})
