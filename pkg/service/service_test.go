@@ -35,7 +35,7 @@ type faultyStore struct {
 	loads   int
 }
 
-func newFaultyStore(t *testing.T) *faultyStore {
+func newFaultyStore(t testing.TB) *faultyStore {
 	t.Helper()
 	// The store accepts the [100,10] network some tests plant, which the
 	// service must refuse itself.
@@ -155,7 +155,7 @@ func (r *recorder) forJob(id string) []any {
 }
 
 // waitEnd waits until the job's last event (complete or error) arrives.
-func (r *recorder) waitEnd(t *testing.T, id string) []any {
+func (r *recorder) waitEnd(t testing.TB, id string) []any {
 	t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -180,7 +180,7 @@ type fixture struct {
 	events *recorder
 }
 
-func newFixture(t *testing.T, workers int, lim Limits, st *faultyStore, data func() (*mnist.Dataset, error)) *fixture {
+func newFixture(t testing.TB, workers int, lim Limits, st *faultyStore, data func() (*mnist.Dataset, error)) *fixture {
 	t.Helper()
 	if st == nil {
 		st = newFaultyStore(t)
@@ -737,7 +737,7 @@ func statusOf(n NetworkInfo) string {
 }
 
 // testLogger writes to the test's output, shown only when it fails.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
