@@ -374,16 +374,6 @@ func (p TrainParams) network(scratch int, onBatch func(batch, batches int)) netw
 		ScratchBytes: scratch, OnBatch: onBatch}
 }
 
-// deep returns pkg/deep's parameters for p.
-func (p TrainParams) deep(scratch int, onBatch func(batch, batches int), validation network.Examples) deep.Params {
-	cost := network.Quadratic
-	if p.Cost == CostCrossEntropy {
-		cost = network.CrossEntropy
-	}
-	return deep.Params{Epochs: p.Epochs, BatchSize: p.MiniBatch, Eta: p.LearningRate, Cost: cost, Lambda: p.Lambda,
-		ScratchBytes: scratch, OnBatch: onBatch, Expand: p.Expand, Validation: validation}
-}
-
 // WithDefaults is p with a layer_sizes network's defaults where it leaves
 // the network's to ForArch: for checks that come before the network is
 // known.
