@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/network"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -179,24 +181,44 @@ func (q *Queue) stopping() bool {
 // save of its second epoch and its record in the queue leaves it (the
 // network ahead of the job): it trains that epoch once, not twice.
 func TestServiceResumesJobsAcrossARestart(t *testing.T) {
+	jobSeed := uint64(11)
+	arch, err := service.DefaultLimits().NewArchitecture([]int{784, 10, 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := service.CreateParams{Arch: arch, Init: service.InitNormal}
+	t.Run("layer_sizes", func(t *testing.T) {
+		resumesAcrossARestart(t, fc, service.TrainParams{Epochs: 5, MiniBatch: 50, LearningRate: 3, Cost: service.CostQuadratic, Seed: &jobSeed})
+	})
+	// A layers network with dropout, L2 and expand: its masks and shifted
+	// images are drawn from the job's seed, so the resumed job trains as
+	// the uninterrupted one, bit for bit.
+	layers := service.CreateParams{Init: service.InitScaled, Layers: []deep.Layer{
+		{Kind: deep.Conv, Filters: 2, Size: 5, Activation: deep.ReLU}, {Kind: deep.Pool, Size: 4},
+		{Kind: deep.Softmax, Size: 10, Dropout: 0.2}}}
+	t.Run("layers", func(t *testing.T) {
+		// With -short, without expand (5 times the examples): pkg/deep's
+		// TestResume covers expand's resumption bit for bit.
+		resumesAcrossARestart(t, layers, service.TrainParams{Epochs: 5, MiniBatch: 50, Lambda: 0.1, Expand: !testing.Short(), Seed: &jobSeed})
+	})
+}
+
+func resumesAcrossARestart(t *testing.T, cp service.CreateParams, params service.TrainParams) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	first := newEvents()
 	l := live(t, dir, first)
-	arch, err := l.svc.Limits().NewArchitecture([]int{784, 10, 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	netSeed, jobSeed := uint64(7), uint64(11)
+	netSeed := uint64(7)
 	create := func() string {
-		c, err := l.svc.Create(ctx, service.CreateParams{Arch: arch, Init: service.InitNormal, Seed: &netSeed})
+		p := cp
+		p.Seed = &netSeed
+		c, err := l.svc.Create(ctx, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c.ID
 	}
-	const epochs = 5
-	params := service.TrainParams{Epochs: epochs, MiniBatch: 50, LearningRate: 3, Cost: service.CostQuadratic, Seed: &jobSeed}
+	epochs := params.Epochs
 	train := func(netID string, p service.TrainParams) string {
 		j, err := l.svc.Train(ctx, netID, p)
 		if err != nil {
@@ -331,14 +353,25 @@ func TestServiceResumesJobsAcrossARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := st.Load(ctx, unrecorded)
+	_, gotM, err := st.Load(ctx, unrecorded)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, want, err := st.Load(ctx, twinNet)
+	_, wantM, err := st.Load(ctx, twinNet)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if gd, ok := gotM.(*deep.Network); ok {
+		gw, gb, _ := gd.Params()
+		ww, wb, _ := wantM.(*deep.Network).Params()
+		for i := range ww {
+			if !slices.Equal(gw[i], ww[i]) || !slices.Equal(gb[i], wb[i]) {
+				t.Errorf("layer %d: the resumed network's weights differ from its uninterrupted twin's", i)
+			}
+		}
+		return
+	}
+	got, want := gotM.(*network.Network), wantM.(*network.Network)
 	for layer := range want.NumLayers() {
 		if !mat.Equal(got.Weights(layer), want.Weights(layer)) || !mat.Equal(got.Biases(layer), want.Biases(layer)) {
 			t.Errorf("layer %d: the resumed network's weights differ from its uninterrupted twin's", layer)
