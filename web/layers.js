@@ -76,7 +76,8 @@ function norm(l) {
 
 // plan checks that layers chain from the 1×28×28 input and stay within
 // lim, as deep.Plan does: {shapes, stats} or {error: {index, message}},
-// message being the server's text (deep's LayerError).
+// message being the server's text (deep's LayerError), with the shapes of
+// the layers before the one refused.
 export function plan(input, lim = {}) {
   const layers = input.map(norm);
   if (layers.length === 0) return { error: { index: -1, message: "deep: a network needs at least one layer" } };
@@ -85,9 +86,9 @@ export function plan(input, lim = {}) {
   let params = 0n, macs = 0n, acts = 0n;
   for (let i = 0; i < layers.length; i++) {
     const l = layers[i];
-    const fail = (msg) => ({ error: { index: i, message: `layers[${i}] (${layerString(l)}) ${msg}` } });
+    const fail = (msg) => ({ error: { index: i, message: `layers[${i}] (${layerString(l)}) ${msg}` }, shapes });
     if (!KINDS.includes(l.type)) {
-      return { error: { index: i, message: `layers[${i}] has unknown kind ${goQuote(l.type)} (want conv, pool, dense or softmax)` } };
+      return { error: { index: i, message: `layers[${i}] has unknown kind ${goQuote(l.type)} (want conv, pool, dense or softmax)` }, shapes };
     }
     if (l.size < 1) return fail(`needs a size of at least 1, got ${l.size}`);
     if (l.type === "conv") {
@@ -134,7 +135,7 @@ export function plan(input, lim = {}) {
   const ok = (last.type === "softmax" && last.size === CLASSES) ||
     (last.type === "dense" && last.size === CLASSES && last.activation === "sigmoid");
   if (!ok) {
-    return { error: { index: n, message: `layers[${n}] (${layerString(last)}) is the last layer: it must be softmax ${CLASSES}, or dense ${CLASSES} with the sigmoid activation` } };
+    return { error: { index: n, message: `layers[${n}] (${layerString(last)}) is the last layer: it must be softmax ${CLASSES}, or dense ${CLASSES} with the sigmoid activation` }, shapes };
   }
   return { shapes, stats: count(layers, shapes) };
 }
@@ -194,4 +195,193 @@ export function body(l) {
     case "dense": return { type: "dense", size: l.size, activation: l.activation, ...(l.dropout ? { dropout: l.dropout } : {}) };
     default: return { type: l.type, size: l.size, ...(l.dropout ? { dropout: l.dropout } : {}) };
   }
+}
+
+// ---------------------------------------------------------------- the editor
+
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+};
+const fmt = (n) => Number(n).toLocaleString("en-US");
+const SIZE_NAME = { conv: "kernel", pool: "block", dense: "neurons", softmax: "outputs" };
+const NEW_LAYER = {
+  conv: { type: "conv", filters: 20, size: 5, activation: "relu" },
+  pool: { type: "pool", size: 2 },
+  dense: { type: "dense", size: 100, activation: "relu", dropout: 0 },
+  softmax: { type: "softmax", size: 10, dropout: 0 },
+};
+
+// editor makes the layer editor in root: one row per layer (its kind and
+// fields, its output shape and weights, buttons to move or remove it), a
+// way to add one, the totals and the reason a list is refused. Every
+// change is planned at once; onChange({valid, layers}) is told, layers
+// being the request's list when valid. Its fields hold text, as typed.
+export function editor(root, { limits = DEFAULT_LIMITS, onChange = () => {} } = {}) {
+  let rows = []; // {type, filters, size, activation, dropout} as strings
+  const list = el("ol", { class: "layer-list", id: "layer-list", "aria-label": "Layers, from the 28×28 input to the output" });
+  const kind = el("select", { id: "add-kind" }, ...KINDS.map((k) => el("option", { value: k }, k)));
+  kind.value = "dense";
+  const add = el("button", { type: "button", class: "ghost small", id: "add-layer", onclick: () => {
+    const l = { ...NEW_LAYER[kind.value] };
+    // Before the output layer, unless it is the output layer itself.
+    const at = rows.length && l.type !== "softmax" && ["softmax", "dense"].includes(rows[rows.length - 1].type) ? rows.length - 1 : rows.length;
+    rows.splice(at, 0, text(l));
+    render(at, "type");
+  } }, "Add layer");
+  const summary = el("p", { class: "layers-summary", id: "layers-summary", "aria-live": "polite" });
+  const error = el("p", { class: "msg error", id: "layers-error", role: "alert", hidden: true });
+  root.replaceChildren(
+    el("p", { class: "layers-input" }, "Input: 28×28×1 (one image)"), list,
+    el("div", { class: "layer-add" }, el("label", { class: "lf" }, el("span", {}, "New layer's kind"), kind), add),
+    summary, error);
+
+  const text = (l) => ({ type: l.type, filters: String(l.filters ?? 20), size: String(l.size ?? ""),
+    activation: l.activation || "relu", dropout: String(l.dropout ?? 0) });
+
+  // parse reads the rows as the request would carry them, or says which
+  // field is not a number.
+  function parse() {
+    const layers = [];
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      const int = (name, raw) => (/^\s*-?\d{1,15}\s*$/.test(raw) ? Number(raw) : { index: i, message: `layers[${i}] (${r.type}): the ${name} must be a whole number` });
+      const l = { type: r.type, size: int(SIZE_NAME[r.type], r.size) };
+      if (r.type === "conv") l.filters = int("filters", r.filters);
+      if (r.type === "conv" || r.type === "dense") l.activation = r.activation;
+      if (r.type === "dense" || r.type === "softmax") {
+        l.dropout = r.dropout.trim() === "" ? 0 : Number(r.dropout);
+        if (!Number.isFinite(l.dropout)) return { error: { index: i, message: `layers[${i}] (${r.type}): the dropout must be a number from 0 to ${MAX_DROPOUT}` } };
+      }
+      for (const v of [l.size, l.filters]) if (v && typeof v === "object") return { error: v };
+      layers.push(l);
+    }
+    if (rows.length > limits.maxLayers) return { error: { index: -1, message: `a network may have at most ${limits.maxLayers} layers, got ${rows.length}` } };
+    return { layers };
+  }
+
+  function check() {
+    const p = parse();
+    const r = p.error ? p : plan(p.layers, limits);
+    const bad = r.error ? r.error.index : null;
+    [...list.children].forEach((li, i) => {
+      const out = li.querySelector(".layer-out");
+      const shape = r.shapes && r.shapes[i], w = r.stats ? r.stats.perLayer[i] : 0;
+      out.textContent = i === bad ? "✕ refused" : shape ? `→ ${shapeText(shape)}${w ? ` · ${fmt(w)} weights` : ""}` : "→ ?";
+      li.classList.toggle("invalid", i === bad);
+      for (const f of li.querySelectorAll("input, select")) {
+        if (i === bad) {
+          f.setAttribute("aria-invalid", "true");
+          f.setAttribute("aria-describedby", "layers-error");
+        } else {
+          f.removeAttribute("aria-invalid");
+          f.removeAttribute("aria-describedby");
+        }
+      }
+    });
+    if (r.error) {
+      error.hidden = false;
+      error.textContent = r.error.message;
+      summary.textContent = `${rows.length} ${rows.length === 1 ? "layer" : "layers"}: not a network the server takes.`;
+    } else {
+      error.hidden = true;
+      error.textContent = "";
+      const s = r.stats;
+      summary.textContent = `${rows.length} layers · ${fmt(s.params)} weights and biases · ` +
+        `${fmt(s.macs)} multiply-adds and ${fmt(s.activations)} activations per image`;
+    }
+    onChange({ valid: !r.error, layers: r.error ? null : p.layers.map(body), error: r.error || null });
+    return r;
+  }
+
+  // render draws the rows again; focus: [row, field] to focus afterwards.
+  function render(focusRow, focusField) {
+    list.replaceChildren(...rows.map((r, i) => {
+      const n = i + 1;
+      const lab = (name, control) => el("label", { class: "lf" }, el("span", {}, el("span", { class: "sr-only" }, `Layer ${n} `), name), control);
+      const field = (f, attrs) => {
+        const input = el("input", { type: "number", "data-f": f, value: r[f], spellcheck: "false", ...attrs });
+        input.addEventListener("input", () => { rows[i][f] = input.value; check(); });
+        return input;
+      };
+      const type = el("select", { "data-f": "type" }, ...KINDS.map((k) => el("option", { value: k, selected: k === r.type }, k)));
+      type.addEventListener("change", () => {
+        const d = NEW_LAYER[type.value];
+        rows[i] = text({ ...d, size: r.type === type.value ? r.size : d.size });
+        render(i, "type");
+      });
+      const act = el("select", { "data-f": "activation" }, ...ACTIVATIONS.map((a) => el("option", { value: a, selected: a === r.activation }, a)));
+      act.addEventListener("change", () => { rows[i].activation = act.value; check(); });
+      const move = (to, label, sym, disabled) => el("button", { type: "button", class: "ghost icon", "aria-label": `${label} layer ${n}`, title: `${label} layer ${n}`, disabled,
+        "data-act": label.split(" ")[0].toLowerCase(),
+        onclick: () => {
+          const [r0] = rows.splice(i, 1);
+          if (to !== null) rows.splice(to, 0, r0);
+          render(to ?? Math.min(i, rows.length - 1), to === null ? null : `button[data-act="${label.split(" ")[0].toLowerCase()}"]`);
+        } }, sym);
+      return el("li", { class: `layer-row kind-${r.type}` },
+        el("span", { class: "layer-n", "aria-hidden": "true" }, String(n)),
+        lab("kind", type),
+        r.type === "conv" && lab("filters", field("filters", { min: 1, step: 1, inputmode: "numeric" })),
+        lab(SIZE_NAME[r.type], field("size", { min: 1, step: 1, inputmode: "numeric" })),
+        (r.type === "conv" || r.type === "dense") && lab("activation", act),
+        (r.type === "dense" || r.type === "softmax") && lab("dropout", field("dropout", { min: 0, max: MAX_DROPOUT, step: 0.05, inputmode: "decimal" })),
+        el("output", { class: "layer-out" }),
+        el("span", { class: "layer-move" },
+          move(i - 1, "Move up", "↑", i === 0), move(i + 1, "Move down", "↓", i === rows.length - 1),
+          move(null, "Remove", "✕", false)));
+    }));
+    check();
+    if (focusRow !== undefined && focusRow >= 0 && list.children[focusRow]) {
+      const li = list.children[focusRow];
+      const target = focusField && (focusField.startsWith("button") ? li.querySelector(focusField) : li.querySelector(`[data-f="${focusField}"]`));
+      (target && !target.disabled ? target : li.querySelector("select")).focus();
+    } else if (focusField === null) add.focus();
+  }
+
+  return {
+    set(layers) { rows = layers.map(text); render(); },
+    get layers() { const p = parse(); return p.layers ? p.layers.map(body) : null; },
+    setLimits(l) { limits = { ...limits, ...l }; return check(); },
+    check,
+  };
+}
+
+// ---------------------------------------------------------------- kernels
+
+// drawKernels shows GET /api/networks/{id}/kernels: one tile per filter
+// (its channels side by side), on a diverging map normalised per layer:
+// 0 is the card's grey, the largest |weight| of the whole layer full blue
+// (negative) or full orange (positive), so that the filters compare.
+export function drawKernels(root, data) {
+  const k = Array.isArray(data.kernels) ? data.kernels : [];
+  let max = 0;
+  for (const f of k) for (const c of f) for (const row of c) for (const v of row) max = Math.max(max, Math.abs(v));
+  const size = data.size, ch = data.channels || 1;
+  const tiles = k.map((f, i) => {
+    const cv = el("canvas", { width: size * ch, height: size, class: "kernel", title: `filter ${i + 1}` });
+    const ctx = cv.getContext("2d");
+    const img = ctx.createImageData(size * ch, size);
+    f.forEach((c, ci) => c.forEach((row, y) => row.forEach((v, x) => {
+      const t = max ? v / max : 0, a = Math.min(1, Math.abs(t));
+      const to = t < 0 ? [33, 102, 172] : [230, 97, 1];
+      const o = (y * size * ch + ci * size + x) * 4;
+      for (let j = 0; j < 3; j++) img.data[o + j] = Math.round(128 + (to[j] - 128) * a);
+      img.data[o + 3] = 255;
+    })));
+    ctx.putImageData(img, 0, 0);
+    return cv;
+  });
+  root.replaceChildren(...tiles);
+  root.dataset.epochs = String(data.epochs_trained ?? "");
+  root.setAttribute("aria-label", `${k.length} kernels of ${size}×${size}${ch > 1 ? `×${ch}` : ""} of the first convolutional layer after ` +
+    `${data.epochs_trained ?? "?"} epochs; weights from −${max.toPrecision(2)} (blue) through 0 (grey) to +${max.toPrecision(2)} (orange)`);
+  return max;
 }

@@ -20,7 +20,7 @@ try {
 const cases = JSON.parse(readFileSync(0, 'utf8'));
 const out = cases.map(({ layers, limits }) => {
   const r = plan(layers ?? [], limits);
-  if (r.error) return { error: r.error.message, index: r.error.index };
+  if (r.error) return { error: r.error.message, index: r.error.index, before: r.shapes?.length };
   return {
     shapes: r.shapes.map((s) => [s.c, s.h, s.w]),
     params: String(r.stats.params), macs: String(r.stats.macs), activations: String(r.stats.activations),

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mnist-go/nnserver/pkg/deep"
@@ -38,6 +39,7 @@ func TestPlanMirror(t *testing.T) {
 	}
 	type result struct {
 		Error       string   `json:"error,omitempty"`
+		Before      int      `json:"before,omitempty"` // the page's shapes of the layers before the one refused
 		Index       int      `json:"index,omitempty"`
 		Shapes      [][3]int `json:"shapes,omitempty"`
 		Params      int      `json:"params,omitempty,string"`
@@ -115,7 +117,10 @@ func TestPlanMirror(t *testing.T) {
 			if !errors.As(err, &le) {
 				t.Fatalf("case %d: Plan's error %v is not a LayerError", i, err)
 			}
-			want[i] = result{Error: err.Error(), Index: le.Index}
+			want[i] = result{Error: err.Error(), Index: le.Index, Before: max(le.Index, 0)}
+			if strings.Contains(le.Msg, "is the last layer:") { // every layer planned
+				want[i].Before = len(layers)
+			}
 			continue
 		}
 		st, err := deep.Count(layers)
