@@ -953,7 +953,7 @@ function mergeJob(job, st) {
   job.params = {
     epochs: total, mini_batch_size: st.mini_batch_size, learning_rate: st.learning_rate,
     cost: st.cost, lambda: st.lambda, seed: st.seed,
-    stop_after_no_improvement: st.stop_after_no_improvement, restore_best: st.restore_best,
+    stop_after_no_improvement: st.stop_after_no_improvement, restore_best: st.restore_best, expand: st.expand,
   };
   job.stoppedEarly = st.stopped_early === true;
   if (isNum(st.best_epoch)) job.bestEpoch = st.best_epoch;
@@ -1122,7 +1122,8 @@ async function startTraining(ev) {
       const job = jobFor(res.job_id, res.network_id || id, false);
       job.fresh = false;
       if (!job.totalEpochs) job.totalEpochs = body.epochs ?? 5;
-      if (!job.params) job.params = { ...body, epochs: job.totalEpochs };
+      const out = (layersOf(findNetwork(id)) || []).slice(-1)[0];
+      if (!job.params) job.params = { cost: out && out.type === "softmax" ? "log_likelihood" : undefined, ...body, epochs: job.totalEpochs };
       if (body.seed === undefined) syncJob(job.id); // the seed the server chose
       state.latestJob.set(job.networkId, job.id);
       rememberJob(job.id, job.networkId);
@@ -1307,7 +1308,8 @@ function renderTraining() {
   const pr = job.params;
   $("job-params").textContent = pr
     ? [isNum(pr.learning_rate) && `η ${pr.learning_rate}`, isNum(pr.mini_batch_size) && `mini-batch ${pr.mini_batch_size}`,
-      pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost} cost`,
+      pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost === "log_likelihood" ? "log-likelihood" : pr.cost} cost`,
+      pr.expand && "expanded ×5",
       isNum(pr.lambda) && `λ ${pr.lambda}`, isNum(pr.seed) && `seed ${pr.seed}`,
       pr.stop_after_no_improvement && `stop after ${pr.stop_after_no_improvement} without gain`,
       pr.restore_best && "restore best"].filter(Boolean).join(" · ")

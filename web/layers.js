@@ -319,12 +319,12 @@ export function editor(root, { limits = DEFAULT_LIMITS, onChange = () => {} } = 
       });
       const act = el("select", { "data-f": "activation" }, ...ACTIVATIONS.map((a) => el("option", { value: a, selected: a === r.activation }, a)));
       act.addEventListener("change", () => { rows[i].activation = act.value; check(); });
-      const move = (to, label, sym, disabled) => el("button", { type: "button", class: "ghost icon", "aria-label": `${label} layer ${n}`, title: `${label} layer ${n}`, disabled,
-        "data-act": label.split(" ")[0].toLowerCase(),
+      const move = (to, act, label, sym, disabled) => el("button", { type: "button", class: "ghost icon", "aria-label": `${label} layer ${n}`, title: `${label} layer ${n}`, disabled,
+        "data-act": act,
         onclick: () => {
           const [r0] = rows.splice(i, 1);
           if (to !== null) rows.splice(to, 0, r0);
-          render(to ?? Math.min(i, rows.length - 1), to === null ? null : `button[data-act="${label.split(" ")[0].toLowerCase()}"]`);
+          render(to ?? Math.min(i, rows.length - 1), to === null ? null : `button[data-act="${act}"]`);
         } }, sym);
       return el("li", { class: `layer-row kind-${r.type}` },
         el("span", { class: "layer-n", "aria-hidden": "true" }, String(n)),
@@ -335,8 +335,8 @@ export function editor(root, { limits = DEFAULT_LIMITS, onChange = () => {} } = 
         (r.type === "dense" || r.type === "softmax") && lab("dropout", field("dropout", { min: 0, max: MAX_DROPOUT, step: 0.05, inputmode: "decimal" })),
         el("output", { class: "layer-out" }),
         el("span", { class: "layer-move" },
-          move(i - 1, "Move up", "↑", i === 0), move(i + 1, "Move down", "↓", i === rows.length - 1),
-          move(null, "Remove", "✕", false)));
+          move(i - 1, "up", "Move up", "↑", i === 0), move(i + 1, "down", "Move down", "↓", i === rows.length - 1),
+          move(null, "remove", "Remove", "✕", false)));
     }));
     check();
     if (focusRow !== undefined && focusRow >= 0 && list.children[focusRow]) {
