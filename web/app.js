@@ -754,14 +754,7 @@ function syncTrainForm() {
   const layers = layersOf(n);
   const softmax = !!layers && layers[layers.length - 1].type === "softmax";
   $("expand-field").hidden = !layers;
-  const cost = $("cost");
-  for (const o of cost.options) o.hidden = softmax ? o.value !== "log_likelihood" : o.value === "log_likelihood";
-  if (softmax && cost.value !== "log_likelihood") {
-    cost.dataset.was = cost.value;
-    cost.value = "log_likelihood";
-  } else if (!softmax && cost.value === "log_likelihood") cost.value = cost.dataset.was || "quadratic";
-  cost.disabled = softmax;
-  cost.title = softmax ? "A softmax output layer trains with the log-likelihood cost" : "";
+  // Which preset the fields hold is read before the cost changes.
   const kind = layers ? "layers" : "sizes";
   if (kind !== formFor) {
     formFor = kind;
@@ -772,8 +765,20 @@ function syncTrainForm() {
         $("eta").value = "0.1";
         $("lambda").value = "0";
       }
-    } else if (kind === "sizes" && preset === "ch6") applyPreset(n.init === "scaled" ? "ch3" : "ch1", false);
+    } else if (kind === "sizes" && preset === "ch6") {
+      $("cost").disabled = false;
+      applyPreset(n.init === "scaled" ? "ch3" : "ch1", false);
+    }
   }
+  const cost = $("cost");
+  if (!softmax) cost.disabled = false;
+  for (const o of cost.options) o.hidden = softmax ? o.value !== "log_likelihood" : o.value === "log_likelihood";
+  if (softmax && cost.value !== "log_likelihood") {
+    cost.dataset.was = cost.value;
+    cost.value = "log_likelihood";
+  } else if (!softmax && cost.value === "log_likelihood") cost.value = cost.dataset.was || "quadratic";
+  cost.disabled = softmax;
+  cost.title = softmax ? "A softmax output layer trains with the log-likelihood cost" : "";
   syncPresets();
 }
 
@@ -837,7 +842,8 @@ function applyPreset(name, withInit, auto = false) {
     if (p.build === "sizes") $("layer-sizes").value = DEFAULT_LAYERS.join(",");
     setBuild(p.build, p.build === "layers" && layersMod ? layersMod.CH6_LAYERS : undefined);
   }
-  if (p.cost && !$("cost").disabled) $("cost").value = p.cost;
+  if (p.cost && $("cost").disabled) $("cost").dataset.was = p.cost; // a softmax network's: taken when another is selected
+  else if (p.cost) $("cost").value = p.cost;
   $("eta").value = p.eta;
   $("lambda").value = p.lambda;
   if (p.epochs && !auto) $("epochs").value = p.epochs;
