@@ -42,7 +42,8 @@ type backends struct {
 // openBackends opens the engines cfg names; local receives the events
 // meant for this replica's Socket.IO clients.
 func openBackends(ctx context.Context, cfg config, log *slog.Logger, local service.Events) (*backends, error) {
-	lim := modelfile.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams}
+	lim := modelfile.Limits{MaxLayers: cfg.Limits.MaxLayers, MaxParams: cfg.Limits.MaxParams,
+		MaxMACs: cfg.Limits.MaxMACsPerImage, MaxActivations: cfg.Limits.MaxActivationsPerImage}
 	b := &backends{events: local, log: log}
 	if cfg.UseS3 {
 		s3, err := s3store.Open(ctx, cfg.S3, lim)

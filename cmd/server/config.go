@@ -180,6 +180,8 @@ func defineSettings(fs *flag.FlagSet, cfg *config, r *raw) []setting {
 	intVar(&cfg.Limits.MaxNetworks, "max-networks", "MAX_NETWORKS", lim.MaxNetworks, 1, 1_000_000, "networks kept, in memory and on disk")
 	intVar(&cfg.Limits.MaxQueuedJobs, "max-queued-jobs", "MAX_QUEUED_JOBS", lim.MaxQueuedJobs, 1, 1_000_000, "training jobs waiting at most")
 	intVar(&cfg.Limits.MaxParams, "max-params", "MAX_PARAMS", lim.MaxParams, 1, modelfile.MaxParams, "weights and biases per network at most")
+	intVar(&cfg.Limits.MaxMACsPerImage, "max-macs-per-image", "MAX_MACS_PER_IMAGE", lim.MaxMACsPerImage, 1, modelfile.MaxMACs, "multiply-adds of one image's forward pass of a layers network at most")
+	intVar(&cfg.Limits.MaxActivationsPerImage, "max-activations-per-image", "MAX_ACTIVATIONS_PER_IMAGE", lim.MaxActivationsPerImage, 1, modelfile.MaxActivations, "values all layers of a layers network output for one image at most")
 	intVar(&cfg.Limits.MaxParamsInMemory, "max-params-in-memory", "MAX_PARAMS_IN_MEMORY", lim.MaxParamsInMemory, 1, 1<<40, "weights and biases held in memory; past it idle networks are unloaded")
 	intVar(&cfg.Limits.MaxEpochs, "max-epochs", "MAX_EPOCHS", lim.MaxEpochs, 1, 1_000_000, "epochs per job at most")
 	intVar(&r.scratch, "job-scratch-mb", "JOB_SCRATCH_MB", lim.JobScratchBytes>>20, 1, 1<<20, "MiB of scratch memory per training job; larger mini-batches run in chunks")

@@ -242,6 +242,8 @@ func TestEverySetting(t *testing.T) {
 		{"MAX_NETWORKS", "11", func(c config) bool { return c.Limits.MaxNetworks == 11 }, "0"},
 		{"MAX_QUEUED_JOBS", "12", func(c config) bool { return c.Limits.MaxQueuedJobs == 12 }, "-3"},
 		{"MAX_PARAMS", "13000", func(c config) bool { return c.Limits.MaxParams == 13000 }, "50000001"},
+		{"MAX_MACS_PER_IMAGE", "2000000", func(c config) bool { return c.Limits.MaxMACsPerImage == 2_000_000 }, "0"},
+		{"MAX_ACTIVATIONS_PER_IMAGE", "30000", func(c config) bool { return c.Limits.MaxActivationsPerImage == 30000 }, "50000001"},
 		{"MAX_PARAMS_IN_MEMORY", "14000", func(c config) bool { return c.Limits.MaxParamsInMemory == 14000 }, "0"},
 		{"MAX_EPOCHS", "15", func(c config) bool { return c.Limits.MaxEpochs == 15 }, "1000001"},
 		{"JOB_SCRATCH_MB", "16", func(c config) bool { return c.Limits.JobScratchBytes == 16<<20 }, "0"},

@@ -141,6 +141,7 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 	a.GET("/networks/:id/unsuccessful_example", h.example(false))
 	a.POST("/networks/:id/predict", h.predict)
 	a.GET("/networks/:id/history", h.history)
+	a.GET("/networks/:id/kernels", h.kernels)
 	a.GET("/networks/:id/evaluation", h.evaluation)
 	a.GET("/networks/:id/evaluation/examples", h.confusion)
 	a.GET("/networks/:id/download", h.download)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"github.com/mnist-go/nnserver/pkg/deep"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -57,6 +58,7 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 	p := service.DefaultCreateParams()
 	var (
 		sizes       field[[]int]
+		layers      field[[]deep.Layer]
 		init        field[string]
 		seed        field[*uint64]
 		name, notes field[string]
@@ -88,6 +90,8 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 				sizes.set(arch, err)
 			}
 			return nil
+		case service.FieldLayers:
+			return readLayers(v, l, &layers)
 		case service.FieldInit:
 			return readScalar(v, &init, asString, l.FieldError(service.FieldInit))
 		case service.FieldSeed:
@@ -102,13 +106,19 @@ func decodeCreate(c *gin.Context, l service.Limits) (service.CreateParams, bool)
 	if !ok {
 		return p, false
 	}
-	for _, err := range []error{sizes.err, init.err, seed.err, name.err, notes.err} {
+	if sizes.present && layers.present {
+		return p, invalid(c, service.Errorf(service.Invalid, "give layer_sizes or layers, not both"))
+	}
+	for _, err := range []error{sizes.err, layers.err, init.err, seed.err, name.err, notes.err} {
 		if err != nil {
 			return p, invalid(c, err)
 		}
 	}
 	if sizes.present {
 		p.Arch = sizes.val
+	}
+	if layers.present {
+		p.Layers = layers.val
 	}
 	if init.present {
 		p.Init = service.Init(init.val)
@@ -132,6 +142,7 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 		seed          field[*uint64]
 		stopAfter     field[int]
 		restoreBest   field[bool]
+		expand        field[bool]
 	)
 	ok := readObject(c, func(key string, v *valueReader) error {
 		switch key {
@@ -154,6 +165,8 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 			}, l.FieldError(key))
 		case service.FieldRestoreBest:
 			return readScalar(v, &restoreBest, asBool, l.FieldError(key))
+		case service.FieldExpand:
+			return readScalar(v, &expand, asBool, l.FieldError(key))
 		}
 		return v.skip()
 	})
@@ -161,7 +174,7 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 		return p, false
 	}
 	// In the order the checks always ran: the first bad field is named.
-	for _, err := range []error{epochs.err, batch.err, eta.err, lambda.err, cost.err, seed.err, stopAfter.err, restoreBest.err} {
+	for _, err := range []error{epochs.err, batch.err, eta.err, lambda.err, cost.err, seed.err, stopAfter.err, restoreBest.err, expand.err} {
 		if err != nil {
 			return p, invalid(c, err)
 		}
@@ -185,8 +198,17 @@ func decodeTrain(c *gin.Context, l service.Limits) (service.TrainParams, bool) {
 		p.Seed = seed.val
 	}
 	p.StopAfterNoImprovement, p.RestoreBest = stopAfter.val, restoreBest.val
+	p.Expand = expand.val
 	if err := l.ValidateTrain(p); err != nil {
 		return p, invalid(c, err)
+	}
+	// What the request leaves out depends on the network's kind: the
+	// service fills it (TrainParams.ForArch).
+	if !eta.present {
+		p.LearningRate = 0
+	}
+	if !cost.present {
+		p.Cost = ""
 	}
 	return p, true
 }

@@ -79,7 +79,7 @@ func FuzzDecodeTrain(f *testing.F) {
 			checkRejection(t, w)
 			return
 		}
-		if err := lim.ValidateTrain(p); err != nil {
+		if err := lim.ValidateTrain(p.WithDefaults()); err != nil {
 			t.Fatalf("accepted %+v, which the limits refuse: %v", p, err)
 		}
 	})

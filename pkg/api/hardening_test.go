@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/mnist-go/nnserver/pkg/network"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
@@ -172,7 +173,7 @@ func TestExampleResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := net.Weights(1)
+	w := net.(*network.Network).Weights(1)
 	if len(ex.OutputWeights) != 10 || len(ex.OutputWeights[0]) != 30 {
 		t.Fatalf("output_weights %dx%d", len(ex.OutputWeights), len(ex.OutputWeights[0]))
 	}
@@ -224,7 +225,7 @@ func TestNewTrainingFields(t *testing.T) {
 	for _, tc := range []struct {
 		body, want string
 	}{
-		{`{"cost":"hinge"}`, `cost must be \"quadratic\" or \"cross_entropy\"`},
+		{`{"cost":"hinge"}`, `cost must be \"quadratic\", \"cross_entropy\" or (for a softmax output) \"log_likelihood\"`},
 		{`{"cost":1}`, `cost must be`},
 		{`{"lambda":-1}`, "lambda must be a number between 0 and 1000"},
 		{`{"lambda":"5"}`, "lambda must be a number"},

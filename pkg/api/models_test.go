@@ -130,7 +130,7 @@ func TestHistoryDownloadImport(t *testing.T) {
 	}
 
 	// Nielsen's layout, as multipart: a network made elsewhere.
-	nielsen := nielsenNPZ(t, net)
+	nielsen := nielsenNPZ(t, net.(*network.Network))
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	fw, _ := mw.CreateFormFile("file", "net.npz")

@@ -221,9 +221,9 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("TrainRequest.%s: default %v maximum %v, want %v and %v", field, p.Value.Default, gotMax, want[0], want[1])
 		}
 	}
-	if got := slices.Sorted(maps.Keys(train)); !slices.Equal(got, []string{"cost", "epochs", "lambda", "learning_rate", "mini_batch_size",
+	if got := slices.Sorted(maps.Keys(train)); !slices.Equal(got, []string{"cost", "epochs", "expand", "lambda", "learning_rate", "mini_batch_size",
 		"restore_best", "seed", "stop_after_no_improvement"}) {
-		t.Errorf("TrainRequest has %v: the fields decodeTrain reads are epochs, mini_batch_size, learning_rate, cost, lambda, seed, stop_after_no_improvement and restore_best", got)
+		t.Errorf("TrainRequest has %v: the fields decodeTrain reads are epochs, mini_batch_size, learning_rate, cost, lambda, seed, stop_after_no_improvement, restore_best and expand", got)
 	}
 	if m := train[service.FieldStopAfter].Value.Max; m == nil || *m != float64(lim.MaxEpochs) {
 		t.Errorf("TrainRequest.stop_after_no_improvement: maximum %v, want %d", m, lim.MaxEpochs)
@@ -244,8 +244,11 @@ func TestOpenAPIDocument(t *testing.T) {
 	if m := create[service.FieldSeed].Value.Max; m == nil || *m != service.MaxSeed {
 		t.Errorf("CreateNetworkRequest.seed: maximum %v, want %d", m, service.MaxSeed)
 	}
-	if got := slices.Sorted(maps.Keys(create)); !slices.Equal(got, []string{"init", "layer_sizes", "name", "notes", "seed"}) {
-		t.Errorf("CreateNetworkRequest has %v, want init, layer_sizes, name, notes and seed", got)
+	if got := slices.Sorted(maps.Keys(create)); !slices.Equal(got, []string{"init", "layer_sizes", "layers", "name", "notes", "seed"}) {
+		t.Errorf("CreateNetworkRequest has %v, want init, layer_sizes, layers, name, notes and seed", got)
+	}
+	if m := create[service.FieldLayers].Value.MaxItems; m == nil || *m != uint64(lim.MaxLayers) {
+		t.Errorf("CreateNetworkRequest.layers: maxItems %v, want %d", m, lim.MaxLayers)
 	}
 	for _, s := range []string{"CreateNetworkRequest", "LabelRequest", "NetworkInfo"} {
 		props := schema(s).Properties

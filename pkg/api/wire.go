@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"math"
 	"time"
 
@@ -53,6 +55,9 @@ type createdBody struct {
 	OwnerToken string `json:"owner_token"`
 	Name       string `json:"name"`  // added; "" when none
 	Notes      string `json:"notes"` // added; "" when none
+	// Layers, for a layers network only: the list as created, each layer
+	// with its output shape.
+	Layers []model.LayerJSON `json:"layers,omitempty"`
 }
 
 type networkBody struct {
@@ -69,6 +74,8 @@ type networkBody struct {
 	BiasesShape   [][2]int `json:"biases_shape,omitempty"`
 	Name          string   `json:"name"`  // added; "" when none
 	Notes         string   `json:"notes"` // added; "" when none
+	// Layers, for a layers network only (see createdBody).
+	Layers []model.LayerJSON `json:"layers,omitempty"`
 }
 
 type listBody struct {
@@ -125,6 +132,9 @@ type jobBody struct {
 	RestoreBest            bool `json:"restore_best"`
 	BestEpoch              *int `json:"best_epoch"`
 	StoppedEarly           bool `json:"stopped_early"`
+	// Added: whether the job trains on the shifted images too (layers
+	// networks only).
+	Expand bool `json:"expand"`
 }
 
 type epochBody struct {
@@ -157,7 +167,7 @@ func networkOf(n service.NetworkInfo) networkBody {
 	b := networkBody{
 		NetworkID: n.ID, Architecture: n.Sizes, Trained: n.Trained, Accuracy: n.Accuracy,
 		Status: "in_memory", EpochsTrained: n.EpochsTrained, Init: initOf(n.Init), Seed: n.Seed,
-		Name: n.Name, Notes: n.Notes,
+		Name: n.Name, Notes: n.Notes, Layers: layersOf(n.Layers),
 	}
 	if n.CurrentJob != "" {
 		b.CurrentJobID = &n.CurrentJob
@@ -165,7 +175,7 @@ func networkOf(n service.NetworkInfo) networkBody {
 	if !n.Loaded {
 		// As the Python service listed networks it had only on disk.
 		b.Status = "saved"
-		for l := 1; l < len(n.Sizes); l++ {
+		for l := 1; l < len(n.Sizes) && n.Layers == nil; l++ {
 			b.WeightsShape = append(b.WeightsShape, [2]int{n.Sizes[l], n.Sizes[l-1]})
 			b.BiasesShape = append(b.BiasesShape, [2]int{n.Sizes[l], 1})
 		}
@@ -182,7 +192,7 @@ func jobOf(j service.JobInfo) jobBody {
 		ElapsedTime: service.Microseconds(j.ElapsedTime), Accuracy: j.Accuracy, Error: j.Error,
 		History:                make([]epochBody, len(j.History)),
 		StopAfterNoImprovement: j.Params.StopAfterNoImprovement, RestoreBest: j.Params.RestoreBest,
-		StoppedEarly: j.StoppedEarly(),
+		StoppedEarly: j.StoppedEarly(), Expand: j.Params.Expand,
 	}
 	if j.Params.Seed != nil {
 		b.Seed = *j.Params.Seed
@@ -210,7 +220,20 @@ func initOf(i service.Init) *string {
 
 func createdOf(n service.NetworkInfo, status string) createdBody {
 	return createdBody{NetworkID: n.ID, Architecture: n.Sizes, Status: status, Init: initOf(n.Init), Seed: n.Seed,
-		OwnerToken: n.OwnerToken, Name: n.Name, Notes: n.Notes}
+		OwnerToken: n.OwnerToken, Name: n.Name, Notes: n.Notes, Layers: layersOf(n.Layers)}
+}
+
+// layersOf is a layers network's list as answers give it, each layer with
+// its output shape; nil for a layer_sizes network.
+func layersOf(layers []deep.Layer) []model.LayerJSON {
+	if layers == nil {
+		return nil
+	}
+	shapes, err := deep.Plan(layers, deep.Limits{})
+	if err != nil {
+		shapes = nil // never: a network's layers have been planned
+	}
+	return model.ToJSON(layers, shapes)
 }
 
 type historyBody struct {

@@ -83,6 +83,7 @@ type work struct {
 	gw    [][]float32 // training: sums of the gradients of the weights and biases
 	gb    [][]float32
 	train bool
+	cost  float64 // training: the costs of the examples backward has run, summed (Epoch.TrainingCost)
 
 	// lastYield, if not zero, is when the passes last yielded the
 	// processor: training passes yield about every millisecond, between
@@ -281,7 +282,9 @@ func (e *engine) backward(wk *work, n int, dense bool) {
 	out := e.out[last].Len()
 	d := wk.d[last][:n*out]
 	a := wk.act[last][:n*out]
-	quadratic := e.layers[last].Kind == Dense && e.cost == network.Quadratic
+	softmaxOut := e.layers[last].Kind == Softmax
+	quadratic := !softmaxOut && e.cost == network.Quadratic
+	cost := 0.0
 	for r := range n {
 		y := int(wk.y[r])
 		for j := range out {
@@ -292,11 +295,19 @@ func (e *engine) backward(wk *work, n int, dense bool) {
 			v := a[r*out+j]
 			if quadratic {
 				d[r*out+j] = (v - t) * v * (1 - v)
+				cost += 0.5 * float64(v-t) * float64(v-t)
 			} else {
 				d[r*out+j] = v - t
+				if !softmaxOut {
+					cost += logCost(float64(v), t == 1)
+				}
 			}
 		}
+		if softmaxOut {
+			cost += logCost(float64(a[r*out+y]), true)
+		}
 	}
+	wk.cost += cost
 	for i := last; i >= 0; i-- {
 		wk.tick()
 		l := e.layers[i]
@@ -569,4 +580,21 @@ func softmax(z []float32) {
 	for i, v := range z {
 		z[i] = float32(math.Exp(float64(v-m)) / s)
 	}
+}
+
+// logCost is −ln a if one, else −ln(1 − a): the log-likelihood cost of a
+// softmax output's right answer, and a term of the cross-entropy cost. As
+// network2.py's np.nan_to_num, a saturated wrong output costs a large
+// finite number rather than +Inf, so that sums stay finite.
+func logCost(a float64, one bool) float64 {
+	var c float64
+	if one {
+		c = -math.Log(a)
+	} else {
+		c = -math.Log(1 - a)
+	}
+	if math.IsInf(c, 0) || math.IsNaN(c) {
+		return math.MaxFloat64 / 1e6
+	}
+	return c
 }

@@ -102,6 +102,9 @@ type Limits struct {
 type LayerError struct {
 	Index int
 	Msg   string
+	// TooLarge is set when the layers chain but pass a bound of Limits (or
+	// are too large to count): a request too large rather than malformed.
+	TooLarge bool
 }
 
 func (e *LayerError) Error() string {
@@ -206,18 +209,25 @@ func Plan(layers []Layer, lim Limits) ([]Shape, error) {
 			m = mulSat(l.Size, in.Len())
 		}
 		if out.Channels > maxDim || out.Height > maxDim || out.Len() > maxDim {
-			return fail("has an output of %s values, too many", out)
+			_, err := fail("has an output of %s values, too many", out)
+			err.(*LayerError).TooLarge = true
+			return nil, err
 		}
 		params, macs, acts = addSat(params, p), addSat(macs, m), addSat(acts, out.Len())
+		tooLarge := func(format string, args ...any) ([]Shape, error) {
+			_, err := fail(format, args...)
+			err.(*LayerError).TooLarge = true
+			return nil, err
+		}
 		switch {
 		case params == math.MaxInt || macs == math.MaxInt:
-			return fail("has too many weights or multiply-adds to count")
+			return tooLarge("has too many weights or multiply-adds to count")
 		case lim.MaxParams > 0 && params > lim.MaxParams:
-			return fail("brings the weights and biases to %d, more than the limit of %d", params, lim.MaxParams)
+			return tooLarge("brings the weights and biases to %d, more than the limit of %d", params, lim.MaxParams)
 		case lim.MaxMACs > 0 && macs > lim.MaxMACs:
-			return fail("brings the multiply-adds per image to %d, more than the limit of %d", macs, lim.MaxMACs)
+			return tooLarge("brings the multiply-adds per image to %d, more than the limit of %d", macs, lim.MaxMACs)
 		case lim.MaxActivations > 0 && acts > lim.MaxActivations:
-			return fail("brings the activations per image to %d, more than the limit of %d", acts, lim.MaxActivations)
+			return tooLarge("brings the activations per image to %d, more than the limit of %d", acts, lim.MaxActivations)
 		}
 		shapes[i] = out
 		in = out

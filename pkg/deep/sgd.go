@@ -60,6 +60,11 @@ type Params struct {
 	// as Nielsen's expand_mnist.py does: 250,000 examples from 50,000,
 	// made on the fly, never stored.
 	Expand bool
+
+	// Validation, if not nil, is evaluated after every epoch besides the
+	// test set (Epoch.ValidationCorrect): examples never trained on, to
+	// choose between epochs without looking at the test set.
+	Validation network.Examples
 }
 
 // MaxLambda is the largest L2 regularisation parameter Params accepts.
@@ -103,6 +108,16 @@ type Epoch struct {
 	// Network is a snapshot of the weights after this epoch. It belongs to
 	// the receiver and is never modified.
 	Network *Network
+
+	// TrainingCost is the mean cost of the epoch's training examples (the
+	// log-likelihood for a softmax output, else Params.Cost), each taken
+	// with the weights of its mini-batch and its dropout mask (summed while
+	// training: no extra pass over the data), plus network3.py's L2 term
+	// 0.5·λ·Σw²/(n/BatchSize) with the weights at the epoch's end.
+	TrainingCost float64
+	// ValidationCorrect and ValidationTotal are Params.Validation's figures
+	// (0 and 0 without it).
+	ValidationCorrect, ValidationTotal int
 }
 
 // shards is the number of parts every chunk of a mini-batch is split into,
@@ -142,6 +157,11 @@ func SGD(ctx context.Context, start *Network, train, test network.Examples, p Pa
 	if err := fits(test); err != nil {
 		return nil, fmt.Errorf("test data: %w", err)
 	}
+	if p.Validation != nil {
+		if err := fits(p.Validation); err != nil {
+			return nil, fmt.Errorf("validation data: %w", err)
+		}
+	}
 	if train.Len() == 0 {
 		return nil, errors.New("deep: no training examples")
 	}
@@ -168,6 +188,13 @@ func SGD(ctx context.Context, start *Network, train, test network.Examples, p Pa
 		ep.Correct, err = t.eval.evaluate(test)
 		if err != nil {
 			return nil, fmt.Errorf("epoch %d: %w", e, err)
+		}
+		ep.TrainingCost = t.epochCost(ep.Network, src.Len())
+		if p.Validation != nil {
+			if ep.ValidationCorrect, err = t.eval.evaluate(p.Validation); err != nil {
+				return nil, fmt.Errorf("epoch %d: validation: %w", e, err)
+			}
+			ep.ValidationTotal = p.Validation.Len()
 		}
 		if ep.Total > 0 {
 			ep.Accuracy = float64(ep.Correct) / float64(ep.Total)
@@ -388,6 +415,9 @@ func (t *trainer) trainEpoch(ctx context.Context, src source, e int) (float64, e
 	for i := range t.perm {
 		t.perm[i] = int32(i)
 	}
+	for _, wk := range t.works {
+		wk.cost = 0
+	}
 	t.seedEpoch(e)
 	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
 	done := ctx.Done()
@@ -402,6 +432,30 @@ func (t *trainer) trainEpoch(ctx context.Context, src source, e int) (float64, e
 		}
 	}
 	return time.Since(start).Seconds(), nil
+}
+
+// epochCost is the mean of the costs the shards summed during the epoch
+// just trained on n examples, plus network3.py's L2 term
+// 0.5·λ·Σw²·BatchSize/n with net's weights (all layers', not the biases).
+func (t *trainer) epochCost(net *Network, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, wk := range t.works {
+		sum += wk.cost
+	}
+	c := sum / float64(n)
+	if t.p.Lambda != 0 {
+		sq := 0.0
+		for _, w := range net.w {
+			for _, v := range w {
+				sq += v * v
+			}
+		}
+		c += 0.5 * t.p.Lambda * sq * float64(t.p.BatchSize) / float64(n)
+	}
+	return c
 }
 
 // yieldEvery is how long training runs before it yields the processor.

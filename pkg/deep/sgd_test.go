@@ -499,3 +499,106 @@ func TestStepMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestEpochCostAndValidation: with one mini-batch per epoch and no
+// dropout, Epoch.TrainingCost is the start network's mean cost over the
+// training examples (log-likelihood for softmax, Params.Cost for a sigmoid
+// output) plus the L2 term with the epoch's weights; ValidationCorrect is
+// the snapshot's score on Params.Validation.
+func TestEpochCostAndValidation(t *testing.T) {
+	ds := dataset(t)
+	train := ds.Training.Slice(0, 40)
+	val := ds.Training.Slice(1000, 1100)
+	conv := []Layer{{Kind: Conv, Filters: 3, Size: 5, Activation: ReLU}, {Kind: Pool, Size: 4}}
+	cases := []struct {
+		name   string
+		out    Layer
+		cost   network.Cost
+		lambda float64
+	}{
+		{"softmax", Layer{Kind: Softmax, Size: 10}, network.Quadratic, 0},
+		{"softmax L2", Layer{Kind: Softmax, Size: 10}, network.Quadratic, 0.5},
+		{"sigmoid quadratic", Layer{Kind: Dense, Size: 10, Activation: Sigmoid}, network.Quadratic, 0},
+		{"sigmoid cross-entropy L2", Layer{Kind: Dense, Size: 10, Activation: Sigmoid}, network.CrossEntropy, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			layers := append(append([]Layer(nil), conv...), c.out)
+			start := newTestNet(t, layers, 5)
+			out, err := start.Outputs(train)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0.0
+			for i := range train.Len() {
+				y := train.Label(i)
+				for j, a := range out[i*Classes : (i+1)*Classes] {
+					one := j == y
+					switch {
+					case c.out.Kind == Softmax:
+						if one {
+							want += -math.Log(a)
+						}
+					case c.cost == network.Quadratic:
+						tv := 0.0
+						if one {
+							tv = 1
+						}
+						want += 0.5 * (a - tv) * (a - tv)
+					default:
+						want += logCost(a, one)
+					}
+				}
+			}
+			want /= float64(train.Len())
+			p := Params{Epochs: 2, BatchSize: train.Len(), Eta: 0.01, Lambda: c.lambda, Cost: c.cost, Validation: val}
+			var eps []Epoch
+			_, err = SGD(context.Background(), start, train, ds.Test.Slice(0, 50), p, rand.New(rand.NewPCG(1, 2)),
+				func(e Epoch) error { eps = append(eps, e); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.lambda > 0 {
+				sq := 0.0
+				for _, w := range eps[0].Network.w {
+					for _, v := range w {
+						sq += v * v
+					}
+				}
+				want += 0.5 * c.lambda * sq * float64(p.BatchSize) / float64(train.Len())
+			}
+			if got := eps[0].TrainingCost; math.Abs(got-want) > 1e-4*math.Abs(want) {
+				t.Errorf("training cost %v, want %v", got, want)
+			}
+			if eps[1].TrainingCost == eps[0].TrainingCost || !(eps[1].TrainingCost > 0) {
+				t.Errorf("epoch 2's training cost %v (epoch 1's %v)", eps[1].TrainingCost, eps[0].TrainingCost)
+			}
+			for _, e := range eps {
+				right, err := e.Network.Evaluate(val)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.ValidationTotal != val.Len() || e.ValidationCorrect != right {
+					t.Errorf("epoch %d: validation %d/%d, want %d/%d", e.Epoch, e.ValidationCorrect, e.ValidationTotal, right, val.Len())
+				}
+			}
+		})
+	}
+	// Without Validation: zeros.
+	p := Params{Epochs: 1, BatchSize: 10, Eta: 0.01}
+	_, err := SGD(context.Background(), newTestNet(t, smallLayers, 1), train, ds.Test.Slice(0, 20), p, rand.New(rand.NewPCG(1, 2)),
+		func(e Epoch) error {
+			if e.ValidationTotal != 0 || e.ValidationCorrect != 0 || !(e.TrainingCost > 0) {
+				t.Errorf("no validation: %d/%d, cost %v", e.ValidationCorrect, e.ValidationTotal, e.TrainingCost)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Validation data of the wrong width is an error.
+	p.Validation = wrongInputs{}
+	if _, err := SGD(context.Background(), newTestNet(t, smallLayers, 1), train, ds.Test.Slice(0, 20), p, rand.New(rand.NewPCG(1, 2)), nil); err == nil {
+		t.Error("validation examples of 10 inputs: no error")
+	}
+}

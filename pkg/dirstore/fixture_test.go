@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -212,7 +213,8 @@ func dirNames(t testing.TB, dir string) []string {
 
 // sameNetwork fails t unless a and b have the same sizes and bit-identical
 // parameters.
-func sameNetwork(t testing.TB, a, b *network.Network) {
+func sameNetwork(t testing.TB, am, bm model.Model) {
+	a, b := am.(*network.Network), bm.(*network.Network)
 	t.Helper()
 	if !slices.Equal(a.Sizes(), b.Sizes()) {
 		t.Fatalf("sizes %v, want %v", a.Sizes(), b.Sizes())

@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"io/fs"
 	"os"
@@ -30,7 +31,6 @@ import (
 	"strings"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -163,7 +163,7 @@ func (s *Store) Close() error { return s.root.Close() }
 //
 // Save checks ctx before it starts, not while it writes: a started Save
 // runs to the end, so that a cancelled caller never leaves half its work.
-func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
+func (s *Store) Save(ctx context.Context, m modelfile.Meta, n model.Model) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("dirstore: save %.40q: %w", m.ID, err)
 	}
@@ -193,7 +193,7 @@ func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) 
 
 // writeFile writes m and n to f as an .npz archive, flushes it to stable
 // storage and closes f.
-func (s *Store) writeFile(f *os.File, m modelfile.Meta, n *network.Network) error {
+func (s *Store) writeFile(f *os.File, m modelfile.Meta, n model.Model) error {
 	bw := bufio.NewWriterSize(f, bufSize)
 	err := modelfile.EncodeWithin(bw, m, n, s.lim)
 	if err == nil {
@@ -214,7 +214,7 @@ func (s *Store) writeFile(f *os.File, m modelfile.Meta, n *network.Network) erro
 // modelfile.ErrTooLarge if the file is beyond the Store's limits, and an
 // error describing the problem if the file is corrupt. See modelfile.Decode
 // for what is checked.
-func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
+func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, model.Model, error) {
 	if err := s.begin(ctx, id); err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load: %w", err)
 	}
@@ -582,7 +582,7 @@ func (s *Store) openSnapshot(ctx context.Context, id string, epoch int) (*os.Fil
 // LoadSnapshot reads a snapshot as Load reads a model; the file must hold
 // the network after epoch. Errors wrap service.ErrSnapshotNotFound when
 // there is no such snapshot.
-func (s *Store) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error) {
+func (s *Store) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, model.Model, error) {
 	f, size, err := s.openSnapshot(ctx, id, epoch)
 	if err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("dirstore: load snapshot: %w", err)

@@ -483,7 +483,7 @@ func TestConcurrent(t *testing.T) {
 				}
 				if _, got, err := s.Load(t.Context(), m.ID); err != nil {
 					errs <- err
-				} else if !slices.Equal(got.Weights(0).RawMatrix().Data, n.Weights(0).RawMatrix().Data) {
+				} else if !slices.Equal(got.(*network.Network).Weights(0).RawMatrix().Data, n.Weights(0).RawMatrix().Data) {
 					errs <- fmt.Errorf("%s: loaded other weights", m.ID)
 				}
 				if _, lerrs := s.List(t.Context()); len(lerrs) != 0 {
@@ -519,7 +519,7 @@ func TestConcurrent(t *testing.T) {
 					errs <- err
 					continue
 				}
-				w := got.Weights(0).RawMatrix().Data
+				w := got.(*network.Network).Weights(0).RawMatrix().Data
 				if !slices.Equal(w, versions[0].Weights(0).RawMatrix().Data) && !slices.Equal(w, versions[1].Weights(0).RawMatrix().Data) {
 					errs <- errors.New("Load returned a mix of two Saves")
 				}
@@ -626,10 +626,10 @@ func TestOpenLimits(t *testing.T) {
 		want    modelfile.Limits
 		wantErr string
 	}{
-		{modelfile.Limits{}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: modelfile.DefaultMaxParams}, ""},
-		{modelfile.Limits{MaxLayers: 3}, modelfile.Limits{MaxLayers: 3, MaxParams: modelfile.DefaultMaxParams}, ""},
-		{modelfile.Limits{MaxParams: 7}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 7}, ""},
-		{modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams}, modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams}, ""},
+		{modelfile.Limits{}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: modelfile.DefaultMaxParams, MaxMACs: modelfile.DefaultMaxMACs, MaxActivations: modelfile.DefaultMaxActivations}, ""},
+		{modelfile.Limits{MaxLayers: 3}, modelfile.Limits{MaxLayers: 3, MaxParams: modelfile.DefaultMaxParams, MaxMACs: modelfile.DefaultMaxMACs, MaxActivations: modelfile.DefaultMaxActivations}, ""},
+		{modelfile.Limits{MaxParams: 7}, modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 7, MaxMACs: modelfile.DefaultMaxMACs, MaxActivations: modelfile.DefaultMaxActivations}, ""},
+		{modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams}, modelfile.Limits{MaxLayers: modelfile.MaxLayers, MaxParams: modelfile.MaxParams, MaxMACs: modelfile.DefaultMaxMACs, MaxActivations: modelfile.DefaultMaxActivations}, ""},
 		{modelfile.Limits{MaxLayers: modelfile.MaxLayers + 1}, modelfile.Limits{}, "MaxLayers 65"},
 		{modelfile.Limits{MaxLayers: 1}, modelfile.Limits{}, "MaxLayers 1"},
 		{modelfile.Limits{MaxParams: modelfile.MaxParams + 1}, modelfile.Limits{}, "MaxParams 50000001"},

@@ -38,6 +38,21 @@
 //	name, notes      optional: what people call the network (at most 100
 //	                 characters, one line) and note of it (at most 2,000)
 //
+// A layers network (pkg/deep: conv, pool, dense, softmax) is written as
+// format_version 3: meta.json has the keys of version 2 plus layers, the
+// list as created ([{"type": "conv", "filters": 20, "size": 5,
+// "activation": "relu"}, {"type": "pool", "size": 2}, {"type": "dense",
+// "size": 100, "activation": "relu", "dropout": 0.5}, {"type": "softmax",
+// "size": 10, "dropout": 0}]), and layer_sizes the flattened size of the
+// input and of each layer's output. Its arrays are named by the layer's
+// index in layers, for every layer with parameters (pool layers have none):
+// w<i>.npy shaped [filters, channels, k, k] for conv (PyTorch's layout,
+// cross-correlation), [out, in] for dense and softmax (in: the previous
+// output flattened in C order), and b<i>.npy [filters] or [out]. Its
+// layers are checked with deep.Plan against Limits (MaxLayers bounds the
+// list's length; MaxParams, MaxMACs, MaxActivations) before any array is
+// read.
+//
 // A record of history.json may carry restored_from (optional): it records
 // a restore of the snapshot after that earlier epoch, not an epoch of
 // training.

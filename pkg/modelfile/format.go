@@ -12,6 +12,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -21,8 +23,13 @@ type Meta struct {
 	// ID is the network's id, a canonical lowercase UUID (see CheckID); an
 	// adapter names the file <ID>.npz.
 	ID string
-	// Sizes is the number of neurons in each layer, inputs first.
+	// Sizes is the number of neurons in each layer, inputs first; for a
+	// layers network, the flattened size of the input and of every
+	// layer's output.
 	Sizes []int
+	// Layers is a layers network's list (format version 3); nil for a
+	// layer_sizes network (versions 1 and 2).
+	Layers []deep.Layer
 	// Init is how the network's weights were first drawn: InitNormal or
 	// InitScaled, or "" if unknown (a network imported from elsewhere).
 	// Files of format version 1 read as InitNormal, the only way networks
@@ -75,7 +82,7 @@ type Entry struct {
 	// Meta is the network's description, without History (nil).
 	Meta
 	// WeightShapes holds [rows, cols] of each layer's weight matrix:
-	// [Sizes[l+1], Sizes[l]].
+	// [Sizes[l+1], Sizes[l]]; nil for a layers network.
 	WeightShapes [][2]int
 	// BiasShapes holds [Sizes[l+1], 1] for each layer: the Python service
 	// kept biases as column vectors and reported them so.
@@ -87,6 +94,9 @@ type Entry struct {
 func EntryOf(m Meta) Entry {
 	m.History = nil
 	e := Entry{Meta: m}
+	if m.Layers != nil {
+		return e
+	}
 	for l := 1; l < len(m.Sizes); l++ {
 		e.WeightShapes = append(e.WeightShapes, [2]int{m.Sizes[l], m.Sizes[l-1]})
 		e.BiasShapes = append(e.BiasShapes, [2]int{m.Sizes[l], 1})
@@ -100,7 +110,10 @@ const (
 	// seed, history_records and history.json; version 1 files are still
 	// read.
 	formatVersion = 2
-	metaEntry     = "meta.json"
+	// formatVersionLayers is the format_version of a layers network's
+	// file: meta.json's layers, arrays named by layer index.
+	formatVersionLayers = 3
+	metaEntry           = "meta.json"
 	// maxMetaSize bounds meta.json; ours is a few hundred bytes even for
 	// MaxLayers layers.
 	maxMetaSize = 64 << 10
@@ -130,6 +143,8 @@ type metaFile struct {
 	// Name and Notes are optional in every version.
 	Name  string `json:"name,omitempty"`
 	Notes string `json:"notes,omitempty"`
+	// Layers is version 3's: the list as created.
+	Layers []model.LayerJSON `json:"layers,omitempty"`
 }
 
 // metaKeys are the keys meta.json must have in each format version: a
@@ -137,6 +152,8 @@ type metaFile struct {
 var metaKeys = map[int][]string{
 	1: {"format_version", "id", "layer_sizes", "trained", "accuracy", "epochs_trained", "created_at", "updated_at"},
 	2: {"format_version", "id", "layer_sizes", "init", "seed", "trained", "accuracy", "epochs_trained",
+		"history_records", "created_at", "updated_at"},
+	3: {"format_version", "id", "layer_sizes", "layers", "init", "seed", "trained", "accuracy", "epochs_trained",
 		"history_records", "created_at", "updated_at"},
 }
 
@@ -164,7 +181,15 @@ func (m *Meta) validate(lim Limits) error {
 
 // validateContent is validate without the id, which an import ignores.
 func (m *Meta) validateContent(lim Limits) error {
-	if err := checkSizes(m.Sizes, lim); err != nil {
+	if m.Layers != nil {
+		sizes, err := checkLayers(m.Layers, lim)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(sizes, m.Sizes) {
+			return fmt.Errorf("layer_sizes %v, the layers' are %v", m.Sizes, sizes)
+		}
+	} else if err := checkSizes(m.Sizes, lim); err != nil {
 		return err
 	}
 	if a := m.Accuracy; a != nil && !(*a >= 0 && *a <= 1) {
@@ -207,7 +232,7 @@ func (m *Meta) validateContent(lim Limits) error {
 // and MaxParams, ...) and m.Sizes must equal n.Sizes(); Encode checks this
 // before writing anything, and refuses non-finite parameters as it meets
 // them. A store holds networks to its own Limits: see EncodeWithin.
-func Encode(w io.Writer, m Meta, n *network.Network) error {
+func Encode(w io.Writer, m Meta, n model.Model) error {
 	if err := checkEncodable(m, n, formatLimits); err != nil {
 		return fmt.Errorf("modelfile: encode: %w", err)
 	}
@@ -221,7 +246,7 @@ func Encode(w io.Writer, m Meta, n *network.Network) error {
 // default) instead of the format's caps: a network beyond lim is refused
 // with an error wrapping ErrTooLarge before anything is written. What it
 // writes, Decode with the same limits reads back.
-func EncodeWithin(w io.Writer, m Meta, n *network.Network, lim Limits) error {
+func EncodeWithin(w io.Writer, m Meta, n model.Model, lim Limits) error {
 	if err := CheckEncodable(m, n, lim); err != nil {
 		return fmt.Errorf("modelfile: encode: %w", err)
 	}
@@ -237,7 +262,7 @@ func EncodeWithin(w io.Writer, m Meta, n *network.Network, lim Limits) error {
 // an upload), so that a network it must refuse leaves nothing behind.
 // Errors wrap ErrInvalidID for an id that is not a canonical UUID, and
 // ErrTooLarge for a network beyond lim.
-func CheckEncodable(m Meta, n *network.Network, lim Limits) error {
+func CheckEncodable(m Meta, n model.Model, lim Limits) error {
 	lim, err := lim.Resolve()
 	if err != nil {
 		return err
@@ -246,32 +271,40 @@ func CheckEncodable(m Meta, n *network.Network, lim Limits) error {
 }
 
 // formatLimits are the format's caps as Limits.
-var formatLimits = Limits{MaxLayers: MaxLayers, MaxParams: MaxParams}
+var formatLimits = Limits{MaxLayers: MaxLayers, MaxParams: MaxParams, MaxMACs: MaxMACs, MaxActivations: MaxActivations}
 
 // checkEncodable checks m and n against lim (resolved) before anything is
 // written.
-func checkEncodable(m Meta, n *network.Network, lim Limits) error {
+func checkEncodable(m Meta, n model.Model, lim Limits) error {
 	if err := m.validate(lim); err != nil {
 		return err
 	}
-	if n == nil {
+	if n == nil || n == model.Model((*network.Network)(nil)) || n == model.Model((*deep.Network)(nil)) {
 		return fmt.Errorf("%s: nil network", m.ID)
 	}
 	if !slices.Equal(m.Sizes, n.Sizes()) {
 		return fmt.Errorf("%s: meta says layer sizes %v, network has %v", m.ID, m.Sizes, n.Sizes())
 	}
+	if !slices.Equal(m.Layers, model.Layers(n)) {
+		return fmt.Errorf("%s: meta says layers %v, network has %v", m.ID, m.Layers, model.Layers(n))
+	}
 	return nil
 }
 
 // writeNPZ writes the archive of m and n, which checkEncodable has accepted.
-func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
+func writeNPZ(w io.Writer, m Meta, n model.Model) error {
 	zw := zip.NewWriter(w)
 	create := func(name string) (io.Writer, error) {
 		return zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store, Modified: m.UpdatedAt.UTC()})
 	}
 
+	version := formatVersion
+	var layers []model.LayerJSON
+	if m.Layers != nil {
+		version, layers = formatVersionLayers, model.ToJSON(m.Layers, nil)
+	}
 	meta, err := json.MarshalIndent(metaFile{
-		FormatVersion:  formatVersion,
+		FormatVersion:  version,
 		ID:             m.ID,
 		LayerSizes:     m.Sizes,
 		Init:           m.Init,
@@ -285,6 +318,7 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 		OwnerHash:      m.OwnerHash,
 		Name:           m.Name,
 		Notes:          m.Notes,
+		Layers:         layers,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -307,8 +341,15 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 	}
 
 	buf := make([]byte, bufSize)
-	for l := range n.NumLayers() {
-		wl := n.Weights(l)
+	if d, ok := n.(*deep.Network); ok {
+		if err := writeLayers(create, d, buf); err != nil {
+			return err
+		}
+		return zw.Close()
+	}
+	fc := n.(*network.Network) // checkEncodable: layers only for deep
+	for l := range fc.NumLayers() {
+		wl := fc.Weights(l)
 		rows, cols := wl.Dims()
 		ew, err := create(weightEntry(l))
 		if err != nil {
@@ -324,7 +365,7 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 			}
 		}
 
-		b := mat.Col(nil, 0, n.Biases(l))
+		b := mat.Col(nil, 0, fc.Biases(l))
 		if ew, err = create(biasEntry(l)); err != nil {
 			return err
 		}
@@ -336,6 +377,37 @@ func writeNPZ(w io.Writer, m Meta, n *network.Network) error {
 		}
 	}
 	return zw.Close()
+}
+
+// writeLayers writes the arrays of a layers network: w<i>.npy and
+// b<i>.npy for every layer i with parameters, conv weights shaped
+// [filters, channels, k, k], dense and softmax ones [out, in].
+func writeLayers(create func(string) (io.Writer, error), n *deep.Network, buf []byte) error {
+	ws, bs, shapes := n.Params()
+	p := 0
+	for i, l := range n.Layers() {
+		if l.Kind == deep.Pool {
+			continue
+		}
+		for _, a := range []struct {
+			name  string
+			shape []int
+			data  []float64
+		}{{weightEntry(i), shapes[p], ws[p]}, {biasEntry(i), []int{len(bs[p])}, bs[p]}} {
+			ew, err := create(a.name)
+			if err != nil {
+				return err
+			}
+			if _, err := ew.Write(npyHeader(a.shape)); err != nil {
+				return err
+			}
+			if err := writeFloats(ew, a.data, buf); err != nil {
+				return fmt.Errorf("%s: %w", a.name, err)
+			}
+		}
+		p++
+	}
+	return nil
 }
 
 // maxFileSize bounds an archive holding a network within lim: the
@@ -352,7 +424,7 @@ func maxFileSize(lim Limits) int64 {
 // read past the size the zip directory records for it, and every entry's
 // CRC-32 is checked. An error wrapping ErrTooLarge means the network or file
 // is beyond lim; any other error, that the bytes are not a valid network.
-func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, error) {
+func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, model.Model, error) {
 	m, n, err := decode(r, size, lim, "")
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("modelfile: decode: %w", err)
@@ -363,7 +435,7 @@ func Decode(r io.ReaderAt, size int64, lim Limits) (Meta, *network.Network, erro
 // DecodeAs is Decode for the file a store keeps under id: meta.json must
 // name that id, which is checked before any array is read. id must be a
 // canonical UUID (see CheckID).
-func DecodeAs(r io.ReaderAt, size int64, lim Limits, id string) (Meta, *network.Network, error) {
+func DecodeAs(r io.ReaderAt, size int64, lim Limits, id string) (Meta, model.Model, error) {
 	if err := CheckID(id); err != nil {
 		return Meta{}, nil, fmt.Errorf("modelfile: decode: %w", err)
 	}
@@ -400,7 +472,7 @@ func DecodeEntryAs(r io.ReaderAt, size int64, lim Limits, id string) (Entry, err
 }
 
 // decode is Decode; if wantID is not empty, meta.json must name that id.
-func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, *network.Network, error) {
+func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, model.Model, error) {
 	d, err := newDecoder(r, size, lim)
 	if err != nil {
 		return Meta{}, nil, err
@@ -409,15 +481,27 @@ func decode(r io.ReaderAt, size int64, lim Limits, wantID string) (Meta, *networ
 	if err != nil {
 		return Meta{}, nil, err
 	}
-	ws, bs, err := d.layers(m, true)
-	if err != nil {
-		return Meta{}, nil, err
-	}
-	n, err := network.FromParams(m.Sizes, ws, bs)
+	n, err := d.network(m)
 	if err != nil {
 		return Meta{}, nil, err
 	}
 	return m, n, nil
+}
+
+// network reads the parameters of the network m describes.
+func (d *decoder) network(m Meta) (model.Model, error) {
+	if m.Layers != nil {
+		ws, bs, err := d.deepLayers(m, true)
+		if err != nil {
+			return nil, err
+		}
+		return deep.FromParams(m.Layers, ws, bs)
+	}
+	ws, bs, err := d.layers(m, true)
+	if err != nil {
+		return nil, err
+	}
+	return network.FromParams(m.Sizes, ws, bs)
 }
 
 // decodeEntry is DecodeEntry; if wantID is not empty, meta.json must name
@@ -431,7 +515,12 @@ func decodeEntry(r io.ReaderAt, size int64, lim Limits, wantID string) (Entry, e
 	if err != nil {
 		return Entry{}, err
 	}
-	if _, _, err := d.layers(m, false); err != nil {
+	if m.Layers != nil {
+		_, _, err = d.deepLayers(m, false)
+	} else {
+		_, _, err = d.layers(m, false)
+	}
+	if err != nil {
 		return Entry{}, err
 	}
 	return EntryOf(m), nil
@@ -520,7 +609,7 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 		return Meta{}, 0, 0, err
 	}
 	if err := json.Unmarshal(keys["format_version"], &version); err != nil || metaKeys[version] == nil {
-		return Meta{}, 0, 0, fmt.Errorf("format_version %.20s, want 1 or %d", keys["format_version"], formatVersion)
+		return Meta{}, 0, 0, fmt.Errorf("format_version %.20s, want 1, %d or %d", keys["format_version"], formatVersion, formatVersionLayers)
 	}
 	for _, k := range metaKeys[version] {
 		if _, ok := keys[k]; !ok {
@@ -535,6 +624,16 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 		// Keys of later versions mean nothing in a version 1 file.
 		mf.Init, mf.Seed, mf.HistoryRecords = InitNormal, nil, 0
 	}
+	var layers []deep.Layer
+	if version == formatVersionLayers {
+		if len(mf.Layers) == 0 {
+			return Meta{}, 0, 0, errors.New("layers is empty")
+		}
+		if len(mf.Layers) > d.lim.MaxLayers {
+			return Meta{}, 0, 0, fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", ErrTooLarge, len(mf.Layers), d.lim.MaxLayers)
+		}
+		layers = model.FromJSON(mf.Layers)
+	}
 	if wantID != "" && mf.ID != wantID {
 		return Meta{}, 0, 0, fmt.Errorf("id %.40q does not match the file name", mf.ID)
 	}
@@ -548,6 +647,7 @@ func (d *decoder) parseMeta(raw []byte, wantID string) (m Meta, version, records
 	m = Meta{
 		ID:            mf.ID,
 		Sizes:         mf.LayerSizes,
+		Layers:        layers,
 		Init:          mf.Init,
 		Seed:          mf.Seed,
 		Trained:       mf.Trained,
@@ -636,6 +736,47 @@ func (d *decoder) layers(m Meta, load bool) ([]*mat.Dense, []*mat.VecDense, erro
 		if load {
 			ws = append(ws, mat.NewDense(rows, cols, w))
 			bs = append(bs, mat.NewVecDense(rows, b))
+		}
+	}
+	return ws, bs, nil
+}
+
+// deepLayers checks every w<i>.npy and b<i>.npy of a layers network
+// against m.Layers (planned within the limits by validate before this) and,
+// with load set, returns their contents, one weight and bias array per
+// layer with parameters, as deep.FromParams takes them.
+func (d *decoder) deepLayers(m Meta, load bool) (ws, bs [][]float64, err error) {
+	var buf []byte
+	if load {
+		buf = make([]byte, bufSize)
+	}
+	shapes, err := deep.Plan(m.Layers, deep.Limits{})
+	if err != nil {
+		return nil, nil, err
+	}
+	in := deep.Shape{Channels: 1, Height: 28, Width: 28}
+	for i, l := range m.Layers {
+		var wshape []int
+		switch l.Kind {
+		case deep.Conv:
+			wshape = []int{l.Filters, in.Channels, l.Size, l.Size}
+		case deep.Dense, deep.Softmax:
+			wshape = []int{l.Size, in.Len()}
+		}
+		in = shapes[i]
+		if wshape == nil {
+			continue
+		}
+		w, err := d.array(weightEntry(i), wshape, load, buf)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := d.array(biasEntry(i), wshape[:1], load, buf)
+		if err != nil {
+			return nil, nil, err
+		}
+		if load {
+			ws, bs = append(ws, w), append(bs, b)
 		}
 	}
 	return ws, bs, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/network"
 	"io"
 	"math"
 	"os"
@@ -201,10 +202,11 @@ func TestNPYLayout(t *testing.T) {
 // testdata/numpy_fixture.py), and checks every value.
 func TestReadsNumPyFile(t *testing.T) {
 	file := getFile(t, fixturePath("numpy.npz"))
-	m, n, err := decodeAs(file, Limits{}, fixtureID)
+	m, nm, err := decodeAs(file, Limits{}, fixtureID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := nm.(*network.Network)
 	if !slices.Equal(m.Sizes, []int{4, 3, 2}) || m.Trained || m.Accuracy != nil || m.EpochsTrained != 0 {
 		t.Errorf("meta %+v", m)
 	}
@@ -316,8 +318,9 @@ func corruptCases(t testing.TB) []corruptCase {
 		{"meta not JSON", edit(t, "meta.json", []byte("{")), "meta.json", false},
 		{"meta not an object", edit(t, "meta.json", []byte("[1, 2]")), "meta.json", false},
 		{"meta without trained", editMeta(t, "trained", nil), `key "trained" is missing`, false},
-		{"meta of format version 3", editMeta(t, "format_version", 3), "format_version 3, want 1 or 2", false},
-		{"meta without format version", editMeta(t, "format_version", nil), "format_version , want 1 or 2", false},
+		{"meta of format version 4", editMeta(t, "format_version", 4), "format_version 4, want 1, 2 or 3", false},
+		{"meta of format version 3 without layers", editMeta(t, "format_version", 3), `key "layers" is missing`, false},
+		{"meta without format version", editMeta(t, "format_version", nil), "format_version , want 1, 2 or 3", false},
 		{"meta of version 2 without init", editMeta(t, "init", nil), `key "init" is missing`, false},
 		{"meta of version 2 without seed", editMeta(t, "seed", nil), `key "seed" is missing`, false},
 		{"meta of version 2 without history records", editMeta(t, "history_records", nil), `key "history_records" is missing`, false},

@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"testing"
+
+	"github.com/mnist-go/nnserver/pkg/model"
 )
 
 // withTrueCRCs returns data re-zipped with every entry's CRC-32 made to
@@ -102,7 +104,12 @@ func FuzzImport(f *testing.F) {
 			return
 		}
 		sizes := imp.Network.Sizes()
-		if err := checkSizes(sizes, lim); err != nil {
+		rl, _ := lim.Resolve()
+		if layers := model.Layers(imp.Network); layers != nil {
+			if _, err := checkLayers(layers, rl); err != nil {
+				t.Fatalf("Import accepted layers %v: %v", layers, err)
+			}
+		} else if err := checkSizes(sizes, rl); err != nil {
 			t.Fatalf("Import accepted sizes %v: %v", sizes, err)
 		}
 		var m Meta

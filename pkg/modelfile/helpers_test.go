@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -89,7 +91,7 @@ func encode(t testing.TB, m Meta, n *network.Network) []byte {
 
 // saved returns the bytes a store with the default limits saves for m and
 // n: what EncodeWithin writes.
-func saved(t testing.TB, m Meta, n *network.Network) []byte {
+func saved(t testing.TB, m Meta, n model.Model) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := EncodeWithin(&b, m, n, Limits{}); err != nil {
@@ -99,7 +101,7 @@ func saved(t testing.TB, m Meta, n *network.Network) []byte {
 }
 
 // decodeAs reads data as a store reads the file it keeps under id.
-func decodeAs(data []byte, lim Limits, id string) (Meta, *network.Network, error) {
+func decodeAs(data []byte, lim Limits, id string) (Meta, model.Model, error) {
 	r := bytes.NewReader(data)
 	return DecodeAs(r, r.Size(), lim, id)
 }
@@ -315,11 +317,26 @@ func getFile(t testing.TB, path string) []byte {
 
 // sameNetwork fails t unless a and b have the same sizes and bit-identical
 // parameters.
-func sameNetwork(t testing.TB, a, b *network.Network) {
+func sameNetwork(t testing.TB, am, bm model.Model) {
 	t.Helper()
-	if !slices.Equal(a.Sizes(), b.Sizes()) {
-		t.Fatalf("sizes %v, want %v", a.Sizes(), b.Sizes())
+	if !slices.Equal(am.Sizes(), bm.Sizes()) {
+		t.Fatalf("sizes %v, want %v", am.Sizes(), bm.Sizes())
 	}
+	if da, ok := am.(*deep.Network); ok {
+		db, ok := bm.(*deep.Network)
+		if !ok || !slices.Equal(da.Layers(), db.Layers()) {
+			t.Fatalf("layers %v, want %v", model.Layers(am), model.Layers(bm))
+		}
+		wa, ba, _ := da.Params()
+		wb, bb, _ := db.Params()
+		for i := range wa {
+			if !slices.Equal(wa[i], wb[i]) || !slices.Equal(ba[i], bb[i]) {
+				t.Fatalf("parameters of layer %d differ", i)
+			}
+		}
+		return
+	}
+	a, b := am.(*network.Network), bm.(*network.Network)
 	for l := range a.NumLayers() {
 		wa, wb := a.Weights(l), b.Weights(l)
 		r, c := wa.Dims()

@@ -11,6 +11,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -47,8 +49,9 @@ const (
 type Imported struct {
 	// Format is the layout the file had.
 	Format ImportFormat
-	// Network holds the imported weights and biases.
-	Network *network.Network
+	// Network holds the imported weights and biases: a *network.Network,
+	// or a *deep.Network for a layers network of ours (format version 3).
+	Network model.Model
 	// Meta is the file's description if Format is FormatNNServer, with an
 	// empty ID: the id the file names is ignored, the importer assigns a
 	// new one. It is nil for FormatNielsen, whose files describe nothing
@@ -79,11 +82,12 @@ func Import(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 // history records it holds.
 type ImportShape struct {
 	Sizes          []int
+	Layers         []deep.Layer // a layers network's list (checked), nil otherwise
 	HistoryRecords int
 }
 
 // Params is the number of weights and biases the file declares.
-func (s ImportShape) Params() int { return network.ParamCount(s.Sizes) }
+func (s ImportShape) Params() int { return model.Arch{Sizes: s.Sizes, Layers: s.Layers}.ParamCount() }
 
 // PeekImport reads what Import would make of a file from its headers alone
 // (the zip directory, meta.json, the NPY headers): a caller can tell the
@@ -115,7 +119,7 @@ func peekImport(r io.ReaderAt, size int64, lim Limits) (ImportShape, error) {
 		if err != nil {
 			return ImportShape{}, err
 		}
-		return ImportShape{Sizes: m.Sizes, HistoryRecords: records}, nil
+		return ImportShape{Sizes: m.Sizes, Layers: m.Layers, HistoryRecords: records}, nil
 	}
 	layers, base, err := nielsenLayers(a)
 	if err != nil {
@@ -157,11 +161,7 @@ func importNPZ(r io.ReaderAt, size int64, lim Limits) (Imported, error) {
 		if err != nil {
 			return Imported{}, err
 		}
-		ws, bs, err := d.layers(m, true)
-		if err != nil {
-			return Imported{}, err
-		}
-		n, err := network.FromParams(m.Sizes, ws, bs)
+		n, err := d.network(m)
 		if err != nil {
 			return Imported{}, err
 		}

@@ -69,7 +69,7 @@ func TestImportNumPyFiles(t *testing.T) {
 			if got := imp.Network.Sizes(); !slices.Equal(got, []int{4, 3, 2}) {
 				t.Fatalf("sizes %v, want [4 3 2]", got)
 			}
-			got := params(imp.Network)
+			got := params(imp.Network.(*network.Network))
 			for i := range importFixture {
 				for j, want := range importFixture[i] {
 					if math.Float64bits(got[i][j]) != math.Float64bits(want) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mnist-go/nnserver/pkg/deep"
+
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -16,6 +18,13 @@ const (
 	// MaxParams is the most weights and biases, all layers together, a saved
 	// network may have: 400 MB of float64.
 	MaxParams = 50_000_000
+	// MaxMACs is the most multiply-adds of one image's forward pass a saved
+	// layers network may have (deep.Count's MACs).
+	MaxMACs = 10_000_000_000
+	// MaxActivations is the most values all layers of a saved layers
+	// network output for one image (deep.Count's Activations): what its
+	// evaluation scratch grows with.
+	MaxActivations = 50_000_000
 )
 
 // Default limits: what the server accepts in requests unless configured
@@ -23,6 +32,11 @@ const (
 const (
 	DefaultMaxLayers = 10
 	DefaultMaxParams = 5_000_000
+	// DefaultMaxMACs and DefaultMaxActivations bound a layers network's
+	// work and activations per image (the server's MAX_MACS_PER_IMAGE and
+	// MAX_ACTIVATIONS_PER_IMAGE).
+	DefaultMaxMACs        = 100_000_000
+	DefaultMaxActivations = 1_000_000
 )
 
 // ErrTooLarge reports a network, or a file, larger than the limits allow. Every
@@ -42,6 +56,10 @@ type Limits struct {
 	MaxLayers int
 	// MaxParams is the most weights and biases, all layers together.
 	MaxParams int
+	// MaxMACs and MaxActivations bound a layers network (format version
+	// 3): multiply-adds and activations of one image's forward pass. For
+	// such a network MaxLayers bounds the number of layers in its list.
+	MaxMACs, MaxActivations int
 }
 
 // Resolve fills zero fields with the defaults and checks the result against
@@ -52,6 +70,18 @@ func (l Limits) Resolve() (Limits, error) {
 	}
 	if l.MaxParams == 0 {
 		l.MaxParams = DefaultMaxParams
+	}
+	if l.MaxMACs == 0 {
+		l.MaxMACs = DefaultMaxMACs
+	}
+	if l.MaxActivations == 0 {
+		l.MaxActivations = DefaultMaxActivations
+	}
+	if l.MaxMACs < 1 || l.MaxMACs > MaxMACs {
+		return Limits{}, fmt.Errorf("limits: MaxMACs %d, want 1 to %d", l.MaxMACs, MaxMACs)
+	}
+	if l.MaxActivations < 1 || l.MaxActivations > MaxActivations {
+		return Limits{}, fmt.Errorf("limits: MaxActivations %d, want 1 to %d", l.MaxActivations, MaxActivations)
 	}
 	if l.MaxLayers < 2 || l.MaxLayers > MaxLayers {
 		return Limits{}, fmt.Errorf("limits: MaxLayers %d, want 2 to %d", l.MaxLayers, MaxLayers)
@@ -90,4 +120,26 @@ func checkSizes(sizes []int, lim Limits) error {
 		return fmt.Errorf("%w: layer sizes %v need %d weights and biases, more than the limit of %d (MaxParams)",
 			ErrTooLarge, sizes, network.ParamCount(sizes), lim.MaxParams)
 	}
+}
+
+// checkLayers checks a layers network's list against lim (resolved): the
+// list's length against MaxLayers, then deep.Plan with MaxParams, MaxMACs
+// and MaxActivations; a bound passed wraps ErrTooLarge. It returns the
+// flattened sizes of the input and every layer's output.
+func checkLayers(layers []deep.Layer, lim Limits) ([]int, error) {
+	if len(layers) > lim.MaxLayers {
+		return nil, fmt.Errorf("%w: %d layers, more than the limit of %d (MaxLayers)", ErrTooLarge, len(layers), lim.MaxLayers)
+	}
+	shapes, err := deep.Plan(layers, deep.Limits{MaxParams: lim.MaxParams, MaxMACs: lim.MaxMACs, MaxActivations: lim.MaxActivations})
+	if err != nil {
+		if le, ok := errors.AsType[*deep.LayerError](err); ok && le.TooLarge {
+			return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+		}
+		return nil, err
+	}
+	sizes := []int{784}
+	for _, s := range shapes {
+		sizes = append(sizes, s.Len())
+	}
+	return sizes, nil
 }

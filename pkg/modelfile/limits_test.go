@@ -152,13 +152,16 @@ func TestResolve(t *testing.T) {
 		want    Limits
 		wantErr string
 	}{
-		{Limits{}, Limits{DefaultMaxLayers, DefaultMaxParams}, ""},
-		{Limits{MaxLayers: 3}, Limits{3, DefaultMaxParams}, ""},
-		{Limits{MaxParams: 7}, Limits{DefaultMaxLayers, 7}, ""},
-		{Limits{MaxLayers, MaxParams}, Limits{MaxLayers, MaxParams}, ""},
+		{Limits{}, Limits{DefaultMaxLayers, DefaultMaxParams, DefaultMaxMACs, DefaultMaxActivations}, ""},
+		{Limits{MaxLayers: 3}, Limits{3, DefaultMaxParams, DefaultMaxMACs, DefaultMaxActivations}, ""},
+		{Limits{MaxParams: 7}, Limits{DefaultMaxLayers, 7, DefaultMaxMACs, DefaultMaxActivations}, ""},
+		{Limits{MaxMACs: 9, MaxActivations: 8}, Limits{DefaultMaxLayers, DefaultMaxParams, 9, 8}, ""},
+		{Limits{MaxLayers, MaxParams, MaxMACs, MaxActivations}, Limits{MaxLayers, MaxParams, MaxMACs, MaxActivations}, ""},
 		{Limits{MaxLayers: MaxLayers + 1}, Limits{}, "MaxLayers 65"},
 		{Limits{MaxLayers: 1}, Limits{}, "MaxLayers 1"},
 		{Limits{MaxParams: MaxParams + 1}, Limits{}, "MaxParams 50000001"},
+		{Limits{MaxMACs: MaxMACs + 1}, Limits{}, "MaxMACs"},
+		{Limits{MaxActivations: -1}, Limits{}, "MaxActivations -1"},
 		{Limits{MaxParams: -1}, Limits{}, "MaxParams -1"},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.lim), func(t *testing.T) {

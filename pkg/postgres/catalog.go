@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -103,7 +105,7 @@ func canonicalUUID(id string) bool {
 
 func roundTime(t time.Time) time.Time { return t.Round(time.Microsecond).UTC() }
 
-const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version, owner_hash, name, notes"
+const networkColumns = "id::text, sizes, init, seed, trained, accuracy, epochs_trained, created_at, updated_at, version, owner_hash, name, notes, layers"
 
 func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 	var (
@@ -112,10 +114,18 @@ func scanNetwork(row pgx.Row) (service.NetworkRecord, error) {
 		init  string
 		seed  *int64
 		owner *string
+		lays  []byte
 	)
 	if err := row.Scan(&r.ID, &sizes, &init, &seed, &r.Trained, &r.Accuracy, &r.EpochsTrained,
-		&r.CreatedAt, &r.UpdatedAt, &r.Version, &owner, &r.Name, &r.Notes); err != nil {
+		&r.CreatedAt, &r.UpdatedAt, &r.Version, &owner, &r.Name, &r.Notes, &lays); err != nil {
 		return service.NetworkRecord{}, err
+	}
+	if lays != nil {
+		var js []model.LayerJSON
+		if err := json.Unmarshal(lays, &js); err != nil {
+			return service.NetworkRecord{}, fmt.Errorf("network %s: layers: %w", r.ID, err)
+		}
+		r.Layers = model.FromJSON(js)
 	}
 	r.Sizes = make([]int, len(sizes))
 	for i, s := range sizes {
@@ -173,10 +183,17 @@ func (c *Catalog) Add(ctx context.Context, rec service.NetworkRecord, max int) e
 		if rec.OwnerHash != "" {
 			owner = &rec.OwnerHash
 		}
+		var lays []byte // NULL for a layer_sizes network
+		if rec.Layers != nil {
+			var err error
+			if lays, err = json.Marshal(model.ToJSON(rec.Layers, nil)); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO nnserver_networks (id, sizes, init, seed, trained, accuracy, epochs_trained,
-	created_at, updated_at, version, owner_hash, name, notes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			append(append([]any{rec.ID}, networkArgs(rec)...), owner, rec.Name, rec.Notes)...)
+	created_at, updated_at, version, owner_hash, name, notes, layers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			append(append([]any{rec.ID}, networkArgs(rec)...), owner, rec.Name, rec.Notes, lays)...)
 		return err
 	})
 	if err != nil && !errors.Is(err, service.ErrCatalogFull) {

@@ -22,6 +22,8 @@ type jobParams struct {
 	// Absent from the rows of older releases, and when not asked for.
 	StopAfter   int  `json:"stop_after_no_improvement,omitempty"`
 	RestoreBest bool `json:"restore_best,omitempty"`
+	// Expand is a layers network's option (absent: false).
+	Expand bool `json:"expand,omitempty"`
 }
 
 // epochJSON is an element of a job's history column.
@@ -61,7 +63,7 @@ func scanJob(row pgx.Row, pre ...any) (service.JobInfo, error) {
 		return service.JobInfo{}, fmt.Errorf("job %s: history: %w", j.ID, err)
 	}
 	j.Params = service.TrainParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
-		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed, StopAfterNoImprovement: p.StopAfter, RestoreBest: p.RestoreBest}
+		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed, StopAfterNoImprovement: p.StopAfter, RestoreBest: p.RestoreBest, Expand: p.Expand}
 	j.Status = service.JobStatus(status)
 	j.History = make([]service.EpochResult, len(history))
 	for i, e := range history {

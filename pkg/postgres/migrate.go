@@ -98,6 +98,11 @@ ALTER TABLE nnserver_networks ADD COLUMN owner_hash text;
 ALTER TABLE nnserver_networks ADD COLUMN name text NOT NULL DEFAULT '';
 ALTER TABLE nnserver_networks ADD COLUMN notes text NOT NULL DEFAULT '';
 `},
+	{7, "the layers of a layers network", `
+-- Set by Add, never changed: NULL for a layer_sizes network. The list as
+-- created, as the model file's meta.json has it.
+ALTER TABLE nnserver_networks ADD COLUMN layers jsonb;
+`},
 }
 
 // migrateLockKey is the pg_advisory_lock key held while migrating: "nnsrvmig"

@@ -226,7 +226,7 @@ func (q *Queue) retentionArgs() (time.Time, int) {
 func (q *Queue) Add(ctx context.Context, j service.JobInfo, a service.Admission) error {
 	p := j.Params
 	params, err := json.Marshal(jobParams{Epochs: p.Epochs, MiniBatch: p.MiniBatch, LearningRate: p.LearningRate,
-		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed, StopAfter: p.StopAfterNoImprovement, RestoreBest: p.RestoreBest})
+		Cost: p.Cost, Lambda: p.Lambda, Seed: p.Seed, StopAfter: p.StopAfterNoImprovement, RestoreBest: p.RestoreBest, Expand: p.Expand})
 	if err != nil {
 		return fmt.Errorf("postgres: adding job %s: %w", j.ID, err)
 	}

@@ -46,11 +46,11 @@ func TestFrozenS3(t *testing.T) {
 	f := newFake(t)
 	s := f.openTimeout(t, timeout)
 	ctx := context.Background() // no deadline of the caller's
-	m, v1 := model(t, []int{30, 20, 10}, 1)
+	m, v1 := testModel(t, []int{30, 20, 10}, 1)
 	if err := s.Save(ctx, m, v1); err != nil {
 		t.Fatal(err)
 	}
-	_, v2 := model(t, []int{30, 20, 10}, 2)
+	_, v2 := testModel(t, []int{30, 20, 10}, 2)
 
 	f.freeze(t, 0)
 	failsInTime(t, "Save", func() error { return s.Save(ctx, m, v2) })
@@ -113,7 +113,7 @@ func TestStalledDownload(t *testing.T) {
 	f := newFake(t)
 	s := f.openTimeout(t, timeout)
 	ctx := context.Background()
-	m, n := model(t, []int{784, 400, 100, 10}, 1) // 2.8 MB: Open streams it
+	m, n := testModel(t, []int{784, 400, 100, 10}, 1) // 2.8 MB: Open streams it
 	if err := s.Save(ctx, m, n); err != nil {
 		t.Fatal(err)
 	}

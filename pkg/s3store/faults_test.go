@@ -28,7 +28,7 @@ func TestServerErrors(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
 	ctx := t.Context()
-	m, n := model(t, []int{5, 3, 2}, 1)
+	m, n := testModel(t, []int{5, 3, 2}, 1)
 	if err := s.Save(ctx, m, n); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestUnreachable(t *testing.T) {
 	maxRetries = 1
 	f := newFake(t)
 	s := f.open(t)
-	m, n := model(t, []int{5, 3, 2}, 1)
+	m, n := testModel(t, []int{5, 3, 2}, 1)
 	if err := s.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestUnreachable(t *testing.T) {
 func checkAllFail(t *testing.T, s *Store, id string) {
 	t.Helper()
 	ctx := t.Context()
-	m, n := model(t, []int{5, 3, 2}, 2)
+	m, n := testModel(t, []int{5, 3, 2}, 2)
 	if err := s.Save(ctx, m, n); err == nil {
 		t.Error("Save succeeded")
 	}
@@ -108,7 +108,7 @@ func TestOpenChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Limits(); got != (modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 100}) {
+	if got := s.Limits(); got != (modelfile.Limits{MaxLayers: modelfile.DefaultMaxLayers, MaxParams: 100, MaxMACs: modelfile.DefaultMaxMACs, MaxActivations: modelfile.DefaultMaxActivations}) {
 		t.Errorf("Limits: %+v", got)
 	}
 	if got := s.String(); got != "s3://models/nets/" {
@@ -125,7 +125,7 @@ func TestOperatorLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, n := model(t, []int{20, 10}, 1) // 210 parameters
+	m, n := testModel(t, []int{20, 10}, 1) // 210 parameters
 	if err := small.Save(t.Context(), m, n); !errors.Is(err, modelfile.ErrTooLarge) {
 		t.Errorf("Save beyond the limits: %v", err)
 	}
@@ -146,7 +146,7 @@ func TestOperatorLimits(t *testing.T) {
 func TestForeignObjects(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
-	m, n := model(t, []int{5, 3, 2}, 1)
+	m, n := testModel(t, []int{5, 3, 2}, 1)
 	if err := s.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +191,11 @@ func TestReplacedWhileRead(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
 	ctx := t.Context()
-	m, v1 := model(t, []int{300, 100, 10}, 1) // several windows
+	m, v1 := testModel(t, []int{300, 100, 10}, 1) // several windows
 	if err := s.Save(ctx, m, v1); err != nil {
 		t.Fatal(err)
 	}
-	_, v2 := model(t, []int{300, 100, 10}, 2)
+	_, v2 := testModel(t, []int{300, 100, 10}, 2)
 	want := encode(t, m, v2)
 
 	arm := func() {
@@ -239,7 +239,7 @@ func TestDeletedWhileListed(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
 	ctx := t.Context()
-	m, n := model(t, []int{5, 3, 2}, 1)
+	m, n := testModel(t, []int{5, 3, 2}, 1)
 	if err := s.Save(ctx, m, n); err != nil {
 		t.Fatal(err)
 	}
@@ -277,11 +277,11 @@ func TestCancelledSave(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 
-	m, v1 := model(t, []int{5, 3, 2}, 1)
+	m, v1 := testModel(t, []int{5, 3, 2}, 1)
 	if err := s.Save(t.Context(), m, v1); err != nil {
 		t.Fatal(err)
 	}
-	_, v2 := model(t, []int{5, 3, 2}, 2)
+	_, v2 := testModel(t, []int{5, 3, 2}, 2)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	cancelPut.Store(&cancel)

@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"net/http"
 	"slices"
@@ -42,7 +43,6 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -177,7 +177,7 @@ func begin(ctx context.Context, id string) error {
 // parameters), so that its length is known and it goes in a single request.
 // If ctx is cancelled during the PUT, the PUT is abandoned and the previous
 // object stays.
-func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
+func (s *Store) Save(ctx context.Context, m modelfile.Meta, n model.Model) error {
 	if err := begin(ctx, m.ID); err != nil {
 		return fmt.Errorf("s3store: save: %w", err)
 	}
@@ -218,13 +218,13 @@ func (s *Store) Save(ctx context.Context, m modelfile.Meta, n *network.Network) 
 // store's do: modelfile.ErrInvalidID, service.ErrModelNotFound,
 // modelfile.ErrTooLarge, or describe a corrupt object. See modelfile.Decode
 // for what is checked.
-func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
+func (s *Store) Load(ctx context.Context, id string) (modelfile.Meta, model.Model, error) {
 	if err := begin(ctx, id); err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("s3store: load: %w", err)
 	}
 	var (
 		m modelfile.Meta
-		n *network.Network
+		n model.Model
 	)
 	err := s.read(ctx, s.key(id), func(r *objectReader) error {
 		var err error

@@ -3,6 +3,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -213,7 +214,7 @@ func TestContract(t *testing.T) {
 
 // model returns a description and a network of the given sizes, drawn from
 // seed.
-func model(t *testing.T, sizes []int, seed uint64) (modelfile.Meta, *network.Network) {
+func testModel(t *testing.T, sizes []int, seed uint64) (modelfile.Meta, *network.Network) {
 	t.Helper()
 	n, err := network.New(sizes, network.InitNormal, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
@@ -223,7 +224,7 @@ func model(t *testing.T, sizes []int, seed uint64) (modelfile.Meta, *network.Net
 	return modelfile.Meta{ID: uuid.NewString(), Sizes: sizes, Init: modelfile.InitNormal, CreatedAt: now, UpdatedAt: now}, n
 }
 
-func encode(t *testing.T, m modelfile.Meta, n *network.Network) []byte {
+func encode(t *testing.T, m modelfile.Meta, n model.Model) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := modelfile.Encode(&b, m, n); err != nil {
@@ -240,7 +241,7 @@ func TestListReadsHeaders(t *testing.T) {
 	ctx := t.Context()
 	var size int
 	for i := range 3 {
-		m, n := model(t, []int{784, 400, 100, 10}, uint64(i)) // 2.8 MB each
+		m, n := testModel(t, []int{784, 400, 100, 10}, uint64(i)) // 2.8 MB each
 		if err := s.Save(ctx, m, n); err != nil {
 			t.Fatal(err)
 		}
@@ -277,11 +278,11 @@ func TestFailedSaveKeepsPrevious(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
 	ctx := t.Context()
-	m, v1 := model(t, []int{30, 20, 10}, 1)
+	m, v1 := testModel(t, []int{30, 20, 10}, 1)
 	if err := s.Save(ctx, m, v1); err != nil {
 		t.Fatal(err)
 	}
-	_, v2 := model(t, []int{30, 20, 10}, 2)
+	_, v2 := testModel(t, []int{30, 20, 10}, 2)
 	for _, fault := range []struct {
 		name string
 		on   *atomic.Bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"slices"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -130,10 +130,10 @@ func checkEpoch(m modelfile.Meta, id string, epoch int) error {
 
 // LoadSnapshot reads a snapshot as Load reads a model; it must hold the
 // network after epoch.
-func (s *Store) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error) {
+func (s *Store) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, model.Model, error) {
 	var (
 		m modelfile.Meta
-		n *network.Network
+		n model.Model
 	)
 	err := s.readSnapshot(ctx, id, epoch, func(r *objectReader) error {
 		var err error

@@ -1,6 +1,7 @@
 package s3store
 
 import (
+	"github.com/mnist-go/nnserver/pkg/model"
 	"slices"
 	"testing"
 
@@ -15,7 +16,7 @@ import (
 func TestSnapshotIsACopyInTheBucket(t *testing.T) {
 	f := newFake(t)
 	s := f.open(t)
-	m, n := model(t, []int{784, 30, 10}, 1)
+	m, n := testModel(t, []int{784, 30, 10}, 1)
 	m.Trained, m.EpochsTrained = true, 1
 	if err := s.Save(t.Context(), m, n); err != nil {
 		t.Fatal(err)
@@ -44,7 +45,8 @@ func TestSnapshotIsACopyInTheBucket(t *testing.T) {
 	}
 }
 
-func sameParams(a, b *network.Network) bool {
+func sameParams(am, bm model.Model) bool {
+	a, b := am.(*network.Network), bm.(*network.Network)
 	if !slices.Equal(a.Sizes(), b.Sizes()) {
 		return false
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -76,7 +77,7 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 		c.flight = f
 		c.mu.Unlock()
 
-		hold, err := s.reserve(ctx, analysisBytes(e.sizes))
+		hold, err := s.reserve(ctx, analysisBytes(e.arch()))
 		var a *analysis
 		if err == nil {
 			var release func()
@@ -104,7 +105,7 @@ func (s *Service) analysisOf(ctx context.Context, e *entry, test *mnist.Set) (*a
 func analyse(ctx context.Context, st *state, test *mnist.Set) (*analysis, error) {
 	n := test.Len()
 	a := &analysis{st: st, pred: make([]uint8, n), conf: make([]float32, n)}
-	run := st.net.Runner()
+	run := model.RunnerOf(st.net)
 	for lo := 0; lo < n; lo += analysisBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -213,7 +214,7 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 	}
 
 	pixels := test.Image(idx, nil)
-	hold, err := s.reserve(ctx, runBytes(e.sizes))
+	hold, err := s.reserve(ctx, runBytes(e.arch()))
 	if err != nil {
 		return Example{}, err
 	}
@@ -230,7 +231,7 @@ func (s *Service) Example(ctx context.Context, networkID string, correct bool) (
 	return Example{
 		NetworkID: networkID, Version: st.version, Index: idx, PredictedDigit: int(a.pred[idx]),
 		ActualDigit: test.Label(idx), Pixels: pixels, NetworkOutput: out,
-		OutputWeights: st.net.Weights(st.net.NumLayers() - 1),
+		OutputWeights: model.OutputWeights(st.net),
 	}, nil
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,7 +83,7 @@ func TestBudgetEstimates(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		check(t, "load", got, loadBytes(sizes, n))
+		check(t, "load", got, loadBytes(model.Arch{Sizes: sizes}, n))
 		// A restore of the snapshot of its last epoch: read as a load, and
 		// the history copied with the restore's record.
 		if err := dir.Snapshot(context.Background(), m.ID, n); err != nil {
@@ -92,7 +96,7 @@ func TestBudgetEstimates(t *testing.T) {
 			}
 			_ = restoredHistory(recs, sm.History[n-1])
 		})
-		check(t, "restore", got, restoreBytes(sizes, n, n))
+		check(t, "restore", got, restoreBytes(model.Arch{Sizes: sizes}, n, n))
 	})
 	for _, sizes := range shapes {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
@@ -112,7 +116,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "analysis", got, analysisBytes(sizes))
+			check(t, "analysis", got, analysisBytes(model.Arch{Sizes: sizes}))
 
 			x := make([]float64, 784)
 			got = allocated(func() {
@@ -120,7 +124,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "run", got, runBytes(sizes))
+			check(t, "run", got, runBytes(model.Arch{Sizes: sizes}))
 
 			// A job of one epoch on a slice of the training set (the
 			// allocations do not grow with the examples), evaluating on
@@ -134,7 +138,7 @@ func TestBudgetEstimates(t *testing.T) {
 						t.Fatal(err)
 					}
 				})
-				check(t, "job", got, jobBytes(sizes, np))
+				check(t, "job", got, jobBytes(model.Arch{Sizes: sizes}, np, false))
 			}
 
 			// A save read back, and an import of the same file.
@@ -153,7 +157,7 @@ func TestBudgetEstimates(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			check(t, "load", got, loadBytes(sizes, 0))
+			check(t, "load", got, loadBytes(model.Arch{Sizes: sizes}, 0))
 			r := bytes.NewReader(file.Bytes())
 			got = allocated(func() {
 				shape, err := modelfile.PeekImport(r, r.Size(), modelfile.Limits{})
@@ -172,6 +176,109 @@ func TestBudgetEstimates(t *testing.T) {
 				}
 			})
 			check(t, "import", got, importBytes(modelfile.ImportShape{Sizes: sizes}))
+		})
+	}
+}
+
+// TestBudgetEstimatesLayers is TestBudgetEstimates for layers networks:
+// the chapter 6 example network, one with a wide dense layer, one with
+// many filters.
+func TestBudgetEstimatesLayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates hundreds of megabytes")
+	}
+	ds, err := loadMNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relu := deep.ReLU
+	nets := [][]deep.Layer{
+		{{Kind: deep.Conv, Filters: 20, Size: 5, Activation: relu}, {Kind: deep.Pool, Size: 2},
+			{Kind: deep.Conv, Filters: 40, Size: 5, Activation: relu}, {Kind: deep.Pool, Size: 2},
+			{Kind: deep.Dense, Size: 100, Activation: relu, Dropout: 0.5}, {Kind: deep.Softmax, Size: 10}},
+		{{Kind: deep.Dense, Size: 3000, Activation: deep.Sigmoid}, {Kind: deep.Dense, Size: 10, Activation: deep.Sigmoid}},
+		{{Kind: deep.Conv, Filters: 64, Size: 3, Activation: relu}, {Kind: deep.Pool, Size: 2}, {Kind: deep.Softmax, Size: 10}},
+	}
+	check := func(t *testing.T, what string, got, estimate int64) {
+		t.Helper()
+		t.Logf("%-9s allocates %11d bytes, reserves %11d (%.2f×)", what, got, estimate, float64(estimate)/float64(max(got, 1)))
+		if got > estimate {
+			t.Errorf("%s allocates %d bytes, more than the %d it reserves", what, got, estimate)
+		}
+		if estimate > 4*got+4<<20 {
+			t.Errorf("%s reserves %d bytes for the %d it allocates: too loose to be useful", what, estimate, got)
+		}
+	}
+	for _, layers := range nets {
+		t.Run(model.String(layers), func(t *testing.T) {
+			net, err := deep.New(layers, network.InitScaled, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			arch := model.ArchOf(net)
+			st := &state{net: net}
+			test := ds.Test.Slice(0, 2500)
+			got := allocated(func() {
+				if _, err := analyse(context.Background(), st, test.Slice(0, analysisBlock)); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "analysis", got, analysisBytes(arch))
+			x := make([]float64, 784)
+			got = allocated(func() {
+				if _, err := net.FeedForward(x); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "run", got, runBytes(arch))
+			for _, batch := range []int{10, 50_000} {
+				p := TrainParams{Epochs: 1, MiniBatch: batch, LearningRate: 0.01, Cost: CostLogLikelihood}
+				np := p.network(DefaultLimits().JobScratchBytes, nil)
+				np.Validation = ds.Validation.Slice(0, 500)
+				got = allocated(func() {
+					err := model.Train(context.Background(), net, ds.Training.Slice(0, 200), test, np, model.TrainOptions{}, newRand(1),
+						func(model.Epoch) error { return nil })
+					if err != nil {
+						t.Fatal(err)
+					}
+				})
+				// The shuffle order is for 200 examples here, 50,000 in a job.
+				check(t, fmt.Sprintf("job %d", batch), got+4*(mnist.TrainSize-200), jobBytes(arch, np, false))
+			}
+			now := time.Now().UTC()
+			m := modelfile.Meta{ID: "0b1f7c9e-7c53-4c1e-9a51-3e4a3f2f6d11", Sizes: arch.Sizes, Layers: layers, Init: "scaled", CreatedAt: now, UpdatedAt: now}
+			dir := newMemStore()
+			if err := dir.Save(context.Background(), m, net); err != nil {
+				t.Fatal(err)
+			}
+			got = allocated(func() {
+				if _, _, err := dir.Load(context.Background(), m.ID); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "load", got, loadBytes(arch, 0))
+			var file bytes.Buffer
+			if err := modelfile.Encode(&file, m, net); err != nil {
+				t.Fatal(err)
+			}
+			r := bytes.NewReader(file.Bytes())
+			got = allocated(func() {
+				shape, err := modelfile.PeekImport(r, r.Size(), modelfile.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				imp, err := modelfile.Import(r, r.Size(), modelfile.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := imp.Network.Evaluate(test); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(shape.Layers, layers) {
+					t.Fatalf("PeekImport: %+v", shape)
+				}
+			})
+			check(t, "import", got, importBytes(modelfile.ImportShape{Sizes: arch.Sizes, Layers: layers}))
 		})
 	}
 }

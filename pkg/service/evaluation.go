@@ -169,7 +169,7 @@ func (s *Service) Predict(ctx context.Context, id string, x []float64) (Predicti
 	if err != nil {
 		return Prediction{}, err
 	}
-	hold, err := s.reserve(ctx, runBytes(e.sizes))
+	hold, err := s.reserve(ctx, runBytes(e.arch()))
 	if err != nil {
 		return Prediction{}, err
 	}

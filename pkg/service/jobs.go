@@ -66,8 +66,11 @@ func (j JobInfo) StoppedEarly() bool {
 
 // Train queues a training job for a network and returns at once. Jobs of
 // the same network run one after another, each continuing from the last.
+//
+// A LearningRate of 0 and a Cost of "" mean the network's defaults
+// (TrainParams.ForArch).
 func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (JobInfo, error) {
-	if err := s.limits.ValidateTrain(p); err != nil {
+	if err := s.limits.ValidateTrain(p.WithDefaults()); err != nil {
 		return JobInfo{}, err
 	}
 	if s.isDone() {
@@ -80,8 +83,15 @@ func (s *Service) Train(ctx context.Context, networkID string, p TrainParams) (J
 	if err := s.authorize(ctx, rec); err != nil {
 		return JobInfo{}, err
 	}
+	p, err = p.ForArch(rec.arch())
+	if err != nil {
+		return JobInfo{}, err
+	}
+	if err := s.limits.ValidateTrain(p); err != nil {
+		return JobInfo{}, err
+	}
 	if c := s.budget.Capacity(); c > 0 {
-		if need := jobBytes(rec.Sizes, p.network(s.limits.JobScratchBytes, nil)); need > c {
+		if need := jobBytes(rec.arch(), p.network(s.limits.JobScratchBytes, nil), p.Expand); need > c {
 			return JobInfo{}, Errorf(Conflict, "training this network needs %d MB, more than the server's memory budget of %d MB (MEMORY_BUDGET_MB)",
 				need>>20, c>>20)
 		}

@@ -362,7 +362,7 @@ func TestSeedsReproduce(t *testing.T) {
 		evs := f.events.waitEnd(t, job)
 		accs = append(accs, evs[len(evs)-1].(Complete).Accuracy)
 		sv, _ := f.store.get(id)
-		nets = append(nets, sv.net)
+		nets = append(nets, sv.net.(*network.Network))
 	}
 	if accs[0] != accs[1] {
 		t.Errorf("accuracies %v differ", accs)

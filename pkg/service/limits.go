@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/mnist-go/nnserver/pkg/deep"
 	"github.com/mnist-go/nnserver/pkg/mnist"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -14,14 +17,19 @@ import (
 // Limits protect the machine from requests that would exhaust it. Each
 // bounds something a client controls; docs/LIMITS.md says what each costs.
 type Limits struct {
-	MaxLayers       int     // layers, inputs and outputs included
-	MaxParams       int     // weights and biases of one network
-	MaxOutputFanIn  int     // neurons of the layer before the output: bounds output_weights in examples
-	MaxEpochs       int     // epochs of one training job
-	MaxBatchSize    int     // mini-batch size
-	MaxLearningRate float64 // learning rate
-	MaxLambda       float64 // L2 regularisation
-	MaxNetworks     int     // networks in memory and on disk together
+	MaxLayers int // layers, inputs and outputs included; for a layers network, the layers listed
+	MaxParams int // weights and biases of one network
+	// MaxMACsPerImage and MaxActivationsPerImage bound a layers network:
+	// the multiply-adds of one image's forward pass and the values all its
+	// layers output for one image (deep.Count's).
+	MaxMACsPerImage        int
+	MaxActivationsPerImage int
+	MaxOutputFanIn         int     // neurons of the layer before the output: bounds output_weights in examples
+	MaxEpochs              int     // epochs of one training job
+	MaxBatchSize           int     // mini-batch size
+	MaxLearningRate        float64 // learning rate
+	MaxLambda              float64 // L2 regularisation
+	MaxNetworks            int     // networks in memory and on disk together
 	// MaxParamsInMemory bounds the weights and biases of the networks held in
 	// memory together; past it, the least recently used idle networks are
 	// unloaded (they stay on disk, listed as "saved", and load on next use).
@@ -69,6 +77,8 @@ func DefaultLimits() Limits {
 	return Limits{
 		MaxLayers:              modelfile.DefaultMaxLayers, // the format's defaults: one home for both
 		MaxParams:              modelfile.DefaultMaxParams,
+		MaxMACsPerImage:        modelfile.DefaultMaxMACs,
+		MaxActivationsPerImage: modelfile.DefaultMaxActivations,
 		MaxOutputFanIn:         20_000,
 		MaxEpochs:              1000,
 		MaxBatchSize:           mnist.TrainSize,
@@ -127,6 +137,40 @@ func (l Limits) NewArchitecture(sizes []int) (Architecture, error) {
 	return Architecture(append([]int(nil), sizes...)), nil
 }
 
+// NewLayers validates a layers network's list against l: at most
+// MaxLayers layers, deep.Plan's rules (the message names the layer and the
+// shapes) within MaxParams, MaxMACsPerImage and MaxActivationsPerImage. It
+// is the one check for requests and for files read back alike, and returns
+// the network's architecture.
+func (l Limits) NewLayers(layers []deep.Layer) (model.Arch, error) {
+	if len(layers) == 0 {
+		return model.Arch{}, Errorf(Invalid, "layers must list at least one layer")
+	}
+	if len(layers) > l.MaxLayers {
+		return model.Arch{}, Errorf(Invalid, "layers may list at most %d layers, got %d", l.MaxLayers, len(layers))
+	}
+	shapes, err := deep.Plan(layers, deep.Limits{MaxParams: l.MaxParams, MaxMACs: l.MaxMACsPerImage, MaxActivations: l.MaxActivationsPerImage})
+	if err != nil {
+		return model.Arch{}, &Error{Code: Invalid, Message: err.Error(), Err: err}
+	}
+	sizes := []int{mnist.Pixels}
+	for _, sh := range shapes {
+		sizes = append(sizes, sh.Len())
+	}
+	return model.Arch{Sizes: sizes, Layers: slices.Clone(layers)}, nil
+}
+
+// CheckArch checks a network's architecture, of either kind, against l:
+// NewLayers or NewArchitecture.
+func (l Limits) CheckArch(a model.Arch) error {
+	if a.Layers != nil {
+		_, err := l.NewLayers(a.Layers)
+		return err
+	}
+	_, err := l.NewArchitecture(a.Sizes)
+	return err
+}
+
 // TooManyLayers is the error for layer_sizes listing n layers, more than
 // MaxLayers.
 func (l Limits) TooManyLayers(n int) error {
@@ -149,13 +193,18 @@ type Cost string
 const (
 	CostQuadratic    Cost = "quadratic"     // as network.py
 	CostCrossEntropy Cost = "cross_entropy" // as network2.py
+	// CostLogLikelihood is a softmax output's, and only its (network3.py).
+	CostLogLikelihood Cost = "log_likelihood"
 )
 
 // CreateParams are validated options for a new network.
 type CreateParams struct {
 	Arch Architecture
-	Init Init
-	Seed *uint64 // nil: drawn at random (and reported)
+	// Layers, if not nil, makes a layers network instead (Arch is then
+	// ignored); it must come from NewLayers.
+	Layers []deep.Layer
+	Init   Init
+	Seed   *uint64 // nil: drawn at random (and reported)
 	// Name and Notes: what people call the network and note of it; ""
 	// when none (CheckName, CheckNotes).
 	Name, Notes string
@@ -182,6 +231,9 @@ type TrainParams struct {
 	// the network's weights become those of the job's best epoch by
 	// validation accuracy (a restore, Service.Restore).
 	RestoreBest bool
+	// Expand trains a layers network on the training images and their
+	// four one-pixel shifts (deep.Params.Expand).
+	Expand bool
 }
 
 // DefaultTrainParams are used for fields a train request leaves out.
@@ -192,6 +244,8 @@ func DefaultTrainParams() TrainParams {
 // Request fields with rules of their own.
 const (
 	FieldLayerSizes   = "layer_sizes"
+	FieldLayers       = "layers"
+	FieldExpand       = "expand"
 	FieldEpochs       = "epochs"
 	FieldMiniBatch    = "mini_batch_size"
 	FieldLearningRate = "learning_rate"
@@ -223,7 +277,7 @@ func (l Limits) FieldError(field string) *Error {
 	case FieldInit:
 		return Errorf(Invalid, "init must be %q or %q", InitNormal, InitScaled)
 	case FieldCost:
-		return Errorf(Invalid, "cost must be %q or %q", CostQuadratic, CostCrossEntropy)
+		return Errorf(Invalid, "cost must be %q, %q or (for a softmax output) %q", CostQuadratic, CostCrossEntropy, CostLogLikelihood)
 	case FieldLambda:
 		return Errorf(Invalid, "lambda must be a number between 0 and %g", l.MaxLambda)
 	case FieldSeed:
@@ -236,6 +290,10 @@ func (l Limits) FieldError(field string) *Error {
 		return Errorf(Invalid, "stop_after_no_improvement must be an integer between 1 and %d", l.MaxEpochs)
 	case FieldRestoreBest:
 		return Errorf(Invalid, "restore_best must be true or false")
+	case FieldExpand:
+		return Errorf(Invalid, "expand must be true or false")
+	case FieldLayers:
+		return Errorf(Invalid, "layers must be a list of at most %d layer objects such as {\"type\": \"conv\", \"filters\": 20, \"size\": 5, \"activation\": \"relu\"}", l.MaxLayers)
 	case FieldEpoch:
 		return Errorf(Invalid, "epoch must be an integer between 1 and %d", modelfile.MaxHistory)
 	case FieldBest:
@@ -248,7 +306,9 @@ func (l Limits) FieldError(field string) *Error {
 // to 2^53 in JavaScript, so a seed a browser shows is the seed it sends.
 const MaxSeed = 1<<53 - 1
 
-// ValidateTrain checks training parameters against l.
+// ValidateTrain checks training parameters against l. Service.Train
+// takes a LearningRate of 0 and a Cost of "" for the network's defaults,
+// which ForArch fills before this check.
 func (l Limits) ValidateTrain(p TrainParams) error {
 	switch {
 	case p.Epochs < 1 || p.Epochs > l.MaxEpochs:
@@ -257,7 +317,7 @@ func (l Limits) ValidateTrain(p TrainParams) error {
 		return l.FieldError(FieldMiniBatch)
 	case math.IsNaN(p.LearningRate) || p.LearningRate <= 0 || p.LearningRate > l.MaxLearningRate:
 		return l.FieldError(FieldLearningRate)
-	case p.Cost != CostQuadratic && p.Cost != CostCrossEntropy:
+	case p.Cost != CostQuadratic && p.Cost != CostCrossEntropy && p.Cost != CostLogLikelihood:
 		return l.FieldError(FieldCost)
 	case math.IsNaN(p.Lambda) || p.Lambda < 0 || p.Lambda > l.MaxLambda:
 		return l.FieldError(FieldLambda)
@@ -294,7 +354,7 @@ func (l Limits) ValidateCreate(p CreateParams) error {
 		return l.FieldError(FieldInit)
 	case p.Seed != nil && *p.Seed > MaxSeed:
 		return l.FieldError(FieldSeed)
-	case len(p.Arch) == 0:
+	case len(p.Arch) == 0 && p.Layers == nil:
 		return l.FieldError(FieldLayerSizes)
 	}
 	if err := l.CheckName(p.Name); err != nil {
@@ -314,6 +374,71 @@ func (p TrainParams) network(scratch int, onBatch func(batch, batches int)) netw
 		ScratchBytes: scratch, OnBatch: onBatch}
 }
 
+// deep returns pkg/deep's parameters for p.
+func (p TrainParams) deep(scratch int, onBatch func(batch, batches int), validation network.Examples) deep.Params {
+	cost := network.Quadratic
+	if p.Cost == CostCrossEntropy {
+		cost = network.CrossEntropy
+	}
+	return deep.Params{Epochs: p.Epochs, BatchSize: p.MiniBatch, Eta: p.LearningRate, Cost: cost, Lambda: p.Lambda,
+		ScratchBytes: scratch, OnBatch: onBatch, Expand: p.Expand, Validation: validation}
+}
+
+// WithDefaults is p with a layer_sizes network's defaults where it leaves
+// the network's to ForArch: for checks that come before the network is
+// known.
+func (p TrainParams) WithDefaults() TrainParams {
+	def := DefaultTrainParams()
+	if p.LearningRate == 0 {
+		p.LearningRate = def.LearningRate
+	}
+	if p.Cost == "" {
+		p.Cost = def.Cost
+	}
+	return p
+}
+
+// ForArch fills what p leaves to the network's kind and checks p against
+// it. A LearningRate of 0 and a Cost of "" mean "not given": a layer_sizes
+// network then trains at DefaultTrainParams' rate with the quadratic cost;
+// a layers network at model.DefaultEta (0.03 with a ReLU layer, else 0.1),
+// a softmax output always with the log-likelihood cost (quadratic and
+// cross_entropy are refused for it). expand and log_likelihood are for
+// layers networks only.
+func (p TrainParams) ForArch(a model.Arch) (TrainParams, error) {
+	def := DefaultTrainParams()
+	if a.Layers == nil {
+		switch {
+		case p.Expand:
+			return p, Errorf(Invalid, "expand is for networks made with layers")
+		case p.Cost == CostLogLikelihood:
+			return p, Errorf(Invalid, "cost %q is for networks with a softmax output", CostLogLikelihood)
+		}
+		if p.LearningRate == 0 {
+			p.LearningRate = def.LearningRate
+		}
+		if p.Cost == "" {
+			p.Cost = def.Cost
+		}
+		return p, nil
+	}
+	if p.LearningRate == 0 {
+		p.LearningRate = model.DefaultEta(a.Layers)
+	}
+	switch {
+	case model.SoftmaxOutput(a.Layers):
+		if p.Cost != "" && p.Cost != CostLogLikelihood {
+			return p, Errorf(Invalid, "a softmax output trains with the log-likelihood cost: cost must be %q or left out, got %q", CostLogLikelihood, p.Cost)
+		}
+		p.Cost = CostLogLikelihood
+	case p.Cost == CostLogLikelihood:
+		return p, Errorf(Invalid, "cost %q is for networks with a softmax output", CostLogLikelihood)
+	case p.Cost == "":
+		p.Cost = def.Cost
+	}
+	return p, nil
+}
+
 func (i Init) network() network.Init {
 	if i == InitScaled {
 		return network.InitScaled
@@ -322,6 +447,6 @@ func (i Init) network() network.Init {
 }
 
 func (p TrainParams) String() string {
-	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g cost=%s lambda=%g stop_after_no_improvement=%d restore_best=%t",
-		p.Epochs, p.MiniBatch, p.LearningRate, p.Cost, p.Lambda, p.StopAfterNoImprovement, p.RestoreBest)
+	return fmt.Sprintf("epochs=%d mini_batch_size=%d learning_rate=%g cost=%s lambda=%g stop_after_no_improvement=%d restore_best=%t expand=%t",
+		p.Epochs, p.MiniBatch, p.LearningRate, p.Cost, p.Lambda, p.StopAfterNoImprovement, p.RestoreBest, p.Expand)
 }

@@ -25,6 +25,7 @@ func NewMemoryCatalog() Catalog {
 
 func cloneRecord(r NetworkRecord) NetworkRecord {
 	r.Sizes = slices.Clone(r.Sizes)
+	r.Layers = slices.Clone(r.Layers)
 	return r
 }
 

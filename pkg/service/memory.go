@@ -1,6 +1,8 @@
 package service
 
-import "github.com/mnist-go/nnserver/pkg/network"
+import (
+	"github.com/mnist-go/nnserver/pkg/model"
+)
 
 // admitLocked puts e in memory, first unloading the least recently used
 // idle networks while the networks in memory would hold more than
@@ -46,8 +48,8 @@ func (s *Service) idlestLocked() *entry {
 // and biases (8 bytes each) and its history (historyRecordHeld bytes a
 // record; a record added by training after it was loaded is not counted
 // until it is loaded again: 192 bytes an epoch).
-func heldBytes(sizes []int, records int) int64 {
-	return 8*int64(network.ParamCount(sizes)) + historyRecordHeld*int64(records)
+func heldBytes(a model.Arch, records int) int64 {
+	return 8*int64(a.ParamCount()) + historyRecordHeld*int64(records)
 }
 
 // historyRecordHeld is what one history record in memory takes: the
@@ -69,7 +71,7 @@ func (s *Service) reclaimNetworks(need int64) {
 		delete(s.nets, victim.id)
 		victim.cancel(errUnloaded)
 		victim.release()
-		freed += heldBytes(victim.sizes, len(victim.state.Load().history))
+		freed += heldBytes(victim.arch(), len(victim.state.Load().history))
 		s.log.Info("network unloaded from memory: the budget needed room", "network_id", victim.id, "params", victim.params)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"maps"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // memStore is a Store in memory for this package's tests, which cannot use
@@ -43,7 +43,7 @@ func begin(ctx context.Context, id string) error {
 	return modelfile.CheckID(id)
 }
 
-func (s *memStore) Save(ctx context.Context, m modelfile.Meta, n *network.Network) error {
+func (s *memStore) Save(ctx context.Context, m modelfile.Meta, n model.Model) error {
 	if err := begin(ctx, m.ID); err != nil {
 		return fmt.Errorf("memstore: save: %w", err)
 	}
@@ -71,7 +71,7 @@ func (s *memStore) file(ctx context.Context, id string) (*bytes.Reader, error) {
 	return bytes.NewReader(b), nil
 }
 
-func (s *memStore) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
+func (s *memStore) Load(ctx context.Context, id string) (modelfile.Meta, model.Model, error) {
 	r, err := s.file(ctx, id)
 	if err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load: %w", err)
@@ -179,7 +179,7 @@ func (s *memStore) snapshot(ctx context.Context, id string, epoch int) (*bytes.R
 	return bytes.NewReader(b), nil
 }
 
-func (s *memStore) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error) {
+func (s *memStore) LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, model.Model, error) {
 	r, err := s.snapshot(ctx, id, epoch)
 	if err != nil {
 		return modelfile.Meta{}, nil, fmt.Errorf("memstore: load snapshot: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 
 	"github.com/google/uuid"
@@ -69,7 +70,8 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64, o Impor
 	if err := checkGiven(o.Notes, s.limits.CheckNotes); err != nil {
 		return NetworkInfo{}, err
 	}
-	lim := modelfile.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams}
+	lim := modelfile.Limits{MaxLayers: s.limits.MaxLayers, MaxParams: s.limits.MaxParams,
+		MaxMACs: s.limits.MaxMACsPerImage, MaxActivations: s.limits.MaxActivationsPerImage}
 	notOurs := func(err error) error {
 		return &Error{Code: Invalid, Err: err,
 			Message: "not a network this server can import: " + importReason(err)}
@@ -89,7 +91,7 @@ func (s *Service) Import(ctx context.Context, r io.ReaderAt, size int64, o Impor
 	if err != nil {
 		return NetworkInfo{}, notOurs(err)
 	}
-	if _, err := s.limits.NewArchitecture(imp.Network.Sizes()); err != nil {
+	if err := s.limits.CheckArch(model.ArchOf(imp.Network)); err != nil {
 		return NetworkInfo{}, &Error{Code: Invalid, Message: "the imported network does not fit: " + ErrorMessage(err)}
 	}
 	if m := imp.Meta; m != nil && m.Seed != nil && *m.Seed > MaxSeed {
@@ -169,4 +171,38 @@ func importReason(err error) string {
 		return ie.Reason()
 	}
 	return err.Error()
+}
+
+// Kernels are the kernels of a network's first convolutional layer, as
+// GET /api/networks/{id}/kernels shows them.
+type Kernels struct {
+	NetworkID     string
+	Version       uint64 // the network's version in memory (answers are cached by it)
+	Layer         int    // the layer's index in the network's layers
+	EpochsTrained int
+	Filters       int
+	Channels      int
+	Size          int
+	// Weights are [Filters][Channels][Size][Size], C order.
+	Weights []float64
+}
+
+// MsgNoConvLayer is the 404 for the kernels of a network without a
+// convolutional layer.
+const MsgNoConvLayer = "the network has no convolutional layer"
+
+// Kernels returns the kernels of the network's first conv layer; NotFound
+// (MsgNoConvLayer) if it has none, layer_sizes networks included.
+func (s *Service) Kernels(ctx context.Context, id string) (Kernels, error) {
+	e, err := s.lookup(ctx, id)
+	if err != nil {
+		return Kernels{}, err
+	}
+	st := e.state.Load()
+	k, ok := model.FirstKernels(st.net)
+	if !ok {
+		return Kernels{}, &Error{Code: NotFound, Message: MsgNoConvLayer}
+	}
+	return Kernels{NetworkID: id, Version: st.version, Layer: k.Layer, EpochsTrained: st.epochs, Filters: k.Filters, Channels: k.Channels,
+		Size: k.Size, Weights: k.Weights}, nil
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mnist-go/nnserver/pkg/budget"
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -24,6 +26,7 @@ import (
 type entry struct {
 	id      string
 	sizes   []int
+	layers  []deep.Layer // nil for a layer_sizes network
 	created time.Time
 	init    Init    // "" when unknown (imported)
 	seed    *uint64 // nil when unknown (saved by an older version, or imported)
@@ -55,7 +58,7 @@ type entry struct {
 
 // state is an immutable snapshot of a network and what is known of it.
 type state struct {
-	net      *network.Network
+	net      model.Model
 	version  uint64 // unique to this snapshot within the process
 	trained  bool
 	accuracy *float64
@@ -74,8 +77,10 @@ func (v *versionCounter) next() uint64 { return v.n.Add(1) }
 
 // NetworkInfo describes one network.
 type NetworkInfo struct {
-	ID            string
-	Sizes         []int
+	ID    string
+	Sizes []int
+	// Layers is a layers network's list; nil for a layer_sizes network.
+	Layers        []deep.Layer
 	Init          Init    // "" when unknown
 	Seed          *uint64 // the seed it was created with; nil when unknown
 	Trained       bool
@@ -96,7 +101,7 @@ type NetworkInfo struct {
 
 func infoOf(r NetworkRecord) NetworkInfo {
 	return NetworkInfo{
-		ID: r.ID, Sizes: r.Sizes, Init: r.Init, Seed: r.Seed, Trained: r.Trained, Accuracy: r.Accuracy,
+		ID: r.ID, Sizes: r.Sizes, Layers: r.Layers, Init: r.Init, Seed: r.Seed, Trained: r.Trained, Accuracy: r.Accuracy,
 		EpochsTrained: r.EpochsTrained, CreatedAt: r.CreatedAt, Name: r.Name, Notes: r.Notes,
 	}
 }
@@ -115,7 +120,12 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, erro
 	}
 	defer release()
 	seed := drawSeed(p.Seed)
-	net, err := network.New(p.Arch, p.Init.network(), newRand(seed))
+	var net model.Model
+	if p.Layers != nil {
+		net, err = deep.New(p.Layers, p.Init.network(), newRand(seed))
+	} else {
+		net, err = network.New(p.Arch, p.Init.network(), newRand(seed))
+	}
 	if err != nil {
 		return NetworkInfo{}, &Error{Code: Internal, Message: "could not create the network", Err: err}
 	}
@@ -129,7 +139,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (NetworkInfo, erro
 	if err != nil {
 		return NetworkInfo{}, err
 	}
-	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "init", p.Init, "seed", seed)
+	s.log.Info("network created", "network_id", e.id, "architecture", e.sizes, "layers", model.String(e.layers), "init", p.Init, "seed", seed)
 	info := e.info()
 	info.OwnerToken, info.Name, info.Notes = token, p.Name, p.Notes
 	return info, nil
@@ -179,7 +189,7 @@ func (s *Service) isDone() bool {
 // and deadline aside): a model is never left without its record.
 func (s *Service) add(ctx context.Context, id string, created time.Time, init Init, seed *uint64, ownerHash string, l label, st *state) (*entry, error) {
 	// The network stays in memory: it holds its share of the budget.
-	hold, err := s.reserve(ctx, heldBytes(st.net.Sizes(), len(st.history)))
+	hold, err := s.reserve(ctx, heldBytes(model.ArchOf(st.net), len(st.history)))
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +238,7 @@ func newRand(seed uint64) *rand.Rand {
 // newEntry makes the entry of a network in memory, which holds hold (its
 // share of the budget) until it leaves memory.
 func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64, st *state, hold *budget.Hold) *entry {
-	sizes := st.net.Sizes()
-	e := &entry{id: id, sizes: sizes, created: created, init: init, seed: seed, params: network.ParamCount(sizes)}
+	e := &entry{id: id, sizes: st.net.Sizes(), layers: model.Layers(st.net), created: created, init: init, seed: seed, params: model.ParamCount(st.net)}
 	e.ctx, e.cancel = context.WithCancelCause(s.ctx)
 	e.release = sync.OnceFunc(hold.Release)
 	context.AfterFunc(e.ctx, e.release)
@@ -237,6 +246,9 @@ func (s *Service) newEntry(id string, created time.Time, init Init, seed *uint64
 	e.lastUsed.Store(time.Now().UnixNano())
 	return e
 }
+
+// arch is e's architecture.
+func (e *entry) arch() model.Arch { return model.Arch{Sizes: e.sizes, Layers: e.layers} }
 
 func (e *entry) info() NetworkInfo {
 	i := infoOf(e.record(e.state.Load(), 0))
@@ -247,7 +259,7 @@ func (e *entry) info() NetworkInfo {
 // record is the catalog record of e in state st.
 func (e *entry) record(st *state, version int64) NetworkRecord {
 	return NetworkRecord{
-		ID: e.id, Sizes: e.sizes, Init: e.init, Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
+		ID: e.id, Sizes: e.sizes, Layers: e.layers, Init: e.init, Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, CreatedAt: e.created, UpdatedAt: st.updated, Version: version, OwnerHash: e.ownerHash,
 	}
 }
@@ -262,7 +274,7 @@ func labelOf(r NetworkRecord) label { return label{r.Name, r.Notes} }
 // of l.
 func (e *entry) meta(st *state, l label) modelfile.Meta {
 	return modelfile.Meta{
-		ID: e.id, Sizes: e.sizes, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
+		ID: e.id, Sizes: e.sizes, Layers: e.layers, Init: string(e.init), Seed: e.seed, Trained: st.trained, Accuracy: st.accuracy,
 		EpochsTrained: st.epochs, History: st.history, CreatedAt: e.created, UpdatedAt: st.updated,
 		OwnerHash: e.ownerHash, Name: l.name, Notes: l.notes,
 	}
@@ -426,20 +438,20 @@ func (s *Service) lookup(ctx context.Context, id string) (*entry, error) {
 	lctx := context.WithoutCancel(ctx)
 	var (
 		meta modelfile.Meta
-		net  *network.Network
+		net  model.Model
 	)
 	// The load's reservation covers reading the file; what the network
 	// keeps of it, its share of the budget while it stays in memory.
-	hold, busy := s.reserve(lctx, loadBytes(rec.Sizes, rec.EpochsTrained))
+	hold, busy := s.reserve(lctx, loadBytes(rec.arch(), rec.EpochsTrained))
 	if busy == nil {
 		meta, net, err = s.store.Load(lctx, id)
 		if err == nil {
-			_, err = s.limits.NewArchitecture(net.Sizes())
+			err = s.limits.CheckArch(model.ArchOf(net))
 		}
 		if err != nil {
 			hold.Release()
 		} else {
-			hold.Shrink(heldBytes(net.Sizes(), len(meta.History)))
+			hold.Shrink(heldBytes(model.ArchOf(net), len(meta.History)))
 		}
 	}
 	s.mu.Lock()

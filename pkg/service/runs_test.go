@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"slices"
 	"strings"
@@ -50,7 +51,8 @@ func (f *fixture) trainWith(t *testing.T, id string, p TrainParams) JobInfo {
 	return j
 }
 
-func sameWeights(a, b *network.Network) bool {
+func sameWeights(am, bm model.Model) bool {
+	a, b := am.(*network.Network), bm.(*network.Network)
 	if !slices.Equal(a.Sizes(), b.Sizes()) {
 		return false
 	}

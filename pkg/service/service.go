@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"log/slog"
 	"math"
@@ -26,7 +27,6 @@ import (
 	"github.com/mnist-go/nnserver/pkg/budget"
 	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
-	"github.com/mnist-go/nnserver/pkg/network"
 )
 
 // Store persists networks: the service's port to its model store. Its
@@ -38,10 +38,10 @@ import (
 // (modelfile.ErrTooLarge); a network that is not there is ErrModelNotFound.
 type Store interface {
 	// Save stores n under m.ID, replacing what was stored there, atomically.
-	Save(ctx context.Context, m modelfile.Meta, n *network.Network) error
+	Save(ctx context.Context, m modelfile.Meta, n model.Model) error
 	// Load returns what Save stored; errors wrap ErrModelNotFound,
 	// modelfile.ErrInvalidID or modelfile.ErrTooLarge where those apply.
-	Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error)
+	Load(ctx context.Context, id string) (modelfile.Meta, model.Model, error)
 	// List describes every stored network, ordered by CreatedAt then ID;
 	// each unreadable one is reported by an error instead.
 	List(ctx context.Context) ([]modelfile.Entry, []error)
@@ -70,7 +70,7 @@ type Store interface {
 	// LoadSnapshot returns what a snapshot holds, as Load does; errors
 	// wrap ErrSnapshotNotFound when there is no such snapshot, and the
 	// snapshot's epochs_trained must be epoch.
-	LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, *network.Network, error)
+	LoadSnapshot(ctx context.Context, id string, epoch int) (modelfile.Meta, model.Model, error)
 	// OpenSnapshot returns a snapshot's stored bytes and their length, as
 	// Open does; errors are as LoadSnapshot's.
 	OpenSnapshot(ctx context.Context, id string, epoch int) (io.ReadCloser, int64, error)
@@ -306,7 +306,7 @@ func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 	cat := NewMemoryCatalog()
 	skipped, count := len(l.errs), 0
 	for _, e := range l.entries {
-		if _, err := cfg.Limits.NewArchitecture(e.Sizes); err != nil {
+		if err := cfg.Limits.CheckArch(model.Arch{Sizes: e.Sizes, Layers: e.Layers}); err != nil {
 			cfg.Logger.Warn("skipping saved network", "network_id", e.ID, "err", ErrorMessage(err))
 			skipped++
 			continue
@@ -324,7 +324,7 @@ func catalogFromStore(ctx context.Context, cfg Config) (Catalog, error) {
 // recordOf is the catalog's record of a network saved with m.
 func recordOf(m modelfile.Meta, version int64) NetworkRecord {
 	return NetworkRecord{
-		ID: m.ID, Sizes: m.Sizes, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
+		ID: m.ID, Sizes: m.Sizes, Layers: m.Layers, Init: Init(m.Init), Seed: m.Seed, Trained: m.Trained, Accuracy: m.Accuracy,
 		EpochsTrained: m.EpochsTrained, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Version: version,
 		OwnerHash: m.OwnerHash, Name: m.Name, Notes: m.Notes,
 	}

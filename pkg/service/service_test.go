@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"log/slog"
 	"slices"
 	"strings"
@@ -34,14 +35,14 @@ type faultyStore struct {
 	loads   int
 }
 
-func newFaultyStore(t *testing.T) *faultyStore {
+func newFaultyStore(t testing.TB) *faultyStore {
 	t.Helper()
 	// The store accepts the [100,10] network some tests plant, which the
 	// service must refuse itself.
 	return &faultyStore{memStore: newMemStore()}
 }
 
-func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n *network.Network) error {
+func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n model.Model) error {
 	m.mu.Lock()
 	failing := m.failing
 	m.mu.Unlock()
@@ -51,7 +52,7 @@ func (m *faultyStore) Save(ctx context.Context, meta modelfile.Meta, n *network.
 	return m.memStore.Save(ctx, meta, n)
 }
 
-func (m *faultyStore) Load(ctx context.Context, id string) (modelfile.Meta, *network.Network, error) {
+func (m *faultyStore) Load(ctx context.Context, id string) (modelfile.Meta, model.Model, error) {
 	m.mu.Lock()
 	m.loads++
 	m.mu.Unlock()
@@ -69,7 +70,7 @@ func (m *faultyStore) Delete(ctx context.Context, id string) (DeleteResult, erro
 }
 
 // put saves a network directly, as an earlier run of the server would have.
-func (m *faultyStore) put(t *testing.T, meta modelfile.Meta, n *network.Network) {
+func (m *faultyStore) put(t *testing.T, meta modelfile.Meta, n model.Model) {
 	t.Helper()
 	if meta.CreatedAt.IsZero() {
 		meta.CreatedAt = time.Now()
@@ -83,7 +84,7 @@ func (m *faultyStore) put(t *testing.T, meta modelfile.Meta, n *network.Network)
 // saved is a network as the store holds it.
 type saved struct {
 	meta modelfile.Meta
-	net  *network.Network
+	net  model.Model
 }
 
 func (m *faultyStore) get(id string) (saved, bool) {
@@ -154,7 +155,7 @@ func (r *recorder) forJob(id string) []any {
 }
 
 // waitEnd waits until the job's last event (complete or error) arrives.
-func (r *recorder) waitEnd(t *testing.T, id string) []any {
+func (r *recorder) waitEnd(t testing.TB, id string) []any {
 	t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -179,7 +180,7 @@ type fixture struct {
 	events *recorder
 }
 
-func newFixture(t *testing.T, workers int, lim Limits, st *faultyStore, data func() (*mnist.Dataset, error)) *fixture {
+func newFixture(t testing.TB, workers int, lim Limits, st *faultyStore, data func() (*mnist.Dataset, error)) *fixture {
 	t.Helper()
 	if st == nil {
 		st = newFaultyStore(t)
@@ -506,7 +507,7 @@ func TestSaveFailureFailsLoudly(t *testing.T) {
 	if !ok || !strings.Contains(fail.Error, "could not save") {
 		t.Errorf("ended with %+v", evs[len(evs)-1])
 	}
-	if after, _ := f.store.get(id); !mat.Equal(after.net.Weights(0), before.net.Weights(0)) || after.meta.UpdatedAt != before.meta.UpdatedAt {
+	if after, _ := f.store.get(id); !mat.Equal(after.net.(*network.Network).Weights(0), before.net.(*network.Network).Weights(0)) || after.meta.UpdatedAt != before.meta.UpdatedAt {
 		t.Error("the saved network changed although saving failed")
 	}
 }
@@ -736,7 +737,7 @@ func statusOf(n NetworkInfo) string {
 }
 
 // testLogger writes to the test's output, shown only when it fails.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -845,7 +846,7 @@ func TestNetworksHoldTheirShare(t *testing.T) {
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	f := &fixture{svc: svc}
 	ids := []string{f.create(t), f.create(t), f.create(t)}
-	share := heldBytes([]int{784, 30, 10}, 0)
+	share := heldBytes(model.Arch{Sizes: []int{784, 30, 10}}, 0)
 	if st := b.Stats(); st.Used != 3*share {
 		t.Fatalf("%d bytes reserved with three networks in memory, want 3 × %d", st.Used, share)
 	}

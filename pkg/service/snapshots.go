@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"slices"
 
@@ -233,7 +234,7 @@ func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int,
 	if from.epochs >= modelfile.MaxHistory {
 		return modelfile.EpochRecord{}, Errorf(Conflict, "a network's history holds at most %d epochs and restores; this one's is full", modelfile.MaxHistory)
 	}
-	need := restoreBytes(e.sizes, epoch, len(from.history))
+	need := restoreBytes(e.arch(), epoch, len(from.history))
 	var hold *budget.Hold
 	var err error
 	if wait {
@@ -252,7 +253,7 @@ func (s *Service) restore(ctx context.Context, e *entry, from *state, epoch int,
 		return modelfile.EpochRecord{}, errNoSnapshot(epoch)
 	case err != nil:
 		return modelfile.EpochRecord{}, &Error{Code: Internal, Message: "the snapshot could not be loaded", Err: fmt.Errorf("load snapshot %d of %s: %w", epoch, e.id, err)}
-	case !slices.Equal(net.Sizes(), e.sizes):
+	case !slices.Equal(net.Sizes(), e.sizes) || !slices.Equal(model.Layers(net), e.layers):
 		return modelfile.EpochRecord{}, &Error{Code: Internal, Message: "the snapshot could not be loaded",
 			Err: fmt.Errorf("snapshot %d of %s has layer sizes %v, the network %v", epoch, e.id, net.Sizes(), e.sizes)}
 	}
@@ -290,6 +291,6 @@ func restoredHistory(h []modelfile.EpochRecord, r modelfile.EpochRecord) []model
 // restoreBytes bounds a restore of a network of these sizes whose history
 // holds records records, from a snapshot after epoch: the snapshot read as
 // a load, and the new history.
-func restoreBytes(sizes []int, epoch, records int) int64 {
-	return loadBytes(sizes, epoch) + historyRecordHeld*int64(records+1)
+func restoreBytes(a model.Arch, epoch, records int) int64 {
+	return loadBytes(a, epoch) + historyRecordHeld*int64(records+1)
 }

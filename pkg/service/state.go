@@ -2,7 +2,10 @@ package service
 
 import (
 	"context"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"time"
+
+	"github.com/mnist-go/nnserver/pkg/deep"
 )
 
 // The service keeps what must be shared by every replica of a deployment
@@ -13,10 +16,15 @@ import (
 // pkg/postgres's serve many replicas. Both pass the same contract suite,
 // pkg/service/statetest.
 
+// arch is r's architecture.
+func (r NetworkRecord) arch() model.Arch { return model.Arch{Sizes: r.Sizes, Layers: r.Layers} }
+
 // NetworkRecord is what the catalog knows of a network.
 type NetworkRecord struct {
-	ID            string
-	Sizes         []int
+	ID    string
+	Sizes []int
+	// Layers is a layers network's list; nil for a layer_sizes network.
+	Layers        []deep.Layer
 	Init          Init    // "" when unknown (imported)
 	Seed          *uint64 // nil when unknown
 	Trained       bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"slices"
 	"time"
 
@@ -146,14 +147,14 @@ func (s *Service) train(qctx context.Context, j JobInfo) error {
 		np.Validation = ds.Validation
 		// The job's memory comes from the budget; it waits for room (it is
 		// queued work, no client waits on it), or until it is cancelled.
-		hold, err := s.budget.ReserveWait(ctx, jobBytes(e.sizes, np))
+		hold, err := s.budget.ReserveWait(ctx, jobBytes(e.arch(), np, p.Expand))
 		if err != nil {
 			if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
 				return cause
 			}
 			return memoryError(ctx, err)
 		}
-		_, err = network.SGD(ctx, start.net, ds.Training, ds.Test, np, newRand(*j.Params.Seed), r.onEpoch)
+		err = model.Train(ctx, start.net, ds.Training, ds.Test, np, model.TrainOptions{Expand: p.Expand}, newRand(*j.Params.Seed), r.onEpoch)
 		hold.Release()
 		if errors.Is(err, errStopEarly) {
 			s.log.Info("training stopped early: validation accuracy did not improve", "job_id", j.ID, "network_id", j.NetworkID,
@@ -305,7 +306,7 @@ func (r *jobRun) onBatch(batch, batches int) {
 // records the epoch in the job and tells the clients: in that order, so
 // that what clients are told and what memory holds is never ahead of the
 // store.
-func (r *jobRun) onEpoch(ep network.Epoch) error {
+func (r *jobRun) onEpoch(ep model.Epoch) error {
 	s, j, e := r.s, r.j, r.e
 	epoch := j.Epoch + ep.Epoch // within the job, counting epochs done before a resumption
 	acc := ep.Accuracy

@@ -11,7 +11,7 @@ import (
 
 // jobColumns are what readJob reads of a row of jobs.
 const jobColumns = `seq, id, network_id, client, epochs, mini_batch, learning_rate, cost, lambda, seed,
-	stop_after_no_improvement, restore_best, status, epoch, accuracy, elapsed, error, created_at, started_at, finished_at`
+	stop_after_no_improvement, restore_best, expand, status, epoch, accuracy, elapsed, error, created_at, started_at, finished_at`
 
 // readJob reads job id with its history, within tx, and returns its seq
 // too: service.ErrUnknownJob if there is no such job, or it finished more
@@ -63,7 +63,7 @@ func scanJob(row interface{ Scan(...any) error }) (service.JobInfo, int64, error
 	)
 	p := &j.Params
 	err := row.Scan(&seq, &j.ID, &j.NetworkID, &j.Client, &p.Epochs, &p.MiniBatch, &p.LearningRate, &cost, &p.Lambda, &seed,
-		&p.StopAfterNoImprovement, &p.RestoreBest, &status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
+		&p.StopAfterNoImprovement, &p.RestoreBest, &p.Expand, &status, &j.Epoch, &acc, &j.ElapsedTime, &j.Error, &created, &started, &finished)
 	if err != nil {
 		return service.JobInfo{}, 0, err
 	}

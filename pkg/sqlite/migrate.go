@@ -75,6 +75,9 @@ ALTER TABLE job_epochs ADD COLUMN training_cost REAL;
 ALTER TABLE jobs ADD COLUMN stop_after_no_improvement INTEGER NOT NULL DEFAULT 0; -- 0: not asked for
 ALTER TABLE jobs ADD COLUMN restore_best INTEGER NOT NULL DEFAULT 0;              -- 0 or 1
 `},
+	{4, "a layers network's job option expand", `
+ALTER TABLE jobs ADD COLUMN expand INTEGER NOT NULL DEFAULT 0; -- 0 or 1: train on the shifted images too
+`},
 }
 
 // migrate brings the schema up to date, each step in a transaction of its

@@ -133,9 +133,9 @@ func (q *Queue) Add(ctx context.Context, j service.JobInfo, a service.Admission)
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, network_id, client, epochs, mini_batch, learning_rate, cost, lambda, seed,
-	stop_after_no_improvement, restore_best, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+	stop_after_no_improvement, restore_best, expand, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
 			j.ID, j.NetworkID, j.Client, p.Epochs, p.MiniBatch, p.LearningRate, string(p.Cost), p.Lambda, seed,
-			p.StopAfterNoImprovement, p.RestoreBest, created.UnixNano())
+			p.StopAfterNoImprovement, p.RestoreBest, p.Expand, created.UnixNano())
 		return err
 	})
 	if errors.Is(err, service.ErrQueueIsFull) || errors.Is(err, service.ErrClientQueueIsFull) || errors.Is(err, service.ErrLifetimeEpochs) {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/network"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -331,14 +332,15 @@ func TestServiceResumesJobsAcrossARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := st.Load(ctx, unrecorded)
+	_, gotM, err := st.Load(ctx, unrecorded)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, want, err := st.Load(ctx, twinNet)
+	_, wantM, err := st.Load(ctx, twinNet)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got, want := gotM.(*network.Network), wantM.(*network.Network)
 	for layer := range want.NumLayers() {
 		if !mat.Equal(got.Weights(layer), want.Weights(layer)) || !mat.Equal(got.Biases(layer), want.Biases(layer)) {
 			t.Errorf("layer %d: the resumed network's weights differ from its uninterrupted twin's", layer)

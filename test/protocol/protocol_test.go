@@ -38,6 +38,7 @@ var testFiles = []string{
 	"errors.test.mjs",
 	"training-error.test.mjs",
 	"transport-edges.test.mjs",
+	"layers.test.mjs",
 }
 
 const suiteTimeout = 8 * time.Minute

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/deep"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ func sameRecord(a, b service.NetworkRecord) bool {
 		a.Trained == b.Trained && (a.Accuracy == nil) == (b.Accuracy == nil) &&
 		(a.Accuracy == nil || *a.Accuracy == *b.Accuracy) && a.EpochsTrained == b.EpochsTrained &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version &&
-		a.OwnerHash == b.OwnerHash && a.Name == b.Name && a.Notes == b.Notes
+		a.OwnerHash == b.OwnerHash && a.Name == b.Name && a.Notes == b.Notes && slices.Equal(a.Layers, b.Layers)
 }
 
 // RunCatalog runs the Catalog contract; newCatalog returns an empty one.
@@ -48,23 +49,29 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) service.Catalog) {
 	ctx := context.Background()
 	t.Run("AddGetList", func(t *testing.T) {
 		c := newCatalog(t)
-		a, b := record(uuid.NewString(), 1), record(uuid.NewString(), 1)
+		a, b, d := record(uuid.NewString(), 1), record(uuid.NewString(), 1), record(uuid.NewString(), 1)
 		b.Init, b.Seed, b.Accuracy, b.Trained, b.EpochsTrained, b.OwnerHash = "", nil, nil, false, 0, ""
-		for _, r := range []service.NetworkRecord{a, b} {
+		// A layers network: its list is kept as given.
+		d.Sizes = []int{784, 1728, 432, 8, 10}
+		d.Layers = []deep.Layer{{Kind: deep.Conv, Filters: 3, Size: 5, Activation: deep.ReLU}, {Kind: deep.Pool, Size: 2},
+			{Kind: deep.Dense, Size: 8, Activation: deep.Tanh, Dropout: 0.25}, {Kind: deep.Softmax, Size: 10, Dropout: 0.1}}
+		for _, r := range []service.NetworkRecord{a, b, d} {
 			if err := c.Add(ctx, r, 10); err != nil {
 				t.Fatal(err)
 			}
 		}
 		a.Sizes[1] = 99 // the catalog keeps its own copy
 		a.Sizes[1] = 30
-		for _, want := range []service.NetworkRecord{a, b} {
+		d.Layers[0].Filters = 99
+		d.Layers[0].Filters = 3
+		for _, want := range []service.NetworkRecord{a, b, d} {
 			got, err := c.Get(ctx, want.ID)
 			if err != nil || !sameRecord(got, want) {
 				t.Errorf("Get(%s) = %+v, %v; want %+v", want.ID, got, err, want)
 			}
 		}
 		list, err := c.List(ctx)
-		if err != nil || len(list) != 2 {
+		if err != nil || len(list) != 3 {
 			t.Fatalf("List: %v, %v", list, err)
 		}
 		if _, err := c.Get(ctx, uuid.NewString()); !errors.Is(err, service.ErrUnknownNetwork) {

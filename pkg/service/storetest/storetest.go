@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mnist-go/nnserver/pkg/deep"
+	"github.com/mnist-go/nnserver/pkg/model"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -119,17 +121,31 @@ var epoch = time.Date(2024, 5, 1, 12, 0, 0, 987654321, time.UTC)
 
 // sameNetwork fails t unless got has want's sizes and bit-identical
 // parameters.
-func sameNetwork(t *testing.T, got, want *network.Network) {
+func sameNetwork(t *testing.T, got, want model.Model) {
 	t.Helper()
 	if err := diffNetwork(got, want); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func diffNetwork(got, want *network.Network) error {
-	if !slices.Equal(got.Sizes(), want.Sizes()) {
-		return fmt.Errorf("sizes %v, want %v", got.Sizes(), want.Sizes())
+func diffNetwork(gotM, wantM model.Model) error {
+	if !slices.Equal(gotM.Sizes(), wantM.Sizes()) {
+		return fmt.Errorf("sizes %v, want %v", gotM.Sizes(), wantM.Sizes())
 	}
+	if !slices.Equal(model.Layers(gotM), model.Layers(wantM)) {
+		return fmt.Errorf("layers %v, want %v", model.Layers(gotM), model.Layers(wantM))
+	}
+	if gd, ok := gotM.(*deep.Network); ok {
+		gw, gb, _ := gd.Params()
+		ww, wb, _ := wantM.(*deep.Network).Params()
+		for i := range ww {
+			if !slices.Equal(gw[i], ww[i]) || !slices.Equal(gb[i], wb[i]) {
+				return fmt.Errorf("parameters of layer %d differ", i)
+			}
+		}
+		return nil
+	}
+	got, want := gotM.(*network.Network), wantM.(*network.Network)
 	for l := range want.NumLayers() {
 		gw, ww := got.Weights(l), want.Weights(l)
 		r, c := ww.Dims()
