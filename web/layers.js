@@ -263,7 +263,7 @@ export function editor(root, { limits = DEFAULT_LIMITS, onChange = () => {} } = 
       for (const v of [l.size, l.filters]) if (v && typeof v === "object") return { error: v };
       layers.push(l);
     }
-    if (rows.length > limits.maxLayers) return { error: { index: -1, message: `a network may have at most ${limits.maxLayers} layers, got ${rows.length}` } };
+    if (rows.length > limits.maxLayers) return { error: { index: -1, message: `layers may list at most ${limits.maxLayers} layers, got ${rows.length}` } };
     return { layers };
   }
 
