@@ -1034,11 +1034,13 @@ describe('management page', { concurrency: false }, () => {
     await page.fill('#create-name', 'ch. 3 run');
     await page.fill('#layer-sizes', '784,30,10');
     await page.fill('#create-seed', '21');
-    const created = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/networks'));
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
     await page.click('#create-form button[type=submit]');
-    assert.equal((await created).postDataJSON().name, 'ch. 3 run');
-    await page.waitForSelector('#network-rows tr.selected');
-    const second = await page.getAttribute('#network-rows tr.selected', 'data-id');
+    const made = await created;
+    assert.equal(made.request().postDataJSON().name, 'ch. 3 run');
+    // The row selected before may still be: wait for the new one's.
+    const second = (await made.json()).network_id;
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${second}"]`);
     assert.equal(await row(page, second).locator('.net-name').textContent(), 'ch. 3 run');
     await page.fill('#epochs', '4');
     await page.fill('#eta', '3');
