@@ -1562,7 +1562,7 @@ function renderHistory() {
   }
   const series = [...byJob.entries()].map(([jobId, list], i) => {
     const first = list[0];
-    const costName = first.cost === "cross_entropy" ? "cross-entropy" : first.cost || "quadratic";
+    const costName = first.cost === "cross_entropy" ? "cross-entropy" : first.cost === "log_likelihood" ? "log-likelihood" : first.cost || "quadratic";
     const params = [isNum(first.learning_rate) ? `η ${first.learning_rate}` : null,
       isNum(first.mini_batch_size) ? `batch ${first.mini_batch_size}` : null, costName,
       isNum(first.lambda) && first.lambda ? `λ ${first.lambda}` : null].filter(Boolean).join(", ");
