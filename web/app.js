@@ -46,7 +46,30 @@ const state = {
   compare: new Set(),      // network_ids whose curves the Compare card overlays
   compareHist: new Map(),  // network_id → {at: epochs_trained read, epochs} or {error}
   jobList: [],             // the jobs panel: GET /api/training, queued and running, then recent
+  kernels: null,           // {networkId, data} (GET /api/networks/{id}/kernels) or {networkId, error}
 };
+
+// ---------------------------------------------------------------- layers networks
+
+// layers.js (the layer editor, the rules a list of layers must follow, the
+// kernels' tiles) is loaded when first needed: the editor is opened, or a
+// listed network has layers. The first load stays small.
+let layersMod = null, layersLoading = null;
+function loadLayers() {
+  if (!layersLoading) {
+    document.head.append(h("link", { rel: "stylesheet", href: "layers.css" }));
+    layersLoading = import("./layers.js").then((m) => {
+      layersMod = m;
+      renderNetworks();
+      renderDetails();
+      return m;
+    });
+    layersLoading.catch(() => { layersLoading = null; }); // tried again when next needed
+  }
+  return layersLoading;
+}
+const layersOf = (n) => (n && Array.isArray(n.layers) && n.layers.length ? n.layers : null);
+const hasConv = (n) => !!layersOf(n) && n.layers.some((l) => l && l.type === "conv");
 
 // ---------------------------------------------------------------- helpers
 
@@ -210,6 +233,8 @@ async function withBusy(button, fn) {
 // updateControls sets the buttons whose state follows from the data.
 function updateControls() {
   $("delete-all").disabled = state.networks.length === 0;
+  // A list of layers that does not chain is not sent.
+  $("create-button").disabled = $("build").value === "layers" && !(editorState && editorState.valid);
   const job = selectedJob();
   const active = isActive(job);
   $("train-button").disabled = active;
@@ -333,6 +358,10 @@ async function refreshNetworks() {
     showMsg($("networks-msg"), `Could not load the networks: ${e.message}`);
   }
   if (state.selected && !findNetwork(state.selected)) select(null);
+  else if (state.selected) {
+    syncTrainForm();
+    if ($("kernels-card").hidden === hasConv(findNetwork(state.selected))) loadKernels();
+  }
   for (const id of state.compare) {
     const n = findNetwork(id), had = state.compareHist.get(id);
     if (!n && state.listed) toggleCompare(id, false);
@@ -354,9 +383,18 @@ function usedNetwork(id) {
   refreshStatus();
 }
 
+// archText is how the page shows a network's layers: "784 → 30 → 10", or
+// for a layers network "conv 20×5×5 relu · pool 2 · … · softmax 10" (its
+// flattened sizes, the architecture, in the title: archTitle).
 function archText(n) {
+  if (layersOf(n)) {
+    if (layersMod) return layersMod.describe(n.layers);
+    loadLayers();
+    return n.layers.map((l) => l.type).join(" · ");
+  }
   return Array.isArray(n.architecture) ? n.architecture.join(" → ") : "—";
 }
+const archTitle = (n) => (layersOf(n) && Array.isArray(n.architecture) ? `Flattened sizes: ${n.architecture.join(" → ")}` : null);
 
 function findNetwork(id) {
   return state.networks.find((n) => n.network_id === id);
@@ -470,6 +508,9 @@ function fillRow(row, n) {
     : "Yours: this browser has its owner token (the server does not ask for it now)";
   row.classList.toggle("not-mine", state.ownership && !mine);
   setText(c.arch, archText(n));
+  const at = archTitle(n);
+  if (at) c.arch.title = at;
+  else c.arch.removeAttribute("title");
   const badge = job
     ? { cls: "badge training", title: job.status === "pending" ? "Waiting for a free training slot" : "Training now",
         text: job.status === "pending" ? "queued" : `training ${progressText(job)}` }
@@ -517,9 +558,12 @@ async function createNetwork(ev) {
   ev.preventDefault();
   const msg = $("create-msg");
   let body;
+  const withLayers = $("build").value === "layers";
   try {
+    const layers = withLayers && editorApi ? editorApi.layers : null;
+    if (withLayers && !layers) throw new Error("The layers do not make a network yet: see the message above the Create button.");
     body = {
-      layer_sizes: parseLayers($("layer-sizes").value),
+      ...(withLayers ? { layers } : { layer_sizes: parseLayers($("layer-sizes").value) }),
       init: $("init").value,
       seed: readNumber("create-seed", "The seed", { integer: true }),
       name: $("create-name").value.trim() || undefined,
@@ -533,15 +577,45 @@ async function createNetwork(ev) {
     try {
       const res = await api("POST", "/networks", body);
       keepOwner(res.network_id, res.owner_token);
-      showMsg(msg, `Created ${nameOf(res)} (${(res.architecture || body.layer_sizes).join(" → ")}).`, "ok");
+      showMsg(msg, `Created ${nameOf(res)} (${archText({ ...res, architecture: res.architecture || body.layer_sizes })}).`, "ok");
       $("create-name").value = "";
       await refreshNetworks();
       select(res.network_id);
       refreshStatus();
     } catch (e) {
       showMsg(msg, `Could not create the network: ${e.message}`);
+      if (withLayers) learnLimit(e.message);
     }
   });
+}
+
+// learnLimit takes a bound the server names in a refusal ("more than the
+// limit of N") into the editor's rules, so that it refuses the same lists.
+function learnLimit(message) {
+  const m = /the (weights and biases|multiply-adds per image|activations per image) to \d+, more than the limit of (\d+)/.exec(message);
+  if (!m || !editorApi) return;
+  const key = { "weights and biases": "maxParams", "multiply-adds per image": "maxMACs", "activations per image": "maxActivations" }[m[1]];
+  editorApi.setLimits({ [key]: Number(m[2]) });
+}
+
+// The "New network" card builds with layer sizes (fully connected, the
+// original networks) or with the layer editor.
+let editorApi = null, editorState = null;
+function setBuild(mode, layers) {
+  $("build").value = mode;
+  $("sizes-field").hidden = mode !== "sizes";
+  $("create-hint").hidden = mode !== "sizes";
+  $("layer-editor").hidden = mode !== "layers";
+  updateControls();
+  if (mode !== "layers") return;
+  loadLayers().then((m) => {
+    if (!editorApi) {
+      editorApi = m.editor($("layer-editor"), {
+        onChange: (st) => { editorState = st; updateControls(); },
+      });
+      editorApi.set(layers || m.CH6_LAYERS);
+    } else if (layers) editorApi.set(layers);
+  }).catch(() => showMsg($("create-msg"), "Could not load the layer editor."));
 }
 
 async function deleteNetwork(id, button) {
@@ -660,7 +734,85 @@ function select(id) {
   state.evaluation = null;
   state.cell = null;
   renderEvaluation();
+  syncTrainForm();
+  state.kernels = null;
+  loadKernels();
 }
+
+// syncTrainForm fits the training form to the selected network: the
+// expand option for layers networks only; the cost implied (log-likelihood)
+// for a softmax output. When the selection moves between the two kinds of
+// network and the fields hold the other kind's preset, they take this
+// kind's defaults: for a layers network the server's default η, 0.03 with
+// a ReLU layer (and ch. 6's λ 0.1), else 0.1 (λ 0), shown rather than left
+// empty; for a layer_sizes network ch. 3's or ch. 1's settings, by its
+// initial weights. Values typed by hand are never replaced.
+let formFor = "sizes";
+function syncTrainForm() {
+  const n = findNetwork(state.selected);
+  if (!n) return;
+  const layers = layersOf(n);
+  const softmax = !!layers && layers[layers.length - 1].type === "softmax";
+  $("expand-field").hidden = !layers;
+  // Which preset the fields hold is read before the cost changes.
+  const kind = layers ? "layers" : "sizes";
+  if (kind !== formFor) {
+    formFor = kind;
+    const preset = presetOf(false);
+    if (kind === "layers" && (preset === "ch1" || preset === "ch3")) {
+      if (layers.some((l) => l.activation === "relu")) applyPreset("ch6", false, true);
+      else {
+        $("eta").value = "0.1";
+        $("lambda").value = "0";
+      }
+    } else if (kind === "sizes" && preset === "ch6") {
+      $("cost").disabled = false;
+      applyPreset(n.init === "scaled" ? "ch3" : "ch1", false);
+    }
+  }
+  const cost = $("cost");
+  if (!softmax) cost.disabled = false;
+  for (const o of cost.options) o.hidden = softmax ? o.value !== "log_likelihood" : o.value === "log_likelihood";
+  if (softmax && cost.value !== "log_likelihood") {
+    cost.dataset.was = cost.value;
+    cost.value = "log_likelihood";
+  } else if (!softmax && cost.value === "log_likelihood") cost.value = cost.dataset.was || "quadratic";
+  cost.disabled = softmax;
+  cost.title = softmax ? "A softmax output layer trains with the log-likelihood cost" : "";
+  syncPresets();
+}
+
+// ---------------------------------------------------------------- kernels
+
+// loadKernels shows the selected conv network's first layer's kernels: when
+// it is selected, after each epoch (throttled) and when its weights change.
+let kernelsAsked = 0;
+async function loadKernels() {
+  const id = state.selected;
+  const n = findNetwork(id);
+  $("kernels-card").hidden = !hasConv(n);
+  $("kernels-selected").textContent = id ? `network ${shortId(id)}` : "";
+  if (!hasConv(n)) return;
+  const seq = ++kernelsAsked;
+  let result;
+  try {
+    const [m, data] = await Promise.all([loadLayers(), api("GET", `/networks/${enc(id)}/kernels`)]);
+    usedNetwork(id);
+    result = { networkId: id, data, m };
+  } catch (e) {
+    result = { networkId: id, error: e.message };
+  }
+  if (state.selected !== id || seq !== kernelsAsked) return;
+  state.kernels = result;
+  showMsg($("kernels-msg"), result.error ? `Could not load the kernels: ${result.error}` : "");
+  if (result.error) return;
+  const d = result.data;
+  const max = result.m.drawKernels($("kernels-grid"), d);
+  $("kernels-note").textContent = `${plural(d.filters, "filter")} of ${d.size}×${d.size}` +
+    `${d.channels > 1 ? ` over ${d.channels} channels` : ""}, after ${plural(d.epochs_trained, "epoch")}: ` +
+    `orange positive, blue negative, grey 0, on one scale for the layer (±${max.toPrecision(2)}).`;
+}
+const kernelsSoon = throttle(() => loadKernels(), HISTORY_EVERY_MS);
 
 // ---------------------------------------------------------------- presets
 
@@ -669,18 +821,32 @@ function select(id) {
 // η 0.5, λ 5, which train reliably). The radios of the "New network" card
 // set the initial weights and the training settings; the training card's
 // select sets the training settings. Both show what the fields hold.
+//
+// A third, network3.py's (ch. 6), builds the chapter's conv net with the
+// layer editor; its training settings (η 0.03, λ 0.1, 60 epochs) leave the
+// cost alone: a softmax output implies the log-likelihood.
 const PRESETS = {
-  ch1: { init: "normal", cost: "quadratic", eta: "3.0", lambda: "0" },
-  ch3: { init: "scaled", cost: "cross_entropy", eta: "0.5", lambda: "5" },
+  ch1: { init: "normal", cost: "quadratic", eta: "3.0", lambda: "0", build: "sizes" },
+  ch3: { init: "scaled", cost: "cross_entropy", eta: "0.5", lambda: "5", build: "sizes" },
+  ch6: { init: "scaled", eta: "0.03", lambda: "0.1", epochs: "60", build: "layers" },
 };
 
-function applyPreset(name, withInit) {
+// applyPreset fills the fields with a preset's values: withInit, the
+// weights and the network too (the recipes); auto, the training settings
+// only, not the epochs (when the selected network's kind asks for them).
+function applyPreset(name, withInit, auto = false) {
   const p = PRESETS[name];
   if (!p) return;
-  if (withInit) $("init").value = p.init;
-  $("cost").value = p.cost;
+  if (withInit) {
+    $("init").value = p.init;
+    if (p.build === "sizes") $("layer-sizes").value = DEFAULT_LAYERS.join(",");
+    setBuild(p.build, p.build === "layers" && layersMod ? layersMod.CH6_LAYERS : undefined);
+  }
+  if (p.cost && $("cost").disabled) $("cost").dataset.was = p.cost; // a softmax network's: taken when another is selected
+  else if (p.cost) $("cost").value = p.cost;
   $("eta").value = p.eta;
   $("lambda").value = p.lambda;
+  if (p.epochs && !auto) $("epochs").value = p.epochs;
   syncPresets();
 }
 
@@ -690,7 +856,7 @@ function presetOf(withInit) {
   const num = (id, dflt) => ($(id).value.trim() === "" ? dflt : Number($(id).value));
   return Object.keys(PRESETS).find((k) => {
     const p = PRESETS[k];
-    return (!withInit || $("init").value === p.init) && $("cost").value === p.cost &&
+    return (!withInit || ($("init").value === p.init && $("build").value === p.build)) && (!p.cost || $("cost").value === p.cost) &&
       num("eta", 3) === Number(p.eta) && num("lambda", 0) === Number(p.lambda);
   }) || "";
 }
@@ -706,6 +872,7 @@ function setupPresets() {
     r.addEventListener("change", () => { if (r.checked) applyPreset(r.value, true); });
   }
   $("train-preset").addEventListener("change", () => applyPreset($("train-preset").value, false));
+  $("build").addEventListener("change", () => { setBuild($("build").value); syncPresets(); });
   for (const id of ["init", "cost", "eta", "lambda"]) {
     $(id).addEventListener("input", syncPresets);
     $(id).addEventListener("change", syncPresets);
@@ -792,7 +959,7 @@ function mergeJob(job, st) {
   job.params = {
     epochs: total, mini_batch_size: st.mini_batch_size, learning_rate: st.learning_rate,
     cost: st.cost, lambda: st.lambda, seed: st.seed,
-    stop_after_no_improvement: st.stop_after_no_improvement, restore_best: st.restore_best,
+    stop_after_no_improvement: st.stop_after_no_improvement, restore_best: st.restore_best, expand: st.expand,
   };
   job.stoppedEarly = st.stopped_early === true;
   if (isNum(st.best_epoch)) job.bestEpoch = st.best_epoch;
@@ -851,6 +1018,7 @@ function finishJob(job, status, { accuracy, error } = {}, announce = true) {
   if (job.networkId === state.selected) {
     loadHistory();
     loadDetails();
+    kernelsSoon();
   }
   if (state.compare.has(job.networkId)) loadCompare(job.networkId);
   refreshNetworks();
@@ -888,6 +1056,7 @@ function onEvent(type, data) {
     if (job.networkId === state.selected) {
       historySoon();
       detailsSoon();
+      if (hasConv(findNetwork(job.networkId))) kernelsSoon();
       if (draw.hasInk) requestPrediction();
     }
   } else if (type === "training_progress") {
@@ -946,7 +1115,9 @@ async function startTraining(ev) {
       seed: readNumber("train-seed", "The seed", { integer: true }),
       stop_after_no_improvement: readNumber("stop-after", "Stop after", { integer: true, min: 1 }),
       restore_best: $("restore-best-opt").checked || undefined,
+      expand: (layersOf(findNetwork(id)) && $("expand").checked) || undefined,
     };
+    if ($("cost").value === "log_likelihood") delete body.cost; // implied by the softmax output
   } catch (e) {
     showMsg(msg, e.message);
     return;
@@ -959,7 +1130,8 @@ async function startTraining(ev) {
       const job = jobFor(res.job_id, res.network_id || id, false);
       job.fresh = false;
       if (!job.totalEpochs) job.totalEpochs = body.epochs ?? 5;
-      if (!job.params) job.params = { ...body, epochs: job.totalEpochs };
+      const out = (layersOf(findNetwork(id)) || []).slice(-1)[0];
+      if (!job.params) job.params = { cost: out && out.type === "softmax" ? "log_likelihood" : undefined, ...body, epochs: job.totalEpochs };
       if (body.seed === undefined) syncJob(job.id); // the seed the server chose
       state.latestJob.set(job.networkId, job.id);
       rememberJob(job.id, job.networkId);
@@ -1144,7 +1316,8 @@ function renderTraining() {
   const pr = job.params;
   $("job-params").textContent = pr
     ? [isNum(pr.learning_rate) && `η ${pr.learning_rate}`, isNum(pr.mini_batch_size) && `mini-batch ${pr.mini_batch_size}`,
-      pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost} cost`,
+      pr.cost && `${pr.cost === "cross_entropy" ? "cross-entropy" : pr.cost === "log_likelihood" ? "log-likelihood" : pr.cost} cost`,
+      pr.expand && "expanded ×5",
       isNum(pr.lambda) && `λ ${pr.lambda}`, isNum(pr.seed) && `seed ${pr.seed}`,
       pr.stop_after_no_improvement && `stop after ${pr.stop_after_no_improvement} without gain`,
       pr.restore_best && "restore best"].filter(Boolean).join(" · ")
@@ -1424,7 +1597,7 @@ function renderHistory() {
   }
   const series = [...byJob.entries()].map(([jobId, list], i) => {
     const first = list[0];
-    const costName = first.cost === "cross_entropy" ? "cross-entropy" : first.cost || "quadratic";
+    const costName = first.cost === "cross_entropy" ? "cross-entropy" : first.cost === "log_likelihood" ? "log-likelihood" : first.cost || "quadratic";
     const params = [isNum(first.learning_rate) ? `η ${first.learning_rate}` : null,
       isNum(first.mini_batch_size) ? `batch ${first.mini_batch_size}` : null, costName,
       isNum(first.lambda) && first.lambda ? `λ ${first.lambda}` : null].filter(Boolean).join(", ");
@@ -1505,8 +1678,9 @@ function renderDetails() {
     $("net-notes").value = typeof d.notes === "string" ? d.notes : "";
   }
   const sum = d && d.history_summary;
+  const n = findNetwork(id);
   $("net-summary").textContent = sum
-    ? [plural(sum.epochs, "epoch"), isNum(sum.best_accuracy) && `best test ${pct(sum.best_accuracy)} (epoch ${sum.best_epoch})`,
+    ? [layersOf(n) && archText(n), plural(sum.epochs, "epoch"), isNum(sum.best_accuracy) && `best test ${pct(sum.best_accuracy)} (epoch ${sum.best_epoch})`,
       isNum(sum.best_validation_accuracy) && `best validation ${pct(sum.best_validation_accuracy)} (epoch ${sum.best_validation_epoch})`,
       sum.restores && plural(sum.restores, "restore"), Array.isArray(d.jobs) && plural(d.jobs.length, "job")].filter(Boolean).join(" · ")
     : "";
@@ -1563,6 +1737,7 @@ async function restoreSnapshot(body, button) {
       }
       loadHistory();
       loadDetails();
+      loadKernels();
       if (state.compare.has(id)) loadCompare(id);
       refreshNetworks();
     } catch (e) {

@@ -7,8 +7,9 @@ package web
 
 import "embed"
 
-// Files holds index.html, app.js, style.css and vendor/ (socket.io.min.js and
+// Files holds index.html, app.js, style.css, layers.js and layers.css (loaded
+// when first needed) and vendor/ (socket.io.min.js and
 // its README) at its root.
 //
-//go:embed index.html app.js style.css vendor
+//go:embed index.html app.js style.css layers.js layers.css vendor
 var Files embed.FS

@@ -489,6 +489,123 @@ describe('management page', { concurrency: false }, () => {
     clean(w);
   });
 
+  test('layers: the ch. 6 preset, shapes and weights as you edit, what does not chain refused before it is sent, a conv network trained an epoch, its kernels', async () => {
+    const { page, w } = desk;
+    const outs = () => page.$$eval('#layer-list .layer-out', (o) => o.map((x) => x.textContent));
+    const layerRow = (n) => `#layer-list > li:nth-child(${n})`;
+    let posted = 0;
+    const count = (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/networks')) posted++; };
+    page.on('request', count);
+    try {
+      await layersNetwork();
+    } finally {
+      // The next tests build with layer sizes, as before.
+      page.off('request', count);
+      await page.selectOption('#build', 'sizes');
+    }
+    clean(w);
+
+    async function layersNetwork() {
+      await page.check('input[name=preset][value=ch6]');
+      await page.waitForSelector(`${layerRow(6)} .layer-out`);
+      assert.deepEqual(await outs(), ['→ 24×24×20 · 520 weights', '→ 12×12×20', '→ 8×8×40 · 20,040 weights', '→ 4×4×40',
+        '→ 100 · 64,100 weights', '→ 10 · 1,010 weights']);
+      assert.equal(await page.textContent('#layers-summary'),
+        '6 layers · 85,670 weights and biases · 1,633,000 multiply-adds and 17,710 activations per image');
+      assert.deepEqual(await page.evaluate(() => ['init', 'eta', 'lambda', 'epochs', 'train-preset', 'build'].map((id) => document.getElementById(id).value)),
+        ['scaled', '0.03', '0.1', '60', 'ch6', 'layers']);
+      assert.ok(await page.isHidden('#layer-sizes'));
+      assert.ok(await page.isEnabled('#create-button'));
+
+      // A kernel larger than its input: refused at once, with the server's words, and not sent.
+      await page.fill(`${layerRow(3)} [data-f=size]`, '13');
+      assert.equal(await page.textContent('#layers-error'), 'layers[2] (conv 13×13) needs an input of at least 13×13, got 12×12×20');
+      assert.equal(await page.getAttribute('#layers-error', 'role'), 'alert');
+      assert.ok(await page.isDisabled('#create-button'));
+      assert.equal(await page.getAttribute(`${layerRow(3)} [data-f=size]`, 'aria-invalid'), 'true');
+      assert.deepEqual((await outs()).slice(1), ['→ 12×12×20', '✕ refused', '→ ?', '→ ?', '→ ?']);
+      await page.press(`${layerRow(3)} [data-f=size]`, 'Enter'); // no implicit submission either
+      // Pooling that does not divide, then the last layer's rule.
+      await page.fill(`${layerRow(3)} [data-f=size]`, '5');
+      await page.fill(`${layerRow(4)} [data-f=size]`, '3');
+      assert.equal(await page.textContent('#layers-error'), 'layers[3] (pool 3×3) needs an input whose height and width 3 divides, got 8×8×40');
+      await page.fill(`${layerRow(4)} [data-f=size]`, '2');
+      assert.ok(await page.isHidden('#layers-error'));
+      await page.click(`${layerRow(6)} button[data-act=remove]`);
+      assert.equal(await page.textContent('#layers-error'),
+        'layers[4] (dense 100) is the last layer: it must be softmax 10, or dense 10 with the sigmoid activation');
+      assert.ok(await page.isDisabled('#create-button'));
+      await page.selectOption('#add-kind', 'softmax');
+      await page.click('#add-layer');
+      assert.ok(await page.isHidden('#layers-error'));
+      assert.equal(posted, 0, 'nothing was sent while the layers did not chain');
+
+      // A smaller conv net for a short epoch: the second conv and pool removed,
+      // fewer filters and neurons; the pool moved up and back.
+      await page.click(`${layerRow(3)} button[data-act=remove]`);
+      await page.click(`${layerRow(3)} button[data-act=remove]`);
+      await page.fill(`${layerRow(1)} [data-f=filters]`, '8');
+      await page.fill(`${layerRow(3)} [data-f=size]`, '30');
+      await page.click(`${layerRow(2)} button[data-act=up]`);
+      assert.deepEqual(await outs(), ['→ 14×14×1', '→ 10×10×8 · 208 weights', '→ 30 · 24,030 weights', '→ 10 · 310 weights']);
+      await page.click(`${layerRow(1)} button[data-act=down]`); // and back
+      assert.deepEqual(await outs(), ['→ 24×24×8 · 208 weights', '→ 12×12×8', '→ 30 · 34,590 weights', '→ 10 · 310 weights']);
+      assert.match(await page.textContent('#layers-summary'), /^4 layers · 35,108 weights and biases/);
+
+      await page.fill('#create-name', 'small conv');
+      await page.fill('#create-seed', '5');
+      const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
+      await page.click('#create-button');
+      const res = await created;
+      assert.deepEqual(res.request().postDataJSON(), {
+        layers: [{ type: 'conv', filters: 8, size: 5, activation: 'relu' }, { type: 'pool', size: 2 },
+          { type: 'dense', size: 30, activation: 'relu', dropout: 0.5 }, { type: 'softmax', size: 10 }],
+        init: 'scaled', seed: 5, name: 'small conv',
+      });
+      const made = await res.json();
+      assert.equal(res.status(), 200, JSON.stringify(made));
+      const id = made.network_id;
+      assert.deepEqual(made.architecture, [784, 4608, 1152, 30, 10]);
+      await page.waitForSelector(`#network-rows tr.selected[data-id="${id}"]`);
+      await page.waitForFunction((i) => document.querySelector(`#network-rows tr[data-id="${i}"] .arch-text`).textContent ===
+        'conv 8×5×5 relu · pool 2 · dense 30 relu (dropout 0.5) · softmax 10', id);
+      assert.equal(await page.getAttribute(`#network-rows tr[data-id="${id}"] .arch-text`, 'title'), 'Flattened sizes: 784 → 4608 → 1152 → 30 → 10');
+
+      // The training form fits a softmax relu network; its kernels show.
+      assert.ok(await page.isVisible('#expand'));
+      assert.ok(await page.isDisabled('#cost'));
+      assert.equal(await page.inputValue('#cost'), 'log_likelihood');
+      await page.waitForFunction(() => document.querySelectorAll('#kernels-grid canvas').length === 8 &&
+        document.querySelector('#kernels-grid').dataset.epochs === '0');
+      const tiles = () => page.$$eval('#kernels-grid canvas', (cs) => cs.map((c) => c.toDataURL()));
+      const before = await tiles();
+      assert.equal(new Set(before).size, 8, 'eight different kernels');
+      assert.match(await page.getAttribute('#kernels-grid', 'aria-label'), /^8 kernels of 5×5 of the first convolutional layer after 0 epochs/);
+      assert.match(await page.textContent('#kernels-note'), /^8 filters of 5×5, after 0 epochs: orange positive, blue negative, grey 0/);
+
+      await page.fill('#epochs', '1');
+      await page.fill('#batch', '10');
+      await page.fill('#train-seed', '5');
+      const started = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${id}/train`));
+      await page.click('#train-button');
+      assert.deepEqual((await started).postDataJSON(), { epochs: 1, mini_batch_size: 10, learning_rate: 0.03, lambda: 0.1, seed: 5 });
+      await jobStatus(page, 'completed');
+      await page.waitForFunction(() => document.querySelector('#kernels-grid').dataset.epochs === '1');
+      const after = await tiles();
+      assert.equal(after.length, 8);
+      assert.ok(after.some((u, i) => u !== before[i]), 'the kernels changed with the epoch');
+      assert.match(await page.textContent('#job-params'), /η 0\.03 · mini-batch 10 · log-likelihood cost · λ 0\.1 · seed 5/);
+      await shot(page, 'desktop-layers');
+
+      // Back to a layer_sizes network: no expand, no kernels, the cost to choose.
+      await row(page, first).click();
+      await page.waitForSelector(`#network-rows tr.selected[data-id="${first}"]`);
+      assert.ok(await page.isHidden('#expand-field'));
+      assert.ok(await page.isHidden('#kernels-card'));
+      assert.ok(await page.isEnabled('#cost'));
+    }
+  });
+
   test('history: an older answer that comes late does not replace a newer one', async () => {
     const { page, w } = desk;
     await row(page, presetNet).click();
@@ -927,11 +1044,13 @@ describe('management page', { concurrency: false }, () => {
     await page.fill('#create-name', 'ch. 3 run');
     await page.fill('#layer-sizes', '784,30,10');
     await page.fill('#create-seed', '21');
-    const created = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/networks'));
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/networks'));
     await page.click('#create-form button[type=submit]');
-    assert.equal((await created).postDataJSON().name, 'ch. 3 run');
-    await page.waitForSelector('#network-rows tr.selected');
-    const second = await page.getAttribute('#network-rows tr.selected', 'data-id');
+    const made = await created;
+    assert.equal(made.request().postDataJSON().name, 'ch. 3 run');
+    // The row selected before may still be: wait for the new one's.
+    const second = (await made.json()).network_id;
+    await page.waitForSelector(`#network-rows tr.selected[data-id="${second}"]`);
     assert.equal(await row(page, second).locator('.net-name').textContent(), 'ch. 3 run');
     await page.fill('#epochs', '4');
     await page.fill('#eta', '3');
