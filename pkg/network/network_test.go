@@ -1028,7 +1028,6 @@ func TestValidationOverlapsTheNextEpoch(t *testing.T) {
 	// The reference: a Trainer, evaluated after every epoch.
 	type figures struct {
 		correct, valCorrect int
-		cost                float64
 		weights             []float64
 	}
 	flat := func(n *network.Network) []float64 {
