@@ -154,7 +154,14 @@ func build(o Options) (*gin.Engine, *handlers, error) {
 		r.GET("/metrics", h.metricsGuard, gin.WrapH(o.Metrics))
 	}
 
-	static := http.FileServerFS(o.Static)
+	var static http.Handler
+	if o.Static != nil {
+		sf, err := newStaticFiles(o.Static)
+		if err != nil {
+			return nil, nil, err
+		}
+		static = sf
+	}
 	r.NoRoute(func(c *gin.Context) {
 		p := c.Request.URL.Path
 		if strings.HasPrefix(p, "/api/") || p == "/api" || o.Static == nil ||
