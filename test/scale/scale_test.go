@@ -92,6 +92,7 @@ func TestScaled(t *testing.T) {
 		{"burst_spreads", s.burst},
 		{"2_kill_mid_epoch", s.killMidEpoch},
 		{"resumed_job_trains_as_uninterrupted", s.resumedIsReproducible},
+		{"layers_network_resumed_elsewhere", s.layersAcrossReplicas},
 		{"6_postgres_restarts", s.postgresRestarts},
 		{"5_restart_every_replica", s.restartAll},
 	} {
@@ -719,6 +720,91 @@ func (s *suite) killMidEpoch(t *testing.T) {
 	for i, r := range s.c.reps {
 		if r == victim {
 			s.direct[i] = connect(t, s.root, "direct-"+r.name+"-again", r.URL, clientOpts{})
+		}
+	}
+}
+
+// layersAcrossReplicas: a layers network (conv, pool, dense with dropout,
+// softmax) in scaled mode. Made through one balancer, every replica
+// describes it alike (its layers and output shapes from the catalog); a
+// job with dropout and L2 started through the other balancer loses its
+// replica (kill -9) after its first epoch, another replica resumes it, and
+// it ends as its uninterrupted twin (same layers, init and seeds) does:
+// the same test score every epoch, and the same first-layer kernels, read
+// from every replica.
+func (s *suite) layersAcrossReplicas(t *testing.T) {
+	layers := []map[string]any{
+		{"type": "conv", "filters": 4, "size": 5, "activation": "relu"},
+		{"type": "pool", "size": 2},
+		{"type": "dense", "size": 20, "activation": "relu", "dropout": 0.3},
+		{"type": "softmax", "size": 10},
+	}
+	create := func() string {
+		t.Helper()
+		b := must(t, 200, "POST", s.haproxy+"/api/networks", map[string]any{"layers": layers, "init": "scaled", "seed": 61})
+		return b["network_id"].(string)
+	}
+	net := create()
+	for _, r := range s.c.reps {
+		n := must(t, 200, "GET", r.URL+"/api/networks/"+net, nil)
+		ls, _ := n["layers"].([]any)
+		if fmt.Sprint(n["architecture"]) != "[784 2304 576 20 10]" || len(ls) != len(layers) ||
+			fmt.Sprint(ls[1].(map[string]any)["output_shape"]) != "[4 12 12]" {
+			t.Fatalf("%s describes the network as %v, layers %v", r.name, n["architecture"], n["layers"])
+		}
+	}
+	const epochs = 3
+	params := map[string]any{"epochs": epochs, "seed": 62, "lambda": 0.1, "mini_batch_size": 10}
+	job := must(t, 200, "POST", s.nginx+"/api/networks/"+net+"/train", params)["job_id"].(string)
+	victim := s.trainer(t, job)
+	var watcher *sioClient // a client of a survivor
+	for i, r := range s.c.reps {
+		if r != victim {
+			watcher = s.direct[i]
+			break
+		}
+	}
+	watcher.waitEvent(t, "update 1", 2*eventTimeout, func(r clientRec) bool {
+		return r.job() == job && r.Name == "training_update" && r.epoch() == 1
+	})
+	killed := time.Now()
+	victim.kill()
+	if f := watcher.waitFinal(t, job, 3*eventTimeout); f.Name != "training_complete" {
+		t.Fatalf("the resumed job: %s %v", f.Name, f.Data)
+	}
+	if resumer, _ := s.c.waitLogged(t, "the resumption of job "+job, eventTimeout, func(l logLine) bool {
+		return isJob("training started", job)(l) && l.time.After(killed)
+	}); resumer == victim {
+		t.Errorf("the killed replica resumed the job")
+	}
+	victim.start(t)
+	for i, r := range s.c.reps {
+		if r == victim {
+			s.direct[i] = connect(t, s.root, "direct-"+r.name+"-after-layers", r.URL, clientOpts{})
+		}
+	}
+
+	twin := create()
+	twinJob := must(t, 200, "POST", s.haproxy+"/api/networks/"+twin+"/train", params)["job_id"].(string)
+	if f := watcher.waitFinal(t, twinJob, 3*eventTimeout); f.Name != "training_complete" {
+		t.Fatalf("the twin's job: %s %v", f.Name, f.Data)
+	}
+	var got, want []any
+	for _, u := range checkJobEvents(t, watcher, job, 1, epochs) {
+		got = append(got, u.Data["correct"])
+	}
+	for _, u := range checkJobEvents(t, watcher, twinJob, 1, epochs) {
+		want = append(want, u.Data["correct"])
+	}
+	t.Logf("layers network, correct per epoch: resumed after the kill %v, uninterrupted twin %v", got, want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the resumed layers job does not train as its uninterrupted twin: correct per epoch %v, want %v", got, want)
+	}
+	twinKernels := fmt.Sprint(must(t, 200, "GET", s.haproxy+"/api/networks/"+twin+"/kernels", nil)["kernels"])
+	for _, r := range s.c.reps {
+		k := must(t, 200, "GET", r.URL+"/api/networks/"+net+"/kernels", nil)
+		if k["epochs_trained"] != float64(epochs) || fmt.Sprint(k["kernels"]) != twinKernels {
+			t.Errorf("%s: the resumed network's kernels after %v epochs differ from its twin's", r.name, k["epochs_trained"])
 		}
 	}
 }
