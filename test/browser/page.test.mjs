@@ -489,7 +489,7 @@ describe('management page', { concurrency: false }, () => {
     clean(w);
   });
 
-  test('layers: the ch. 6 preset, shapes and weights as you edit, what does not chain refused before it is sent, a conv network trained an epoch, its kernels', async () => {
+  test('layers: the ch. 6 preset, shapes and weights as you edit, what does not chain refused before it is sent, a conv network trained an epoch, its kernels, a drawn digit', async () => {
     const { page, w } = desk;
     const outs = () => page.$$eval('#layer-list .layer-out', (o) => o.map((x) => x.textContent));
     const layerRow = (n) => `#layer-list > li:nth-child(${n})`;
@@ -596,6 +596,16 @@ describe('management page', { concurrency: false }, () => {
       assert.ok(after.some((u, i) => u !== before[i]), 'the kernels changed with the epoch');
       assert.match(await page.textContent('#job-params'), /η 0\.03 · mini-batch 10 · log-likelihood cost · λ 0\.1 · seed 5/);
       await shot(page, 'desktop-layers');
+
+      // It reads a drawn digit, as every network does.
+      const predicted = page.waitForResponse((r) => r.url().endsWith(`/api/networks/${id}/predict`));
+      await drawSeven(page);
+      const pr = await predicted;
+      assert.equal(pr.status(), 200);
+      const out = (await pr.json()).network_output;
+      assert.equal(out.length, 10);
+      assert.ok(Math.abs(out.flat().reduce((a, b) => a + b, 0) - 1) < 1e-6, `a softmax's outputs sum to 1: ${out}`);
+      await page.waitForFunction(() => /^\d$/.test(document.querySelector('#predicted-digit').textContent));
 
       // Back to a layer_sizes network: no expand, no kernels, the cost to choose.
       await row(page, first).click();
