@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/sat"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -110,10 +111,10 @@ func (e *engine) colLen(i, rows int) int {
 	l := e.layers[i]
 	switch l.Kind {
 	case Conv:
-		return mulSat(e.in[i].Channels*l.Size*l.Size*e.out[i].Height*e.out[i].Width, rows)
+		return sat.Mul(e.in[i].Channels*l.Size*l.Size*e.out[i].Height*e.out[i].Width, rows)
 	case Dense, Softmax:
 		if e.needsFlatten(i) || l.Dropout > 0 {
-			return mulSat(e.in[i].Len(), rows)
+			return sat.Mul(e.in[i].Len(), rows)
 		}
 	}
 	return 0
@@ -130,23 +131,23 @@ func (e *engine) dcolLen(i, rows int) int {
 // float32 or int32), the gradient sums excepted: the measure of
 // Params.ScratchBytes.
 func (e *engine) workBytes(rows int, train bool) int {
-	n := mulSat(rows, inputShape.Len()+1)
+	n := sat.Mul(rows, inputShape.Len()+1)
 	for i, l := range e.layers {
-		o := mulSat(rows, e.out[i].Len())
-		n = addSat(n, o)
-		n = addSat(n, e.colLen(i, rows))
+		o := sat.Mul(rows, e.out[i].Len())
+		n = sat.Add(n, o)
+		n = sat.Add(n, e.colLen(i, rows))
 		if l.Kind == Pool {
-			n = addSat(n, o)
+			n = sat.Add(n, o)
 		}
 		if train {
 			if l.Dropout > 0 {
-				n = addSat(n, mulSat(rows, e.in[i].Len()))
+				n = sat.Add(n, sat.Mul(rows, e.in[i].Len()))
 			}
-			n = addSat(n, o)
-			n = addSat(n, e.dcolLen(i, rows))
+			n = sat.Add(n, o)
+			n = sat.Add(n, e.dcolLen(i, rows))
 		}
 	}
-	return mulSat(n, 4)
+	return sat.Mul(n, 4)
 }
 
 func (e *engine) newWork(rows int, train bool) *work {

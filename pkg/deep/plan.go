@@ -13,7 +13,8 @@ package deep
 import (
 	"fmt"
 	"math"
-	"math/bits"
+
+	"github.com/mnist-go/nnserver/internal/sat"
 )
 
 // Kind is a layer's type.
@@ -188,9 +189,9 @@ func Plan(layers []Layer, lim Limits) ([]Shape, error) {
 				return fail("needs an input of at least %d×%d, got %s", l.Size, l.Size, in)
 			}
 			out = Shape{l.Filters, in.Height - l.Size + 1, in.Width - l.Size + 1}
-			k := mulSat(in.Channels, mulSat(l.Size, l.Size))
-			p = mulSat(l.Filters, addSat(k, 1))
-			m = mulSat(k, mulSat(l.Filters, mulSat(out.Height, out.Width)))
+			k := sat.Mul(in.Channels, sat.Mul(l.Size, l.Size))
+			p = sat.Mul(l.Filters, sat.Add(k, 1))
+			m = sat.Mul(k, sat.Mul(l.Filters, sat.Mul(out.Height, out.Width)))
 		case Pool:
 			if flat {
 				return fail("comes after a dense layer, whose output %s has no planes to pool", in)
@@ -205,15 +206,15 @@ func Plan(layers []Layer, lim Limits) ([]Shape, error) {
 			}
 			flat = true
 			out = Shape{l.Size, 1, 1}
-			p = mulSat(l.Size, addSat(in.Len(), 1))
-			m = mulSat(l.Size, in.Len())
+			p = sat.Mul(l.Size, sat.Add(in.Len(), 1))
+			m = sat.Mul(l.Size, in.Len())
 		}
 		if out.Channels > maxDim || out.Height > maxDim || out.Len() > maxDim {
 			_, err := fail("has an output of %s values, too many", out)
 			err.(*LayerError).TooLarge = true
 			return nil, err
 		}
-		params, macs, acts = addSat(params, p), addSat(macs, m), addSat(acts, out.Len())
+		params, macs, acts = sat.Add(params, p), sat.Add(macs, m), sat.Add(acts, out.Len())
 		tooLarge := func(format string, args ...any) ([]Shape, error) {
 			_, err := fail(format, args...)
 			err.(*LayerError).TooLarge = true
@@ -265,36 +266,14 @@ func Count(layers []Layer) (Stats, error) {
 		switch l.Kind {
 		case Conv:
 			k := in.Channels * l.Size * l.Size
-			s.Params = addSat(s.Params, mulSat(l.Filters, k+1))
-			s.MACs = addSat(s.MACs, mulSat(k, out.Len()))
+			s.Params = sat.Add(s.Params, sat.Mul(l.Filters, k+1))
+			s.MACs = sat.Add(s.MACs, sat.Mul(k, out.Len()))
 		case Dense, Softmax:
-			s.Params = addSat(s.Params, mulSat(l.Size, in.Len()+1))
-			s.MACs = addSat(s.MACs, mulSat(l.Size, in.Len()))
+			s.Params = sat.Add(s.Params, sat.Mul(l.Size, in.Len()+1))
+			s.MACs = sat.Add(s.MACs, sat.Mul(l.Size, in.Len()))
 		}
-		s.Activations = addSat(s.Activations, out.Len())
+		s.Activations = sat.Add(s.Activations, out.Len())
 		in = out
 	}
 	return s, nil
-}
-
-// mulSat returns a·b, or math.MaxInt if that overflows or either is
-// negative.
-func mulSat(a, b int) int {
-	if a < 0 || b < 0 {
-		return math.MaxInt
-	}
-	hi, lo := bits.Mul64(uint64(a), uint64(b))
-	if hi != 0 || lo > math.MaxInt {
-		return math.MaxInt
-	}
-	return int(lo)
-}
-
-// addSat returns a+b for non-negative a and b, or math.MaxInt if that
-// overflows.
-func addSat(a, b int) int {
-	if a < 0 || b < 0 || a > math.MaxInt-b {
-		return math.MaxInt
-	}
-	return a + b
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/sat"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
 
@@ -668,21 +669,21 @@ func TrainerBytes(layers []Layer, p Params) int {
 		}
 		nw := 1
 		for _, d := range ws {
-			nw = mulSat(nw, d)
+			nw = sat.Mul(nw, d)
 		}
-		paramsTotal = addSat(paramsTotal, addSat(nw, nb))
+		paramsTotal = sat.Add(paramsTotal, sat.Add(nw, nb))
 		// The float32 parameters and the gradient sums of each shard.
-		total = addSat(total, mulSat(1+shards, addSat(allocBytes(mulSat(4, nw)), allocBytes(mulSat(4, nb)))))
+		total = sat.Add(total, sat.Mul(1+shards, sat.Add(allocBytes(sat.Mul(4, nw)), allocBytes(sat.Mul(4, nb)))))
 	}
 	if paramsTotal == math.MaxInt {
 		return math.MaxInt
 	}
 	e.w = make([][]float32, len(layers)) // workBytes reads only shapes
 	rows := rowsPerShard(e, p)
-	total = addSat(total, mulSat(shards, workAlloc(e, rows, true)))
-	total = addSat(total, mulSat(runtime.GOMAXPROCS(0), workAlloc(e, evalRows, false)))
+	total = sat.Add(total, sat.Mul(shards, workAlloc(e, rows, true)))
+	total = sat.Add(total, sat.Mul(runtime.GOMAXPROCS(0), workAlloc(e, evalRows, false)))
 	// Structures, slice headers, goroutine stacks.
-	return addSat(total, 16<<10+mulSat(512, len(layers)))
+	return sat.Add(total, 16<<10+sat.Mul(512, len(layers)))
 }
 
 // workAlloc bounds the allocation of a work of rows examples: its buffers
@@ -691,7 +692,7 @@ func TrainerBytes(layers []Layer, p Params) int {
 func workAlloc(e *engine, rows int, train bool) int {
 	b := e.workBytes(rows, train)
 	// Each buffer may round up to a page: at most 6 buffers per layer + 2.
-	return addSat(b, mulSat(8<<10+16, 6*len(e.layers)+2))
+	return sat.Add(b, sat.Mul(8<<10+16, 6*len(e.layers)+2))
 }
 
 // allocBytes bounds the memory the Go allocator takes for an object of b

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/sat"
 	"gonum.org/v1/gonum/floats"
 )
 
@@ -369,28 +370,28 @@ func TrainerBytes(sizes []int, p Params) int {
 	h0 := pad4sat(sizes[1])
 	// The weights and biases, in the kernel's layout: one allocation each
 	// per layer.
-	params := addSat(allocBytes(mulSat(8, mulSat(sizes[0], h0))), allocBytes(mulSat(8, h0)))
+	params := sat.Add(allocBytes(sat.Mul(8, sat.Mul(sizes[0], h0))), allocBytes(sat.Mul(8, h0)))
 	for l := 2; l < len(sizes); l++ {
-		params = addSat(params, allocBytes(mulSat(8, mulSat(sizes[l], sizes[l-1]))))
-		params = addSat(params, allocBytes(mulSat(8, sizes[l])))
+		params = sat.Add(params, allocBytes(sat.Mul(8, sat.Mul(sizes[l], sizes[l-1]))))
+		params = sat.Add(params, allocBytes(sat.Mul(8, sizes[l])))
 	}
 	// Activations and errors: one allocation each per layer.
-	scratch := mulSat(2, allocBytes(mulSat(8, mulSat(rows, h0))))
+	scratch := sat.Mul(2, allocBytes(sat.Mul(8, sat.Mul(rows, h0))))
 	for l := 2; l < len(sizes); l++ {
-		scratch = addSat(scratch, mulSat(2, allocBytes(mulSat(8, mulSat(rows, sizes[l])))))
+		scratch = sat.Add(scratch, sat.Mul(2, allocBytes(sat.Mul(8, sat.Mul(rows, sizes[l])))))
 	}
-	total := addSat(params, scratch)
+	total := sat.Add(params, scratch)
 	if p.BatchSize > rows {
-		total = addSat(total, params)
+		total = sat.Add(total, params)
 	}
 	if p.Validation != nil {
-		total = addSat(total, params) // SGD's copy for the validation pass
+		total = sat.Add(total, params) // SGD's copy for the validation pass
 	}
-	total = addSat(total, allocBytes(mulSat(8, rows)))              // coef
-	total = addSat(total, allocBytes(mulSat(8, slices.Max(sizes)))) // back
+	total = sat.Add(total, allocBytes(sat.Mul(8, rows)))              // coef
+	total = sat.Add(total, allocBytes(sat.Mul(8, slices.Max(sizes)))) // back
 	// The Trainer and kernel (with its 2 KiB intensity table), slice
 	// headers per layer, and newKernel's temporary matrix headers.
-	return addSat(total, 8<<10+mulSat(256, len(sizes)))
+	return sat.Add(total, 8<<10+sat.Mul(256, len(sizes)))
 }
 
 // bytesPerRow is the scratch one example of a mini-batch needs: its
@@ -399,12 +400,12 @@ func TrainerBytes(sizes []int, p Params) int {
 func bytesPerRow(sizes []int) int {
 	n := pad4sat(sizes[1])
 	for _, s := range sizes[2:] {
-		n = addSat(n, s)
+		n = sat.Add(n, s)
 	}
-	return addSat(mulSat(16, n), 8)
+	return sat.Add(sat.Mul(16, n), 8)
 }
 
-func pad4sat(n int) int { return addSat(n, 3) &^ 3 }
+func pad4sat(n int) int { return sat.Add(n, 3) &^ 3 }
 
 // allocBytes bounds the memory the Go allocator takes for an object of b
 // bytes: small objects are rounded up to a size class (well within a

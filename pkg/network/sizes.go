@@ -3,7 +3,8 @@ package network
 import (
 	"fmt"
 	"math"
-	"math/bits"
+
+	"github.com/mnist-go/nnserver/internal/sat"
 )
 
 // SizeRule names the rule on layer sizes that a SizeError reports broken.
@@ -104,29 +105,7 @@ func CheckSizes(sizes []int, maxLayers, maxParams int) error {
 func ParamCount(sizes []int) int {
 	n := 0
 	for l := 1; l < len(sizes); l++ {
-		n = addSat(n, mulSat(sizes[l], addSat(sizes[l-1], 1)))
+		n = sat.Add(n, sat.Mul(sizes[l], sat.Add(sizes[l-1], 1)))
 	}
 	return n
-}
-
-// mulSat returns a·b, or math.MaxInt if that overflows (or if either is
-// negative: callers count memory and parameters, never negative amounts).
-func mulSat(a, b int) int {
-	if a < 0 || b < 0 {
-		return math.MaxInt
-	}
-	hi, lo := bits.Mul64(uint64(a), uint64(b))
-	if hi != 0 || lo > math.MaxInt {
-		return math.MaxInt
-	}
-	return int(lo)
-}
-
-// addSat returns a+b for non-negative a and b, or math.MaxInt if that
-// overflows.
-func addSat(a, b int) int {
-	if a < 0 || b < 0 || a > math.MaxInt-b {
-		return math.MaxInt
-	}
-	return a + b
 }
