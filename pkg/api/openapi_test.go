@@ -395,6 +395,14 @@ func TestOpenAPIResponses(t *testing.T) {
 	c.check("HEAD", "/api/networks/"+a+"/access", "", nil, 200)
 	c.check("GET", "/api/networks/"+unknown+"/access", "", nil, 404)
 
+	// A conv network's first kernels; a network without a conv layer has none.
+	conv := c.check("POST", "/api/networks", jsonCT, []byte(`{"layers":[{"type":"conv","filters":2,"size":5,"activation":"relu"},{"type":"pool","size":2},{"type":"softmax","size":10}],"seed":3}`), 200).field(t, "network_id")
+	c.check("GET", "/api/networks/"+conv+"/kernels", "", nil, 200)
+	c.check("HEAD", "/api/networks/"+conv+"/kernels", "", nil, 200)
+	c.check("GET", "/api/networks/"+a+"/kernels", "", nil, 404)
+	c.check("HEAD", "/api/networks/"+unknown+"/kernels", "", nil, 404)
+	c.check("DELETE", "/api/networks/"+conv, "", nil, 200)
+
 	// One network: its name and notes, its snapshots, a restore.
 	c.check("GET", "/api/networks/"+a, "", nil, 200)
 	c.check("HEAD", "/api/networks/"+a, "", nil, 200)
