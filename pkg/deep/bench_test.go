@@ -9,6 +9,12 @@ import (
 // 10, dropout, L2) on MNIST images: an epoch is 5,000 of them.
 func BenchmarkStep(b *testing.B) { benchmarkStep(b, exampleLayers) }
 
+// BenchmarkStepSigmoid and BenchmarkStepTanh time a mini-batch of the
+// example network with every activation sigmoid or tanh (Nielsen's first
+// chapter 6 networks), without dropout.
+func BenchmarkStepSigmoid(b *testing.B) { benchmarkStep(b, allActivation(Sigmoid)) }
+func BenchmarkStepTanh(b *testing.B)    { benchmarkStep(b, allActivation(Tanh)) }
+
 // BenchmarkStepNielsen times a mini-batch of Nielsen's final network
 // (two dense layers of 1,000 with dropout, 1.67 M parameters).
 func BenchmarkStepNielsen(b *testing.B) { benchmarkStep(b, nielsenLayers) }
@@ -21,6 +27,20 @@ var nielsenLayers = []Layer{
 	{Kind: Dense, Size: 1000, Activation: ReLU, Dropout: 0.5},
 	{Kind: Dense, Size: 1000, Activation: ReLU, Dropout: 0.5},
 	{Kind: Softmax, Size: 10, Dropout: 0.5},
+}
+
+// allActivation returns the example network with activation f in every
+// layer and no dropout: conv 20×5×5 f, pool 2, conv 40×5×5 f, pool 2,
+// dense 100 f, softmax 10.
+func allActivation(f Activation) []Layer {
+	return []Layer{
+		{Kind: Conv, Filters: 20, Size: 5, Activation: f},
+		{Kind: Pool, Size: 2},
+		{Kind: Conv, Filters: 40, Size: 5, Activation: f},
+		{Kind: Pool, Size: 2},
+		{Kind: Dense, Size: 100, Activation: f},
+		{Kind: Softmax, Size: 10},
+	}
 }
 
 func benchmarkStep(b *testing.B, layers []Layer) {
@@ -43,10 +63,16 @@ func benchmarkStep(b *testing.B, layers []Layer) {
 	}
 }
 
-// BenchmarkEvaluate times the evaluation of the 10,000 test images.
-func BenchmarkEvaluate(b *testing.B) {
+// BenchmarkEvaluate times the evaluation of the 10,000 test images by the
+// example network; BenchmarkEvaluateSigmoid and BenchmarkEvaluateTanh by
+// allActivation's networks.
+func BenchmarkEvaluate(b *testing.B)        { benchmarkEvaluate(b, exampleLayers) }
+func BenchmarkEvaluateSigmoid(b *testing.B) { benchmarkEvaluate(b, allActivation(Sigmoid)) }
+func BenchmarkEvaluateTanh(b *testing.B)    { benchmarkEvaluate(b, allActivation(Tanh)) }
+
+func benchmarkEvaluate(b *testing.B, layers []Layer) {
 	ds := dataset(b)
-	n := newTestNet(b, exampleLayers, 1)
+	n := newTestNet(b, layers, 1)
 	ev := newEvaluator(newEngine(n))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -528,16 +528,14 @@ func unflatten(dst, src []float32, in Shape, n int) {
 	}
 }
 
+// activate replaces the weighted inputs z by their activations: sigmoid
+// and tanh in float32 (activation.go).
 func activate(z []float32, f Activation) {
 	switch f {
 	case Sigmoid:
-		for i, v := range z {
-			z[i] = float32(1 / (1 + math.Exp(-float64(v))))
-		}
+		sigmoidSlice(z)
 	case Tanh:
-		for i, v := range z {
-			z[i] = float32(math.Tanh(float64(v)))
-		}
+		tanhSlice(z)
 	case ReLU:
 		for i, v := range z {
 			z[i] = max(v, 0)

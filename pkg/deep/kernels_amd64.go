@@ -116,6 +116,12 @@ func copyRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int
 //go:noescape
 func addRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int)
 
+//go:noescape
+func sigmoid8(z *float32, n int)
+
+//go:noescape
+func tanh8(z *float32, n int)
+
 // kernNT runs the dot-product kernel of m rows (1 to 4) and n columns (1 to 3).
 func kernNT(m, n int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
 	switch m*4 + n {

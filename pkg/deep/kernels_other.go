@@ -27,3 +27,11 @@ func copyRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int
 func addRows8(dst *float32, ldd int, src *float32, lds int, rows int, width int) {
 	panic("deep: no assembly kernels")
 }
+
+func sigmoid8(z *float32, n int) {
+	panic("deep: no assembly kernels")
+}
+
+func tanh8(z *float32, n int) {
+	panic("deep: no assembly kernels")
+}

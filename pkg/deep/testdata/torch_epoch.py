@@ -14,6 +14,10 @@ p_dropout does (PyTorch's inverted scaling; the same work). Reads the IDX
     /usr/bin/python3 pkg/deep/testdata/torch_epoch.py [--threads N] [--epochs E] [--batch B]
 
 prints one line per epoch: seconds (training only) and test accuracy.
+
+--activation sigmoid or tanh puts that activation in every layer instead of
+relu (Nielsen's first chapter 6 networks; use with --eta 0.1 --lmbda 0
+--dropout 0 for his sigmoid network).
 """
 import argparse
 import gzip
@@ -35,8 +39,9 @@ def idx(path):
 
 
 class Net(nn.Module):
-    def __init__(self, p):
+    def __init__(self, p, act):
         super().__init__()
+        self.act = act
         self.conv1 = nn.Conv2d(1, 20, 5)
         self.conv2 = nn.Conv2d(20, 40, 5)
         self.drop = nn.Dropout(p)
@@ -44,10 +49,10 @@ class Net(nn.Module):
         self.out = nn.Linear(100, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(self.act(self.conv1(x)), 2)
+        x = F.max_pool2d(self.act(self.conv2(x)), 2)
         x = self.drop(torch.flatten(x, 1))
-        x = F.relu(self.fc(x))
+        x = self.act(self.fc(x))
         return F.log_softmax(self.out(x), dim=1)
 
 
@@ -60,6 +65,7 @@ def main():
     ap.add_argument("--lmbda", type=float, default=0.1)
     ap.add_argument("--dropout", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], default="relu")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "data"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -72,7 +78,7 @@ def main():
     y = torch.from_numpy(labels.astype(np.int64))
     tx = torch.from_numpy(timgs.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
     ty = torch.from_numpy(tlabels.astype(np.int64))
-    net = Net(a.dropout)
+    net = Net(a.dropout, {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[a.activation])
     n = x.shape[0]
     # network3's L2: cost + 0.5·λ/num_batches·Σw², weights only.
     decay = a.lmbda / (n // a.batch)
@@ -80,7 +86,7 @@ def main():
     biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": decay},
                            {"params": biases, "weight_decay": 0}], lr=a.eta)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {a.batch}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {a.batch}, {a.activation}")
     for epoch in range(1, a.epochs + 1):
         net.train()
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 // Command asmgen writes gemm_amd64.s, the AVX2/FMA kernels of package deep,
-// and kernels_amd64.go, their declarations and dispatch. Run it through go
-// generate in pkg/deep.
+// act_amd64.s, its AVX2 sigmoid and tanh (act.go), and kernels_amd64.go,
+// their declarations and dispatch. Run it through go generate in pkg/deep.
 //
 // Two families of kernels, each one function per tile shape:
 //
@@ -22,11 +22,12 @@ import (
 // The files main writes, relative to pkg/deep, where go generate runs it.
 const (
 	asmFile = "gemm_amd64.s"
+	actFile = "act_amd64.s"
 	goFile  = "kernels_amd64.go"
 )
 
 func main() {
-	for name, text := range map[string]string{asmFile: generateAsm(), goFile: generateGo()} {
+	for name, text := range map[string]string{asmFile: generateAsm(), actFile: generateAct(), goFile: generateGo()} {
 		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -264,6 +265,11 @@ func generateGo() string {
 		p.f("")
 		p.f("//go:noescape")
 		p.f("func %s(%s)", name, argsRows)
+	}
+	for _, name := range []string{"sigmoid8", "tanh8"} {
+		p.f("")
+		p.f("//go:noescape")
+		p.f("func %s(%s)", name, argsAct)
 	}
 	p.f("")
 	p.f("// kernNT runs the dot-product kernel of m rows (1 to 4) and n columns (1 to 3).")

@@ -6,12 +6,12 @@ import (
 	"testing"
 )
 
-// TestCheckedInKernelsAreGenerated fails when gemm_amd64.s or
+// TestCheckedInKernelsAreGenerated fails when gemm_amd64.s, act_amd64.s or
 // kernels_amd64.go is not what the generator writes: after an edit of
 // either, run go generate ./pkg/deep (CI checks the same with git diff
 // after go generate).
 func TestCheckedInKernelsAreGenerated(t *testing.T) {
-	for name, gen := range map[string]func() string{asmFile: generateAsm, goFile: generateGo} {
+	for name, gen := range map[string]func() string{asmFile: generateAsm, actFile: generateAct, goFile: generateGo} {
 		got, err := os.ReadFile(filepath.Join("..", "..", name))
 		if err != nil {
 			t.Fatal(err)
