@@ -6,7 +6,7 @@
 # ACTIVATION relu (the default) runs the example network (η 0.03, λ 0.1,
 # dropout 0.5); sigmoid or tanh run conv 20×5×5 f, pool 2, conv 40×5×5 f,
 # pool 2, dense 100 f, softmax 10 with η 0.1, λ 0, no dropout (Nielsen's
-# first chapter 6 networks).
+# first chapter 6 networks), PyTorch with network3's initialisation.
 set -euo pipefail
 rounds=${1:-1}
 act=${2:-relu}
@@ -14,7 +14,7 @@ if [ "$act" = relu ]; then
   torchargs=()
   deepargs=()
 else
-  torchargs=(--activation "$act" --eta 0.1 --lmbda 0 --dropout 0)
+  torchargs=(--activation "$act" --eta 0.1 --lmbda 0 --dropout 0 --init network3)
   deepargs=(-net "conv20:5:$act,pool2,conv40:5:$act,pool2,dense100:$act,softmax10" -eta 0.1 -lambda 0)
 fi
 go build -o /tmp/deeprun ./pkg/deep/internal/deeprun

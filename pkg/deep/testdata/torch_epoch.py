@@ -17,7 +17,10 @@ prints one line per epoch: seconds (training only) and test accuracy.
 
 --activation sigmoid or tanh puts that activation in every layer instead of
 relu (Nielsen's first chapter 6 networks; use with --eta 0.1 --lmbda 0
---dropout 0 for his sigmoid network).
+--dropout 0 for his sigmoid network). --init network3 draws the weights as
+network3.py does (N(0, 1/n_out), conv n_out = filters·k²/pool², biases N(0, 1),
+softmax zeros) instead of PyTorch's default, which leaves a sigmoid network at
+chance after one epoch at η 0.1.
 """
 import argparse
 import gzip
@@ -66,6 +69,7 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], default="relu")
+    ap.add_argument("--init", choices=["torch", "network3"], default="torch")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "data"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -79,6 +83,13 @@ def main():
     tx = torch.from_numpy(timgs.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
     ty = torch.from_numpy(tlabels.astype(np.int64))
     net = Net(a.dropout, {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[a.activation])
+    if a.init == "network3":
+        with torch.no_grad():
+            for layer, n_out in ((net.conv1, 20 * 25 / 4), (net.conv2, 40 * 25 / 4), (net.fc, 100)):
+                layer.weight.normal_(0, (1 / n_out) ** 0.5)
+                layer.bias.normal_(0, 1)
+            net.out.weight.zero_()
+            net.out.bias.zero_()
     n = x.shape[0]
     # network3's L2: cost + 0.5·λ/num_batches·Σw², weights only.
     decay = a.lmbda / (n // a.batch)
