@@ -2,9 +2,8 @@ package deep
 
 import (
 	"math"
-	"runtime"
-	"time"
 
+	"github.com/mnist-go/nnserver/internal/pace"
 	"github.com/mnist-go/nnserver/internal/sat"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -86,23 +85,10 @@ type work struct {
 	train bool
 	cost  float64 // training: the costs of the examples backward has run, summed (Epoch.TrainingCost)
 
-	// lastYield, if not zero, is when the passes last yielded the
-	// processor: training passes yield about every millisecond, between
-	// layers (see tick).
-	lastYield time.Time
-}
-
-// tick yields the processor if the passes of a training work have run for
-// a millisecond since they last did, so that a server's other goroutines
-// get in even while a long chunk trains.
-func (wk *work) tick() {
-	if wk.lastYield.IsZero() {
-		return
-	}
-	if now := time.Now(); now.Sub(wk.lastYield) > yieldEvery {
-		runtime.Gosched()
-		wk.lastYield = now
-	}
+	// pacer, started for a training work, yields the processor about
+	// every millisecond between layers, so that a server's other goroutines
+	// get in even while a long chunk trains.
+	pacer pace.Pacer
 }
 
 // colLen returns the length of layer i's col buffer for rows examples, 0
@@ -204,7 +190,7 @@ func (wk *work) input(i, n int) []float32 {
 // dense layers with dropout use wk.mask; otherwise they scale by 1−p.
 func (e *engine) forward(wk *work, n int, train bool) {
 	for i, l := range e.layers {
-		wk.tick()
+		wk.pacer.Tick()
 		in, out := e.in[i], e.out[i]
 		src := wk.input(i, n)
 		act := wk.act[i][:n*out.Len()]
@@ -310,7 +296,7 @@ func (e *engine) backward(wk *work, n int, dense bool) {
 	}
 	wk.cost += cost
 	for i := last; i >= 0; i-- {
-		wk.tick()
+		wk.pacer.Tick()
 		l := e.layers[i]
 		in, o := e.in[i], e.out[i]
 		d := wk.d[i][:n*o.Len()]

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/pace"
 	"github.com/mnist-go/nnserver/internal/sat"
 	"github.com/mnist-go/nnserver/pkg/network"
 )
@@ -297,7 +298,7 @@ type trainer struct {
 	direct      bool    // the mini-batch was one chunk: dense layers update from δ and X
 
 	start, done chan int // the helper goroutine's: a phase to run, its end; nil without one
-	lastYield   time.Time
+	pacer       pace.Pacer
 }
 
 // The phases the helper goroutine runs: part 1 of a chunk's passes, or
@@ -334,7 +335,7 @@ func newTrainer(n *Network, p Params, key [2]uint64, examples int) (*trainer, er
 	t.perShd = min(rowsPerShard(e, p), max(1, (examples+shards-1)/shards))
 	for s := range t.works {
 		t.works[s] = e.newWork(t.perShd, true)
-		t.works[s].lastYield = time.Now()
+		t.works[s].pacer.Start(time.Now())
 	}
 	t.thresh = make([]uint32, len(n.layers))
 	for i, l := range n.layers {
@@ -408,7 +409,7 @@ func mix(z uint64) uint64 {
 // weights are left as the last complete mini-batch left them.
 func (t *trainer) trainEpoch(ctx context.Context, src source, e int) (float64, error) {
 	start := time.Now()
-	t.lastYield = start
+	t.pacer.Start(start)
 	n := src.Len()
 	if len(t.perm) != n {
 		t.perm = make([]int32, n)
@@ -459,24 +460,6 @@ func (t *trainer) epochCost(net *Network, n int) float64 {
 	return c
 }
 
-// yieldEvery is how long training runs before it yields the processor.
-const yieldEvery = time.Millisecond
-
-// pause is called before every chunk: it reports false if done is closed,
-// and otherwise lets other goroutines in about every millisecond.
-func (t *trainer) pause(done <-chan struct{}) bool {
-	select {
-	case <-done:
-		return false
-	default:
-	}
-	if now := time.Now(); now.Sub(t.lastYield) > yieldEvery {
-		runtime.Gosched()
-		t.lastYield = now
-	}
-	return true
-}
-
 // step applies one mini-batch update of src's examples batch, out of
 // src.Len() training examples: w ← (1 − η·λ·BatchSize/n)·w − (η/m)·Σ∂w,
 // b ← b − (η/m)·Σ∂b for m = len(batch). It allocates nothing.
@@ -500,7 +483,7 @@ func (t *trainer) step(src source, batch []int32, done <-chan struct{}) bool {
 		}
 	}
 	for lo := 0; lo < len(batch); lo += chunk {
-		if !t.pause(done) {
+		if !t.pacer.Pause(done) {
 			return false
 		}
 		t.load(src, batch[lo:min(lo+chunk, len(batch))])

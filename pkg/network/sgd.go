@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"time"
 
+	"github.com/mnist-go/nnserver/internal/pace"
 	"github.com/mnist-go/nnserver/internal/sat"
 	"gonum.org/v1/gonum/floats"
 )
@@ -310,7 +310,7 @@ type Trainer struct {
 	// chunk, in the kernel's layout; nil if no mini-batch is.
 	grad *params
 
-	lastYield time.Time // see pause
+	pacer pace.Pacer // lets other goroutines in between mini-batches and chunks
 }
 
 // NewTrainer prepares to train a copy of n with p's mini-batch size,
@@ -449,14 +449,14 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 	t.shuffle(n)
 	t.costSum = 0
 	done := ctx.Done()
-	t.lastYield = start
+	t.pacer.Start(start)
 	batch := t.p.BatchSize
 	batches := n / batch
 	if n%batch != 0 {
 		batches++
 	}
 	for b, lo := 1, 0; lo < n; b, lo = b+1, lo+batch {
-		if !t.pause(done) || !t.step(train, t.perm[lo:min(lo+batch, n)], done) {
+		if !t.pacer.Pause(done) || !t.step(train, t.perm[lo:min(lo+batch, n)], done) {
 			return time.Since(start).Seconds(), ctx.Err()
 		}
 		if t.p.OnBatch != nil {
@@ -464,26 +464,6 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train Examples) (float64, erro
 		}
 	}
 	return time.Since(start).Seconds(), nil
-}
-
-// yieldEvery is how long training runs before it yields the processor.
-const yieldEvery = time.Millisecond
-
-// pause is called between mini-batches and chunks: it reports false if done
-// is closed, and otherwise lets other goroutines in about every millisecond:
-// with as many training jobs as cores, Go would otherwise preempt a job only
-// after 10 ms, and that is how long a request could wait.
-func (t *Trainer) pause(done <-chan struct{}) bool {
-	select {
-	case <-done:
-		return false
-	default:
-	}
-	if now := time.Now(); now.Sub(t.lastYield) > yieldEvery {
-		runtime.Gosched()
-		t.lastYield = now
-	}
-	return true
 }
 
 // step applies one mini-batch update of data's examples batch, out of
@@ -504,7 +484,7 @@ func (t *Trainer) step(data Examples, batch []int32, done <-chan struct{}) bool 
 	g := t.grad
 	g.clear()
 	for lo := 0; lo < len(batch); lo += t.rows {
-		if lo > 0 && !t.pause(done) {
+		if lo > 0 && !t.pacer.Pause(done) {
 			return false
 		}
 		chunk := batch[lo:min(lo+t.rows, len(batch))]
