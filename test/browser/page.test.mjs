@@ -839,6 +839,25 @@ describe('management page', { concurrency: false }, () => {
       assert.ok(o.toast[0] >= 0 && o.toast[1] >= 0 && o.toast[2] <= o.width && o.toast[3] <= o.height, `the toast ${o.toast} is off screen`);
       if (i === 0) await shot(page, 'phone-toast', false); // the window as it is, the toast where it shows
     }
+
+    // The layer editor at a phone's width: the ch. 6 preset's six layers,
+    // every field and button of them on screen, nothing scrolling sideways.
+    await page.check('input[name=preset][value=ch6]');
+    await page.waitForSelector('#layer-list > li:nth-child(6) .layer-out');
+    await page.locator('#layer-list').scrollIntoViewIfNeeded();
+    const ed = await page.evaluate(() => {
+      const se = document.scrollingElement;
+      const parts = [...document.querySelectorAll('#layer-list input, #layer-list select, #layer-list button, #layer-list .layer-out, #add-kind, #add-layer, #layers-summary')];
+      return {
+        scrollWidth: se.scrollWidth, clientWidth: se.clientWidth, n: parts.length,
+        off: parts.filter((e) => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > innerWidth; })
+          .map((e) => `${e.tagName.toLowerCase()}${e.dataset.f ? '[' + e.dataset.f + ']' : ''}${e.id ? '#' + e.id : ''}`),
+      };
+    });
+    assert.ok(ed.n >= 6 * 3, `only ${ed.n} parts of the editor found`);
+    assert.ok(ed.scrollWidth <= ed.clientWidth, `with the layer editor the page scrolls sideways: ${ed.scrollWidth} > ${ed.clientWidth}`);
+    assert.deepEqual(ed.off, [], 'parts of the layer editor off screen');
+    await shot(page, 'phone-layers', false); // the editor, as the phone shows it
     clean(w);
   });
 
