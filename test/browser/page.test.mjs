@@ -489,7 +489,7 @@ describe('management page', { concurrency: false }, () => {
     clean(w);
   });
 
-  test('layers: the ch. 6 preset, shapes and weights as you edit, what does not chain refused before it is sent, a conv network trained an epoch, its kernels, a drawn digit', async () => {
+  test('layers: the ch. 6 preset, shapes and weights as you edit, what does not chain refused before it is sent, a conv network trained an epoch, its kernels, a drawn digit, an expanded job', async () => {
     const { page, w } = desk;
     const outs = () => page.$$eval('#layer-list .layer-out', (o) => o.map((x) => x.textContent));
     const layerRow = (n) => `#layer-list > li:nth-child(${n})`;
@@ -606,6 +606,20 @@ describe('management page', { concurrency: false }, () => {
       assert.equal(out.length, 10);
       assert.ok(Math.abs(out.flat().reduce((a, b) => a + b, 0) - 1) < 1e-6, `a softmax's outputs sum to 1: ${out}`);
       await page.waitForFunction(() => /^\d$/.test(document.querySelector('#predicted-digit').textContent));
+
+      // Expanded training (250,000 images an epoch): the request carries it
+      // and the job says so; three epochs, cancelled at once.
+      await page.check('#expand');
+      await page.fill('#epochs', '3');
+      const expanded = page.waitForRequest((r) => r.url().endsWith(`/api/networks/${id}/train`));
+      await page.click('#train-button');
+      assert.deepEqual((await expanded).postDataJSON(), { epochs: 3, mini_batch_size: 10, learning_rate: 0.03, lambda: 0.1, seed: 5, expand: true });
+      await page.waitForFunction(() => /η 0\.03 · mini-batch 10 · log-likelihood cost · expanded ×5 · λ 0\.1 · seed 5/.test(document.querySelector('#job-params').textContent));
+      const stopped = page.waitForResponse((r) => /\/api\/training\/[^/]+\/cancel$/.test(r.url()));
+      await page.click('#cancel-button');
+      assert.equal((await stopped).status(), 200);
+      await jobStatus(page, 'cancelled');
+      await page.uncheck('#expand');
 
       // Back to a layer_sizes network: no expand, no kernels, the cost to choose.
       await row(page, first).click();
