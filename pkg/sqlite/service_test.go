@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"github.com/mnist-go/nnserver/pkg/deep"
-	"github.com/mnist-go/nnserver/pkg/network"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,8 +13,11 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/mnist-go/nnserver/internal/testutil"
+	"github.com/mnist-go/nnserver/pkg/deep"
 	"github.com/mnist-go/nnserver/pkg/dirstore"
+	"github.com/mnist-go/nnserver/pkg/mnist"
 	"github.com/mnist-go/nnserver/pkg/modelfile"
+	"github.com/mnist-go/nnserver/pkg/network"
 	"github.com/mnist-go/nnserver/pkg/service"
 )
 
@@ -135,13 +136,19 @@ type life struct {
 // it is stopped when the test ends, unless the test stopped it.
 func live(t *testing.T, dir string, ev service.Events) *life {
 	t.Helper()
+	return liveOn(t, dir, ev, testutil.MNIST)
+}
+
+// liveOn is live with the data set data.
+func liveOn(t *testing.T, dir string, ev service.Events, data func() (*mnist.Dataset, error)) *life {
+	t.Helper()
 	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := openDB(t, filepath.Join(dir, "jobs.db"))
 	q := db.Queue(2, service.DefaultLimits(), nil)
-	svc, err := service.New(t.Context(), service.Config{Data: testutil.MNIST, Store: st, Events: ev, Workers: 2,
+	svc, err := service.New(t.Context(), service.Config{Data: data, Store: st, Events: ev, Workers: 2,
 		Logger: testLogger(t), Queue: q})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +195,7 @@ func TestServiceResumesJobsAcrossARestart(t *testing.T) {
 	}
 	fc := service.CreateParams{Arch: arch, Init: service.InitNormal}
 	t.Run("layer_sizes", func(t *testing.T) {
-		resumesAcrossARestart(t, fc, service.TrainParams{Epochs: 5, MiniBatch: 50, LearningRate: 3, Cost: service.CostQuadratic, Seed: &jobSeed})
+		resumesAcrossARestart(t, testutil.MNIST, fc, service.TrainParams{Epochs: 5, MiniBatch: 50, LearningRate: 3, Cost: service.CostQuadratic, Seed: &jobSeed})
 	})
 	// A layers network with dropout, L2 and expand: its masks and shifted
 	// images are drawn from the job's seed, so the resumed job trains as
@@ -197,17 +204,29 @@ func TestServiceResumesJobsAcrossARestart(t *testing.T) {
 		{Kind: deep.Conv, Filters: 2, Size: 5, Activation: deep.ReLU}, {Kind: deep.Pool, Size: 4},
 		{Kind: deep.Softmax, Size: 10, Dropout: 0.2}}}
 	t.Run("layers", func(t *testing.T) {
-		// With -short, without expand (5 times the examples): pkg/deep's
-		// TestResume covers expand's resumption bit for bit.
-		resumesAcrossARestart(t, layers, service.TrainParams{Epochs: 5, MiniBatch: 50, Lambda: 0.1, Expand: !testing.Short(), Seed: &jobSeed})
+		// A tenth of MNIST (5,000 training images, 25,000 expanded; 1,000
+		// validation and test images): five expanded epochs of five jobs
+		// on the full set took three minutes under -race. With -short,
+		// without expand: pkg/deep's TestResume covers expand's
+		// resumption bit for bit.
+		resumesAcrossARestart(t, tenth, layers, service.TrainParams{Epochs: 5, MiniBatch: 50, Lambda: 0.1, Expand: !testing.Short(), Seed: &jobSeed})
 	})
 }
 
-func resumesAcrossARestart(t *testing.T, cp service.CreateParams, params service.TrainParams) {
+// tenth is the first tenth of each of MNIST's three parts.
+func tenth() (*mnist.Dataset, error) {
+	ds, err := testutil.MNIST()
+	if err != nil {
+		return nil, err
+	}
+	return &mnist.Dataset{Training: ds.Training.Slice(0, 5000), Validation: ds.Validation.Slice(0, 1000), Test: ds.Test.Slice(0, 1000)}, nil
+}
+
+func resumesAcrossARestart(t *testing.T, data func() (*mnist.Dataset, error), cp service.CreateParams, params service.TrainParams) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	first := newEvents()
-	l := live(t, dir, first)
+	l := liveOn(t, dir, first, data)
 	netSeed := uint64(7)
 	create := func() string {
 		p := cp
@@ -294,7 +313,7 @@ func resumesAcrossARestart(t *testing.T, cp service.CreateParams, params service
 
 	// The next process.
 	second := newEvents()
-	l = live(t, dir, second)
+	l = liveOn(t, dir, second, data)
 	for _, id := range []string{jobA, jobB, pending} {
 		second.ended(t, id)
 	}
