@@ -70,6 +70,19 @@ func BenchmarkEvaluate(b *testing.B)        { benchmarkEvaluate(b, exampleLayers
 func BenchmarkEvaluateSigmoid(b *testing.B) { benchmarkEvaluate(b, allActivation(Sigmoid)) }
 func BenchmarkEvaluateTanh(b *testing.B)    { benchmarkEvaluate(b, allActivation(Tanh)) }
 
+// BenchmarkEvaluateNielsen evaluates Nielsen's final network (two dense
+// layers of 1,000 after the convolutions), BenchmarkEvaluateDense a network
+// of dense layers only (784 → 1,000 → 1,000 → 10): their weights, not their
+// activations, are what a chunk of examples reads most.
+func BenchmarkEvaluateNielsen(b *testing.B) { benchmarkEvaluate(b, nielsenLayers) }
+func BenchmarkEvaluateDense(b *testing.B)   { benchmarkEvaluate(b, denseLayers) }
+
+var denseLayers = []Layer{
+	{Kind: Dense, Size: 1000, Activation: ReLU},
+	{Kind: Dense, Size: 1000, Activation: ReLU},
+	{Kind: Softmax, Size: 10},
+}
+
 func benchmarkEvaluate(b *testing.B, layers []Layer) {
 	ds := dataset(b)
 	n := newTestNet(b, layers, 1)

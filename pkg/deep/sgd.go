@@ -639,10 +639,7 @@ func TrainerBytes(layers []Layer, p Params) int {
 	if err != nil || p.BatchSize < 1 || p.ScratchBytes < 0 {
 		return 0
 	}
-	e := &engine{layers: layers, out: shapes}
-	for i := range layers {
-		e.in = append(e.in, inShape(shapes, i))
-	}
+	e := shapeEngine(layers, shapes)
 	total := 0
 	paramsTotal := 0
 	for i, l := range layers {
@@ -664,9 +661,19 @@ func TrainerBytes(layers []Layer, p Params) int {
 	e.w = make([][]float32, len(layers)) // workBytes reads only shapes
 	rows := rowsPerShard(e, p)
 	total = sat.Add(total, sat.Mul(shards, workAlloc(e, rows, true)))
-	total = sat.Add(total, sat.Mul(runtime.GOMAXPROCS(0), workAlloc(e, evalRows, false)))
+	total = sat.Add(total, sat.Mul(runtime.GOMAXPROCS(0), workAlloc(e, chunkRows(e), false)))
 	// Structures, slice headers, goroutine stacks.
 	return sat.Add(total, 16<<10+sat.Mul(512, len(layers)))
+}
+
+// shapeEngine returns an engine that knows only layers' shapes (planned):
+// enough for workBytes, colLen and chunkRows, not to run.
+func shapeEngine(layers []Layer, shapes []Shape) *engine {
+	e := &engine{layers: layers, out: shapes}
+	for i := range layers {
+		e.in = append(e.in, inShape(shapes, i))
+	}
+	return e
 }
 
 // workAlloc bounds the allocation of a work of rows examples: its buffers

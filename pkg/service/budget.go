@@ -102,7 +102,7 @@ func analysisBytes(a model.Arch) int64 {
 	sizes := a.Sizes
 	out := int64(sizes[len(sizes)-1])
 	if a.Layers != nil {
-		return deepRunBytes(a.Layers, 16, runtime.GOMAXPROCS(0)) + 8*analysisBlock*out + 5*int64(mnist.TestSize) + slack
+		return deepRunBytes(a.Layers, deep.EvalChunk(a.Layers), runtime.GOMAXPROCS(0)) + 8*analysisBlock*out + 5*int64(mnist.TestSize) + slack
 	}
 	return kernelBytes(sizes) + 8*analysisBlock*out + int64(runtime.GOMAXPROCS(0))*activationBytes(sizes) +
 		5*int64(mnist.TestSize) + slack
