@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -41,20 +40,7 @@ func startSingle(t *testing.T, models string) (*replica, func() error) {
 			t.Error(err)
 		}
 	})
-	if !testutil.Poll(30*time.Second, 10*time.Millisecond, func() bool {
-		if resp, err := http.Get(r.url + "/api/status"); err == nil {
-			resp.Body.Close()
-			return true
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the server stopped: %v\n%s", err, r.logs)
-		default:
-		}
-		return false
-	}) {
-		t.Fatalf("the server did not answer within 30 s\n%s", r.logs)
-	}
+	r.waitUp(t, done, "the server")
 	return r, stop
 }
 

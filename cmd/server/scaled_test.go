@@ -42,6 +42,14 @@ func startReplica(t *testing.T, env map[string]string) *replica {
 			t.Errorf("replica %s did not stop within 30 s", r.url)
 		}
 	})
+	r.waitUp(t, done, "the replica")
+	return r
+}
+
+// waitUp waits until the server at r.url answers /api/status, failing
+// the test if it has not within 30 s or if run returns first (on done).
+func (r *replica) waitUp(t *testing.T, done <-chan error, what string) {
+	t.Helper()
 	if !testutil.Poll(30*time.Second, 10*time.Millisecond, func() bool {
 		if resp, err := http.Get(r.url + "/api/status"); err == nil {
 			resp.Body.Close()
@@ -49,14 +57,13 @@ func startReplica(t *testing.T, env map[string]string) *replica {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("the replica stopped: %v\n%s", err, r.logs)
+			t.Fatalf("%s stopped: %v\n%s", what, err, r.logs)
 		default:
 		}
 		return false
 	}) {
-		t.Fatalf("the replica did not answer within 30 s\n%s", r.logs)
+		t.Fatalf("%s did not answer within 30 s\n%s", what, r.logs)
 	}
-	return r
 }
 
 // call sends a JSON request and decodes the answer into out (if not nil).
