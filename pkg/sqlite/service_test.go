@@ -132,15 +132,10 @@ type life struct {
 	once sync.Once
 }
 
-// live starts a service on dir and its job database, with ev its events;
-// it is stopped when the test ends, unless the test stopped it.
-func live(t *testing.T, dir string, ev service.Events) *life {
-	t.Helper()
-	return liveOn(t, dir, ev, testutil.MNIST)
-}
-
-// liveOn is live with the data set data.
-func liveOn(t *testing.T, dir string, ev service.Events, data func() (*mnist.Dataset, error)) *life {
+// live starts a service on dir and its job database, with ev its events
+// and data its MNIST; it is stopped when the test ends, unless the test
+// stopped it.
+func live(t *testing.T, dir string, ev service.Events, data func() (*mnist.Dataset, error)) *life {
 	t.Helper()
 	st, err := dirstore.Open(dir, modelfile.Limits{})
 	if err != nil {
@@ -226,7 +221,7 @@ func resumesAcrossARestart(t *testing.T, data func() (*mnist.Dataset, error), cp
 	ctx := t.Context()
 	dir := t.TempDir()
 	first := newEvents()
-	l := liveOn(t, dir, first, data)
+	l := live(t, dir, first, data)
 	netSeed := uint64(7)
 	create := func() string {
 		p := cp
@@ -313,7 +308,7 @@ func resumesAcrossARestart(t *testing.T, data func() (*mnist.Dataset, error), cp
 
 	// The next process.
 	second := newEvents()
-	l = liveOn(t, dir, second, data)
+	l = live(t, dir, second, data)
 	for _, id := range []string{jobA, jobB, pending} {
 		second.ended(t, id)
 	}
