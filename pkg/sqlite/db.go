@@ -58,6 +58,20 @@ import (
 // DefaultBusyTimeout is Config.BusyTimeout's default.
 const DefaultBusyTimeout = 5 * time.Second
 
+// SQLite's memory is outside Go's heap (the driver's C library allocates
+// with mmap), so neither the memory budget nor the garbage collector's
+// limit holds it: it is bounded here instead. Each connection's page cache
+// holds at most CachePages pages of 4 KiB (the jobs database of a busy
+// server is a few MB: a job is about 250 bytes, an epoch 70), and SQLite
+// frees cache pages to keep all it allocates under HeapLimit (its soft
+// heap limit, process-wide). docs/LIMITS.md counts HeapLimit in the
+// arithmetic of a container's memory.
+const (
+	CachePages = 256     // 1 MiB per connection, at most maxConns connections
+	HeapLimit  = 4 << 20 // 4 MiB
+	maxConns   = 4
+)
+
 // Config configures a DB.
 type Config struct {
 	// BusyTimeout is how long a statement waits for a lock another
@@ -110,8 +124,8 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", abs, err)
 	}
 	// Reads (Get, Active) run beside the one write of the moment.
-	sqldb.SetMaxOpenConns(4)
-	sqldb.SetMaxIdleConns(4)
+	sqldb.SetMaxOpenConns(maxConns)
+	sqldb.SetMaxIdleConns(maxConns)
 	db := &DB{sql: sqldb, path: abs, log: cfg.Logger, unlock: unlock}
 	if err := db.check(ctx); err != nil {
 		db.Close()
@@ -138,6 +152,8 @@ func dsn(abs string, busy time.Duration) string {
 	// if another connection wrote meanwhile). Read-only transactions still
 	// begin deferred.
 	q.Set("_txlock", "immediate")
+	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", CachePages))
+	q.Add("_pragma", fmt.Sprintf("soft_heap_limit(%d)", HeapLimit))
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}).String()
 }
 
@@ -151,7 +167,7 @@ func (db *DB) check(ctx context.Context) error {
 	}
 	defer conn.Close()
 	var mode string
-	var sync, fk int
+	var sync, fk, cache, heap int
 	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
 	}
@@ -161,8 +177,15 @@ func (db *DB) check(ctx context.Context) error {
 	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
 		return err
 	}
-	if mode != "wal" || sync != 2 || fk != 1 {
-		return fmt.Errorf("settings did not take: journal_mode %s, synchronous %d, foreign_keys %d (want wal, 2, 1)", mode, sync, fk)
+	if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA soft_heap_limit").Scan(&heap); err != nil {
+		return err
+	}
+	if mode != "wal" || sync != 2 || fk != 1 || cache != CachePages || heap != HeapLimit {
+		return fmt.Errorf("settings did not take: journal_mode %s, synchronous %d, foreign_keys %d, cache_size %d, soft_heap_limit %d (want wal, 2, 1, %d, %d)",
+			mode, sync, fk, cache, heap, CachePages, HeapLimit)
 	}
 	var ok string
 	if err := conn.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&ok); err != nil {
